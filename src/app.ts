@@ -1,0 +1,95 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { AppEnv } from "./env";
+import { EnvError } from "./env";
+import { ApiError, type ErrorCode, type FieldError, problemBody, statusToCode } from "./errors";
+import { createLogger, errorFields } from "./lib/logger";
+import { init } from "./middleware/init";
+import { adminRouter } from "./routes/admin/admin.index";
+import { healthRouter } from "./routes/health/health.index";
+import { meRouter } from "./routes/me/me.index";
+import { orgsRouter } from "./routes/orgs/orgs.index";
+import { webhooksRouter } from "./routes/webhooks/webhooks.index";
+
+/**
+ * Every router comes from here, so AppEnv reaches every handler and zod failures share one shape.
+ * @example export const healthRouter = createRouter().openapi(routes.health, (c) => c.json({ status: "ok" }, 200));
+ */
+export function createRouter() {
+	return new OpenAPIHono<AppEnv>({
+		strict: true,
+		defaultHook: (result) => {
+			if (!result.success) {
+				const errors: FieldError[] = result.error.issues.map((i) => ({
+					path: i.path.map(String).join(".") || "(root)",
+					message: i.message,
+				}));
+				throw new ApiError("VALIDATION_FAILED", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
+					errors,
+				});
+			}
+		},
+	});
+}
+
+function problem(c: Context<AppEnv>, code: ErrorCode, detail: string, headers: Record<string, string> = {}, errors?: FieldError[]) {
+	const requestId = c.get("requestId") ?? crypto.randomUUID();
+	const body = problemBody(code, detail, requestId, errors);
+	return new Response(JSON.stringify(body), {
+		status: body.status,
+		headers: { "content-type": "application/problem+json", "x-request-id": requestId, ...headers },
+	});
+}
+
+export function createApp() {
+	const app = createRouter();
+	app.use("*", init());
+
+	app.route("/", healthRouter);
+	app.route("/", meRouter);
+	app.route("/", orgsRouter);
+	app.route("/", webhooksRouter);
+	app.route("/", adminRouter);
+
+	app.doc31("/api/openapi.json", {
+		openapi: "3.1.0",
+		info: {
+			title: "Edge tenant backend",
+			version: "0.1.0",
+			description: "Multi-tenant SaaS API on Cloudflare Workers; Clerk session tokens, problem+json errors.",
+		},
+	});
+	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+		type: "http",
+		scheme: "bearer",
+		bearerFormat: "JWT",
+	});
+	app.get("/docs", (c) => c.html(DOCS_HTML));
+
+	app.notFound((c) => problem(c, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`));
+
+	app.onError((err, c) => {
+		if (err instanceof ApiError) return problem(c, err.code, err.detail, err.headers, err.errors);
+		if (err instanceof EnvError) {
+			(c.get("logger") ?? createLogger("error")).error("bad environment", { issues: err.issues });
+			return problem(c, "BAD_ENVIRONMENT", `service configuration is invalid: ${err.issues.map((i) => i.split(":")[0]).join(", ")}`);
+		}
+		if (err instanceof HTTPException) {
+			const code = statusToCode(err.status);
+			return problem(c, code, err.message || code.toLowerCase());
+		}
+		(c.get("logger") ?? createLogger("error")).error("unhandled error", errorFields(err));
+		return problem(c, "INTERNAL_SERVER_ERROR", "an unexpected error occurred");
+	});
+
+	return app;
+}
+
+export type App = ReturnType<typeof createApp>;
+
+const DOCS_HTML = `<!doctype html>
+<html><head><meta charset="utf-8"><title>API reference</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><script id="api-reference" data-url="/api/openapi.json"></script>
+<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script></body></html>`;

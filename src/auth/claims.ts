@@ -1,0 +1,102 @@
+import type { JWTPayload } from "jose";
+
+/** Who is calling, normalised from either Clerk session-token format. */
+export interface AuthContext {
+	userId: string;
+	sessionId: string | null;
+	/** Active organization; null when none, or when the session status is "pending". */
+	orgId: string | null;
+	orgSlug: string | null;
+	/** Normalised role key, e.g. "org:admin". */
+	orgRole: string | null;
+	orgPermissions: string[];
+	tokenVersion: 1 | 2;
+	/** Epoch seconds. */
+	expiresAt: number;
+}
+
+const LEGACY_ROLES: Record<string, string> = {
+	admin: "org:admin",
+	basic_member: "org:member",
+	member: "org:member",
+	"org:basic_member": "org:member",
+};
+
+/** Maps legacy keys (admin, basic_member) and v2's unprefixed keys to "org:<role>". */
+export function normalizeRoleKey(role: string): string {
+	const key = role.trim();
+	const legacy = LEGACY_ROLES[key];
+	if (legacy) return legacy;
+	return key.startsWith("org:") ? key : `org:${key}`;
+}
+
+const str = (v: unknown): string | null => (typeof v === "string" && v.length > 0 ? v : null);
+const csv = (v: unknown): string[] =>
+	typeof v === "string"
+		? v
+				.split(",")
+				.map((s) => s.trim())
+				.filter(Boolean)
+		: [];
+
+/**
+ * v2 permissions: `fea` lists features with a scope prefix ("o:reports", "uo:billing"); `o.per` lists
+ * permission names; `o.fpm` holds one bitmask per organization feature, bit i (least significant
+ * first) granting `org:<feature>:<per[i]>`.
+ */
+export function decodeV2Permissions(fea: unknown, per: unknown, fpm: unknown): string[] {
+	const features = csv(fea)
+		.map((f) => f.split(":"))
+		.filter(([scope, name]) => scope !== undefined && name && scope.includes("o"))
+		.map(([, name]) => name as string);
+	const perms = csv(per);
+	const masks = csv(fpm).map((m) => Number.parseInt(m, 10));
+	const out: string[] = [];
+	features.forEach((feature, i) => {
+		const mask = masks[i];
+		if (mask === undefined || !Number.isFinite(mask)) return;
+		perms.forEach((p, bit) => {
+			if ((mask >> bit) & 1) out.push(`org:${feature}:${p}`);
+		});
+	});
+	return out;
+}
+
+export function normalizeClaims(payload: JWTPayload): AuthContext {
+	const p = payload as Record<string, unknown>;
+	const pending = p.sts === "pending";
+	let orgId: string | null;
+	let orgSlug: string | null;
+	let role: string | null;
+	let permissions: string[];
+	let version: 1 | 2;
+
+	if (p.v === 2) {
+		version = 2;
+		const o = (typeof p.o === "object" && p.o !== null ? p.o : {}) as Record<string, unknown>;
+		orgId = str(o.id);
+		orgSlug = str(o.slg);
+		role = str(o.rol);
+		permissions = decodeV2Permissions(p.fea, o.per, o.fpm);
+	} else {
+		version = 1;
+		orgId = str(p.org_id);
+		orgSlug = str(p.org_slug);
+		role = str(p.org_role);
+		permissions = Array.isArray(p.org_permissions)
+			? p.org_permissions.filter((x): x is string => typeof x === "string")
+			: [];
+	}
+
+	const active = orgId !== null && !pending;
+	return {
+		userId: p.sub as string,
+		sessionId: str(p.sid),
+		orgId: active ? orgId : null,
+		orgSlug: active ? orgSlug : null,
+		orgRole: active && role ? normalizeRoleKey(role) : null,
+		orgPermissions: active ? permissions : [],
+		tokenVersion: version,
+		expiresAt: p.exp as number,
+	};
+}

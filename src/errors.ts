@@ -1,0 +1,156 @@
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+export const errorCodes = [
+	"BAD_REQUEST",
+	"VALIDATION_FAILED",
+	"UNAUTHORIZED",
+	"INVALID_TOKEN",
+	"FORBIDDEN",
+	"NOT_FOUND",
+	"CONFLICT",
+	"PAYLOAD_TOO_LARGE",
+	"UNSUPPORTED_MEDIA_TYPE",
+	"RATE_LIMITED",
+	"BAD_ENVIRONMENT",
+	"UPSTREAM_UNAVAILABLE",
+	"INTERNAL_SERVER_ERROR",
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export function codeToStatus(code: ErrorCode): ContentfulStatusCode {
+	switch (code) {
+		case "BAD_REQUEST":
+		case "VALIDATION_FAILED":
+		case "PAYLOAD_TOO_LARGE":
+			return 400;
+		case "UNAUTHORIZED":
+		case "INVALID_TOKEN":
+			return 401;
+		case "FORBIDDEN":
+			return 403;
+		case "NOT_FOUND":
+			return 404;
+		case "CONFLICT":
+			return 409;
+		case "UNSUPPORTED_MEDIA_TYPE":
+			return 415;
+		case "RATE_LIMITED":
+			return 429;
+		case "UPSTREAM_UNAVAILABLE":
+			return 503;
+		case "BAD_ENVIRONMENT":
+		case "INTERNAL_SERVER_ERROR":
+			return 500;
+	}
+}
+
+const titles: Record<ErrorCode, string> = {
+	BAD_REQUEST: "Bad request",
+	VALIDATION_FAILED: "Validation failed",
+	UNAUTHORIZED: "Authentication required",
+	INVALID_TOKEN: "Invalid token",
+	FORBIDDEN: "Forbidden",
+	NOT_FOUND: "Not found",
+	CONFLICT: "Conflict",
+	PAYLOAD_TOO_LARGE: "Payload too large",
+	UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
+	RATE_LIMITED: "Too many requests",
+	BAD_ENVIRONMENT: "Service misconfigured",
+	UPSTREAM_UNAVAILABLE: "Upstream unavailable",
+	INTERNAL_SERVER_ERROR: "Internal server error",
+};
+
+export interface FieldError {
+	path: string;
+	message: string;
+}
+
+/**
+ * The one error type handlers throw. `onError` renders it as problem+json.
+ * @example throw new ApiError("FORBIDDEN", "missing permission org:members:read")
+ */
+export class ApiError extends HTTPException {
+	readonly code: ErrorCode;
+	readonly detail: string;
+	readonly headers: Record<string, string>;
+	readonly errors?: FieldError[];
+
+	constructor(
+		code: ErrorCode,
+		detail: string,
+		opts: { headers?: Record<string, string>; errors?: FieldError[]; cause?: unknown } = {},
+	) {
+		super(codeToStatus(code), { message: detail, cause: opts.cause });
+		this.code = code;
+		this.detail = detail;
+		this.headers = opts.headers ?? {};
+		this.errors = opts.errors;
+	}
+}
+
+export interface Problem {
+	type: string;
+	title: string;
+	status: number;
+	detail: string;
+	requestId: string;
+	code: ErrorCode;
+	errors?: FieldError[];
+}
+
+export function problemBody(
+	code: ErrorCode,
+	detail: string,
+	requestId: string,
+	errors?: FieldError[],
+): Problem {
+	return {
+		type: `https://errors.edge-tenant.dev/${code.toLowerCase().replaceAll("_", "-")}`,
+		title: titles[code],
+		status: codeToStatus(code),
+		detail,
+		requestId,
+		code,
+		...(errors ? { errors } : {}),
+	};
+}
+
+/** A problem+json Response, for places outside Hono's onError (queue, entry). */
+export function problemResponse(
+	code: ErrorCode,
+	detail: string,
+	requestId: string,
+	headers: Record<string, string> = {},
+	errors?: FieldError[],
+): Response {
+	return new Response(JSON.stringify(problemBody(code, detail, requestId, errors)), {
+		status: codeToStatus(code),
+		headers: { "content-type": "application/problem+json", "x-request-id": requestId, ...headers },
+	});
+}
+
+export function statusToCode(status: number): ErrorCode {
+	switch (status) {
+		case 400:
+			return "BAD_REQUEST";
+		case 401:
+			return "UNAUTHORIZED";
+		case 403:
+			return "FORBIDDEN";
+		case 404:
+			return "NOT_FOUND";
+		case 409:
+			return "CONFLICT";
+		case 413:
+			return "PAYLOAD_TOO_LARGE";
+		case 415:
+			return "UNSUPPORTED_MEDIA_TYPE";
+		case 429:
+			return "RATE_LIMITED";
+		case 503:
+			return "UPSTREAM_UNAVAILABLE";
+		default:
+			return status >= 500 ? "INTERNAL_SERVER_ERROR" : "BAD_REQUEST";
+	}
+}

@@ -1,0 +1,45 @@
+import { getCookie } from "hono/cookie";
+import { createMiddleware } from "hono/factory";
+import { TokenError, verifierFor } from "../auth/verifier";
+import type { AppEnv } from "../env";
+import { ApiError } from "../errors";
+
+const INVALID = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
+const MISSING = { "WWW-Authenticate": "Bearer" };
+
+/** Exactly "Bearer <token>", case-insensitive scheme, one space, no trailing junk. */
+function bearer(header: string | undefined): string | null | undefined {
+	if (header === undefined) return undefined;
+	const m = /^Bearer ([^\s]+)$/i.exec(header);
+	return m ? (m[1] as string) : null;
+}
+
+/**
+ * Verifies the Clerk session token from `Authorization: Bearer` or the `__session` cookie and sets
+ * `c.var.auth`. Every failure is a 401 problem with WWW-Authenticate; the reason is only logged.
+ * Identity headers sent by the client (X-User-Id, X-Org-Id, …) are never read.
+ * @example router.openapi(createRoute({ middleware: [requireAuth()], ... }), handler)
+ */
+export function requireAuth() {
+	return createMiddleware<AppEnv>(async (c, next) => {
+		const fromHeader = bearer(c.req.header("authorization"));
+		if (fromHeader === null) throw new ApiError("INVALID_TOKEN", "malformed Authorization header", { headers: INVALID });
+		const token = fromHeader ?? getCookie(c, "__session");
+		if (!token) throw new ApiError("UNAUTHORIZED", "a session token is required", { headers: MISSING });
+
+		const verifier = verifierFor(c.get("config"));
+		try {
+			c.set("auth", await verifier.verify(token));
+		} catch (err) {
+			if (!(err instanceof TokenError)) throw err;
+			c.get("logger").info("token rejected", { reason: err.reason });
+			if (err.upstream) {
+				throw new ApiError("UPSTREAM_UNAVAILABLE", "session keys are unavailable, try again", {
+					headers: { "Retry-After": "5" },
+				});
+			}
+			throw new ApiError("INVALID_TOKEN", "the session token is invalid or expired", { headers: INVALID });
+		}
+		await next();
+	});
+}

@@ -1,0 +1,45 @@
+import { eq } from "drizzle-orm";
+import { createRouter } from "../../app";
+import { users } from "../../db/schema";
+import { ApiError } from "../../errors";
+import { resolveOrgAccess } from "../../services/access";
+import * as routes from "./me.routes";
+
+export const meRouter = createRouter().openapi(routes.me, async (c) => {
+	const auth = c.get("auth");
+	const db = c.get("db");
+	const [userRows, access] = await Promise.all([
+		db
+			.select({ id: users.id, email: users.email, firstName: users.firstName, lastName: users.lastName, deletedAt: users.deletedAt })
+			.from(users)
+			.where(eq(users.id, auth.userId)),
+		auth.orgId
+			? resolveOrgAccess(db, auth, auth.orgId).catch((err) => {
+					// An active organization the caller no longer belongs to is reported as none.
+					if (err instanceof ApiError && (err.code === "FORBIDDEN" || err.code === "NOT_FOUND")) return null;
+					throw err;
+				})
+			: null,
+	]);
+	const row = userRows[0];
+	if (row?.deletedAt) throw new ApiError("INVALID_TOKEN", "the user has been deleted", { headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' } });
+	return c.json(
+		{
+			user: {
+				id: auth.userId,
+				email: row?.email ?? null,
+				firstName: row?.firstName ?? null,
+				lastName: row?.lastName ?? null,
+			},
+			organization: access
+				? {
+						id: access.organization.id,
+						slug: access.organization.slug ?? auth.orgSlug,
+						role: access.role,
+						permissions: [...access.permissions].sort(),
+					}
+				: null,
+		},
+		200,
+	);
+});

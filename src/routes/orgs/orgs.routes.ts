@@ -1,0 +1,105 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireAuth } from "../../middleware/auth";
+import { requireOrgMember, requirePermission, requireRole } from "../../middleware/authorize";
+import { CursorQuery, jsonContent, OrgIdParam, orgErrors } from "../../openapi";
+
+export const OrganizationSchema = z
+	.object({
+		id: z.string(),
+		name: z.string().nullable(),
+		slug: z.string().nullable(),
+		imageUrl: z.string().nullable(),
+		plan: z.string(),
+		createdAt: z.number().int(),
+		updatedAt: z.number().int(),
+		role: z.string().openapi({ description: "The caller's role in this organization" }),
+	})
+	.openapi("Organization");
+
+export const MemberSchema = z
+	.object({
+		id: z.string(),
+		userId: z.string(),
+		role: z.string(),
+		email: z.string().nullable(),
+		firstName: z.string().nullable(),
+		lastName: z.string().nullable(),
+		createdAt: z.number().int(),
+	})
+	.openapi("Member");
+
+export const EventSchema = z
+	.object({
+		svixId: z.string(),
+		type: z.string(),
+		entityId: z.string().nullable(),
+		receivedAt: z.number().int(),
+		processedAt: z.number().int().nullable(),
+		outcome: z.string(),
+	})
+	.openapi("IdentityEvent");
+
+const page = <T extends z.ZodType>(item: T, name: string) =>
+	z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
+
+const member = [requireAuth(), requireOrgMember()];
+
+export const getOrg = createRoute({
+	method: "get",
+	path: "/api/orgs/{orgId}",
+	tags: ["organizations"],
+	summary: "An organization the caller belongs to",
+	security: [{ bearer: [] }],
+	middleware: member,
+	request: { params: OrgIdParam },
+	responses: { 200: jsonContent(OrganizationSchema, "The organization"), ...orgErrors },
+});
+
+export const listMembers = createRoute({
+	method: "get",
+	path: "/api/orgs/{orgId}/members",
+	tags: ["organizations"],
+	summary: "Members of the organization (org:members:read)",
+	security: [{ bearer: [] }],
+	middleware: [...member, requirePermission("org:members:read")],
+	request: { params: OrgIdParam, query: CursorQuery },
+	responses: { 200: jsonContent(page(MemberSchema, "MemberPage"), "A page of members"), ...orgErrors },
+});
+
+export const adminData = createRoute({
+	method: "get",
+	path: "/api/orgs/{orgId}/admin-data",
+	tags: ["organizations"],
+	summary: "Admin-only summary (role org:admin)",
+	security: [{ bearer: [] }],
+	middleware: [...member, requireRole("org:admin")],
+	request: { params: OrgIdParam },
+	responses: {
+		200: jsonContent(
+			z
+				.object({
+					organizationId: z.string(),
+					memberCount: z.number().int(),
+					admins: z.number().int(),
+					pendingInvitations: z.number().int(),
+				})
+				.openapi("AdminData"),
+			"Admin data",
+		),
+		...orgErrors,
+	},
+});
+
+export const listEvents = createRoute({
+	method: "get",
+	path: "/api/orgs/{orgId}/events",
+	tags: ["organizations"],
+	summary: "Identity events received for the organization (org:admin)",
+	security: [{ bearer: [] }],
+	middleware: [...member, requireRole("org:admin")],
+	request: {
+		params: OrgIdParam,
+		query: CursorQuery.extend({ type: z.string().max(100).optional().openapi({ example: "user.updated" }) }),
+	},
+	responses: { 200: jsonContent(page(EventSchema, "EventPage"), "A page of events, newest first"), ...orgErrors },
+});

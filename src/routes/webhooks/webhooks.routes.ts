@@ -1,0 +1,29 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { commonErrors, jsonContent, problem } from "../../openapi";
+
+export const WebhookAccepted = z
+	.object({ status: z.literal("queued"), svixId: z.string() })
+	.openapi("WebhookAccepted");
+
+export const clerkWebhook = createRoute({
+	method: "post",
+	path: "/api/webhooks/clerk",
+	tags: ["webhooks"],
+	summary: "Clerk (Svix-signed) webhook",
+	description:
+		"Verifies svix-id / svix-timestamp / svix-signature over the raw body (5 min tolerance), then queues the event. " +
+		"202 only once the queue accepted it; 503 otherwise so Clerk retries. Body cap 96 KiB.",
+	request: {
+		headers: z.object({
+			"svix-id": z.string().optional(),
+			"svix-timestamp": z.string().optional(),
+			"svix-signature": z.string().optional(),
+		}),
+	},
+	responses: {
+		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
+		...commonErrors,
+		401: problem("Signature missing, invalid, stale or from the future"),
+		503: problem("Queue unavailable; the sender should retry"),
+	},
+});

@@ -1,0 +1,168 @@
+import { and, eq, sql } from "drizzle-orm";
+import type { AuthContext } from "../auth/claims";
+import type { Database } from "../db/client";
+import { memberships, organizations, users } from "../db/schema";
+import { ApiError } from "../errors";
+import { TtlCache } from "../lib/ttl-cache";
+
+export interface OrgSummary {
+	id: string;
+	name: string | null;
+	slug: string | null;
+	imageUrl: string | null;
+	plan: string;
+	createdAt: number;
+	updatedAt: number;
+}
+
+/** The caller's standing in one organization, resolved from D1 (falling back to the token). */
+export interface OrgAccess {
+	organization: OrgSummary;
+	role: string;
+	permissions: string[];
+	source: "d1" | "token";
+}
+
+interface Lookup {
+	organization: OrgSummary | null;
+	/** undefined: no row at all; null role: a deleted (tombstoned) membership. */
+	membership: { role: string | null } | undefined;
+	rolePermissions: string[];
+}
+
+export const ACCESS_CACHE_TTL_MS = 5_000;
+// Organization + membership lookups, 5 s per (org, user) in this isolate. The webhook consumer
+// evicts entries it changes (see invalidateAccess); other isolates see a change within 5 s.
+const accessCache = new TtlCache<string, Lookup>(10_000);
+
+export function invalidateAccess(orgId: string, userId?: string): void {
+	if (userId) accessCache.delete(`${orgId}|${userId}`);
+	else accessCache.deleteWhere((k) => k.startsWith(`${orgId}|`));
+}
+
+export function clearAccessCache(): void {
+	accessCache.clear();
+}
+
+async function lookup(db: Database, orgId: string, userId: string): Promise<Lookup> {
+	const key = `${orgId}|${userId}`;
+	const hit = accessCache.get(key);
+	if (hit) return hit;
+	// One round trip: the organization, the membership (tombstones included) and its role's permissions.
+	const [orgRows, memberRows, permRows] = await db.batch([
+		db
+			.select({
+				id: organizations.id,
+				name: organizations.name,
+				slug: organizations.slug,
+				imageUrl: organizations.imageUrl,
+				plan: organizations.plan,
+				createdAt: organizations.createdAt,
+				updatedAt: organizations.updatedAt,
+			})
+			.from(organizations)
+			.where(and(eq(organizations.id, orgId), sql`${organizations.deletedAt} IS NULL`)),
+		db
+			.select({ role: memberships.role, deletedAt: memberships.deletedAt })
+			.from(memberships)
+			.where(and(eq(memberships.organizationId, orgId), eq(memberships.userId, userId))),
+		db.all<{ key: string }>(sql`
+			SELECT p.key AS key FROM memberships m
+			JOIN roles r ON r.key = m.role AND (r.organization_id IS NULL OR r.organization_id = m.organization_id)
+				AND r.deleted_at IS NULL
+			JOIN role_permissions rp ON rp.role_id = r.id
+			JOIN permissions p ON p.id = rp.permission_id AND p.deleted_at IS NULL
+			WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL`),
+	]);
+	const m = memberRows[0];
+	const result: Lookup = {
+		organization: orgRows[0] ?? null,
+		membership: m === undefined ? undefined : { role: m.deletedAt === null ? m.role : null },
+		rolePermissions: [...new Set((permRows as { key: string }[]).map((r) => r.key))],
+	};
+	accessCache.set(key, result, ACCESS_CACHE_TTL_MS);
+	return result;
+}
+
+async function permissionsOfRole(db: Database, orgId: string, role: string): Promise<string[]> {
+	const rows = await db.all<{ key: string }>(sql`
+		SELECT p.key AS key FROM roles r
+		JOIN role_permissions rp ON rp.role_id = r.id
+		JOIN permissions p ON p.id = rp.permission_id AND p.deleted_at IS NULL
+		WHERE r.key = ${role} AND (r.organization_id IS NULL OR r.organization_id = ${orgId}) AND r.deleted_at IS NULL`);
+	return rows.map((r) => r.key);
+}
+
+/**
+ * Resolves what `auth` may do in `orgId`. D1 (synced from Clerk webhooks) is the source of truth.
+ * Only for the token's own active organization, and only while D1 has no membership row at all,
+ * the token's org claims are trusted and the membership is upserted as a placeholder that the
+ * webhook later overwrites. 404 for an unknown or deleted organization, 403 for a non-member.
+ */
+export async function resolveOrgAccess(db: Database, auth: AuthContext, orgId: string): Promise<OrgAccess> {
+	const found = await lookup(db, orgId, auth.userId);
+	const tokenOrg = auth.orgId === orgId && auth.orgRole !== null;
+
+	if (found.membership?.role) {
+		const role = found.membership.role;
+		if (!found.organization) throw new ApiError("NOT_FOUND", "organization not found");
+		// The token's own permissions count only while it agrees with D1 on the role.
+		const extra = tokenOrg && auth.orgRole === role ? auth.orgPermissions : [];
+		return {
+			organization: found.organization,
+			role,
+			permissions: [...new Set([...found.rolePermissions, ...extra])],
+			source: "d1",
+		};
+	}
+
+	if (found.membership === undefined && tokenOrg) {
+		const organization = found.organization ?? (await upsertPlaceholderOrg(db, orgId, auth.orgSlug));
+		if (!organization) throw new ApiError("NOT_FOUND", "organization not found");
+		const role = auth.orgRole as string;
+		await upsertPlaceholderMembership(db, orgId, auth.userId, role);
+		accessCache.delete(`${orgId}|${auth.userId}`);
+		const rolePerms = await permissionsOfRole(db, orgId, role);
+		return {
+			organization,
+			role,
+			permissions: [...new Set([...rolePerms, ...auth.orgPermissions])],
+			source: "token",
+		};
+	}
+
+	if (!found.organization) throw new ApiError("NOT_FOUND", "organization not found");
+	throw new ApiError("FORBIDDEN", "not a member of this organization");
+}
+
+async function upsertPlaceholderOrg(db: Database, orgId: string, slug: string | null): Promise<OrgSummary | null> {
+	const now = Date.now();
+	await db
+		.insert(organizations)
+		.values({ id: orgId, slug, sourceUpdatedAt: 0, createdAt: now, updatedAt: now })
+		.onConflictDoNothing();
+	const [row] = await db
+		.select()
+		.from(organizations)
+		.where(and(eq(organizations.id, orgId), sql`${organizations.deletedAt} IS NULL`));
+	return row ?? null;
+}
+
+async function upsertPlaceholderMembership(db: Database, orgId: string, userId: string, role: string) {
+	const now = Date.now();
+	await db.batch([
+		db.insert(users).values({ id: userId, sourceUpdatedAt: 0, createdAt: now, updatedAt: now }).onConflictDoNothing(),
+		db
+			.insert(memberships)
+			.values({
+				id: `pending_${orgId}_${userId}`,
+				organizationId: orgId,
+				userId,
+				role,
+				sourceUpdatedAt: 0,
+				createdAt: now,
+				updatedAt: now,
+			})
+			.onConflictDoNothing(),
+	]);
+}
