@@ -1,5 +1,5 @@
-import { inArray, sql } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
+import { inArray, type SQL, sql } from "drizzle-orm";
+import { runBatch } from "../db/batch";
 import { createDb, type Database } from "../db/client";
 import { events } from "../db/schema";
 import type { Env } from "../env";
@@ -32,7 +32,7 @@ interface Planned {
 	msg: Message<unknown>;
 	body: WebhookMessage;
 	plan: SyncPlan;
-	statements: BatchItem<"sqlite">[];
+	statements: SQL[];
 }
 
 function parseMessage(msg: Message<unknown>, logger: Logger): WebhookMessage | null {
@@ -45,19 +45,19 @@ function parseMessage(msg: Message<unknown>, logger: Logger): WebhookMessage | n
 	return parsed.data;
 }
 
-function eventRow(db: Database, body: WebhookMessage, plan: SyncPlan | null, now: number, envelopeOk: boolean) {
+function eventRow(body: WebhookMessage, plan: SyncPlan | null, now: number, envelopeOk: boolean) {
 	const outcome = !envelopeOk || plan?.ignored
 		? sql`'ignored'`
 		: plan?.staleCheck
 			? sql`CASE WHEN coalesce(${plan.staleCheck}, 0) = 1 THEN 'stale' ELSE 'processed' END`
 			: sql`'processed'`;
-	return db.run(sql`
+	return sql`
 		INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at,
 			processed_at, outcome, attempts)
 		VALUES (${body.svixId}, ${plan?.organizationId ?? null}, ${body.source}, ${body.type}, ${plan?.entityId ?? null},
 			${body.body}, ${body.timestamp}, ${body.receivedAt}, ${now}, ${outcome}, 1)
 		ON CONFLICT (svix_id) DO UPDATE SET organization_id = excluded.organization_id, entity_id = excluded.entity_id,
-			processed_at = excluded.processed_at, outcome = excluded.outcome, attempts = events.attempts + 1, error = NULL`);
+			processed_at = excluded.processed_at, outcome = excluded.outcome, attempts = events.attempts + 1, error = NULL`;
 }
 
 function plan(db: Database, msg: Message<unknown>, body: WebhookMessage, now: number): Planned {
@@ -69,10 +69,10 @@ function plan(db: Database, msg: Message<unknown>, body: WebhookMessage, now: nu
 	}
 	if (!envelope?.success) {
 		// Verified but not an event we can read: keep it (outcome ignored) rather than retry forever.
-		return { msg, body, plan: emptyPlan(), statements: [eventRow(db, body, null, now, false)] };
+		return { msg, body, plan: emptyPlan(), statements: [eventRow(body, null, now, false)] };
 	}
-	const p = planClerkEvent(db, envelope.data, body.timestamp, now);
-	return { msg, body, plan: p, statements: [...p.statements, eventRow(db, body, p, now, true)] };
+	const p = planClerkEvent(envelope.data, body.timestamp, now);
+	return { msg, body, plan: p, statements: [...p.statements, eventRow(body, p, now, true)] };
 }
 
 function emptyPlan(): SyncPlan {
@@ -132,7 +132,7 @@ export async function processWebhookBatch(db: Database, batch: MessageBatch<unkn
 
 	const all = todo.flatMap((t) => t.statements);
 	try {
-		await db.batch(all as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+		await runBatch(db.$client, all);
 		for (const t of todo) {
 			invalidate(t.plan);
 			t.msg.ack();
@@ -146,7 +146,7 @@ export async function processWebhookBatch(db: Database, batch: MessageBatch<unkn
 
 	for (const t of todo) {
 		try {
-			await db.batch(t.statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+			await runBatch(db.$client, t.statements);
 			invalidate(t.plan);
 			t.msg.ack();
 		} catch (err) {
@@ -183,7 +183,7 @@ export async function recordDeadLetters(db: Database, batch: MessageBatch<unknow
 		let entityId: string | null = null;
 		try {
 			const env = ClerkEnvelopeSchema.parse(JSON.parse(body.body));
-			const p = planClerkEvent(db, env, body.timestamp, now);
+			const p = planClerkEvent(env, body.timestamp, now);
 			organizationId = p.organizationId;
 			entityId = p.entityId;
 		} catch {

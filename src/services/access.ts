@@ -1,5 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { AuthContext } from "../auth/claims";
+import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
 import { memberships, organizations, users } from "../db/schema";
 import { ApiError } from "../errors";
@@ -49,36 +50,25 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 	const hit = accessCache.get(key);
 	if (hit) return hit;
 	// One round trip: the organization, the membership (tombstones included) and its role's permissions.
-	const [orgRows, memberRows, permRows] = await db.batch([
-		db
-			.select({
-				id: organizations.id,
-				name: organizations.name,
-				slug: organizations.slug,
-				imageUrl: organizations.imageUrl,
-				plan: organizations.plan,
-				createdAt: organizations.createdAt,
-				updatedAt: organizations.updatedAt,
-			})
-			.from(organizations)
-			.where(and(eq(organizations.id, orgId), sql`${organizations.deletedAt} IS NULL`)),
-		db
-			.select({ role: memberships.role, deletedAt: memberships.deletedAt })
-			.from(memberships)
-			.where(and(eq(memberships.organizationId, orgId), eq(memberships.userId, userId))),
-		db.all<{ key: string }>(sql`
-			SELECT p.key AS key FROM memberships m
+	const [orgRes, memberRes, permRes] = await runBatch(db.$client, [
+		sql`SELECT id, name, slug, image_url AS imageUrl, plan, created_at AS createdAt, updated_at AS updatedAt
+			FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL`,
+		sql`SELECT role, deleted_at AS deletedAt FROM memberships WHERE organization_id = ${orgId} AND user_id = ${userId}`,
+		sql`SELECT DISTINCT p.key AS key FROM memberships m
 			JOIN roles r ON r.key = m.role AND (r.organization_id IS NULL OR r.organization_id = m.organization_id)
 				AND r.deleted_at IS NULL
 			JOIN role_permissions rp ON rp.role_id = r.id
 			JOIN permissions p ON p.id = rp.permission_id AND p.deleted_at IS NULL
-			WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL`),
+			WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL`,
 	]);
+	const orgRows = (orgRes?.results ?? []) as unknown as OrgSummary[];
+	const memberRows = (memberRes?.results ?? []) as unknown as { role: string; deletedAt: number | null }[];
+	const permRows = (permRes?.results ?? []) as unknown as { key: string }[];
 	const m = memberRows[0];
 	const result: Lookup = {
 		organization: orgRows[0] ?? null,
 		membership: m === undefined ? undefined : { role: m.deletedAt === null ? m.role : null },
-		rolePermissions: [...new Set((permRows as { key: string }[]).map((r) => r.key))],
+		rolePermissions: permRows.map((r) => r.key),
 	};
 	accessCache.set(key, result, ACCESS_CACHE_TTL_MS);
 	return result;

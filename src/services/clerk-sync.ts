@@ -1,7 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
 import { normalizeRoleKey } from "../auth/claims";
-import type { Database } from "../db/client";
 import type { ClerkEnvelope } from "../queue/messages";
 
 /**
@@ -14,7 +12,7 @@ import type { ClerkEnvelope } from "../queue/messages";
  * (source_updated_at = 0) that the real event later fills in.
  */
 export interface SyncPlan {
-	statements: BatchItem<"sqlite">[];
+	statements: SQL[];
 	organizationId: string | null;
 	entityId: string | null;
 	/** SQL evaluating to 1 when, after the statements ran, the event turned out older than stored state. */
@@ -39,50 +37,50 @@ function primaryEmail(d: Data): string | null {
 	return s(primary?.email_address);
 }
 
-function upsertUser(db: Database, d: Data, ts: number, now: number) {
-	return db.run(sql`
+function upsertUser(d: Data, ts: number, now: number) {
+	return sql`
 		INSERT INTO users (id, email, first_name, last_name, image_url, source_updated_at, created_at, updated_at)
 		VALUES (${d.id}, ${primaryEmail(d)}, ${s(d.first_name)}, ${s(d.last_name)}, ${s(d.image_url)}, ${ts},
 			${ms(n(d.created_at)) ?? now}, ${now})
 		ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name,
 			last_name = excluded.last_name, image_url = excluded.image_url,
 			source_updated_at = excluded.source_updated_at, created_at = excluded.created_at, updated_at = excluded.updated_at
-		WHERE users.deleted_at IS NULL AND excluded.source_updated_at >= users.source_updated_at`);
+		WHERE users.deleted_at IS NULL AND excluded.source_updated_at >= users.source_updated_at`;
 }
 
-function upsertOrg(db: Database, d: Data, ts: number, now: number) {
-	return db.run(sql`
+function upsertOrg(d: Data, ts: number, now: number) {
+	return sql`
 		INSERT INTO organizations (id, name, slug, image_url, source_updated_at, created_at, updated_at)
 		VALUES (${d.id}, ${s(d.name)}, ${s(d.slug)}, ${s(d.image_url)}, ${ts}, ${ms(n(d.created_at)) ?? now}, ${now})
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, slug = excluded.slug, image_url = excluded.image_url,
 			source_updated_at = excluded.source_updated_at, created_at = excluded.created_at, updated_at = excluded.updated_at
-		WHERE organizations.deleted_at IS NULL AND excluded.source_updated_at >= organizations.source_updated_at`);
+		WHERE organizations.deleted_at IS NULL AND excluded.source_updated_at >= organizations.source_updated_at`;
 }
 
-function softDelete(db: Database, table: "users" | "organizations", id: string, ts: number, now: number) {
+function softDelete(table: "users" | "organizations", id: string, ts: number, now: number) {
 	const t = sql.raw(table);
-	return db.run(sql`
+	return sql`
 		INSERT INTO ${t} (id, source_updated_at, created_at, updated_at, deleted_at) VALUES (${id}, ${ts}, ${now}, ${now}, ${ts})
 		ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at, updated_at = excluded.updated_at,
 			source_updated_at = max(${t}.source_updated_at, excluded.source_updated_at)
-		WHERE ${t}.deleted_at IS NULL`);
+		WHERE ${t}.deleted_at IS NULL`;
 }
 
 /** Placeholders for a membership's user/organization; filled in (not overwritten) until the real event. */
-function placeholders(db: Database, orgId: string, org: Data, userId: string, user: Data, now: number) {
+function placeholders(orgId: string, org: Data, userId: string, user: Data, now: number) {
 	const orgTs = ms(n(org.updated_at));
 	return [
 		orgTs !== null && s(org.id) === orgId
-			? upsertOrg(db, org, orgTs, now)
-			: db.run(sql`INSERT INTO organizations (id, source_updated_at, created_at, updated_at) VALUES (${orgId}, 0, ${now}, ${now})
-				ON CONFLICT (id) DO NOTHING`),
-		db.run(sql`
+			? upsertOrg(org, orgTs, now)
+			: sql`INSERT INTO organizations (id, source_updated_at, created_at, updated_at) VALUES (${orgId}, 0, ${now}, ${now})
+				ON CONFLICT (id) DO NOTHING`,
+		sql`
 			INSERT INTO users (id, email, first_name, last_name, image_url, source_updated_at, created_at, updated_at)
 			VALUES (${userId}, ${s(user.identifier)}, ${s(user.first_name)}, ${s(user.last_name)}, ${s(user.image_url)}, 0, ${now}, ${now})
 			ON CONFLICT (id) DO UPDATE SET email = coalesce(users.email, excluded.email),
 				first_name = coalesce(users.first_name, excluded.first_name), last_name = coalesce(users.last_name, excluded.last_name),
 				image_url = coalesce(users.image_url, excluded.image_url)
-			WHERE users.source_updated_at = 0 AND users.deleted_at IS NULL`),
+			WHERE users.source_updated_at = 0 AND users.deleted_at IS NULL`,
 	];
 }
 
@@ -90,7 +88,7 @@ const staleRow = (table: string, column: string, id: string, ts: number, deleted
 	sql`(SELECT CASE WHEN source_updated_at > ${ts}${deletedBlocks ? sql` OR deleted_at IS NOT NULL` : sql``} THEN 1 ELSE 0 END
 		FROM ${sql.raw(table)} WHERE ${sql.raw(column)} = ${id})`;
 
-export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number, now: number): SyncPlan {
+export function planClerkEvent(env: ClerkEnvelope, eventTs: number, now: number): SyncPlan {
 	const d = env.data;
 	const id = s(d.id);
 	const plan: SyncPlan = {
@@ -111,14 +109,14 @@ export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number
 		case "user.created":
 		case "user.updated": {
 			if (!id) return ignore();
-			plan.statements.push(upsertUser(db, d, objectTs, now));
+			plan.statements.push(upsertUser(d, objectTs, now));
 			plan.staleCheck = staleRow("users", "id", id, objectTs, true);
 			plan.invalidate = { all: true };
 			return plan;
 		}
 		case "user.deleted": {
 			if (!id) return ignore();
-			plan.statements.push(softDelete(db, "users", id, eventTs, now));
+			plan.statements.push(softDelete("users", id, eventTs, now));
 			plan.invalidate = { all: true };
 			return plan;
 		}
@@ -126,7 +124,7 @@ export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number
 		case "organization.updated": {
 			if (!id) return ignore();
 			plan.organizationId = id;
-			plan.statements.push(upsertOrg(db, d, objectTs, now));
+			plan.statements.push(upsertOrg(d, objectTs, now));
 			plan.staleCheck = staleRow("organizations", "id", id, objectTs, true);
 			plan.invalidate = { orgId: id };
 			return plan;
@@ -134,7 +132,7 @@ export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number
 		case "organization.deleted": {
 			if (!id) return ignore();
 			plan.organizationId = id;
-			plan.statements.push(softDelete(db, "organizations", id, eventTs, now));
+			plan.statements.push(softDelete("organizations", id, eventTs, now));
 			plan.invalidate = { orgId: id };
 			return plan;
 		}
@@ -148,12 +146,12 @@ export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number
 			const role = s(d.role);
 			if (!id || !orgId || !userId || !role) return ignore();
 			plan.organizationId = orgId;
-			plan.statements.push(...placeholders(db, orgId, org, userId, user, now));
+			plan.statements.push(...placeholders(orgId, org, userId, user, now));
 			const deleted = env.type === "organizationMembership.deleted";
 			// A deletion is ordered by when it happened (the envelope), not the object's last update.
 			const ts = deleted ? Math.max(eventTs, objectTs) : objectTs;
 			plan.statements.push(
-				db.run(sql`
+				sql`
 					INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at, deleted_at)
 					VALUES (${id}, ${orgId}, ${userId}, ${normalizeRoleKey(role)}, ${ts}, ${ms(n(d.created_at)) ?? now}, ${now},
 						${deleted ? ts : null})
@@ -161,7 +159,7 @@ export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number
 						source_updated_at = excluded.source_updated_at, created_at = excluded.created_at,
 						updated_at = excluded.updated_at, deleted_at = excluded.deleted_at
 					WHERE excluded.source_updated_at > memberships.source_updated_at
-						OR (excluded.source_updated_at = memberships.source_updated_at AND memberships.deleted_at IS NULL)`),
+						OR (excluded.source_updated_at = memberships.source_updated_at AND memberships.deleted_at IS NULL)`,
 			);
 			plan.staleCheck = sql`(SELECT CASE WHEN source_updated_at > ${ts} OR (source_updated_at = ${ts}
 				AND (deleted_at IS NULL) <> ${deleted ? 0 : 1}) THEN 1 ELSE 0 END
@@ -177,13 +175,13 @@ export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number
 			plan.organizationId = orgId;
 			const status = s(d.status) ?? env.type.split(".")[1] ?? "pending";
 			plan.statements.push(
-				db.run(sql`
+				sql`
 					INSERT INTO invitations (id, organization_id, email, role, status, source_updated_at, created_at, updated_at)
 					VALUES (${id}, ${orgId}, ${s(d.email_address) ?? ""}, ${normalizeRoleKey(s(d.role) ?? "org:member")}, ${status},
 						${objectTs}, ${ms(n(d.created_at)) ?? now}, ${now})
 					ON CONFLICT (id) DO UPDATE SET status = excluded.status, role = excluded.role,
 						source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
-					WHERE excluded.source_updated_at >= invitations.source_updated_at`),
+					WHERE excluded.source_updated_at >= invitations.source_updated_at`,
 			);
 			plan.staleCheck = staleRow("invitations", "id", id, objectTs, false);
 			return plan;
@@ -196,32 +194,32 @@ export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number
 				.map((p) => ({ id: s(p.id), key: s(p.key), name: s(p.name) }))
 				.filter((p): p is { id: string; key: string; name: string | null } => !!p.id && !!p.key);
 			plan.statements.push(
-				db.run(sql`
+				sql`
 					INSERT INTO roles (id, organization_id, key, name, description, is_system, source_updated_at, created_at, updated_at)
 					VALUES (${id}, NULL, ${normalizeRoleKey(key)}, ${s(d.name) ?? key}, ${s(d.description)}, 0, ${objectTs},
 						${ms(n(d.created_at)) ?? now}, ${now})
 					ON CONFLICT (id) DO UPDATE SET key = excluded.key, name = excluded.name, description = excluded.description,
 						source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at, deleted_at = NULL
-					WHERE roles.deleted_at IS NULL AND excluded.source_updated_at >= roles.source_updated_at`),
+					WHERE roles.deleted_at IS NULL AND excluded.source_updated_at >= roles.source_updated_at`,
 			);
 			for (const p of perms) {
 				plan.statements.push(
-					db.run(sql`INSERT INTO permissions (id, key, name, source_updated_at, created_at, updated_at)
-						VALUES (${p.id}, ${p.key}, ${p.name ?? p.key}, 0, ${now}, ${now}) ON CONFLICT DO NOTHING`),
+					sql`INSERT INTO permissions (id, key, name, source_updated_at, created_at, updated_at)
+						VALUES (${p.id}, ${p.key}, ${p.name ?? p.key}, 0, ${now}, ${now}) ON CONFLICT DO NOTHING`,
 				);
 			}
 			// Replace the role's permission set only if this event is the one now stored.
 			plan.statements.push(
-				db.run(sql`DELETE FROM role_permissions WHERE role_id = (SELECT id FROM roles WHERE id = ${id} AND source_updated_at = ${objectTs})`),
+				sql`DELETE FROM role_permissions WHERE role_id = (SELECT id FROM roles WHERE id = ${id} AND source_updated_at = ${objectTs})`,
 			);
 			if (perms.length > 0) {
 				plan.statements.push(
-					db.run(sql`INSERT OR IGNORE INTO role_permissions (role_id, permission_id)
+					sql`INSERT OR IGNORE INTO role_permissions (role_id, permission_id)
 						SELECT r.id, p.id FROM roles r JOIN permissions p ON p.key IN (${sql.join(
 							perms.map((p) => sql`${p.key}`),
 							sql`, `,
 						)})
-						WHERE r.id = ${id} AND r.source_updated_at = ${objectTs}`),
+						WHERE r.id = ${id} AND r.source_updated_at = ${objectTs}`,
 				);
 			}
 			plan.staleCheck = staleRow("roles", "id", id, objectTs, true);
@@ -233,8 +231,8 @@ export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number
 			if (!id) return ignore();
 			const table = sql.raw(env.type === "role.deleted" ? "roles" : "permissions");
 			plan.statements.push(
-				db.run(sql`UPDATE ${table} SET deleted_at = ${eventTs}, updated_at = ${now}, source_updated_at = max(source_updated_at, ${eventTs})
-					WHERE id = ${id} AND is_system = 0 AND deleted_at IS NULL`),
+				sql`UPDATE ${table} SET deleted_at = ${eventTs}, updated_at = ${now}, source_updated_at = max(source_updated_at, ${eventTs})
+					WHERE id = ${id} AND is_system = 0 AND deleted_at IS NULL`,
 			);
 			plan.invalidate = { all: true };
 			return plan;
@@ -244,13 +242,13 @@ export function planClerkEvent(db: Database, env: ClerkEnvelope, eventTs: number
 			const key = s(d.key);
 			if (!id || !key) return ignore();
 			plan.statements.push(
-				db.run(sql`
+				sql`
 					INSERT INTO permissions (id, key, name, description, source_updated_at, created_at, updated_at)
 					VALUES (${id}, ${key}, ${s(d.name) ?? key}, ${s(d.description)}, ${objectTs}, ${ms(n(d.created_at)) ?? now}, ${now})
 					ON CONFLICT (key) DO UPDATE SET name = excluded.name, description = excluded.description,
 						source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
 					WHERE permissions.is_system = 0 AND permissions.deleted_at IS NULL
-						AND excluded.source_updated_at >= permissions.source_updated_at`),
+						AND excluded.source_updated_at >= permissions.source_updated_at`,
 			);
 			plan.staleCheck = staleRow("permissions", "key", key, objectTs, true);
 			plan.invalidate = { all: true };

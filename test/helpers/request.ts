@@ -24,3 +24,32 @@ export async function call(
 }
 
 export const get = (path: string, token?: string, headers?: Record<string, string>) => call("GET", path, { token, headers });
+
+/** Calls the Worker's fetch handler directly with some vars overridden (other key sources, azp lists …). */
+export async function callWithEnv(
+	overrides: Record<string, string | undefined>,
+	method: string,
+	path: string,
+	opts: { token?: string; headers?: Record<string, string> } = {},
+) {
+	const { env } = await import("cloudflare:workers");
+	const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
+	const worker = (await import("../../src/index")).default;
+	const headers: Record<string, string> = { ...opts.headers };
+	if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+	const ctx = createExecutionContext();
+	const res = await worker.fetch(
+		new Request(`https://api.test${path}`, { method, headers }),
+		{ ...env, ...overrides } as typeof env,
+		ctx,
+	);
+	await waitOnExecutionContext(ctx);
+	const text = await res.text();
+	let json: any = null;
+	try {
+		json = text ? JSON.parse(text) : null;
+	} catch {
+		json = null;
+	}
+	return { status: res.status, headers: res.headers, json, text };
+}

@@ -11,6 +11,6 @@ export const TEST_VARS = {
 	CLERK_AUTHORIZED_PARTIES: `${TEST_AZP},https://admin.test.example`,
 	CLERK_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
 	OPERATOR_USER_IDS: TEST_OPERATOR,
-	LOG_LEVEL: "silent",
+	LOG_LEVEL: "error",
 	RATE_LIMIT_MODE: "off",
 };

@@ -1,0 +1,18 @@
+import type { SQL } from "drizzle-orm";
+import { SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
+
+const dialect = new SQLiteSyncDialect();
+
+/** A D1 statement from a drizzle `sql` template (parameters bound, never interpolated). */
+export function prepare(d1: D1Database, query: SQL): D1PreparedStatement {
+	const { sql, params } = dialect.sqlToQuery(query);
+	return d1.prepare(sql).bind(...params);
+}
+
+/**
+ * Runs raw `sql` statements as one D1 batch: one round trip, atomic (all or none).
+ * drizzle's own db.batch() cannot take parameterised raw `sql` items (drizzle-orm 0.45), hence this.
+ */
+export function runBatch<T = Record<string, unknown>>(d1: D1Database, queries: SQL[]): Promise<D1Result<T>[]> {
+	return d1.batch<T>(queries.map((q) => prepare(d1, q)));
+}
