@@ -1,0 +1,166 @@
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { seedMembership, seedOrg, seedTenant, seedUser, uid } from "../helpers/factories";
+import { signToken, stubJwks } from "../helpers/jwt";
+import { get } from "../helpers/request";
+
+beforeEach(() => {
+	stubJwks(vi);
+});
+afterEach(() => {
+	vi.restoreAllMocks();
+});
+
+/** A token whose active organization is `orgId` (claims that D1 membership overrides). */
+const tokenFor = (userId: string, orgId: string | null = null, role = "org:member") =>
+	signToken({ userId, orgId, role });
+
+describe("GET /api/orgs/:orgId", () => {
+	it("a member sees the organization and their role", async () => {
+		const t = await seedTenant();
+		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(t.member));
+		expect(res.status, res.text).toBe(200);
+		expect(res.json).toMatchObject({ id: t.orgId, slug: t.orgId.toLowerCase(), role: "org:member", plan: "free" });
+	});
+
+	it("404 for an unknown organization, 404 for a deleted one", async () => {
+		const userId = await seedUser();
+		expect((await get("/api/orgs/org_does_not_exist", await tokenFor(userId))).status).toBe(404);
+		const t = await seedTenant();
+		await env.DB.prepare("UPDATE organizations SET deleted_at = ? WHERE id = ?").bind(Date.now(), t.orgId).run();
+		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(t.admin, t.orgId, "org:admin"));
+		expect(res.status, res.text).toBe(404);
+		expect(res.headers.get("content-type")).toBe("application/problem+json");
+	});
+
+	it("403 for a signed-in user who is not a member", async () => {
+		const t = await seedTenant();
+		const outsider = await seedUser();
+		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(outsider));
+		expect(res.status, res.text).toBe(403);
+		expect(res.json).toMatchObject({ status: 403, title: "Forbidden" });
+	});
+
+	it("token claims for another organization grant nothing here", async () => {
+		const t = await seedTenant();
+		const outsider = await seedUser();
+		// Claims org:admin — but for a different org than the one requested.
+		const token = await signToken({ userId: outsider, orgId: "org_other", role: "org:admin" });
+		expect((await get(`/api/orgs/${t.orgId}`, token)).status).toBe(403);
+	});
+
+	it("falls back to the token for its own active org before the membership webhook arrives, then stores it", async () => {
+		const orgId = uid("org");
+		const userId = uid("user");
+		const token = await signToken({ userId, orgId, orgSlug: "acme", role: "org:admin", permissions: ["org:reports:read"] });
+		const res = await get(`/api/orgs/${orgId}`, token);
+		expect(res.status, res.text).toBe(200);
+		expect(res.json).toMatchObject({ id: orgId, slug: "acme", role: "org:admin" });
+		const row = await env.DB.prepare("SELECT role, source_updated_at FROM memberships WHERE organization_id = ? AND user_id = ?")
+			.bind(orgId, userId)
+			.first();
+		expect(row).toEqual({ role: "org:admin", source_updated_at: 0 });
+		const me = await get("/api/me", token);
+		expect(me.json.organization.permissions).toEqual(expect.arrayContaining(["org:members:read", "org:reports:read"]));
+	});
+
+	it("a deleted membership is not revived from token claims", async () => {
+		const t = await seedTenant();
+		await env.DB.prepare("UPDATE memberships SET deleted_at = ? WHERE organization_id = ? AND user_id = ?")
+			.bind(Date.now(), t.orgId, t.member)
+			.run();
+		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(t.member, t.orgId, "org:admin"));
+		expect(res.status, res.text).toBe(403);
+	});
+
+	it("D1's role wins over the token's role claim", async () => {
+		const t = await seedTenant();
+		// The token says admin; D1 says member.
+		const res = await get(`/api/orgs/${t.orgId}/admin-data`, await tokenFor(t.member, t.orgId, "org:admin"));
+		expect(res.status, res.text).toBe(403);
+	});
+});
+
+describe("GET /api/orgs/:orgId/members", () => {
+	it("pages through members with a cursor, no duplicates, no gaps", async () => {
+		const orgId = await seedOrg();
+		const admin = await seedUser();
+		await seedMembership(orgId, admin, "org:admin");
+		const ids = [admin];
+		for (let i = 0; i < 6; i++) {
+			const u = await seedUser();
+			await seedMembership(orgId, u);
+			ids.push(u);
+		}
+		const token = await tokenFor(admin);
+		const seen: string[] = [];
+		let cursor: string | null = null;
+		let pages = 0;
+		do {
+			const res = await get(`/api/orgs/${orgId}/members?limit=3${cursor ? `&cursor=${cursor}` : ""}`, token);
+			expect(res.status, res.text).toBe(200);
+			expect(res.json.data.length).toBeLessThanOrEqual(3);
+			seen.push(...res.json.data.map((m: { userId: string }) => m.userId));
+			cursor = res.json.nextCursor;
+			pages++;
+		} while (cursor && pages < 10);
+		expect(pages).toBe(3);
+		expect(seen).toEqual(ids);
+		const first = (await get(`/api/orgs/${orgId}/members?limit=1`, token)).json.data[0];
+		expect(first).toMatchObject({ userId: admin, role: "org:admin", email: `${admin}@example.com` });
+	});
+
+	it("requires org:members:read: a custom role without it gets 403", async () => {
+		const orgId = await seedOrg();
+		const viewer = await seedUser();
+		await env.DB.prepare(
+			"INSERT INTO roles (id, organization_id, key, name, source_updated_at, created_at, updated_at) VALUES (?, NULL, 'org:viewer', 'Viewer', 1, 0, 0)",
+		)
+			.bind(uid("role"))
+			.run();
+		await seedMembership(orgId, viewer, "org:viewer");
+		const res = await get(`/api/orgs/${orgId}/members`, await tokenFor(viewer));
+		expect(res.status, res.text).toBe(403);
+		expect(res.json.detail).toContain("org:members:read");
+	});
+
+	it("rejects a bad cursor and an out-of-range limit with problem+json listing the field", async () => {
+		const t = await seedTenant();
+		const token = await tokenFor(t.admin);
+		const bad = await get(`/api/orgs/${t.orgId}/members?cursor=%%%`, token);
+		expect(bad.status).toBe(400);
+		const limit = await get(`/api/orgs/${t.orgId}/members?limit=1000`, token);
+		expect(limit.status).toBe(400);
+		expect(limit.json.errors).toEqual([expect.objectContaining({ path: "limit" })]);
+	});
+});
+
+describe("GET /api/orgs/:orgId/admin-data", () => {
+	it("org:admin only", async () => {
+		const t = await seedTenant();
+		const admin = await get(`/api/orgs/${t.orgId}/admin-data`, await tokenFor(t.admin));
+		expect(admin.status, admin.text).toBe(200);
+		expect(admin.json).toEqual({ organizationId: t.orgId, memberCount: 2, admins: 1, pendingInvitations: 0 });
+		expect((await get(`/api/orgs/${t.orgId}/admin-data`, await tokenFor(t.member))).status).toBe(403);
+	});
+});
+
+describe("tenant isolation", () => {
+	const routes = ["", "/members", "/admin-data", "/events"];
+
+	it.each(routes)("a member (even an admin) of A gets nothing of B on /api/orgs/:orgId%s", async (suffix) => {
+		const a = await seedTenant();
+		const b = await seedTenant();
+		for (const userId of [a.admin, a.member]) {
+			const token = await signToken({ userId, orgId: a.orgId, role: "org:admin", permissions: ["org:members:read"] });
+			const res = await get(`/api/orgs/${b.orgId}${suffix}`, token);
+			expect(res.status, res.text).toBe(403);
+			expect(res.text).not.toContain(b.admin);
+			expect(res.text).not.toContain(b.member);
+			expect(res.text).not.toContain(`Org ${b.orgId}`);
+		}
+		// …while B's own admin does get through.
+		const own = await get(`/api/orgs/${b.orgId}${suffix}`, await tokenFor(b.admin));
+		expect(own.status, own.text).toBe(200);
+	});
+});
