@@ -1,0 +1,270 @@
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { deletedData, envelope, membershipData, orgData, svixHeaders, userData } from "../helpers/clerk";
+import { seedMembership, seedOrg, seedUser, uid } from "../helpers/factories";
+import { signToken, stubJwks } from "../helpers/jwt";
+import { DLQ, deliver, eventRow, messageFor } from "../helpers/queue";
+import { call, get } from "../helpers/request";
+import { TEST_OPERATOR } from "../helpers/vars";
+
+beforeEach(() => {
+	stubJwks(vi);
+});
+afterEach(() => {
+	vi.restoreAllMocks();
+});
+
+const user = (id: string) => env.DB.prepare("SELECT * FROM users WHERE id = ?").bind(id).first<Record<string, unknown>>();
+const org = (id: string) => env.DB.prepare("SELECT * FROM organizations WHERE id = ?").bind(id).first<Record<string, unknown>>();
+const membership = (orgId: string, userId: string) =>
+	env.DB.prepare("SELECT * FROM memberships WHERE organization_id = ? AND user_id = ?").bind(orgId, userId).first<Record<string, unknown>>();
+
+describe("end to end through the real queue", () => {
+	it("user.created sent to the webhook route appears in GET /api/me", async () => {
+		const userId = uid("user");
+		const raw = JSON.stringify(envelope("user.created", userData(userId, { email: "e2e@example.com", first: "Edsger" })));
+		const res = await call("POST", "/api/webhooks/clerk", { body: raw, headers: svixHeaders(raw) });
+		expect(res.status, res.text).toBe(202);
+		const token = await signToken({ userId });
+		let me: Awaited<ReturnType<typeof get>> | null = null;
+		for (let i = 0; i < 50; i++) {
+			me = await get("/api/me", token);
+			if (me.json?.user?.email) break;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		expect(me?.json.user).toEqual({ id: userId, email: "e2e@example.com", firstName: "Edsger", lastName: "Hopper" });
+	});
+});
+
+describe("consumer", () => {
+	it("stores every event with its outcome and acks it", async () => {
+		const userId = uid("user");
+		const msg = messageFor(envelope("user.created", userData(userId)));
+		const result = await deliver([msg]);
+		expect(result.explicitAcks).toEqual(result.ids);
+		expect(result.retryMessages).toEqual([]);
+		expect(await user(userId)).toMatchObject({ email: `${userId}@example.com`, first_name: "Grace" });
+		expect(await eventRow(msg.svixId)).toMatchObject({ type: "user.created", entity_id: userId, outcome: "processed", attempts: 1 });
+	});
+
+	it("membership before its organization and user: stored, placeholders filled in later", async () => {
+		const orgId = uid("org");
+		const userId = uid("user");
+		const memId = uid("orgmem");
+		const m = await deliver([messageFor(envelope("organizationMembership.created", membershipData(memId, orgId, userId, { role: "admin" })))]);
+		expect(m.explicitAcks).toHaveLength(1);
+		expect(await membership(orgId, userId)).toMatchObject({ id: memId, role: "org:admin", deleted_at: null });
+		expect(await org(orgId)).toMatchObject({ name: `Org ${orgId}` });
+		expect(await user(userId)).toMatchObject({ first_name: "Pub", source_updated_at: 0 });
+		// The real events arrive afterwards and fill in what the placeholders lacked.
+		await deliver([
+			messageFor(envelope("organization.created", orgData(orgId, { name: "Acme" }))),
+			messageFor(envelope("user.created", userData(userId, { first: "Real" }))),
+		]);
+		expect(await org(orgId)).toMatchObject({ name: "Acme" });
+		expect(await user(userId)).toMatchObject({ first_name: "Real", email: `${userId}@example.com` });
+		const res = await get(`/api/orgs/${orgId}/admin-data`, await signToken({ userId }));
+		expect(res.status, res.text).toBe(200);
+	});
+
+	it("duplicate delivery changes nothing the second time (separate batches and within one batch)", async () => {
+		const userId = uid("user");
+		const msg = messageFor(envelope("user.created", userData(userId, { first: "Once" })));
+		await deliver([msg]);
+		// Meanwhile a newer update lands; a redelivery of the old event must not roll it back.
+		await deliver([messageFor(envelope("user.updated", userData(userId, { first: "Newer", updatedAt: 1_800_000_000_000 })))]);
+		const again = await deliver([msg, msg]);
+		expect(again.explicitAcks).toHaveLength(2);
+		expect(await user(userId)).toMatchObject({ first_name: "Newer" });
+		expect(await eventRow(msg.svixId)).toMatchObject({ attempts: 1, outcome: "processed" });
+	});
+
+	it("updated before created: the older created never overwrites the newer state", async () => {
+		const userId = uid("user");
+		const created = messageFor(envelope("user.created", userData(userId, { first: "Old", updatedAt: 1_700_000_000_000 })));
+		const updated = messageFor(envelope("user.updated", userData(userId, { first: "New", updatedAt: 1_700_000_100_000 })));
+		await deliver([updated]);
+		await deliver([created]);
+		expect(await user(userId)).toMatchObject({ first_name: "New", source_updated_at: 1_700_000_100_000 });
+		expect(await eventRow(created.svixId)).toMatchObject({ outcome: "stale" });
+		expect(await eventRow(updated.svixId)).toMatchObject({ outcome: "processed" });
+		// Same result when both arrive in one batch, in the wrong order.
+		const other = uid("user");
+		await deliver([
+			messageFor(envelope("user.updated", userData(other, { first: "New", updatedAt: 1_700_000_100_000 }))),
+			messageFor(envelope("user.created", userData(other, { first: "Old" }))),
+		]);
+		expect(await user(other)).toMatchObject({ first_name: "New" });
+	});
+
+	it("deleted then a late updated: stays deleted (user and membership)", async () => {
+		const userId = uid("user");
+		await deliver([messageFor(envelope("user.created", userData(userId)))]);
+		await deliver([messageFor(envelope("user.deleted", deletedData(userId, "user"), 1_750_000_000_000))]);
+		const late = messageFor(envelope("user.updated", userData(userId, { first: "Zombie", updatedAt: 1_700_000_050_000 })));
+		await deliver([late]);
+		expect(await user(userId)).toMatchObject({ deleted_at: 1_750_000_000_000, first_name: "Grace" });
+		expect(await eventRow(late.svixId)).toMatchObject({ outcome: "stale" });
+		expect((await get("/api/me", await signToken({ userId }))).status).toBe(401);
+
+		const orgId = await seedOrg();
+		const memberId = await seedUser();
+		const memId = uid("orgmem");
+		await deliver([messageFor(envelope("organizationMembership.created", membershipData(memId, orgId, memberId, { updatedAt: 1_700_000_000_000 })))]);
+		const token = await signToken({ userId: memberId });
+		expect((await get(`/api/orgs/${orgId}`, token)).status).toBe(200);
+		await deliver([
+			messageFor(
+				envelope("organizationMembership.deleted", membershipData(memId, orgId, memberId, { updatedAt: 1_700_000_000_000 }), 1_760_000_000_000),
+			),
+		]);
+		await deliver([messageFor(envelope("organizationMembership.updated", membershipData(memId, orgId, memberId, { role: "org:admin", updatedAt: 1_700_000_500_000 })))]);
+		expect(await membership(orgId, memberId)).toMatchObject({ role: "org:member", deleted_at: 1_760_000_000_000 });
+		const denied = await get(`/api/orgs/${orgId}`, token);
+		expect(denied.status, denied.text).toBe(403);
+	});
+
+	it("a D1 error for one message mid-batch retries only that message, with backoff, and loses nothing", async () => {
+		const good1 = uid("user");
+		const poison = uid("user_poison");
+		const good2 = uid("user");
+		await env.DB.exec(
+			`CREATE TRIGGER fail_${poison} BEFORE INSERT ON users WHEN NEW.id = '${poison}' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;`,
+		);
+		const msgs = [good1, poison, good2].map((id) => messageFor(envelope("user.created", userData(id))));
+		const first = await deliver(msgs);
+		expect(first.explicitAcks.sort()).toEqual([first.ids[0], first.ids[2]].sort());
+		expect(first.retryMessages.map((r) => r.msgId)).toEqual([first.ids[1]]);
+		expect(first.delays).toEqual({ [first.ids[1]!]: 2 });
+		expect(await user(good1)).not.toBeNull();
+		expect(await user(good2)).not.toBeNull();
+		expect(await user(poison)).toBeNull();
+
+		// Still failing on the 3rd attempt: the delay grows.
+		const third = await deliver([msgs[1]!], { attempts: 3 });
+		expect(third.retryMessages.map((r) => r.msgId)).toEqual([third.ids[0]]);
+		expect(third.delays).toEqual({ [third.ids[0]!]: 8 });
+
+		await env.DB.exec(`DROP TRIGGER fail_${poison};`);
+		const retried = await deliver([msgs[1]!], { attempts: 4 });
+		expect(retried.explicitAcks).toEqual(retried.ids);
+		expect(await user(poison)).toMatchObject({ email: `${poison}@example.com` });
+	});
+
+	it("stores and acks event types it does not act on", async () => {
+		const msg = messageFor(envelope("session.created", { id: uid("sess"), object: "session", user_id: "user_x" }));
+		const result = await deliver([msg]);
+		expect(result.explicitAcks).toHaveLength(1);
+		expect(await eventRow(msg.svixId)).toMatchObject({ type: "session.created", outcome: "ignored" });
+	});
+
+	it("mirrors custom roles with their permissions; role keys in both forms", async () => {
+		const roleId = uid("role");
+		const key = `org:${uid("editor").toLowerCase()}`;
+		await deliver([
+			messageFor(
+				envelope("role.created", {
+					id: roleId,
+					object: "role",
+					key,
+					name: "Editor",
+					description: "Edits things",
+					permissions: [
+						{ id: uid("perm"), key: "org:members:read", name: "Read members", object: "permission" },
+						{ id: uid("perm"), key: "org:posts:edit", name: "Edit posts", object: "permission" },
+					],
+					created_at: 1_700_000_000_000,
+					updated_at: 1_700_000_000_000,
+				}),
+			),
+		]);
+		const orgId = await seedOrg();
+		const editor = await seedUser();
+		await seedMembership(orgId, editor, key);
+		const me = await get("/api/me", await signToken({ userId: editor, orgId, role: key }));
+		expect(me.json.organization.permissions.sort()).toEqual(["org:members:read", "org:posts:edit"]);
+		expect((await get(`/api/orgs/${orgId}/members`, await signToken({ userId: editor }))).status).toBe(200);
+		// Legacy role keys in membership payloads are stored normalised.
+		const legacy = uid("user");
+		await deliver([messageFor(envelope("organizationMembership.created", membershipData(uid("orgmem"), orgId, legacy, { role: "basic_member" })))]);
+		expect(await membership(orgId, legacy)).toMatchObject({ role: "org:member" });
+	});
+
+	it("invitations are tracked through created → accepted", async () => {
+		const orgId = await seedOrg();
+		const invId = uid("orginv");
+		const inv = (status: string, updatedAt: number) => ({
+			id: invId,
+			object: "organization_invitation",
+			email_address: "new@example.com",
+			organization_id: orgId,
+			role: "org:member",
+			status,
+			created_at: 1_700_000_000_000,
+			updated_at: updatedAt,
+		});
+		await deliver([messageFor(envelope("organizationInvitation.created", inv("pending", 1_700_000_000_000)))]);
+		const row = () => env.DB.prepare("SELECT status FROM invitations WHERE id = ?").bind(invId).first();
+		expect(await row()).toEqual({ status: "pending" });
+		await deliver([messageFor(envelope("organizationInvitation.accepted", inv("accepted", 1_700_000_001_000)))]);
+		expect(await row()).toEqual({ status: "accepted" });
+	});
+});
+
+describe("dead letters, events listing and replay", () => {
+	it("a dead-lettered event is recorded as failed, listed for admins, and replayable by an operator", async () => {
+		const orgId = await seedOrg();
+		const admin = await seedUser();
+		await seedMembership(orgId, admin, "org:admin");
+		const msg = messageFor(envelope("organization.updated", orgData(orgId, { name: "Renamed", updatedAt: 1_800_000_000_000 })));
+		const dlq = await deliver([msg], { queue: DLQ, attempts: 6 });
+		expect(dlq.explicitAcks).toHaveLength(1);
+		expect(await eventRow(msg.svixId)).toMatchObject({ outcome: "failed", organization_id: orgId, attempts: 6 });
+
+		const adminToken = await signToken({ userId: admin });
+		const listed = await get(`/api/orgs/${orgId}/events?type=organization.updated`, adminToken);
+		expect(listed.status, listed.text).toBe(200);
+		expect(listed.json.data).toEqual([
+			{ svixId: msg.svixId, type: "organization.updated", entityId: orgId, receivedAt: msg.receivedAt, processedAt: null, outcome: "failed" },
+		]);
+		expect(listed.json.nextCursor).toBeNull();
+
+		// Only operators may replay.
+		expect((await call("POST", `/api/admin/events/${msg.svixId}/replay`, { token: adminToken })).status).toBe(403);
+		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send").mockResolvedValue(undefined as never);
+		const operator = await signToken({ userId: TEST_OPERATOR });
+		expect((await call("POST", "/api/admin/events/msg_unknown/replay", { token: operator })).status).toBe(404);
+		const replay = await call("POST", `/api/admin/events/${msg.svixId}/replay`, { token: operator });
+		expect(replay.status, replay.text).toBe(202);
+		expect(send).toHaveBeenCalledTimes(1);
+		const requeued = send.mock.calls[0]![0] as ReturnType<typeof messageFor> & { replay: boolean };
+		expect(requeued).toMatchObject({ svixId: msg.svixId, replay: true, body: msg.body });
+
+		// The consumer then applies it, although the svix id was already recorded.
+		const applied = await deliver([requeued]);
+		expect(applied.explicitAcks).toHaveLength(1);
+		expect(await org(orgId)).toMatchObject({ name: "Renamed" });
+		expect(await eventRow(msg.svixId)).toMatchObject({ outcome: "processed" });
+	});
+
+	it("events are visible to the organization's admins only, newest first, paginated", async () => {
+		const orgId = await seedOrg();
+		const admin = await seedUser();
+		const member = await seedUser();
+		await seedMembership(orgId, admin, "org:admin");
+		await seedMembership(orgId, member);
+		for (let i = 0; i < 3; i++) {
+			await deliver([messageFor(envelope("organization.updated", orgData(orgId, { updatedAt: 1_700_000_000_000 + i })))]);
+			await new Promise((r) => setTimeout(r, 2));
+		}
+		const token = await signToken({ userId: admin });
+		const p1 = await get(`/api/orgs/${orgId}/events?limit=2`, token);
+		expect(p1.json.data).toHaveLength(2);
+		const p2 = await get(`/api/orgs/${orgId}/events?limit=2&cursor=${p1.json.nextCursor}`, token);
+		expect(p2.json.data).toHaveLength(1);
+		expect(p2.json.nextCursor).toBeNull();
+		const all = [...p1.json.data, ...p2.json.data].map((e: { receivedAt: number }) => e.receivedAt);
+		expect(all).toEqual([...all].sort((a, b) => b - a));
+		expect((await get(`/api/orgs/${orgId}/events`, await signToken({ userId: member }))).status).toBe(403);
+	});
+});
