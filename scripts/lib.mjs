@@ -1,0 +1,54 @@
+// Shared helpers for the local development scripts (Node, not the Worker).
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const DEV_VARS = join(ROOT, ".dev.vars");
+export const DEV_KEY = join(ROOT, ".dev-jwt-key.json");
+
+/** Minimal dotenv reader for .dev.vars (KEY=value, optional quotes, # comments). */
+export function readDevVars() {
+	if (!existsSync(DEV_VARS)) return {};
+	const out = {};
+	for (const line of readFileSync(DEV_VARS, "utf8").split(/\r?\n/)) {
+		const m = /^\s*([A-Z0-9_]+)\s*=\s*(.*)\s*$/.exec(line);
+		if (!m) continue;
+		let v = m[2];
+		if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) v = v.slice(1, -1);
+		out[m[1]] = v;
+	}
+	return out;
+}
+
+export function parseArgs(argv) {
+	const args = { _: [] };
+	for (let i = 0; i < argv.length; i++) {
+		const a = argv[i];
+		if (!a.startsWith("--")) {
+			args._.push(a);
+			continue;
+		}
+		const [k, inline] = a.slice(2).split("=", 2);
+		if (inline !== undefined) args[k] = inline;
+		else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) args[k] = argv[++i];
+		else args[k] = true;
+	}
+	return args;
+}
+
+/** Permissions of the seeded system roles (see migrations/0001_seed_system_roles.sql). */
+export const ROLE_PERMISSIONS = {
+	"org:admin": [
+		"org:sys_profile:manage", "org:sys_profile:delete", "org:sys_memberships:read", "org:sys_memberships:manage",
+		"org:sys_domains:read", "org:sys_domains:manage", "org:members:read", "org:members:manage", "org:events:read",
+		"org:billing:read", "org:billing:manage", "org:products:read", "org:products:write", "org:orders:read",
+		"org:orders:write", "org:audit:read", "org:usage:read", "org:webhooks:manage",
+	],
+	"org:member": [
+		"org:sys_memberships:read", "org:members:read", "org:billing:read", "org:products:read", "org:orders:read",
+		"org:usage:read",
+	],
+};
+
+export const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
