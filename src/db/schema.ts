@@ -42,6 +42,9 @@ export const organizations = sqliteTable(
 		slug: text("slug"),
 		imageUrl: text("image_url"),
 		plan: text("plan").notNull().default("free"),
+		/** Per-organization overrides of the plan's rate limits (requests per minute); null = plan default. */
+		rateLimitPerMinute: integer("rate_limit_per_minute"),
+		userRateLimitPerMinute: integer("user_rate_limit_per_minute"),
 		...mirrored,
 	},
 	(t) => [index("organizations_slug_idx").on(t.slug)],

@@ -8,6 +8,8 @@ export interface TakeRequest {
 	want: number;
 	/** Lease mode: grant what is available up to `want` (at least 1), instead of all-or-nothing. */
 	partial?: boolean;
+	/** Unspent tokens of an expired lease, given back before taking. */
+	refund?: number;
 }
 
 export interface TakeResult {
@@ -36,19 +38,32 @@ interface Bucket {
  */
 export class RateLimiter extends DurableObject {
 	private bucket: Bucket | null = null;
+	/** RPC calls served since this instance started (benchmarks read it through stats()). */
+	private calls = 0;
+
+	private schemaReady = false;
 
 	constructor(ctx: DurableObjectState, env: unknown) {
 		super(ctx, env as never);
-		ctx.storage.sql.exec(
-			"CREATE TABLE IF NOT EXISTS bucket (id INTEGER PRIMARY KEY CHECK (id = 1), tokens REAL NOT NULL, updated_at INTEGER NOT NULL, lim INTEGER NOT NULL, window_ms INTEGER NOT NULL)",
-		);
+		this.ensureSchema();
 		const row = ctx.storage.sql
 			.exec<{ tokens: number; updated_at: number; lim: number; window_ms: number }>("SELECT * FROM bucket WHERE id = 1")
 			.toArray()[0];
 		if (row) this.bucket = { tokens: row.tokens, updatedAt: row.updated_at, limit: row.lim, windowMs: row.window_ms };
 	}
 
+	/** deleteAll() (alarm clean-up) drops the table too, so it is recreated on the next use. */
+	private ensureSchema() {
+		if (this.schemaReady) return;
+		this.ctx.storage.sql.exec(
+			"CREATE TABLE IF NOT EXISTS bucket (id INTEGER PRIMARY KEY CHECK (id = 1), tokens REAL NOT NULL, updated_at INTEGER NOT NULL, lim INTEGER NOT NULL, window_ms INTEGER NOT NULL)",
+		);
+		this.schemaReady = true;
+	}
+
 	async take(req: TakeRequest): Promise<TakeResult> {
+		this.calls++;
+		this.ensureSchema();
 		const now = Date.now();
 		const limit = Math.max(1, Math.floor(req.limit));
 		const windowMs = Math.max(1, Math.floor(req.windowMs));
@@ -63,6 +78,7 @@ export class RateLimiter extends DurableObject {
 			b.limit = limit;
 			b.windowMs = windowMs;
 		}
+		if (req.refund && req.refund > 0) b.tokens = Math.min(limit, b.tokens + Math.floor(req.refund));
 		const want = Math.max(1, Math.floor(req.want));
 		const available = Math.floor(b.tokens + 1e-9);
 		const granted = available >= want ? want : req.partial ? available : 0;
@@ -86,6 +102,10 @@ export class RateLimiter extends DurableObject {
 		};
 	}
 
+	async stats(): Promise<{ calls: number }> {
+		return { calls: this.calls };
+	}
+
 	/** Tokens currently in the bucket (refill applied), for tests and diagnostics. */
 	async peek(): Promise<number | null> {
 		const b = this.bucket;
@@ -98,6 +118,7 @@ export class RateLimiter extends DurableObject {
 		const b = this.bucket;
 		if (!b) {
 			await this.ctx.storage.deleteAll();
+			this.schemaReady = false;
 			return;
 		}
 		const now = Date.now();
@@ -105,6 +126,7 @@ export class RateLimiter extends DurableObject {
 		if (tokens >= b.limit - 1e-9) {
 			this.bucket = null;
 			await this.ctx.storage.deleteAll();
+			this.schemaReady = false;
 		} else {
 			await this.ctx.storage.setAlarm(now + Math.ceil((b.limit - tokens) / (b.limit / b.windowMs)));
 		}

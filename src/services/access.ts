@@ -5,6 +5,7 @@ import type { Database } from "../db/client";
 import { memberships, organizations, users } from "../db/schema";
 import { ApiError } from "../errors";
 import { TtlCache } from "../lib/ttl-cache";
+import { limitsFor, type PlanLimits } from "./plans";
 
 export interface OrgSummary {
 	id: string;
@@ -19,6 +20,7 @@ export interface OrgSummary {
 /** The caller's standing in one organization, resolved from D1 (falling back to the token). */
 export interface OrgAccess {
 	organization: OrgSummary;
+	limits: PlanLimits;
 	role: string;
 	permissions: string[];
 	source: "d1" | "token";
@@ -26,6 +28,7 @@ export interface OrgAccess {
 
 interface Lookup {
 	organization: OrgSummary | null;
+	limits: PlanLimits;
 	/** undefined: no row at all; null role: a deleted (tombstoned) membership. */
 	membership: { role: string | null } | undefined;
 	rolePermissions: string[];
@@ -51,7 +54,8 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 	if (hit) return hit;
 	// One round trip: the organization, the membership (tombstones included) and its role's permissions.
 	const [orgRes, memberRes, permRes] = await runBatch(db.$client, [
-		sql`SELECT id, name, slug, image_url AS imageUrl, plan, created_at AS createdAt, updated_at AS updatedAt
+		sql`SELECT id, name, slug, image_url AS imageUrl, plan, created_at AS createdAt, updated_at AS updatedAt,
+			rate_limit_per_minute AS rateLimitPerMinute, user_rate_limit_per_minute AS userRateLimitPerMinute
 			FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL`,
 		sql`SELECT role, deleted_at AS deletedAt FROM memberships WHERE organization_id = ${orgId} AND user_id = ${userId}`,
 		sql`SELECT DISTINCT p.key AS key FROM memberships m
@@ -61,12 +65,19 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 			JOIN permissions p ON p.id = rp.permission_id AND p.deleted_at IS NULL
 			WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL`,
 	]);
-	const orgRows = (orgRes?.results ?? []) as unknown as OrgSummary[];
+	const orgRows = (orgRes?.results ?? []) as unknown as (OrgSummary & {
+		rateLimitPerMinute: number | null;
+		userRateLimitPerMinute: number | null;
+	})[];
 	const memberRows = (memberRes?.results ?? []) as unknown as { role: string; deletedAt: number | null }[];
 	const permRows = (permRes?.results ?? []) as unknown as { key: string }[];
 	const m = memberRows[0];
+	const o = orgRows[0];
 	const result: Lookup = {
-		organization: orgRows[0] ?? null,
+		organization: o
+			? { id: o.id, name: o.name, slug: o.slug, imageUrl: o.imageUrl, plan: o.plan, createdAt: o.createdAt, updatedAt: o.updatedAt }
+			: null,
+		limits: limitsFor(o?.plan, o ?? {}),
 		membership: m === undefined ? undefined : { role: m.deletedAt === null ? m.role : null },
 		rolePermissions: permRows.map((r) => r.key),
 	};
@@ -100,6 +111,7 @@ export async function resolveOrgAccess(db: Database, auth: AuthContext, orgId: s
 		const extra = tokenOrg && auth.orgRole === role ? auth.orgPermissions : [];
 		return {
 			organization: found.organization,
+			limits: found.limits,
 			role,
 			permissions: [...new Set([...found.rolePermissions, ...extra])],
 			source: "d1",
@@ -115,6 +127,7 @@ export async function resolveOrgAccess(db: Database, auth: AuthContext, orgId: s
 		const rolePerms = await permissionsOfRole(db, orgId, role);
 		return {
 			organization,
+			limits: found.limits,
 			role,
 			permissions: [...new Set([...rolePerms, ...auth.orgPermissions])],
 			source: "token",

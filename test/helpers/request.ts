@@ -27,7 +27,7 @@ export const get = (path: string, token?: string, headers?: Record<string, strin
 
 /** Calls the Worker's fetch handler directly with some vars overridden (other key sources, azp lists …). */
 export async function callWithEnv(
-	overrides: Record<string, string | undefined>,
+	overrides: Record<string, unknown>,
 	method: string,
 	path: string,
 	opts: { token?: string; headers?: Record<string, string> } = {},

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAuth } from "../../middleware/auth";
 import { requireOperator } from "../../middleware/authorize";
+import { rateLimit } from "../../middleware/rate-limit";
 import { authErrors, jsonContent, problem } from "../../openapi";
 
 export const replayEvent = createRoute({
@@ -10,7 +11,7 @@ export const replayEvent = createRoute({
 	summary: "Re-queue a stored webhook event (operators only)",
 	description: "Operators are the user ids listed in OPERATOR_USER_IDS, signed in with a valid session token.",
 	security: [{ bearer: [] }],
-	middleware: [requireAuth(), requireOperator()] as const,
+	middleware: [requireAuth(), requireOperator(), rateLimit("user")],
 	request: {
 		params: z.object({
 			svixId: z

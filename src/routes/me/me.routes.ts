@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAuth } from "../../middleware/auth";
+import { rateLimit } from "../../middleware/rate-limit";
 import { authErrors, jsonContent } from "../../openapi";
 
 export const MeResponse = z
@@ -27,6 +28,6 @@ export const me = createRoute({
 	tags: ["identity"],
 	summary: "The caller and their active organization",
 	security: [{ bearer: [] }],
-	middleware: [requireAuth()] as const,
+	middleware: [requireAuth(), rateLimit("user")],
 	responses: { 200: jsonContent(MeResponse, "The signed-in user"), ...authErrors },
 });

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAuth } from "../../middleware/auth";
 import { requireOrgMember, requirePermission, requireRole } from "../../middleware/authorize";
+import { rateLimit } from "../../middleware/rate-limit";
 import { CursorQuery, jsonContent, OrgIdParam, orgErrors } from "../../openapi";
 
 export const OrganizationSchema = z
@@ -42,7 +43,7 @@ export const EventSchema = z
 const page = <T extends z.ZodType>(item: T, name: string) =>
 	z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
 
-const member = [requireAuth(), requireOrgMember()];
+const member = [requireAuth(), requireOrgMember(), rateLimit("tenant")];
 
 export const getOrg = createRoute({
 	method: "get",

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { rateLimit } from "../../middleware/rate-limit";
 import { commonErrors, jsonContent, problem } from "../../openapi";
 
 export const WebhookAccepted = z
@@ -10,6 +11,7 @@ export const clerkWebhook = createRoute({
 	path: "/api/webhooks/clerk",
 	tags: ["webhooks"],
 	summary: "Clerk (Svix-signed) webhook",
+	middleware: [rateLimit("public")],
 	description:
 		"Verifies svix-id / svix-timestamp / svix-signature over the raw body (5 min tolerance), then queues the event. " +
 		"202 only once the queue accepted it; 503 otherwise so Clerk retries. Body cap 96 KiB.",

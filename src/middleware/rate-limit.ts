@@ -1,0 +1,75 @@
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../env";
+import { ApiError } from "../errors";
+import { PUBLIC_REQUESTS_PER_MINUTE, USER_REQUESTS_PER_MINUTE } from "../services/plans";
+import { type Decision, DurableObjectRateLimiter, type LimitMode } from "../services/rate-limit";
+
+const MINUTE = 60_000;
+const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+type Scope = "tenant" | "user" | "public";
+
+function rules(c: Context<AppEnv>, scope: Scope): { key: string; limit: number }[] {
+	if (scope === "tenant") {
+		const { organization, limits } = c.get("access");
+		const userId = c.get("auth").userId;
+		return [
+			{ key: `org:${organization.id}`, limit: limits.requestsPerMinute },
+			{ key: `org:${organization.id}:user:${userId}`, limit: limits.userRequestsPerMinute },
+		];
+	}
+	if (scope === "user") return [{ key: `user:${c.get("auth").userId}`, limit: USER_REQUESTS_PER_MINUTE }];
+	// Cloudflare sets CF-Connecting-IP at the edge; a client cannot forge it through Cloudflare.
+	const ip = c.req.header("cf-connecting-ip") ?? "local";
+	return [{ key: `ip:${ip}`, limit: PUBLIC_REQUESTS_PER_MINUTE }];
+}
+
+/** The decision that binds: a refusal (longest wait) if any, else the one with the least left. */
+function binding(ds: Decision[]): Decision {
+	const refused = ds.filter((d) => !d.allowed).sort((a, b) => b.retryAfterSeconds - a.retryAfterSeconds);
+	return refused[0] ?? [...ds].sort((a, b) => a.remaining - b.remaining)[0]!;
+}
+
+/**
+ * Per-tenant, per-user-in-tenant, per-user or per-IP limits (token buckets in the RateLimiter Durable
+ * Object). Sets RateLimit-Limit / -Remaining / -Reset on every response of the route; a refusal is a
+ * 429 problem with Retry-After. Writes always use strict mode; reads use RATE_LIMIT_MODE (lease by
+ * default). If the object cannot be reached, reads fail open and writes fail closed (503) unless
+ * RATE_LIMIT_FAIL_OPEN_READS / RATE_LIMIT_FAIL_OPEN_WRITES say otherwise.
+ * @example middleware: [requireAuth(), requireOrgMember(), rateLimit("tenant")]
+ */
+export function rateLimit(scope: Scope) {
+	return createMiddleware<AppEnv>(async (c, next) => {
+		const config = c.get("config");
+		if (config.RATE_LIMIT_MODE === "off") return next();
+		const write = !READ_METHODS.has(c.req.method);
+		const mode: LimitMode = write ? "strict" : config.RATE_LIMIT_MODE;
+		const limiter = new DurableObjectRateLimiter(c.env.RATE_LIMITER);
+
+		let decision: Decision;
+		try {
+			const ds = await Promise.all(rules(c, scope).map((r) => limiter.limit(r.key, { limit: r.limit, windowMs: MINUTE }, mode)));
+			decision = binding(ds);
+		} catch (err) {
+			const open = write ? config.RATE_LIMIT_FAIL_OPEN_WRITES : config.RATE_LIMIT_FAIL_OPEN_READS;
+			c.get("logger").warn("rate limiter unavailable", { open, error: err instanceof Error ? err.message : String(err) });
+			if (open) return next();
+			throw new ApiError("UPSTREAM_UNAVAILABLE", "rate limiter unavailable, retry shortly", { headers: { "Retry-After": "1" } });
+		}
+
+		const headers: Record<string, string> = {
+			"RateLimit-Limit": String(decision.limit),
+			"RateLimit-Remaining": String(decision.remaining),
+			"RateLimit-Reset": String(decision.resetSeconds),
+		};
+		if (!decision.allowed) {
+			c.get("logger").info("rate limited", { scope, retryAfter: decision.retryAfterSeconds });
+			throw new ApiError("RATE_LIMITED", `rate limit of ${decision.limit} requests per minute exceeded`, {
+				headers: { ...headers, "Retry-After": String(decision.retryAfterSeconds) },
+			});
+		}
+		await next();
+		for (const [k, v] of Object.entries(headers)) c.res.headers.set(k, v);
+	});
+}

@@ -1,0 +1,140 @@
+import type { RateLimiter as RateLimiterObject, TakeResult } from "../durable-objects/rate-limiter";
+
+export interface LimitRule {
+	/** Requests allowed per window. */
+	limit: number;
+	windowMs: number;
+}
+
+export interface Decision {
+	allowed: boolean;
+	limit: number;
+	remaining: number;
+	/** Seconds until the budget is fully restored. */
+	resetSeconds: number;
+	/** Seconds until a retry can succeed (refused decisions only). */
+	retryAfterSeconds: number;
+}
+
+/** Strict: every request is one atomic take in the Durable Object. Lease: see DurableObjectRateLimiter. */
+export type LimitMode = "strict" | "lease";
+
+export interface RateLimiter {
+	limit(key: string, rule: LimitRule, mode: LimitMode): Promise<Decision>;
+}
+
+/** For RATE_LIMIT_MODE=off. */
+export const noopRateLimiter: RateLimiter = {
+	async limit(_key, rule) {
+		return { allowed: true, limit: rule.limit, remaining: rule.limit, resetSeconds: 0, retryAfterSeconds: 0 };
+	},
+};
+
+/** Tokens an isolate takes at once in lease mode: 5% of the limit, between 1 and 50. */
+export function leaseSize(limit: number): number {
+	return Math.max(1, Math.min(50, Math.floor(limit / 20)));
+}
+/** A lease's unspent tokens go back to the object with the isolate's next take after this long. */
+export const LEASE_TTL_MS = 2_000;
+
+interface Lease {
+	tokens: number;
+	expiresAt: number;
+	/** Bucket tokens left in the object when the lease was granted. */
+	remaining: number;
+	resetAt: number;
+}
+
+// Isolate-local lease state, keyed by limit key. Safe across requests: leased tokens were already
+// debited in the Durable Object, so spending them here can never admit more than the bucket holds.
+const leases = new Map<string, Lease>();
+// Keys the object refused, until the moment it said a token would be available again.
+const blocked = new Map<string, { until: number; limit: number; resetAt: number }>();
+const inflight = new Map<string, Promise<void>>();
+
+export function resetLeaseState(): void {
+	leases.clear();
+	blocked.clear();
+	inflight.clear();
+}
+
+const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
+
+function validate(r: unknown): TakeResult {
+	const t = r as TakeResult;
+	if (
+		typeof t !== "object" ||
+		t === null ||
+		![t.granted, t.limit, t.remaining, t.resetMs, t.retryAfterMs].every((n) => typeof n === "number" && Number.isFinite(n))
+	) {
+		throw new Error("rate limiter returned an invalid response");
+	}
+	return t;
+}
+
+/**
+ * Token buckets in the RateLimiter Durable Object, one object per key ("org:<id>", "org:<id>:user:<id>",
+ * "ip:<addr>"; names are deterministic so every isolate reaches the same object).
+ *
+ * Lease mode: an isolate takes up to leaseSize(limit) tokens in one call and spends them locally,
+ * so a hot key costs about 1/leaseSize DO calls per request. Tokens are debited in the object when
+ * leased, so lease mode never admits more than strict mode would (overshoot 0); the price is that
+ * tokens sitting in one isolate's lease are unavailable to others for up to LEASE_TTL_MS (they are
+ * refunded on that isolate's next take). Refusals are cached locally until the object's retry time.
+ */
+export class DurableObjectRateLimiter implements RateLimiter {
+	constructor(private readonly ns: DurableObjectNamespace<RateLimiterObject>) {}
+
+	private take(key: string, rule: LimitRule, want: number, partial: boolean, refund = 0): Promise<TakeResult> {
+		const stub = this.ns.get(this.ns.idFromName(key));
+		return stub.take({ limit: rule.limit, windowMs: rule.windowMs, want, partial, refund }).then(validate);
+	}
+
+	async limit(key: string, rule: LimitRule, mode: LimitMode): Promise<Decision> {
+		if (mode === "strict") {
+			const r = await this.take(key, rule, 1, false);
+			return {
+				allowed: r.granted > 0,
+				limit: r.limit,
+				remaining: r.remaining,
+				resetSeconds: seconds(r.resetMs),
+				retryAfterSeconds: r.granted > 0 ? 0 : Math.max(1, seconds(r.retryAfterMs)),
+			};
+		}
+		for (;;) {
+			const now = Date.now();
+			const b = blocked.get(key);
+			if (b && b.until > now) {
+				return { allowed: false, limit: b.limit, remaining: 0, resetSeconds: seconds(b.resetAt - now), retryAfterSeconds: Math.max(1, seconds(b.until - now)) };
+			}
+			const lease = leases.get(key);
+			if (lease && lease.expiresAt > now && lease.tokens > 0) {
+				lease.tokens--;
+				return { allowed: true, limit: rule.limit, remaining: lease.remaining + lease.tokens, resetSeconds: seconds(lease.resetAt - now), retryAfterSeconds: 0 };
+			}
+			const pending = inflight.get(key);
+			if (pending) {
+				await pending.catch(() => undefined);
+				continue;
+			}
+			const refund = lease && lease.expiresAt <= now ? lease.tokens : 0;
+			if (lease) leases.delete(key); // its unspent tokens travel back with this take, exactly once
+			const refill = this.take(key, rule, leaseSize(rule.limit), true, refund).then((r) => {
+				const at = Date.now();
+				if (r.granted > 0) {
+					leases.set(key, { tokens: r.granted, expiresAt: at + LEASE_TTL_MS, remaining: r.remaining, resetAt: at + r.resetMs });
+					blocked.delete(key);
+				} else {
+					leases.delete(key);
+					blocked.set(key, { until: at + Math.max(1, r.retryAfterMs), limit: r.limit, resetAt: at + r.resetMs });
+				}
+			});
+			inflight.set(key, refill);
+			try {
+				await refill;
+			} finally {
+				inflight.delete(key);
+			}
+		}
+	}
+}

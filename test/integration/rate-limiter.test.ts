@@ -1,0 +1,188 @@
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { RateLimiter } from "../../src/durable-objects/rate-limiter";
+import { leaseSize } from "../../src/services/rate-limit";
+import { seedMembership, seedOrg, seedUser, uid } from "../helpers/factories";
+import { signToken, stubJwks } from "../helpers/jwt";
+import { callWithEnv } from "../helpers/request";
+import { TEST_OPERATOR } from "../helpers/vars";
+
+beforeEach(() => {
+	stubJwks(vi);
+});
+afterEach(() => {
+	vi.restoreAllMocks();
+});
+
+const stubFor = (key: string) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key));
+
+async function tenant(limits: { org?: number; user?: number; plan?: string } = {}) {
+	const orgId = await seedOrg();
+	await env.DB.prepare("UPDATE organizations SET rate_limit_per_minute = ?, user_rate_limit_per_minute = ?, plan = ? WHERE id = ?")
+		.bind(limits.org ?? null, limits.user ?? null, limits.plan ?? "free", orgId)
+		.run();
+	const users: string[] = [];
+	for (let i = 0; i < 2; i++) {
+		const u = await seedUser();
+		await seedMembership(orgId, u, "org:admin");
+		users.push(u);
+	}
+	return { orgId, users };
+}
+
+describe("RateLimiter Durable Object", () => {
+	it("token bucket: grants up to the limit, then refuses with a retry time; refills over the window", async () => {
+		const stub = stubFor(uid("unit"));
+		const rule = { limit: 5, windowMs: 60_000, want: 1 };
+		const results = [];
+		for (let i = 0; i < 6; i++) results.push(await stub.take(rule));
+		expect(results.map((r) => r.granted)).toEqual([1, 1, 1, 1, 1, 0]);
+		expect(results[4]).toMatchObject({ remaining: 0, limit: 5 });
+		expect(results[5]!.retryAfterMs).toBeGreaterThan(11_000);
+		expect(results[5]!.retryAfterMs).toBeLessThanOrEqual(12_000);
+		// Move the bucket's clock back 30 s: half the window refills half the bucket.
+		await runInDurableObject(stub, (obj: RateLimiter) => {
+			(obj as unknown as { bucket: { updatedAt: number } }).bucket.updatedAt -= 30_000;
+		});
+		const after = await stub.take({ ...rule, want: 3 });
+		expect(after.granted).toBe(0); // 2.5 tokens: all-or-nothing refuses 3
+		expect((await stub.take({ ...rule, want: 3, partial: true })).granted).toBe(2);
+	});
+
+	it("state survives in SQLite storage and the alarm deletes it once idle and full", async () => {
+		const stub = stubFor(uid("alarm"));
+		await stub.take({ limit: 3, windowMs: 60_000, want: 2 });
+		const stored = await runInDurableObject(stub, (_obj, state) => state.storage.sql.exec("SELECT tokens FROM bucket").toArray());
+		expect(stored).toEqual([{ tokens: 1 }]);
+		// Not yet refilled: the alarm keeps the state and re-arms itself.
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		const kept = await runInDurableObject(stub, async (_obj, state) => ({
+			rows: state.storage.sql.exec("SELECT count(*) AS n FROM bucket").one(),
+			alarm: await state.storage.getAlarm(),
+		}));
+		expect(kept.rows).toEqual({ n: 1 });
+		expect(kept.alarm).toBeGreaterThan(Date.now());
+		// Two minutes idle: full again, so the alarm deletes everything.
+		await runInDurableObject(stub, (obj: RateLimiter) => {
+			(obj as unknown as { bucket: { updatedAt: number } }).bucket.updatedAt -= 120_000;
+		});
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		const after = await runInDurableObject(stub, (_obj, state) =>
+			state.storage.sql.exec("SELECT count(*) AS n FROM sqlite_master WHERE name = 'bucket'").one(),
+		);
+		expect(after).toEqual({ n: 0 });
+		// The object keeps working afterwards, with a fresh bucket.
+		expect(await stub.take({ limit: 3, windowMs: 60_000, want: 1 })).toMatchObject({ granted: 1, remaining: 2 });
+	});
+});
+
+describe("strict mode", () => {
+	it("with a limit of N and M > N simultaneous requests for one tenant, exactly N pass", async () => {
+		const N = 10;
+		const M = 30;
+		const t = await tenant({ org: N, user: 1_000 });
+		const tokens = await Promise.all(t.users.map((userId) => signToken({ userId })));
+		const results = await Promise.all(
+			Array.from({ length: M }, (_, i) => callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: tokens[i % 2] })),
+		);
+		const ok = results.filter((r) => r.status === 200);
+		const limited = results.filter((r) => r.status === 429);
+		expect(ok).toHaveLength(N);
+		expect(limited).toHaveLength(M - N);
+		for (const r of ok) {
+			expect(r.headers.get("ratelimit-limit")).toBe(String(N));
+			expect(Number(r.headers.get("ratelimit-remaining"))).toBeLessThan(N);
+			expect(Number(r.headers.get("ratelimit-reset"))).toBeGreaterThan(0);
+		}
+		const refused = limited[0]!;
+		expect(refused.headers.get("content-type")).toBe("application/problem+json");
+		expect(refused.json).toMatchObject({ status: 429, title: "Too many requests" });
+		expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+		expect(refused.headers.get("ratelimit-remaining")).toBe("0");
+		expect(refused.headers.get("ratelimit-limit")).toBe(String(N));
+	});
+
+	it("limits each user within the tenant separately", async () => {
+		const t = await tenant({ org: 1_000, user: 3 });
+		const [a, b] = await Promise.all(t.users.map((userId) => signToken({ userId })));
+		const statusesA = [];
+		for (let i = 0; i < 4; i++) statusesA.push((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: a })).status);
+		expect(statusesA).toEqual([200, 200, 200, 429]);
+		expect((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: b })).status).toBe(200);
+	});
+
+	it("limits come from the plan unless the organization overrides them", async () => {
+		const free = await tenant();
+		const pro = await tenant({ plan: "pro" });
+		const limitOf = async (x: { orgId: string; users: string[] }) =>
+			(await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${x.orgId}`, { token: await signToken({ userId: x.users[0] }) })).headers.get(
+				"ratelimit-limit",
+			);
+		// The per-user bucket binds first: 60/min on free, 300/min on pro.
+		expect(await limitOf(free)).toBe("60");
+		expect(await limitOf(pro)).toBe("300");
+	});
+});
+
+describe("lease mode", () => {
+	it("never admits more than the limit, sequentially or concurrently, with about 1/lease DO calls per request", async () => {
+		const N = 40;
+		const t = await tenant({ org: N, user: 10_000 });
+		const token = await signToken({ userId: t.users[0] });
+		const run = () => callWithEnv({ RATE_LIMIT_MODE: "lease" }, "GET", `/api/orgs/${t.orgId}`, { token });
+		const first = await Promise.all(Array.from({ length: 60 }, run));
+		const rest = [];
+		for (let i = 0; i < 40; i++) rest.push(await run());
+		const admitted = [...first, ...rest].filter((r) => r.status === 200).length;
+		// Refill during the test is at most a token or two (40/min); overshoot is 0 by construction.
+		expect(admitted).toBeGreaterThanOrEqual(N);
+		expect(admitted).toBeLessThanOrEqual(N + 2);
+		const { calls } = await stubFor(`org:${t.orgId}`).stats();
+		expect(calls).toBeLessThanOrEqual(Math.ceil(admitted / leaseSize(N)) + 4);
+	});
+
+	it("writes stay strict in lease mode", async () => {
+		// The replay route is a POST: each call is one atomic take in the operator's bucket.
+		const token = await signToken({ userId: TEST_OPERATOR });
+		const before = (await stubFor(`user:${TEST_OPERATOR}`).stats()).calls;
+		for (let i = 0; i < 3; i++) {
+			const res = await callWithEnv({ RATE_LIMIT_MODE: "lease" }, "POST", "/api/admin/events/msg_missing/replay", { token });
+			expect(res.status).toBe(404);
+			expect(res.headers.get("ratelimit-limit")).toBe("600");
+		}
+		expect((await stubFor(`user:${TEST_OPERATOR}`).stats()).calls - before).toBe(3);
+	});
+});
+
+describe("public routes and failure modes", () => {
+	it("health and webhooks are limited per client IP with their own budget", async () => {
+		const ip = `203.0.113.${Math.floor(Math.random() * 200)}`;
+		const h1 = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", "/api/health", { headers: { "cf-connecting-ip": ip } });
+		const h2 = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", "/api/health", { headers: { "cf-connecting-ip": ip } });
+		expect(h1.headers.get("ratelimit-limit")).toBe("600");
+		expect(Number(h2.headers.get("ratelimit-remaining"))).toBe(Number(h1.headers.get("ratelimit-remaining")) - 1);
+		const other = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", "/api/health", { headers: { "cf-connecting-ip": "198.51.100.7" } });
+		expect(Number(other.headers.get("ratelimit-remaining"))).toBeGreaterThan(Number(h2.headers.get("ratelimit-remaining")));
+		const wh = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "POST", "/api/webhooks/clerk", { headers: { "cf-connecting-ip": ip } });
+		expect(wh.status).toBe(400);
+		expect(wh.headers.get("ratelimit-limit")).toBe("600");
+	});
+
+	it("if the Durable Object is unreachable: reads fail open, writes fail closed (503)", async () => {
+		const broken = {
+			idFromName: () => ({}) as DurableObjectId,
+			get: () => ({ take: () => Promise.reject(new Error("Durable Object unavailable")) }),
+		};
+		const t = await tenant();
+		const read = await callWithEnv({ RATE_LIMIT_MODE: "strict", RATE_LIMITER: broken as never }, "GET", `/api/orgs/${t.orgId}`, {
+			token: await signToken({ userId: t.users[0] }),
+		});
+		expect(read.status, read.text).toBe(200);
+		const write = await callWithEnv({ RATE_LIMIT_MODE: "strict", RATE_LIMITER: broken as never }, "POST", "/api/admin/events/x/replay", {
+			token: await signToken({ userId: TEST_OPERATOR }),
+		});
+		expect(write.status, write.text).toBe(503);
+		expect(write.headers.get("retry-after")).toBe("1");
+	});
+});
