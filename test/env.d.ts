@@ -6,5 +6,9 @@ declare global {
 		interface Env extends WorkerEnv {
 			TEST_MIGRATIONS: D1Migration[];
 		}
+		// Types `exports` from "cloudflare:workers" as the Worker's own module.
+		interface GlobalProps {
+			mainModule: typeof import("../src/index");
+		}
 	}
 }

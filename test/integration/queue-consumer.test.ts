@@ -134,7 +134,7 @@ describe("consumer", () => {
 		const msgs = [good1, poison, good2].map((id) => messageFor(envelope("user.created", userData(id))));
 		const first = await deliver(msgs);
 		expect(first.explicitAcks.sort()).toEqual([first.ids[0], first.ids[2]].sort());
-		expect(first.retryMessages.map((r) => r.msgId)).toEqual([first.ids[1]]);
+		expect(first.retryMessages.map((r: { msgId: string }) => r.msgId)).toEqual([first.ids[1]]);
 		expect(first.delays).toEqual({ [first.ids[1]!]: 2 });
 		expect(await user(good1)).not.toBeNull();
 		expect(await user(good2)).not.toBeNull();
@@ -142,7 +142,7 @@ describe("consumer", () => {
 
 		// Still failing on the 3rd attempt: the delay grows.
 		const third = await deliver([msgs[1]!], { attempts: 3 });
-		expect(third.retryMessages.map((r) => r.msgId)).toEqual([third.ids[0]]);
+		expect(third.retryMessages.map((r: { msgId: string }) => r.msgId)).toEqual([third.ids[0]]);
 		expect(third.delays).toEqual({ [third.ids[0]!]: 8 });
 
 		await env.DB.exec(`DROP TRIGGER fail_${poison};`);
