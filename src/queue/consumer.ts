@@ -7,6 +7,7 @@ import { parseEnv } from "../env";
 import { createLogger, errorFields, type Logger } from "../lib/logger";
 import { clearAccessCache, invalidateAccess } from "../services/access";
 import { planClerkEvent, type SyncPlan } from "../services/clerk-sync";
+import { invalidateUser } from "../services/users";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "./messages";
 
 export const WEBHOOK_QUEUE = "webhook-events";
@@ -80,7 +81,10 @@ function emptyPlan(): SyncPlan {
 }
 
 function invalidate(p: SyncPlan) {
-	if (p.invalidate.all) clearAccessCache();
+	if (p.invalidate.all) {
+		clearAccessCache();
+		invalidateUser();
+	}
 	else if (p.invalidate.orgId) invalidateAccess(p.invalidate.orgId, p.invalidate.userId);
 }
 

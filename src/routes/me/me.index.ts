@@ -1,18 +1,14 @@
-import { eq } from "drizzle-orm";
 import { createRouter } from "../../app";
-import { users } from "../../db/schema";
 import { ApiError } from "../../errors";
 import { resolveOrgAccess } from "../../services/access";
+import { getUser } from "../../services/users";
 import * as routes from "./me.routes";
 
 export const meRouter = createRouter().openapi(routes.me, async (c) => {
 	const auth = c.get("auth");
 	const db = c.get("db");
-	const [userRows, access] = await Promise.all([
-		db
-			.select({ id: users.id, email: users.email, firstName: users.firstName, lastName: users.lastName, deletedAt: users.deletedAt })
-			.from(users)
-			.where(eq(users.id, auth.userId)),
+	const [row, access] = await Promise.all([
+		getUser(db, auth.userId),
 		auth.orgId
 			? resolveOrgAccess(db, auth, auth.orgId).catch((err) => {
 					// An active organization the caller no longer belongs to is reported as none.
@@ -21,7 +17,6 @@ export const meRouter = createRouter().openapi(routes.me, async (c) => {
 				})
 			: null,
 	]);
-	const row = userRows[0];
 	if (row?.deletedAt) throw new ApiError("INVALID_TOKEN", "the user has been deleted", { headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' } });
 	return c.json(
 		{

@@ -1,0 +1,296 @@
+#!/usr/bin/env node
+// Benchmarks against the built Worker served by Miniflare/workerd directly (not `wrangler dev`,
+// whose proxy caps throughput). Usage: npm run bench [-- identity|webhooks|ratelimit|all] [--seconds 5] [--concurrency 32]
+//   identity : GET /api/health vs authenticated GET /api/me (target: me >= 60% of health)
+//   webhooks : POST /api/webhooks/clerk ingest vs /api/health; 10,000 events through the queue consumer vs
+//              a plain batch insert of the same rows (target ratio plain/consumer >= 0.5)
+//   ratelimit: a tenant route with lease-mode limits vs the same route unlimited (target >= 0.8), DO calls
+//              per request, and admitted vs limit under a burst (target overshoot <= 1%)
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
+import { Miniflare } from "miniflare";
+import { Webhook } from "svix";
+import { parseArgs, ROOT } from "../scripts/lib.mjs";
+
+const args = parseArgs(process.argv.slice(2));
+const which = args._[0] ?? "all";
+const SECONDS = Number(args.seconds ?? 5);
+const CONCURRENCY = Number(args.concurrency ?? 32);
+const OUT = join(ROOT, "bench", ".out");
+const ISSUER = "https://clerk.bench.local";
+const WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+function build() {
+	execFileSync(join(ROOT, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", OUT], {
+		cwd: ROOT,
+		stdio: ["ignore", "ignore", "inherit"],
+		env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+	});
+}
+
+const keys = await generateKeyPair("RS256", { extractable: true });
+const pem = await exportSPKI(keys.publicKey);
+const kid = (await exportJWK(keys.publicKey)).n.slice(0, 8);
+
+async function start(vars = {}) {
+	const dbId = `bench-${Date.now()}`;
+	const main = {
+		name: "main",
+		modules: true,
+		scriptPath: join(OUT, "index.js"),
+		compatibilityDate: "2026-04-20",
+		compatibilityFlags: ["nodejs_compat"],
+		d1Databases: { DB: dbId },
+		queueProducers: { WEBHOOK_QUEUE: { queueName: "webhook-events" } },
+		queueConsumers: {
+			"webhook-events": { maxBatchSize: 50, maxBatchTimeout: 1, maxRetries: 5, deadLetterQueue: "webhook-events-dlq" },
+			"webhook-events-dlq": { maxBatchSize: 50, maxBatchTimeout: 5 },
+		},
+		durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
+		bindings: {
+			CLERK_ISSUER: ISSUER,
+			CLERK_JWT_KEY: pem,
+			CLERK_WEBHOOK_SECRET: WEBHOOK_SECRET,
+			LOG_LEVEL: "error",
+			RATE_LIMIT_MODE: "off",
+			...vars,
+		},
+	};
+	// The baseline for the consumer benchmark: plain INSERTs run inside workerd against the same D1,
+	// so both sides pay the same costs (no proxy round trips from Node per statement).
+	const baseline = {
+		name: "baseline",
+		modules: true,
+		compatibilityDate: "2026-04-20",
+		d1Databases: { DB: dbId },
+		script: `export default { async fetch(req, env) {
+			const rows = await req.json();
+			const stmts = [];
+			for (const r of rows) {
+				stmts.push(env.DB.prepare("INSERT INTO users (id, email, first_name, last_name, source_updated_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").bind(r.id, r.email, r.first, r.last, r.ts, r.ts, r.ts));
+				stmts.push(env.DB.prepare("INSERT INTO events (svix_id, type, entity_id, payload, event_timestamp, received_at, processed_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, 'processed')").bind(r.id, r.type, r.id, r.payload, r.ts, r.ts, r.ts));
+			}
+			await env.DB.batch(stmts);
+			return new Response("ok");
+		} }`,
+	};
+	const mf = new Miniflare({ workers: [main, baseline] });
+	const url = await mf.ready;
+	const db = await mf.getD1Database("DB");
+	for (const file of readdirSync(join(ROOT, "migrations")).filter((f) => f.endsWith(".sql")).sort()) {
+		const stmts = readFileSync(join(ROOT, "migrations", file), "utf8")
+			.split("--> statement-breakpoint")
+			.map((s) => s.replace(/^\s*--.*$/gm, "").trim())
+			.filter(Boolean);
+		await db.batch(stmts.map((s) => db.prepare(s)));
+	}
+	const now = Date.now();
+	await db.batch([
+		db.prepare("INSERT INTO organizations (id, name, slug, source_updated_at, created_at, updated_at, rate_limit_per_minute, user_rate_limit_per_minute) VALUES ('org_bench', 'Bench', 'bench', 1, ?, ?, ?, ?)").bind(now, now, Number(vars.BENCH_ORG_LIMIT ?? 1e9), Number(vars.BENCH_USER_LIMIT ?? 1e9)),
+		db.prepare("INSERT INTO users (id, email, source_updated_at, created_at, updated_at) VALUES ('user_bench', 'b@bench.local', 1, ?, ?)").bind(now, now),
+		db.prepare("INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at) VALUES ('orgmem_bench', 'org_bench', 'user_bench', 'org:admin', 1, ?, ?)").bind(now, now),
+	]);
+	return { mf, url: url.toString().replace(/\/$/, ""), db };
+}
+
+async function token() {
+	const t = Math.floor(Date.now() / 1000);
+	return new SignJWT({ v: 2, sid: "sess_bench", fea: "o:members", o: { id: "org_bench", slg: "bench", rol: "admin", per: "read", fpm: "1" } })
+		.setProtectedHeader({ alg: "RS256", kid })
+		.setIssuer(ISSUER)
+		.setSubject("user_bench")
+		.setIssuedAt(t)
+		.setExpirationTime(t + 3600)
+		.sign(keys.privateKey);
+}
+
+/** Closed-loop load: CONCURRENCY workers for SECONDS; returns rps and latency percentiles. */
+async function load(name, makeRequest, { seconds = SECONDS, concurrency = CONCURRENCY, expect = 200 } = {}) {
+	const lat = [];
+	let errors = 0;
+	const statuses = {};
+	// Warm-up (JIT, caches) for a second, so the first route measured is not penalised.
+	let n = 1_000_000;
+	const warmEnd = performance.now() + 1000;
+	await Promise.all(
+		Array.from({ length: concurrency }, async () => {
+			while (performance.now() < warmEnd) await (await fetch(...makeRequest(n++))).arrayBuffer();
+		}),
+	);
+	const n0 = n - 1_000_000;
+	n = 0;
+	const end = performance.now() + seconds * 1000;
+	const started = performance.now();
+	await Promise.all(
+		Array.from({ length: concurrency }, async () => {
+			while (performance.now() < end) {
+				const i = n++;
+				const t0 = performance.now();
+				const res = await fetch(...makeRequest(i));
+				await res.arrayBuffer();
+				lat.push(performance.now() - t0);
+				statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+				if (res.status !== expect) errors++;
+			}
+		}),
+	);
+	const elapsed = (performance.now() - started) / 1000;
+	lat.sort((a, b) => a - b);
+	const pct = (p) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))].toFixed(2);
+	const r = { name, requests: lat.length, warmup: n0, rps: Math.round(lat.length / elapsed), p50: pct(0.5), p99: pct(0.99), errors, statuses };
+	console.log(`${name.padEnd(34)} ${String(r.rps).padStart(7)} req/s   p50 ${r.p50.padStart(6)} ms   p99 ${r.p99.padStart(6)} ms   ${JSON.stringify(statuses)}`);
+	return r;
+}
+
+async function identity() {
+	console.log(`\n# identity: ${SECONDS}s per route, concurrency ${CONCURRENCY}, rate limits off`);
+	const { mf, url } = await start();
+	const auth = { authorization: `Bearer ${await token()}` };
+	const health = await load("GET /api/health", () => [`${url}/api/health`]);
+	const me = await load("GET /api/me (Bearer)", () => [`${url}/api/me`, { headers: auth }]);
+	const org = await load("GET /api/orgs/:orgId (Bearer)", () => [`${url}/api/orgs/org_bench`, { headers: auth }]);
+	console.log(`ratio /api/me / /api/health = ${(me.rps / health.rps).toFixed(2)} (target >= 0.60); /api/orgs/:id = ${(org.rps / health.rps).toFixed(2)}`);
+	await mf.dispose();
+	return { health, me, ratio: me.rps / health.rps };
+}
+
+function clerkEvent(i, now = Date.now()) {
+	const id = `user_b${i}`;
+	return {
+		data: {
+			id,
+			object: "user",
+			first_name: "Bench",
+			last_name: String(i),
+			primary_email_address_id: `idn_${i}`,
+			email_addresses: [{ id: `idn_${i}`, email_address: `${id}@bench.local`, object: "email_address" }],
+			created_at: now,
+			updated_at: now,
+		},
+		object: "event",
+		type: "user.created",
+		timestamp: now,
+		instance_id: "ins_bench",
+	};
+}
+
+async function webhooks() {
+	console.log(`\n# webhooks: ingest vs health (${SECONDS}s each), then 10,000 events through the consumer`);
+	const { mf, url, db } = await start();
+	const wh = new Webhook(WEBHOOK_SECRET);
+	const bodies = Array.from({ length: 200 }, (_, i) => JSON.stringify(clerkEvent(1_000_000 + i)));
+	const health = await load("GET /api/health", () => [`${url}/api/health`]);
+	const ingest = await load(
+		"POST /api/webhooks/clerk",
+		(i) => {
+			const body = bodies[i % bodies.length];
+			const id = `msg_ingest_${i}`;
+			const ts = new Date();
+			return [
+				`${url}/api/webhooks/clerk`,
+				{
+					method: "POST",
+					body,
+					headers: { "content-type": "application/json", "svix-id": id, "svix-timestamp": String(Math.floor(ts / 1000)), "svix-signature": wh.sign(id, ts, body) },
+				},
+			];
+		},
+		{ expect: 202 },
+	);
+	console.log(`ratio ingest / health = ${(ingest.rps / health.rps).toFixed(2)}`);
+
+	// Consumer: the Worker's queue handler, called with batches of 50 as Queues would deliver them.
+	const N = 10_000;
+	const worker = await mf.getWorker();
+	const t0 = performance.now();
+	for (let b = 0; b < N / 50; b++) {
+		const messages = Array.from({ length: 50 }, (_, j) => {
+			const i = b * 50 + j;
+			const event = clerkEvent(i);
+			return {
+				id: `m${i}`,
+				timestamp: new Date(),
+				attempts: 1,
+				body: { source: "clerk", svixId: `msg_sync_${i}`, type: event.type, timestamp: event.timestamp, receivedAt: Date.now(), body: JSON.stringify(event) },
+			};
+		});
+		const r = await worker.queue("webhook-events", messages);
+		if (r.outcome !== "ok" || r.retryMessages.length > 0) throw new Error(`consumer batch failed: ${JSON.stringify(r)}`);
+	}
+	const consumerMs = performance.now() - t0;
+	const synced = await db.prepare("SELECT count(*) AS n FROM events WHERE svix_id LIKE 'msg_sync_%' AND outcome = 'processed'").first();
+
+	// Baseline: the same user rows and raw event rows with plain INSERTs, same batch size, no ordering logic.
+	const base = await mf.getWorker("baseline");
+	const t1 = performance.now();
+	for (let b = 0; b < N / 50; b++) {
+		const rows = Array.from({ length: 50 }, (_, j) => {
+			const i = b * 50 + j;
+			const e = clerkEvent(i);
+			return { id: `plain_${i}`, email: `${i}@b`, first: "Bench", last: String(i), ts: e.timestamp, type: e.type, payload: JSON.stringify(e) };
+		});
+		const res = await base.fetch("http://baseline/", { method: "POST", body: JSON.stringify(rows) });
+		if (!res.ok) throw new Error(`baseline failed: ${await res.text()}`);
+	}
+	const plainMs = performance.now() - t1;
+	console.log(`consumer: ${N} events in ${consumerMs.toFixed(0)} ms (${Math.round(N / (consumerMs / 1000))} events/s), ${synced.n} recorded as processed`);
+	console.log(`plain batch insert of the same rows: ${plainMs.toFixed(0)} ms`);
+	console.log(`ratio plain / consumer = ${(plainMs / consumerMs).toFixed(2)} (target >= 0.50)`);
+	await mf.dispose();
+	return { ingest, health, ratio: plainMs / consumerMs };
+}
+
+async function doCalls(mf, keys) {
+	const ns = await mf.getDurableObjectNamespace("RATE_LIMITER");
+	let total = 0;
+	for (const k of keys) total += (await ns.get(ns.idFromName(k)).stats()).calls;
+	return total;
+}
+
+async function ratelimit() {
+	console.log(`\n# rate limits: GET /api/orgs/:orgId, ${SECONDS}s each, concurrency ${CONCURRENCY}`);
+	const keysUsed = ["org:org_bench", "org:org_bench:user:user_bench"];
+	const off = await start({ RATE_LIMIT_MODE: "off" });
+	const auth = { authorization: `Bearer ${await token()}` };
+	const unlimited = await load("unlimited", () => [`${off.url}/api/orgs/org_bench`, { headers: auth }]);
+	await off.mf.dispose();
+	const lease = await start({ RATE_LIMIT_MODE: "lease", BENCH_ORG_LIMIT: 100_000_000, BENCH_USER_LIMIT: 100_000_000 });
+	const leased = await load("limited, lease mode", () => [`${lease.url}/api/orgs/org_bench`, { headers: auth }]);
+	const leaseCalls = await doCalls(lease.mf, keysUsed);
+	await lease.mf.dispose();
+	const strict = await start({ RATE_LIMIT_MODE: "strict", BENCH_ORG_LIMIT: 100_000_000, BENCH_USER_LIMIT: 100_000_000 });
+	const strictR = await load("limited, strict mode", () => [`${strict.url}/api/orgs/org_bench`, { headers: auth }]);
+	const strictCalls = await doCalls(strict.mf, keysUsed);
+	await strict.mf.dispose();
+	console.log(`ratio lease / unlimited = ${(leased.rps / unlimited.rps).toFixed(2)} (target >= 0.80); strict / unlimited = ${(strictR.rps / unlimited.rps).toFixed(2)}`);
+	console.log(`DO calls per request: lease ${(leaseCalls / (leased.requests + leased.warmup)).toFixed(3)}, strict ${(strictCalls / (strictR.requests + strictR.warmup)).toFixed(3)} (two buckets per request: tenant and user)`);
+
+	// Overshoot: a burst of 3x the limit within a few seconds, lease mode.
+	const LIMIT = 2_000;
+	const burst = await start({ RATE_LIMIT_MODE: "lease", BENCH_ORG_LIMIT: LIMIT, BENCH_USER_LIMIT: 100_000_000 });
+	const t0 = performance.now();
+	let admitted = 0;
+	let n = 0;
+	await Promise.all(
+		Array.from({ length: CONCURRENCY }, async () => {
+			while (n < LIMIT * 3) {
+				n++;
+				const res = await fetch(`${burst.url}/api/orgs/org_bench`, { headers: auth });
+				await res.arrayBuffer();
+				if (res.status === 200) admitted++;
+			}
+		}),
+	);
+	const secs = (performance.now() - t0) / 1000;
+	const allowed = LIMIT + Math.floor((LIMIT / 60) * secs); // bucket capacity + refill during the burst
+	console.log(`burst: ${LIMIT * 3} requests in ${secs.toFixed(1)} s against ${LIMIT}/min: admitted ${admitted}, token-bucket allowance ${allowed}, overshoot ${(((admitted - allowed) / LIMIT) * 100).toFixed(2)}% (target <= 1%)`);
+	await burst.mf.dispose();
+	return { ratio: leased.rps / unlimited.rps };
+}
+
+build();
+if (which === "identity" || which === "all") await identity();
+if (which === "webhooks" || which === "all") await webhooks();
+if (which === "ratelimit" || which === "all") await ratelimit();
