@@ -46,11 +46,12 @@ export function createApp() {
 	const app = createRouter();
 	app.use("*", init());
 
-	app.route("/", healthRouter);
-	app.route("/", meRouter);
-	app.route("/", orgsRouter);
-	app.route("/", webhooksRouter);
-	app.route("/", adminRouter);
+	const routes = app
+		.route("/", healthRouter)
+		.route("/", meRouter)
+		.route("/", orgsRouter)
+		.route("/", webhooksRouter)
+		.route("/", adminRouter);
 
 	app.doc31("/api/openapi.json", {
 		openapi: "3.1.0",
@@ -83,10 +84,11 @@ export function createApp() {
 		return problem(c, "INTERNAL_SERVER_ERROR", "an unexpected error occurred");
 	});
 
-	return app;
+	return routes;
 }
 
-export type App = ReturnType<typeof createApp>;
+/** The app's route types, for hono/client: `hc<AppType>("https://api.example.com")`. */
+export type AppType = ReturnType<typeof createApp>;
 
 const DOCS_HTML = `<!doctype html>
 <html><head><meta charset="utf-8"><title>API reference</title>

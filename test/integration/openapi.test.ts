@@ -1,0 +1,113 @@
+import { exports } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createApp } from "../../src/app";
+import { createClient } from "../../src/client";
+import { ProblemSchema } from "../../src/openapi";
+import { MeResponse } from "../../src/routes/me/me.routes";
+import { EventSchema, MemberSchema, OrganizationSchema } from "../../src/routes/orgs/orgs.routes";
+import { seedTenant } from "../helpers/factories";
+import { signToken, stubJwks } from "../helpers/jwt";
+import { get } from "../helpers/request";
+
+beforeEach(() => {
+	stubJwks(vi);
+});
+afterEach(() => {
+	vi.restoreAllMocks();
+});
+
+const toOpenApiPath = (p: string) => p.replace(/:([A-Za-z]+)/g, "{$1}");
+
+describe("OpenAPI document", () => {
+	it("is served at /api/openapi.json and documents every mounted route", async () => {
+		const res = await get("/api/openapi.json");
+		expect(res.status).toBe(200);
+		expect(res.json.openapi).toBe("3.1.0");
+		const documented = new Set<string>();
+		for (const [path, ops] of Object.entries(res.json.paths as Record<string, Record<string, unknown>>)) {
+			for (const method of Object.keys(ops)) documented.add(`${method.toUpperCase()} ${path}`);
+		}
+		const mounted = createApp()
+			.routes.filter((r) => r.method !== "ALL" && r.path.startsWith("/api/") && r.path !== "/api/openapi.json")
+			.map((r) => `${r.method} ${toOpenApiPath(r.path)}`);
+		expect(mounted.length).toBeGreaterThanOrEqual(9);
+		for (const route of new Set(mounted)) expect(documented, `${route} is not documented`).toContain(route);
+		// Every operation documents its problem responses.
+		for (const ops of Object.values(res.json.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>)) {
+			for (const op of Object.values(ops)) expect(Object.keys(op.responses)).toContain("500");
+		}
+	});
+
+	it("the docs page loads the document", async () => {
+		const res = await get("/docs");
+		expect(res.status).toBe(200);
+		expect(res.headers.get("content-type")).toContain("text/html");
+		expect(res.text).toContain("/api/openapi.json");
+	});
+
+	it("real responses match the documented schemas for a sample of calls", async () => {
+		const t = await seedTenant();
+		const admin = await signToken({ userId: t.admin, orgId: t.orgId, role: "org:admin" });
+		const cases = [
+			{ path: "/api/me", schema: MeResponse, token: admin, status: 200 },
+			{ path: `/api/orgs/${t.orgId}`, schema: OrganizationSchema, token: admin, status: 200 },
+			{ path: `/api/orgs/${t.orgId}/members`, schema: MemberSchema.array(), pick: "data", token: admin, status: 200 },
+			{ path: `/api/orgs/${t.orgId}/events`, schema: EventSchema.array(), pick: "data", token: admin, status: 200 },
+			{ path: "/api/orgs/org_missing", schema: ProblemSchema, token: admin, status: 404 },
+			{ path: "/api/me", schema: ProblemSchema, status: 401 },
+		];
+		const doc = (await get("/api/openapi.json")).json;
+		for (const c of cases) {
+			const res = await get(c.path, c.token);
+			expect(res.status, `${c.path}: ${res.text}`).toBe(c.status);
+			const body = c.pick ? res.json[c.pick] : res.json;
+			const parsed = c.schema.safeParse(body);
+			expect(parsed.success, `${c.path}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
+			const templ = toOpenApiPath(c.path.replace(t.orgId, ":orgId").replace("org_missing", ":orgId"));
+			expect(Object.keys(doc.paths[templ].get.responses)).toContain(String(c.status));
+		}
+	});
+
+	it("the typed hono client works against the Worker", async () => {
+		const t = await seedTenant();
+		const token = await signToken({ userId: t.member });
+		const api = createClient("https://api.test", async () => token, (input, init) => exports.default.fetch(new Request(input, init)));
+		const health = await api.api.health.$get();
+		expect(await health.json()).toEqual({ status: "ok" });
+		const members = await api.api.orgs[":orgId"].members.$get({ param: { orgId: t.orgId }, query: { limit: "1" } });
+		expect(members.status).toBe(200);
+		if (members.status === 200) {
+			const body = await members.json();
+			expect(body.data).toHaveLength(1);
+			expect(body.nextCursor).toEqual(expect.any(String));
+		}
+	});
+});
+
+describe("observability", () => {
+	it("logs one JSON line per request with request id, tenant, user, route, status and duration", async () => {
+		const t = await seedTenant();
+		const lines: string[] = [];
+		vi.spyOn(console, "log").mockImplementation((line: unknown) => {
+			lines.push(String(line));
+		});
+		const { callWithEnv } = await import("../helpers/request");
+		const res = await callWithEnv({ LOG_LEVEL: "info" }, "GET", `/api/orgs/${t.orgId}/members`, {
+			token: await signToken({ userId: t.admin }),
+			headers: { "x-request-id": "req-observe-1" },
+		});
+		expect(res.status).toBe(200);
+		expect(res.headers.get("x-request-id")).toBe("req-observe-1");
+		const entry = lines.map((l) => JSON.parse(l)).find((e) => e.msg === "request");
+		expect(entry).toMatchObject({
+			level: "info",
+			requestId: "req-observe-1",
+			orgId: t.orgId,
+			userId: t.admin,
+			route: "/api/orgs/:orgId/members",
+			status: 200,
+			method: "GET",
+		});
+		expect(entry.durationMs).toEqual(expect.any(Number));
+	});
+});
