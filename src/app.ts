@@ -10,6 +10,7 @@ import { adminRouter } from "./routes/admin/admin.index";
 import { healthRouter } from "./routes/health/health.index";
 import { meRouter } from "./routes/me/me.index";
 import { orgsRouter } from "./routes/orgs/orgs.index";
+import { storeRouter } from "./routes/store/store.index";
 import { webhooksRouter } from "./routes/webhooks/webhooks.index";
 
 /**
@@ -21,10 +22,12 @@ export function createRouter() {
 		strict: true,
 		defaultHook: (result) => {
 			if (!result.success) {
-				const errors: FieldError[] = result.error.issues.map((i) => ({
-					path: i.path.map(String).join(".") || "(root)",
-					message: i.message,
-				}));
+				// Unknown fields are reported one by one, so a client sees exactly which to drop.
+				const errors: FieldError[] = result.error.issues.flatMap((i) =>
+					i.code === "unrecognized_keys"
+						? i.keys.map((k) => ({ path: [...i.path, k].map(String).join("."), message: "unknown field" }))
+						: [{ path: i.path.map(String).join(".") || "(root)", message: i.message }],
+				);
 				throw new ApiError("VALIDATION_FAILED", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
 					errors,
 				});
@@ -51,7 +54,8 @@ export function createApp() {
 		.route("/", meRouter)
 		.route("/", orgsRouter)
 		.route("/", webhooksRouter)
-		.route("/", adminRouter);
+		.route("/", adminRouter)
+		.route("/", storeRouter);
 
 	app.doc31("/api/openapi.json", {
 		openapi: "3.1.0",

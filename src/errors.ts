@@ -9,6 +9,7 @@ export const errorCodes = [
 	"FORBIDDEN",
 	"NOT_FOUND",
 	"CONFLICT",
+	"PRECONDITION_FAILED",
 	"PAYLOAD_TOO_LARGE",
 	"UNSUPPORTED_MEDIA_TYPE",
 	"RATE_LIMITED",
@@ -33,6 +34,8 @@ export function codeToStatus(code: ErrorCode): ContentfulStatusCode {
 			return 404;
 		case "CONFLICT":
 			return 409;
+		case "PRECONDITION_FAILED":
+			return 412;
 		case "UNSUPPORTED_MEDIA_TYPE":
 			return 415;
 		case "RATE_LIMITED":
@@ -53,6 +56,7 @@ const titles: Record<ErrorCode, string> = {
 	FORBIDDEN: "Forbidden",
 	NOT_FOUND: "Not found",
 	CONFLICT: "Conflict",
+	PRECONDITION_FAILED: "Precondition failed",
 	PAYLOAD_TOO_LARGE: "Payload too large",
 	UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
 	RATE_LIMITED: "Too many requests",
@@ -142,6 +146,8 @@ export function statusToCode(status: number): ErrorCode {
 			return "NOT_FOUND";
 		case 409:
 			return "CONFLICT";
+		case 412:
+			return "PRECONDITION_FAILED";
 		case 413:
 			return "PAYLOAD_TOO_LARGE";
 		case 415:

@@ -1,0 +1,313 @@
+import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import { requireAuth } from "../../middleware/auth";
+import { requireOrgMember, requirePermission } from "../../middleware/authorize";
+import { idempotency } from "../../middleware/idempotency";
+import { rateLimit } from "../../middleware/rate-limit";
+import { CursorQuery, jsonContent, orgErrors, problem } from "../../openapi";
+
+// --- schemas ---------------------------------------------------------------------------------
+
+const id = (name: string, example: string) =>
+	z.string().min(1).max(128).openapi({ param: { name, in: "path" }, example });
+const OrgParam = { orgId: id("orgId", "org_2abc") };
+const name = z.string().trim().min(1).max(200);
+const sku = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - (max 64)");
+const money = z.number().int().min(0).max(1_000_000_000_000);
+const currency = z.string().regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. INR");
+const productStatus = z.enum(["draft", "active", "archived"]);
+const orderStatus = z.enum(["pending", "paid", "fulfilled", "cancelled"]);
+const nonEmpty = <T extends z.ZodObject>(s: T) =>
+	s.refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
+
+export const CategorySchema = z
+	.object({ id: z.string(), name: z.string(), slug: z.string(), version: z.number().int(), createdAt: z.number().int(), updatedAt: z.number().int() })
+	.openapi("Category");
+export const ProductSchema = z
+	.object({
+		id: z.string(),
+		categoryId: z.string().nullable(),
+		name: z.string(),
+		sku: z.string(),
+		description: z.string().nullable(),
+		priceMinor: z.number().int().openapi({ description: "Price in the currency's smallest unit (paise, cents)" }),
+		currency: z.string(),
+		status: productStatus,
+		stock: z.number().int(),
+		version: z.number().int(),
+		createdAt: z.number().int(),
+		updatedAt: z.number().int(),
+	})
+	.openapi("Product");
+export const VariantSchema = z
+	.object({
+		id: z.string(),
+		productId: z.string(),
+		name: z.string(),
+		sku: z.string(),
+		priceMinor: z.number().int().nullable(),
+		stock: z.number().int(),
+		version: z.number().int(),
+		createdAt: z.number().int(),
+		updatedAt: z.number().int(),
+	})
+	.openapi("Variant");
+export const OrderItemSchema = z
+	.object({
+		id: z.string(),
+		productId: z.string(),
+		variantId: z.string().nullable(),
+		name: z.string(),
+		sku: z.string(),
+		unitPriceMinor: z.number().int(),
+		quantity: z.number().int(),
+		lineTotalMinor: z.number().int(),
+	})
+	.openapi("OrderItem");
+export const OrderSchema = z
+	.object({
+		id: z.string(),
+		status: orderStatus,
+		currency: z.string(),
+		totalMinor: z.number().int(),
+		customerEmail: z.string().nullable(),
+		createdBy: z.string(),
+		version: z.number().int(),
+		createdAt: z.number().int(),
+		updatedAt: z.number().int(),
+	})
+	.openapi("Order");
+export const OrderDetailSchema = OrderSchema.extend({
+	items: z.array(OrderItemSchema),
+	history: z.array(
+		z.object({ fromStatus: z.string().nullable(), toStatus: z.string(), changedBy: z.string(), note: z.string().nullable(), at: z.number().int() }),
+	),
+}).openapi("OrderDetail");
+
+const pageOf = <T extends z.ZodType>(item: T, n: string) => z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(n);
+
+export const CategoryCreate = z.strictObject({ name, slug: z.string().regex(/^[a-z0-9-]{1,100}$/, "lowercase letters, digits and -") });
+export const ProductCreate = z.strictObject({
+	name,
+	sku,
+	description: z.string().max(5000).nullable().optional(),
+	priceMinor: money,
+	currency,
+	status: productStatus.default("draft"),
+	stock: z.number().int().min(0).max(1_000_000_000).default(0),
+	categoryId: z.string().max(128).nullable().optional(),
+});
+export const ProductPatch = nonEmpty(ProductCreate.omit({ stock: true }).partial().strict());
+export const VariantCreate = z.strictObject({
+	name,
+	sku,
+	priceMinor: money.nullable().optional(),
+	stock: z.number().int().min(0).max(1_000_000_000).default(0),
+});
+export const VariantPatch = nonEmpty(VariantCreate.omit({ stock: true }).partial().strict());
+export const InventoryAdjust = z.strictObject({
+	delta: z
+		.number()
+		.int()
+		.min(-1_000_000)
+		.max(1_000_000)
+		.refine((d) => d !== 0, "must not be 0"),
+	variantId: z.string().max(128).optional(),
+});
+export const OrderCreate = z.strictObject({
+	items: z
+		.array(z.strictObject({ productId: z.string().min(1).max(128), variantId: z.string().min(1).max(128).optional(), quantity: z.number().int().min(1).max(1000) }))
+		.min(1)
+		.max(50),
+	customerEmail: z.email().max(320).nullable().optional(),
+});
+export const OrderTransition = z.strictObject({ status: orderStatus, note: z.string().max(500).optional() });
+
+const IfMatch = z.object({
+	"if-match": z.string().max(100).optional().openapi({ description: 'ETag from a previous read, e.g. "3"; a stale one is a 412' }),
+});
+const IdempotencyKey = z.object({
+	"idempotency-key": z.string().max(255).optional().openapi({ description: "Same key and body: same answer, no second row" }),
+});
+const etagHeader = { ETag: { schema: { type: "string" as const }, description: "Version of the resource, for If-Match" } };
+const ok = <T extends z.ZodType>(schema: T, description: string, withEtag = false) => ({
+	...jsonContent(schema, description),
+	...(withEtag ? { headers: etagHeader } : {}),
+});
+const writeErrors = {
+	...orgErrors,
+	409: problem("Conflict: duplicate sku/slug, insufficient stock, Idempotency-Key reuse, invalid transition"),
+	412: problem("If-Match does not match the current ETag"),
+};
+
+/** createRoute for tenant routes: auth, membership, tenant rate limit, permission (and Idempotency-Key on POST). */
+function tenantRoute<R extends Omit<RouteConfig, "middleware" | "security">>(permission: string, config: R) {
+	const middleware: MiddlewareHandler[] = [requireAuth(), requireOrgMember(), rateLimit("tenant"), requirePermission(permission)];
+	if (config.method === "post") middleware.push(idempotency());
+	return createRoute({ ...config, security: [{ bearer: [] }], middleware, tags: [config.path.includes("/orders") ? "orders" : "catalogue"] });
+}
+
+const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
+const R = "org:products:read";
+const W = "org:products:write";
+const base = "/api/orgs/{orgId}";
+
+// --- categories --------------------------------------------------------------------------------
+
+export const listCategories = tenantRoute(R, {
+	method: "get",
+	path: `${base}/categories`,
+	summary: "List categories",
+	request: { params: z.object(OrgParam), query: CursorQuery },
+	responses: { 200: ok(pageOf(CategorySchema, "CategoryPage"), "A page of categories"), ...orgErrors },
+});
+export const createCategory = tenantRoute(W, {
+	method: "post",
+	path: `${base}/categories`,
+	summary: "Create a category",
+	request: { params: z.object(OrgParam), headers: IdempotencyKey, body: body(CategoryCreate) },
+	responses: { 201: ok(CategorySchema, "Created", true), ...writeErrors },
+});
+const categoryParams = z.object({ ...OrgParam, categoryId: id("categoryId", "cat_1") });
+export const getCategory = tenantRoute(R, {
+	method: "get",
+	path: `${base}/categories/{categoryId}`,
+	summary: "Get a category",
+	request: { params: categoryParams },
+	responses: { 200: ok(CategorySchema, "The category", true), ...orgErrors },
+});
+export const updateCategory = tenantRoute(W, {
+	method: "patch",
+	path: `${base}/categories/{categoryId}`,
+	summary: "Update a category",
+	request: { params: categoryParams, headers: IfMatch, body: body(nonEmpty(CategoryCreate.partial().strict())) },
+	responses: { 200: ok(CategorySchema, "Updated", true), ...writeErrors },
+});
+export const deleteCategory = tenantRoute(W, {
+	method: "delete",
+	path: `${base}/categories/{categoryId}`,
+	summary: "Delete a category (its products become uncategorised)",
+	request: { params: categoryParams, headers: IfMatch },
+	responses: { 204: { description: "Deleted" }, ...writeErrors },
+});
+
+// --- products ----------------------------------------------------------------------------------
+
+export const listProducts = tenantRoute(R, {
+	method: "get",
+	path: `${base}/products`,
+	summary: "List products",
+	request: {
+		params: z.object(OrgParam),
+		query: CursorQuery.extend({
+			status: productStatus.optional(),
+			categoryId: z.string().max(128).optional(),
+			sku: z.string().max(64).optional(),
+			q: z.string().max(100).optional().openapi({ description: "Substring of the name" }),
+		}),
+	},
+	responses: { 200: ok(pageOf(ProductSchema, "ProductPage"), "A page of products"), ...orgErrors },
+});
+export const createProduct = tenantRoute(W, {
+	method: "post",
+	path: `${base}/products`,
+	summary: "Create a product",
+	request: { params: z.object(OrgParam), headers: IdempotencyKey, body: body(ProductCreate) },
+	responses: { 201: ok(ProductSchema, "Created", true), ...writeErrors },
+});
+const productParams = z.object({ ...OrgParam, productId: id("productId", "prd_1") });
+export const getProduct = tenantRoute(R, {
+	method: "get",
+	path: `${base}/products/{productId}`,
+	summary: "Get a product",
+	request: { params: productParams },
+	responses: { 200: ok(ProductSchema, "The product", true), ...orgErrors },
+});
+export const updateProduct = tenantRoute(W, {
+	method: "patch",
+	path: `${base}/products/{productId}`,
+	summary: "Update a product (stock changes go through /inventory)",
+	request: { params: productParams, headers: IfMatch, body: body(ProductPatch) },
+	responses: { 200: ok(ProductSchema, "Updated", true), ...writeErrors },
+});
+export const deleteProduct = tenantRoute(W, {
+	method: "delete",
+	path: `${base}/products/{productId}`,
+	summary: "Delete a product and its variants",
+	request: { params: productParams, headers: IfMatch },
+	responses: { 204: { description: "Deleted" }, ...writeErrors },
+});
+export const adjustInventory = tenantRoute(W, {
+	method: "post",
+	path: `${base}/products/{productId}/inventory`,
+	summary: "Adjust stock atomically by a delta (never below zero)",
+	request: { params: productParams, headers: IdempotencyKey, body: body(InventoryAdjust) },
+	responses: {
+		200: ok(z.object({ productId: z.string(), variantId: z.string().nullable(), stock: z.number().int() }).openapi("Inventory"), "New stock"),
+		...writeErrors,
+	},
+});
+
+// --- variants ----------------------------------------------------------------------------------
+
+export const listVariants = tenantRoute(R, {
+	method: "get",
+	path: `${base}/products/{productId}/variants`,
+	summary: "List a product's variants",
+	request: { params: productParams },
+	responses: { 200: ok(z.object({ data: z.array(VariantSchema) }).openapi("VariantList"), "Variants"), ...orgErrors },
+});
+export const createVariant = tenantRoute(W, {
+	method: "post",
+	path: `${base}/products/{productId}/variants`,
+	summary: "Create a variant",
+	request: { params: productParams, headers: IdempotencyKey, body: body(VariantCreate) },
+	responses: { 201: ok(VariantSchema, "Created", true), ...writeErrors },
+});
+const variantParams = z.object({ ...OrgParam, productId: id("productId", "prd_1"), variantId: id("variantId", "var_1") });
+export const updateVariant = tenantRoute(W, {
+	method: "patch",
+	path: `${base}/products/{productId}/variants/{variantId}`,
+	summary: "Update a variant",
+	request: { params: variantParams, headers: IfMatch, body: body(VariantPatch) },
+	responses: { 200: ok(VariantSchema, "Updated", true), ...writeErrors },
+});
+export const deleteVariant = tenantRoute(W, {
+	method: "delete",
+	path: `${base}/products/{productId}/variants/{variantId}`,
+	summary: "Delete a variant",
+	request: { params: variantParams, headers: IfMatch },
+	responses: { 204: { description: "Deleted" }, ...writeErrors },
+});
+
+// --- orders ------------------------------------------------------------------------------------
+
+export const listOrders = tenantRoute("org:orders:read", {
+	method: "get",
+	path: `${base}/orders`,
+	summary: "List orders",
+	request: { params: z.object(OrgParam), query: CursorQuery.extend({ status: orderStatus.optional() }) },
+	responses: { 200: ok(pageOf(OrderSchema, "OrderPage"), "A page of orders"), ...orgErrors },
+});
+export const createOrder = tenantRoute("org:orders:write", {
+	method: "post",
+	path: `${base}/orders`,
+	summary: "Create an order (items copy name, sku and price; stock is taken atomically)",
+	request: { params: z.object(OrgParam), headers: IdempotencyKey, body: body(OrderCreate) },
+	responses: { 201: ok(OrderDetailSchema, "Created", true), ...writeErrors },
+});
+const orderParams = z.object({ ...OrgParam, orderId: id("orderId", "ord_1") });
+export const getOrder = tenantRoute("org:orders:read", {
+	method: "get",
+	path: `${base}/orders/{orderId}`,
+	summary: "Get an order with items and status history",
+	request: { params: orderParams },
+	responses: { 200: ok(OrderDetailSchema, "The order", true), ...orgErrors },
+});
+export const transitionOrder = tenantRoute("org:orders:write", {
+	method: "post",
+	path: `${base}/orders/{orderId}/status`,
+	summary: "Move an order: pending→paid|cancelled, paid→fulfilled|cancelled",
+	request: { params: orderParams, headers: IfMatch.merge(IdempotencyKey), body: body(OrderTransition) },
+	responses: { 200: ok(OrderDetailSchema, "Updated", true), ...writeErrors },
+});

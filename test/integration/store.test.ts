@@ -1,0 +1,258 @@
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { seedTenant, uid } from "../helpers/factories";
+import { signToken, stubJwks } from "../helpers/jwt";
+import { call } from "../helpers/request";
+
+beforeEach(() => {
+	stubJwks(vi);
+});
+afterEach(() => {
+	vi.restoreAllMocks();
+});
+
+async function setup() {
+	const t = await seedTenant();
+	const admin = await signToken({ userId: t.admin });
+	const member = await signToken({ userId: t.member });
+	const base = `/api/orgs/${t.orgId}`;
+	const product = async (over: Record<string, unknown> = {}) => {
+		const res = await call("POST", `${base}/products`, {
+			token: admin,
+			body: { name: "Chai", sku: uid("SKU"), priceMinor: 25000, currency: "INR", status: "active", stock: 10, ...over },
+		});
+		expect(res.status, res.text).toBe(201);
+		return res.json;
+	};
+	return { ...t, admin, member, base, product };
+}
+
+describe("products", () => {
+	it("create, read with ETag, list with filters and cursor", async () => {
+		const s = await setup();
+		const p = await s.product({ name: "Masala Chai" });
+		expect(p).toMatchObject({ name: "Masala Chai", priceMinor: 25000, currency: "INR", status: "active", stock: 10, version: 1 });
+		expect(p).not.toHaveProperty("organizationId");
+		const got = await call("GET", `${s.base}/products/${p.id}`, { token: s.member });
+		expect(got.status).toBe(200);
+		expect(got.headers.get("etag")).toBe('"1"');
+		for (let i = 0; i < 4; i++) await s.product({ name: `Draft ${i}`, status: "draft" });
+		const drafts = await call("GET", `${s.base}/products?status=draft&limit=3`, { token: s.member });
+		expect(drafts.json.data).toHaveLength(3);
+		const rest = await call("GET", `${s.base}/products?status=draft&limit=3&cursor=${drafts.json.nextCursor}`, { token: s.member });
+		expect(rest.json.data).toHaveLength(1);
+		expect(rest.json.nextCursor).toBeNull();
+		const search = await call("GET", `${s.base}/products?q=Masala`, { token: s.member });
+		expect(search.json.data.map((x: { id: string }) => x.id)).toEqual([p.id]);
+	});
+
+	it("sku is unique per tenant (409), but the same sku is fine in another tenant", async () => {
+		const s = await setup();
+		const p = await s.product({ sku: "TEA-1" });
+		const dup = await call("POST", `${s.base}/products`, {
+			token: s.admin,
+			body: { name: "Other", sku: "TEA-1", priceMinor: 1, currency: "INR" },
+		});
+		expect(dup.status, dup.text).toBe(409);
+		const other = await setup();
+		const same = await other.product({ sku: p.sku });
+		expect(same.sku).toBe("TEA-1");
+	});
+
+	describe.each([
+		["unknown field organizationId", { organizationId: "org_evil" }, "organizationId"],
+		["unknown field id", { id: "prd_mine" }, "id"],
+		["unknown field createdAt", { createdAt: 1 }, "createdAt"],
+		["negative price", { priceMinor: -1 }, "priceMinor"],
+		["fractional price", { priceMinor: 1.5 }, "priceMinor"],
+		["bad currency", { currency: "rupees" }, "currency"],
+		["bad status", { status: "live" }, "status"],
+		["empty name", { name: "" }, "name"],
+		["bad sku", { sku: "has space" }, "sku"],
+	])("validation: %s", (_n, over, field) => {
+		it("is a 400 problem naming the field, and nothing is stored", async () => {
+			const s = await setup();
+			const res = await call("POST", `${s.base}/products`, {
+				token: s.admin,
+				body: { name: "X", sku: uid("S"), priceMinor: 100, currency: "INR", ...over },
+			});
+			expect(res.status, res.text).toBe(400);
+			expect(res.headers.get("content-type")).toBe("application/problem+json");
+			expect(res.json.errors).toEqual(expect.arrayContaining([expect.objectContaining({ path: field })]));
+			const count = await env.DB.prepare("SELECT count(*) AS n FROM products WHERE organization_id = ?").bind(s.orgId).first();
+			expect(count).toEqual({ n: 0 });
+		});
+	});
+
+	it("If-Match: a stale ETag is a 412; the current one updates and bumps the version", async () => {
+		const s = await setup();
+		const p = await s.product();
+		const first = await call("PATCH", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": '"1"' }, body: { name: "Renamed" } });
+		expect(first.status, first.text).toBe(200);
+		expect(first.headers.get("etag")).toBe('"2"');
+		const stale = await call("PATCH", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": '"1"' }, body: { name: "Lost update" } });
+		expect(stale.status, stale.text).toBe(412);
+		const garbage = await call("PATCH", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": "nonsense" }, body: { name: "x" } });
+		expect(garbage.status).toBe(412);
+		expect((await call("GET", `${s.base}/products/${p.id}`, { token: s.admin })).json.name).toBe("Renamed");
+		const del = await call("DELETE", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": '"1"' } });
+		expect(del.status).toBe(412);
+		expect((await call("DELETE", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": '"2"' } })).status).toBe(204);
+		expect((await call("GET", `${s.base}/products/${p.id}`, { token: s.admin })).status).toBe(404);
+	});
+
+	it("inventory adjusts atomically and never below zero", async () => {
+		const s = await setup();
+		const p = await s.product({ stock: 3 });
+		const down = await call("POST", `${s.base}/products/${p.id}/inventory`, { token: s.admin, body: { delta: -2 } });
+		expect(down.json).toEqual({ productId: p.id, variantId: null, stock: 1 });
+		const tooMuch = await call("POST", `${s.base}/products/${p.id}/inventory`, { token: s.admin, body: { delta: -2 } });
+		expect(tooMuch.status, tooMuch.text).toBe(409);
+		expect((await call("GET", `${s.base}/products/${p.id}`, { token: s.admin })).json.stock).toBe(1);
+	});
+
+	it("categories and variants", async () => {
+		const s = await setup();
+		const cat = await call("POST", `${s.base}/categories`, { token: s.admin, body: { name: "Tea", slug: "tea" } });
+		expect(cat.status, cat.text).toBe(201);
+		const p = await s.product({ categoryId: cat.json.id });
+		expect(p.categoryId).toBe(cat.json.id);
+		const badCat = await call("POST", `${s.base}/products`, {
+			token: s.admin,
+			body: { name: "X", sku: uid("S"), priceMinor: 1, currency: "INR", categoryId: "cat_nope" },
+		});
+		expect(badCat.status).toBe(400);
+		const v = await call("POST", `${s.base}/products/${p.id}/variants`, { token: s.admin, body: { name: "500g", sku: uid("V"), priceMinor: 45000, stock: 5 } });
+		expect(v.status, v.text).toBe(201);
+		const list = await call("GET", `${s.base}/products/${p.id}/variants`, { token: s.member });
+		expect(list.json.data).toHaveLength(1);
+		expect((await call("DELETE", `${s.base}/categories/${cat.json.id}`, { token: s.admin })).status).toBe(204);
+		expect((await call("GET", `${s.base}/products/${p.id}`, { token: s.admin })).json.categoryId).toBeNull();
+	});
+});
+
+describe("Idempotency-Key", () => {
+	it("same key and body: same answer, no second row; same key, other body: 409", async () => {
+		const s = await setup();
+		const body = { name: "Idem", sku: uid("IDEM"), priceMinor: 100, currency: "INR" };
+		const headers = { "idempotency-key": uid("key") };
+		const first = await call("POST", `${s.base}/products`, { token: s.admin, headers, body });
+		expect(first.status).toBe(201);
+		const second = await call("POST", `${s.base}/products`, { token: s.admin, headers, body });
+		expect(second.status).toBe(201);
+		expect(second.json).toEqual(first.json);
+		expect(second.headers.get("idempotent-replayed")).toBe("true");
+		const rows = await env.DB.prepare("SELECT count(*) AS n FROM products WHERE organization_id = ?").bind(s.orgId).first();
+		expect(rows).toEqual({ n: 1 });
+		const other = await call("POST", `${s.base}/products`, { token: s.admin, headers, body: { ...body, name: "Different" } });
+		expect(other.status, other.text).toBe(409);
+	});
+
+	it("a failed request releases the key; keys are per organization", async () => {
+		const s = await setup();
+		const key = uid("key");
+		const bad = await call("POST", `${s.base}/products`, { token: s.admin, headers: { "idempotency-key": key }, body: { name: "" } });
+		expect(bad.status).toBe(400);
+		const good = await call("POST", `${s.base}/products`, {
+			token: s.admin,
+			headers: { "idempotency-key": key },
+			body: { name: "Now valid", sku: uid("S"), priceMinor: 1, currency: "INR" },
+		});
+		expect(good.status, good.text).toBe(201);
+		const t2 = await setup();
+		const elsewhere = await call("POST", `${t2.base}/products`, {
+			token: t2.admin,
+			headers: { "idempotency-key": key },
+			body: { name: "Now valid", sku: uid("S"), priceMinor: 1, currency: "INR" },
+		});
+		expect(elsewhere.status).toBe(201);
+		expect(elsewhere.json.id).not.toBe(good.json.id);
+	});
+});
+
+describe("orders", () => {
+	it("items copy name, sku and price at order time; stock is taken; history is kept", async () => {
+		const s = await setup();
+		const tea = await s.product({ name: "Tea", priceMinor: 20000, stock: 5 });
+		const cup = await s.product({ name: "Cup", priceMinor: 15000, stock: 2 });
+		const v = (await call("POST", `${s.base}/products/${tea.id}/variants`, { token: s.admin, body: { name: "1kg", sku: uid("V"), priceMinor: 70000, stock: 1 } })).json;
+		const created = await call("POST", `${s.base}/orders`, {
+			token: s.admin,
+			body: {
+				items: [
+					{ productId: tea.id, quantity: 2 },
+					{ productId: cup.id, quantity: 1 },
+					{ productId: tea.id, variantId: v.id, quantity: 1 },
+				],
+				customerEmail: "buyer@example.com",
+			},
+		});
+		expect(created.status, created.text).toBe(201);
+		const order = created.json;
+		expect(order).toMatchObject({ status: "pending", currency: "INR", totalMinor: 2 * 20000 + 15000 + 70000 });
+		expect(order.items).toEqual(
+			expect.arrayContaining([
+				expect.objectContaining({ name: "Tea", sku: tea.sku, unitPriceMinor: 20000, quantity: 2, lineTotalMinor: 40000 }),
+				expect.objectContaining({ name: "Tea (1kg)", unitPriceMinor: 70000, variantId: v.id }),
+			]),
+		);
+		// A later price change does not touch the order.
+		await call("PATCH", `${s.base}/products/${tea.id}`, { token: s.admin, body: { priceMinor: 99999, name: "Tea v2" } });
+		const again = await call("GET", `${s.base}/orders/${order.id}`, { token: s.member });
+		expect(again.json.items.find((i: { sku: string }) => i.sku === tea.sku)).toMatchObject({ name: "Tea", unitPriceMinor: 20000 });
+		expect((await call("GET", `${s.base}/products/${tea.id}`, { token: s.admin })).json.stock).toBe(3);
+
+		const short = await call("POST", `${s.base}/orders`, { token: s.admin, body: { items: [{ productId: cup.id, quantity: 2 }] } });
+		expect(short.status, short.text).toBe(409);
+		expect((await call("GET", `${s.base}/products/${cup.id}`, { token: s.admin })).json.stock).toBe(1);
+
+		const paid = await call("POST", `${s.base}/orders/${order.id}/status`, { token: s.admin, body: { status: "paid" }, headers: { "if-match": '"1"' } });
+		expect(paid.status, paid.text).toBe(200);
+		const bad = await call("POST", `${s.base}/orders/${order.id}/status`, { token: s.admin, body: { status: "pending" } });
+		expect(bad.status).toBe(409);
+		const cancel = await call("POST", `${s.base}/orders/${order.id}/status`, { token: s.admin, body: { status: "cancelled", note: "customer asked" } });
+		expect(cancel.json.history.map((h: { toStatus: string }) => h.toStatus)).toEqual(["pending", "paid", "cancelled"]);
+		expect((await call("GET", `${s.base}/products/${tea.id}`, { token: s.admin })).json.stock).toBe(5);
+	});
+
+	it("concurrent transitions of one order: exactly one wins", async () => {
+		const s = await setup();
+		const p = await s.product({ stock: 5 });
+		const order = (await call("POST", `${s.base}/orders`, { token: s.admin, body: { items: [{ productId: p.id, quantity: 1 }] } })).json;
+		const results = await Promise.all(
+			Array.from({ length: 5 }, () => call("POST", `${s.base}/orders/${order.id}/status`, { token: s.admin, body: { status: "paid" } })),
+		);
+		expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+		expect(results.filter((r) => r.status === 409)).toHaveLength(4);
+		const final = (await call("GET", `${s.base}/orders/${order.id}`, { token: s.admin })).json;
+		expect(final.history.map((h: { toStatus: string }) => h.toStatus)).toEqual(["pending", "paid"]);
+		// Mixed concurrent moves: whatever wins, the history is one unbroken chain and stock is consistent.
+		const o2 = (await call("POST", `${s.base}/orders`, { token: s.admin, body: { items: [{ productId: p.id, quantity: 2 }] } })).json;
+		const mixed = await Promise.all(
+			["cancelled", "paid", "cancelled", "paid"].map((status) => call("POST", `${s.base}/orders/${o2.id}/status`, { token: s.admin, body: { status } })),
+		);
+		const h = (await call("GET", `${s.base}/orders/${o2.id}`, { token: s.admin })).json.history as { fromStatus: string | null; toStatus: string }[];
+		expect(h).toHaveLength(1 + mixed.filter((r) => r.status === 200).length);
+		h.slice(1).forEach((e, i) => expect(e.fromStatus).toBe(h[i]!.toStatus));
+		const cancelled = h.at(-1)!.toStatus === "cancelled";
+		expect((await call("GET", `${s.base}/products/${p.id}`, { token: s.admin })).json.stock).toBe(cancelled ? 4 : 2);
+	});
+
+	it("refuses unknown, inactive and cross-currency items with per-item errors", async () => {
+		const s = await setup();
+		const draft = await s.product({ status: "draft" });
+		const usd = await s.product({ currency: "USD" });
+		const inr = await s.product();
+		const res = await call("POST", `${s.base}/orders`, {
+			token: s.admin,
+			body: { items: [{ productId: "prd_missing", quantity: 1 }, { productId: draft.id, quantity: 1 }] },
+		});
+		expect(res.status).toBe(400);
+		expect(res.json.errors.map((e: { path: string }) => e.path)).toEqual(["items.0.productId", "items.1.productId"]);
+		const mixed = await call("POST", `${s.base}/orders`, {
+			token: s.admin,
+			body: { items: [{ productId: usd.id, quantity: 1 }, { productId: inr.id, quantity: 1 }] },
+		});
+		expect(mixed.status).toBe(400);
+	});
+});
