@@ -141,7 +141,7 @@ const writeErrors = {
 };
 
 /** createRoute for tenant routes: auth, membership, tenant rate limit, permission (and Idempotency-Key on POST). */
-function tenantRoute<R extends Omit<RouteConfig, "middleware" | "security">>(permission: string, config: R) {
+function tenantRoute<const R extends Omit<RouteConfig, "middleware" | "security">>(permission: string, config: R) {
 	const middleware: MiddlewareHandler[] = [requireAuth(), requireOrgMember(), rateLimit("tenant"), requirePermission(permission)];
 	if (config.method === "post") middleware.push(idempotency());
 	return createRoute({ ...config, security: [{ bearer: [] }], middleware, tags: [config.path.includes("/orders") ? "orders" : "catalogue"] });
