@@ -11,6 +11,8 @@ import { healthRouter } from "./routes/health/health.index";
 import { meRouter } from "./routes/me/me.index";
 import { orgsRouter } from "./routes/orgs/orgs.index";
 import { storeRouter } from "./routes/store/store.index";
+import { paymentsRouter } from "./routes/payments/payments.index";
+import { billingRouter } from "./routes/billing/billing.index";
 import { webhooksRouter } from "./routes/webhooks/webhooks.index";
 
 /**
@@ -55,7 +57,9 @@ export function createApp() {
 		.route("/", orgsRouter)
 		.route("/", webhooksRouter)
 		.route("/", adminRouter)
-		.route("/", storeRouter);
+		.route("/", storeRouter)
+		.route("/", paymentsRouter)
+		.route("/", billingRouter);
 
 	app.doc31("/api/openapi.json", {
 		openapi: "3.1.0",

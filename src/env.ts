@@ -83,6 +83,11 @@ const configSchema = z.object({
 	RATE_LIMIT_MODE: z.enum(["lease", "strict", "off"]).optional().default("lease").catch("lease"),
 	RATE_LIMIT_FAIL_OPEN_READS: flag(true),
 	RATE_LIMIT_FAIL_OPEN_WRITES: flag(false),
+	RAZORPAY_KEY_ID: optionalString,
+	RAZORPAY_KEY_SECRET: optionalString,
+	RAZORPAY_WEBHOOK_SECRET: optionalString,
+	STRIPE_SECRET_KEY: optionalString,
+	STRIPE_WEBHOOK_SECRET: optionalString,
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -6,6 +6,7 @@ export const errorCodes = [
 	"VALIDATION_FAILED",
 	"UNAUTHORIZED",
 	"INVALID_TOKEN",
+	"PAYMENT_REQUIRED",
 	"FORBIDDEN",
 	"NOT_FOUND",
 	"CONFLICT",
@@ -28,6 +29,8 @@ export function codeToStatus(code: ErrorCode): ContentfulStatusCode {
 		case "UNAUTHORIZED":
 		case "INVALID_TOKEN":
 			return 401;
+		case "PAYMENT_REQUIRED":
+			return 402;
 		case "FORBIDDEN":
 			return 403;
 		case "NOT_FOUND":
@@ -53,6 +56,7 @@ const titles: Record<ErrorCode, string> = {
 	VALIDATION_FAILED: "Validation failed",
 	UNAUTHORIZED: "Authentication required",
 	INVALID_TOKEN: "Invalid token",
+	PAYMENT_REQUIRED: "Plan upgrade required",
 	FORBIDDEN: "Forbidden",
 	NOT_FOUND: "Not found",
 	CONFLICT: "Conflict",
@@ -140,6 +144,8 @@ export function statusToCode(status: number): ErrorCode {
 			return "BAD_REQUEST";
 		case 401:
 			return "UNAUTHORIZED";
+		case 402:
+			return "PAYMENT_REQUIRED";
 		case 403:
 			return "FORBIDDEN";
 		case 404:

@@ -2,6 +2,7 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { resolveOrgAccess } from "../services/access";
+import { cheapestPlanWith, type Feature, PLANS, planOf } from "../services/plans";
 
 /**
  * Resolves the `:orgId` route parameter against the caller's membership (after requireAuth) and sets
@@ -13,6 +14,19 @@ export function requireOrgMember() {
 		const orgId = c.req.param("orgId");
 		if (!orgId) throw new ApiError("NOT_FOUND", "organization not found");
 		c.set("access", await resolveOrgAccess(c.get("db"), c.get("auth"), orgId));
+		await next();
+	});
+}
+
+/**
+ * For routes without :orgId ("Bearer + org"): the token's active organization, resolved like
+ * requireOrgMember. 403 when the session has no active organization.
+ */
+export function requireActiveOrg() {
+	return createMiddleware<AppEnv>(async (c, next) => {
+		const auth = c.get("auth");
+		if (!auth.orgId) throw new ApiError("FORBIDDEN", "an active organization is required: select one in your session");
+		c.set("access", await resolveOrgAccess(c.get("db"), auth, auth.orgId));
 		await next();
 	});
 }
@@ -40,6 +54,21 @@ export function requireOperator() {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		if (!c.get("config").OPERATOR_USER_IDS.includes(c.get("auth").userId)) {
 			throw new ApiError("FORBIDDEN", "operator access required");
+		}
+		await next();
+	});
+}
+
+/**
+ * 402 problem+json unless the organization's plan includes the feature (the body names the cheapest
+ * plan that does). Use after requireOrgMember.
+ * @example middleware: [requireAuth(), requireOrgMember(), requireFeature("outgoing_webhooks")]
+ */
+export function requireFeature(feature: Feature) {
+	return createMiddleware<AppEnv>(async (c, next) => {
+		const plan = planOf(c.get("access").organization.plan);
+		if (!PLANS[plan].features[feature]) {
+			throw new ApiError("PAYMENT_REQUIRED", `feature ${feature} is not in the ${plan} plan; upgrade to ${cheapestPlanWith(feature)}`);
 		}
 		await next();
 	});

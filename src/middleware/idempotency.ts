@@ -3,15 +3,11 @@ import { createMiddleware } from "hono/factory";
 import { idempotencyKeys } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { sha256Hex } from "../lib/crypto";
 
 /** Stored responses are replayed for 24 hours; an older key may be reused for a new request. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const KEY_SHAPE = /^[\x21-\x7e]{1,255}$/;
-
-async function sha256(text: string): Promise<string> {
-	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-	return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /**
  * Idempotency-Key for POSTs on tenant routes (after requireOrgMember). The first request with a key
@@ -34,7 +30,7 @@ export function idempotency() {
 		const organizationId = c.get("access").organization.id;
 		const userId = c.get("auth").userId;
 		const body = await c.req.raw.clone().text();
-		const requestHash = await sha256(`${c.req.method} ${c.req.path}\n${userId}\n${body}`);
+		const requestHash = await sha256Hex(`${c.req.method} ${c.req.path}\n${userId}\n${body}`);
 		const now = Date.now();
 		const where = and(eq(idempotencyKeys.organizationId, organizationId), eq(idempotencyKeys.key, key));
 

@@ -6,6 +6,7 @@ import type { Env } from "../env";
 import { parseEnv } from "../env";
 import { createLogger, errorFields, type Logger } from "../lib/logger";
 import { clearAccessCache, invalidateAccess } from "../services/access";
+import { planRazorpayEvent, planStripeEvent } from "../services/billing-sync";
 import { planClerkEvent, type SyncPlan } from "../services/clerk-sync";
 import { invalidateUser } from "../services/users";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "./messages";
@@ -61,18 +62,23 @@ function eventRow(body: WebhookMessage, plan: SyncPlan | null, now: number, enve
 			processed_at = excluded.processed_at, outcome = excluded.outcome, attempts = events.attempts + 1, error = NULL`;
 }
 
-function plan(db: Database, msg: Message<unknown>, body: WebhookMessage, now: number): Planned {
-	let envelope: ReturnType<typeof ClerkEnvelopeSchema.safeParse> | null = null;
+async function plan(db: Database, msg: Message<unknown>, body: WebhookMessage, now: number): Promise<Planned> {
+	let json: unknown;
 	try {
-		envelope = ClerkEnvelopeSchema.safeParse(JSON.parse(body.body));
+		json = JSON.parse(body.body);
 	} catch {
-		envelope = null;
+		json = null;
 	}
-	if (!envelope?.success) {
-		// Verified but not an event we can read: keep it (outcome ignored) rather than retry forever.
-		return { msg, body, plan: emptyPlan(), statements: [eventRow(body, null, now, false)] };
+	let p: SyncPlan | null = null;
+	if (body.source === "clerk") {
+		const envelope = ClerkEnvelopeSchema.safeParse(json);
+		if (envelope.success) p = planClerkEvent(envelope.data, body.timestamp, now);
+	} else if (typeof json === "object" && json !== null) {
+		const data = json as Record<string, unknown>;
+		p = body.source === "razorpay" ? await planRazorpayEvent(db, data, now) : await planStripeEvent(db, data, now);
 	}
-	const p = planClerkEvent(envelope.data, body.timestamp, now);
+	// Verified but unreadable: keep it (outcome ignored) rather than retry forever.
+	if (!p) return { msg, body, plan: emptyPlan(), statements: [eventRow(body, null, now, false)] };
 	return { msg, body, plan: p, statements: [...p.statements, eventRow(body, p, now, true)] };
 }
 
@@ -129,7 +135,7 @@ export async function processWebhookBatch(db: Database, batch: MessageBatch<unkn
 			logger.debug("duplicate delivery acked", { svixId: f.body.svixId });
 			f.msg.ack();
 		} else {
-			todo.push(plan(db, f.msg, f.body, now));
+			todo.push(await plan(db, f.msg, f.body, now));
 		}
 	}
 	if (todo.length === 0) return;
@@ -186,8 +192,7 @@ export async function recordDeadLetters(db: Database, batch: MessageBatch<unknow
 		let organizationId: string | null = null;
 		let entityId: string | null = null;
 		try {
-			const env = ClerkEnvelopeSchema.parse(JSON.parse(body.body));
-			const p = planClerkEvent(env, body.timestamp, now);
+			const p = (await plan(db, msg, body, now)).plan;
 			organizationId = p.organizationId;
 			entityId = p.entityId;
 		} catch {

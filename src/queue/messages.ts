@@ -2,7 +2,7 @@ import { z } from "zod";
 
 /** What the webhook routes put on the queue: the verified raw body plus its delivery metadata. */
 export const WebhookMessageSchema = z.object({
-	source: z.enum(["clerk"]),
+	source: z.enum(["clerk", "razorpay", "stripe"]),
 	/** svix-id: the idempotency key of the delivery. */
 	svixId: z.string().min(1).max(200),
 	type: z.string().min(1).max(200),

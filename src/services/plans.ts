@@ -1,18 +1,55 @@
-/** Plan catalogue: entitlements and limits per plan. Organizations may override rate limits in D1. */
+/** Plan catalogue: entitlements (features and limits) per plan. Organizations may override rate limits in D1. */
 export const PLAN_IDS = ["free", "pro", "enterprise"] as const;
 export type PlanId = (typeof PLAN_IDS)[number];
+
+export const FEATURES = ["outgoing_webhooks", "audit_log", "custom_roles", "priority_support"] as const;
+export type Feature = (typeof FEATURES)[number];
 
 export interface PlanLimits {
 	/** Requests per minute for the whole organization. */
 	requestsPerMinute: number;
 	/** Requests per minute for one user within the organization. */
 	userRequestsPerMinute: number;
+	/** Metered API calls per calendar month (UTC). */
+	monthlyApiQuota: number;
+	seats: number;
 }
 
-export const PLANS: Record<PlanId, { name: string; limits: PlanLimits }> = {
-	free: { name: "Free", limits: { requestsPerMinute: 120, userRequestsPerMinute: 60 } },
-	pro: { name: "Pro", limits: { requestsPerMinute: 1_200, userRequestsPerMinute: 300 } },
-	enterprise: { name: "Enterprise", limits: { requestsPerMinute: 12_000, userRequestsPerMinute: 2_000 } },
+export interface Plan {
+	id: PlanId;
+	name: string;
+	/** Monthly price for Stripe Checkout, in the currency's smallest unit. */
+	priceMinor: number;
+	currency: string;
+	features: Record<Feature, boolean>;
+	limits: PlanLimits;
+}
+
+export const PLANS: Record<PlanId, Plan> = {
+	free: {
+		id: "free",
+		name: "Free",
+		priceMinor: 0,
+		currency: "usd",
+		features: { outgoing_webhooks: false, audit_log: true, custom_roles: false, priority_support: false },
+		limits: { requestsPerMinute: 120, userRequestsPerMinute: 60, monthlyApiQuota: 10_000, seats: 5 },
+	},
+	pro: {
+		id: "pro",
+		name: "Pro",
+		priceMinor: 4_900,
+		currency: "usd",
+		features: { outgoing_webhooks: true, audit_log: true, custom_roles: true, priority_support: false },
+		limits: { requestsPerMinute: 1_200, userRequestsPerMinute: 300, monthlyApiQuota: 1_000_000, seats: 50 },
+	},
+	enterprise: {
+		id: "enterprise",
+		name: "Enterprise",
+		priceMinor: 49_900,
+		currency: "usd",
+		features: { outgoing_webhooks: true, audit_log: true, custom_roles: true, priority_support: true },
+		limits: { requestsPerMinute: 12_000, userRequestsPerMinute: 2_000, monthlyApiQuota: 100_000_000, seats: 1_000 },
+	},
 };
 
 export function planOf(plan: string | null | undefined): PlanId {
@@ -25,12 +62,18 @@ export function limitsFor(
 ): PlanLimits {
 	const base = PLANS[planOf(plan)].limits;
 	return {
+		...base,
 		requestsPerMinute: overrides.rateLimitPerMinute ?? base.requestsPerMinute,
 		userRequestsPerMinute: overrides.userRateLimitPerMinute ?? base.userRequestsPerMinute,
 	};
 }
 
+/** The cheapest plan that has a feature, for the 402 message. */
+export function cheapestPlanWith(feature: Feature): PlanId {
+	return PLAN_IDS.find((p) => PLANS[p].features[feature]) ?? "enterprise";
+}
+
 /** Budget per client IP for unauthenticated public routes (health, provider webhooks). */
 export const PUBLIC_REQUESTS_PER_MINUTE = 600;
-/** Budget per user for authenticated routes outside an organization (/api/me, operator routes). */
+/** Budget per user for authenticated routes outside an organization (/api/me, operator routes, payments). */
 export const USER_REQUESTS_PER_MINUTE = 600;

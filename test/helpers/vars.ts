@@ -5,7 +5,15 @@ export const TEST_WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 export const TEST_AZP = "https://app.test.example";
 export const TEST_OPERATOR = "user_operator";
 
+export const TEST_RAZORPAY = { keyId: "rzp_test_key", keySecret: "rzp_test_secret", webhookSecret: "rzp_webhook_secret" };
+export const TEST_STRIPE = { secretKey: "sk_test_123", webhookSecret: "whsec_stripe_test_secret" };
+
 export const TEST_VARS = {
+	RAZORPAY_KEY_ID: TEST_RAZORPAY.keyId,
+	RAZORPAY_KEY_SECRET: TEST_RAZORPAY.keySecret,
+	RAZORPAY_WEBHOOK_SECRET: TEST_RAZORPAY.webhookSecret,
+	STRIPE_SECRET_KEY: TEST_STRIPE.secretKey,
+	STRIPE_WEBHOOK_SECRET: TEST_STRIPE.webhookSecret,
 	CLERK_ISSUER: TEST_ISSUER,
 	CLERK_JWKS_URL: TEST_JWKS_URL,
 	CLERK_AUTHORIZED_PARTIES: `${TEST_AZP},https://admin.test.example`,

@@ -11,7 +11,7 @@ export const adminRouter = createRouter().openapi(routes.replayEvent, async (c) 
 	const [row] = await db.select().from(events).where(eq(events.svixId, svixId));
 	if (!row) throw new ApiError("NOT_FOUND", "no event with that svix id");
 	const message: WebhookMessage = {
-		source: "clerk",
+		source: row.source as WebhookMessage["source"],
 		svixId: row.svixId,
 		type: row.type,
 		timestamp: row.eventTimestamp,

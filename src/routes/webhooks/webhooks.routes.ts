@@ -29,3 +29,33 @@ export const clerkWebhook = createRoute({
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });
+
+export const razorpayWebhook = createRoute({
+	method: "post",
+	path: "/api/webhooks/razorpay",
+	tags: ["webhooks"],
+	summary: "Razorpay webhook (payment.captured, payment.failed, order.paid)",
+	description: "X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id.",
+	middleware: [rateLimit("public")],
+	responses: {
+		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
+		...commonErrors,
+		401: problem("Signature invalid"),
+		503: problem("Queue unavailable; the sender should retry"),
+	},
+});
+
+export const stripeWebhook = createRoute({
+	method: "post",
+	path: "/api/webhooks/stripe",
+	tags: ["webhooks"],
+	summary: "Stripe webhook (subscriptions and invoices)",
+	description: "Stripe-Signature verified with constructEventAsync and SubtleCrypto, 300 s tolerance; idempotent on the event id.",
+	middleware: [rateLimit("public")],
+	responses: {
+		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
+		...commonErrors,
+		401: problem("Signature invalid or stale"),
+		503: problem("Queue unavailable; the sender should retry"),
+	},
+});

@@ -1,0 +1,75 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireAuth } from "../../middleware/auth";
+import { requireActiveOrg } from "../../middleware/authorize";
+import { idempotency } from "../../middleware/idempotency";
+import { rateLimit } from "../../middleware/rate-limit";
+import { jsonContent, orgErrors, problem } from "../../openapi";
+
+const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant")];
+
+export const PaymentOrderSchema = z
+	.object({
+		id: z.string(),
+		razorpayOrderId: z.string(),
+		amount: z.number().int().openapi({ description: "Smallest currency unit (paise)" }),
+		currency: z.string(),
+		receipt: z.string().nullable(),
+		status: z.enum(["CREATED", "PAID", "FAILED"]),
+		keyId: z.string().openapi({ description: "Razorpay key id for Checkout" }),
+		createdAt: z.number().int(),
+	})
+	.openapi("PaymentOrder");
+
+export const CreatePaymentOrder = z.strictObject({
+	amount: z.number().int().min(100).max(1_000_000_000).openapi({ description: "Smallest currency unit; Razorpay's minimum is 100" }),
+	currency: z.string().regex(/^[A-Z]{3}$/).default("INR"),
+	receipt: z.string().min(1).max(40).optional(),
+	notes: z.record(z.string().max(40), z.string().max(256)).optional(),
+});
+
+export const VerifyPayment = z.strictObject({
+	razorpay_order_id: z.string().min(1).max(64),
+	razorpay_payment_id: z.string().min(1).max(64),
+	razorpay_signature: z.string().min(1).max(256),
+});
+
+export const createOrder = createRoute({
+	method: "post",
+	path: "/api/payments/orders",
+	tags: ["payments"],
+	summary: "Create a Razorpay order for the active organization",
+	security: [{ bearer: [] }],
+	middleware: [...middleware, idempotency()],
+	request: { body: { required: true, content: { "application/json": { schema: CreatePaymentOrder } } } },
+	responses: { 201: jsonContent(PaymentOrderSchema, "Created at Razorpay and stored (CREATED)"), ...orgErrors, 409: problem("Idempotency-Key reuse") },
+});
+
+export const getOrder = createRoute({
+	method: "get",
+	path: "/api/payments/orders/{id}",
+	tags: ["payments"],
+	summary: "A payment order of the active organization",
+	security: [{ bearer: [] }],
+	middleware,
+	request: { params: z.object({ id: z.string().min(1).max(128).openapi({ param: { name: "id", in: "path" } }) }) },
+	responses: { 200: jsonContent(PaymentOrderSchema, "The order"), ...orgErrors },
+});
+
+export const verify = createRoute({
+	method: "post",
+	path: "/api/payments/verify",
+	tags: ["payments"],
+	summary: "Verify Razorpay Checkout's signature and mark the order PAID",
+	description: "HMAC-SHA256 of `<stored order id>|<payment id>` with the key secret, compared in constant time. Verifying twice is harmless.",
+	security: [{ bearer: [] }],
+	middleware,
+	request: { body: { required: true, content: { "application/json": { schema: VerifyPayment } } } },
+	responses: {
+		200: jsonContent(
+			z.object({ status: z.literal("PAID"), orderId: z.string(), razorpayOrderId: z.string(), paymentId: z.string() }).openapi("PaymentVerified"),
+			"Verified",
+		),
+		...orgErrors,
+		400: problem("Bad signature (the order is marked FAILED unless already PAID) or bad input"),
+	},
+});

@@ -1,0 +1,143 @@
+import { sql } from "drizzle-orm";
+import type { Database } from "../db/client";
+import type { SyncPlan } from "./clerk-sync";
+import { PLAN_IDS } from "./plans";
+
+type Data = Record<string, unknown>;
+const s = (v: unknown): string | null => (typeof v === "string" && v.length > 0 ? v : null);
+const n = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+const obj = (v: unknown): Data => (typeof v === "object" && v !== null ? (v as Data) : {});
+const newId = (p: string) => `${p}_${crypto.randomUUID().replaceAll("-", "")}`;
+
+function emptyPlan(entityId: string | null, organizationId: string | null): SyncPlan {
+	return { statements: [], organizationId, entityId, staleCheck: null, invalidate: {}, ignored: false };
+}
+
+/**
+ * Razorpay webhook events → payment tables. payment.captured and order.paid mark the order PAID and
+ * record the payment as captured; payment.failed records the failed attempt and marks a still-CREATED
+ * order FAILED. A PAID order is never downgraded and a captured payment never becomes failed, so
+ * duplicates and any arrival order converge to the same state.
+ */
+export async function planRazorpayEvent(db: Database, body: Data, now: number): Promise<SyncPlan> {
+	const payload = obj(body.payload);
+	const payment = obj(obj(payload.payment).entity);
+	const order = obj(obj(payload.order).entity);
+	const razorpayOrderId = s(payment.order_id) ?? s(order.id);
+	const paymentId = s(payment.id);
+	const event = s(body.event) ?? "";
+	const found = razorpayOrderId
+		? await db.$client
+				.prepare("SELECT id, organization_id AS organizationId FROM payment_orders WHERE razorpay_order_id = ?")
+				.bind(razorpayOrderId)
+				.first<{ id: string; organizationId: string }>()
+		: null;
+	const plan = emptyPlan(paymentId ?? razorpayOrderId, found?.organizationId ?? null);
+	if (!found || !["payment.captured", "payment.failed", "order.paid"].includes(event)) {
+		plan.ignored = true;
+		return plan;
+	}
+	const status = event === "payment.failed" ? "failed" : "captured";
+	if (paymentId) {
+		plan.statements.push(sql`
+			INSERT INTO payment_transactions (id, organization_id, payment_order_id, razorpay_payment_id, amount, currency, status, source, created_at, updated_at)
+			VALUES (${newId("txn")}, ${found.organizationId}, ${found.id}, ${paymentId}, ${n(payment.amount)}, ${s(payment.currency)}, ${status}, 'webhook', ${now}, ${now})
+			ON CONFLICT (razorpay_payment_id) DO UPDATE SET
+				status = CASE WHEN payment_transactions.status = 'captured' THEN 'captured' ELSE excluded.status END,
+				amount = coalesce(excluded.amount, payment_transactions.amount), updated_at = excluded.updated_at`);
+	}
+	plan.statements.push(
+		status === "captured"
+			? sql`UPDATE payment_orders SET status = 'PAID', updated_at = ${now} WHERE id = ${found.id} AND status <> 'PAID'`
+			: sql`UPDATE payment_orders SET status = 'FAILED', updated_at = ${now} WHERE id = ${found.id} AND status = 'CREATED'`,
+	);
+	return plan;
+}
+
+const ACTIVE = ["active", "trialing", "past_due"];
+
+/**
+ * Stripe events → subscriptions → organizations.plan. Ordered by the event's `created` time: an older
+ * event never overwrites a newer subscription state. An active, trialing or past_due subscription
+ * grants its plan; canceled, unpaid or incomplete ones fall back to free.
+ */
+export async function planStripeEvent(db: Database, event: Data, now: number): Promise<SyncPlan> {
+	const type = s(event.type) ?? "";
+	const object = obj(obj(event.data).object);
+	const ts = (n(event.created) ?? Math.floor(now / 1000)) * 1000;
+	const customer = s(object.customer);
+	const metadata = obj(object.metadata);
+
+	async function orgFor(): Promise<string | null> {
+		const fromMeta = s(metadata.organizationId) ?? s(object.client_reference_id);
+		if (fromMeta) return fromMeta;
+		if (!customer) return null;
+		const row = await db.$client
+			.prepare("SELECT organization_id AS organizationId FROM subscriptions WHERE customer_id = ?")
+			.bind(customer)
+			.first<{ organizationId: string }>();
+		return row?.organizationId ?? null;
+	}
+
+	const orgId = await orgFor();
+	const plan = emptyPlan(s(object.id), orgId);
+	if (!orgId) {
+		plan.ignored = true;
+		return plan;
+	}
+	const applyPlan = sql`UPDATE organizations SET plan = (SELECT CASE WHEN status IN ('active', 'trialing', 'past_due') THEN plan ELSE 'free' END
+		FROM subscriptions WHERE organization_id = ${orgId}), updated_at = ${now}
+		WHERE id = ${orgId} AND EXISTS (SELECT 1 FROM subscriptions WHERE organization_id = ${orgId})`;
+	plan.invalidate = { orgId };
+
+	switch (type) {
+		case "checkout.session.completed": {
+			const subscriptionId = s(object.subscription);
+			const wanted = s(metadata.plan);
+			plan.statements.push(sql`
+				INSERT INTO subscriptions (organization_id, provider, customer_id, subscription_id, plan, status, source_updated_at, updated_at)
+				VALUES (${orgId}, 'stripe', ${customer}, ${subscriptionId}, ${wanted ?? "free"}, 'incomplete', 0, ${now})
+				ON CONFLICT (organization_id) DO UPDATE SET customer_id = excluded.customer_id,
+					subscription_id = coalesce(subscriptions.subscription_id, excluded.subscription_id), updated_at = excluded.updated_at`);
+			return plan;
+		}
+		case "customer.subscription.created":
+		case "customer.subscription.updated":
+		case "customer.subscription.deleted": {
+			const items = (obj(object.items).data as Data[] | undefined) ?? [];
+			const price = obj(items[0]?.price);
+			const wanted = s(metadata.plan) ?? s(obj(price.metadata).plan) ?? s(price.lookup_key);
+			const planId = wanted && (PLAN_IDS as readonly string[]).includes(wanted) ? wanted : "free";
+			const status = type === "customer.subscription.deleted" ? "canceled" : (s(object.status) ?? "incomplete");
+			const periodEnd = n(object.current_period_end) ?? n(items[0]?.current_period_end);
+			plan.statements.push(
+				sql`
+				INSERT INTO subscriptions (organization_id, provider, customer_id, subscription_id, plan, status, current_period_end, source_updated_at, updated_at)
+				VALUES (${orgId}, 'stripe', ${customer}, ${s(object.id)}, ${planId}, ${status}, ${periodEnd === null ? null : periodEnd * 1000}, ${ts}, ${now})
+				ON CONFLICT (organization_id) DO UPDATE SET customer_id = excluded.customer_id, subscription_id = excluded.subscription_id,
+					plan = excluded.plan, status = excluded.status, current_period_end = excluded.current_period_end,
+					source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
+				WHERE excluded.source_updated_at >= subscriptions.source_updated_at`,
+				applyPlan,
+			);
+			plan.staleCheck = sql`(SELECT CASE WHEN source_updated_at > ${ts} THEN 1 ELSE 0 END FROM subscriptions WHERE organization_id = ${orgId})`;
+			return plan;
+		}
+		case "invoice.paid":
+		case "invoice.payment_failed": {
+			const status = type === "invoice.paid" ? "active" : "past_due";
+			plan.statements.push(
+				sql`UPDATE subscriptions SET status = ${status}, source_updated_at = ${ts}, updated_at = ${now}
+					WHERE organization_id = ${orgId} AND source_updated_at <= ${ts} AND status IN (${sql.join(
+						ACTIVE.map((a) => sql`${a}`),
+						sql`, `,
+					)}, 'incomplete')`,
+				applyPlan,
+			);
+			return plan;
+		}
+		default:
+			plan.ignored = true;
+			return plan;
+	}
+}

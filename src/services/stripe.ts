@@ -1,0 +1,58 @@
+import Stripe from "stripe";
+import type { Config } from "../env";
+import { ApiError } from "../errors";
+import { PLANS, type PlanId } from "./plans";
+
+export const STRIPE_TOLERANCE_SECONDS = 300;
+/** Web Crypto for signature checks (no Node crypto in Workers). */
+export const stripeCrypto = Stripe.createSubtleCryptoProvider();
+
+// One client per secret key, reused across requests: it holds no per-request state.
+const clients = new Map<string, Stripe>();
+
+/** Stripe SDK on the fetch HTTP client. Webhook verification alone needs no API key. */
+export function stripeClient(config: Config): Stripe {
+	const key = config.STRIPE_SECRET_KEY ?? "sk_unset";
+	let client = clients.get(key);
+	if (!client) {
+		// fetch is looked up per call (not captured), so it is always the runtime's current global.
+		client = new Stripe(key, { httpClient: Stripe.createFetchHttpClient((input, init) => fetch(input, init)), maxNetworkRetries: 1, timeout: 10_000 });
+		clients.set(key, client);
+	}
+	return client;
+}
+
+/** A subscription Checkout Session for the organization; the webhook later moves its plan. */
+export async function createCheckoutSession(
+	config: Config,
+	input: { organizationId: string; plan: Exclude<PlanId, "free">; successUrl: string; cancelUrl: string; customerId?: string | null; email?: string | null },
+): Promise<{ id: string; url: string | null }> {
+	if (!config.STRIPE_SECRET_KEY) throw new ApiError("BAD_ENVIRONMENT", "STRIPE_SECRET_KEY is not configured");
+	const plan = PLANS[input.plan];
+	try {
+		const session = await stripeClient(config).checkout.sessions.create({
+			mode: "subscription",
+			client_reference_id: input.organizationId,
+			...(input.customerId ? { customer: input.customerId } : input.email ? { customer_email: input.email } : {}),
+			line_items: [
+				{
+					quantity: 1,
+					price_data: {
+						currency: plan.currency,
+						unit_amount: plan.priceMinor,
+						recurring: { interval: "month" },
+						product_data: { name: `${plan.name} plan`, metadata: { plan: plan.id } },
+					},
+				},
+			],
+			metadata: { organizationId: input.organizationId, plan: plan.id },
+			subscription_data: { metadata: { organizationId: input.organizationId, plan: plan.id } },
+			success_url: input.successUrl,
+			cancel_url: input.cancelUrl,
+		});
+		return { id: session.id, url: session.url };
+	} catch (err) {
+		if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ApiError("BAD_REQUEST", `Stripe refused the session: ${err.message}`);
+		throw new ApiError("UPSTREAM_UNAVAILABLE", "Stripe could not be reached");
+	}
+}
