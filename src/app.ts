@@ -13,6 +13,9 @@ import { orgsRouter } from "./routes/orgs/orgs.index";
 import { storeRouter } from "./routes/store/store.index";
 import { paymentsRouter } from "./routes/payments/payments.index";
 import { billingRouter } from "./routes/billing/billing.index";
+import { auditRouter } from "./routes/audit/audit.index";
+import { endpointsRouter } from "./routes/endpoints/endpoints.index";
+import { usageRouter } from "./routes/usage/usage.index";
 import { webhooksRouter } from "./routes/webhooks/webhooks.index";
 
 /**
@@ -59,7 +62,10 @@ export function createApp() {
 		.route("/", adminRouter)
 		.route("/", storeRouter)
 		.route("/", paymentsRouter)
-		.route("/", billingRouter);
+		.route("/", billingRouter)
+		.route("/", auditRouter)
+		.route("/", endpointsRouter)
+		.route("/", usageRouter);
 
 	app.doc31("/api/openapi.json", {
 		openapi: "3.1.0",

@@ -8,6 +8,8 @@ import type { OrgAccess } from "./services/access";
 export interface Env {
 	DB: D1Database;
 	WEBHOOK_QUEUE: Queue<unknown>;
+	TENANT_EVENTS: Queue<unknown>;
+	USAGE: DurableObjectNamespace<import("./durable-objects/usage-counter").UsageCounter>;
 	RATE_LIMITER: DurableObjectNamespace<import("./durable-objects/rate-limiter").RateLimiter>;
 	CLERK_JWKS_URL?: string;
 	CLERK_JWT_KEY?: string;

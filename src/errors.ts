@@ -14,6 +14,7 @@ export const errorCodes = [
 	"PAYLOAD_TOO_LARGE",
 	"UNSUPPORTED_MEDIA_TYPE",
 	"RATE_LIMITED",
+	"QUOTA_EXCEEDED",
 	"BAD_ENVIRONMENT",
 	"UPSTREAM_UNAVAILABLE",
 	"INTERNAL_SERVER_ERROR",
@@ -42,6 +43,7 @@ export function codeToStatus(code: ErrorCode): ContentfulStatusCode {
 		case "UNSUPPORTED_MEDIA_TYPE":
 			return 415;
 		case "RATE_LIMITED":
+		case "QUOTA_EXCEEDED":
 			return 429;
 		case "UPSTREAM_UNAVAILABLE":
 			return 503;
@@ -64,6 +66,7 @@ const titles: Record<ErrorCode, string> = {
 	PAYLOAD_TOO_LARGE: "Payload too large",
 	UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
 	RATE_LIMITED: "Too many requests",
+	QUOTA_EXCEEDED: "Monthly quota exceeded",
 	BAD_ENVIRONMENT: "Service misconfigured",
 	UPSTREAM_UNAVAILABLE: "Upstream unavailable",
 	INTERNAL_SERVER_ERROR: "Internal server error",

@@ -45,6 +45,8 @@ export const organizations = sqliteTable(
 		plan: text("plan").notNull().default("free"),
 		/** Per-organization overrides of the plan's rate limits (requests per minute); null = plan default. */
 		rateLimitPerMinute: integer("rate_limit_per_minute"),
+		/** Per-organization override of the plan's monthly API quota; null = plan default. */
+		monthlyQuota: integer("monthly_quota"),
 		userRateLimitPerMinute: integer("user_rate_limit_per_minute"),
 		...mirrored,
 	},
@@ -347,3 +349,106 @@ export const subscriptions = sqliteTable(
 	},
 	(t) => [index("subscriptions_customer_idx").on(t.customerId)],
 );
+
+// --- audit log, usage, outgoing webhooks ----------------------------------------------------------
+
+/**
+ * Append-only audit log; each organization's entries form a hash chain (hash covers the entry and the
+ * previous entry's hash). Triggers in the migration refuse UPDATE and DELETE.
+ */
+export const auditLogs = sqliteTable(
+	"audit_logs",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		seq: integer("seq").notNull(),
+		/** Producer-side id: the same event delivered twice is written once. */
+		eventId: text("event_id").notNull(),
+		actorType: text("actor_type", { enum: ["user", "system"] }).notNull(),
+		actorId: text("actor_id"),
+		action: text("action").notNull(),
+		targetType: text("target_type"),
+		targetId: text("target_id"),
+		before: text("before"),
+		after: text("after"),
+		ip: text("ip"),
+		country: text("country"),
+		userAgent: text("user_agent"),
+		requestId: text("request_id"),
+		occurredAt: integer("occurred_at").notNull(),
+		prevHash: text("prev_hash").notNull(),
+		hash: text("hash").notNull(),
+	},
+	(t) => [
+		uniqueIndex("audit_logs_org_seq_uq").on(t.organizationId, t.seq),
+		uniqueIndex("audit_logs_org_event_uq").on(t.organizationId, t.eventId),
+		index("audit_logs_org_action_idx").on(t.organizationId, t.action, t.seq),
+		index("audit_logs_org_actor_idx").on(t.organizationId, t.actorId, t.seq),
+		index("audit_logs_org_time_idx").on(t.organizationId, t.occurredAt),
+	],
+);
+
+/** Daily usage rollups written behind from the UsageCounter Durable Object (absolute counts). */
+export const usageDaily = sqliteTable(
+	"usage_daily",
+	{
+		organizationId: text("organization_id").notNull(),
+		day: text("day").notNull(),
+		metric: text("metric").notNull(),
+		count: integer("count").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.organizationId, t.day, t.metric] })],
+);
+
+export const webhookEndpoints = sqliteTable(
+	"webhook_endpoints",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		url: text("url").notNull(),
+		/** JSON array of event types; ["*"] for all. */
+		eventTypes: text("event_types").notNull(),
+		secret: text("secret").notNull(),
+		status: text("status", { enum: ["enabled", "disabled"] }).notNull(),
+		consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+		disabledReason: text("disabled_reason"),
+		version: integer("version").notNull().default(1),
+		createdAt: integer("created_at").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+	},
+	(t) => [index("webhook_endpoints_org_idx").on(t.organizationId, t.createdAt)],
+);
+
+export const webhookDeliveries = sqliteTable(
+	"webhook_deliveries",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		endpointId: text("endpoint_id").notNull(),
+		/** The event's id, sent as webhook-id: the same on every attempt and replay. */
+		eventId: text("event_id").notNull(),
+		eventType: text("event_type").notNull(),
+		payload: text("payload").notNull(),
+		status: text("status", { enum: ["pending", "retrying", "succeeded", "failed"] }).notNull(),
+		attempts: integer("attempts").notNull().default(0),
+		lastStatusCode: integer("last_status_code"),
+		lastError: text("last_error"),
+		nextAttemptAt: integer("next_attempt_at"),
+		createdAt: integer("created_at").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+	},
+	(t) => [
+		index("webhook_deliveries_org_endpoint_idx").on(t.organizationId, t.endpointId, t.createdAt),
+		uniqueIndex("webhook_deliveries_endpoint_event_uq").on(t.organizationId, t.endpointId, t.eventId, t.createdAt),
+	],
+);
+
+/** Messages that could not be handed to the tenant-events queue; the cron handler re-sends them. */
+export const outbox = sqliteTable("outbox", {
+	id: text("id").primaryKey(),
+	organizationId: text("organization_id"),
+	body: text("body").notNull(),
+	createdAt: integer("created_at").notNull(),
+	attempts: integer("attempts").notNull().default(0),
+});

@@ -3,6 +3,7 @@ import { createDb } from "../db/client";
 import type { AppEnv } from "../env";
 import { parseEnv } from "../env";
 import { createLogger } from "../lib/logger";
+import { noteResponse } from "../services/security-monitor";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
@@ -25,6 +26,7 @@ export function init() {
 		c.set("logger", logger);
 		await next();
 		c.header("X-Request-Id", requestId);
+		noteResponse(c, c.res.status);
 		const auth = c.get("auth");
 		logger.info("request", {
 			method: c.req.method,

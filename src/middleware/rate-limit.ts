@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { noteRateLimited } from "../services/security-monitor";
 import { PUBLIC_REQUESTS_PER_MINUTE, USER_REQUESTS_PER_MINUTE } from "../services/plans";
 import { type Decision, DurableObjectRateLimiter, type LimitMode } from "../services/rate-limit";
 
@@ -65,6 +66,10 @@ export function rateLimit(scope: Scope) {
 		};
 		if (!decision.allowed) {
 			c.get("logger").info("rate limited", { scope, retryAfter: decision.retryAfterSeconds });
+			if (scope === "tenant") {
+				const orgId = c.get("access").organization.id;
+				noteRateLimited(c, orgId, `org:${orgId}`, decision.limit);
+			}
 			throw new ApiError("RATE_LIMITED", `rate limit of ${decision.limit} requests per minute exceeded`, {
 				headers: { ...headers, "Retry-After": String(decision.retryAfterSeconds) },
 			});

@@ -1,15 +1,18 @@
-import { inArray, type SQL, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import { runBatch } from "../db/batch";
 import { createDb, type Database } from "../db/client";
-import { events } from "../db/schema";
+import { events, memberships } from "../db/schema";
 import type { Env } from "../env";
 import { parseEnv } from "../env";
 import { createLogger, errorFields, type Logger } from "../lib/logger";
 import { clearAccessCache, invalidateAccess } from "../services/access";
+import { publish, systemAudit } from "../services/events-bus";
 import { planRazorpayEvent, planStripeEvent } from "../services/billing-sync";
 import { planClerkEvent, type SyncPlan } from "../services/clerk-sync";
 import { invalidateUser } from "../services/users";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "./messages";
+import { drainOutbox, processTenantBatch, recordTenantDeadLetters, TENANT_DLQ, TENANT_QUEUE } from "./tenant-consumer";
+import type { TenantEvent } from "./tenant-events";
 
 export const WEBHOOK_QUEUE = "webhook-events";
 export const WEBHOOK_DLQ = "webhook-events-dlq";
@@ -25,9 +28,19 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promi
 	const config = parseEnv(env);
 	const logger = createLogger(config.LOG_LEVEL, { queue: batch.queue });
 	const db = createDb(env.DB);
-	if (batch.queue === WEBHOOK_QUEUE) return processWebhookBatch(db, batch, logger);
+	if (batch.queue === WEBHOOK_QUEUE) return processWebhookBatch(db, batch, logger, env);
 	if (batch.queue === WEBHOOK_DLQ) return recordDeadLetters(db, batch, logger);
+	if (batch.queue === TENANT_QUEUE) return processTenantBatch(env, db, batch, logger);
+	if (batch.queue === TENANT_DLQ) return recordTenantDeadLetters(env, batch, logger);
 	throw new Error(`no consumer for queue ${batch.queue}`);
+}
+
+/** Cron (every minute): re-send tenant events parked in the outbox. */
+export async function runScheduled(env: Env): Promise<void> {
+	const config = parseEnv(env);
+	const logger = createLogger(config.LOG_LEVEL, { cron: "outbox" });
+	const sent = await drainOutbox(env, createDb(env.DB), logger);
+	if (sent > 0) logger.info("outbox drained", { sent });
 }
 
 interface Planned {
@@ -72,10 +85,13 @@ async function plan(db: Database, msg: Message<unknown>, body: WebhookMessage, n
 	let p: SyncPlan | null = null;
 	if (body.source === "clerk") {
 		const envelope = ClerkEnvelopeSchema.safeParse(json);
-		if (envelope.success) p = planClerkEvent(envelope.data, body.timestamp, now);
+		if (envelope.success) p = planClerkEvent(envelope.data, body.timestamp, now, body.svixId);
 	} else if (typeof json === "object" && json !== null) {
 		const data = json as Record<string, unknown>;
-		p = body.source === "razorpay" ? await planRazorpayEvent(db, data, now) : await planStripeEvent(db, data, now);
+		p =
+			body.source === "razorpay"
+				? await planRazorpayEvent(db, data, now, body.svixId)
+				: await planStripeEvent(db, data, now, body.svixId);
 	}
 	// Verified but unreadable: keep it (outcome ignored) rather than retry forever.
 	if (!p) return { msg, body, plan: emptyPlan(), statements: [eventRow(body, null, now, false)] };
@@ -101,7 +117,7 @@ function invalidate(p: SyncPlan) {
  * the ones that succeed are acked, the failing one is retried with exponential backoff and, after
  * max_retries, lands in the dead-letter queue.
  */
-export async function processWebhookBatch(db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
+export async function processWebhookBatch(db: Database, batch: MessageBatch<unknown>, logger: Logger, env?: Env): Promise<void> {
 	const now = Date.now();
 	const fresh: { msg: Message<unknown>; body: WebhookMessage }[] = [];
 	const seen = new Set<string>();
@@ -143,6 +159,7 @@ export async function processWebhookBatch(db: Database, batch: MessageBatch<unkn
 	const all = todo.flatMap((t) => t.statements);
 	try {
 		await runBatch(db.$client, all);
+		await emitApplied(db, env, todo, logger);
 		for (const t of todo) {
 			invalidate(t.plan);
 			t.msg.ack();
@@ -157,12 +174,66 @@ export async function processWebhookBatch(db: Database, batch: MessageBatch<unkn
 	for (const t of todo) {
 		try {
 			await runBatch(db.$client, t.statements);
+			await emitApplied(db, env, [t], logger);
 			invalidate(t.plan);
 			t.msg.ack();
 		} catch (err) {
 			await retry(db, t, err, logger);
 		}
 	}
+}
+
+/**
+ * Audit entries and tenant webhooks for the events that were applied (outcome processed, not stale),
+ * plus a user.signed_in audit entry in each organization of a user whose session was created.
+ * Ids derive from the svix id, so a redelivery is deduplicated downstream.
+ */
+async function emitApplied(db: Database, env: Env | undefined, applied: Planned[], logger: Logger): Promise<void> {
+	if (!env) return;
+	const wanted = applied.filter((t) => (t.plan.events?.length ?? 0) > 0 || t.body.type === "session.created");
+	if (wanted.length === 0) return;
+	const rows = await db
+		.select({ svixId: events.svixId, outcome: events.outcome })
+		.from(events)
+		.where(inArray(events.svixId, wanted.map((t) => t.body.svixId)));
+	const outcome = new Map(rows.map((r) => [r.svixId, r.outcome]));
+	const out: TenantEvent[] = [];
+	for (const t of wanted) {
+		if (t.body.type === "session.created") {
+			out.push(...(await signInAudits(db, t.body)));
+		} else if (outcome.get(t.body.svixId) === "processed") {
+			out.push(...(t.plan.events ?? []));
+		}
+	}
+	try {
+		await publish(env, out, logger);
+	} catch (err) {
+		logger.error("could not publish tenant events", errorFields(err));
+	}
+}
+
+async function signInAudits(db: Database, body: WebhookMessage): Promise<TenantEvent[]> {
+	let userId: string | null = null;
+	try {
+		userId = (JSON.parse(body.body) as { data?: { user_id?: string } }).data?.user_id ?? null;
+	} catch {
+		return [];
+	}
+	if (!userId) return [];
+	const orgs = await db
+		.select({ organizationId: memberships.organizationId })
+		.from(memberships)
+		.where(and(eq(memberships.userId, userId), isNull(memberships.deletedAt)));
+	return orgs.map((o) =>
+		systemAudit({
+			id: `aud_${body.svixId}_${o.organizationId}`,
+			organizationId: o.organizationId,
+			action: "user.signed_in",
+			targetType: "user",
+			targetId: userId,
+			occurredAt: body.timestamp,
+		}),
+	);
 }
 
 async function retry(db: Database, t: Planned, err: unknown, logger: Logger): Promise<void> {

@@ -55,7 +55,8 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 	// One round trip: the organization, the membership (tombstones included) and its role's permissions.
 	const [orgRes, memberRes, permRes] = await runBatch(db.$client, [
 		sql`SELECT id, name, slug, image_url AS imageUrl, plan, created_at AS createdAt, updated_at AS updatedAt,
-			rate_limit_per_minute AS rateLimitPerMinute, user_rate_limit_per_minute AS userRateLimitPerMinute
+			rate_limit_per_minute AS rateLimitPerMinute, user_rate_limit_per_minute AS userRateLimitPerMinute,
+			monthly_quota AS monthlyQuota
 			FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL`,
 		sql`SELECT role, deleted_at AS deletedAt FROM memberships WHERE organization_id = ${orgId} AND user_id = ${userId}`,
 		sql`SELECT DISTINCT p.key AS key FROM memberships m
@@ -68,6 +69,7 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 	const orgRows = (orgRes?.results ?? []) as unknown as (OrgSummary & {
 		rateLimitPerMinute: number | null;
 		userRateLimitPerMinute: number | null;
+		monthlyQuota: number | null;
 	})[];
 	const memberRows = (memberRes?.results ?? []) as unknown as { role: string; deletedAt: number | null }[];
 	const permRows = (permRes?.results ?? []) as unknown as { key: string }[];

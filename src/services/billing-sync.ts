@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import type { SyncPlan } from "./clerk-sync";
+import { systemAudit, tenantEvent } from "./events-bus";
 import { PLAN_IDS } from "./plans";
 
 type Data = Record<string, unknown>;
@@ -19,7 +20,7 @@ function emptyPlan(entityId: string | null, organizationId: string | null): Sync
  * order FAILED. A PAID order is never downgraded and a captured payment never becomes failed, so
  * duplicates and any arrival order converge to the same state.
  */
-export async function planRazorpayEvent(db: Database, body: Data, now: number): Promise<SyncPlan> {
+export async function planRazorpayEvent(db: Database, body: Data, now: number, eventId = ""): Promise<SyncPlan> {
 	const payload = obj(body.payload);
 	const payment = obj(obj(payload.payment).entity);
 	const order = obj(obj(payload.order).entity);
@@ -51,6 +52,16 @@ export async function planRazorpayEvent(db: Database, body: Data, now: number): 
 			? sql`UPDATE payment_orders SET status = 'PAID', updated_at = ${now} WHERE id = ${found.id} AND status <> 'PAID'`
 			: sql`UPDATE payment_orders SET status = 'FAILED', updated_at = ${now} WHERE id = ${found.id} AND status = 'CREATED'`,
 	);
+	plan.events = [
+		systemAudit({
+			id: `aud_${eventId}`,
+			organizationId: found.organizationId,
+			action: `payment.${status}`,
+			targetType: "payment_order",
+			targetId: found.id,
+			after: { razorpayOrderId, paymentId, amount: n(payment.amount), currency: s(payment.currency) },
+		}),
+	];
 	return plan;
 }
 
@@ -61,7 +72,7 @@ const ACTIVE = ["active", "trialing", "past_due"];
  * event never overwrites a newer subscription state. An active, trialing or past_due subscription
  * grants its plan; canceled, unpaid or incomplete ones fall back to free.
  */
-export async function planStripeEvent(db: Database, event: Data, now: number): Promise<SyncPlan> {
+export async function planStripeEvent(db: Database, event: Data, now: number, eventId = ""): Promise<SyncPlan> {
 	const type = s(event.type) ?? "";
 	const object = obj(obj(event.data).object);
 	const ts = (n(event.created) ?? Math.floor(now / 1000)) * 1000;
@@ -121,6 +132,12 @@ export async function planStripeEvent(db: Database, event: Data, now: number): P
 				applyPlan,
 			);
 			plan.staleCheck = sql`(SELECT CASE WHEN source_updated_at > ${ts} THEN 1 ELSE 0 END FROM subscriptions WHERE organization_id = ${orgId})`;
+			const granted = ACTIVE.includes(status) ? planId : "free";
+			const data = { organizationId: orgId, plan: granted, subscriptionStatus: status, subscriptionId: s(object.id) };
+			plan.events = [
+				systemAudit({ id: `aud_${eventId}`, organizationId: orgId, action: "plan.changed", targetType: "subscription", targetId: s(object.id), after: data }),
+				tenantEvent(orgId, "plan.changed", data, `evt_${eventId}`),
+			];
 			return plan;
 		}
 		case "invoice.paid":

@@ -1,5 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { normalizeRoleKey } from "../auth/claims";
+import type { TenantEvent } from "../queue/tenant-events";
+import { systemAudit, tenantEvent } from "./events-bus";
 import type { ClerkEnvelope } from "../queue/messages";
 
 /**
@@ -20,6 +22,8 @@ export interface SyncPlan {
 	/** Isolate caches to drop once applied. */
 	invalidate: { orgId?: string; userId?: string; all?: boolean };
 	ignored: boolean;
+	/** Audit entries and outgoing webhook events to publish once the event is applied (not when stale). */
+	events?: TenantEvent[];
 }
 
 type Data = Record<string, unknown>;
@@ -88,7 +92,7 @@ const staleRow = (table: string, column: string, id: string, ts: number, deleted
 	sql`(SELECT CASE WHEN source_updated_at > ${ts}${deletedBlocks ? sql` OR deleted_at IS NOT NULL` : sql``} THEN 1 ELSE 0 END
 		FROM ${sql.raw(table)} WHERE ${sql.raw(column)} = ${id})`;
 
-export function planClerkEvent(env: ClerkEnvelope, eventTs: number, now: number): SyncPlan {
+export function planClerkEvent(env: ClerkEnvelope, eventTs: number, now: number, eventId = ""): SyncPlan {
 	const d = env.data;
 	const id = s(d.id);
 	const plan: SyncPlan = {
@@ -165,6 +169,12 @@ export function planClerkEvent(env: ClerkEnvelope, eventTs: number, now: number)
 				AND (deleted_at IS NULL) <> ${deleted ? 0 : 1}) THEN 1 ELSE 0 END
 				FROM memberships WHERE organization_id = ${orgId} AND user_id = ${userId})`;
 			plan.invalidate = { orgId, userId };
+			const action = `membership.${env.type.split(".")[1]}`;
+			const data = { organizationId: orgId, membershipId: id, userId, role: normalizeRoleKey(role) };
+			plan.events = [
+				systemAudit({ id: `aud_${eventId}`, organizationId: orgId, action, targetType: "membership", targetId: id, after: data, occurredAt: eventTs }),
+				tenantEvent(orgId, action, data, `evt_${eventId}`),
+			];
 			return plan;
 		}
 		case "organizationInvitation.created":

@@ -58,11 +58,12 @@ export function planOf(plan: string | null | undefined): PlanId {
 
 export function limitsFor(
 	plan: string | null | undefined,
-	overrides: { rateLimitPerMinute?: number | null; userRateLimitPerMinute?: number | null } = {},
+	overrides: { rateLimitPerMinute?: number | null; userRateLimitPerMinute?: number | null; monthlyQuota?: number | null } = {},
 ): PlanLimits {
 	const base = PLANS[planOf(plan)].limits;
 	return {
 		...base,
+		monthlyApiQuota: overrides.monthlyQuota ?? base.monthlyApiQuota,
 		requestsPerMinute: overrides.rateLimitPerMinute ?? base.requestsPerMinute,
 		userRequestsPerMinute: overrides.userRateLimitPerMinute ?? base.userRequestsPerMinute,
 	};

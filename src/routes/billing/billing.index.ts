@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import { createRouter } from "../../app";
 import { subscriptions } from "../../db/schema";
+import { publishFromRequest } from "../../services/events-bus";
 import { PLANS, planOf } from "../../services/plans";
 import { createCheckoutSession } from "../../services/stripe";
 import { getUser } from "../../services/users";
@@ -37,5 +38,6 @@ export const billingRouter = createRouter()
 			customerId: sub?.customerId,
 			email: user?.email,
 		});
+		await publishFromRequest(c, { organizationId: orgId, action: "billing.checkout_started", targetType: "checkout_session", targetId: session.id, after: { plan } });
 		return c.json(session, 201);
 	});

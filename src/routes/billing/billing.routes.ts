@@ -1,10 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { requireAuth } from "../../middleware/auth";
-import { requireOrgMember, requirePermission, requireRole } from "../../middleware/authorize";
-import { rateLimit } from "../../middleware/rate-limit";
+import { requirePermission, requireRole } from "../../middleware/authorize";
+import { tenantMiddleware } from "../../middleware/tenant";
 import { jsonContent, OrgIdParam, orgErrors } from "../../openapi";
 
-const member = [requireAuth(), requireOrgMember(), rateLimit("tenant")];
 
 export const BillingSchema = z
 	.object({
@@ -31,7 +29,7 @@ export const getBilling = createRoute({
 	tags: ["billing"],
 	summary: "Plan, subscription status, period end and entitlements (org:billing:read)",
 	security: [{ bearer: [] }],
-	middleware: [...member, requirePermission("org:billing:read")],
+	middleware: tenantMiddleware(requirePermission("org:billing:read")),
 	request: { params: OrgIdParam },
 	responses: { 200: jsonContent(BillingSchema, "Billing state"), ...orgErrors },
 });
@@ -42,7 +40,7 @@ export const checkout = createRoute({
 	tags: ["billing"],
 	summary: "Start a Stripe Checkout subscription for a paid plan (org:admin)",
 	security: [{ bearer: [] }],
-	middleware: [...member, requireRole("org:admin")],
+	middleware: tenantMiddleware(requireRole("org:admin")),
 	request: {
 		params: OrgIdParam,
 		body: {

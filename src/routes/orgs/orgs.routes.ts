@@ -1,7 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { requireAuth } from "../../middleware/auth";
-import { requireOrgMember, requirePermission, requireRole } from "../../middleware/authorize";
-import { rateLimit } from "../../middleware/rate-limit";
+import { requirePermission, requireRole } from "../../middleware/authorize";
+import { tenantMiddleware } from "../../middleware/tenant";
 import { CursorQuery, jsonContent, OrgIdParam, orgErrors } from "../../openapi";
 
 export const OrganizationSchema = z
@@ -43,7 +42,7 @@ export const EventSchema = z
 const page = <T extends z.ZodType>(item: T, name: string) =>
 	z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
 
-const member = [requireAuth(), requireOrgMember(), rateLimit("tenant")];
+const member = tenantMiddleware();
 
 export const getOrg = createRoute({
 	method: "get",
@@ -62,7 +61,7 @@ export const listMembers = createRoute({
 	tags: ["organizations"],
 	summary: "Members of the organization (org:members:read)",
 	security: [{ bearer: [] }],
-	middleware: [...member, requirePermission("org:members:read")],
+	middleware: tenantMiddleware(requirePermission("org:members:read")),
 	request: { params: OrgIdParam, query: CursorQuery },
 	responses: { 200: jsonContent(page(MemberSchema, "MemberPage"), "A page of members"), ...orgErrors },
 });
@@ -73,7 +72,7 @@ export const adminData = createRoute({
 	tags: ["organizations"],
 	summary: "Admin-only summary (role org:admin)",
 	security: [{ bearer: [] }],
-	middleware: [...member, requireRole("org:admin")],
+	middleware: tenantMiddleware(requireRole("org:admin")),
 	request: { params: OrgIdParam },
 	responses: {
 		200: jsonContent(
@@ -97,7 +96,7 @@ export const listEvents = createRoute({
 	tags: ["organizations"],
 	summary: "Identity events received for the organization (org:admin)",
 	security: [{ bearer: [] }],
-	middleware: [...member, requireRole("org:admin")],
+	middleware: tenantMiddleware(requireRole("org:admin")),
 	request: {
 		params: OrgIdParam,
 		query: CursorQuery.extend({ type: z.string().max(100).optional().openapi({ example: "user.updated" }) }),

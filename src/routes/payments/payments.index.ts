@@ -2,6 +2,7 @@ import { and, eq, sql } from "drizzle-orm";
 import { createRouter } from "../../app";
 import { paymentOrders, paymentTransactions } from "../../db/schema";
 import { ApiError } from "../../errors";
+import { publishFromRequest } from "../../services/events-bus";
 import { createRazorpayOrder, verifyPaymentSignature } from "../../services/razorpay";
 import * as routes from "./payments.routes";
 
@@ -54,6 +55,7 @@ export const paymentsRouter = createRouter()
 				updatedAt: now,
 			})
 			.returning();
+		await publishFromRequest(c, { organizationId: orgId, action: "payment_order.created", targetType: "payment_order", targetId: id, after: view(row!, creds.keyId) });
 		return c.json(view(row!, creds.keyId), 201);
 	})
 	.openapi(routes.getOrder, async (c) => {
@@ -87,6 +89,7 @@ export const paymentsRouter = createRouter()
 				.set({ status: "FAILED", updatedAt: now })
 				.where(and(eq(paymentOrders.id, order.id), eq(paymentOrders.status, "CREATED")));
 			c.get("logger").warn("payment signature mismatch", { orderId: order.id });
+			await publishFromRequest(c, { organizationId: orgId, action: "payment.verification_failed", targetType: "payment_order", targetId: order.id, after: { paymentId: body.razorpay_payment_id } });
 			throw new ApiError("BAD_REQUEST", "payment signature is not valid for this order");
 		}
 		await db.batch([
@@ -110,6 +113,7 @@ export const paymentsRouter = createRouter()
 				.set({ status: "PAID", updatedAt: now })
 				.where(and(eq(paymentOrders.id, order.id), sql`${paymentOrders.status} <> 'PAID'`)),
 		]);
+		await publishFromRequest(c, { organizationId: orgId, action: "payment.verified", targetType: "payment_order", targetId: order.id, before: { status: order.status }, after: { status: "PAID", paymentId: body.razorpay_payment_id } });
 		return c.json(
 			{ status: "PAID" as const, orderId: order.id, razorpayOrderId: order.razorpayOrderId, paymentId: body.razorpay_payment_id },
 			200,

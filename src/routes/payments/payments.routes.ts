@@ -2,10 +2,11 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { requireAuth } from "../../middleware/auth";
 import { requireActiveOrg } from "../../middleware/authorize";
 import { idempotency } from "../../middleware/idempotency";
+import { meter } from "../../middleware/meter";
 import { rateLimit } from "../../middleware/rate-limit";
 import { jsonContent, orgErrors, problem } from "../../openapi";
 
-const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant")];
+const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant"), meter()];
 
 export const PaymentOrderSchema = z
 	.object({

@@ -1,9 +1,8 @@
 import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { requireAuth } from "../../middleware/auth";
-import { requireOrgMember, requirePermission } from "../../middleware/authorize";
+import { requirePermission } from "../../middleware/authorize";
 import { idempotency } from "../../middleware/idempotency";
-import { rateLimit } from "../../middleware/rate-limit";
+import { tenantMiddleware } from "../../middleware/tenant";
 import { CursorQuery, jsonContent, orgErrors, problem } from "../../openapi";
 
 // --- schemas ---------------------------------------------------------------------------------
@@ -142,7 +141,7 @@ const writeErrors = {
 
 /** createRoute for tenant routes: auth, membership, tenant rate limit, permission (and Idempotency-Key on POST). */
 function tenantRoute<const R extends Omit<RouteConfig, "middleware" | "security">>(permission: string, config: R) {
-	const middleware: MiddlewareHandler[] = [requireAuth(), requireOrgMember(), rateLimit("tenant"), requirePermission(permission)];
+	const middleware: MiddlewareHandler[] = tenantMiddleware(requirePermission(permission));
 	if (config.method === "post") middleware.push(idempotency());
 	return createRoute({ ...config, security: [{ bearer: [] }], middleware, tags: [config.path.includes("/orders") ? "orders" : "catalogue"] });
 }

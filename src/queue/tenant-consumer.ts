@@ -1,0 +1,96 @@
+import { asc, inArray } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { outbox } from "../db/schema";
+import type { Env } from "../env";
+import { errorFields, type Logger } from "../lib/logger";
+import { appendAudit } from "../services/audit";
+import { publish } from "../services/events-bus";
+import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
+import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant-events";
+
+export const TENANT_QUEUE = "tenant-events";
+export const TENANT_DLQ = "tenant-events-dlq";
+
+const backoff = (attempts: number) => Math.min(2 ** Math.max(1, attempts), 900);
+
+/**
+ * tenant-events consumer. Audit entries of one batch are chained per organization in one D1 batch
+ * each; webhook events fan out into one delivery message per subscribed endpoint; deliveries are
+ * attempted and retried with their own backoff. Every message is acked or retried on its own.
+ */
+export async function processTenantBatch(env: Env, db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
+	const audits: { msg: Message<unknown>; body: AuditMessage }[] = [];
+	for (const msg of batch.messages) {
+		const parsed = TenantEventSchema.safeParse(msg.body);
+		if (!parsed.success) {
+			logger.error("unreadable tenant event dropped", { messageId: msg.id });
+			msg.ack();
+			continue;
+		}
+		const body = parsed.data;
+		if (body.kind === "audit") {
+			audits.push({ msg, body });
+			continue;
+		}
+		try {
+			if (body.kind === "webhook.event") {
+				await publish(env, await fanOut(db, body), logger);
+				msg.ack();
+			} else {
+				const result = await attemptDelivery(db, body.deliveryId, body.organizationId);
+				await publish(env, result.publish, logger);
+				if (result.retryInSeconds !== undefined) msg.retry({ delaySeconds: result.retryInSeconds });
+				else msg.ack();
+			}
+		} catch (err) {
+			logger.error("tenant event failed, retrying", { kind: body.kind, ...errorFields(err) });
+			msg.retry({ delaySeconds: backoff(msg.attempts) });
+		}
+	}
+	if (audits.length > 0) {
+		const failed = await appendAudit(
+			db,
+			audits.map((a) => a.body),
+		);
+		for (const a of audits) {
+			if (failed.has(a.body.organizationId)) a.msg.retry({ delaySeconds: backoff(a.msg.attempts) });
+			else a.msg.ack();
+		}
+		if (failed.size > 0) logger.warn("audit append conflicted, retrying", { organizations: failed.size });
+	}
+}
+
+/** Dead letters: deliveries are marked failed by their last attempt already; audit entries go back to the outbox. */
+export async function recordTenantDeadLetters(env: Env, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
+	const keep: TenantEvent[] = [];
+	for (const msg of batch.messages) {
+		const parsed = TenantEventSchema.safeParse(msg.body);
+		if (parsed.success && parsed.data.kind === "audit") keep.push(parsed.data);
+		else logger.error("tenant event dead-lettered", { body: JSON.stringify(msg.body).slice(0, 500) });
+	}
+	if (keep.length > 0) {
+		const db = (await import("../db/client")).createDb(env.DB);
+		const now = Date.now();
+		await db.insert(outbox).values(keep.map((m) => ({ id: `obx_${crypto.randomUUID().replaceAll("-", "")}`, organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })));
+	}
+	for (const msg of batch.messages) msg.ack();
+}
+
+/** Cron: re-send what the outbox holds (oldest first, 100 at a time), deleting what was sent. */
+export async function drainOutbox(env: Env, db: Database, logger: Logger): Promise<number> {
+	const rows = await db.select().from(outbox).orderBy(asc(outbox.createdAt)).limit(100);
+	if (rows.length === 0) return 0;
+	try {
+		await env.TENANT_EVENTS.sendBatch(rows.map((r) => ({ body: JSON.parse(r.body), contentType: "json" as const })));
+	} catch (err) {
+		logger.warn("outbox drain failed, will retry", errorFields(err));
+		return 0;
+	}
+	await db.delete(outbox).where(
+		inArray(
+			outbox.id,
+			rows.map((r) => r.id),
+		),
+	);
+	return rows.length;
+}

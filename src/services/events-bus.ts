@@ -1,0 +1,89 @@
+import type { Context } from "hono";
+import { createDb } from "../db/client";
+import { outbox } from "../db/schema";
+import type { AppEnv, Env } from "../env";
+import type { Logger } from "../lib/logger";
+import type { AuditMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
+
+const newId = (p: string) => `${p}_${crypto.randomUUID().replaceAll("-", "")}`;
+
+/**
+ * Hands tenant events to the tenant-events queue. If the queue refuses, the messages go to the D1
+ * outbox instead and the cron handler re-sends them: an audit entry is never silently dropped.
+ */
+export async function publish(env: Env, messages: TenantEvent[], logger?: Logger): Promise<void> {
+	if (messages.length === 0) return;
+	try {
+		await env.TENANT_EVENTS.sendBatch(messages.map((body) => ({ body, contentType: "json" as const })));
+	} catch (err) {
+		logger?.warn("tenant-events queue unavailable, using the outbox", { error: err instanceof Error ? err.message : String(err) });
+		const db = createDb(env.DB);
+		const now = Date.now();
+		await db.insert(outbox).values(
+			messages.map((m) => ({ id: newId("obx"), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })),
+		);
+	}
+}
+
+export interface AuditInput {
+	organizationId: string;
+	action: string;
+	targetType?: string | null;
+	targetId?: string | null;
+	before?: unknown;
+	after?: unknown;
+}
+
+/** An audit entry for a request: the caller as actor, with IP, country, user agent and request id. */
+export function auditFromRequest(c: Context<AppEnv>, input: AuditInput): AuditMessage {
+	const cf = (c.req.raw as Request & { cf?: { country?: string } }).cf;
+	return {
+		kind: "audit",
+		id: newId("aud"),
+		organizationId: input.organizationId,
+		actorType: "user",
+		actorId: c.get("auth")?.userId ?? null,
+		action: input.action,
+		targetType: input.targetType ?? null,
+		targetId: input.targetId ?? null,
+		before: input.before,
+		after: input.after,
+		context: {
+			ip: c.req.header("cf-connecting-ip") ?? null,
+			country: cf?.country ?? c.req.header("cf-ipcountry") ?? null,
+			userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
+			requestId: c.get("requestId") ?? null,
+		},
+		occurredAt: Date.now(),
+	};
+}
+
+/** An audit entry written by the system (queue consumers, Durable Objects). */
+export function systemAudit(input: AuditInput & { id?: string; occurredAt?: number }): AuditMessage {
+	return {
+		kind: "audit",
+		id: input.id ?? newId("aud"),
+		organizationId: input.organizationId,
+		actorType: "system",
+		actorId: null,
+		action: input.action,
+		targetType: input.targetType ?? null,
+		targetId: input.targetId ?? null,
+		before: input.before,
+		after: input.after,
+		context: {},
+		occurredAt: input.occurredAt ?? Date.now(),
+	};
+}
+
+/** An event for the organization's outgoing webhooks (delivered to the endpoints subscribed to `type`). */
+export function tenantEvent(organizationId: string, type: string, data: unknown, id = newId("evt")): WebhookEventMessage {
+	return { kind: "webhook.event", id, organizationId, type, data, occurredAt: Date.now() };
+}
+
+/** Audit + outgoing webhook for a request-side change, in one send. */
+export function publishFromRequest(c: Context<AppEnv>, audit: AuditInput, event?: { type: string; data: unknown }): Promise<void> {
+	const messages: TenantEvent[] = [auditFromRequest(c, audit)];
+	if (event) messages.push(tenantEvent(audit.organizationId, event.type, event.data));
+	return publish(c.env, messages, c.get("logger"));
+}
