@@ -1,0 +1,141 @@
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { systemAudit } from "../../src/services/events-bus";
+import { envelope, membershipData } from "../helpers/clerk";
+import { seedTenant, uid } from "../helpers/factories";
+import { signToken, stubJwks } from "../helpers/jwt";
+import { deliver, messageFor } from "../helpers/queue";
+import { call } from "../helpers/request";
+import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
+
+beforeEach(() => {
+	stubJwks(vi);
+});
+afterEach(() => {
+	vi.restoreAllMocks();
+});
+
+async function tenant() {
+	const t = await seedTenant();
+	return { ...t, adminToken: await signToken({ userId: t.admin }), memberToken: await signToken({ userId: t.member }) };
+}
+
+describe("audit log", () => {
+	it("every mutation is recorded off the hot path with who, what, when and where", async () => {
+		const t = await tenant();
+		const sent = captureTenantEvents(vi);
+		const res = await call("POST", `/api/orgs/${t.orgId}/products`, {
+			token: t.adminToken,
+			headers: { "cf-connecting-ip": "203.0.113.9", "user-agent": "audit-test/1.0", "x-request-id": "req-audit-000001" },
+			body: { name: "Audited", sku: uid("A"), priceMinor: 100, currency: "INR" },
+		});
+		expect(res.status).toBe(201);
+		const patch = await call("PATCH", `/api/orgs/${t.orgId}/products/${res.json.id}`, { token: t.adminToken, body: { priceMinor: 250 } });
+		expect(patch.status).toBe(200);
+		// Nothing was written to D1 by the requests themselves…
+		expect(await env.DB.prepare("SELECT count(*) AS n FROM audit_logs WHERE organization_id = ?").bind(t.orgId).first()).toEqual({ n: 0 });
+		// …the consumer writes the entries.
+		const result = await deliverTenant(sent);
+		expect(result.explicitAcks).toHaveLength(sent.length);
+		const list = await call("GET", `/api/orgs/${t.orgId}/audit-logs`, { token: t.adminToken });
+		expect(list.status, list.text).toBe(200);
+		expect(list.json.data.map((e: { action: string }) => e.action)).toEqual(["product.updated", "product.created"]);
+		const created = list.json.data[1];
+		expect(created).toMatchObject({
+			seq: 1,
+			actor: { type: "user", id: t.admin },
+			target: { type: "product", id: res.json.id },
+			context: { ip: "203.0.113.9", userAgent: "audit-test/1.0", requestId: "req-audit-000001" },
+		});
+		expect(list.json.data[0].before).toMatchObject({ priceMinor: 100 });
+		expect(list.json.data[0].after).toMatchObject({ priceMinor: 250 });
+		expect(list.json.data[0].prevHash).toBe(created.hash);
+	});
+
+	it("filters by actor, action and time, with a cursor", async () => {
+		const t = await tenant();
+		const base = 1_700_000_000_000;
+		await deliverTenant([
+			systemAudit({ organizationId: t.orgId, action: "a.one", occurredAt: base }),
+			systemAudit({ organizationId: t.orgId, action: "a.two", occurredAt: base + 1000 }),
+			{ ...systemAudit({ organizationId: t.orgId, action: "a.two", occurredAt: base + 2000 }), actorType: "user", actorId: t.member },
+		]);
+		const q = (s: string) => call("GET", `/api/orgs/${t.orgId}/audit-logs?${s}`, { token: t.adminToken });
+		expect((await q("action=a.two")).json.data).toHaveLength(2);
+		expect((await q(`actor=${t.member}`)).json.data.map((e: { action: string }) => e.action)).toEqual(["a.two"]);
+		expect((await q("actor=system")).json.data).toHaveLength(2);
+		expect((await q(`from=${base + 500}&to=${base + 1500}`)).json.data.map((e: { occurredAt: number }) => e.occurredAt)).toEqual([base + 1000]);
+		const p1 = await q("limit=2");
+		const p2 = await q(`limit=2&cursor=${p1.json.nextCursor}`);
+		expect([...p1.json.data, ...p2.json.data].map((e: { seq: number }) => e.seq)).toEqual([3, 2, 1]);
+		expect((await call("GET", `/api/orgs/${t.orgId}/audit-logs`, { token: t.memberToken })).status).toBe(403);
+	});
+
+	it("the same event delivered twice is written once; the chain verifies", async () => {
+		const t = await tenant();
+		const entry = systemAudit({ organizationId: t.orgId, action: "dup.test" });
+		await deliverTenant([entry, entry]);
+		await deliverTenant([entry]);
+		const verify = await call("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.adminToken });
+		expect(verify.status).toBe(200);
+		expect(verify.json).toMatchObject({ intact: true, entries: 1, headSeq: 1 });
+	});
+
+	it("chain verification detects an altered row (and the API cannot alter or delete entries)", async () => {
+		const t = await tenant();
+		await deliverTenant(Array.from({ length: 5 }, (_, i) => systemAudit({ organizationId: t.orgId, action: `step.${i}`, occurredAt: 1_700_000_000_000 + i })));
+		expect((await call("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.adminToken })).json).toMatchObject({ intact: true, entries: 5 });
+		// The table itself refuses updates and deletes.
+		await expect(env.DB.prepare("UPDATE audit_logs SET action = 'x' WHERE organization_id = ?").bind(t.orgId).run()).rejects.toThrow(/append-only/);
+		await expect(env.DB.prepare("DELETE FROM audit_logs WHERE organization_id = ?").bind(t.orgId).run()).rejects.toThrow(/append-only/);
+		// Someone with database access drops the guard and rewrites entry 3.
+		await env.DB.exec("DROP TRIGGER audit_logs_no_update");
+		try {
+			await env.DB.prepare("UPDATE audit_logs SET action = 'step.harmless' WHERE organization_id = ? AND seq = 3").bind(t.orgId).run();
+			const report = (await call("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.adminToken })).json;
+			expect(report).toMatchObject({ intact: false, brokenAt: { seq: 3, reason: "hash mismatch" } });
+		} finally {
+			await env.DB.exec("CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;");
+		}
+	});
+
+	it("membership changes from Clerk and order status changes are audited; there are no routes to change entries", async () => {
+		const t = await tenant();
+		const sent = captureTenantEvents(vi);
+		const memId = uid("orgmem");
+		const userId = uid("user");
+		await deliver([messageFor(envelope("organizationMembership.created", membershipData(memId, t.orgId, userId, { role: "org:member" })))]);
+		await deliver([messageFor(envelope("organizationMembership.updated", membershipData(memId, t.orgId, userId, { role: "org:admin", updatedAt: 1_700_000_500_000 })))]);
+		expect(sent.filter((m) => m.kind === "audit").map((m) => (m.kind === "audit" ? m.action : ""))).toEqual(["membership.created", "membership.updated"]);
+		expect(sent.filter((m) => m.kind === "webhook.event").map((m) => (m.kind === "webhook.event" ? m.type : ""))).toEqual([
+			"membership.created",
+			"membership.updated",
+		]);
+		for (const method of ["PATCH", "PUT", "DELETE"]) {
+			expect((await call(method, `/api/orgs/${t.orgId}/audit-logs`, { token: t.adminToken })).status).toBe(404);
+		}
+	});
+
+	it("security events: rate-limit refusals and bursts of 403s are audited once per window", async () => {
+		const t = await tenant();
+		const sent = captureTenantEvents(vi);
+		const outsider = await signToken({ userId: uid("user") });
+		for (let i = 0; i < 12; i++) {
+			await call("GET", `/api/orgs/${t.orgId}/members`, { token: outsider, headers: { "cf-connecting-ip": "198.51.100.66" } });
+		}
+		await new Promise((r) => setTimeout(r, 50));
+		const bursts = sent.filter((m) => m.kind === "audit" && m.action === "security.forbidden_burst");
+		expect(bursts).toHaveLength(1);
+		expect(bursts[0]).toMatchObject({ organizationId: t.orgId, context: { ip: "198.51.100.66" } });
+
+		await env.DB.prepare("UPDATE organizations SET rate_limit_per_minute = 2 WHERE id = ?").bind(t.orgId).run();
+		const { callWithEnv } = await import("../helpers/request");
+		const statuses = [];
+		for (let i = 0; i < 5; i++) statuses.push((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: t.adminToken })).status);
+		expect(statuses.filter((s) => s === 429)).toHaveLength(3);
+		await new Promise((r) => setTimeout(r, 50));
+		const refusals = sent.filter((m) => m.kind === "audit" && m.action === "rate_limit.exceeded");
+		expect(refusals).toHaveLength(1);
+		expect(refusals[0]).toMatchObject({ organizationId: t.orgId, actorId: t.admin, targetId: `org:${t.orgId}` });
+	});
+});

@@ -1,0 +1,178 @@
+import { env } from "cloudflare:workers";
+import { Webhook } from "svix";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, refuseUrl } from "../../src/services/outgoing-webhooks";
+import { tenantEvent } from "../../src/services/events-bus";
+import { seedTenant, uid } from "../helpers/factories";
+import { signToken, stubJwks } from "../helpers/jwt";
+import { call } from "../helpers/request";
+import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
+
+let received: { url: string; headers: Headers; body: string }[] = [];
+let answer = 200;
+
+beforeEach(() => {
+	received = [];
+	answer = 200;
+	// The tenant's receiving server is outside the Worker: stubbed at the network boundary.
+	stubJwks(vi, undefined, {
+		"https://hooks.tenant.example.com/": async (req) => {
+			received.push({ url: req.url, headers: req.headers, body: await req.text() });
+			return new Response(answer < 300 ? "ok" : "nope", { status: answer });
+		},
+	});
+});
+afterEach(() => {
+	vi.restoreAllMocks();
+});
+
+async function proTenant() {
+	const t = await seedTenant();
+	await env.DB.prepare("UPDATE organizations SET plan = 'pro' WHERE id = ?").bind(t.orgId).run();
+	return { ...t, token: await signToken({ userId: t.admin }), base: `/api/orgs/${t.orgId}/webhooks` };
+}
+
+async function register(t: Awaited<ReturnType<typeof proTenant>>, eventTypes = ["order.created"]) {
+	const res = await call("POST", t.base, { token: t.token, body: { url: "https://hooks.tenant.example.com/in", eventTypes } });
+	expect(res.status, res.text).toBe(201);
+	return res.json;
+}
+
+describe("endpoint registration", () => {
+	it("the secret is shown once; listing and reading never show it", async () => {
+		const t = await proTenant();
+		const ep = await register(t);
+		expect(ep.secret).toMatch(/^whsec_/);
+		const list = await call("GET", t.base, { token: t.token });
+		expect(list.json.data).toHaveLength(1);
+		expect(list.text).not.toContain(ep.secret);
+		expect((await call("GET", `${t.base}/${ep.id}`, { token: t.token })).text).not.toContain(ep.secret);
+	});
+
+	it.each([
+		"ftp://hooks.example.com/x",
+		"http://localhost:8080/x",
+		"https://127.0.0.1/x",
+		"https://10.1.2.3/x",
+		"https://192.168.0.10/x",
+		"https://169.254.169.254/latest/meta-data",
+		"https://172.16.5.4/x",
+		"https://[::1]/x",
+		"https://[fd00::1]/x",
+		"https://user:pass@hooks.example.com/x",
+		"https://service.internal/x",
+		"https://intranet/x",
+	])("refuses %s", async (url) => {
+		const t = await proTenant();
+		const res = await call("POST", t.base, { token: t.token, body: { url, eventTypes: ["*"] } });
+		expect(res.status, res.text).toBe(400);
+		expect(res.json.errors[0].path).toBe("url");
+	});
+
+	it("accepts public https and http hosts", () => {
+		expect(refuseUrl("https://hooks.tenant.example.com/in")).toBeNull();
+		expect(refuseUrl("http://203.0.113.10:8443/hook")).toBeNull();
+	});
+
+	it("the free plan answers 402; members without org:webhooks:manage get 403", async () => {
+		const t = await seedTenant();
+		const res = await call("GET", `/api/orgs/${t.orgId}/webhooks`, { token: await signToken({ userId: t.admin }) });
+		expect(res.status, res.text).toBe(402);
+		expect(res.json).toMatchObject({ status: 402, title: "Plan upgrade required" });
+		expect(res.json.detail).toContain("pro");
+		const p = await proTenant();
+		expect((await call("GET", p.base, { token: await signToken({ userId: p.member }) })).status).toBe(403);
+	});
+});
+
+describe("delivery", () => {
+	it("an order status change reaches subscribed endpoints, signed per Standard Webhooks", async () => {
+		const t = await proTenant();
+		const ep = await register(t, ["order.created", "order.status_changed"]);
+		const other = await call("POST", t.base, { token: t.token, body: { url: "https://hooks.tenant.example.com/members", eventTypes: ["membership.created"] } });
+		expect(other.status).toBe(201);
+		const sent = captureTenantEvents(vi);
+		const p = (await call("POST", `/api/orgs/${t.orgId}/products`, { token: t.token, body: { name: "W", sku: uid("W"), priceMinor: 500, currency: "INR", status: "active", stock: 3 } })).json;
+		await call("POST", `/api/orgs/${t.orgId}/orders`, { token: t.token, body: { items: [{ productId: p.id, quantity: 1 }] } });
+		const events = sent.filter((m) => m.kind === "webhook.event");
+		expect(events.map((e) => (e.kind === "webhook.event" ? e.type : ""))).toEqual(["order.created"]);
+		// Fan-out: one delivery per subscribed endpoint (not the membership-only one).
+		sent.length = 0;
+		await deliverTenant(events);
+		const deliveries = sent.filter((m) => m.kind === "webhook.deliver");
+		expect(deliveries).toHaveLength(1);
+		await deliverTenant(deliveries);
+		expect(received).toHaveLength(1);
+		const hit = received[0]!;
+		const payload = new Webhook(ep.secret).verify(hit.body, {
+			"webhook-id": hit.headers.get("webhook-id")!,
+			"webhook-timestamp": hit.headers.get("webhook-timestamp")!,
+			"webhook-signature": hit.headers.get("webhook-signature")!,
+		});
+		expect(payload).toBeUndefined(); // svix 2.x verify() throws on a bad signature and returns nothing
+		const body = JSON.parse(hit.body);
+		expect(body).toMatchObject({ type: "order.created", data: { status: "pending", totalMinor: 500, currency: "INR" } });
+		expect(hit.headers.get("webhook-id")).toBe(body.id);
+		expect(() =>
+			new Webhook(ep.secret).verify(hit.body.replace("500", "1"), {
+				"webhook-id": hit.headers.get("webhook-id")!,
+				"webhook-timestamp": hit.headers.get("webhook-timestamp")!,
+				"webhook-signature": hit.headers.get("webhook-signature")!,
+			}),
+		).toThrow();
+		const log = await call("GET", `${t.base}/${ep.id}/deliveries`, { token: t.token });
+		expect(log.json.data).toEqual([expect.objectContaining({ eventType: "order.created", status: "succeeded", attempts: 1, lastStatusCode: 200 })]);
+		// A redelivered event message does not deliver twice.
+		sent.length = 0;
+		await deliverTenant(events);
+		expect(sent.filter((m) => m.kind === "webhook.deliver")).toHaveLength(0);
+	});
+
+	it("a failing endpoint is retried on an exponential schedule, every attempt logged, until it gives up", async () => {
+		const t = await proTenant();
+		const ep = await register(t, ["*"]);
+		answer = 500;
+		const sent = captureTenantEvents(vi);
+		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
+		const msg = sent.find((m) => m.kind === "webhook.deliver")!;
+		const delays: (number | undefined)[] = [];
+		for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+			const r = await deliverTenant([msg], { attempts: attempt });
+			delays.push(r.delays[r.ids[0]!]);
+		}
+		expect(delays).toEqual([5, 20, 80, 320, 1280, 3600, 3600, undefined]);
+		expect(received).toHaveLength(MAX_ATTEMPTS);
+		const [log] = (await call("GET", `${t.base}/${ep.id}/deliveries`, { token: t.token })).json.data;
+		expect(log).toMatchObject({ status: "failed", attempts: MAX_ATTEMPTS, lastStatusCode: 500, lastError: "HTTP 500" });
+	});
+
+	it("an endpoint that keeps failing is disabled automatically; manual replay after re-enabling succeeds", async () => {
+		const t = await proTenant();
+		const ep = await register(t, ["*"]);
+		answer = 503;
+		const sent = captureTenantEvents(vi);
+		for (let i = 0; i < DISABLE_AFTER_FAILURES; i++) {
+			await deliverTenant([tenantEvent(t.orgId, "plan.changed", { n: i })]);
+		}
+		for (const m of sent.filter((x) => x.kind === "webhook.deliver")) await deliverTenant([m]);
+		const state = (await call("GET", `${t.base}/${ep.id}`, { token: t.token })).json;
+		expect(state).toMatchObject({ status: "disabled", consecutiveFailures: DISABLE_AFTER_FAILURES });
+		expect(state.disabledReason).toContain("consecutive failed attempts");
+		expect(sent.some((m) => m.kind === "audit" && m.action === "webhook_endpoint.disabled")).toBe(true);
+		// Disabled: new events are not fanned out to it.
+		const before = sent.length;
+		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { n: "late" })]);
+		expect(sent.slice(before).filter((m) => m.kind === "webhook.deliver")).toHaveLength(0);
+
+		const log = (await call("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0];
+		expect((await call("POST", `${t.base}/${ep.id}/deliveries/${log.id}/replay`, { token: t.token })).status).toBe(409);
+		expect((await call("PATCH", `${t.base}/${ep.id}`, { token: t.token, body: { status: "enabled" } })).json).toMatchObject({ status: "enabled", consecutiveFailures: 0 });
+		answer = 200;
+		const replay = await call("POST", `${t.base}/${ep.id}/deliveries/${log.id}/replay`, { token: t.token });
+		expect(replay.status, replay.text).toBe(202);
+		await deliverTenant(sent.filter((m) => m.kind === "webhook.deliver" && m.deliveryId === replay.json.deliveryId));
+		const replayed = (await call("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0];
+		expect(replayed).toMatchObject({ id: replay.json.deliveryId, eventId: log.eventId, status: "succeeded" });
+		expect(received.at(-1)!.headers.get("webhook-id")).toBe(log.eventId);
+	});
+});
