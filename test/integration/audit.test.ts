@@ -139,3 +139,26 @@ describe("audit log", () => {
 		expect(refusals[0]).toMatchObject({ organizationId: t.orgId, actorId: t.admin, targetId: `org:${t.orgId}` });
 	});
 });
+
+describe("outbox", () => {
+	it("if the tenant-events queue refuses, entries wait in the D1 outbox and the cron re-sends them", async () => {
+		const t = await tenant();
+		const down = vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
+		const res = await call("POST", `/api/orgs/${t.orgId}/categories`, { token: t.adminToken, body: { name: "Kept", slug: uid("kept").toLowerCase().replace(/_/g, "-") } });
+		expect(res.status, res.text).toBe(201);
+		const parked = await env.DB.prepare("SELECT body FROM outbox WHERE organization_id = ?").bind(t.orgId).all<{ body: string }>();
+		expect(parked.results.map((r) => JSON.parse(r.body).action)).toEqual(["category.created"]);
+		down.mockRestore();
+
+		const sent = captureTenantEvents(vi);
+		const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import("cloudflare:test");
+		const worker = (await import("../../src/index")).default;
+		const ctx = createExecutionContext();
+		await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, ctx);
+		await waitOnExecutionContext(ctx);
+		expect(sent.filter((m) => m.kind === "audit" && m.organizationId === t.orgId).map((m) => (m.kind === "audit" ? m.action : ""))).toEqual([
+			"category.created",
+		]);
+		expect(await env.DB.prepare("SELECT count(*) AS n FROM outbox WHERE organization_id = ?").bind(t.orgId).first()).toEqual({ n: 0 });
+	});
+});

@@ -109,21 +109,21 @@ describe("rejected tokens", () => {
 		expect(res.json).toMatchObject({ status: 401, title: "Authentication required" });
 	});
 
-	const cases: [string, () => Promise<string | Record<string, string>>][] = [
-		["expired beyond the skew", () => signToken({ issuedAt: now() - 120, expiresIn: 110 })],
-		["without exp", () => signToken({ expiresIn: null })],
-		["nbf in the future", () => signToken({ notBefore: now() + 30 })],
-		["iat in the future", () => signToken({ issuedAt: now() + 30 })],
-		["wrong issuer", () => signToken({ issuer: "https://evil.example" })],
-		["azp not authorized", () => signToken({ azp: "https://evil.example" })],
-		["azp missing while parties are configured", () => signToken({ azp: null })],
-		["empty sub", () => signToken({ userId: "" })],
-		["signed by another key under a known kid", () => signToken({ key: "attacker", kid: keys.primary.kid })],
-		["unknown kid", () => signToken({ key: "attacker" })],
-		["over 8 KiB", () => signToken({ extra: { pad: "x".repeat(9000) } })],
-		["two segments", async () => (await signToken()).split(".").slice(0, 2).join(".")],
+	const cases = (format: "v1" | "v2"): [string, () => Promise<string | Record<string, string>>][] => [
+		["expired beyond the skew", () => signToken({ format, orgId: "org_claimed", role: "org:admin", issuedAt: now() - 120, expiresIn: 110 })],
+		["without exp", () => signToken({ format, orgId: "org_claimed", role: "org:admin", expiresIn: null })],
+		["nbf in the future", () => signToken({ format, orgId: "org_claimed", role: "org:admin", notBefore: now() + 30 })],
+		["iat in the future", () => signToken({ format, orgId: "org_claimed", role: "org:admin", issuedAt: now() + 30 })],
+		["wrong issuer", () => signToken({ format, orgId: "org_claimed", role: "org:admin", issuer: "https://evil.example" })],
+		["azp not authorized", () => signToken({ format, orgId: "org_claimed", role: "org:admin", azp: "https://evil.example" })],
+		["azp missing while parties are configured", () => signToken({ format, orgId: "org_claimed", role: "org:admin", azp: null })],
+		["empty sub", () => signToken({ format, orgId: "org_claimed", role: "org:admin", userId: "" })],
+		["signed by another key under a known kid", () => signToken({ format, orgId: "org_claimed", role: "org:admin", key: "attacker", kid: keys.primary.kid })],
+		["unknown kid", () => signToken({ format, orgId: "org_claimed", role: "org:admin", key: "attacker" })],
+		["over 8 KiB", () => signToken({ format, orgId: "org_claimed", role: "org:admin", extra: { pad: "x".repeat(9000) } })],
+		["two segments", async () => (await signToken({ format, orgId: "org_claimed", role: "org:admin" })).split(".").slice(0, 2).join(".")],
 		["tampered payload", async () => {
-			const [h, , s] = (await signToken({ userId: "user_a" })).split(".");
+			const [h, , s] = (await signToken({ format, orgId: "org_claimed", role: "org:admin", userId: "user_a" })).split(".");
 			const forged = base64url.encode(JSON.stringify({ sub: "user_admin", iss: TEST_ISSUER, exp: now() + 60 }));
 			return `${h}.${forged}.${s}`;
 		}],
@@ -137,14 +137,14 @@ describe("rejected tokens", () => {
 			return new SignJWT({ sub: "user_x" }).setProtectedHeader({ alg: "HS256", kid: keys.primary.kid }).setIssuer(TEST_ISSUER).setExpirationTime("1m").sign(secret);
 		}],
 		["whitespace inside the token", async () => {
-			const t = await signToken();
+			const t = await signToken({ format, orgId: "org_claimed", role: "org:admin" });
 			return { authorization: `Bearer ${t.slice(0, 20)} ${t.slice(20)}` };
 		}],
 		["Basic scheme", async () => ({ authorization: "Basic dXNlcjpwYXNz" })],
 		["Bearer with nothing", async () => ({ authorization: "Bearer " })],
 	];
 
-	it.each(cases)("%s", async (_name, make) => {
+	it.each([...cases("v1").map((c) => [`v1: ${c[0]}`, c[1]] as const), ...cases("v2").map((c) => [`v2: ${c[0]}`, c[1]] as const)])("%s", async (_name, make) => {
 		const made = await make();
 		const res = typeof made === "string" ? await get("/api/me", made) : await get("/api/me", undefined, made);
 		expectInvalid(res);

@@ -3,7 +3,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
 import { createClient } from "../../src/client";
 import { ProblemSchema } from "../../src/openapi";
+import { AuditEntrySchema } from "../../src/routes/audit/audit.routes";
+import { BillingSchema } from "../../src/routes/billing/billing.routes";
 import { MeResponse } from "../../src/routes/me/me.routes";
+import { ProductSchema } from "../../src/routes/store/store.routes";
+import { UsageSchema } from "../../src/routes/usage/usage.routes";
 import { EventSchema, MemberSchema, OrganizationSchema } from "../../src/routes/orgs/orgs.routes";
 import { seedTenant } from "../helpers/factories";
 import { signToken, stubJwks } from "../helpers/jwt";
@@ -53,6 +57,11 @@ describe("OpenAPI document", () => {
 			{ path: `/api/orgs/${t.orgId}`, schema: OrganizationSchema, token: admin, status: 200 },
 			{ path: `/api/orgs/${t.orgId}/members`, schema: MemberSchema.array(), pick: "data", token: admin, status: 200 },
 			{ path: `/api/orgs/${t.orgId}/events`, schema: EventSchema.array(), pick: "data", token: admin, status: 200 },
+			{ path: `/api/orgs/${t.orgId}/products`, schema: ProductSchema.array(), pick: "data", token: admin, status: 200 },
+			{ path: `/api/orgs/${t.orgId}/billing`, schema: BillingSchema, token: admin, status: 200 },
+			{ path: `/api/orgs/${t.orgId}/usage`, schema: UsageSchema, token: admin, status: 200 },
+			{ path: `/api/orgs/${t.orgId}/audit-logs`, schema: AuditEntrySchema.array(), pick: "data", token: admin, status: 200 },
+			{ path: `/api/orgs/${t.orgId}/webhooks`, schema: ProblemSchema, token: admin, status: 402 },
 			{ path: "/api/orgs/org_missing", schema: ProblemSchema, token: admin, status: 404 },
 			{ path: "/api/me", schema: ProblemSchema, status: 401 },
 		];
@@ -64,6 +73,7 @@ describe("OpenAPI document", () => {
 			const parsed = c.schema.safeParse(body);
 			expect(parsed.success, `${c.path}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
 			const templ = toOpenApiPath(c.path.replace(t.orgId, ":orgId").replace("org_missing", ":orgId"));
+			expect(doc.paths[templ], `${templ} is not in the document`).toBeDefined();
 			expect(Object.keys(doc.paths[templ].get.responses)).toContain(String(c.status));
 		}
 	});
