@@ -19,13 +19,15 @@ export function messageFor(event: { type: string; timestamp?: number }, svixId =
 	};
 }
 
-/** Runs the Worker's queue handler on a batch, as the Queues runtime would, and returns what it acked/retried. */
-export async function deliver(bodies: WebhookMessage[], opts: { queue?: string; attempts?: number } = {}) {
-	const batch = createMessageBatch<WebhookMessage>(
-		opts.queue ?? QUEUE,
-		bodies.map((body, i) => ({ id: `${body.svixId}-${i}`, timestamp: new Date(), attempts: opts.attempts ?? 1, body })),
+/**
+ * Runs the Worker's queue handler on a batch, as the Queues runtime would, and returns what it acked
+ * and retried. getQueueResult reports retried messages but not their options: delays are recorded here.
+ */
+export async function runQueue<Body>(queue: string, bodies: Body[], attempts = 1) {
+	const batch = createMessageBatch<Body>(
+		queue,
+		bodies.map((body, i) => ({ id: `${uid("m")}-${i}`, timestamp: new Date(), attempts, body })),
 	);
-	// getQueueResult reports which messages were retried but not their options: record those here.
 	const delays: Record<string, number | undefined> = {};
 	for (const m of batch.messages) {
 		const retry = m.retry.bind(m);
@@ -39,6 +41,9 @@ export async function deliver(bodies: WebhookMessage[], opts: { queue?: string; 
 	const result = await getQueueResult(batch, ctx);
 	return { ...result, ids: batch.messages.map((m) => m.id), delays };
 }
+
+export const deliver = (bodies: WebhookMessage[], opts: { queue?: string; attempts?: number } = {}) =>
+	runQueue(opts.queue ?? QUEUE, bodies, opts.attempts);
 
 export async function eventRow(svixId: string) {
 	return env.DB.prepare("SELECT * FROM events WHERE svix_id = ?").bind(svixId).first<Record<string, unknown>>();

@@ -1,10 +1,13 @@
 import { exports } from "cloudflare:workers";
 
-export async function call(
-	method: string,
-	path: string,
-	opts: { token?: string; headers?: Record<string, string>; body?: unknown } = {},
-) {
+export interface TestResponse {
+	status: number;
+	headers: Headers;
+	json: any;
+	text: string;
+}
+
+function build(method: string, path: string, opts: { token?: string; headers?: Record<string, string>; body?: unknown }) {
 	const headers: Record<string, string> = { ...opts.headers };
 	if (opts.token) headers.authorization = `Bearer ${opts.token}`;
 	let body: BodyInit | undefined;
@@ -12,7 +15,10 @@ export async function call(
 		body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
 		headers["content-type"] ??= "application/json";
 	}
-	const res = await exports.default.fetch(new Request(`https://api.test${path}`, { method, headers, body }));
+	return new Request(`https://api.test${path}`, { method, headers, body });
+}
+
+async function read(res: Response): Promise<TestResponse> {
 	const text = await res.text();
 	let json: any = null;
 	try {
@@ -23,33 +29,29 @@ export async function call(
 	return { status: res.status, headers: res.headers, json, text };
 }
 
+/** Calls the Worker through its default export, as a client would. */
+export async function call(
+	method: string,
+	path: string,
+	opts: { token?: string; headers?: Record<string, string>; body?: unknown } = {},
+): Promise<TestResponse> {
+	return read(await exports.default.fetch(build(method, path, opts)));
+}
+
 export const get = (path: string, token?: string, headers?: Record<string, string>) => call("GET", path, { token, headers });
 
-/** Calls the Worker's fetch handler directly with some vars overridden (other key sources, azp lists …). */
+/** Calls the Worker's fetch handler directly with some vars or bindings overridden (other key sources, modes …). */
 export async function callWithEnv(
 	overrides: Record<string, unknown>,
 	method: string,
 	path: string,
-	opts: { token?: string; headers?: Record<string, string> } = {},
-) {
+	opts: { token?: string; headers?: Record<string, string>; body?: unknown } = {},
+): Promise<TestResponse> {
 	const { env } = await import("cloudflare:workers");
 	const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
 	const worker = (await import("../../src/index")).default;
-	const headers: Record<string, string> = { ...opts.headers };
-	if (opts.token) headers.authorization = `Bearer ${opts.token}`;
 	const ctx = createExecutionContext();
-	const res = await worker.fetch(
-		new Request(`https://api.test${path}`, { method, headers }),
-		{ ...env, ...overrides } as typeof env,
-		ctx,
-	);
+	const res = await worker.fetch(build(method, path, opts), { ...env, ...overrides } as typeof env, ctx);
 	await waitOnExecutionContext(ctx);
-	const text = await res.text();
-	let json: any = null;
-	try {
-		json = text ? JSON.parse(text) : null;
-	} catch {
-		json = null;
-	}
-	return { status: res.status, headers: res.headers, json, text };
+	return read(res);
 }

@@ -1,27 +1,10 @@
 import { env } from "cloudflare:workers";
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import worker from "../../src/index";
 import type { TenantEvent } from "../../src/queue/tenant-events";
+import { runQueue } from "./queue";
 
 /** Runs the tenant-events consumer on the given messages; reports acks, retries and their delays. */
-export async function deliverTenant(bodies: TenantEvent[], opts: { attempts?: number; queue?: string } = {}) {
-	const batch = createMessageBatch<TenantEvent>(
-		opts.queue ?? "tenant-events",
-		bodies.map((body, i) => ({ id: `t${Date.now()}-${i}-${Math.random()}`, timestamp: new Date(), attempts: opts.attempts ?? 1, body })),
-	);
-	const delays: Record<string, number | undefined> = {};
-	for (const m of batch.messages) {
-		const retry = m.retry.bind(m);
-		m.retry = (o?: QueueRetryOptions) => {
-			delays[m.id] = o?.delaySeconds;
-			retry(o);
-		};
-	}
-	const ctx = createExecutionContext();
-	await worker.queue(batch as MessageBatch<unknown>, env);
-	const result = await getQueueResult(batch, ctx);
-	return { ...result, ids: batch.messages.map((m) => m.id), delays };
-}
+export const deliverTenant = (bodies: TenantEvent[], opts: { attempts?: number; queue?: string } = {}) =>
+	runQueue(opts.queue ?? "tenant-events", bodies, opts.attempts);
 
 /** Captures what the Worker sends to the tenant-events queue (without delivering it). */
 export function captureTenantEvents(vi: typeof import("vitest").vi) {
