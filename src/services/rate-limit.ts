@@ -38,6 +38,7 @@ export function leaseSize(limit: number): number {
 export const LEASE_TTL_MS = 2_000;
 
 interface Lease {
+	/** Tokens this isolate may still spend without asking the object. */
 	tokens: number;
 	expiresAt: number;
 	/** Bucket tokens left in the object when the lease was granted. */
@@ -50,12 +51,10 @@ interface Lease {
 const leases = new Map<string, Lease>();
 // Keys the object refused, until the moment it said a token would be available again.
 const blocked = new Map<string, { until: number; limit: number; resetAt: number }>();
-const inflight = new Map<string, Promise<void>>();
 
 export function resetLeaseState(): void {
 	leases.clear();
 	blocked.clear();
-	inflight.clear();
 }
 
 const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
@@ -101,40 +100,38 @@ export class DurableObjectRateLimiter implements RateLimiter {
 				retryAfterSeconds: r.granted > 0 ? 0 : Math.max(1, seconds(r.retryAfterMs)),
 			};
 		}
-		for (;;) {
-			const now = Date.now();
-			const b = blocked.get(key);
-			if (b && b.until > now) {
-				return { allowed: false, limit: b.limit, remaining: 0, resetSeconds: seconds(b.resetAt - now), retryAfterSeconds: Math.max(1, seconds(b.until - now)) };
-			}
-			const lease = leases.get(key);
-			if (lease && lease.expiresAt > now && lease.tokens > 0) {
-				lease.tokens--;
-				return { allowed: true, limit: rule.limit, remaining: lease.remaining + lease.tokens, resetSeconds: seconds(lease.resetAt - now), retryAfterSeconds: 0 };
-			}
-			const pending = inflight.get(key);
-			if (pending) {
-				await pending.catch(() => undefined);
-				continue;
-			}
-			const refund = lease && lease.expiresAt <= now ? lease.tokens : 0;
-			if (lease) leases.delete(key); // its unspent tokens travel back with this take, exactly once
-			const refill = this.take(key, rule, leaseSize(rule.limit), true, refund).then((r) => {
-				const at = Date.now();
-				if (r.granted > 0) {
-					leases.set(key, { tokens: r.granted, expiresAt: at + LEASE_TTL_MS, remaining: r.remaining, resetAt: at + r.resetMs });
-					blocked.delete(key);
-				} else {
-					leases.delete(key);
-					blocked.set(key, { until: at + Math.max(1, r.retryAfterMs), limit: r.limit, resetAt: at + r.resetMs });
-				}
-			});
-			inflight.set(key, refill);
-			try {
-				await refill;
-			} finally {
-				inflight.delete(key);
-			}
+		const now = Date.now();
+		const lease = leases.get(key);
+		if (lease && lease.expiresAt > now && lease.tokens > 0) {
+			lease.tokens--;
+			return { allowed: true, limit: rule.limit, remaining: lease.remaining + lease.tokens, resetSeconds: seconds(lease.resetAt - now), retryAfterSeconds: 0 };
 		}
+		const b = blocked.get(key);
+		if (b && b.until > now) {
+			return { allowed: false, limit: b.limit, remaining: 0, resetSeconds: seconds(b.resetAt - now), retryAfterSeconds: Math.max(1, seconds(b.until - now)) };
+		}
+		// No shared in-flight promise between requests: on Workers a request must not wait on I/O that
+		// another request started (it is cancelled with that request). Concurrent refills each take a
+		// lease and pool their tokens below, so none is lost and none is spent twice.
+		const refund = lease && lease.expiresAt <= now ? lease.tokens : 0;
+		if (lease && lease.expiresAt <= now) leases.delete(key); // unspent tokens travel back with this take, once
+		const r = await this.take(key, rule, leaseSize(rule.limit), true, refund);
+		const at = Date.now();
+		const current = leases.get(key);
+		// Leased tokens were debited when granted, so spending them later never exceeds the bucket.
+		const pool = (current?.tokens ?? 0) + r.granted;
+		if (pool === 0) {
+			blocked.set(key, { until: at + Math.max(1, r.retryAfterMs), limit: r.limit, resetAt: at + r.resetMs });
+			return { allowed: false, limit: r.limit, remaining: 0, resetSeconds: seconds(r.resetMs), retryAfterSeconds: Math.max(1, seconds(r.retryAfterMs)) };
+		}
+		if (r.granted > 0) blocked.delete(key);
+		// This request spends one token; the rest stays in the isolate's lease.
+		leases.set(key, {
+			tokens: pool - 1,
+			expiresAt: r.granted > 0 || !current ? at + LEASE_TTL_MS : current.expiresAt,
+			remaining: r.remaining,
+			resetAt: at + r.resetMs,
+		});
+		return { allowed: true, limit: r.limit, remaining: r.remaining + pool - 1, resetSeconds: seconds(r.resetMs), retryAfterSeconds: 0 };
 	}
 }
