@@ -168,7 +168,7 @@ export async function processWebhookBatch(db: Database, batch: MessageBatch<unkn
 		return;
 	} catch (err) {
 		if (todo.length > 1) logger.warn("batch failed, isolating messages", errorFields(err));
-		else return retry(db, todo[0] as Planned, err, logger);
+		else return retry(todo[0] as Planned, err, logger);
 	}
 
 	for (const t of todo) {
@@ -178,7 +178,7 @@ export async function processWebhookBatch(db: Database, batch: MessageBatch<unkn
 			invalidate(t.plan);
 			t.msg.ack();
 		} catch (err) {
-			await retry(db, t, err, logger);
+			await retry(t, err, logger);
 		}
 	}
 }
@@ -236,7 +236,7 @@ async function signInAudits(db: Database, body: WebhookMessage): Promise<TenantE
 	);
 }
 
-async function retry(db: Database, t: Planned, err: unknown, logger: Logger): Promise<void> {
+async function retry(t: Planned, err: unknown, logger: Logger): Promise<void> {
 	const delaySeconds = backoffSeconds(t.msg.attempts);
 	logger.error("webhook event failed, retrying", {
 		svixId: t.body.svixId,

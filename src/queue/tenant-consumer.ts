@@ -1,5 +1,5 @@
 import { asc, inArray } from "drizzle-orm";
-import type { Database } from "../db/client";
+import { createDb, type Database } from "../db/client";
 import { outbox } from "../db/schema";
 import type { Env } from "../env";
 import { errorFields, type Logger } from "../lib/logger";
@@ -69,7 +69,7 @@ export async function recordTenantDeadLetters(env: Env, batch: MessageBatch<unkn
 		else logger.error("tenant event dead-lettered", { body: JSON.stringify(msg.body).slice(0, 500) });
 	}
 	if (keep.length > 0) {
-		const db = (await import("../db/client")).createDb(env.DB);
+		const db = createDb(env.DB);
 		const now = Date.now();
 		await db.insert(outbox).values(keep.map((m) => ({ id: `obx_${crypto.randomUUID().replaceAll("-", "")}`, organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })));
 	}
