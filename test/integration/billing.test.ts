@@ -65,7 +65,9 @@ describe("Razorpay orders and verification", () => {
 		const t = await tenantToken();
 		const res = await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 49900, currency: "INR", receipt: "rcpt_1" } });
 		expect(res.status, res.text).toBe(201);
-		expect(res.json).toMatchObject({ amount: 49900, currency: "INR", receipt: "rcpt_1", status: "CREATED", keyId: TEST_RAZORPAY.keyId });
+		expect(res.json).toMatchObject({ entity: "order", amount: 49900, currency: "INR", receipt: "rcpt_1", status: "CREATED", keyId: TEST_RAZORPAY.keyId });
+		expect(res.json.id).toBe(res.json.razorpayOrderId);
+		expect((await call("GET", `/api/payments/orders/${res.json.paymentOrderId}`, { token: t.member })).json.id).toBe(res.json.id);
 		expect(razorpayCalls).toHaveLength(1);
 		expect(razorpayCalls[0]!.auth).toBe(`Basic ${btoa(`${TEST_RAZORPAY.keyId}:${TEST_RAZORPAY.keySecret}`)}`);
 		expect(razorpayCalls[0]!.body).toMatchObject({ amount: 49900, currency: "INR", receipt: "rcpt_1", notes: { organization_id: t.orgId } });
@@ -96,7 +98,9 @@ describe("Razorpay orders and verification", () => {
 		const body = { razorpay_order_id: order.razorpayOrderId, razorpay_payment_id: paymentId, razorpay_signature: signature };
 		const ok = await call("POST", "/api/payments/verify", { token: t.member, body });
 		expect(ok.status, ok.text).toBe(200);
-		expect(ok.json).toEqual({ status: "PAID", orderId: order.id, razorpayOrderId: order.razorpayOrderId, paymentId });
+		expect(ok.json).toEqual({ status: "PAID", orderId: order.id, paymentOrderId: order.paymentOrderId, razorpayOrderId: order.razorpayOrderId, paymentId });
+		expect(order.id).toBe(order.razorpayOrderId);
+		expect(order.id).toMatch(/^order_/);
 		expect((await call("POST", "/api/payments/verify", { token: t.member, body })).status).toBe(200);
 		const txns = await env.DB.prepare("SELECT count(*) AS n FROM payment_transactions WHERE razorpay_payment_id = ?").bind(paymentId).first();
 		expect(txns).toEqual({ n: 1 });

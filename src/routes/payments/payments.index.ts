@@ -7,8 +7,11 @@ import { createRazorpayOrder, verifyPaymentSignature } from "../../services/razo
 import * as routes from "./payments.routes";
 
 type OrderRow = typeof paymentOrders.$inferSelect;
+/** Shaped like Razorpay's order (id = Razorpay's order id, for Checkout), plus our own id and state. */
 const view = (o: OrderRow, keyId: string) => ({
-	id: o.id,
+	id: o.razorpayOrderId,
+	entity: "order" as const,
+	paymentOrderId: o.id,
 	razorpayOrderId: o.razorpayOrderId,
 	amount: o.amount,
 	currency: o.currency,
@@ -115,7 +118,7 @@ export const paymentsRouter = createRouter()
 		]);
 		await publishFromRequest(c, { organizationId: orgId, action: "payment.verified", targetType: "payment_order", targetId: order.id, before: { status: order.status }, after: { status: "PAID", paymentId: body.razorpay_payment_id } });
 		return c.json(
-			{ status: "PAID" as const, orderId: order.id, razorpayOrderId: order.razorpayOrderId, paymentId: body.razorpay_payment_id },
+			{ status: "PAID" as const, orderId: order.razorpayOrderId, paymentOrderId: order.id, razorpayOrderId: order.razorpayOrderId, paymentId: body.razorpay_payment_id },
 			200,
 		);
 	});

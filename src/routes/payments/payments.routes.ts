@@ -10,7 +10,9 @@ const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant"), mete
 
 export const PaymentOrderSchema = z
 	.object({
-		id: z.string(),
+		id: z.string().openapi({ description: "Razorpay's order id (order_…), for Checkout" }),
+		entity: z.literal("order"),
+		paymentOrderId: z.string().openapi({ description: "This service's id for the order" }),
 		razorpayOrderId: z.string(),
 		amount: z.number().int().openapi({ description: "Smallest currency unit (paise)" }),
 		currency: z.string(),
@@ -67,7 +69,7 @@ export const verify = createRoute({
 	request: { body: { required: true, content: { "application/json": { schema: VerifyPayment } } } },
 	responses: {
 		200: jsonContent(
-			z.object({ status: z.literal("PAID"), orderId: z.string(), razorpayOrderId: z.string(), paymentId: z.string() }).openapi("PaymentVerified"),
+			z.object({ status: z.literal("PAID"), orderId: z.string(), paymentOrderId: z.string(), razorpayOrderId: z.string(), paymentId: z.string() }).openapi("PaymentVerified"),
 			"Verified",
 		),
 		...orgErrors,
