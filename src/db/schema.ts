@@ -440,7 +440,7 @@ export const webhookDeliveries = sqliteTable(
 	},
 	(t) => [
 		index("webhook_deliveries_org_endpoint_idx").on(t.organizationId, t.endpointId, t.createdAt),
-		uniqueIndex("webhook_deliveries_endpoint_event_uq").on(t.organizationId, t.endpointId, t.eventId, t.createdAt),
+		index("webhook_deliveries_org_event_idx").on(t.organizationId, t.eventId, t.endpointId),
 	],
 );
 

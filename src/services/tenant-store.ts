@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, like, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, or, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
@@ -150,7 +150,7 @@ export class TenantStore {
 					q.status ? eq(products.status, q.status) : undefined,
 					q.categoryId ? eq(products.categoryId, q.categoryId) : undefined,
 					q.sku ? eq(products.sku, q.sku) : undefined,
-					q.q ? like(products.name, `%${q.q.replace(/[%_\\]/g, (m) => `\\${m}`)}%`) : undefined,
+					q.q ? sql`${products.name} LIKE ${`%${q.q.replace(/[%_\\]/g, (m) => `\\${m}`)}%`} ESCAPE '\\'` : undefined,
 					after(products.createdAt, products.id, decodeCursor(q.cursor)),
 				),
 			)

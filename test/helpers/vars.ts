@@ -19,6 +19,7 @@ export const TEST_VARS = {
 	CLERK_AUTHORIZED_PARTIES: `${TEST_AZP},https://admin.test.example`,
 	CLERK_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
 	OPERATOR_USER_IDS: TEST_OPERATOR,
-	LOG_LEVEL: "error",
+	// Tests that inject failures would print expected errors; a failing test can flip this to "debug".
+	LOG_LEVEL: "silent",
 	RATE_LIMIT_MODE: "off",
 };

@@ -44,6 +44,11 @@ describe("products", () => {
 		expect(rest.json.nextCursor).toBeNull();
 		const search = await call("GET", `${s.base}/products?q=Masala`, { token: s.member });
 		expect(search.json.data.map((x: { id: string }) => x.id)).toEqual([p.id]);
+		// LIKE wildcards in the search text are literal.
+		const pct = await s.product({ name: "100% Assam" });
+		await s.product({ name: "1000 Assam" });
+		const literal = await call("GET", `${s.base}/products?q=${encodeURIComponent("100%")}`, { token: s.member });
+		expect(literal.json.data.map((x: { id: string }) => x.id)).toEqual([pct.id]);
 	});
 
 	it("sku is unique per tenant (409), but the same sku is fine in another tenant", async () => {
