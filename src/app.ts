@@ -1,5 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./env";
 import { EnvError } from "./env";
@@ -50,9 +52,32 @@ function problem(c: Context<AppEnv>, code: ErrorCode, detail: string, headers: R
 	});
 }
 
+export const MAX_JSON_BODY_BYTES = 256 * 1024;
+const jsonBodyLimit = bodyLimit({
+	maxSize: MAX_JSON_BODY_BYTES,
+	onError: () => {
+		throw new ApiError("PAYLOAD_TOO_LARGE", `request body exceeds ${MAX_JSON_BODY_BYTES} bytes`);
+	},
+});
+
 export function createApp() {
 	const app = createRouter();
 	app.use("*", init());
+	// Browsers: only the frontends allowed as token audiences (CLERK_AUTHORIZED_PARTIES) get CORS.
+	app.use(
+		"/api/*",
+		cors({
+			origin: (origin, c) => (c.get("config").CLERK_AUTHORIZED_PARTIES.includes(origin) ? origin : null),
+			credentials: true,
+			allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id"],
+			allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+			exposeHeaders: ["X-Request-Id", "ETag", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Idempotent-Replayed"],
+			maxAge: 600,
+		}),
+	);
+	// JSON bodies of the API are small; webhook routes apply their own cap to the raw body.
+	app.use("/api/orgs/*", jsonBodyLimit);
+	app.use("/api/payments/*", jsonBodyLimit);
 
 	const routes = app
 		.route("/", healthRouter)

@@ -17,3 +17,26 @@ describe("GET /api/health", () => {
 		expect(res.json.type).toMatch(/^https:\/\//);
 	});
 });
+
+describe("CORS and body limits", () => {
+	it("preflight: allowed frontends (CLERK_AUTHORIZED_PARTIES) get CORS headers, others do not", async () => {
+		const { call } = await import("../helpers/request");
+		const ok = await call("OPTIONS", "/api/me", {
+			headers: { origin: "https://app.test.example", "access-control-request-method": "GET", "access-control-request-headers": "authorization" },
+		});
+		expect(ok.status).toBe(204);
+		expect(ok.headers.get("access-control-allow-origin")).toBe("https://app.test.example");
+		expect(ok.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+		const evil = await call("OPTIONS", "/api/me", { headers: { origin: "https://evil.example", "access-control-request-method": "GET" } });
+		expect(evil.headers.get("access-control-allow-origin")).toBeNull();
+		const simple = await get("/api/health", undefined, { origin: "https://app.test.example" });
+		expect(simple.headers.get("access-control-expose-headers")).toContain("X-Request-Id");
+	});
+
+	it("JSON bodies over 256 KiB are refused with problem+json before any work", async () => {
+		const { call } = await import("../helpers/request");
+		const res = await call("POST", "/api/orgs/org_x/products", { body: JSON.stringify({ name: "x".repeat(300 * 1024) }) });
+		expect(res.status, res.text).toBe(400);
+		expect(res.json).toMatchObject({ status: 400, code: "PAYLOAD_TOO_LARGE" });
+	});
+});
