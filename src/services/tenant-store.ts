@@ -37,6 +37,13 @@ function constraintError(err: unknown, messages: { unique?: string; check?: stri
 	throw err;
 }
 
+const stale = (what: string) => new ApiError("PRECONDITION_FAILED", `${what} was modified: If-Match does not match its current ETag`);
+
+/** 412 when an If-Match version was given and the row has moved on. */
+function assertVersion(row: { version: number }, ifVersion: number | undefined, what: string): void {
+	if (ifVersion !== undefined && row.version !== ifVersion) throw stale(what);
+}
+
 /** (created_at, id) keyset condition for ascending pages. */
 function after(createdAt: SQLiteColumn, id: SQLiteColumn, c: Cursor | null): SQL | undefined {
 	return c ? or(gt(createdAt, c.k), and(eq(createdAt, c.k), gt(id, c.id))) : undefined;
@@ -66,7 +73,7 @@ export class TenantStore {
 		const rows = await run();
 		if (rows[0]) return rows[0];
 		if ((await exists()).length === 0) throw new ApiError("NOT_FOUND", `${what} not found`);
-		throw new ApiError("PRECONDITION_FAILED", `${what} was modified: If-Match does not match its current ETag`);
+		throw stale(what);
 	}
 
 	// --- categories -------------------------------------------------------------------------
@@ -126,9 +133,7 @@ export class TenantStore {
 
 	async deleteCategory(id: string, ifVersion?: number): Promise<void> {
 		const current = await this.getCategory(id);
-		if (ifVersion !== undefined && current.version !== ifVersion) {
-			throw new ApiError("PRECONDITION_FAILED", "category was modified: If-Match does not match its current ETag");
-		}
+		assertVersion(current, ifVersion, "category");
 		await this.db.batch([
 			this.db
 				.update(products)
@@ -228,9 +233,7 @@ export class TenantStore {
 
 	async deleteProduct(id: string, ifVersion?: number): Promise<void> {
 		const current = await this.getProduct(id);
-		if (ifVersion !== undefined && current.version !== ifVersion) {
-			throw new ApiError("PRECONDITION_FAILED", "product was modified: If-Match does not match its current ETag");
-		}
+		assertVersion(current, ifVersion, "product");
 		await this.db.batch([
 			this.db.delete(variants).where(and(this.own(variants), eq(variants.productId, id))),
 			this.db.delete(products).where(and(this.own(products), eq(products.id, id))),
@@ -322,9 +325,7 @@ export class TenantStore {
 
 	async deleteVariant(productId: string, variantId: string, ifVersion?: number): Promise<void> {
 		const current = await this.getVariant(productId, variantId);
-		if (ifVersion !== undefined && current.version !== ifVersion) {
-			throw new ApiError("PRECONDITION_FAILED", "variant was modified: If-Match does not match its current ETag");
-		}
+		assertVersion(current, ifVersion, "variant");
 		await this.db.delete(variants).where(and(this.own(variants), eq(variants.id, variantId)));
 	}
 
@@ -480,9 +481,7 @@ export class TenantStore {
 	 */
 	async transitionOrder(id: string, to: OrderStatus, userId: string, note?: string, ifVersion?: number) {
 		const order = await this.getOrder(id);
-		if (ifVersion !== undefined && order.version !== ifVersion) {
-			throw new ApiError("PRECONDITION_FAILED", "order was modified: If-Match does not match its current ETag");
-		}
+		assertVersion(order, ifVersion, "order");
 		if (!ORDER_TRANSITIONS[order.status].includes(to)) {
 			throw new ApiError("CONFLICT", `cannot move an order from ${order.status} to ${to}`);
 		}
