@@ -1,0 +1,79 @@
+import { describe, expect, it } from "vitest";
+import { decodeV2Permissions, normalizeClaims, normalizeRoleKey } from "../../src/auth/claims";
+import { decodeCursor, encodeCursor } from "../../src/lib/cursor";
+import { ifMatchVersion } from "../../src/lib/etag";
+import { encodeV2Permissions } from "../helpers/jwt";
+
+describe("Clerk v2 permission decoding", () => {
+	it("matches Clerk's own example: bit i (least significant first) grants per[i]", () => {
+		const perms = decodeV2Permissions("o:billing,o:email,o:fraud,o:instance,o:staging_plans", "manage,read", "3,3,3,3,1");
+		expect(perms.sort()).toEqual(
+			[
+				"org:billing:manage",
+				"org:billing:read",
+				"org:email:manage",
+				"org:email:read",
+				"org:fraud:manage",
+				"org:fraud:read",
+				"org:instance:manage",
+				"org:instance:read",
+				"org:staging_plans:manage",
+			].sort(),
+		);
+	});
+
+	it("ignores user-scoped features and tolerates missing parts", () => {
+		expect(decodeV2Permissions("u:profile,o:reports", "read", "1,1")).toEqual(["org:reports:read"]);
+		expect(decodeV2Permissions(undefined, "read", "1")).toEqual([]);
+		expect(decodeV2Permissions("o:reports", "read", undefined)).toEqual([]);
+		expect(decodeV2Permissions("uo:billing", "read,manage", "2")).toEqual(["org:billing:manage"]);
+	});
+
+	it("round-trips with the test encoder", () => {
+		const perms = ["org:a:read", "org:a:write", "org:b:write", "org:c:read"];
+		const { fea, per, fpm } = encodeV2Permissions(perms);
+		expect(decodeV2Permissions(fea, per, fpm).sort()).toEqual(perms.sort());
+	});
+});
+
+describe("claim normalisation", () => {
+	it("v1 and v2 tokens describe the same session the same way", () => {
+		const v1 = normalizeClaims({ sub: "user_1", exp: 10, sid: "s", org_id: "org_1", org_slug: "acme", org_role: "admin", org_permissions: ["org:x:read"] });
+		const v2 = normalizeClaims({ sub: "user_1", exp: 10, sid: "s", v: 2, fea: "o:x", o: { id: "org_1", slg: "acme", rol: "admin", per: "read", fpm: "1" } });
+		const { tokenVersion: _a, ...a } = v1;
+		const { tokenVersion: _b, ...b } = v2;
+		expect(a).toEqual(b);
+		expect(a).toMatchObject({ orgId: "org_1", orgRole: "org:admin", orgPermissions: ["org:x:read"] });
+	});
+
+	it("a pending session has no active organization", () => {
+		const c = normalizeClaims({ sub: "u", exp: 1, v: 2, sts: "pending", o: { id: "org_1", rol: "admin" } });
+		expect(c).toMatchObject({ orgId: null, orgRole: null, orgPermissions: [] });
+	});
+
+	it.each([
+		["admin", "org:admin"],
+		["basic_member", "org:member"],
+		["org:admin", "org:admin"],
+		["editor", "org:editor"],
+		["org:editor", "org:editor"],
+	])("role %s → %s", (input, expected) => expect(normalizeRoleKey(input)).toBe(expected));
+});
+
+describe("small parsers", () => {
+	it.each([
+		[undefined, undefined],
+		["*", undefined],
+		['"3"', 3],
+		['W/"3"', 3],
+		["3", -1],
+		['"abc"', -1],
+	])("If-Match %s → %s", (header, version) => expect(ifMatchVersion(header)).toBe(version));
+
+	it("cursors round-trip and garbage is a 400", () => {
+		expect(decodeCursor(encodeCursor({ k: 1_700_000_000_000, id: "x_1" }))).toEqual({ k: 1_700_000_000_000, id: "x_1" });
+		expect(decodeCursor(undefined)).toBeNull();
+		expect(() => decodeCursor("%%%")).toThrow();
+		expect(() => decodeCursor(btoa(JSON.stringify(["a", 1])))).toThrow();
+	});
+});
