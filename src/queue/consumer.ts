@@ -10,18 +10,13 @@ import { publish, systemAudit } from "../services/events-bus";
 import { planRazorpayEvent, planStripeEvent } from "../services/billing-sync";
 import { planClerkEvent, type SyncPlan } from "../services/clerk-sync";
 import { invalidateUser } from "../services/users";
+import { backoffSeconds } from "./backoff";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "./messages";
 import { drainOutbox, processTenantBatch, recordTenantDeadLetters, TENANT_DLQ, TENANT_QUEUE } from "./tenant-consumer";
 import type { TenantEvent } from "./tenant-events";
 
 export const WEBHOOK_QUEUE = "webhook-events";
 export const WEBHOOK_DLQ = "webhook-events-dlq";
-const MAX_DELAY_SECONDS = 15 * 60;
-
-/** Exponential backoff for the n-th failed attempt (attempts starts at 1): 2, 4, 8 … s, capped. */
-export function backoffSeconds(attempts: number): number {
-	return Math.min(2 ** Math.max(1, attempts), MAX_DELAY_SECONDS);
-}
 
 /** The Worker's queue handler: routes each batch by queue name; an unknown queue is a deploy error. */
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {

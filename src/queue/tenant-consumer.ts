@@ -6,12 +6,12 @@ import { errorFields, type Logger } from "../lib/logger";
 import { appendAudit } from "../services/audit";
 import { publish } from "../services/events-bus";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
+import { backoffSeconds } from "./backoff";
 import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant-events";
 
 export const TENANT_QUEUE = "tenant-events";
 export const TENANT_DLQ = "tenant-events-dlq";
 
-const backoff = (attempts: number) => Math.min(2 ** Math.max(1, attempts), 900);
 
 /**
  * tenant-events consumer. Audit entries of one batch are chained per organization in one D1 batch
@@ -44,7 +44,7 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			}
 		} catch (err) {
 			logger.error("tenant event failed, retrying", { kind: body.kind, ...errorFields(err) });
-			msg.retry({ delaySeconds: backoff(msg.attempts) });
+			msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
 		}
 	}
 	if (audits.length > 0) {
@@ -53,7 +53,7 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			audits.map((a) => a.body),
 		);
 		for (const a of audits) {
-			if (failed.has(a.body.organizationId)) a.msg.retry({ delaySeconds: backoff(a.msg.attempts) });
+			if (failed.has(a.body.organizationId)) a.msg.retry({ delaySeconds: backoffSeconds(a.msg.attempts) });
 			else a.msg.ack();
 		}
 		if (failed.size > 0) logger.warn("audit append conflicted, retrying", { organizations: failed.size });
