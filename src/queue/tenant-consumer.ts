@@ -8,6 +8,7 @@ import { publish } from "../services/events-bus";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
 import { backoffSeconds } from "./backoff";
 import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant-events";
+import { newId } from "../lib/ids";
 
 export const TENANT_QUEUE = "tenant-events";
 export const TENANT_DLQ = "tenant-events-dlq";
@@ -71,7 +72,7 @@ export async function recordTenantDeadLetters(env: Env, batch: MessageBatch<unkn
 	if (keep.length > 0) {
 		const db = createDb(env.DB);
 		const now = Date.now();
-		await db.insert(outbox).values(keep.map((m) => ({ id: `obx_${crypto.randomUUID().replaceAll("-", "")}`, organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })));
+		await db.insert(outbox).values(keep.map((m) => ({ id: newId("obx"), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })));
 	}
 	for (const msg of batch.messages) msg.ack();
 }

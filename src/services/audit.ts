@@ -3,6 +3,7 @@ import type { Database } from "../db/client";
 import { auditLogs } from "../db/schema";
 import { sha256Hex } from "../lib/crypto";
 import type { AuditMessage } from "../queue/tenant-events";
+import { newId } from "../lib/ids";
 
 export const GENESIS_HASH = "0".repeat(64);
 
@@ -70,7 +71,7 @@ export async function appendAudit(db: Database, messages: AuditMessage[]): Promi
 			for (const m of fresh) {
 				seq += 1;
 				const entry: Hashed = {
-					id: `log_${crypto.randomUUID().replaceAll("-", "")}`,
+					id: newId("log"),
 					organizationId: orgId,
 					seq,
 					eventId: m.id,

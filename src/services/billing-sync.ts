@@ -3,12 +3,8 @@ import type { Database } from "../db/client";
 import type { SyncPlan } from "./clerk-sync";
 import { systemAudit, tenantEvent } from "./events-bus";
 import { PLAN_IDS } from "./plans";
-
-type Data = Record<string, unknown>;
-const s = (v: unknown): string | null => (typeof v === "string" && v.length > 0 ? v : null);
-const n = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
-const obj = (v: unknown): Data => (typeof v === "object" && v !== null ? (v as Data) : {});
-const newId = (p: string) => `${p}_${crypto.randomUUID().replaceAll("-", "")}`;
+import { newId } from "../lib/ids";
+import { type Data, num as n, obj, str as s } from "../lib/payload";
 
 function emptyPlan(entityId: string | null, organizationId: string | null): SyncPlan {
 	return { statements: [], organizationId, entityId, staleCheck: null, invalidate: {}, ignored: false };

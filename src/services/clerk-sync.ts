@@ -3,6 +3,7 @@ import { normalizeRoleKey } from "../auth/claims";
 import type { TenantEvent } from "../queue/tenant-events";
 import { systemAudit, tenantEvent } from "./events-bus";
 import type { ClerkEnvelope } from "../queue/messages";
+import { type Data, num as n, obj, str as s } from "../lib/payload";
 
 /**
  * Turns one Clerk event into D1 statements, run later in a db.batch (atomic, one round trip).
@@ -26,10 +27,6 @@ export interface SyncPlan {
 	events?: TenantEvent[];
 }
 
-type Data = Record<string, unknown>;
-const s = (v: unknown): string | null => (typeof v === "string" && v.length > 0 ? v : null);
-const n = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
-const obj = (v: unknown): Data => (typeof v === "object" && v !== null ? (v as Data) : {});
 /** Clerk sends ms; tolerate seconds from hand-made payloads. */
 const ms = (v: number | null): number | null => (v === null ? null : v < 1e12 ? v * 1000 : v);
 

@@ -4,8 +4,7 @@ import { outbox } from "../db/schema";
 import type { AppEnv, Env } from "../env";
 import type { Logger } from "../lib/logger";
 import type { AuditMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
-
-const newId = (p: string) => `${p}_${crypto.randomUUID().replaceAll("-", "")}`;
+import { newId } from "../lib/ids";
 
 /**
  * Hands tenant events to the tenant-events queue. If the queue refuses, the messages go to the D1

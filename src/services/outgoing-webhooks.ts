@@ -4,6 +4,7 @@ import type { Database } from "../db/client";
 import { webhookDeliveries, webhookEndpoints } from "../db/schema";
 import type { DeliverMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
 import { systemAudit } from "./events-bus";
+import { newId } from "../lib/ids";
 
 /** Event types tenants can subscribe to ("*" = all). */
 export const TENANT_EVENT_TYPES = [
@@ -25,8 +26,6 @@ const TIMEOUT_MS = 10_000;
 export function deliveryBackoffSeconds(attempts: number): number {
 	return Math.min(5 * 4 ** Math.max(0, attempts - 1), 3600);
 }
-
-const newId = (p: string) => `${p}_${crypto.randomUUID().replaceAll("-", "")}`;
 
 export function newEndpointSecret(): string {
 	const bytes = crypto.getRandomValues(new Uint8Array(32));

@@ -5,6 +5,7 @@ import type { Database } from "../db/client";
 import { categories, orderItems, orderStatusHistory, orders, products, variants } from "../db/schema";
 import { ApiError } from "../errors";
 import { type Cursor, decodeCursor, page } from "../lib/cursor";
+import { newId } from "../lib/ids";
 
 export type Category = typeof categories.$inferSelect;
 export type Product = typeof products.$inferSelect;
@@ -26,8 +27,6 @@ export const ORDER_TRANSITIONS: Record<OrderStatus, OrderStatus[]> = {
 	fulfilled: [],
 	cancelled: [],
 };
-
-const newId = (prefix: string) => `${prefix}_${crypto.randomUUID().replaceAll("-", "")}`;
 
 /** Maps D1 constraint failures to API errors; anything else propagates as a 500. */
 function constraintError(err: unknown, messages: { unique?: string; check?: string }): never {

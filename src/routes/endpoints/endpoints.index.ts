@@ -8,6 +8,7 @@ import { decodeCursor, page } from "../../lib/cursor";
 import { publish, publishFromRequest } from "../../services/events-bus";
 import { newEndpointSecret, refuseUrl, replayDelivery } from "../../services/outgoing-webhooks";
 import * as routes from "./endpoints.routes";
+import { newId } from "../../lib/ids";
 
 type Endpoint = typeof webhookEndpoints.$inferSelect;
 const view = (e: Endpoint) => ({
@@ -46,7 +47,7 @@ export const endpointsRouter = createRouter()
 			.get("db")
 			.insert(webhookEndpoints)
 			.values({
-				id: `whe_${crypto.randomUUID().replaceAll("-", "")}`,
+				id: newId("whe"),
 				organizationId: orgId,
 				url,
 				eventTypes: JSON.stringify([...new Set(eventTypes)]),

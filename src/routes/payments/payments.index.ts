@@ -5,6 +5,7 @@ import { ApiError } from "../../errors";
 import { publishFromRequest } from "../../services/events-bus";
 import { createRazorpayOrder, verifyPaymentSignature } from "../../services/razorpay";
 import * as routes from "./payments.routes";
+import { newId } from "../../lib/ids";
 
 type OrderRow = typeof paymentOrders.$inferSelect;
 /** Shaped like Razorpay's order (id = Razorpay's order id, for Checkout), plus our own id and state. */
@@ -33,7 +34,7 @@ export const paymentsRouter = createRouter()
 		const creds = razorpayConfig(c.get("config"));
 		const orgId = c.get("access").organization.id;
 		const input = c.req.valid("json");
-		const id = `pord_${crypto.randomUUID().replaceAll("-", "")}`;
+		const id = newId("pord");
 		const receipt = input.receipt ?? id.slice(0, 40);
 		const order = await createRazorpayOrder(creds, {
 			amount: input.amount,
@@ -99,7 +100,7 @@ export const paymentsRouter = createRouter()
 			db
 				.insert(paymentTransactions)
 				.values({
-					id: `txn_${crypto.randomUUID().replaceAll("-", "")}`,
+					id: newId("txn"),
 					organizationId: orgId,
 					paymentOrderId: order.id,
 					razorpayPaymentId: body.razorpay_payment_id,
