@@ -23,13 +23,6 @@ export interface RateLimiter {
 	limit(key: string, rule: LimitRule, mode: LimitMode): Promise<Decision>;
 }
 
-/** For RATE_LIMIT_MODE=off. */
-export const noopRateLimiter: RateLimiter = {
-	async limit(_key, rule) {
-		return { allowed: true, limit: rule.limit, remaining: rule.limit, resetSeconds: 0, retryAfterSeconds: 0 };
-	},
-};
-
 /** Tokens an isolate takes at once in lease mode: 5% of the limit, between 1 and 50. */
 export function leaseSize(limit: number): number {
 	return Math.max(1, Math.min(50, Math.floor(limit / 20)));
