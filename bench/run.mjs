@@ -85,7 +85,9 @@ async function start(vars = {}) {
 	const mf = new Miniflare({ workers: [main, baseline] });
 	const url = await mf.ready;
 	const db = await mf.getD1Database("DB");
-	for (const file of readdirSync(join(ROOT, "migrations")).filter((f) => f.endsWith(".sql")).sort()) {
+	for (const file of readdirSync(join(ROOT, "migrations"))
+		.filter((f) => f.endsWith(".sql"))
+		.sort()) {
 		const stmts = readFileSync(join(ROOT, "migrations", file), "utf8")
 			.split("--> statement-breakpoint")
 			.map((s) => s.replace(/^\s*--.*$/gm, "").trim())
@@ -94,16 +96,33 @@ async function start(vars = {}) {
 	}
 	const now = Date.now();
 	await db.batch([
-		db.prepare("INSERT INTO organizations (id, name, slug, source_updated_at, created_at, updated_at, rate_limit_per_minute, user_rate_limit_per_minute, monthly_quota) VALUES ('org_bench', 'Bench', 'bench', 1, ?, ?, ?, ?, 1000000000000)").bind(now, now, Number(vars.BENCH_ORG_LIMIT ?? 1e9), Number(vars.BENCH_USER_LIMIT ?? 1e9)),
-		db.prepare("INSERT INTO users (id, email, source_updated_at, created_at, updated_at) VALUES ('user_bench', 'b@bench.local', 1, ?, ?)").bind(now, now),
-		db.prepare("INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at) VALUES ('orgmem_bench', 'org_bench', 'user_bench', 'org:admin', 1, ?, ?)").bind(now, now),
+		db
+			.prepare(
+				"INSERT INTO organizations (id, name, slug, source_updated_at, created_at, updated_at, rate_limit_per_minute, user_rate_limit_per_minute, monthly_quota) VALUES ('org_bench', 'Bench', 'bench', 1, ?, ?, ?, ?, 1000000000000)",
+			)
+			.bind(now, now, Number(vars.BENCH_ORG_LIMIT ?? 1e9), Number(vars.BENCH_USER_LIMIT ?? 1e9)),
+		db
+			.prepare(
+				"INSERT INTO users (id, email, source_updated_at, created_at, updated_at) VALUES ('user_bench', 'b@bench.local', 1, ?, ?)",
+			)
+			.bind(now, now),
+		db
+			.prepare(
+				"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at) VALUES ('orgmem_bench', 'org_bench', 'user_bench', 'org:admin', 1, ?, ?)",
+			)
+			.bind(now, now),
 	]);
 	return { mf, url: url.toString().replace(/\/$/, ""), db };
 }
 
 async function token() {
 	const t = Math.floor(Date.now() / 1000);
-	return new SignJWT({ v: 2, sid: "sess_bench", fea: "o:members", o: { id: "org_bench", slg: "bench", rol: "admin", per: "read", fpm: "1" } })
+	return new SignJWT({
+		v: 2,
+		sid: "sess_bench",
+		fea: "o:members",
+		o: { id: "org_bench", slg: "bench", rol: "admin", per: "read", fpm: "1" },
+	})
 		.setProtectedHeader({ alg: "RS256", kid })
 		.setIssuer(ISSUER)
 		.setSubject("user_bench")
@@ -145,8 +164,19 @@ async function load(name, makeRequest, { seconds = SECONDS, concurrency = CONCUR
 	const elapsed = (performance.now() - started) / 1000;
 	lat.sort((a, b) => a - b);
 	const pct = (p) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))].toFixed(2);
-	const r = { name, requests: lat.length, warmup: n0, rps: Math.round(lat.length / elapsed), p50: pct(0.5), p99: pct(0.99), errors, statuses };
-	console.log(`${name.padEnd(34)} ${String(r.rps).padStart(7)} req/s   p50 ${r.p50.padStart(6)} ms   p99 ${r.p99.padStart(6)} ms   ${JSON.stringify(statuses)}`);
+	const r = {
+		name,
+		requests: lat.length,
+		warmup: n0,
+		rps: Math.round(lat.length / elapsed),
+		p50: pct(0.5),
+		p99: pct(0.99),
+		errors,
+		statuses,
+	};
+	console.log(
+		`${name.padEnd(34)} ${String(r.rps).padStart(7)} req/s   p50 ${r.p50.padStart(6)} ms   p99 ${r.p99.padStart(6)} ms   ${JSON.stringify(statuses)}`,
+	);
 	return r;
 }
 
@@ -182,7 +212,9 @@ async function identity() {
 	]);
 	const [health, me, org] = [r["GET /api/health"], r["GET /api/me (Bearer)"], r["GET /api/orgs/:orgId (Bearer)"]];
 	console.log(`median req/s: health ${health.rps}, me ${me.rps}, org ${org.rps}`);
-	console.log(`ratio /api/me / /api/health = ${(me.rps / health.rps).toFixed(2)} (target >= 0.60); /api/orgs/:id = ${(org.rps / health.rps).toFixed(2)}`);
+	console.log(
+		`ratio /api/me / /api/health = ${(me.rps / health.rps).toFixed(2)} (target >= 0.60); /api/orgs/:id = ${(org.rps / health.rps).toFixed(2)}`,
+	);
 	await mf.dispose();
 	return { health, me, ratio: me.rps / health.rps };
 }
@@ -224,7 +256,12 @@ async function webhooks() {
 				{
 					method: "POST",
 					body,
-					headers: { "content-type": "application/json", "svix-id": id, "svix-timestamp": String(Math.floor(ts / 1000)), "svix-signature": wh.sign(id, ts, body) },
+					headers: {
+						"content-type": "application/json",
+						"svix-id": id,
+						"svix-timestamp": String(Math.floor(ts / 1000)),
+						"svix-signature": wh.sign(id, ts, body),
+					},
 				},
 			];
 		},
@@ -244,14 +281,23 @@ async function webhooks() {
 				id: `m${i}`,
 				timestamp: new Date(),
 				attempts: 1,
-				body: { source: "clerk", svixId: `msg_sync_${i}`, type: event.type, timestamp: event.timestamp, receivedAt: Date.now(), body: JSON.stringify(event) },
+				body: {
+					source: "clerk",
+					svixId: `msg_sync_${i}`,
+					type: event.type,
+					timestamp: event.timestamp,
+					receivedAt: Date.now(),
+					body: JSON.stringify(event),
+				},
 			};
 		});
 		const r = await worker.queue("webhook-events", messages);
 		if (r.outcome !== "ok" || r.retryMessages.length > 0) throw new Error(`consumer batch failed: ${JSON.stringify(r)}`);
 	}
 	const consumerMs = performance.now() - t0;
-	const synced = await db.prepare("SELECT count(*) AS n FROM events WHERE svix_id LIKE 'msg_sync_%' AND outcome = 'processed'").first();
+	const synced = await db
+		.prepare("SELECT count(*) AS n FROM events WHERE svix_id LIKE 'msg_sync_%' AND outcome = 'processed'")
+		.first();
 
 	// Baseline: the same user rows and raw event rows with plain INSERTs, same batch size, no ordering logic.
 	const base = await mf.getWorker("baseline");
@@ -260,13 +306,23 @@ async function webhooks() {
 		const rows = Array.from({ length: 50 }, (_, j) => {
 			const i = b * 50 + j;
 			const e = clerkEvent(i);
-			return { id: `plain_${i}`, email: `${i}@b`, first: "Bench", last: String(i), ts: e.timestamp, type: e.type, payload: JSON.stringify(e) };
+			return {
+				id: `plain_${i}`,
+				email: `${i}@b`,
+				first: "Bench",
+				last: String(i),
+				ts: e.timestamp,
+				type: e.type,
+				payload: JSON.stringify(e),
+			};
 		});
 		const res = await base.fetch("http://baseline/", { method: "POST", body: JSON.stringify(rows) });
 		if (!res.ok) throw new Error(`baseline failed: ${await res.text()}`);
 	}
 	const plainMs = performance.now() - t1;
-	console.log(`consumer: ${N} events in ${consumerMs.toFixed(0)} ms (${Math.round(N / (consumerMs / 1000))} events/s), ${synced.n} recorded as processed`);
+	console.log(
+		`consumer: ${N} events in ${consumerMs.toFixed(0)} ms (${Math.round(N / (consumerMs / 1000))} events/s), ${synced.n} recorded as processed`,
+	);
 	console.log(`plain batch insert of the same rows: ${plainMs.toFixed(0)} ms`);
 	console.log(`ratio plain / consumer = ${(plainMs / consumerMs).toFixed(2)} (target >= 0.50)`);
 	await mf.dispose();
@@ -298,8 +354,12 @@ async function ratelimit() {
 	const strictCalls = await doCalls(strict.mf, keysUsed);
 	for (const x of [off, lease, strict]) await x.mf.dispose();
 	console.log(`median req/s: unlimited ${unlimited.rps}, lease ${leased.rps}, strict ${strictR.rps}`);
-	console.log(`ratio lease / unlimited = ${(leased.rps / unlimited.rps).toFixed(2)} (target >= 0.80); strict / unlimited = ${(strictR.rps / unlimited.rps).toFixed(2)}`);
-	console.log(`DO calls per request: lease ${(leaseCalls / leased.requests).toFixed(3)}, strict ${(strictCalls / strictR.requests).toFixed(3)} (two buckets per request: tenant and user)`);
+	console.log(
+		`ratio lease / unlimited = ${(leased.rps / unlimited.rps).toFixed(2)} (target >= 0.80); strict / unlimited = ${(strictR.rps / unlimited.rps).toFixed(2)}`,
+	);
+	console.log(
+		`DO calls per request: lease ${(leaseCalls / leased.requests).toFixed(3)}, strict ${(strictCalls / strictR.requests).toFixed(3)} (two buckets per request: tenant and user)`,
+	);
 
 	// Overshoot: a burst of 3x the limit within a few seconds, lease mode.
 	const LIMIT = 2_000;
@@ -319,7 +379,9 @@ async function ratelimit() {
 	);
 	const secs = (performance.now() - t0) / 1000;
 	const allowed = LIMIT + Math.floor((LIMIT / 60) * secs); // bucket capacity + refill during the burst
-	console.log(`burst: ${LIMIT * 3} requests in ${secs.toFixed(1)} s against ${LIMIT}/min: admitted ${admitted}, token-bucket allowance ${allowed}, overshoot ${(((admitted - allowed) / LIMIT) * 100).toFixed(2)}% (target <= 1%)`);
+	console.log(
+		`burst: ${LIMIT * 3} requests in ${secs.toFixed(1)} s against ${LIMIT}/min: admitted ${admitted}, token-bucket allowance ${allowed}, overshoot ${(((admitted - allowed) / LIMIT) * 100).toFixed(2)}% (target <= 1%)`,
+	);
 	await burst.mf.dispose();
 	return { ratio: leased.rps / unlimited.rps };
 }

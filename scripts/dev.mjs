@@ -4,12 +4,12 @@
 //  2. applies D1 migrations to the local database;
 //  3. seeds a demo organization (org_demo) with an admin (user_demo_admin) and a member (user_demo_member);
 //  4. runs `wrangler dev` (extra arguments are passed through, e.g. `npm run dev -- --port 8788`).
-import { spawnSync, spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair } from "jose";
-import { DEV_KEY, DEV_VARS, ROOT, env, readDevVars } from "./lib.mjs";
+import { DEV_KEY, DEV_VARS, env, ROOT, readDevVars } from "./lib.mjs";
 
 const wrangler = join(ROOT, "node_modules", ".bin", "wrangler");
 
@@ -31,7 +31,9 @@ async function ensureDevVars() {
 		const pub = { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" };
 		writeFileSync(DEV_KEY, JSON.stringify({ ...(await exportJWK(privateKey)), kid, alg: "RS256" }), { mode: 0o600 });
 		lines.push(`DEV_JWT_PUBLIC_JWK=${JSON.stringify(pub)}`);
-		console.log(`[dev] generated a local signing key (${kid}); mint tokens with: npm run token -- --user user_demo_admin --org org_demo --role org:admin`);
+		console.log(
+			`[dev] generated a local signing key (${kid}); mint tokens with: npm run token -- --user user_demo_admin --org org_demo --role org:admin`,
+		);
 	}
 	if (lines.length > 0) appendFileSync(DEV_VARS, `${lines.join("\n")}\n`);
 }

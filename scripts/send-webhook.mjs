@@ -22,34 +22,68 @@ function data(type) {
 		if (type === "user.deleted") return { id, object: "user", deleted: true };
 		const emailId = `idn_${id}`;
 		return {
-			id, object: "user", first_name: args.first ?? "Jo", last_name: args.last ?? "Doe", image_url: "",
+			id,
+			object: "user",
+			first_name: args.first ?? "Jo",
+			last_name: args.last ?? "Doe",
+			image_url: "",
 			primary_email_address_id: emailId,
 			email_addresses: [{ id: emailId, object: "email_address", email_address: args.email ?? `${id}@example.com` }],
-			created_at: now, updated_at: now,
+			created_at: now,
+			updated_at: now,
 		};
 	}
 	if (type.startsWith("organization.")) {
 		const orgId = args.id ?? args.org ?? `org_${randomUUID().slice(0, 8)}`;
 		if (type === "organization.deleted") return { id: orgId, object: "organization", deleted: true };
-		return { id: orgId, object: "organization", name: args.name ?? orgId, slug: args.slug ?? orgId, created_at: now, updated_at: now };
+		return {
+			id: orgId,
+			object: "organization",
+			name: args.name ?? orgId,
+			slug: args.slug ?? orgId,
+			created_at: now,
+			updated_at: now,
+		};
 	}
 	if (type.startsWith("organizationMembership.")) {
 		return {
-			id: args.id ?? `orgmem_${randomUUID().slice(0, 8)}`, object: "organization_membership", role: args.role ?? "org:member",
-			created_at: now, updated_at: now,
-			organization: { id: args.org ?? "org_demo", object: "organization", name: args.org ?? "org_demo", slug: args.org ?? "demo", created_at: now, updated_at: now },
-			public_user_data: { user_id: args.user, identifier: args.email ?? `${args.user}@example.com`, first_name: args.first ?? null, last_name: args.last ?? null },
+			id: args.id ?? `orgmem_${randomUUID().slice(0, 8)}`,
+			object: "organization_membership",
+			role: args.role ?? "org:member",
+			created_at: now,
+			updated_at: now,
+			organization: {
+				id: args.org ?? "org_demo",
+				object: "organization",
+				name: args.org ?? "org_demo",
+				slug: args.org ?? "demo",
+				created_at: now,
+				updated_at: now,
+			},
+			public_user_data: {
+				user_id: args.user,
+				identifier: args.email ?? `${args.user}@example.com`,
+				first_name: args.first ?? null,
+				last_name: args.last ?? null,
+			},
 		};
 	}
 	return { id, object: "unknown" };
 }
 const type = args.type ?? "user.created";
-const body = args.file ? readFileSync(args.file, "utf8") : JSON.stringify({ data: data(type), object: "event", type, timestamp: now, instance_id: "ins_local" });
+const body = args.file
+	? readFileSync(args.file, "utf8")
+	: JSON.stringify({ data: data(type), object: "event", type, timestamp: now, instance_id: "ins_local" });
 const msgId = `msg_${randomUUID().replaceAll("-", "")}`;
 const signature = new Webhook(secret).sign(msgId, new Date(), body);
 const res = await fetch(url, {
 	method: "POST",
-	headers: { "content-type": "application/json", "svix-id": msgId, "svix-timestamp": String(Math.floor(Date.now() / 1000)), "svix-signature": signature },
+	headers: {
+		"content-type": "application/json",
+		"svix-id": msgId,
+		"svix-timestamp": String(Math.floor(Date.now() / 1000)),
+		"svix-signature": signature,
+	},
 	body,
 });
 console.log(res.status, await res.text());

@@ -4,11 +4,13 @@
 // (`v: 2`, `o: {id, slg, rol, per, fpm}`, `fea`) or, with --v1, the old names (org_id, org_role, …).
 import { existsSync, readFileSync } from "node:fs";
 import { importJWK, SignJWT } from "jose";
-import { DEV_KEY, parseArgs, readDevVars, ROLE_PERMISSIONS } from "./lib.mjs";
+import { DEV_KEY, parseArgs, ROLE_PERMISSIONS, readDevVars } from "./lib.mjs";
 
 const args = parseArgs(process.argv.slice(2));
 if (args.help || !args.user) {
-	console.error("usage: npm run token -- --user <userId> [--org <orgId>] [--role org:admin|org:member] [--slug <slug>] [--v1] [--ttl <seconds>] [--azp <origin>]");
+	console.error(
+		"usage: npm run token -- --user <userId> [--org <orgId>] [--role org:admin|org:member] [--slug <slug>] [--v1] [--ttl <seconds>] [--azp <origin>]",
+	);
 	process.exit(args.help ? 0 : 2);
 }
 if (!existsSync(DEV_KEY)) {
@@ -26,7 +28,8 @@ if (args.azp) claims.azp = args.azp;
 else if (vars.CLERK_AUTHORIZED_PARTIES) claims.azp = vars.CLERK_AUTHORIZED_PARTIES.split(",")[0].trim();
 
 if (args.v1) {
-	if (args.org) Object.assign(claims, { org_id: args.org, org_slug: args.slug ?? args.org, org_role: role, org_permissions: permissions });
+	if (args.org)
+		Object.assign(claims, { org_id: args.org, org_slug: args.slug ?? args.org, org_role: role, org_permissions: permissions });
 } else {
 	claims.v = 2;
 	if (args.org) {
@@ -41,7 +44,13 @@ if (args.v1) {
 		}
 		const fpm = features.map((f) => names.reduce((m, n, bit) => (permissions.includes(`org:${f}:${n}`) ? m | (1 << bit) : m), 0));
 		claims.fea = features.map((f) => `o:${f}`).join(",");
-		claims.o = { id: args.org, slg: args.slug ?? args.org, rol: role.replace(/^org:/, ""), per: names.join(","), fpm: fpm.join(",") };
+		claims.o = {
+			id: args.org,
+			slg: args.slug ?? args.org,
+			rol: role.replace(/^org:/, ""),
+			per: names.join(","),
+			fpm: fpm.join(","),
+		};
 	}
 }
 const token = await new SignJWT(claims)

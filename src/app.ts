@@ -9,14 +9,14 @@ import { ApiError, type ErrorCode, type FieldError, problemBody, statusToCode } 
 import { createLogger, errorFields } from "./lib/logger";
 import { init } from "./middleware/init";
 import { adminRouter } from "./routes/admin/admin.index";
+import { auditRouter } from "./routes/audit/audit.index";
+import { billingRouter } from "./routes/billing/billing.index";
+import { endpointsRouter } from "./routes/endpoints/endpoints.index";
 import { healthRouter } from "./routes/health/health.index";
 import { meRouter } from "./routes/me/me.index";
 import { orgsRouter } from "./routes/orgs/orgs.index";
-import { storeRouter } from "./routes/store/store.index";
 import { paymentsRouter } from "./routes/payments/payments.index";
-import { billingRouter } from "./routes/billing/billing.index";
-import { auditRouter } from "./routes/audit/audit.index";
-import { endpointsRouter } from "./routes/endpoints/endpoints.index";
+import { storeRouter } from "./routes/store/store.index";
 import { usageRouter } from "./routes/usage/usage.index";
 import { webhooksRouter } from "./routes/webhooks/webhooks.index";
 
@@ -43,7 +43,13 @@ export function createRouter() {
 	});
 }
 
-function problem(c: Context<AppEnv>, code: ErrorCode, detail: string, headers: Record<string, string> = {}, errors?: FieldError[]) {
+function problem(
+	c: Context<AppEnv>,
+	code: ErrorCode,
+	detail: string,
+	headers: Record<string, string> = {},
+	errors?: FieldError[],
+) {
 	const requestId = c.get("requestId") ?? crypto.randomUUID();
 	const body = problemBody(code, detail, requestId, errors);
 	return new Response(JSON.stringify(body), {
@@ -71,7 +77,15 @@ export function createApp() {
 			credentials: true,
 			allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id"],
 			allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-			exposeHeaders: ["X-Request-Id", "ETag", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Idempotent-Replayed"],
+			exposeHeaders: [
+				"X-Request-Id",
+				"ETag",
+				"Retry-After",
+				"RateLimit-Limit",
+				"RateLimit-Remaining",
+				"RateLimit-Reset",
+				"Idempotent-Replayed",
+			],
 			maxAge: 600,
 		}),
 	);
@@ -113,7 +127,11 @@ export function createApp() {
 		if (err instanceof ApiError) return problem(c, err.code, err.detail, err.headers, err.errors);
 		if (err instanceof EnvError) {
 			(c.get("logger") ?? createLogger("error")).error("bad environment", { issues: err.issues });
-			return problem(c, "BAD_ENVIRONMENT", `service configuration is invalid: ${err.issues.map((i) => i.split(":")[0]).join(", ")}`);
+			return problem(
+				c,
+				"BAD_ENVIRONMENT",
+				`service configuration is invalid: ${err.issues.map((i) => i.split(":")[0]).join(", ")}`,
+			);
 		}
 		if (err instanceof HTTPException) {
 			const code = statusToCode(err.status);

@@ -1,7 +1,7 @@
 import { z } from "zod";
+import type { AuthContext } from "./auth/claims";
 import type { Database } from "./db/client";
 import type { Logger } from "./lib/logger";
-import type { AuthContext } from "./auth/claims";
 import type { OrgAccess } from "./services/access";
 
 /** Bindings declared in wrangler.toml plus vars/secrets (see README "Configuration"). */
@@ -72,16 +72,10 @@ const configSchema = z.object({
 	),
 	CLERK_ISSUER: optionalString,
 	CLERK_AUTHORIZED_PARTIES: list,
-	CLERK_WEBHOOK_SECRET: optionalString.pipe(
-		z.string().startsWith("whsec_", "must start with whsec_").optional(),
-	),
+	CLERK_WEBHOOK_SECRET: optionalString.pipe(z.string().startsWith("whsec_", "must start with whsec_").optional()),
 	DEV_JWT_PUBLIC_JWK: optionalString,
 	OPERATOR_USER_IDS: list,
-	LOG_LEVEL: z
-		.enum(["debug", "info", "warn", "error", "silent"])
-		.optional()
-		.default("info")
-		.catch("info"),
+	LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).optional().default("info").catch("info"),
 	RATE_LIMIT_MODE: z.enum(["lease", "strict", "off"]).optional().default("lease").catch("lease"),
 	RATE_LIMIT_FAIL_OPEN_READS: flag(true),
 	RATE_LIMIT_FAIL_OPEN_WRITES: flag(false),

@@ -110,12 +110,7 @@ export interface Problem {
 	errors?: FieldError[];
 }
 
-export function problemBody(
-	code: ErrorCode,
-	detail: string,
-	requestId: string,
-	errors?: FieldError[],
-): Problem {
+export function problemBody(code: ErrorCode, detail: string, requestId: string, errors?: FieldError[]): Problem {
 	return {
 		type: `https://errors.edge-tenant.dev/${code.toLowerCase().replaceAll("_", "-")}`,
 		title: titles[code],

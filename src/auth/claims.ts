@@ -83,9 +83,7 @@ export function normalizeClaims(payload: JWTPayload): AuthContext {
 		orgId = str(p.org_id);
 		orgSlug = str(p.org_slug);
 		role = str(p.org_role);
-		permissions = Array.isArray(p.org_permissions)
-			? p.org_permissions.filter((x): x is string => typeof x === "string")
-			: [];
+		permissions = Array.isArray(p.org_permissions) ? p.org_permissions.filter((x): x is string => typeof x === "string") : [];
 	}
 
 	const active = orgId !== null && !pending;

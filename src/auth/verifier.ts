@@ -1,11 +1,4 @@
-import {
-	createRemoteJWKSet,
-	errors,
-	importJWK,
-	importSPKI,
-	type JWTVerifyGetKey,
-	jwtVerify,
-} from "jose";
+import { createRemoteJWKSet, errors, importJWK, importSPKI, type JWTVerifyGetKey, jwtVerify } from "jose";
 import type { Config } from "../env";
 import { EnvError } from "../env";
 import { TtlCache } from "../lib/ttl-cache";

@@ -1,13 +1,5 @@
 import { sql } from "drizzle-orm";
-import {
-	check,
-	index,
-	integer,
-	primaryKey,
-	sqliteTable,
-	text,
-	uniqueIndex,
-} from "drizzle-orm/sqlite-core";
+import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
  * Ordering columns shared by every table mirrored from Clerk.
@@ -90,10 +82,7 @@ export const rolePermissions = sqliteTable(
 			.notNull()
 			.references(() => permissions.id, { onDelete: "cascade" }),
 	},
-	(t) => [
-		primaryKey({ columns: [t.roleId, t.permissionId] }),
-		index("role_permissions_permission_idx").on(t.permissionId),
-	],
+	(t) => [primaryKey({ columns: [t.roleId, t.permissionId] }), index("role_permissions_permission_idx").on(t.permissionId)],
 );
 
 export const memberships = sqliteTable(
@@ -180,7 +169,10 @@ export const categories = sqliteTable(
 		slug: text("slug").notNull(),
 		...tenantTimestamps,
 	},
-	(t) => [uniqueIndex("categories_org_slug_uq").on(t.organizationId, t.slug), index("categories_org_created_idx").on(t.organizationId, t.createdAt, t.id)],
+	(t) => [
+		uniqueIndex("categories_org_slug_uq").on(t.organizationId, t.slug),
+		index("categories_org_created_idx").on(t.organizationId, t.createdAt, t.id),
+	],
 );
 
 export const products = sqliteTable(
@@ -291,7 +283,10 @@ export const idempotencyKeys = sqliteTable(
 		responseBody: text("response_body"),
 		createdAt: integer("created_at").notNull(),
 	},
-	(t) => [primaryKey({ columns: [t.organizationId, t.key] }), index("idempotency_keys_org_created_idx").on(t.organizationId, t.createdAt)],
+	(t) => [
+		primaryKey({ columns: [t.organizationId, t.key] }),
+		index("idempotency_keys_org_created_idx").on(t.organizationId, t.createdAt),
+	],
 );
 
 // --- billing ----------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ export class UsageCounter extends DurableObject<Env> {
 	}
 
 	private monthTotal(month: string): number {
-		return this.ctx.storage.sql.exec<{ n: number }>("SELECT coalesce(sum(count), 0) AS n FROM counts WHERE day LIKE ?", `${month}-%`).one().n;
+		return this.ctx.storage.sql
+			.exec<{ n: number }>("SELECT coalesce(sum(count), 0) AS n FROM counts WHERE day LIKE ?", `${month}-%`)
+			.one().n;
 	}
 
 	async add(input: { organizationId: string; count: number; quota: number; at?: number }): Promise<AddResult> {
@@ -54,7 +56,9 @@ export class UsageCounter extends DurableObject<Env> {
 		if (input.quota > 0) {
 			for (const t of ALERT_THRESHOLDS) {
 				if (monthUsed * 100 < t * input.quota) continue;
-				const inserted = sql.exec("INSERT OR IGNORE INTO alerts (month, threshold, at) VALUES (?, ?, ?) RETURNING threshold", month, t, at).toArray();
+				const inserted = sql
+					.exec("INSERT OR IGNORE INTO alerts (month, threshold, at) VALUES (?, ?, ?) RETURNING threshold", month, t, at)
+					.toArray();
 				if (inserted.length > 0) alerts.push(t);
 			}
 		}
@@ -63,7 +67,14 @@ export class UsageCounter extends DurableObject<Env> {
 			const messages = alerts.flatMap((t) => {
 				const data = { organizationId: input.organizationId, month, threshold: t, used: monthUsed, quota: input.quota };
 				return [
-					systemAudit({ id: `aud_usage_${input.organizationId}_${month}_${t}`, organizationId: input.organizationId, action: "usage.threshold_reached", targetType: "usage", targetId: month, after: data }),
+					systemAudit({
+						id: `aud_usage_${input.organizationId}_${month}_${t}`,
+						organizationId: input.organizationId,
+						action: "usage.threshold_reached",
+						targetType: "usage",
+						targetId: month,
+						after: data,
+					}),
 					tenantEvent(input.organizationId, "usage.threshold_reached", data, `evt_usage_${input.organizationId}_${month}_${t}`),
 				];
 			});
@@ -87,8 +98,12 @@ export class UsageCounter extends DurableObject<Env> {
 	}
 
 	async flush(): Promise<number> {
-		const orgId = this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'organization_id'").toArray()[0]?.value;
-		const dirty = this.ctx.storage.sql.exec<{ day: string; count: number }>("SELECT day, count FROM counts WHERE dirty = 1").toArray();
+		const orgId = this.ctx.storage.sql
+			.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'organization_id'")
+			.toArray()[0]?.value;
+		const dirty = this.ctx.storage.sql
+			.exec<{ day: string; count: number }>("SELECT day, count FROM counts WHERE dirty = 1")
+			.toArray();
 		if (!orgId || dirty.length === 0) return 0;
 		const now = Date.now();
 		await this.env.DB.batch(

@@ -7,7 +7,10 @@ export interface Cursor {
 }
 
 export function encodeCursor(c: Cursor): string {
-	return btoa(JSON.stringify([c.k, c.id])).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+	return btoa(JSON.stringify([c.k, c.id]))
+		.replaceAll("+", "-")
+		.replaceAll("/", "_")
+		.replaceAll("=", "");
 }
 
 export function decodeCursor(raw: string | undefined): Cursor | null {

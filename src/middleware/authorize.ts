@@ -68,7 +68,10 @@ export function requireFeature(feature: Feature) {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		const plan = planOf(c.get("access").organization.plan);
 		if (!PLANS[plan].features[feature]) {
-			throw new ApiError("PAYMENT_REQUIRED", `feature ${feature} is not in the ${plan} plan; upgrade to ${cheapestPlanWith(feature)}`);
+			throw new ApiError(
+				"PAYMENT_REQUIRED",
+				`feature ${feature} is not in the ${plan} plan; upgrade to ${cheapestPlanWith(feature)}`,
+			);
 		}
 		await next();
 	});

@@ -2,9 +2,9 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { noteRateLimited } from "../services/security-monitor";
 import { PUBLIC_REQUESTS_PER_MINUTE, USER_REQUESTS_PER_MINUTE } from "../services/plans";
 import { type Decision, DurableObjectRateLimiter, type LimitMode } from "../services/rate-limit";
+import { noteRateLimited } from "../services/security-monitor";
 
 const MINUTE = 60_000;
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);

@@ -6,9 +6,9 @@ import type { Env } from "../env";
 import { parseEnv } from "../env";
 import { createLogger, errorFields, type Logger } from "../lib/logger";
 import { clearAccessCache, invalidateAccess } from "../services/access";
-import { publish, systemAudit } from "../services/events-bus";
 import { planRazorpayEvent, planStripeEvent } from "../services/billing-sync";
 import { planClerkEvent, type SyncPlan } from "../services/clerk-sync";
+import { publish, systemAudit } from "../services/events-bus";
 import { invalidateUser } from "../services/users";
 import { backoffSeconds } from "./backoff";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "./messages";
@@ -56,11 +56,12 @@ function parseMessage(msg: Message<unknown>, logger: Logger): WebhookMessage | n
 }
 
 function eventRow(body: WebhookMessage, plan: SyncPlan | null, now: number, envelopeOk: boolean) {
-	const outcome = !envelopeOk || plan?.ignored
-		? sql`'ignored'`
-		: plan?.staleCheck
-			? sql`CASE WHEN coalesce(${plan.staleCheck}, 0) = 1 THEN 'stale' ELSE 'processed' END`
-			: sql`'processed'`;
+	const outcome =
+		!envelopeOk || plan?.ignored
+			? sql`'ignored'`
+			: plan?.staleCheck
+				? sql`CASE WHEN coalesce(${plan.staleCheck}, 0) = 1 THEN 'stale' ELSE 'processed' END`
+				: sql`'processed'`;
 	return sql`
 		INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at,
 			processed_at, outcome, attempts)
@@ -101,8 +102,7 @@ function invalidate(p: SyncPlan) {
 	if (p.invalidate.all) {
 		clearAccessCache();
 		invalidateUser();
-	}
-	else if (p.invalidate.orgId) invalidateAccess(p.invalidate.orgId, p.invalidate.userId);
+	} else if (p.invalidate.orgId) invalidateAccess(p.invalidate.orgId, p.invalidate.userId);
 }
 
 /**
@@ -190,7 +190,12 @@ async function emitApplied(db: Database, env: Env | undefined, applied: Planned[
 	const rows = await db
 		.select({ svixId: events.svixId, outcome: events.outcome })
 		.from(events)
-		.where(inArray(events.svixId, wanted.map((t) => t.body.svixId)));
+		.where(
+			inArray(
+				events.svixId,
+				wanted.map((t) => t.body.svixId),
+			),
+		);
 	const outcome = new Map(rows.map((r) => [r.svixId, r.outcome]));
 	const out: TenantEvent[] = [];
 	for (const t of wanted) {

@@ -2,17 +2,16 @@ import { asc, inArray } from "drizzle-orm";
 import { createDb, type Database } from "../db/client";
 import { outbox } from "../db/schema";
 import type { Env } from "../env";
+import { newId } from "../lib/ids";
 import { errorFields, type Logger } from "../lib/logger";
 import { appendAudit } from "../services/audit";
 import { publish } from "../services/events-bus";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
 import { backoffSeconds } from "./backoff";
 import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant-events";
-import { newId } from "../lib/ids";
 
 export const TENANT_QUEUE = "tenant-events";
 export const TENANT_DLQ = "tenant-events-dlq";
-
 
 /**
  * tenant-events consumer. Audit entries of one batch are chained per organization in one D1 batch
@@ -72,7 +71,9 @@ export async function recordTenantDeadLetters(env: Env, batch: MessageBatch<unkn
 	if (keep.length > 0) {
 		const db = createDb(env.DB);
 		const now = Date.now();
-		await db.insert(outbox).values(keep.map((m) => ({ id: newId("obx"), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })));
+		await db
+			.insert(outbox)
+			.values(keep.map((m) => ({ id: newId("obx"), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })));
 	}
 	for (const msg of batch.messages) msg.ack();
 }

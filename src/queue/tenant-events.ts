@@ -40,7 +40,11 @@ export const DeliverMessageSchema = z.object({
 	organizationId: z.string().min(1),
 });
 
-export const TenantEventSchema = z.discriminatedUnion("kind", [AuditMessageSchema, WebhookEventMessageSchema, DeliverMessageSchema]);
+export const TenantEventSchema = z.discriminatedUnion("kind", [
+	AuditMessageSchema,
+	WebhookEventMessageSchema,
+	DeliverMessageSchema,
+]);
 export type AuditMessage = z.infer<typeof AuditMessageSchema>;
 export type WebhookEventMessage = z.infer<typeof WebhookEventMessageSchema>;
 export type DeliverMessage = z.infer<typeof DeliverMessageSchema>;

@@ -77,7 +77,15 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 	const o = orgRows[0];
 	const result: Lookup = {
 		organization: o
-			? { id: o.id, name: o.name, slug: o.slug, imageUrl: o.imageUrl, plan: o.plan, createdAt: o.createdAt, updatedAt: o.updatedAt }
+			? {
+					id: o.id,
+					name: o.name,
+					slug: o.slug,
+					imageUrl: o.imageUrl,
+					plan: o.plan,
+					createdAt: o.createdAt,
+					updatedAt: o.updatedAt,
+				}
 			: null,
 		limits: limitsFor(o?.plan, o ?? {}),
 		membership: m === undefined ? undefined : { role: m.deletedAt === null ? m.role : null },

@@ -2,8 +2,8 @@ import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { auditLogs } from "../db/schema";
 import { sha256Hex } from "../lib/crypto";
-import type { AuditMessage } from "../queue/tenant-events";
 import { newId } from "../lib/ids";
+import type { AuditMessage } from "../queue/tenant-events";
 
 export const GENESIS_HASH = "0".repeat(64);
 
@@ -54,10 +54,20 @@ export async function appendAudit(db: Database, messages: AuditMessage[]): Promi
 				const rows = await db
 					.select({ eventId: auditLogs.eventId })
 					.from(auditLogs)
-					.where(and(eq(auditLogs.organizationId, orgId), inArray(auditLogs.eventId, unique.slice(i, i + 90).map((m) => m.id))));
+					.where(
+						and(
+							eq(auditLogs.organizationId, orgId),
+							inArray(
+								auditLogs.eventId,
+								unique.slice(i, i + 90).map((m) => m.id),
+							),
+						),
+					);
 				for (const r of rows) existing.add(r.eventId);
 			}
-			const fresh = unique.filter((m) => !existing.has(m.id)).sort((a, b) => a.occurredAt - b.occurredAt || a.id.localeCompare(b.id));
+			const fresh = unique
+				.filter((m) => !existing.has(m.id))
+				.sort((a, b) => a.occurredAt - b.occurredAt || a.id.localeCompare(b.id));
 			if (fresh.length === 0) continue;
 			const [head] = await db
 				.select({ seq: auditLogs.seq, hash: auditLogs.hash })

@@ -1,10 +1,10 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { newId } from "../lib/ids";
+import { type Data, num as n, obj, str as s } from "../lib/payload";
 import type { SyncPlan } from "./clerk-sync";
 import { systemAudit, tenantEvent } from "./events-bus";
 import { PLAN_IDS } from "./plans";
-import { newId } from "../lib/ids";
-import { type Data, num as n, obj, str as s } from "../lib/payload";
 
 function emptyPlan(entityId: string | null, organizationId: string | null): SyncPlan {
 	return { statements: [], organizationId, entityId, staleCheck: null, invalidate: {}, ignored: false };
@@ -131,7 +131,14 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 			const granted = ACTIVE.includes(status) ? planId : "free";
 			const data = { organizationId: orgId, plan: granted, subscriptionStatus: status, subscriptionId: s(object.id) };
 			plan.events = [
-				systemAudit({ id: `aud_${eventId}`, organizationId: orgId, action: "plan.changed", targetType: "subscription", targetId: s(object.id), after: data }),
+				systemAudit({
+					id: `aud_${eventId}`,
+					organizationId: orgId,
+					action: "plan.changed",
+					targetType: "subscription",
+					targetId: s(object.id),
+					after: data,
+				}),
 				tenantEvent(orgId, "plan.changed", data, `evt_${eventId}`),
 			];
 			return plan;

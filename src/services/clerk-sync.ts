@@ -1,9 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
 import { normalizeRoleKey } from "../auth/claims";
+import { type Data, num as n, obj, str as s } from "../lib/payload";
+import type { ClerkEnvelope } from "../queue/messages";
 import type { TenantEvent } from "../queue/tenant-events";
 import { systemAudit, tenantEvent } from "./events-bus";
-import type { ClerkEnvelope } from "../queue/messages";
-import { type Data, num as n, obj, str as s } from "../lib/payload";
 
 /**
  * Turns one Clerk event into D1 statements, run later in a db.batch (atomic, one round trip).
@@ -169,7 +169,15 @@ export function planClerkEvent(env: ClerkEnvelope, eventTs: number, now: number,
 			const action = `membership.${env.type.split(".")[1]}`;
 			const data = { organizationId: orgId, membershipId: id, userId, role: normalizeRoleKey(role) };
 			plan.events = [
-				systemAudit({ id: `aud_${eventId}`, organizationId: orgId, action, targetType: "membership", targetId: id, after: data, occurredAt: eventTs }),
+				systemAudit({
+					id: `aud_${eventId}`,
+					organizationId: orgId,
+					action,
+					targetType: "membership",
+					targetId: id,
+					after: data,
+					occurredAt: eventTs,
+				}),
 				tenantEvent(orgId, action, data, `evt_${eventId}`),
 			];
 			return plan;

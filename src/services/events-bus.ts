@@ -2,9 +2,9 @@ import type { Context } from "hono";
 import { createDb } from "../db/client";
 import { outbox } from "../db/schema";
 import type { AppEnv, Env } from "../env";
+import { newId } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import type { AuditMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
-import { newId } from "../lib/ids";
 
 /**
  * Hands tenant events to the tenant-events queue. If the queue refuses, the messages go to the D1
@@ -15,12 +15,16 @@ export async function publish(env: Env, messages: TenantEvent[], logger?: Logger
 	try {
 		await env.TENANT_EVENTS.sendBatch(messages.map((body) => ({ body, contentType: "json" as const })));
 	} catch (err) {
-		logger?.warn("tenant-events queue unavailable, using the outbox", { error: err instanceof Error ? err.message : String(err) });
+		logger?.warn("tenant-events queue unavailable, using the outbox", {
+			error: err instanceof Error ? err.message : String(err),
+		});
 		const db = createDb(env.DB);
 		const now = Date.now();
-		await db.insert(outbox).values(
-			messages.map((m) => ({ id: newId("obx"), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })),
-		);
+		await db
+			.insert(outbox)
+			.values(
+				messages.map((m) => ({ id: newId("obx"), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })),
+			);
 	}
 }
 
@@ -81,7 +85,11 @@ export function tenantEvent(organizationId: string, type: string, data: unknown,
 }
 
 /** Audit + outgoing webhook for a request-side change, in one send. */
-export function publishFromRequest(c: Context<AppEnv>, audit: AuditInput, event?: { type: string; data: unknown }): Promise<void> {
+export function publishFromRequest(
+	c: Context<AppEnv>,
+	audit: AuditInput,
+	event?: { type: string; data: unknown },
+): Promise<void> {
 	const messages: TenantEvent[] = [auditFromRequest(c, audit)];
 	if (event) messages.push(tenantEvent(audit.organizationId, event.type, event.data));
 	return publish(c.env, messages, c.get("logger"));

@@ -2,9 +2,9 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { Webhook } from "svix";
 import type { Database } from "../db/client";
 import { webhookDeliveries, webhookEndpoints } from "../db/schema";
+import { newId } from "../lib/ids";
 import type { DeliverMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
 import { systemAudit } from "./events-bus";
-import { newId } from "../lib/ids";
 
 /** Event types tenants can subscribe to ("*" = all). */
 export const TENANT_EVENT_TYPES = [
@@ -109,7 +109,12 @@ export async function fanOut(db: Database, event: WebhookEventMessage): Promise<
 		).map((r) => r.endpointId),
 	);
 	const now = Date.now();
-	const payload = JSON.stringify({ id: event.id, type: event.type, timestamp: new Date(event.occurredAt).toISOString(), data: event.data });
+	const payload = JSON.stringify({
+		id: event.id,
+		type: event.type,
+		timestamp: new Date(event.occurredAt).toISOString(),
+		data: event.data,
+	});
 	const rows = subscribed
 		.filter((e) => !already.has(e.id))
 		.map((e) => ({
@@ -151,7 +156,8 @@ export async function attemptDelivery(db: Database, deliveryId: string, organiza
 		.from(webhookDeliveries)
 		.innerJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookDeliveries.endpointId))
 		.where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.organizationId, organizationId)));
-	if (!row || row.delivery.status === "succeeded" || row.delivery.status === "failed") return { status: row?.delivery.status === "succeeded" ? "succeeded" : "failed", publish: [] };
+	if (!row || row.delivery.status === "succeeded" || row.delivery.status === "failed")
+		return { status: row?.delivery.status === "succeeded" ? "succeeded" : "failed", publish: [] };
 	const { delivery, endpoint } = row;
 	const now = Date.now();
 	if (endpoint.status !== "enabled") {
@@ -216,7 +222,13 @@ export async function attemptDelivery(db: Database, deliveryId: string, organiza
 		disabled = true;
 		if (res.length > 0) {
 			publish.push(
-				systemAudit({ organizationId, action: "webhook_endpoint.disabled", targetType: "webhook_endpoint", targetId: endpoint.id, after: { reason } }),
+				systemAudit({
+					organizationId,
+					action: "webhook_endpoint.disabled",
+					targetType: "webhook_endpoint",
+					targetId: endpoint.id,
+					after: { reason },
+				}),
 			);
 		}
 	}
@@ -237,12 +249,21 @@ export async function attemptDelivery(db: Database, deliveryId: string, organiza
 }
 
 /** Manual replay: a new delivery of the same event (same webhook-id) to the same endpoint. */
-export async function replayDelivery(db: Database, organizationId: string, endpointId: string, deliveryId: string): Promise<DeliverMessage | null> {
+export async function replayDelivery(
+	db: Database,
+	organizationId: string,
+	endpointId: string,
+	deliveryId: string,
+): Promise<DeliverMessage | null> {
 	const [d] = await db
 		.select()
 		.from(webhookDeliveries)
 		.where(
-			and(eq(webhookDeliveries.organizationId, organizationId), eq(webhookDeliveries.endpointId, endpointId), eq(webhookDeliveries.id, deliveryId)),
+			and(
+				eq(webhookDeliveries.organizationId, organizationId),
+				eq(webhookDeliveries.endpointId, endpointId),
+				eq(webhookDeliveries.id, deliveryId),
+			),
 		);
 	if (!d) return null;
 	const now = Date.now();

@@ -97,11 +97,23 @@ export class DurableObjectRateLimiter implements RateLimiter {
 		const lease = leases.get(key);
 		if (lease && lease.expiresAt > now && lease.tokens > 0) {
 			lease.tokens--;
-			return { allowed: true, limit: rule.limit, remaining: lease.remaining + lease.tokens, resetSeconds: seconds(lease.resetAt - now), retryAfterSeconds: 0 };
+			return {
+				allowed: true,
+				limit: rule.limit,
+				remaining: lease.remaining + lease.tokens,
+				resetSeconds: seconds(lease.resetAt - now),
+				retryAfterSeconds: 0,
+			};
 		}
 		const b = blocked.get(key);
 		if (b && b.until > now) {
-			return { allowed: false, limit: b.limit, remaining: 0, resetSeconds: seconds(b.resetAt - now), retryAfterSeconds: Math.max(1, seconds(b.until - now)) };
+			return {
+				allowed: false,
+				limit: b.limit,
+				remaining: 0,
+				resetSeconds: seconds(b.resetAt - now),
+				retryAfterSeconds: Math.max(1, seconds(b.until - now)),
+			};
 		}
 		// No shared in-flight promise between requests: on Workers a request must not wait on I/O that
 		// another request started (it is cancelled with that request). Concurrent refills each take a
@@ -115,7 +127,13 @@ export class DurableObjectRateLimiter implements RateLimiter {
 		const pool = (current?.tokens ?? 0) + r.granted;
 		if (pool === 0) {
 			blocked.set(key, { until: at + Math.max(1, r.retryAfterMs), limit: r.limit, resetAt: at + r.resetMs });
-			return { allowed: false, limit: r.limit, remaining: 0, resetSeconds: seconds(r.resetMs), retryAfterSeconds: Math.max(1, seconds(r.retryAfterMs)) };
+			return {
+				allowed: false,
+				limit: r.limit,
+				remaining: 0,
+				resetSeconds: seconds(r.resetMs),
+				retryAfterSeconds: Math.max(1, seconds(r.retryAfterMs)),
+			};
 		}
 		if (r.granted > 0) blocked.delete(key);
 		// This request spends one token; the rest stays in the isolate's lease.
@@ -125,6 +143,12 @@ export class DurableObjectRateLimiter implements RateLimiter {
 			remaining: r.remaining,
 			resetAt: at + r.resetMs,
 		});
-		return { allowed: true, limit: r.limit, remaining: r.remaining + pool - 1, resetSeconds: seconds(r.resetMs), retryAfterSeconds: 0 };
+		return {
+			allowed: true,
+			limit: r.limit,
+			remaining: r.remaining + pool - 1,
+			resetSeconds: seconds(r.resetMs),
+			retryAfterSeconds: 0,
+		};
 	}
 }

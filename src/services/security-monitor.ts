@@ -51,7 +51,15 @@ export function noteRateLimited(c: Context<AppEnv>, organizationId: string, key:
 	c.executionCtx.waitUntil(
 		publish(
 			c.env,
-			[auditFromRequest(c, { organizationId, action: "rate_limit.exceeded", targetType: "rate_limit", targetId: key, after: { limit, windowSeconds: 60 } })],
+			[
+				auditFromRequest(c, {
+					organizationId,
+					action: "rate_limit.exceeded",
+					targetType: "rate_limit",
+					targetId: key,
+					after: { limit, windowSeconds: 60 },
+				}),
+			],
 			c.get("logger"),
 		).catch(() => undefined),
 	);

@@ -16,7 +16,11 @@ export function stripeClient(config: Config): Stripe {
 	let client = clients.get(key);
 	if (!client) {
 		// fetch is looked up per call (not captured), so it is always the runtime's current global.
-		client = new Stripe(key, { httpClient: Stripe.createFetchHttpClient((input, init) => fetch(input, init)), maxNetworkRetries: 1, timeout: 10_000 });
+		client = new Stripe(key, {
+			httpClient: Stripe.createFetchHttpClient((input, init) => fetch(input, init)),
+			maxNetworkRetries: 1,
+			timeout: 10_000,
+		});
 		clients.set(key, client);
 	}
 	return client;
@@ -25,7 +29,14 @@ export function stripeClient(config: Config): Stripe {
 /** A subscription Checkout Session for the organization; the webhook later moves its plan. */
 export async function createCheckoutSession(
 	config: Config,
-	input: { organizationId: string; plan: Exclude<PlanId, "free">; successUrl: string; cancelUrl: string; customerId?: string | null; email?: string | null },
+	input: {
+		organizationId: string;
+		plan: Exclude<PlanId, "free">;
+		successUrl: string;
+		cancelUrl: string;
+		customerId?: string | null;
+		email?: string | null;
+	},
 ): Promise<{ id: string; url: string | null }> {
 	if (!config.STRIPE_SECRET_KEY) throw new ApiError("BAD_ENVIRONMENT", "STRIPE_SECRET_KEY is not configured");
 	const plan = PLANS[input.plan];
@@ -52,7 +63,8 @@ export async function createCheckoutSession(
 		});
 		return { id: session.id, url: session.url };
 	} catch (err) {
-		if (err instanceof Stripe.errors.StripeInvalidRequestError) throw new ApiError("BAD_REQUEST", `Stripe refused the session: ${err.message}`);
+		if (err instanceof Stripe.errors.StripeInvalidRequestError)
+			throw new ApiError("BAD_REQUEST", `Stripe refused the session: ${err.message}`);
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "Stripe could not be reached");
 	}
 }

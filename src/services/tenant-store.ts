@@ -36,7 +36,8 @@ function constraintError(err: unknown, messages: { unique?: string; check?: stri
 	throw err;
 }
 
-const stale = (what: string) => new ApiError("PRECONDITION_FAILED", `${what} was modified: If-Match does not match its current ETag`);
+const stale = (what: string) =>
+	new ApiError("PRECONDITION_FAILED", `${what} was modified: If-Match does not match its current ETag`);
 
 /** 412 when an If-Match version was given and the row has moved on. */
 function assertVersion(row: { version: number }, ifVersion: number | undefined, what: string): void {
@@ -88,7 +89,10 @@ export class TenantStore {
 	}
 
 	async getCategory(id: string): Promise<Category> {
-		const [row] = await this.db.select().from(categories).where(and(this.own(categories), eq(categories.id, id)));
+		const [row] = await this.db
+			.select()
+			.from(categories)
+			.where(and(this.own(categories), eq(categories.id, id)));
 		if (!row) throw new ApiError("NOT_FOUND", "category not found");
 		return row;
 	}
@@ -121,7 +125,11 @@ export class TenantStore {
 							),
 						)
 						.returning(),
-				() => this.db.select({ id: categories.id }).from(categories).where(and(this.own(categories), eq(categories.id, id))),
+				() =>
+					this.db
+						.select({ id: categories.id })
+						.from(categories)
+						.where(and(this.own(categories), eq(categories.id, id))),
 				"category",
 			);
 		} catch (err) {
@@ -164,7 +172,10 @@ export class TenantStore {
 	}
 
 	async getProduct(id: string): Promise<Product> {
-		const [row] = await this.db.select().from(products).where(and(this.own(products), eq(products.id, id)));
+		const [row] = await this.db
+			.select()
+			.from(products)
+			.where(and(this.own(products), eq(products.id, id)));
 		if (!row) throw new ApiError("NOT_FOUND", "product not found");
 		return row;
 	}
@@ -221,7 +232,11 @@ export class TenantStore {
 							and(this.own(products), eq(products.id, id), ifVersion === undefined ? undefined : eq(products.version, ifVersion)),
 						)
 						.returning(),
-				() => this.db.select({ id: products.id }).from(products).where(and(this.own(products), eq(products.id, id))),
+				() =>
+					this.db
+						.select({ id: products.id })
+						.from(products)
+						.where(and(this.own(products), eq(products.id, id))),
 				"product",
 			);
 		} catch (err) {
@@ -348,7 +363,10 @@ export class TenantStore {
 
 	async getOrder(id: string) {
 		const [orderRows, items, history] = await this.db.batch([
-			this.db.select().from(orders).where(and(this.own(orders), eq(orders.id, id))),
+			this.db
+				.select()
+				.from(orders)
+				.where(and(this.own(orders), eq(orders.id, id))),
 			this.db
 				.select()
 				.from(orderItems)
@@ -402,7 +420,8 @@ export class TenantStore {
 			else if (p.status !== "active") errors.push({ path: `items.${i}.productId`, message: `product is ${p.status}` });
 			if (it.variantId) {
 				const v = variantById.get(it.variantId);
-				if (!v || v.productId !== it.productId) errors.push({ path: `items.${i}.variantId`, message: "no such variant of this product" });
+				if (!v || v.productId !== it.productId)
+					errors.push({ path: `items.${i}.variantId`, message: "no such variant of this product" });
 			}
 		});
 		const currencies = new Set(found.map((p) => p.currency));

@@ -25,7 +25,13 @@ export async function getUser(db: Database, userId: string): Promise<UserSummary
 	const hit = userCache.get(userId);
 	if (hit !== undefined) return hit;
 	const [row] = await db
-		.select({ id: users.id, email: users.email, firstName: users.firstName, lastName: users.lastName, deletedAt: users.deletedAt })
+		.select({
+			id: users.id,
+			email: users.email,
+			firstName: users.firstName,
+			lastName: users.lastName,
+			deletedAt: users.deletedAt,
+		})
 		.from(users)
 		.where(eq(users.id, userId));
 	const value = row ?? null;

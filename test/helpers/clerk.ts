@@ -4,7 +4,14 @@ import { TEST_WEBHOOK_SECRET } from "./vars";
 
 /** Clerk's webhook envelope: { data, object: "event", type, timestamp, instance_id }. */
 export function envelope(type: string, data: Record<string, unknown>, timestamp = Date.now()) {
-	return { data, object: "event", type, timestamp, instance_id: "ins_test", event_attributes: { http_request: { client_ip: "", user_agent: "" } } };
+	return {
+		data,
+		object: "event",
+		type,
+		timestamp,
+		instance_id: "ins_test",
+		event_attributes: { http_request: { client_ip: "", user_agent: "" } },
+	};
 }
 
 export function userData(id: string, o: { email?: string; first?: string; last?: string; updatedAt?: number } = {}) {
@@ -18,7 +25,12 @@ export function userData(id: string, o: { email?: string; first?: string; last?:
 		primary_email_address_id: emailId,
 		email_addresses: [
 			{ id: `idn_other_${id}`, email_address: `other-${id}@example.com`, object: "email_address" },
-			{ id: emailId, email_address: o.email ?? `${id}@example.com`, object: "email_address", verification: { status: "verified" } },
+			{
+				id: emailId,
+				email_address: o.email ?? `${id}@example.com`,
+				object: "email_address",
+				verification: { status: "verified" },
+			},
 		],
 		public_metadata: {},
 		created_at: 1_700_000_000_000,
@@ -54,7 +66,13 @@ export function membershipData(
 		created_at: 1_700_000_000_000,
 		updated_at: o.updatedAt ?? 1_700_000_000_000,
 		organization: { ...orgData(orgId, { updatedAt: o.orgUpdatedAt }) },
-		public_user_data: { user_id: userId, first_name: "Pub", last_name: "User", identifier: `${userId}@example.com`, image_url: "" },
+		public_user_data: {
+			user_id: userId,
+			first_name: "Pub",
+			last_name: "User",
+			identifier: `${userId}@example.com`,
+			image_url: "",
+		},
 	};
 }
 

@@ -1,5 +1,5 @@
-import { env } from "cloudflare:workers";
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import worker from "../../src/index";
 import type { WebhookMessage } from "../../src/queue/messages";
 import { uid } from "./factories";

@@ -30,10 +30,15 @@ describe("audit log", () => {
 			body: { name: "Audited", sku: uid("A"), priceMinor: 100, currency: "INR" },
 		});
 		expect(res.status).toBe(201);
-		const patch = await call("PATCH", `/api/orgs/${t.orgId}/products/${res.json.id}`, { token: t.adminToken, body: { priceMinor: 250 } });
+		const patch = await call("PATCH", `/api/orgs/${t.orgId}/products/${res.json.id}`, {
+			token: t.adminToken,
+			body: { priceMinor: 250 },
+		});
 		expect(patch.status).toBe(200);
 		// Nothing was written to D1 by the requests themselves…
-		expect(await env.DB.prepare("SELECT count(*) AS n FROM audit_logs WHERE organization_id = ?").bind(t.orgId).first()).toEqual({ n: 0 });
+		expect(await env.DB.prepare("SELECT count(*) AS n FROM audit_logs WHERE organization_id = ?").bind(t.orgId).first()).toEqual({
+			n: 0,
+		});
 		// …the consumer writes the entries.
 		const result = await deliverTenant(sent);
 		expect(result.explicitAcks).toHaveLength(sent.length);
@@ -58,13 +63,19 @@ describe("audit log", () => {
 		await deliverTenant([
 			systemAudit({ organizationId: t.orgId, action: "a.one", occurredAt: base }),
 			systemAudit({ organizationId: t.orgId, action: "a.two", occurredAt: base + 1000 }),
-			{ ...systemAudit({ organizationId: t.orgId, action: "a.two", occurredAt: base + 2000 }), actorType: "user", actorId: t.member },
+			{
+				...systemAudit({ organizationId: t.orgId, action: "a.two", occurredAt: base + 2000 }),
+				actorType: "user",
+				actorId: t.member,
+			},
 		]);
 		const q = (s: string) => call("GET", `/api/orgs/${t.orgId}/audit-logs?${s}`, { token: t.adminToken });
 		expect((await q("action=a.two")).json.data).toHaveLength(2);
 		expect((await q(`actor=${t.member}`)).json.data.map((e: { action: string }) => e.action)).toEqual(["a.two"]);
 		expect((await q("actor=system")).json.data).toHaveLength(2);
-		expect((await q(`from=${base + 500}&to=${base + 1500}`)).json.data.map((e: { occurredAt: number }) => e.occurredAt)).toEqual([base + 1000]);
+		expect((await q(`from=${base + 500}&to=${base + 1500}`)).json.data.map((e: { occurredAt: number }) => e.occurredAt)).toEqual([
+			base + 1000,
+		]);
 		const p1 = await q("limit=2");
 		const p2 = await q(`limit=2&cursor=${p1.json.nextCursor}`);
 		expect([...p1.json.data, ...p2.json.data].map((e: { seq: number }) => e.seq)).toEqual([3, 2, 1]);
@@ -83,19 +94,34 @@ describe("audit log", () => {
 
 	it("chain verification detects an altered row (and the API cannot alter or delete entries)", async () => {
 		const t = await tenant();
-		await deliverTenant(Array.from({ length: 5 }, (_, i) => systemAudit({ organizationId: t.orgId, action: `step.${i}`, occurredAt: 1_700_000_000_000 + i })));
-		expect((await call("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.adminToken })).json).toMatchObject({ intact: true, entries: 5 });
+		await deliverTenant(
+			Array.from({ length: 5 }, (_, i) =>
+				systemAudit({ organizationId: t.orgId, action: `step.${i}`, occurredAt: 1_700_000_000_000 + i }),
+			),
+		);
+		expect((await call("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.adminToken })).json).toMatchObject({
+			intact: true,
+			entries: 5,
+		});
 		// The table itself refuses updates and deletes.
-		await expect(env.DB.prepare("UPDATE audit_logs SET action = 'x' WHERE organization_id = ?").bind(t.orgId).run()).rejects.toThrow(/append-only/);
-		await expect(env.DB.prepare("DELETE FROM audit_logs WHERE organization_id = ?").bind(t.orgId).run()).rejects.toThrow(/append-only/);
+		await expect(
+			env.DB.prepare("UPDATE audit_logs SET action = 'x' WHERE organization_id = ?").bind(t.orgId).run(),
+		).rejects.toThrow(/append-only/);
+		await expect(env.DB.prepare("DELETE FROM audit_logs WHERE organization_id = ?").bind(t.orgId).run()).rejects.toThrow(
+			/append-only/,
+		);
 		// Someone with database access drops the guard and rewrites entry 3.
 		await env.DB.exec("DROP TRIGGER audit_logs_no_update");
 		try {
-			await env.DB.prepare("UPDATE audit_logs SET action = 'step.harmless' WHERE organization_id = ? AND seq = 3").bind(t.orgId).run();
+			await env.DB.prepare("UPDATE audit_logs SET action = 'step.harmless' WHERE organization_id = ? AND seq = 3")
+				.bind(t.orgId)
+				.run();
 			const report = (await call("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.adminToken })).json;
 			expect(report).toMatchObject({ intact: false, brokenAt: { seq: 3, reason: "hash mismatch" } });
 		} finally {
-			await env.DB.exec("CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;");
+			await env.DB.exec(
+				"CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;",
+			);
 		}
 	});
 
@@ -104,9 +130,21 @@ describe("audit log", () => {
 		const sent = captureTenantEvents(vi);
 		const memId = uid("orgmem");
 		const userId = uid("user");
-		await deliver([messageFor(envelope("organizationMembership.created", membershipData(memId, t.orgId, userId, { role: "org:member" })))]);
-		await deliver([messageFor(envelope("organizationMembership.updated", membershipData(memId, t.orgId, userId, { role: "org:admin", updatedAt: 1_700_000_500_000 })))]);
-		expect(sent.filter((m) => m.kind === "audit").map((m) => (m.kind === "audit" ? m.action : ""))).toEqual(["membership.created", "membership.updated"]);
+		await deliver([
+			messageFor(envelope("organizationMembership.created", membershipData(memId, t.orgId, userId, { role: "org:member" }))),
+		]);
+		await deliver([
+			messageFor(
+				envelope(
+					"organizationMembership.updated",
+					membershipData(memId, t.orgId, userId, { role: "org:admin", updatedAt: 1_700_000_500_000 }),
+				),
+			),
+		]);
+		expect(sent.filter((m) => m.kind === "audit").map((m) => (m.kind === "audit" ? m.action : ""))).toEqual([
+			"membership.created",
+			"membership.updated",
+		]);
 		expect(sent.filter((m) => m.kind === "webhook.event").map((m) => (m.kind === "webhook.event" ? m.type : ""))).toEqual([
 			"membership.created",
 			"membership.updated",
@@ -131,7 +169,10 @@ describe("audit log", () => {
 		await env.DB.prepare("UPDATE organizations SET rate_limit_per_minute = 2 WHERE id = ?").bind(t.orgId).run();
 		const { callWithEnv } = await import("../helpers/request");
 		const statuses = [];
-		for (let i = 0; i < 5; i++) statuses.push((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: t.adminToken })).status);
+		for (let i = 0; i < 5; i++)
+			statuses.push(
+				(await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: t.adminToken })).status,
+			);
 		expect(statuses.filter((s) => s === 429)).toHaveLength(3);
 		await new Promise((r) => setTimeout(r, 50));
 		const refusals = sent.filter((m) => m.kind === "audit" && m.action === "rate_limit.exceeded");
@@ -144,9 +185,14 @@ describe("outbox", () => {
 	it("if the tenant-events queue refuses, entries wait in the D1 outbox and the cron re-sends them", async () => {
 		const t = await tenant();
 		const down = vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
-		const res = await call("POST", `/api/orgs/${t.orgId}/categories`, { token: t.adminToken, body: { name: "Kept", slug: uid("kept").toLowerCase().replace(/_/g, "-") } });
+		const res = await call("POST", `/api/orgs/${t.orgId}/categories`, {
+			token: t.adminToken,
+			body: { name: "Kept", slug: uid("kept").toLowerCase().replace(/_/g, "-") },
+		});
 		expect(res.status, res.text).toBe(201);
-		const parked = await env.DB.prepare("SELECT body FROM outbox WHERE organization_id = ?").bind(t.orgId).all<{ body: string }>();
+		const parked = await env.DB.prepare("SELECT body FROM outbox WHERE organization_id = ?")
+			.bind(t.orgId)
+			.all<{ body: string }>();
 		expect(parked.results.map((r) => JSON.parse(r.body).action)).toEqual(["category.created"]);
 		down.mockRestore();
 
@@ -156,9 +202,11 @@ describe("outbox", () => {
 		const ctx = createExecutionContext();
 		await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, ctx);
 		await waitOnExecutionContext(ctx);
-		expect(sent.filter((m) => m.kind === "audit" && m.organizationId === t.orgId).map((m) => (m.kind === "audit" ? m.action : ""))).toEqual([
-			"category.created",
-		]);
-		expect(await env.DB.prepare("SELECT count(*) AS n FROM outbox WHERE organization_id = ?").bind(t.orgId).first()).toEqual({ n: 0 });
+		expect(
+			sent.filter((m) => m.kind === "audit" && m.organizationId === t.orgId).map((m) => (m.kind === "audit" ? m.action : "")),
+		).toEqual(["category.created"]);
+		expect(await env.DB.prepare("SELECT count(*) AS n FROM outbox WHERE organization_id = ?").bind(t.orgId).first()).toEqual({
+			n: 0,
+		});
 	});
 });

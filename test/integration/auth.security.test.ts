@@ -1,7 +1,7 @@
 import { base64url, SignJWT } from "jose";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { seedMembership, seedOrg, seedUser, uid } from "../helpers/factories";
-import { jwks, keys, publicPem, signToken, stubJwks, type TokenOptions } from "../helpers/jwt";
+import { jwks, keys, publicPem, signToken, stubJwks } from "../helpers/jwt";
 import { call, callWithEnv, get } from "../helpers/request";
 import { TEST_ISSUER } from "../helpers/vars";
 
@@ -17,7 +17,12 @@ function expectInvalid(res: { status: number; headers: Headers; json: any; text:
 	expect(res.status, res.text).toBe(401);
 	expect(res.headers.get("www-authenticate")).toBe('Bearer error="invalid_token"');
 	expect(res.headers.get("content-type")).toBe("application/problem+json");
-	expect(res.json).toMatchObject({ status: 401, title: "Invalid token", detail: expect.any(String), requestId: expect.any(String) });
+	expect(res.json).toMatchObject({
+		status: 401,
+		title: "Invalid token",
+		detail: expect.any(String),
+		requestId: expect.any(String),
+	});
 	// Nothing about the key or the claims is echoed back.
 	expect(res.text).not.toMatch(/kid|RS\d{3}|test-(primary|rotated|attacker)|issuer|azp|signature|nbf|iat/i);
 }
@@ -44,7 +49,10 @@ describe("accepted tokens", () => {
 		expect(res.status, res.text).toBe(200);
 		expect(res.json.organization.role).toBe("org:member");
 		const admin = await seedUser();
-		const res2 = await get(`/api/orgs/${orgId}/admin-data`, await signToken({ format: "v1", userId: admin, orgId, role: "admin" }));
+		const res2 = await get(
+			`/api/orgs/${orgId}/admin-data`,
+			await signToken({ format: "v1", userId: admin, orgId, role: "admin" }),
+		);
 		expect(res2.status, res2.text).toBe(200);
 	});
 
@@ -110,7 +118,10 @@ describe("rejected tokens", () => {
 	});
 
 	const cases = (format: "v1" | "v2"): [string, () => Promise<string | Record<string, string>>][] => [
-		["expired beyond the skew", () => signToken({ format, orgId: "org_claimed", role: "org:admin", issuedAt: now() - 120, expiresIn: 110 })],
+		[
+			"expired beyond the skew",
+			() => signToken({ format, orgId: "org_claimed", role: "org:admin", issuedAt: now() - 120, expiresIn: 110 }),
+		],
 		["without exp", () => signToken({ format, orgId: "org_claimed", role: "org:admin", expiresIn: null })],
 		["nbf in the future", () => signToken({ format, orgId: "org_claimed", role: "org:admin", notBefore: now() + 30 })],
 		["iat in the future", () => signToken({ format, orgId: "org_claimed", role: "org:admin", issuedAt: now() + 30 })],
@@ -118,37 +129,62 @@ describe("rejected tokens", () => {
 		["azp not authorized", () => signToken({ format, orgId: "org_claimed", role: "org:admin", azp: "https://evil.example" })],
 		["azp missing while parties are configured", () => signToken({ format, orgId: "org_claimed", role: "org:admin", azp: null })],
 		["empty sub", () => signToken({ format, orgId: "org_claimed", role: "org:admin", userId: "" })],
-		["signed by another key under a known kid", () => signToken({ format, orgId: "org_claimed", role: "org:admin", key: "attacker", kid: keys.primary.kid })],
+		[
+			"signed by another key under a known kid",
+			() => signToken({ format, orgId: "org_claimed", role: "org:admin", key: "attacker", kid: keys.primary.kid }),
+		],
 		["unknown kid", () => signToken({ format, orgId: "org_claimed", role: "org:admin", key: "attacker" })],
 		["over 8 KiB", () => signToken({ format, orgId: "org_claimed", role: "org:admin", extra: { pad: "x".repeat(9000) } })],
-		["two segments", async () => (await signToken({ format, orgId: "org_claimed", role: "org:admin" })).split(".").slice(0, 2).join(".")],
-		["tampered payload", async () => {
-			const [h, , s] = (await signToken({ format, orgId: "org_claimed", role: "org:admin", userId: "user_a" })).split(".");
-			const forged = base64url.encode(JSON.stringify({ sub: "user_admin", iss: TEST_ISSUER, exp: now() + 60 }));
-			return `${h}.${forged}.${s}`;
-		}],
-		["alg none", async () => {
-			const h = base64url.encode(JSON.stringify({ alg: "none", typ: "JWT" }));
-			const p = base64url.encode(JSON.stringify({ sub: "user_x", iss: TEST_ISSUER, exp: now() + 60 }));
-			return `${h}.${p}.`;
-		}],
-		["HS256 keyed with the public key (alg confusion)", async () => {
-			const secret = new TextEncoder().encode(JSON.stringify(keys.primary.publicJwk));
-			return new SignJWT({ sub: "user_x" }).setProtectedHeader({ alg: "HS256", kid: keys.primary.kid }).setIssuer(TEST_ISSUER).setExpirationTime("1m").sign(secret);
-		}],
-		["whitespace inside the token", async () => {
-			const t = await signToken({ format, orgId: "org_claimed", role: "org:admin" });
-			return { authorization: `Bearer ${t.slice(0, 20)} ${t.slice(20)}` };
-		}],
+		[
+			"two segments",
+			async () => (await signToken({ format, orgId: "org_claimed", role: "org:admin" })).split(".").slice(0, 2).join("."),
+		],
+		[
+			"tampered payload",
+			async () => {
+				const [h, , s] = (await signToken({ format, orgId: "org_claimed", role: "org:admin", userId: "user_a" })).split(".");
+				const forged = base64url.encode(JSON.stringify({ sub: "user_admin", iss: TEST_ISSUER, exp: now() + 60 }));
+				return `${h}.${forged}.${s}`;
+			},
+		],
+		[
+			"alg none",
+			async () => {
+				const h = base64url.encode(JSON.stringify({ alg: "none", typ: "JWT" }));
+				const p = base64url.encode(JSON.stringify({ sub: "user_x", iss: TEST_ISSUER, exp: now() + 60 }));
+				return `${h}.${p}.`;
+			},
+		],
+		[
+			"HS256 keyed with the public key (alg confusion)",
+			async () => {
+				const secret = new TextEncoder().encode(JSON.stringify(keys.primary.publicJwk));
+				return new SignJWT({ sub: "user_x" })
+					.setProtectedHeader({ alg: "HS256", kid: keys.primary.kid })
+					.setIssuer(TEST_ISSUER)
+					.setExpirationTime("1m")
+					.sign(secret);
+			},
+		],
+		[
+			"whitespace inside the token",
+			async () => {
+				const t = await signToken({ format, orgId: "org_claimed", role: "org:admin" });
+				return { authorization: `Bearer ${t.slice(0, 20)} ${t.slice(20)}` };
+			},
+		],
 		["Basic scheme", async () => ({ authorization: "Basic dXNlcjpwYXNz" })],
 		["Bearer with nothing", async () => ({ authorization: "Bearer " })],
 	];
 
-	it.each([...cases("v1").map((c) => [`v1: ${c[0]}`, c[1]] as const), ...cases("v2").map((c) => [`v2: ${c[0]}`, c[1]] as const)])("%s", async (_name, make) => {
-		const made = await make();
-		const res = typeof made === "string" ? await get("/api/me", made) : await get("/api/me", undefined, made);
-		expectInvalid(res);
-	});
+	it.each([...cases("v1").map((c) => [`v1: ${c[0]}`, c[1]] as const), ...cases("v2").map((c) => [`v2: ${c[0]}`, c[1]] as const)])(
+		"%s",
+		async (_name, make) => {
+			const made = await make();
+			const res = typeof made === "string" ? await get("/api/me", made) : await get("/api/me", undefined, made);
+			expectInvalid(res);
+		},
+	);
 
 	it("malformed cookie token is rejected the same way", async () => {
 		expectInvalid(await get("/api/me", undefined, { cookie: "__session=not-a-jwt" }));

@@ -10,7 +10,9 @@ import { TEST_RAZORPAY, TEST_STRIPE } from "../helpers/vars";
 
 const hex = (buf: ArrayBuffer) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
 async function hmac(secret: string, data: string) {
-	const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+	const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+		"sign",
+	]);
 	return hex(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data)));
 }
 
@@ -47,7 +49,13 @@ beforeEach(() => {
 			const body = await req.text();
 			stripeCalls.push({ url: req.url, body });
 			const id = `cs_test_${uid("s").slice(-20)}`;
-			return Response.json({ id, object: "checkout.session", mode: "subscription", status: "open", url: `https://checkout.stripe.com/c/pay/${id}` });
+			return Response.json({
+				id,
+				object: "checkout.session",
+				mode: "subscription",
+				status: "open",
+				url: `https://checkout.stripe.com/c/pay/${id}`,
+			});
 		},
 	});
 });
@@ -57,21 +65,42 @@ afterEach(() => {
 
 async function tenantToken() {
 	const t = await seedTenant();
-	return { ...t, admin: await signToken({ userId: t.admin, orgId: t.orgId, role: "org:admin" }), member: await signToken({ userId: t.member, orgId: t.orgId, role: "org:member" }) };
+	return {
+		...t,
+		admin: await signToken({ userId: t.admin, orgId: t.orgId, role: "org:admin" }),
+		member: await signToken({ userId: t.member, orgId: t.orgId, role: "org:member" }),
+	};
 }
 
 describe("Razorpay orders and verification", () => {
 	it("creates an order at Razorpay (Basic auth, amount in paise) and stores it CREATED", async () => {
 		const t = await tenantToken();
-		const res = await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 49900, currency: "INR", receipt: "rcpt_1" } });
+		const res = await call("POST", "/api/payments/orders", {
+			token: t.member,
+			body: { amount: 49900, currency: "INR", receipt: "rcpt_1" },
+		});
 		expect(res.status, res.text).toBe(201);
-		expect(res.json).toMatchObject({ entity: "order", amount: 49900, currency: "INR", receipt: "rcpt_1", status: "CREATED", keyId: TEST_RAZORPAY.keyId });
+		expect(res.json).toMatchObject({
+			entity: "order",
+			amount: 49900,
+			currency: "INR",
+			receipt: "rcpt_1",
+			status: "CREATED",
+			keyId: TEST_RAZORPAY.keyId,
+		});
 		expect(res.json.id).toBe(res.json.razorpayOrderId);
 		expect((await call("GET", `/api/payments/orders/${res.json.paymentOrderId}`, { token: t.member })).json.id).toBe(res.json.id);
 		expect(razorpayCalls).toHaveLength(1);
 		expect(razorpayCalls[0]!.auth).toBe(`Basic ${btoa(`${TEST_RAZORPAY.keyId}:${TEST_RAZORPAY.keySecret}`)}`);
-		expect(razorpayCalls[0]!.body).toMatchObject({ amount: 49900, currency: "INR", receipt: "rcpt_1", notes: { organization_id: t.orgId } });
-		const row = await env.DB.prepare("SELECT organization_id, status FROM payment_orders WHERE razorpay_order_id = ?").bind(res.json.razorpayOrderId).first();
+		expect(razorpayCalls[0]!.body).toMatchObject({
+			amount: 49900,
+			currency: "INR",
+			receipt: "rcpt_1",
+			notes: { organization_id: t.orgId },
+		});
+		const row = await env.DB.prepare("SELECT organization_id, status FROM payment_orders WHERE razorpay_order_id = ?")
+			.bind(res.json.razorpayOrderId)
+			.first();
 		expect(row).toEqual({ organization_id: t.orgId, status: "CREATED" });
 	});
 
@@ -82,7 +111,9 @@ describe("Razorpay orders and verification", () => {
 		const refused = await call("POST", "/api/payments/orders", { token: t.admin, body: { amount: 1000, currency: "XXX" } });
 		expect(refused.status, refused.text).toBe(400);
 		expect(refused.json.detail).toContain("Currency is not supported");
-		expect(await env.DB.prepare("SELECT count(*) AS n FROM payment_orders WHERE organization_id = ?").bind(t.orgId).first()).toEqual({ n: 0 });
+		expect(
+			await env.DB.prepare("SELECT count(*) AS n FROM payment_orders WHERE organization_id = ?").bind(t.orgId).first(),
+		).toEqual({ n: 0 });
 		// Razorpay down: 503, nothing stored.
 		vi.restoreAllMocks();
 		stubJwks(vi, undefined, { "https://api.razorpay.com/": () => new Response("oops", { status: 502 }) });
@@ -98,14 +129,25 @@ describe("Razorpay orders and verification", () => {
 		const body = { razorpay_order_id: order.razorpayOrderId, razorpay_payment_id: paymentId, razorpay_signature: signature };
 		const ok = await call("POST", "/api/payments/verify", { token: t.member, body });
 		expect(ok.status, ok.text).toBe(200);
-		expect(ok.json).toEqual({ status: "PAID", orderId: order.id, paymentOrderId: order.paymentOrderId, razorpayOrderId: order.razorpayOrderId, paymentId });
+		expect(ok.json).toEqual({
+			status: "PAID",
+			orderId: order.id,
+			paymentOrderId: order.paymentOrderId,
+			razorpayOrderId: order.razorpayOrderId,
+			paymentId,
+		});
 		expect(order.id).toBe(order.razorpayOrderId);
 		expect(order.id).toMatch(/^order_/);
 		expect((await call("POST", "/api/payments/verify", { token: t.member, body })).status).toBe(200);
-		const txns = await env.DB.prepare("SELECT count(*) AS n FROM payment_transactions WHERE razorpay_payment_id = ?").bind(paymentId).first();
+		const txns = await env.DB.prepare("SELECT count(*) AS n FROM payment_transactions WHERE razorpay_payment_id = ?")
+			.bind(paymentId)
+			.first();
 		expect(txns).toEqual({ n: 1 });
 		// A bad signature later cannot undo PAID.
-		const bad = await call("POST", "/api/payments/verify", { token: t.member, body: { ...body, razorpay_signature: "0".repeat(64) } });
+		const bad = await call("POST", "/api/payments/verify", {
+			token: t.member,
+			body: { ...body, razorpay_signature: "0".repeat(64) },
+		});
 		expect(bad.status).toBe(400);
 		expect((await call("GET", `/api/payments/orders/${order.id}`, { token: t.member })).json.status).toBe("PAID");
 
@@ -144,14 +186,25 @@ describe("POST /api/webhooks/razorpay", () => {
 			contains: ["payment"],
 			payload: {
 				payment: {
-					entity: { id: paymentId, entity: "payment", amount: 10000, currency: "INR", status: type === "payment.failed" ? "failed" : "captured", order_id: razorpayOrderId },
+					entity: {
+						id: paymentId,
+						entity: "payment",
+						amount: 10000,
+						currency: "INR",
+						status: type === "payment.failed" ? "failed" : "captured",
+						order_id: razorpayOrderId,
+					},
 				},
 			},
 			created_at: Math.floor(Date.now() / 1000),
 		});
 
 	it.each([
-		["tampered body", async (raw: string) => ({ raw: raw.replace("10000", "1"), sig: await hmac(TEST_RAZORPAY.webhookSecret, raw) }), 401],
+		[
+			"tampered body",
+			async (raw: string) => ({ raw: raw.replace("10000", "1"), sig: await hmac(TEST_RAZORPAY.webhookSecret, raw) }),
+			401,
+		],
 		["wrong secret", async (raw: string) => ({ raw, sig: await hmac("not-the-secret", raw) }), 401],
 		["missing signature", async (raw: string) => ({ raw, sig: undefined }), 400],
 	] as const)("%s: refused, nothing queued", async (_n, make, status) => {
@@ -172,17 +225,28 @@ describe("POST /api/webhooks/razorpay", () => {
 		const eventId = uid("evt");
 		const res = await call("POST", "/api/webhooks/razorpay", {
 			body: raw,
-			headers: { "content-type": "application/json", "x-razorpay-signature": await hmac(TEST_RAZORPAY.webhookSecret, raw), "x-razorpay-event-id": eventId },
+			headers: {
+				"content-type": "application/json",
+				"x-razorpay-signature": await hmac(TEST_RAZORPAY.webhookSecret, raw),
+				"x-razorpay-event-id": eventId,
+			},
 		});
 		expect(res.status, res.text).toBe(202);
 		const msg = send.mock.calls[0]![0] as any;
 		expect(msg).toMatchObject({ source: "razorpay", svixId: eventId, type: "payment.captured" });
 		// A failed attempt recorded after the capture changes nothing; the capture delivered twice neither.
-		const failed = { ...msg, svixId: uid("evt"), type: "payment.failed", body: event("payment.failed", order.razorpayOrderId, "pay_hook1") };
+		const failed = {
+			...msg,
+			svixId: uid("evt"),
+			type: "payment.failed",
+			body: event("payment.failed", order.razorpayOrderId, "pay_hook1"),
+		};
 		await deliver([msg]);
 		await deliver([failed, msg]);
 		expect((await call("GET", `/api/payments/orders/${order.id}`, { token: t.member })).json.status).toBe("PAID");
-		const txn = await env.DB.prepare("SELECT status, source FROM payment_transactions WHERE razorpay_payment_id = 'pay_hook1'").first();
+		const txn = await env.DB.prepare(
+			"SELECT status, source FROM payment_transactions WHERE razorpay_payment_id = 'pay_hook1'",
+		).first();
 		expect(txn).toEqual({ status: "captured", source: "webhook" });
 		expect(await eventRow(eventId)).toMatchObject({ source: "razorpay", organization_id: t.orgId, outcome: "processed" });
 	});
@@ -193,7 +257,11 @@ describe("Stripe", () => {
 	const crypto = Stripe.createSubtleCryptoProvider();
 	const sign = (payload: string, timestamp?: number, secret = TEST_STRIPE.webhookSecret) =>
 		stripe.webhooks.generateTestHeaderStringAsync({ payload, secret, timestamp, cryptoProvider: crypto });
-	const subscriptionEvent = (type: string, orgId: string, o: { plan?: string; status?: string; created?: number; customer?: string } = {}) =>
+	const subscriptionEvent = (
+		type: string,
+		orgId: string,
+		o: { plan?: string; status?: string; created?: number; customer?: string } = {},
+	) =>
 		JSON.stringify({
 			id: `evt_${uid("s").slice(-16)}`,
 			object: "event",
@@ -206,7 +274,10 @@ describe("Stripe", () => {
 					customer: o.customer ?? "cus_123",
 					status: o.status ?? "active",
 					metadata: { organizationId: orgId, plan: o.plan ?? "pro" },
-					items: { object: "list", data: [{ id: "si_1", current_period_end: 1_900_000_000, price: { id: "price_1", metadata: {} } }] },
+					items: {
+						object: "list",
+						data: [{ id: "si_1", current_period_end: 1_900_000_000, price: { id: "price_1", metadata: {} } }],
+					},
 				},
 			},
 		});
@@ -232,7 +303,10 @@ describe("Stripe", () => {
 	])("webhook %s: 401, nothing queued", async (_n, make) => {
 		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send");
 		const { raw, sig } = await make(subscriptionEvent("customer.subscription.updated", "org_x"));
-		const res = await call("POST", "/api/webhooks/stripe", { body: raw, headers: { "content-type": "application/json", "stripe-signature": sig } });
+		const res = await call("POST", "/api/webhooks/stripe", {
+			body: raw,
+			headers: { "content-type": "application/json", "stripe-signature": sig },
+		});
 		expect(res.status, res.text).toBe(401);
 		expect(send).not.toHaveBeenCalled();
 	});
@@ -240,11 +314,18 @@ describe("Stripe", () => {
 	it("subscription events move the plan: entitlements and rate limits follow; older events never win", async () => {
 		const t = await tenantToken();
 		const billing = async () => (await call("GET", `/api/orgs/${t.orgId}/billing`, { token: t.member })).json;
-		expect(await billing()).toMatchObject({ plan: "free", status: "none", entitlements: { features: { outgoing_webhooks: false } } });
+		expect(await billing()).toMatchObject({
+			plan: "free",
+			status: "none",
+			entitlements: { features: { outgoing_webhooks: false } },
+		});
 
 		const raw = subscriptionEvent("customer.subscription.created", t.orgId, { plan: "pro", created: 1_800_000_000 });
 		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send").mockResolvedValue(undefined as never);
-		const res = await call("POST", "/api/webhooks/stripe", { body: raw, headers: { "content-type": "application/json", "stripe-signature": await sign(raw) } });
+		const res = await call("POST", "/api/webhooks/stripe", {
+			body: raw,
+			headers: { "content-type": "application/json", "stripe-signature": await sign(raw) },
+		});
 		expect(res.status, res.text).toBe(202);
 		await deliver([send.mock.calls[0]![0] as any]);
 		expect(await billing()).toMatchObject({
@@ -258,17 +339,43 @@ describe("Stripe", () => {
 		expect(limited.headers.get("ratelimit-limit")).toBe(String(PLANS.pro.limits.userRequestsPerMinute));
 
 		// An older "updated" (created earlier) arriving late does not roll the plan back.
-		const old = { source: "stripe", svixId: uid("evt"), type: "customer.subscription.updated", timestamp: 0, receivedAt: Date.now(), body: subscriptionEvent("customer.subscription.updated", t.orgId, { plan: "enterprise", created: 1_700_000_000 }) };
+		const old = {
+			source: "stripe",
+			svixId: uid("evt"),
+			type: "customer.subscription.updated",
+			timestamp: 0,
+			receivedAt: Date.now(),
+			body: subscriptionEvent("customer.subscription.updated", t.orgId, { plan: "enterprise", created: 1_700_000_000 }),
+		};
 		await deliver([old as any]);
 		expect((await billing()).plan).toBe("pro");
 		expect(await eventRow(old.svixId)).toMatchObject({ outcome: "stale" });
 
-		const failed = { ...old, svixId: uid("evt"), type: "invoice.payment_failed", body: JSON.stringify({ id: "evt_f", type: "invoice.payment_failed", created: 1_800_000_100, data: { object: { id: "in_1", object: "invoice", customer: "cus_123" } } }) };
+		const failed = {
+			...old,
+			svixId: uid("evt"),
+			type: "invoice.payment_failed",
+			body: JSON.stringify({
+				id: "evt_f",
+				type: "invoice.payment_failed",
+				created: 1_800_000_100,
+				data: { object: { id: "in_1", object: "invoice", customer: "cus_123" } },
+			}),
+		};
 		await deliver([failed as any]);
 		expect(await billing()).toMatchObject({ plan: "pro", status: "past_due" });
 
-		const deleted = { ...old, svixId: uid("evt"), type: "customer.subscription.deleted", body: subscriptionEvent("customer.subscription.deleted", t.orgId, { created: 1_800_000_200, status: "canceled" }) };
+		const deleted = {
+			...old,
+			svixId: uid("evt"),
+			type: "customer.subscription.deleted",
+			body: subscriptionEvent("customer.subscription.deleted", t.orgId, { created: 1_800_000_200, status: "canceled" }),
+		};
 		await deliver([deleted as any]);
-		expect(await billing()).toMatchObject({ plan: "free", status: "canceled", entitlements: { features: { outgoing_webhooks: false } } });
+		expect(await billing()).toMatchObject({
+			plan: "free",
+			status: "canceled",
+			entitlements: { features: { outgoing_webhooks: false } },
+		});
 	});
 });

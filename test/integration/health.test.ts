@@ -22,12 +22,18 @@ describe("CORS and body limits", () => {
 	it("preflight: allowed frontends (CLERK_AUTHORIZED_PARTIES) get CORS headers, others do not", async () => {
 		const { call } = await import("../helpers/request");
 		const ok = await call("OPTIONS", "/api/me", {
-			headers: { origin: "https://app.test.example", "access-control-request-method": "GET", "access-control-request-headers": "authorization" },
+			headers: {
+				origin: "https://app.test.example",
+				"access-control-request-method": "GET",
+				"access-control-request-headers": "authorization",
+			},
 		});
 		expect(ok.status).toBe(204);
 		expect(ok.headers.get("access-control-allow-origin")).toBe("https://app.test.example");
 		expect(ok.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
-		const evil = await call("OPTIONS", "/api/me", { headers: { origin: "https://evil.example", "access-control-request-method": "GET" } });
+		const evil = await call("OPTIONS", "/api/me", {
+			headers: { origin: "https://evil.example", "access-control-request-method": "GET" },
+		});
 		expect(evil.headers.get("access-control-allow-origin")).toBeNull();
 		const simple = await get("/api/health", undefined, { origin: "https://app.test.example" });
 		expect(simple.headers.get("access-control-expose-headers")).toContain("X-Request-Id");

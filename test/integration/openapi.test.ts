@@ -6,9 +6,9 @@ import { ProblemSchema } from "../../src/openapi";
 import { AuditEntrySchema } from "../../src/routes/audit/audit.routes";
 import { BillingSchema } from "../../src/routes/billing/billing.routes";
 import { MeResponse } from "../../src/routes/me/me.routes";
+import { EventSchema, MemberSchema, OrganizationSchema } from "../../src/routes/orgs/orgs.routes";
 import { ProductSchema } from "../../src/routes/store/store.routes";
 import { UsageSchema } from "../../src/routes/usage/usage.routes";
-import { EventSchema, MemberSchema, OrganizationSchema } from "../../src/routes/orgs/orgs.routes";
 import { seedTenant } from "../helpers/factories";
 import { signToken, stubJwks } from "../helpers/jwt";
 import { get } from "../helpers/request";
@@ -81,7 +81,11 @@ describe("OpenAPI document", () => {
 	it("the typed hono client works against the Worker", async () => {
 		const t = await seedTenant();
 		const token = await signToken({ userId: t.member });
-		const api = createClient("https://api.test", async () => token, (input, init) => exports.default.fetch(new Request(input, init)));
+		const api = createClient(
+			"https://api.test",
+			async () => token,
+			(input, init) => exports.default.fetch(new Request(input, init)),
+		);
 		const health = await api.api.health.$get();
 		expect(await health.json()).toEqual({ status: "ok" });
 		const members = await api.api.orgs[":orgId"].members.$get({ param: { orgId: t.orgId }, query: { limit: "1" } });

@@ -12,8 +12,7 @@ afterEach(() => {
 });
 
 /** A token whose active organization is `orgId` (claims that D1 membership overrides). */
-const tokenFor = (userId: string, orgId: string | null = null, role = "org:member") =>
-	signToken({ userId, orgId, role });
+const tokenFor = (userId: string, orgId: string | null = null, role = "org:member") => signToken({ userId, orgId, role });
 
 describe("GET /api/orgs/:orgId", () => {
 	it("a member sees the organization and their role", async () => {

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { Webhook } from "svix";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, refuseUrl } from "../../src/services/outgoing-webhooks";
 import { tenantEvent } from "../../src/services/events-bus";
+import { DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, refuseUrl } from "../../src/services/outgoing-webhooks";
 import { seedTenant, uid } from "../helpers/factories";
 import { signToken, stubJwks } from "../helpers/jwt";
 import { call } from "../helpers/request";
@@ -89,10 +89,18 @@ describe("delivery", () => {
 	it("an order status change reaches subscribed endpoints, signed per Standard Webhooks", async () => {
 		const t = await proTenant();
 		const ep = await register(t, ["order.created", "order.status_changed"]);
-		const other = await call("POST", t.base, { token: t.token, body: { url: "https://hooks.tenant.example.com/members", eventTypes: ["membership.created"] } });
+		const other = await call("POST", t.base, {
+			token: t.token,
+			body: { url: "https://hooks.tenant.example.com/members", eventTypes: ["membership.created"] },
+		});
 		expect(other.status).toBe(201);
 		const sent = captureTenantEvents(vi);
-		const p = (await call("POST", `/api/orgs/${t.orgId}/products`, { token: t.token, body: { name: "W", sku: uid("W"), priceMinor: 500, currency: "INR", status: "active", stock: 3 } })).json;
+		const p = (
+			await call("POST", `/api/orgs/${t.orgId}/products`, {
+				token: t.token,
+				body: { name: "W", sku: uid("W"), priceMinor: 500, currency: "INR", status: "active", stock: 3 },
+			})
+		).json;
 		await call("POST", `/api/orgs/${t.orgId}/orders`, { token: t.token, body: { items: [{ productId: p.id, quantity: 1 }] } });
 		const events = sent.filter((m) => m.kind === "webhook.event");
 		expect(events.map((e) => (e.kind === "webhook.event" ? e.type : ""))).toEqual(["order.created"]);
@@ -121,7 +129,9 @@ describe("delivery", () => {
 			}),
 		).toThrow();
 		const log = await call("GET", `${t.base}/${ep.id}/deliveries`, { token: t.token });
-		expect(log.json.data).toEqual([expect.objectContaining({ eventType: "order.created", status: "succeeded", attempts: 1, lastStatusCode: 200 })]);
+		expect(log.json.data).toEqual([
+			expect.objectContaining({ eventType: "order.created", status: "succeeded", attempts: 1, lastStatusCode: 200 }),
+		]);
 		// A redelivered event message does not deliver twice.
 		sent.length = 0;
 		await deliverTenant(events);
@@ -166,7 +176,10 @@ describe("delivery", () => {
 
 		const log = (await call("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0];
 		expect((await call("POST", `${t.base}/${ep.id}/deliveries/${log.id}/replay`, { token: t.token })).status).toBe(409);
-		expect((await call("PATCH", `${t.base}/${ep.id}`, { token: t.token, body: { status: "enabled" } })).json).toMatchObject({ status: "enabled", consecutiveFailures: 0 });
+		expect((await call("PATCH", `${t.base}/${ep.id}`, { token: t.token, body: { status: "enabled" } })).json).toMatchObject({
+			status: "enabled",
+			consecutiveFailures: 0,
+		});
 		answer = 200;
 		const replay = await call("POST", `${t.base}/${ep.id}/deliveries/${log.id}/replay`, { token: t.token });
 		expect(replay.status, replay.text).toBe(202);

@@ -17,7 +17,9 @@ afterEach(() => {
 const user = (id: string) => env.DB.prepare("SELECT * FROM users WHERE id = ?").bind(id).first<Record<string, unknown>>();
 const org = (id: string) => env.DB.prepare("SELECT * FROM organizations WHERE id = ?").bind(id).first<Record<string, unknown>>();
 const membership = (orgId: string, userId: string) =>
-	env.DB.prepare("SELECT * FROM memberships WHERE organization_id = ? AND user_id = ?").bind(orgId, userId).first<Record<string, unknown>>();
+	env.DB.prepare("SELECT * FROM memberships WHERE organization_id = ? AND user_id = ?")
+		.bind(orgId, userId)
+		.first<Record<string, unknown>>();
 
 describe("end to end through the real queue", () => {
 	it("user.created sent to the webhook route appears in GET /api/me", async () => {
@@ -44,14 +46,21 @@ describe("consumer", () => {
 		expect(result.explicitAcks).toEqual(result.ids);
 		expect(result.retryMessages).toEqual([]);
 		expect(await user(userId)).toMatchObject({ email: `${userId}@example.com`, first_name: "Grace" });
-		expect(await eventRow(msg.svixId)).toMatchObject({ type: "user.created", entity_id: userId, outcome: "processed", attempts: 1 });
+		expect(await eventRow(msg.svixId)).toMatchObject({
+			type: "user.created",
+			entity_id: userId,
+			outcome: "processed",
+			attempts: 1,
+		});
 	});
 
 	it("membership before its organization and user: stored, placeholders filled in later", async () => {
 		const orgId = uid("org");
 		const userId = uid("user");
 		const memId = uid("orgmem");
-		const m = await deliver([messageFor(envelope("organizationMembership.created", membershipData(memId, orgId, userId, { role: "admin" })))]);
+		const m = await deliver([
+			messageFor(envelope("organizationMembership.created", membershipData(memId, orgId, userId, { role: "admin" }))),
+		]);
 		expect(m.explicitAcks).toHaveLength(1);
 		expect(await membership(orgId, userId)).toMatchObject({ id: memId, role: "org:admin", deleted_at: null });
 		expect(await org(orgId)).toMatchObject({ name: `Org ${orgId}` });
@@ -110,15 +119,30 @@ describe("consumer", () => {
 		const orgId = await seedOrg();
 		const memberId = await seedUser();
 		const memId = uid("orgmem");
-		await deliver([messageFor(envelope("organizationMembership.created", membershipData(memId, orgId, memberId, { updatedAt: 1_700_000_000_000 })))]);
+		await deliver([
+			messageFor(
+				envelope("organizationMembership.created", membershipData(memId, orgId, memberId, { updatedAt: 1_700_000_000_000 })),
+			),
+		]);
 		const token = await signToken({ userId: memberId });
 		expect((await get(`/api/orgs/${orgId}`, token)).status).toBe(200);
 		await deliver([
 			messageFor(
-				envelope("organizationMembership.deleted", membershipData(memId, orgId, memberId, { updatedAt: 1_700_000_000_000 }), 1_760_000_000_000),
+				envelope(
+					"organizationMembership.deleted",
+					membershipData(memId, orgId, memberId, { updatedAt: 1_700_000_000_000 }),
+					1_760_000_000_000,
+				),
 			),
 		]);
-		await deliver([messageFor(envelope("organizationMembership.updated", membershipData(memId, orgId, memberId, { role: "org:admin", updatedAt: 1_700_000_500_000 })))]);
+		await deliver([
+			messageFor(
+				envelope(
+					"organizationMembership.updated",
+					membershipData(memId, orgId, memberId, { role: "org:admin", updatedAt: 1_700_000_500_000 }),
+				),
+			),
+		]);
 		expect(await membership(orgId, memberId)).toMatchObject({ role: "org:member", deleted_at: 1_760_000_000_000 });
 		const denied = await get(`/api/orgs/${orgId}`, token);
 		expect(denied.status, denied.text).toBe(403);
@@ -186,7 +210,11 @@ describe("consumer", () => {
 		expect((await get(`/api/orgs/${orgId}/members`, await signToken({ userId: editor }))).status).toBe(200);
 		// Legacy role keys in membership payloads are stored normalised.
 		const legacy = uid("user");
-		await deliver([messageFor(envelope("organizationMembership.created", membershipData(uid("orgmem"), orgId, legacy, { role: "basic_member" })))]);
+		await deliver([
+			messageFor(
+				envelope("organizationMembership.created", membershipData(uid("orgmem"), orgId, legacy, { role: "basic_member" })),
+			),
+		]);
 		expect(await membership(orgId, legacy)).toMatchObject({ role: "org:member" });
 	});
 
@@ -225,7 +253,14 @@ describe("dead letters, events listing and replay", () => {
 		const listed = await get(`/api/orgs/${orgId}/events?type=organization.updated`, adminToken);
 		expect(listed.status, listed.text).toBe(200);
 		expect(listed.json.data).toEqual([
-			{ svixId: msg.svixId, type: "organization.updated", entityId: orgId, receivedAt: msg.receivedAt, processedAt: null, outcome: "failed" },
+			{
+				svixId: msg.svixId,
+				type: "organization.updated",
+				entityId: orgId,
+				receivedAt: msg.receivedAt,
+				processedAt: null,
+				outcome: "failed",
+			},
 		]);
 		expect(listed.json.nextCursor).toBeNull();
 

@@ -1,5 +1,5 @@
-import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { RateLimiter } from "../../src/durable-objects/rate-limiter";
 import { leaseSize } from "../../src/services/rate-limit";
@@ -19,7 +19,9 @@ const stubFor = (key: string) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromNam
 
 async function tenant(limits: { org?: number; user?: number; plan?: string } = {}) {
 	const orgId = await seedOrg();
-	await env.DB.prepare("UPDATE organizations SET rate_limit_per_minute = ?, user_rate_limit_per_minute = ?, plan = ? WHERE id = ?")
+	await env.DB.prepare(
+		"UPDATE organizations SET rate_limit_per_minute = ?, user_rate_limit_per_minute = ?, plan = ? WHERE id = ?",
+	)
 		.bind(limits.org ?? null, limits.user ?? null, limits.plan ?? "free", orgId)
 		.run();
 	const users: string[] = [];
@@ -84,7 +86,9 @@ describe("strict mode", () => {
 		const t = await tenant({ org: N, user: 1_000 });
 		const tokens = await Promise.all(t.users.map((userId) => signToken({ userId })));
 		const results = await Promise.all(
-			Array.from({ length: M }, (_, i) => callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: tokens[i % 2] })),
+			Array.from({ length: M }, (_, i) =>
+				callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: tokens[i % 2] }),
+			),
 		);
 		const ok = results.filter((r) => r.status === 200);
 		const limited = results.filter((r) => r.status === 429);
@@ -107,7 +111,8 @@ describe("strict mode", () => {
 		const t = await tenant({ org: 1_000, user: 3 });
 		const [a, b] = await Promise.all(t.users.map((userId) => signToken({ userId })));
 		const statusesA = [];
-		for (let i = 0; i < 4; i++) statusesA.push((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: a })).status);
+		for (let i = 0; i < 4; i++)
+			statusesA.push((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: a })).status);
 		expect(statusesA).toEqual([200, 200, 200, 429]);
 		expect((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: b })).status).toBe(200);
 	});
@@ -116,9 +121,11 @@ describe("strict mode", () => {
 		const free = await tenant();
 		const pro = await tenant({ plan: "pro" });
 		const limitOf = async (x: { orgId: string; users: string[] }) =>
-			(await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${x.orgId}`, { token: await signToken({ userId: x.users[0] }) })).headers.get(
-				"ratelimit-limit",
-			);
+			(
+				await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${x.orgId}`, {
+					token: await signToken({ userId: x.users[0] }),
+				})
+			).headers.get("ratelimit-limit");
 		// The per-user bucket binds first: 60/min on free, 300/min on pro.
 		expect(await limitOf(free)).toBe("60");
 		expect(await limitOf(pro)).toBe("300");
@@ -176,9 +183,13 @@ describe("public routes and failure modes", () => {
 		const h2 = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", "/api/health", { headers: { "cf-connecting-ip": ip } });
 		expect(h1.headers.get("ratelimit-limit")).toBe("600");
 		expect(Number(h2.headers.get("ratelimit-remaining"))).toBe(Number(h1.headers.get("ratelimit-remaining")) - 1);
-		const other = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", "/api/health", { headers: { "cf-connecting-ip": "198.51.100.7" } });
+		const other = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", "/api/health", {
+			headers: { "cf-connecting-ip": "198.51.100.7" },
+		});
 		expect(Number(other.headers.get("ratelimit-remaining"))).toBeGreaterThan(Number(h2.headers.get("ratelimit-remaining")));
-		const wh = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "POST", "/api/webhooks/clerk", { headers: { "cf-connecting-ip": ip } });
+		const wh = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "POST", "/api/webhooks/clerk", {
+			headers: { "cf-connecting-ip": ip },
+		});
 		expect(wh.status).toBe(400);
 		expect(wh.headers.get("ratelimit-limit")).toBe("600");
 	});
@@ -193,9 +204,14 @@ describe("public routes and failure modes", () => {
 			token: await signToken({ userId: t.users[0] }),
 		});
 		expect(read.status, read.text).toBe(200);
-		const write = await callWithEnv({ RATE_LIMIT_MODE: "strict", RATE_LIMITER: broken as never }, "POST", "/api/admin/events/x/replay", {
-			token: await signToken({ userId: TEST_OPERATOR }),
-		});
+		const write = await callWithEnv(
+			{ RATE_LIMIT_MODE: "strict", RATE_LIMITER: broken as never },
+			"POST",
+			"/api/admin/events/x/replay",
+			{
+				token: await signToken({ userId: TEST_OPERATOR }),
+			},
+		);
 		expect(write.status, write.text).toBe(503);
 		expect(write.headers.get("retry-after")).toBe("1");
 	});

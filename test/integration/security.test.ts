@@ -11,7 +11,12 @@ afterEach(() => {
 });
 
 /** Routes that take no session token (they have their own proof: provider signatures, or none). */
-const PUBLIC = new Set(["GET /api/health", "POST /api/webhooks/clerk", "POST /api/webhooks/razorpay", "POST /api/webhooks/stripe"]);
+const PUBLIC = new Set([
+	"GET /api/health",
+	"POST /api/webhooks/clerk",
+	"POST /api/webhooks/razorpay",
+	"POST /api/webhooks/stripe",
+]);
 
 // Every mounted API route, from the app itself: a new route is covered without editing this file.
 const routes = [

@@ -26,23 +26,38 @@ async function tenantWithData(): Promise<Ids & { admin: string; member: string; 
 	const t = await seedTenant();
 	const viewer = await seedUser();
 	const roleKey = `org:${uid("noperm").toLowerCase()}`;
-	await env.DB.prepare("INSERT INTO roles (id, organization_id, key, name, source_updated_at, created_at, updated_at) VALUES (?, NULL, ?, 'No perms', 1, 0, 0)")
+	await env.DB.prepare(
+		"INSERT INTO roles (id, organization_id, key, name, source_updated_at, created_at, updated_at) VALUES (?, NULL, ?, 'No perms', 1, 0, 0)",
+	)
 		.bind(uid("role"), roleKey)
 		.run();
 	await seedMembership(t.orgId, viewer, roleKey);
 	const secret = `SECRET-${uid("X")}`;
 	const admin = await signToken({ userId: t.admin });
 	const base = `/api/orgs/${t.orgId}`;
-	const cat = (await call("POST", `${base}/categories`, { token: admin, body: { name: secret, slug: secret.toLowerCase().replace(/_/g, "-") } })).json;
+	const cat = (
+		await call("POST", `${base}/categories`, {
+			token: admin,
+			body: { name: secret, slug: secret.toLowerCase().replace(/_/g, "-") },
+		})
+	).json;
 	const prd = (
 		await call("POST", `${base}/products`, {
 			token: admin,
 			body: { name: secret, sku: secret, priceMinor: 100, currency: "INR", status: "active", stock: 50, categoryId: cat.id },
 		})
 	).json;
-	const v = (await call("POST", `${base}/products/${prd.id}/variants`, { token: admin, body: { name: secret, sku: `${secret}-V`, stock: 5 } })).json;
+	const v = (
+		await call("POST", `${base}/products/${prd.id}/variants`, {
+			token: admin,
+			body: { name: secret, sku: `${secret}-V`, stock: 5 },
+		})
+	).json;
 	const ord = (
-		await call("POST", `${base}/orders`, { token: admin, body: { items: [{ productId: prd.id, quantity: 1 }], customerEmail: `${secret.toLowerCase()}@example.com` } })
+		await call("POST", `${base}/orders`, {
+			token: admin,
+			body: { items: [{ productId: prd.id, quantity: 1 }], customerEmail: `${secret.toLowerCase()}@example.com` },
+		})
 	).json;
 	if (!cat.id || !prd.id || !v.id || !ord.id) throw new Error("seeding failed");
 	return { org: t.orgId, cat: cat.id, prd: prd.id, var: v.id, ord: ord.id, secret, admin: t.admin, member: t.member, viewer };
@@ -56,7 +71,13 @@ const routes: { method: string; path: string; kind: Kind; body?: unknown; hasId:
 	{ method: "PATCH", path: "/categories/{cat}", kind: "write", body: { name: "pwned" }, hasId: true },
 	{ method: "DELETE", path: "/categories/{cat}", kind: "write", hasId: true },
 	{ method: "GET", path: "/products", kind: "read", hasId: false },
-	{ method: "POST", path: "/products", kind: "write", body: { name: "n", sku: "N-1", priceMinor: 1, currency: "INR" }, hasId: false },
+	{
+		method: "POST",
+		path: "/products",
+		kind: "write",
+		body: { name: "n", sku: "N-1", priceMinor: 1, currency: "INR" },
+		hasId: false,
+	},
 	{ method: "GET", path: "/products/{prd}", kind: "read", hasId: true },
 	{ method: "PATCH", path: "/products/{prd}", kind: "write", body: { name: "pwned" }, hasId: true },
 	{ method: "DELETE", path: "/products/{prd}", kind: "write", hasId: true },

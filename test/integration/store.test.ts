@@ -39,7 +39,9 @@ describe("products", () => {
 		for (let i = 0; i < 4; i++) await s.product({ name: `Draft ${i}`, status: "draft" });
 		const drafts = await call("GET", `${s.base}/products?status=draft&limit=3`, { token: s.member });
 		expect(drafts.json.data).toHaveLength(3);
-		const rest = await call("GET", `${s.base}/products?status=draft&limit=3&cursor=${drafts.json.nextCursor}`, { token: s.member });
+		const rest = await call("GET", `${s.base}/products?status=draft&limit=3&cursor=${drafts.json.nextCursor}`, {
+			token: s.member,
+		});
 		expect(rest.json.data).toHaveLength(1);
 		expect(rest.json.nextCursor).toBeNull();
 		const search = await call("GET", `${s.base}/products?q=Masala`, { token: s.member });
@@ -92,17 +94,31 @@ describe("products", () => {
 	it("If-Match: a stale ETag is a 412; the current one updates and bumps the version", async () => {
 		const s = await setup();
 		const p = await s.product();
-		const first = await call("PATCH", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": '"1"' }, body: { name: "Renamed" } });
+		const first = await call("PATCH", `${s.base}/products/${p.id}`, {
+			token: s.admin,
+			headers: { "if-match": '"1"' },
+			body: { name: "Renamed" },
+		});
 		expect(first.status, first.text).toBe(200);
 		expect(first.headers.get("etag")).toBe('"2"');
-		const stale = await call("PATCH", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": '"1"' }, body: { name: "Lost update" } });
+		const stale = await call("PATCH", `${s.base}/products/${p.id}`, {
+			token: s.admin,
+			headers: { "if-match": '"1"' },
+			body: { name: "Lost update" },
+		});
 		expect(stale.status, stale.text).toBe(412);
-		const garbage = await call("PATCH", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": "nonsense" }, body: { name: "x" } });
+		const garbage = await call("PATCH", `${s.base}/products/${p.id}`, {
+			token: s.admin,
+			headers: { "if-match": "nonsense" },
+			body: { name: "x" },
+		});
 		expect(garbage.status).toBe(412);
 		expect((await call("GET", `${s.base}/products/${p.id}`, { token: s.admin })).json.name).toBe("Renamed");
 		const del = await call("DELETE", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": '"1"' } });
 		expect(del.status).toBe(412);
-		expect((await call("DELETE", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": '"2"' } })).status).toBe(204);
+		expect((await call("DELETE", `${s.base}/products/${p.id}`, { token: s.admin, headers: { "if-match": '"2"' } })).status).toBe(
+			204,
+		);
 		expect((await call("GET", `${s.base}/products/${p.id}`, { token: s.admin })).status).toBe(404);
 	});
 
@@ -127,7 +143,10 @@ describe("products", () => {
 			body: { name: "X", sku: uid("S"), priceMinor: 1, currency: "INR", categoryId: "cat_nope" },
 		});
 		expect(badCat.status).toBe(400);
-		const v = await call("POST", `${s.base}/products/${p.id}/variants`, { token: s.admin, body: { name: "500g", sku: uid("V"), priceMinor: 45000, stock: 5 } });
+		const v = await call("POST", `${s.base}/products/${p.id}/variants`, {
+			token: s.admin,
+			body: { name: "500g", sku: uid("V"), priceMinor: 45000, stock: 5 },
+		});
 		expect(v.status, v.text).toBe(201);
 		const list = await call("GET", `${s.base}/products/${p.id}/variants`, { token: s.member });
 		expect(list.json.data).toHaveLength(1);
@@ -156,7 +175,11 @@ describe("Idempotency-Key", () => {
 	it("a failed request releases the key; keys are per organization", async () => {
 		const s = await setup();
 		const key = uid("key");
-		const bad = await call("POST", `${s.base}/products`, { token: s.admin, headers: { "idempotency-key": key }, body: { name: "" } });
+		const bad = await call("POST", `${s.base}/products`, {
+			token: s.admin,
+			headers: { "idempotency-key": key },
+			body: { name: "" },
+		});
 		expect(bad.status).toBe(400);
 		const good = await call("POST", `${s.base}/products`, {
 			token: s.admin,
@@ -180,7 +203,12 @@ describe("orders", () => {
 		const s = await setup();
 		const tea = await s.product({ name: "Tea", priceMinor: 20000, stock: 5 });
 		const cup = await s.product({ name: "Cup", priceMinor: 15000, stock: 2 });
-		const v = (await call("POST", `${s.base}/products/${tea.id}/variants`, { token: s.admin, body: { name: "1kg", sku: uid("V"), priceMinor: 70000, stock: 1 } })).json;
+		const v = (
+			await call("POST", `${s.base}/products/${tea.id}/variants`, {
+				token: s.admin,
+				body: { name: "1kg", sku: uid("V"), priceMinor: 70000, stock: 1 },
+			})
+		).json;
 		const created = await call("POST", `${s.base}/orders`, {
 			token: s.admin,
 			body: {
@@ -204,18 +232,31 @@ describe("orders", () => {
 		// A later price change does not touch the order.
 		await call("PATCH", `${s.base}/products/${tea.id}`, { token: s.admin, body: { priceMinor: 99999, name: "Tea v2" } });
 		const again = await call("GET", `${s.base}/orders/${order.id}`, { token: s.member });
-		expect(again.json.items.find((i: { sku: string }) => i.sku === tea.sku)).toMatchObject({ name: "Tea", unitPriceMinor: 20000 });
+		expect(again.json.items.find((i: { sku: string }) => i.sku === tea.sku)).toMatchObject({
+			name: "Tea",
+			unitPriceMinor: 20000,
+		});
 		expect((await call("GET", `${s.base}/products/${tea.id}`, { token: s.admin })).json.stock).toBe(3);
 
-		const short = await call("POST", `${s.base}/orders`, { token: s.admin, body: { items: [{ productId: cup.id, quantity: 2 }] } });
+		const short = await call("POST", `${s.base}/orders`, {
+			token: s.admin,
+			body: { items: [{ productId: cup.id, quantity: 2 }] },
+		});
 		expect(short.status, short.text).toBe(409);
 		expect((await call("GET", `${s.base}/products/${cup.id}`, { token: s.admin })).json.stock).toBe(1);
 
-		const paid = await call("POST", `${s.base}/orders/${order.id}/status`, { token: s.admin, body: { status: "paid" }, headers: { "if-match": '"1"' } });
+		const paid = await call("POST", `${s.base}/orders/${order.id}/status`, {
+			token: s.admin,
+			body: { status: "paid" },
+			headers: { "if-match": '"1"' },
+		});
 		expect(paid.status, paid.text).toBe(200);
 		const bad = await call("POST", `${s.base}/orders/${order.id}/status`, { token: s.admin, body: { status: "pending" } });
 		expect(bad.status).toBe(409);
-		const cancel = await call("POST", `${s.base}/orders/${order.id}/status`, { token: s.admin, body: { status: "cancelled", note: "customer asked" } });
+		const cancel = await call("POST", `${s.base}/orders/${order.id}/status`, {
+			token: s.admin,
+			body: { status: "cancelled", note: "customer asked" },
+		});
 		expect(cancel.json.history.map((h: { toStatus: string }) => h.toStatus)).toEqual(["pending", "paid", "cancelled"]);
 		expect((await call("GET", `${s.base}/products/${tea.id}`, { token: s.admin })).json.stock).toBe(5);
 	});
@@ -223,22 +264,32 @@ describe("orders", () => {
 	it("concurrent transitions of one order: exactly one wins", async () => {
 		const s = await setup();
 		const p = await s.product({ stock: 5 });
-		const order = (await call("POST", `${s.base}/orders`, { token: s.admin, body: { items: [{ productId: p.id, quantity: 1 }] } })).json;
+		const order = (
+			await call("POST", `${s.base}/orders`, { token: s.admin, body: { items: [{ productId: p.id, quantity: 1 }] } })
+		).json;
 		const results = await Promise.all(
-			Array.from({ length: 5 }, () => call("POST", `${s.base}/orders/${order.id}/status`, { token: s.admin, body: { status: "paid" } })),
+			Array.from({ length: 5 }, () =>
+				call("POST", `${s.base}/orders/${order.id}/status`, { token: s.admin, body: { status: "paid" } }),
+			),
 		);
 		expect(results.filter((r) => r.status === 200)).toHaveLength(1);
 		expect(results.filter((r) => r.status === 409)).toHaveLength(4);
 		const final = (await call("GET", `${s.base}/orders/${order.id}`, { token: s.admin })).json;
 		expect(final.history.map((h: { toStatus: string }) => h.toStatus)).toEqual(["pending", "paid"]);
 		// Mixed concurrent moves: whatever wins, the history is one unbroken chain and stock is consistent.
-		const o2 = (await call("POST", `${s.base}/orders`, { token: s.admin, body: { items: [{ productId: p.id, quantity: 2 }] } })).json;
+		const o2 = (await call("POST", `${s.base}/orders`, { token: s.admin, body: { items: [{ productId: p.id, quantity: 2 }] } }))
+			.json;
 		const mixed = await Promise.all(
-			["cancelled", "paid", "cancelled", "paid"].map((status) => call("POST", `${s.base}/orders/${o2.id}/status`, { token: s.admin, body: { status } })),
+			["cancelled", "paid", "cancelled", "paid"].map((status) =>
+				call("POST", `${s.base}/orders/${o2.id}/status`, { token: s.admin, body: { status } }),
+			),
 		);
-		const h = (await call("GET", `${s.base}/orders/${o2.id}`, { token: s.admin })).json.history as { fromStatus: string | null; toStatus: string }[];
+		const h = (await call("GET", `${s.base}/orders/${o2.id}`, { token: s.admin })).json.history as {
+			fromStatus: string | null;
+			toStatus: string;
+		}[];
 		expect(h).toHaveLength(1 + mixed.filter((r) => r.status === 200).length);
-		h.slice(1).forEach((e, i) => expect(e.fromStatus).toBe(h[i]!.toStatus));
+		for (const [i, e] of h.slice(1).entries()) expect(e.fromStatus).toBe(h[i]!.toStatus);
 		const cancelled = h.at(-1)!.toStatus === "cancelled";
 		expect((await call("GET", `${s.base}/products/${p.id}`, { token: s.admin })).json.stock).toBe(cancelled ? 4 : 2);
 	});
@@ -250,13 +301,23 @@ describe("orders", () => {
 		const inr = await s.product();
 		const res = await call("POST", `${s.base}/orders`, {
 			token: s.admin,
-			body: { items: [{ productId: "prd_missing", quantity: 1 }, { productId: draft.id, quantity: 1 }] },
+			body: {
+				items: [
+					{ productId: "prd_missing", quantity: 1 },
+					{ productId: draft.id, quantity: 1 },
+				],
+			},
 		});
 		expect(res.status).toBe(400);
 		expect(res.json.errors.map((e: { path: string }) => e.path)).toEqual(["items.0.productId", "items.1.productId"]);
 		const mixed = await call("POST", `${s.base}/orders`, {
 			token: s.admin,
-			body: { items: [{ productId: usd.id, quantity: 1 }, { productId: inr.id, quantity: 1 }] },
+			body: {
+				items: [
+					{ productId: usd.id, quantity: 1 },
+					{ productId: inr.id, quantity: 1 },
+				],
+			},
 		});
 		expect(mixed.status).toBe(400);
 	});

@@ -1,5 +1,5 @@
-import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { resetMeterState } from "../../src/middleware/meter";
 import { PLANS } from "../../src/services/plans";
@@ -37,7 +37,10 @@ describe("usage metering", () => {
 		await new Promise((r) => setTimeout(r, 1_100));
 		const usage = await call("GET", `/api/orgs/${t.orgId}/usage`, { token });
 		expect(usage.status, usage.text).toBe(200);
-		const summary = await waitFor(() => usageStub(t.orgId).summary(), (x) => x.used >= 5);
+		const summary = await waitFor(
+			() => usageStub(t.orgId).summary(),
+			(x) => x.used >= 5,
+		);
 		const today = new Date().toISOString().slice(0, 10);
 		expect(summary).toEqual({ month: today.slice(0, 7), used: 5, daily: [{ day: today, count: 5 }] });
 		expect(usage.json).toMatchObject({ organizationId: t.orgId, metric: "api_calls", quota: PLANS.free.limits.monthlyApiQuota });
@@ -52,8 +55,12 @@ describe("usage metering", () => {
 		for (let i = 0; i < 3; i++) await call("GET", `/api/orgs/${t.orgId}`, { token });
 		await new Promise((r) => setTimeout(r, 1_100));
 		await call("GET", `/api/orgs/${t.orgId}`, { token });
-		await waitFor(() => usageStub(t.orgId).summary(), (s) => s.used >= 4);
-		const rollup = () => env.DB.prepare("SELECT count FROM usage_daily WHERE organization_id = ?").bind(t.orgId).first<{ count: number }>();
+		await waitFor(
+			() => usageStub(t.orgId).summary(),
+			(s) => s.used >= 4,
+		);
+		const rollup = () =>
+			env.DB.prepare("SELECT count FROM usage_daily WHERE organization_id = ?").bind(t.orgId).first<{ count: number }>();
 		expect(await rollup()).toBeNull();
 		expect(await runDurableObjectAlarm(usageStub(t.orgId))).toBe(true);
 		expect(await rollup()).toEqual({ count: 4 });
@@ -83,7 +90,9 @@ describe("usage metering", () => {
 		const rows = await waitFor(
 			async () =>
 				(
-					await env.DB.prepare("SELECT after FROM audit_logs WHERE organization_id = ? AND action = 'usage.threshold_reached' ORDER BY seq")
+					await env.DB.prepare(
+						"SELECT after FROM audit_logs WHERE organization_id = ? AND action = 'usage.threshold_reached' ORDER BY seq",
+					)
 						.bind(t.orgId)
 						.all<{ after: string }>()
 				).results,

@@ -32,41 +32,69 @@ describe("POST /api/webhooks/clerk: signature checks", () => {
 	});
 
 	const rejected: [string, () => { raw: string; headers: Record<string, string> }, number][] = [
-		["tampered body", () => {
-			const raw = body();
-			return { raw: raw.replace("Grace", "Mallory"), headers: svixHeaders(raw) };
-		}, 401],
-		["wrong secret", () => {
-			const raw = body();
-			return { raw, headers: svixHeaders(raw, { secret: "whsec_dGhpcyBpcyBub3QgdGhlIHJpZ2h0IGtleQ==" }) };
-		}, 401],
-		["stale timestamp (301 s)", () => {
-			const raw = body();
-			return { raw, headers: svixHeaders(raw, { at: Math.floor(Date.now() / 1000) - 301 }) };
-		}, 401],
-		["future timestamp (301 s)", () => {
-			const raw = body();
-			return { raw, headers: svixHeaders(raw, { at: Math.floor(Date.now() / 1000) + 301 }) };
-		}, 401],
-		["signature of another message id", () => {
-			const raw = body();
-			return { raw, headers: { ...svixHeaders(raw), "svix-id": "msg_other" } };
-		}, 401],
+		[
+			"tampered body",
+			() => {
+				const raw = body();
+				return { raw: raw.replace("Grace", "Mallory"), headers: svixHeaders(raw) };
+			},
+			401,
+		],
+		[
+			"wrong secret",
+			() => {
+				const raw = body();
+				return { raw, headers: svixHeaders(raw, { secret: "whsec_dGhpcyBpcyBub3QgdGhlIHJpZ2h0IGtleQ==" }) };
+			},
+			401,
+		],
+		[
+			"stale timestamp (301 s)",
+			() => {
+				const raw = body();
+				return { raw, headers: svixHeaders(raw, { at: Math.floor(Date.now() / 1000) - 301 }) };
+			},
+			401,
+		],
+		[
+			"future timestamp (301 s)",
+			() => {
+				const raw = body();
+				return { raw, headers: svixHeaders(raw, { at: Math.floor(Date.now() / 1000) + 301 }) };
+			},
+			401,
+		],
+		[
+			"signature of another message id",
+			() => {
+				const raw = body();
+				return { raw, headers: { ...svixHeaders(raw), "svix-id": "msg_other" } };
+			},
+			401,
+		],
 		...(["svix-id", "svix-timestamp", "svix-signature"] as const).map(
 			(h) =>
-				[`missing ${h}`, () => {
-					const raw = body();
-					const headers: Record<string, string> = svixHeaders(raw);
-					delete headers[h];
-					return { raw, headers };
-				}, 400] as [string, () => { raw: string; headers: Record<string, string> }, number],
+				[
+					`missing ${h}`,
+					() => {
+						const raw = body();
+						const headers: Record<string, string> = svixHeaders(raw);
+						delete headers[h];
+						return { raw, headers };
+					},
+					400,
+				] as [string, () => { raw: string; headers: Record<string, string> }, number],
 		),
 		["signed non-JSON body", () => ({ raw: "not json", headers: svixHeaders("not json") }), 400],
-		["signed JSON that is not an event envelope", () => ({ raw: "{\"hello\":1}", headers: svixHeaders("{\"hello\":1}") }), 400],
-		["body over the cap", () => {
-			const raw = JSON.stringify(envelope("user.created", { ...userData(uid("user")), pad: "x".repeat(100 * 1024) }));
-			return { raw, headers: svixHeaders(raw) };
-		}, 400],
+		["signed JSON that is not an event envelope", () => ({ raw: '{"hello":1}', headers: svixHeaders('{"hello":1}') }), 400],
+		[
+			"body over the cap",
+			() => {
+				const raw = JSON.stringify(envelope("user.created", { ...userData(uid("user")), pad: "x".repeat(100 * 1024) }));
+				return { raw, headers: svixHeaders(raw) };
+			},
+			400,
+		],
 	];
 
 	it.each(rejected)("%s: problem+json, nothing queued", async (_name, make, status) => {

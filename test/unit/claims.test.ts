@@ -38,8 +38,23 @@ describe("Clerk v2 permission decoding", () => {
 
 describe("claim normalisation", () => {
 	it("v1 and v2 tokens describe the same session the same way", () => {
-		const v1 = normalizeClaims({ sub: "user_1", exp: 10, sid: "s", org_id: "org_1", org_slug: "acme", org_role: "admin", org_permissions: ["org:x:read"] });
-		const v2 = normalizeClaims({ sub: "user_1", exp: 10, sid: "s", v: 2, fea: "o:x", o: { id: "org_1", slg: "acme", rol: "admin", per: "read", fpm: "1" } });
+		const v1 = normalizeClaims({
+			sub: "user_1",
+			exp: 10,
+			sid: "s",
+			org_id: "org_1",
+			org_slug: "acme",
+			org_role: "admin",
+			org_permissions: ["org:x:read"],
+		});
+		const v2 = normalizeClaims({
+			sub: "user_1",
+			exp: 10,
+			sid: "s",
+			v: 2,
+			fea: "o:x",
+			o: { id: "org_1", slg: "acme", rol: "admin", per: "read", fpm: "1" },
+		});
 		const { tokenVersion: _a, ...a } = v1;
 		const { tokenVersion: _b, ...b } = v2;
 		expect(a).toEqual(b);

@@ -14,7 +14,12 @@ export const AuditEntrySchema = z
 		target: z.object({ type: z.string().nullable(), id: z.string().nullable() }),
 		before: z.unknown().nullable(),
 		after: z.unknown().nullable(),
-		context: z.object({ ip: z.string().nullable(), country: z.string().nullable(), userAgent: z.string().nullable(), requestId: z.string().nullable() }),
+		context: z.object({
+			ip: z.string().nullable(),
+			country: z.string().nullable(),
+			userAgent: z.string().nullable(),
+			requestId: z.string().nullable(),
+		}),
 		occurredAt: z.number().int(),
 		prevHash: z.string(),
 		hash: z.string(),
@@ -38,7 +43,10 @@ export const listAuditLogs = createRoute({
 		}),
 	},
 	responses: {
-		200: jsonContent(z.object({ data: z.array(AuditEntrySchema), nextCursor: z.string().nullable() }).openapi("AuditPage"), "A page of entries"),
+		200: jsonContent(
+			z.object({ data: z.array(AuditEntrySchema), nextCursor: z.string().nullable() }).openapi("AuditPage"),
+			"A page of entries",
+		),
 		...orgErrors,
 		402: problem("The plan does not include the audit log"),
 	},

@@ -38,6 +38,12 @@ export const billingRouter = createRouter()
 			customerId: sub?.customerId,
 			email: user?.email,
 		});
-		await publishFromRequest(c, { organizationId: orgId, action: "billing.checkout_started", targetType: "checkout_session", targetId: session.id, after: { plan } });
+		await publishFromRequest(c, {
+			organizationId: orgId,
+			action: "billing.checkout_started",
+			targetType: "checkout_session",
+			targetId: session.id,
+			after: { plan },
+		});
 		return c.json(session, 201);
 	});

@@ -3,7 +3,6 @@ import { requirePermission, requireRole } from "../../middleware/authorize";
 import { tenantMiddleware } from "../../middleware/tenant";
 import { jsonContent, OrgIdParam, orgErrors } from "../../openapi";
 
-
 export const BillingSchema = z
 	.object({
 		organizationId: z.string(),
@@ -56,5 +55,8 @@ export const checkout = createRoute({
 			},
 		},
 	},
-	responses: { 201: jsonContent(z.object({ id: z.string(), url: z.string().nullable() }).openapi("CheckoutSession"), "Session created"), ...orgErrors },
+	responses: {
+		201: jsonContent(z.object({ id: z.string(), url: z.string().nullable() }).openapi("CheckoutSession"), "Session created"),
+		...orgErrors,
+	},
 });

@@ -5,10 +5,10 @@ import { webhookDeliveries, webhookEndpoints } from "../../db/schema";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
 import { decodeCursor, page } from "../../lib/cursor";
+import { newId } from "../../lib/ids";
 import { publish, publishFromRequest } from "../../services/events-bus";
 import { newEndpointSecret, refuseUrl, replayDelivery } from "../../services/outgoing-webhooks";
 import * as routes from "./endpoints.routes";
-import { newId } from "../../lib/ids";
 
 type Endpoint = typeof webhookEndpoints.$inferSelect;
 const view = (e: Endpoint) => ({
@@ -57,7 +57,13 @@ export const endpointsRouter = createRouter()
 				updatedAt: now,
 			})
 			.returning();
-		await publishFromRequest(c, { organizationId: orgId, action: "webhook_endpoint.created", targetType: "webhook_endpoint", targetId: row!.id, after: view(row!) });
+		await publishFromRequest(c, {
+			organizationId: orgId,
+			action: "webhook_endpoint.created",
+			targetType: "webhook_endpoint",
+			targetId: row!.id,
+			after: view(row!),
+		});
 		return c.json({ ...view(row!), secret: row!.secret }, 201);
 	})
 	.openapi(routes.listEndpoints, async (c) => {
@@ -81,7 +87,9 @@ export const endpointsRouter = createRouter()
 			.set({
 				...(patch.url ? { url: patch.url } : {}),
 				...(patch.eventTypes ? { eventTypes: JSON.stringify([...new Set(patch.eventTypes)]) } : {}),
-				...(patch.status ? { status: patch.status, ...(patch.status === "enabled" ? { consecutiveFailures: 0, disabledReason: null } : {}) } : {}),
+				...(patch.status
+					? { status: patch.status, ...(patch.status === "enabled" ? { consecutiveFailures: 0, disabledReason: null } : {}) }
+					: {}),
 				updatedAt: Date.now(),
 			})
 			.where(and(eq(webhookEndpoints.organizationId, before.organizationId), eq(webhookEndpoints.id, endpointId)))
@@ -103,7 +111,13 @@ export const endpointsRouter = createRouter()
 			.get("db")
 			.delete(webhookEndpoints)
 			.where(and(eq(webhookEndpoints.organizationId, before.organizationId), eq(webhookEndpoints.id, endpointId)));
-		await publishFromRequest(c, { organizationId: before.organizationId, action: "webhook_endpoint.deleted", targetType: "webhook_endpoint", targetId: endpointId, before: view(before) });
+		await publishFromRequest(c, {
+			organizationId: before.organizationId,
+			action: "webhook_endpoint.deleted",
+			targetType: "webhook_endpoint",
+			targetId: endpointId,
+			before: view(before),
+		});
 		return c.body(null, 204);
 	})
 	.openapi(routes.listDeliveries, async (c) => {
@@ -120,14 +134,20 @@ export const endpointsRouter = createRouter()
 					eq(webhookDeliveries.organizationId, endpoint.organizationId),
 					eq(webhookDeliveries.endpointId, endpointId),
 					before
-						? or(lt(webhookDeliveries.createdAt, before.k), and(eq(webhookDeliveries.createdAt, before.k), lt(webhookDeliveries.id, before.id)))
+						? or(
+								lt(webhookDeliveries.createdAt, before.k),
+								and(eq(webhookDeliveries.createdAt, before.k), lt(webhookDeliveries.id, before.id)),
+							)
 						: undefined,
 				),
 			)
 			.orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
 			.limit(limit + 1);
 		const p = page(rows, limit, (r) => ({ k: r.createdAt, id: r.id }));
-		return c.json({ data: p.data.map(({ organizationId: _o, endpointId: _e, payload: _p, ...d }) => d), nextCursor: p.nextCursor }, 200);
+		return c.json(
+			{ data: p.data.map(({ organizationId: _o, endpointId: _e, payload: _p, ...d }) => d), nextCursor: p.nextCursor },
+			200,
+		);
 	})
 	.openapi(routes.replayDeliveryRoute, async (c) => {
 		const { endpointId, deliveryId } = c.req.valid("param");

@@ -6,7 +6,12 @@ import { TENANT_EVENT_TYPES } from "../../services/outgoing-webhooks";
 
 const middleware = tenantMiddleware(requirePermission("org:webhooks:manage"), requireFeature("outgoing_webhooks"));
 const errors = { ...orgErrors, 402: problem("The plan does not include outgoing webhooks"), 409: problem("Conflict") };
-const param = (name: string) => z.string().min(1).max(128).openapi({ param: { name, in: "path" } });
+const param = (name: string) =>
+	z
+		.string()
+		.min(1)
+		.max(128)
+		.openapi({ param: { name, in: "path" } });
 const OrgParam = { orgId: param("orgId") };
 const EndpointParams = z.object({ ...OrgParam, endpointId: param("endpointId") });
 
@@ -67,7 +72,10 @@ export const listEndpoints = createRoute({
 	security: [{ bearer: [] }],
 	middleware,
 	request: { params: z.object(OrgParam) },
-	responses: { 200: jsonContent(z.object({ data: z.array(EndpointSchema) }).openapi("WebhookEndpointList"), "Endpoints"), ...errors },
+	responses: {
+		200: jsonContent(z.object({ data: z.array(EndpointSchema) }).openapi("WebhookEndpointList"), "Endpoints"),
+		...errors,
+	},
 });
 export const getEndpoint = createRoute({
 	method: "get",
@@ -90,7 +98,11 @@ export const updateEndpoint = createRoute({
 		params: EndpointParams,
 		body: json(
 			z
-				.strictObject({ url: url.optional(), eventTypes: eventTypes.optional(), status: z.enum(["enabled", "disabled"]).optional() })
+				.strictObject({
+					url: url.optional(),
+					eventTypes: eventTypes.optional(),
+					status: z.enum(["enabled", "disabled"]).optional(),
+				})
 				.refine((v) => Object.keys(v).length > 0, "at least one field is required"),
 		),
 	},
@@ -115,7 +127,10 @@ export const listDeliveries = createRoute({
 	middleware,
 	request: { params: EndpointParams, query: CursorQuery },
 	responses: {
-		200: jsonContent(z.object({ data: z.array(DeliverySchema), nextCursor: z.string().nullable() }).openapi("WebhookDeliveryPage"), "Deliveries"),
+		200: jsonContent(
+			z.object({ data: z.array(DeliverySchema), nextCursor: z.string().nullable() }).openapi("WebhookDeliveryPage"),
+			"Deliveries",
+		),
 		...errors,
 	},
 });
@@ -127,5 +142,8 @@ export const replayDeliveryRoute = createRoute({
 	security: [{ bearer: [] }],
 	middleware,
 	request: { params: EndpointParams.extend({ deliveryId: param("deliveryId") }) },
-	responses: { 202: jsonContent(z.object({ status: z.literal("queued"), deliveryId: z.string() }).openapi("ReplayQueued"), "Queued"), ...errors },
+	responses: {
+		202: jsonContent(z.object({ status: z.literal("queued"), deliveryId: z.string() }).openapi("ReplayQueued"), "Queued"),
+		...errors,
+	},
 });

@@ -17,7 +17,10 @@ export const meRouter = createRouter().openapi(routes.me, async (c) => {
 				})
 			: null,
 	]);
-	if (row?.deletedAt) throw new ApiError("INVALID_TOKEN", "the user has been deleted", { headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' } });
+	if (row?.deletedAt)
+		throw new ApiError("INVALID_TOKEN", "the user has been deleted", {
+			headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' },
+		});
 	return c.json(
 		{
 			user: {

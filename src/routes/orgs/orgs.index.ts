@@ -41,7 +41,10 @@ export const orgsRouter = createRouter()
 			)
 			.orderBy(memberships.createdAt, memberships.id)
 			.limit(limit + 1);
-		return c.json(page(rows, limit, (r) => ({ k: r.createdAt, id: r.id })), 200);
+		return c.json(
+			page(rows, limit, (r) => ({ k: r.createdAt, id: r.id })),
+			200,
+		);
 	})
 	.openapi(routes.adminData, async (c) => {
 		const { orgId } = c.req.valid("param");
@@ -95,5 +98,8 @@ export const orgsRouter = createRouter()
 			)
 			.orderBy(desc(events.receivedAt), desc(events.svixId))
 			.limit(limit + 1);
-		return c.json(page(rows, limit, (r) => ({ k: r.receivedAt, id: r.svixId })), 200);
+		return c.json(
+			page(rows, limit, (r) => ({ k: r.receivedAt, id: r.svixId })),
+			200,
+		);
 	});

@@ -2,10 +2,10 @@ import { and, eq, sql } from "drizzle-orm";
 import { createRouter } from "../../app";
 import { paymentOrders, paymentTransactions } from "../../db/schema";
 import { ApiError } from "../../errors";
+import { newId } from "../../lib/ids";
 import { publishFromRequest } from "../../services/events-bus";
 import { createRazorpayOrder, verifyPaymentSignature } from "../../services/razorpay";
 import * as routes from "./payments.routes";
-import { newId } from "../../lib/ids";
 
 type OrderRow = typeof paymentOrders.$inferSelect;
 /** Shaped like Razorpay's order (id = Razorpay's order id, for Checkout), plus our own id and state. */
@@ -59,7 +59,13 @@ export const paymentsRouter = createRouter()
 				updatedAt: now,
 			})
 			.returning();
-		await publishFromRequest(c, { organizationId: orgId, action: "payment_order.created", targetType: "payment_order", targetId: id, after: view(row!, creds.keyId) });
+		await publishFromRequest(c, {
+			organizationId: orgId,
+			action: "payment_order.created",
+			targetType: "payment_order",
+			targetId: id,
+			after: view(row!, creds.keyId),
+		});
 		return c.json(view(row!, creds.keyId), 201);
 	})
 	.openapi(routes.getOrder, async (c) => {
@@ -70,7 +76,12 @@ export const paymentsRouter = createRouter()
 			.get("db")
 			.select()
 			.from(paymentOrders)
-			.where(and(eq(paymentOrders.organizationId, orgId), sql`(${paymentOrders.id} = ${id} OR ${paymentOrders.razorpayOrderId} = ${id})`));
+			.where(
+				and(
+					eq(paymentOrders.organizationId, orgId),
+					sql`(${paymentOrders.id} = ${id} OR ${paymentOrders.razorpayOrderId} = ${id})`,
+				),
+			);
 		if (!row) throw new ApiError("NOT_FOUND", "payment order not found");
 		return c.json(view(row, keyId), 200);
 	})
@@ -86,14 +97,25 @@ export const paymentsRouter = createRouter()
 			.where(and(eq(paymentOrders.organizationId, orgId), eq(paymentOrders.razorpayOrderId, body.razorpay_order_id)));
 		if (!order) throw new ApiError("NOT_FOUND", "payment order not found");
 		const now = Date.now();
-		const valid = await verifyPaymentSignature(keySecret, order.razorpayOrderId, body.razorpay_payment_id, body.razorpay_signature);
+		const valid = await verifyPaymentSignature(
+			keySecret,
+			order.razorpayOrderId,
+			body.razorpay_payment_id,
+			body.razorpay_signature,
+		);
 		if (!valid) {
 			await db
 				.update(paymentOrders)
 				.set({ status: "FAILED", updatedAt: now })
 				.where(and(eq(paymentOrders.id, order.id), eq(paymentOrders.status, "CREATED")));
 			c.get("logger").warn("payment signature mismatch", { orderId: order.id });
-			await publishFromRequest(c, { organizationId: orgId, action: "payment.verification_failed", targetType: "payment_order", targetId: order.id, after: { paymentId: body.razorpay_payment_id } });
+			await publishFromRequest(c, {
+				organizationId: orgId,
+				action: "payment.verification_failed",
+				targetType: "payment_order",
+				targetId: order.id,
+				after: { paymentId: body.razorpay_payment_id },
+			});
 			throw new ApiError("BAD_REQUEST", "payment signature is not valid for this order");
 		}
 		await db.batch([
@@ -117,9 +139,22 @@ export const paymentsRouter = createRouter()
 				.set({ status: "PAID", updatedAt: now })
 				.where(and(eq(paymentOrders.id, order.id), sql`${paymentOrders.status} <> 'PAID'`)),
 		]);
-		await publishFromRequest(c, { organizationId: orgId, action: "payment.verified", targetType: "payment_order", targetId: order.id, before: { status: order.status }, after: { status: "PAID", paymentId: body.razorpay_payment_id } });
+		await publishFromRequest(c, {
+			organizationId: orgId,
+			action: "payment.verified",
+			targetType: "payment_order",
+			targetId: order.id,
+			before: { status: order.status },
+			after: { status: "PAID", paymentId: body.razorpay_payment_id },
+		});
 		return c.json(
-			{ status: "PAID" as const, orderId: order.razorpayOrderId, paymentOrderId: order.id, razorpayOrderId: order.razorpayOrderId, paymentId: body.razorpay_payment_id },
+			{
+				status: "PAID" as const,
+				orderId: order.razorpayOrderId,
+				paymentOrderId: order.id,
+				razorpayOrderId: order.razorpayOrderId,
+				paymentId: body.razorpay_payment_id,
+			},
 			200,
 		);
 	});

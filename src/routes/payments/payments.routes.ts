@@ -24,8 +24,16 @@ export const PaymentOrderSchema = z
 	.openapi("PaymentOrder");
 
 export const CreatePaymentOrder = z.strictObject({
-	amount: z.number().int().min(100).max(1_000_000_000).openapi({ description: "Smallest currency unit; Razorpay's minimum is 100" }),
-	currency: z.string().regex(/^[A-Z]{3}$/).default("INR"),
+	amount: z
+		.number()
+		.int()
+		.min(100)
+		.max(1_000_000_000)
+		.openapi({ description: "Smallest currency unit; Razorpay's minimum is 100" }),
+	currency: z
+		.string()
+		.regex(/^[A-Z]{3}$/)
+		.default("INR"),
 	receipt: z.string().min(1).max(40).optional(),
 	notes: z.record(z.string().max(40), z.string().max(256)).optional(),
 });
@@ -44,7 +52,11 @@ export const createOrder = createRoute({
 	security: [{ bearer: [] }],
 	middleware: [...middleware, idempotency()],
 	request: { body: { required: true, content: { "application/json": { schema: CreatePaymentOrder } } } },
-	responses: { 201: jsonContent(PaymentOrderSchema, "Created at Razorpay and stored (CREATED)"), ...orgErrors, 409: problem("Idempotency-Key reuse") },
+	responses: {
+		201: jsonContent(PaymentOrderSchema, "Created at Razorpay and stored (CREATED)"),
+		...orgErrors,
+		409: problem("Idempotency-Key reuse"),
+	},
 });
 
 export const getOrder = createRoute({
@@ -54,7 +66,15 @@ export const getOrder = createRoute({
 	summary: "A payment order of the active organization",
 	security: [{ bearer: [] }],
 	middleware,
-	request: { params: z.object({ id: z.string().min(1).max(128).openapi({ param: { name: "id", in: "path" } }) }) },
+	request: {
+		params: z.object({
+			id: z
+				.string()
+				.min(1)
+				.max(128)
+				.openapi({ param: { name: "id", in: "path" } }),
+		}),
+	},
 	responses: { 200: jsonContent(PaymentOrderSchema, "The order"), ...orgErrors },
 });
 
@@ -63,13 +83,22 @@ export const verify = createRoute({
 	path: "/api/payments/verify",
 	tags: ["payments"],
 	summary: "Verify Razorpay Checkout's signature and mark the order PAID",
-	description: "HMAC-SHA256 of `<stored order id>|<payment id>` with the key secret, compared in constant time. Verifying twice is harmless.",
+	description:
+		"HMAC-SHA256 of `<stored order id>|<payment id>` with the key secret, compared in constant time. Verifying twice is harmless.",
 	security: [{ bearer: [] }],
 	middleware,
 	request: { body: { required: true, content: { "application/json": { schema: VerifyPayment } } } },
 	responses: {
 		200: jsonContent(
-			z.object({ status: z.literal("PAID"), orderId: z.string(), paymentOrderId: z.string(), razorpayOrderId: z.string(), paymentId: z.string() }).openapi("PaymentVerified"),
+			z
+				.object({
+					status: z.literal("PAID"),
+					orderId: z.string(),
+					paymentOrderId: z.string(),
+					razorpayOrderId: z.string(),
+					paymentId: z.string(),
+				})
+				.openapi("PaymentVerified"),
 			"Verified",
 		),
 		...orgErrors,

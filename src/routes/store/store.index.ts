@@ -18,7 +18,8 @@ const audit = (
 	before?: unknown,
 	after?: unknown,
 	event?: { type: string; data: unknown },
-) => publishFromRequest(c, { organizationId: c.get("access").organization.id, action, targetType, targetId, before, after }, event);
+) =>
+	publishFromRequest(c, { organizationId: c.get("access").organization.id, action, targetType, targetId, before, after }, event);
 /** organization_id stays internal: responses never carry it. */
 function strip<T extends { organizationId: string }>(row: T): Omit<T, "organizationId"> {
 	const { organizationId: _, ...rest } = row;
@@ -28,7 +29,13 @@ const stripAll = <T extends { organizationId: string }>(p: { data: T[]; nextCurs
 	data: p.data.map(strip),
 	nextCursor: p.nextCursor,
 });
-function detail<T extends { organizationId: string; items: { organizationId: string; orderId: string }[]; history: { organizationId: string; id: string; orderId: string }[] }>(o: T) {
+function detail<
+	T extends {
+		organizationId: string;
+		items: { organizationId: string; orderId: string }[];
+		history: { organizationId: string; id: string; orderId: string }[];
+	},
+>(o: T) {
 	return {
 		...strip(o),
 		items: o.items.map(({ organizationId: _o, orderId: _id, ...it }) => it),
@@ -89,7 +96,9 @@ export const storeRouter = createRouter()
 		return c.json({ productId, variantId: variantId ?? null, stock }, 200);
 	})
 	// variants
-	.openapi(routes.listVariants, async (c) => c.json({ data: (await store(c).listVariants(c.req.valid("param").productId)).map(strip) }, 200))
+	.openapi(routes.listVariants, async (c) =>
+		c.json({ data: (await store(c).listVariants(c.req.valid("param").productId)).map(strip) }, 200),
+	)
 	.openapi(routes.createVariant, async (c) => {
 		const row = await store(c).createVariant(c.req.valid("param").productId, c.req.valid("json"));
 		await audit(c, "variant.created", "variant", row.id, undefined, strip(row));
@@ -124,6 +133,14 @@ export const storeRouter = createRouter()
 		const order = await store(c).transitionOrder(c.req.valid("param").orderId, status, c.get("auth").userId, note, ifMatch(c));
 		const from = order.history.at(-2)?.toStatus ?? null;
 		const data = { orderId: order.id, from, to: order.status };
-		await audit(c, "order.status_changed", "order", order.id, { status: from }, { status: order.status, note: note ?? null }, { type: "order.status_changed", data });
+		await audit(
+			c,
+			"order.status_changed",
+			"order",
+			order.id,
+			{ status: from },
+			{ status: order.status, note: note ?? null },
+			{ type: "order.status_changed", data },
+		);
 		return c.json(detail(order), 200, { ETag: etag(order.version) });
 	});

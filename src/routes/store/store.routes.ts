@@ -8,7 +8,11 @@ import { CursorQuery, jsonContent, orgErrors, problem } from "../../openapi";
 // --- schemas ---------------------------------------------------------------------------------
 
 const id = (name: string, example: string) =>
-	z.string().min(1).max(128).openapi({ param: { name, in: "path" }, example });
+	z
+		.string()
+		.min(1)
+		.max(128)
+		.openapi({ param: { name, in: "path" }, example });
 const OrgParam = { orgId: id("orgId", "org_2abc") };
 const name = z.string().trim().min(1).max(200);
 const sku = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - (max 64)");
@@ -20,7 +24,14 @@ const nonEmpty = <T extends z.ZodObject>(s: T) =>
 	s.refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
 
 export const CategorySchema = z
-	.object({ id: z.string(), name: z.string(), slug: z.string(), version: z.number().int(), createdAt: z.number().int(), updatedAt: z.number().int() })
+	.object({
+		id: z.string(),
+		name: z.string(),
+		slug: z.string(),
+		version: z.number().int(),
+		createdAt: z.number().int(),
+		updatedAt: z.number().int(),
+	})
 	.openapi("Category");
 export const ProductSchema = z
 	.object({
@@ -79,13 +90,23 @@ export const OrderSchema = z
 export const OrderDetailSchema = OrderSchema.extend({
 	items: z.array(OrderItemSchema),
 	history: z.array(
-		z.object({ fromStatus: z.string().nullable(), toStatus: z.string(), changedBy: z.string(), note: z.string().nullable(), at: z.number().int() }),
+		z.object({
+			fromStatus: z.string().nullable(),
+			toStatus: z.string(),
+			changedBy: z.string(),
+			note: z.string().nullable(),
+			at: z.number().int(),
+		}),
 	),
 }).openapi("OrderDetail");
 
-const pageOf = <T extends z.ZodType>(item: T, n: string) => z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(n);
+const pageOf = <T extends z.ZodType>(item: T, n: string) =>
+	z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(n);
 
-export const CategoryCreate = z.strictObject({ name, slug: z.string().regex(/^[a-z0-9-]{1,100}$/, "lowercase letters, digits and -") });
+export const CategoryCreate = z.strictObject({
+	name,
+	slug: z.string().regex(/^[a-z0-9-]{1,100}$/, "lowercase letters, digits and -"),
+});
 export const ProductCreate = z.strictObject({
 	name,
 	sku,
@@ -115,7 +136,13 @@ export const InventoryAdjust = z.strictObject({
 });
 export const OrderCreate = z.strictObject({
 	items: z
-		.array(z.strictObject({ productId: z.string().min(1).max(128), variantId: z.string().min(1).max(128).optional(), quantity: z.number().int().min(1).max(1000) }))
+		.array(
+			z.strictObject({
+				productId: z.string().min(1).max(128),
+				variantId: z.string().min(1).max(128).optional(),
+				quantity: z.number().int().min(1).max(1000),
+			}),
+		)
 		.min(1)
 		.max(50),
 	customerEmail: z.email().max(320).nullable().optional(),
@@ -123,7 +150,11 @@ export const OrderCreate = z.strictObject({
 export const OrderTransition = z.strictObject({ status: orderStatus, note: z.string().max(500).optional() });
 
 const IfMatch = z.object({
-	"if-match": z.string().max(100).optional().openapi({ description: 'ETag from a previous read, e.g. "3"; a stale one is a 412' }),
+	"if-match": z
+		.string()
+		.max(100)
+		.optional()
+		.openapi({ description: 'ETag from a previous read, e.g. "3"; a stale one is a 412' }),
 });
 const IdempotencyKey = z.object({
 	"idempotency-key": z.string().max(255).optional().openapi({ description: "Same key and body: same answer, no second row" }),
@@ -143,7 +174,12 @@ const writeErrors = {
 function tenantRoute<const R extends Omit<RouteConfig, "middleware" | "security">>(permission: string, config: R) {
 	const middleware: MiddlewareHandler[] = tenantMiddleware(requirePermission(permission));
 	if (config.method === "post") middleware.push(idempotency());
-	return createRoute({ ...config, security: [{ bearer: [] }], middleware, tags: [config.path.includes("/orders") ? "orders" : "catalogue"] });
+	return createRoute({
+		...config,
+		security: [{ bearer: [] }],
+		middleware,
+		tags: [config.path.includes("/orders") ? "orders" : "catalogue"],
+	});
 }
 
 const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
@@ -242,7 +278,10 @@ export const adjustInventory = tenantRoute(W, {
 	summary: "Adjust stock atomically by a delta (never below zero)",
 	request: { params: productParams, headers: IdempotencyKey, body: body(InventoryAdjust) },
 	responses: {
-		200: ok(z.object({ productId: z.string(), variantId: z.string().nullable(), stock: z.number().int() }).openapi("Inventory"), "New stock"),
+		200: ok(
+			z.object({ productId: z.string(), variantId: z.string().nullable(), stock: z.number().int() }).openapi("Inventory"),
+			"New stock",
+		),
 		...writeErrors,
 	},
 });

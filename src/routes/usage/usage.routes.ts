@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { tenantMiddleware } from "../../middleware/tenant";
 import { requirePermission } from "../../middleware/authorize";
+import { tenantMiddleware } from "../../middleware/tenant";
 import { jsonContent, OrgIdParam, orgErrors } from "../../openapi";
 
 export const UsageSchema = z

@@ -5,9 +5,9 @@ import { createRouter } from "../../app";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
 import { sha256Hex } from "../../lib/crypto";
+import { ClerkEnvelopeSchema, type WebhookMessage } from "../../queue/messages";
 import { verifyWebhookSignature } from "../../services/razorpay";
 import { STRIPE_TOLERANCE_SECONDS, stripeClient, stripeCrypto } from "../../services/stripe";
-import { ClerkEnvelopeSchema, type WebhookMessage } from "../../queue/messages";
 import * as routes from "./webhooks.routes";
 
 /**
@@ -44,7 +44,11 @@ async function enqueue(c: Context<AppEnv>, message: WebhookMessage): Promise<voi
 	try {
 		await c.env.WEBHOOK_QUEUE.send(message, { contentType: "json" });
 	} catch (err) {
-		c.get("logger").error("queue send failed", { source: message.source, id: message.svixId, error: err instanceof Error ? err.message : String(err) });
+		c.get("logger").error("queue send failed", {
+			source: message.source,
+			id: message.svixId,
+			error: err instanceof Error ? err.message : String(err),
+		});
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "event could not be queued, retry later", { headers: { "Retry-After": "10" } });
 	}
 }
@@ -59,60 +63,64 @@ function parseJson(raw: string): Record<string, unknown> {
 	throw new ApiError("BAD_REQUEST", "body is not a JSON object");
 }
 
-export const webhooksRouter = createRouter().openapi(routes.clerkWebhook, async (c) => {
-	const secret = c.get("config").CLERK_WEBHOOK_SECRET;
-	if (!secret) throw new ApiError("BAD_ENVIRONMENT", "CLERK_WEBHOOK_SECRET is not configured");
+export const webhooksRouter = createRouter()
+	.openapi(routes.clerkWebhook, async (c) => {
+		const secret = c.get("config").CLERK_WEBHOOK_SECRET;
+		if (!secret) throw new ApiError("BAD_ENVIRONMENT", "CLERK_WEBHOOK_SECRET is not configured");
 
-	const svixId = c.req.header("svix-id");
-	const svixTimestamp = c.req.header("svix-timestamp");
-	const svixSignature = c.req.header("svix-signature");
-	const missing = [
-		["svix-id", svixId],
-		["svix-timestamp", svixTimestamp],
-		["svix-signature", svixSignature],
-	].filter(([, v]) => !v);
-	if (missing.length > 0) {
-		throw new ApiError("BAD_REQUEST", `missing header ${missing.map(([k]) => k).join(", ")}`, {
-			errors: missing.map(([k]) => ({ path: `headers.${k}`, message: "required" })),
+		const svixId = c.req.header("svix-id");
+		const svixTimestamp = c.req.header("svix-timestamp");
+		const svixSignature = c.req.header("svix-signature");
+		const missing = [
+			["svix-id", svixId],
+			["svix-timestamp", svixTimestamp],
+			["svix-signature", svixSignature],
+		].filter(([, v]) => !v);
+		if (missing.length > 0) {
+			throw new ApiError("BAD_REQUEST", `missing header ${missing.map(([k]) => k).join(", ")}`, {
+				errors: missing.map(([k]) => ({ path: `headers.${k}`, message: "required" })),
+			});
+		}
+		const raw = await readCapped(c.req.raw);
+
+		let wh = verifiers.get(secret);
+		if (!wh) {
+			wh = new Webhook(secret);
+			verifiers.set(secret, wh);
+		}
+		try {
+			// svix 2.x: returns nothing, throws on a bad or stale/future signature (5 min either way).
+			wh.verify(raw, { "svix-id": svixId, "svix-timestamp": svixTimestamp, "svix-signature": svixSignature } as Record<
+				string,
+				string
+			>);
+		} catch {
+			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
+		}
+
+		let json: unknown;
+		try {
+			json = JSON.parse(raw);
+		} catch {
+			throw new ApiError("BAD_REQUEST", "body is not JSON");
+		}
+		const envelope = ClerkEnvelopeSchema.safeParse(json);
+		if (!envelope.success) {
+			throw new ApiError("VALIDATION_FAILED", "body is not a Clerk event envelope", {
+				errors: envelope.error.issues.map((i) => ({ path: i.path.join(".") || "(root)", message: i.message })),
+			});
+		}
+
+		await enqueue(c, {
+			source: "clerk",
+			svixId: svixId as string,
+			type: envelope.data.type,
+			timestamp: envelope.data.timestamp ?? Number(svixTimestamp) * 1000,
+			receivedAt: Date.now(),
+			body: raw,
 		});
-	}
-	const raw = await readCapped(c.req.raw);
-
-	let wh = verifiers.get(secret);
-	if (!wh) {
-		wh = new Webhook(secret);
-		verifiers.set(secret, wh);
-	}
-	try {
-		// svix 2.x: returns nothing, throws on a bad or stale/future signature (5 min either way).
-		wh.verify(raw, { "svix-id": svixId, "svix-timestamp": svixTimestamp, "svix-signature": svixSignature } as Record<string, string>);
-	} catch {
-		throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
-	}
-
-	let json: unknown;
-	try {
-		json = JSON.parse(raw);
-	} catch {
-		throw new ApiError("BAD_REQUEST", "body is not JSON");
-	}
-	const envelope = ClerkEnvelopeSchema.safeParse(json);
-	if (!envelope.success) {
-		throw new ApiError("VALIDATION_FAILED", "body is not a Clerk event envelope", {
-			errors: envelope.error.issues.map((i) => ({ path: i.path.join(".") || "(root)", message: i.message })),
-		});
-	}
-
-	await enqueue(c, {
-		source: "clerk",
-		svixId: svixId as string,
-		type: envelope.data.type,
-		timestamp: envelope.data.timestamp ?? Number(svixTimestamp) * 1000,
-		receivedAt: Date.now(),
-		body: raw,
-	});
-	return c.json({ status: "queued" as const, svixId: svixId as string }, 202);
-})
+		return c.json({ status: "queued" as const, svixId: svixId as string }, 202);
+	})
 
 	.openapi(routes.razorpayWebhook, async (c) => {
 		const secret = c.get("config").RAZORPAY_WEBHOOK_SECRET;
@@ -125,7 +133,8 @@ export const webhooksRouter = createRouter().openapi(routes.clerkWebhook, async 
 		}
 		const event = parseJson(raw);
 		const type = typeof event.event === "string" ? event.event : "";
-		if (!type) throw new ApiError("VALIDATION_FAILED", "body has no event type", { errors: [{ path: "event", message: "required" }] });
+		if (!type)
+			throw new ApiError("VALIDATION_FAILED", "body has no event type", { errors: [{ path: "event", message: "required" }] });
 		// Razorpay's event id is the idempotency key; without one, the body's hash stands in.
 		const id = c.req.header("x-razorpay-event-id") ?? `rzp_${await sha256Hex(raw)}`;
 		const created = typeof event.created_at === "number" ? event.created_at * 1000 : Date.now();
@@ -150,6 +159,13 @@ export const webhooksRouter = createRouter().openapi(routes.clerkWebhook, async 
 		} catch {
 			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
 		}
-		await enqueue(c, { source: "stripe", svixId: event.id, type: event.type, timestamp: event.created * 1000, receivedAt: Date.now(), body: raw });
+		await enqueue(c, {
+			source: "stripe",
+			svixId: event.id,
+			type: event.type,
+			timestamp: event.created * 1000,
+			receivedAt: Date.now(),
+			body: raw,
+		});
 		return c.json({ status: "queued" as const, svixId: event.id }, 202);
 	});

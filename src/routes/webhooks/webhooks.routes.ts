@@ -2,9 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { rateLimit } from "../../middleware/rate-limit";
 import { commonErrors, jsonContent, problem } from "../../openapi";
 
-export const WebhookAccepted = z
-	.object({ status: z.literal("queued"), svixId: z.string() })
-	.openapi("WebhookAccepted");
+export const WebhookAccepted = z.object({ status: z.literal("queued"), svixId: z.string() }).openapi("WebhookAccepted");
 
 export const clerkWebhook = createRoute({
 	method: "post",
@@ -35,7 +33,8 @@ export const razorpayWebhook = createRoute({
 	path: "/api/webhooks/razorpay",
 	tags: ["webhooks"],
 	summary: "Razorpay webhook (payment.captured, payment.failed, order.paid)",
-	description: "X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id.",
+	description:
+		"X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id.",
 	middleware: [rateLimit("public")],
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
@@ -50,7 +49,8 @@ export const stripeWebhook = createRoute({
 	path: "/api/webhooks/stripe",
 	tags: ["webhooks"],
 	summary: "Stripe webhook (subscriptions and invoices)",
-	description: "Stripe-Signature verified with constructEventAsync and SubtleCrypto, 300 s tolerance; idempotent on the event id.",
+	description:
+		"Stripe-Signature verified with constructEventAsync and SubtleCrypto, 300 s tolerance; idempotent on the event id.",
 	middleware: [rateLimit("public")],
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
