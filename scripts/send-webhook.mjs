@@ -46,6 +46,9 @@ function data(type) {
 		};
 	}
 	if (type.startsWith("organizationMembership.")) {
+		// Clerk embeds the organization as it is now; for the seeded demo org, send its seeded values.
+		const org = args.org ?? "org_demo";
+		const demo = org === "org_demo";
 		return {
 			id: args.id ?? `orgmem_${randomUUID().slice(0, 8)}`,
 			object: "organization_membership",
@@ -53,12 +56,12 @@ function data(type) {
 			created_at: now,
 			updated_at: now,
 			organization: {
-				id: args.org ?? "org_demo",
+				id: org,
 				object: "organization",
-				name: args.org ?? "org_demo",
-				slug: args.org ?? "demo",
-				created_at: now,
-				updated_at: now,
+				name: args.name ?? (demo ? "Demo Inc" : org),
+				slug: args.slug ?? (demo ? "demo" : org),
+				created_at: demo ? 1700000000000 : now,
+				updated_at: demo ? 1700000000000 : now,
 			},
 			public_user_data: {
 				user_id: args.user,
