@@ -504,25 +504,31 @@ export class TenantStore {
 			throw new ApiError("CONFLICT", `cannot move an order from ${order.status} to ${to}`);
 		}
 		const now = Date.now();
-		const next = order.version + 1;
-		const won = sql`EXISTS (SELECT 1 FROM orders WHERE id = ${id} AND organization_id = ${this.organizationId}
-			AND status = ${to} AND version = ${next})`;
+		// Every statement is guarded by the state this transition was read from, and the order's own
+		// UPDATE runs last: inside the batch's transaction either all of them see that state and apply,
+		// or another transition got there first and none does. (A guard on the resulting state would not
+		// do: two racing transitions to the same status produce the same result.)
+		const unchanged = sql`EXISTS (SELECT 1 FROM orders WHERE id = ${id} AND organization_id = ${this.organizationId}
+			AND status = ${order.status} AND version = ${order.version})`;
 		const statements: SQL[] = [
-			sql`UPDATE orders SET status = ${to}, version = ${next}, updated_at = ${now}
-				WHERE id = ${id} AND organization_id = ${this.organizationId} AND status = ${order.status} AND version = ${order.version}`,
 			sql`INSERT INTO order_status_history (id, organization_id, order_id, from_status, to_status, changed_by, note, at)
-				SELECT ${newId("osh")}, ${this.organizationId}, ${id}, ${order.status}, ${to}, ${userId}, ${note ?? null}, ${now} WHERE ${won}`,
+				SELECT ${newId("osh")}, ${this.organizationId}, ${id}, ${order.status}, ${to}, ${userId}, ${note ?? null}, ${now} WHERE ${unchanged}`,
 		];
 		if (to === "cancelled") {
 			for (const it of order.items) {
 				statements.push(
 					it.variantId
-						? sql`UPDATE variants SET stock = stock + ${it.quantity} WHERE id = ${it.variantId} AND organization_id = ${this.organizationId} AND ${won}`
-						: sql`UPDATE products SET stock = stock + ${it.quantity} WHERE id = ${it.productId} AND organization_id = ${this.organizationId} AND ${won}`,
+						? sql`UPDATE variants SET stock = stock + ${it.quantity} WHERE id = ${it.variantId} AND organization_id = ${this.organizationId} AND ${unchanged}`
+						: sql`UPDATE products SET stock = stock + ${it.quantity} WHERE id = ${it.productId} AND organization_id = ${this.organizationId} AND ${unchanged}`,
 				);
 			}
 		}
-		const [update] = await runBatch(this.db.$client, statements);
+		statements.push(
+			sql`UPDATE orders SET status = ${to}, version = ${order.version + 1}, updated_at = ${now}
+				WHERE id = ${id} AND organization_id = ${this.organizationId} AND status = ${order.status} AND version = ${order.version}`,
+		);
+		const results = await runBatch(this.db.$client, statements);
+		const update = results[results.length - 1];
 		if (!update || update.meta.changes === 0) {
 			throw new ApiError("CONFLICT", "the order changed concurrently; read it again and retry");
 		}
