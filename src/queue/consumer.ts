@@ -187,28 +187,26 @@ async function emitApplied(db: Database, env: Env | undefined, applied: Planned[
 	if (!env) return;
 	const wanted = applied.filter((t) => (t.plan.events?.length ?? 0) > 0 || t.body.type === "session.created");
 	if (wanted.length === 0) return;
-	const rows = await db
-		.select({ svixId: events.svixId, outcome: events.outcome })
-		.from(events)
-		.where(
-			inArray(
-				events.svixId,
-				wanted.map((t) => t.body.svixId),
-			),
-		);
-	const outcome = new Map(rows.map((r) => [r.svixId, r.outcome]));
-	const out: TenantEvent[] = [];
-	for (const t of wanted) {
-		if (t.body.type === "session.created") {
-			out.push(...(await signInAudits(db, t.body)));
-		} else if (outcome.get(t.body.svixId) === "processed") {
-			out.push(...(t.plan.events ?? []));
-		}
-	}
+	// The D1 writes are committed: a failure here must not make the batch run again, so it is logged.
 	try {
+		const rows = await db
+			.select({ svixId: events.svixId, outcome: events.outcome })
+			.from(events)
+			.where(
+				inArray(
+					events.svixId,
+					wanted.map((t) => t.body.svixId),
+				),
+			);
+		const outcome = new Map(rows.map((r) => [r.svixId, r.outcome]));
+		const out: TenantEvent[] = [];
+		for (const t of wanted) {
+			if (t.body.type === "session.created") out.push(...(await signInAudits(db, t.body)));
+			else if (outcome.get(t.body.svixId) === "processed") out.push(...(t.plan.events ?? []));
+		}
 		await publish(env, out, logger);
 	} catch (err) {
-		logger.error("could not publish tenant events", errorFields(err));
+		logger.error("could not publish tenant events for applied webhooks", { svixIds: wanted.map((t) => t.body.svixId), ...errorFields(err) });
 	}
 }
 
