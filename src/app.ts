@@ -5,7 +5,7 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./env";
 import { EnvError } from "./env";
-import { ApiError, type ErrorCode, type FieldError, problemBody, statusToCode } from "./errors";
+import { ApiError, type ErrorCode, type FieldError, fieldErrors, problemResponse, statusToCode } from "./errors";
 import { createLogger, errorFields } from "./lib/logger";
 import { init } from "./middleware/init";
 import { adminRouter } from "./routes/admin/admin.index";
@@ -29,12 +29,7 @@ export function createRouter() {
 		strict: true,
 		defaultHook: (result) => {
 			if (!result.success) {
-				// Unknown fields are reported one by one, so a client sees exactly which to drop.
-				const errors: FieldError[] = result.error.issues.flatMap((i) =>
-					i.code === "unrecognized_keys"
-						? i.keys.map((k) => ({ path: [...i.path, k].map(String).join("."), message: "unknown field" }))
-						: [{ path: i.path.map(String).join(".") || "(root)", message: i.message }],
-				);
+				const errors = fieldErrors(result.error.issues);
 				throw new ApiError("VALIDATION_FAILED", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
 					errors,
 				});
@@ -50,12 +45,7 @@ function problem(
 	headers: Record<string, string> = {},
 	errors?: FieldError[],
 ) {
-	const requestId = c.get("requestId") ?? crypto.randomUUID();
-	const body = problemBody(code, detail, requestId, errors);
-	return new Response(JSON.stringify(body), {
-		status: body.status,
-		headers: { "content-type": "application/problem+json", "x-request-id": requestId, ...headers },
-	});
+	return problemResponse(code, detail, c.get("requestId") ?? crypto.randomUUID(), headers, errors);
 }
 
 export const MAX_JSON_BODY_BYTES = 256 * 1024;

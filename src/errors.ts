@@ -1,5 +1,6 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
 
 export const errorCodes = [
 	"BAD_REQUEST",
@@ -123,6 +124,18 @@ export function problemBody(code: ErrorCode, detail: string, requestId: string, 
 }
 
 /** A problem+json Response, for places outside Hono's onError (queue, entry). */
+/**
+ * zod issues as per-field errors; unknown fields are reported one by one, so a client sees exactly
+ * which to drop.
+ */
+export function fieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
+	return issues.flatMap((i) =>
+		i.code === "unrecognized_keys"
+			? i.keys.map((k) => ({ path: [...i.path, k].map(String).join("."), message: "unknown field" }))
+			: [{ path: i.path.map(String).join(".") || "(root)", message: i.message }],
+	);
+}
+
 export function problemResponse(
 	code: ErrorCode,
 	detail: string,

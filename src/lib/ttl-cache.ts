@@ -38,8 +38,4 @@ export class TtlCache<K, V> {
 	clear(): void {
 		this.map.clear();
 	}
-
-	get size(): number {
-		return this.map.size;
-	}
 }

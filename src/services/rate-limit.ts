@@ -45,11 +45,6 @@ const leases = new Map<string, Lease>();
 // Keys the object refused, until the moment it said a token would be available again.
 const blocked = new Map<string, { until: number; limit: number; resetAt: number }>();
 
-export function resetLeaseState(): void {
-	leases.clear();
-	blocked.clear();
-}
-
 const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
 
 function validate(r: unknown): TakeResult {

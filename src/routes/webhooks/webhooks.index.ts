@@ -3,7 +3,7 @@ import type Stripe from "stripe";
 import { Webhook } from "svix";
 import { createRouter } from "../../app";
 import type { AppEnv } from "../../env";
-import { ApiError } from "../../errors";
+import { ApiError, fieldErrors } from "../../errors";
 import { sha256Hex } from "../../lib/crypto";
 import { ClerkEnvelopeSchema, type WebhookMessage } from "../../queue/messages";
 import { verifyWebhookSignature } from "../../services/razorpay";
@@ -98,17 +98,9 @@ export const webhooksRouter = createRouter()
 			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
 		}
 
-		let json: unknown;
-		try {
-			json = JSON.parse(raw);
-		} catch {
-			throw new ApiError("BAD_REQUEST", "body is not JSON");
-		}
-		const envelope = ClerkEnvelopeSchema.safeParse(json);
+		const envelope = ClerkEnvelopeSchema.safeParse(parseJson(raw));
 		if (!envelope.success) {
-			throw new ApiError("VALIDATION_FAILED", "body is not a Clerk event envelope", {
-				errors: envelope.error.issues.map((i) => ({ path: i.path.join(".") || "(root)", message: i.message })),
-			});
+			throw new ApiError("VALIDATION_FAILED", "body is not a Clerk event envelope", { errors: fieldErrors(envelope.error.issues) });
 		}
 
 		await enqueue(c, {
