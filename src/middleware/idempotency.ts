@@ -34,12 +34,15 @@ export function idempotency() {
 		const now = Date.now();
 		const where = and(eq(idempotencyKeys.organizationId, organizationId), eq(idempotencyKeys.key, key));
 
-		// Expired keys are free again.
-		await db.delete(idempotencyKeys).where(and(where, lt(idempotencyKeys.createdAt, now - IDEMPOTENCY_TTL_MS)));
+		// One statement claims the key: a new one, or an expired one (free again) taken over.
 		const claimed = await db
 			.insert(idempotencyKeys)
 			.values({ organizationId, key, userId, requestHash, state: "pending", createdAt: now })
-			.onConflictDoNothing()
+			.onConflictDoUpdate({
+				target: [idempotencyKeys.organizationId, idempotencyKeys.key],
+				set: { userId, requestHash, state: "pending", status: null, responseBody: null, createdAt: now },
+				setWhere: lt(idempotencyKeys.createdAt, now - IDEMPOTENCY_TTL_MS),
+			})
 			.returning({ key: idempotencyKeys.key });
 
 		if (claimed.length === 0) {

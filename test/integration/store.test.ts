@@ -172,6 +172,24 @@ describe("Idempotency-Key", () => {
 		expect(other.status, other.text).toBe(409);
 	});
 
+	it("a key older than 24 h is free again for a different request", async () => {
+		const s = await setup();
+		const key = uid("key");
+		const first = await call("POST", `${s.base}/products`, {
+			token: s.admin,
+			headers: { "idempotency-key": key },
+			body: { name: "Old", sku: uid("S"), priceMinor: 1, currency: "INR" },
+		});
+		expect(first.status).toBe(201);
+		const reuse = { name: "New", sku: uid("S"), priceMinor: 2, currency: "INR" };
+		expect((await call("POST", `${s.base}/products`, { token: s.admin, headers: { "idempotency-key": key }, body: reuse })).status).toBe(409);
+		await env.DB.prepare("UPDATE idempotency_keys SET created_at = created_at - 86400001 WHERE organization_id = ? AND key = ?").bind(s.orgId, key).run();
+		const again = await call("POST", `${s.base}/products`, { token: s.admin, headers: { "idempotency-key": key }, body: reuse });
+		expect(again.status, again.text).toBe(201);
+		expect(again.json.name).toBe("New");
+		expect(again.headers.get("idempotent-replayed")).toBeNull();
+	});
+
 	it("a failed request releases the key; keys are per organization", async () => {
 		const s = await setup();
 		const key = uid("key");
