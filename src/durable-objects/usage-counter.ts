@@ -24,6 +24,9 @@ const monthOf = (t: number) => new Date(t).toISOString().slice(0, 7);
  * outgoing webhook event (usage.threshold_reached) per threshold per month.
  */
 export class UsageCounter extends DurableObject<Env> {
+	/** Written to storage once (the alarm needs it), not on every add. */
+	private organizationId: string | null = null;
+
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 		ctx.storage.sql.exec(`
@@ -43,7 +46,10 @@ export class UsageCounter extends DurableObject<Env> {
 		const day = dayOf(at);
 		const month = monthOf(at);
 		const sql = this.ctx.storage.sql;
-		sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('organization_id', ?)", input.organizationId);
+		if (this.organizationId !== input.organizationId) {
+			sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('organization_id', ?)", input.organizationId);
+			this.organizationId = input.organizationId;
+		}
 		if (input.count > 0) {
 			sql.exec(
 				"INSERT INTO counts (day, count, dirty) VALUES (?, ?, 1) ON CONFLICT (day) DO UPDATE SET count = count + excluded.count, dirty = 1",
