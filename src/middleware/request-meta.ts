@@ -1,0 +1,15 @@
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
+import type { RequestMeta } from "../lib/request-meta";
+
+/** The plain-value view of a request that services take (see RequestMeta). */
+export function requestMeta(c: Context<AppEnv>): RequestMeta {
+	const cf = (c.req.raw as Request & { cf?: { country?: string } }).cf;
+	return {
+		requestId: c.get("requestId") ?? null,
+		ip: c.req.header("cf-connecting-ip") ?? null,
+		country: cf?.country ?? c.req.header("cf-ipcountry") ?? null,
+		userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
+		actor: c.get("auth")?.userId ?? null,
+	};
+}
