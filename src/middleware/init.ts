@@ -1,4 +1,5 @@
 import { createMiddleware } from "hono/factory";
+import { monitorDeps } from "./request-meta";
 import { createDb } from "../db/client";
 import type { AppEnv } from "../env";
 import { parseEnv } from "../env";
@@ -26,7 +27,7 @@ export function init() {
 		c.set("logger", logger);
 		await next();
 		c.header("X-Request-Id", requestId);
-		noteResponse(c, c.res.status);
+		noteResponse(monitorDeps(c), c.req.path, c.res.status);
 		const auth = c.get("auth");
 		logger.info("request", {
 			method: c.req.method,

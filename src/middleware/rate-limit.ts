@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
+import { monitorDeps } from "./request-meta";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { PUBLIC_REQUESTS_PER_MINUTE, USER_REQUESTS_PER_MINUTE } from "../services/plans";
@@ -68,7 +69,7 @@ export function rateLimit(scope: Scope) {
 			c.get("logger").info("rate limited", { scope, retryAfter: decision.retryAfterSeconds });
 			if (scope === "tenant") {
 				const orgId = c.get("access").organization.id;
-				noteRateLimited(c, orgId, `org:${orgId}`, decision.limit);
+				noteRateLimited(monitorDeps(c), orgId, `org:${orgId}`, decision.limit);
 			}
 			throw new ApiError("RATE_LIMITED", `rate limit of ${decision.limit} requests per minute exceeded`, {
 				headers: { ...headers, "Retry-After": String(decision.retryAfterSeconds) },

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import type { RequestMeta } from "../lib/request-meta";
+import type { MonitorDeps } from "../services/security-monitor";
 
 /** The plain-value view of a request that services take (see RequestMeta). */
 export function requestMeta(c: Context<AppEnv>): RequestMeta {
@@ -11,5 +12,15 @@ export function requestMeta(c: Context<AppEnv>): RequestMeta {
 		country: cf?.country ?? c.req.header("cf-ipcountry") ?? null,
 		userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
 		actor: c.get("auth")?.userId ?? null,
+	};
+}
+
+/** Dependencies of the security monitors, taken from the request. */
+export function monitorDeps(c: Context<AppEnv>): MonitorDeps {
+	return {
+		env: c.env,
+		meta: requestMeta(c),
+		logger: c.get("logger"),
+		waitUntil: (p) => c.executionCtx.waitUntil(p),
 	};
 }

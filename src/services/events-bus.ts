@@ -1,9 +1,9 @@
-import type { Context } from "hono";
 import { createDb } from "../db/client";
 import { outbox } from "../db/schema";
-import type { AppEnv, Env } from "../env";
+import type { Env } from "../env";
 import { newId } from "../lib/ids";
 import type { Logger } from "../lib/logger";
+import type { RequestMeta } from "../lib/request-meta";
 import type { AuditMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
 
 /**
@@ -38,25 +38,19 @@ export interface AuditInput {
 }
 
 /** An audit entry for a request: the caller as actor, with IP, country, user agent and request id. */
-export function auditFromRequest(c: Context<AppEnv>, input: AuditInput): AuditMessage {
-	const cf = (c.req.raw as Request & { cf?: { country?: string } }).cf;
+export function auditEntry(meta: RequestMeta, input: AuditInput): AuditMessage {
 	return {
 		kind: "audit",
 		id: newId("aud"),
 		organizationId: input.organizationId,
 		actorType: "user",
-		actorId: c.get("auth")?.userId ?? null,
+		actorId: meta.actor,
 		action: input.action,
 		targetType: input.targetType ?? null,
 		targetId: input.targetId ?? null,
 		before: input.before,
 		after: input.after,
-		context: {
-			ip: c.req.header("cf-connecting-ip") ?? null,
-			country: cf?.country ?? c.req.header("cf-ipcountry") ?? null,
-			userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
-			requestId: c.get("requestId") ?? null,
-		},
+		context: { ip: meta.ip, country: meta.country, userAgent: meta.userAgent, requestId: meta.requestId },
 		occurredAt: Date.now(),
 	};
 }
@@ -85,12 +79,14 @@ export function tenantEvent(organizationId: string, type: string, data: unknown,
 }
 
 /** Audit + outgoing webhook for a request-side change, in one send. */
-export function publishFromRequest(
-	c: Context<AppEnv>,
+export function publishChange(
+	env: Env,
+	meta: RequestMeta,
+	logger: Logger,
 	audit: AuditInput,
 	event?: { type: string; data: unknown },
 ): Promise<void> {
-	const messages: TenantEvent[] = [auditFromRequest(c, audit)];
+	const messages: TenantEvent[] = [auditEntry(meta, audit)];
 	if (event) messages.push(tenantEvent(audit.organizationId, event.type, event.data));
-	return publish(c.env, messages, c.get("logger"));
+	return publish(env, messages, logger);
 }

@@ -1,7 +1,8 @@
-import type { Context } from "hono";
-import type { AppEnv } from "../env";
+import type { Env } from "../env";
+import type { Logger } from "../lib/logger";
+import type { RequestMeta } from "../lib/request-meta";
 import { TtlCache } from "../lib/ttl-cache";
-import { auditFromRequest, publish } from "./events-bus";
+import { auditEntry, publish } from "./events-bus";
 
 export const BURST_THRESHOLD = 10;
 export const BURST_WINDOW_MS = 60_000;
@@ -14,45 +15,55 @@ const refusals = new TtlCache<string, true>(10_000);
 
 const ORG_PATH = /^\/api\/orgs\/([^/]+)/;
 
-/** Called for every response: counts 401/403 answers on organization routes and audits a burst. */
-export function noteResponse(c: Context<AppEnv>, status: number): void {
+/** What a monitor needs to write its audit entry off the request's hot path. */
+export interface MonitorDeps {
+	env: Env;
+	meta: RequestMeta;
+	logger: Logger;
+	waitUntil: (p: Promise<unknown>) => void;
+}
+
+/**
+ * Called for every response: counts 401/403 answers on organization routes and audits a burst.
+ * Returns the audit work (already handed to waitUntil), or null when nothing is written.
+ */
+export function noteResponse(deps: MonitorDeps, path: string, status: number): void {
 	if (status !== 401 && status !== 403) return;
-	const orgId = ORG_PATH.exec(c.req.path)?.[1];
+	const orgId = ORG_PATH.exec(path)?.[1];
 	if (!orgId) return;
-	const ip = c.req.header("cf-connecting-ip") ?? "unknown";
-	const key = `${orgId}|${ip}|${status}`;
+	const key = `${orgId}|${deps.meta.ip ?? "unknown"}|${status}`;
 	const entry = failures.get(key) ?? { count: 0, reported: false };
 	entry.count += 1;
 	if (!failures.get(key)) failures.set(key, entry, BURST_WINDOW_MS);
 	if (entry.count < BURST_THRESHOLD || entry.reported) return;
 	entry.reported = true;
-	c.executionCtx.waitUntil(
+	deps.waitUntil(
 		(async () => {
 			// Only organizations that exist get entries: a 401 burst can name any id in the path.
-			const exists = await c.env.DB.prepare("SELECT 1 AS ok FROM organizations WHERE id = ?").bind(orgId).first();
+			const exists = await deps.env.DB.prepare("SELECT 1 AS ok FROM organizations WHERE id = ?").bind(orgId).first();
 			if (!exists) return;
-			const audit = auditFromRequest(c, {
+			const meta = status === 401 ? { ...deps.meta, actor: null } : deps.meta;
+			const audit = auditEntry(meta, {
 				organizationId: orgId,
 				action: status === 401 ? "security.unauthenticated_burst" : "security.forbidden_burst",
 				targetType: "organization",
 				targetId: orgId,
 				after: { status, count: entry.count, windowSeconds: BURST_WINDOW_MS / 1000 },
 			});
-			if (status === 401) audit.actorId = null;
-			await publish(c.env, [audit], c.get("logger"));
+			await publish(deps.env, [audit], deps.logger);
 		})().catch(() => undefined),
 	);
 }
 
 /** Audits a tenant rate-limit refusal (once per key per minute). */
-export function noteRateLimited(c: Context<AppEnv>, organizationId: string, key: string, limit: number): void {
+export function noteRateLimited(deps: MonitorDeps, organizationId: string, key: string, limit: number): void {
 	if (refusals.get(key)) return;
 	refusals.set(key, true, 60_000);
-	c.executionCtx.waitUntil(
+	deps.waitUntil(
 		publish(
-			c.env,
+			deps.env,
 			[
-				auditFromRequest(c, {
+				auditEntry(deps.meta, {
 					organizationId,
 					action: "rate_limit.exceeded",
 					targetType: "rate_limit",
@@ -60,7 +71,7 @@ export function noteRateLimited(c: Context<AppEnv>, organizationId: string, key:
 					after: { limit, windowSeconds: 60 },
 				}),
 			],
-			c.get("logger"),
+			deps.logger,
 		).catch(() => undefined),
 	);
 }

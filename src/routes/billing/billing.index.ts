@@ -1,10 +1,11 @@
 import { eq } from "drizzle-orm";
 import { createRouter } from "../../app";
 import { subscriptions } from "../../db/schema";
-import { publishFromRequest } from "../../services/events-bus";
+import { publishChange } from "../../services/events-bus";
 import { PLANS, planOf } from "../../services/plans";
 import { createCheckoutSession } from "../../services/stripe";
 import { getUser } from "../../services/users";
+import { requestMeta } from "../../middleware/request-meta";
 import * as routes from "./billing.routes";
 
 export const billingRouter = createRouter()
@@ -38,7 +39,7 @@ export const billingRouter = createRouter()
 			customerId: sub?.customerId,
 			email: user?.email,
 		});
-		await publishFromRequest(c, {
+		await publishChange(c.env, requestMeta(c), c.get("logger"), {
 			organizationId: orgId,
 			action: "billing.checkout_started",
 			targetType: "checkout_session",

@@ -6,8 +6,9 @@ import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
 import { decodeCursor, page } from "../../lib/cursor";
 import { newId } from "../../lib/ids";
-import { publish, publishFromRequest } from "../../services/events-bus";
+import { publish, publishChange } from "../../services/events-bus";
 import { newEndpointSecret, refuseUrl, replayDelivery } from "../../services/outgoing-webhooks";
+import { requestMeta } from "../../middleware/request-meta";
 import * as routes from "./endpoints.routes";
 
 type Endpoint = typeof webhookEndpoints.$inferSelect;
@@ -57,7 +58,7 @@ export const endpointsRouter = createRouter()
 				updatedAt: now,
 			})
 			.returning();
-		await publishFromRequest(c, {
+		await publishChange(c.env, requestMeta(c), c.get("logger"), {
 			organizationId: orgId,
 			action: "webhook_endpoint.created",
 			targetType: "webhook_endpoint",
@@ -94,7 +95,7 @@ export const endpointsRouter = createRouter()
 			})
 			.where(and(eq(webhookEndpoints.organizationId, before.organizationId), eq(webhookEndpoints.id, endpointId)))
 			.returning();
-		await publishFromRequest(c, {
+		await publishChange(c.env, requestMeta(c), c.get("logger"), {
 			organizationId: before.organizationId,
 			action: "webhook_endpoint.updated",
 			targetType: "webhook_endpoint",
@@ -111,7 +112,7 @@ export const endpointsRouter = createRouter()
 			.get("db")
 			.delete(webhookEndpoints)
 			.where(and(eq(webhookEndpoints.organizationId, before.organizationId), eq(webhookEndpoints.id, endpointId)));
-		await publishFromRequest(c, {
+		await publishChange(c.env, requestMeta(c), c.get("logger"), {
 			organizationId: before.organizationId,
 			action: "webhook_endpoint.deleted",
 			targetType: "webhook_endpoint",

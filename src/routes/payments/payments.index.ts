@@ -3,8 +3,9 @@ import { createRouter } from "../../app";
 import { paymentOrders, paymentTransactions } from "../../db/schema";
 import { ApiError } from "../../errors";
 import { newId } from "../../lib/ids";
-import { publishFromRequest } from "../../services/events-bus";
+import { publishChange } from "../../services/events-bus";
 import { createRazorpayOrder, verifyPaymentSignature } from "../../services/razorpay";
+import { requestMeta } from "../../middleware/request-meta";
 import * as routes from "./payments.routes";
 
 type OrderRow = typeof paymentOrders.$inferSelect;
@@ -59,7 +60,7 @@ export const paymentsRouter = createRouter()
 				updatedAt: now,
 			})
 			.returning();
-		await publishFromRequest(c, {
+		await publishChange(c.env, requestMeta(c), c.get("logger"), {
 			organizationId: orgId,
 			action: "payment_order.created",
 			targetType: "payment_order",
@@ -109,7 +110,7 @@ export const paymentsRouter = createRouter()
 				.set({ status: "FAILED", updatedAt: now })
 				.where(and(eq(paymentOrders.id, order.id), eq(paymentOrders.status, "CREATED")));
 			c.get("logger").warn("payment signature mismatch", { orderId: order.id });
-			await publishFromRequest(c, {
+			await publishChange(c.env, requestMeta(c), c.get("logger"), {
 				organizationId: orgId,
 				action: "payment.verification_failed",
 				targetType: "payment_order",
@@ -139,7 +140,7 @@ export const paymentsRouter = createRouter()
 				.set({ status: "PAID", updatedAt: now })
 				.where(and(eq(paymentOrders.id, order.id), sql`${paymentOrders.status} <> 'PAID'`)),
 		]);
-		await publishFromRequest(c, {
+		await publishChange(c.env, requestMeta(c), c.get("logger"), {
 			organizationId: orgId,
 			action: "payment.verified",
 			targetType: "payment_order",

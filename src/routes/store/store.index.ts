@@ -2,8 +2,9 @@ import type { Context } from "hono";
 import { createRouter } from "../../app";
 import type { AppEnv } from "../../env";
 import { etag, ifMatchVersion } from "../../lib/etag";
-import { publishFromRequest } from "../../services/events-bus";
+import { publishChange } from "../../services/events-bus";
 import { TenantStore } from "../../services/tenant-store";
+import { requestMeta } from "../../middleware/request-meta";
 import * as routes from "./store.routes";
 
 /** The store for the organization the caller was authorized for (never the raw path parameter). */
@@ -19,7 +20,7 @@ const audit = (
 	after?: unknown,
 	event?: { type: string; data: unknown },
 ) =>
-	publishFromRequest(c, { organizationId: c.get("access").organization.id, action, targetType, targetId, before, after }, event);
+	publishChange(c.env, requestMeta(c), c.get("logger"), { organizationId: c.get("access").organization.id, action, targetType, targetId, before, after }, event);
 /** organization_id stays internal: responses never carry it. */
 function strip<T extends { organizationId: string }>(row: T): Omit<T, "organizationId"> {
 	const { organizationId: _, ...rest } = row;
