@@ -9,7 +9,7 @@ export type MemberSpec =
 			/** Role key; default "org:member". Ignored when `permissions` is given. */
 			role?: string;
 			/** A custom role (created for this member) holding exactly these permission keys. */
-			permissions?: string[];
+			permissions?: readonly string[];
 			/** Sign the token with this organization active (org id and role in the claims), as Clerk does. */
 			activeOrg?: boolean;
 	  };
@@ -39,7 +39,7 @@ export type Tenant<M extends Record<string, MemberSpec> = typeof DEFAULT_MEMBERS
 const DEFAULT_MEMBERS = { admin: "org:admin", member: "org:member" } as const;
 
 /** A global role with exactly these permissions (none by default); returns its key. */
-export async function seedRole(permissions: string[] = []): Promise<string> {
+export async function seedRole(permissions: readonly string[] = []): Promise<string> {
 	const id = uid("role");
 	const key = `org:${uid("custom").toLowerCase()}`;
 	await env.DB.batch([
