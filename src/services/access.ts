@@ -7,7 +7,7 @@ import { ApiError } from "../errors";
 import { TtlCache } from "../lib/ttl-cache";
 import { limitsFor, type PlanLimits } from "./plans";
 
-export interface OrgSummary {
+interface OrgSummary {
 	id: string;
 	name: string | null;
 	slug: string | null;
@@ -34,7 +34,7 @@ interface Lookup {
 	rolePermissions: string[];
 }
 
-export const ACCESS_CACHE_TTL_MS = 5_000;
+const ACCESS_CACHE_TTL_MS = 5_000;
 // Organization + membership lookups, 5 s per (org, user) in this isolate. The webhook consumer
 // evicts entries it changes (see invalidateAccess); other isolates see a change within 5 s.
 const accessCache = new TtlCache<string, Lookup>(10_000);

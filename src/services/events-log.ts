@@ -12,9 +12,9 @@ import type { SyncPlan } from "./sync-plan";
  * (queued, processed, stale, ignored, failed), keyed by its svix id (the idempotency key).
  */
 
-export type EventOutcome = (typeof events.$inferSelect)["outcome"];
+type EventOutcome = (typeof events.$inferSelect)["outcome"];
 
-export interface EventSummary {
+interface EventSummary {
 	svixId: string;
 	type: string;
 	entityId: string | null;

@@ -6,7 +6,7 @@ import { decodeCursor, page } from "../lib/cursor";
 
 /** Reads over the organizations, memberships and invitations mirrored from Clerk. */
 
-export interface Member {
+interface Member {
 	id: string;
 	userId: string;
 	role: string;
@@ -47,7 +47,7 @@ export async function listMembers(
 	return page(rows, q.limit, (r) => ({ k: r.createdAt, id: r.id }));
 }
 
-export interface OrgAdminData {
+interface OrgAdminData {
 	organizationId: string;
 	memberCount: number;
 	admins: number;

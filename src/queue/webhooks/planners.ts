@@ -1,4 +1,3 @@
-import type { SQL } from "drizzle-orm";
 import type { Database } from "../../db/client";
 import type { Logger } from "../../lib/logger";
 import { planRazorpayEvent, planStripeEvent } from "../../services/billing-sync";
@@ -12,7 +11,7 @@ export interface Planned {
 	msg: Message<unknown>;
 	body: WebhookMessage;
 	plan: SyncPlan;
-	statements: SQL[];
+	statements: SyncPlan["statements"];
 }
 
 /** The message body, or null (logged) when it is not something our producers write: retrying cannot fix it. */
