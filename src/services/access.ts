@@ -148,6 +148,17 @@ export async function resolveOrgAccess(db: Database, auth: AuthContext, orgId: s
 	throw new ApiError("FORBIDDEN", "not a member of this organization");
 }
 
+/** The caller's standing in the token's active organization; null when there is none or they no longer belong to it. */
+export async function activeOrgAccess(db: Database, auth: AuthContext): Promise<OrgAccess | null> {
+	if (!auth.orgId) return null;
+	try {
+		return await resolveOrgAccess(db, auth, auth.orgId);
+	} catch (err) {
+		if (err instanceof ApiError && (err.code === "FORBIDDEN" || err.code === "NOT_FOUND")) return null;
+		throw err;
+	}
+}
+
 async function upsertPlaceholderOrg(db: Database, orgId: string, slug: string | null): Promise<OrgSummary | null> {
 	const now = Date.now();
 	await db
