@@ -106,13 +106,6 @@ export class RateLimiter extends DurableObject {
 		return { calls: this.calls };
 	}
 
-	/** Tokens currently in the bucket (refill applied), for tests and diagnostics. */
-	async peek(): Promise<number | null> {
-		const b = this.bucket;
-		if (!b) return null;
-		return Math.min(b.limit, b.tokens + Math.max(0, Date.now() - b.updatedAt) * (b.limit / b.windowMs));
-	}
-
 	/** Deletes the state of an idle, refilled bucket; otherwise checks again when it will be full. */
 	override async alarm(): Promise<void> {
 		const b = this.bucket;
