@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 
-export interface TakeRequest {
+interface TakeRequest {
 	/** Bucket capacity: requests allowed per window. */
 	limit: number;
 	windowMs: number;

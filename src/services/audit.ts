@@ -6,7 +6,7 @@ import { newId } from "../lib/ids";
 import type { AuditMessage } from "../queue/tenant-events";
 import { keysetPage, type PageQuery } from "./keyset-page";
 
-export const GENESIS_HASH = "0".repeat(64);
+const GENESIS_HASH = "0".repeat(64);
 
 type Row = typeof auditLogs.$inferSelect;
 type Hashed = Omit<Row, "hash">;
@@ -33,7 +33,7 @@ function canonical(e: Hashed): string {
 	]);
 }
 
-export const entryHash = (e: Hashed) => sha256Hex(canonical(e));
+const entryHash = (e: Hashed) => sha256Hex(canonical(e));
 
 const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
 
@@ -115,7 +115,7 @@ export async function appendAudit(db: Database, messages: AuditMessage[]): Promi
 	return failed;
 }
 
-export interface ChainReport {
+interface ChainReport {
 	intact: boolean;
 	entries: number;
 	headSeq: number | null;
@@ -159,7 +159,7 @@ export async function verifyChain(db: Database, orgId: string): Promise<ChainRep
 	return { intact: true, entries, headSeq: entries ? lastSeq : null, headHash: entries ? prevHash : null };
 }
 
-export interface AuditFilter extends PageQuery {
+interface AuditFilter extends PageQuery {
 	/** A user id, or "system" for entries written by the system. */
 	actor?: string;
 	action?: string;

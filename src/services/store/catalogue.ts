@@ -4,9 +4,9 @@ import { ApiError } from "../../errors";
 import { keysetPage, type PageQuery } from "../keyset-page";
 import { assertVersion, TenantScope } from "./shared";
 
-export type Category = typeof categories.$inferSelect;
-export type Product = typeof products.$inferSelect;
-export type Variant = typeof variants.$inferSelect;
+type Category = typeof categories.$inferSelect;
+type Product = typeof products.$inferSelect;
+type Variant = typeof variants.$inferSelect;
 type ProductStatus = Product["status"];
 
 interface ProductInput {
