@@ -44,7 +44,9 @@ export const endpointsRouter = createRouter()
 		return c.json({ ...view(row), secret: row.secret }, 201);
 	})
 	.openapi(routes.listEndpoints, async (c) => c.json({ data: (await listEndpoints(c.get("db"), orgId(c))).map(view) }, 200))
-	.openapi(routes.getEndpoint, async (c) => c.json(view(await getEndpoint(c.get("db"), orgId(c), c.req.valid("param").endpointId)), 200))
+	.openapi(routes.getEndpoint, async (c) =>
+		c.json(view(await getEndpoint(c.get("db"), orgId(c), c.req.valid("param").endpointId)), 200),
+	)
 	.openapi(routes.updateEndpoint, async (c) => {
 		const { endpointId } = c.req.valid("param");
 		const { before, after } = await updateEndpoint(c.get("db"), orgId(c), endpointId, c.req.valid("json"));

@@ -36,10 +36,11 @@ async function deleted(c: Context<AppEnv>, type: string, id: string) {
 	return c.body(null, 204);
 }
 /** A row response: the row without organizationId, its version as ETag. */
-const rowJson = <T extends { organizationId: string; version: number }, S extends 200 | 201>(c: Context<AppEnv>, row: T, status: S) =>
+type Row = { id: string; organizationId: string; version: number };
+const rowJson = <T extends Row, S extends 200 | 201>(c: Context<AppEnv>, row: T, status: S) =>
 	c.json(strip(row), status, { ETag: etag(row.version) });
 /** 201 for a created row, after its `<type>.created` audit entry. */
-async function created<T extends { organizationId: string; version: number; id: string }>(c: Context<AppEnv>, type: string, row: T) {
+async function created<T extends Row>(c: Context<AppEnv>, type: string, row: T) {
 	await audit(c, `${type}.created`, type, row.id, undefined, strip(row));
 	return rowJson(c, row, 201);
 }

@@ -43,7 +43,8 @@ export class Catalogue extends TenantScope {
 
 	updateCategory(id: string, patch: Partial<{ name: string; slug: string }>, ifVersion?: number): Promise<Category> {
 		const where = and(this.own(categories), eq(categories.id, id));
-		return this.versionedUpdate(categories, where, patch, ifVersion, "category", `a category with slug "${patch.slug}" already exists`);
+		const unique = `a category with slug "${patch.slug}" already exists`;
+		return this.versionedUpdate(categories, where, patch, ifVersion, "category", unique);
 	}
 
 	/** Deletes the category; its products stay, uncategorized. */
