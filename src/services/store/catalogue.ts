@@ -28,13 +28,8 @@ export class Catalogue extends TenantScope {
 		return keysetPage(this.db, categories, "createdAt", "asc", this.own(categories), q);
 	}
 
-	async getCategory(id: string): Promise<Category> {
-		const [row] = await this.db
-			.select()
-			.from(categories)
-			.where(and(this.own(categories), eq(categories.id, id)));
-		if (!row) throw new ApiError("NOT_FOUND", "category not found");
-		return row;
+	getCategory(id: string): Promise<Category> {
+		return this.findOne(categories, and(this.own(categories), eq(categories.id, id)), "category");
 	}
 
 	createCategory(input: { name: string; slug: string }): Promise<Category> {
@@ -73,13 +68,8 @@ export class Catalogue extends TenantScope {
 		return keysetPage(this.db, products, "createdAt", "asc", where, q);
 	}
 
-	async getProduct(id: string): Promise<Product> {
-		const [row] = await this.db
-			.select()
-			.from(products)
-			.where(and(this.own(products), eq(products.id, id)));
-		if (!row) throw new ApiError("NOT_FOUND", "product not found");
-		return row;
+	getProduct(id: string): Promise<Product> {
+		return this.findOne(products, and(this.own(products), eq(products.id, id)), "product");
 	}
 
 	private async assertCategory(categoryId: string | null | undefined) {
@@ -127,13 +117,8 @@ export class Catalogue extends TenantScope {
 			.orderBy(asc(variants.createdAt), asc(variants.id));
 	}
 
-	async getVariant(productId: string, variantId: string): Promise<Variant> {
-		const [row] = await this.db
-			.select()
-			.from(variants)
-			.where(and(this.own(variants), eq(variants.productId, productId), eq(variants.id, variantId)));
-		if (!row) throw new ApiError("NOT_FOUND", "variant not found");
-		return row;
+	getVariant(productId: string, variantId: string): Promise<Variant> {
+		return this.findOne(variants, and(this.own(variants), eq(variants.productId, productId), eq(variants.id, variantId)), "variant");
 	}
 
 	async createVariant(

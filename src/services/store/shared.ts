@@ -25,6 +25,16 @@ export abstract class TenantScope {
 		return eq(table.organizationId, this.organizationId);
 	}
 
+	/** The one row matching `where` (which includes this.own), or a 404 "`what` not found". */
+	protected async findOne<T extends Owned>(table: T, where: SQL | undefined, what: string): Promise<T["$inferSelect"]> {
+		const [row] = (await this.db
+			.select()
+			.from(table as SQLiteTable)
+			.where(where)) as T["$inferSelect"][];
+		if (!row) throw new ApiError("NOT_FOUND", `${what} not found`);
+		return row;
+	}
+
 	/** Inserts one row owned by this organization (new id, created/updated now); a UNIQUE violation is a 409 `unique`. */
 	protected async insertOwned<T extends Owned>(
 		table: T,
