@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { events } from "../../db/schema";
 import { ApiError } from "../../errors";
 import type { WebhookMessage } from "../../queue/messages";

@@ -1,5 +1,5 @@
 import { and, desc, eq, gte, isNull, lt, type SQL } from "drizzle-orm";
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { auditLogs } from "../../db/schema";
 import { decodeCursor, page } from "../../lib/cursor";
 import { verifyChain } from "../../services/audit";

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { subscriptions } from "../../db/schema";
 import { publishChange } from "../../services/events-bus";
 import { PLANS, planOf } from "../../services/plans";

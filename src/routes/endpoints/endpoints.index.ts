@@ -1,6 +1,6 @@
 import { and, desc, eq, lt, or } from "drizzle-orm";
 import type { Context } from "hono";
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { webhookDeliveries, webhookEndpoints } from "../../db/schema";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";

@@ -1,5 +1,5 @@
 import { and, count, desc, eq, isNull, lt, or, sql } from "drizzle-orm";
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { events, invitations, memberships, users } from "../../db/schema";
 import { decodeCursor, page } from "../../lib/cursor";
 import * as routes from "./orgs.routes";

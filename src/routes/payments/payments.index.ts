@@ -1,5 +1,5 @@
 import { and, eq, sql } from "drizzle-orm";
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { paymentOrders, paymentTransactions } from "../../db/schema";
 import { ApiError } from "../../errors";
 import { newId } from "../../lib/ids";

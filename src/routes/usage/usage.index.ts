@@ -1,4 +1,4 @@
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import * as routes from "./usage.routes";
 
 export const usageRouter = createRouter().openapi(routes.getUsage, async (c) => {
