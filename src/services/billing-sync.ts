@@ -1,9 +1,9 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { newId } from "../lib/ids";
 import { type Data, num as n, obj, str as s } from "../lib/payload";
 import type { SyncPlan } from "./clerk-sync";
 import { systemAudit, tenantEvent } from "./events-bus";
+import { findOrderByRazorpayId, recordPayment, transitionOrder } from "./payment-orders";
 import { PLAN_IDS } from "./plans";
 
 function emptyPlan(entityId: string | null, organizationId: string | null): SyncPlan {
@@ -23,39 +23,30 @@ export async function planRazorpayEvent(db: Database, body: Data, now: number, e
 	const razorpayOrderId = s(payment.order_id) ?? s(order.id);
 	const paymentId = s(payment.id);
 	const event = s(body.event) ?? "";
-	const found = razorpayOrderId
-		? await db.$client
-				.prepare("SELECT id, organization_id AS organizationId FROM payment_orders WHERE razorpay_order_id = ?")
-				.bind(razorpayOrderId)
-				.first<{ id: string; organizationId: string }>()
-		: null;
+	const found = razorpayOrderId ? await findOrderByRazorpayId(db, razorpayOrderId) : undefined;
 	const plan = emptyPlan(paymentId ?? razorpayOrderId, found?.organizationId ?? null);
 	if (!found || !["payment.captured", "payment.failed", "order.paid"].includes(event)) {
 		plan.ignored = true;
 		return plan;
 	}
 	const status = event === "payment.failed" ? "failed" : "captured";
+	const amount = n(payment.amount);
+	const currency = s(payment.currency);
+	const { organizationId } = found;
 	if (paymentId) {
-		plan.statements.push(sql`
-			INSERT INTO payment_transactions (id, organization_id, payment_order_id, razorpay_payment_id, amount, currency, status, source, created_at, updated_at)
-			VALUES (${newId("txn")}, ${found.organizationId}, ${found.id}, ${paymentId}, ${n(payment.amount)}, ${s(payment.currency)}, ${status}, 'webhook', ${now}, ${now})
-			ON CONFLICT (razorpay_payment_id) DO UPDATE SET
-				status = CASE WHEN payment_transactions.status = 'captured' THEN 'captured' ELSE excluded.status END,
-				amount = coalesce(excluded.amount, payment_transactions.amount), updated_at = excluded.updated_at`);
+		plan.statements.push(
+			recordPayment({ organizationId, orderId: found.id, paymentId, amount, currency, source: "webhook", status, now }),
+		);
 	}
-	plan.statements.push(
-		status === "captured"
-			? sql`UPDATE payment_orders SET status = 'PAID', updated_at = ${now} WHERE id = ${found.id} AND status <> 'PAID'`
-			: sql`UPDATE payment_orders SET status = 'FAILED', updated_at = ${now} WHERE id = ${found.id} AND status = 'CREATED'`,
-	);
+	plan.statements.push(transitionOrder(found.id, status === "captured" ? "PAID" : "FAILED", now));
 	plan.events = [
 		systemAudit({
 			id: `aud_${eventId}`,
-			organizationId: found.organizationId,
+			organizationId,
 			action: `payment.${status}`,
 			targetType: "payment_order",
 			targetId: found.id,
-			after: { razorpayOrderId, paymentId, amount: n(payment.amount), currency: s(payment.currency) },
+			after: { razorpayOrderId, paymentId, amount, currency },
 		}),
 	];
 	return plan;

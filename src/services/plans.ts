@@ -2,7 +2,7 @@
 export const PLAN_IDS = ["free", "pro", "enterprise"] as const;
 export type PlanId = (typeof PLAN_IDS)[number];
 
-export const FEATURES = ["outgoing_webhooks", "audit_log", "custom_roles", "priority_support"] as const;
+const FEATURES = ["outgoing_webhooks", "audit_log", "custom_roles", "priority_support"] as const;
 export type Feature = (typeof FEATURES)[number];
 
 export interface PlanLimits {
@@ -15,7 +15,7 @@ export interface PlanLimits {
 	seats: number;
 }
 
-export interface Plan {
+interface Plan {
 	id: PlanId;
 	name: string;
 	/** Monthly price for Stripe Checkout, in the currency's smallest unit. */
@@ -25,31 +25,31 @@ export interface Plan {
 	limits: PlanLimits;
 }
 
+/** A monthly plan priced in US cents; it has the features listed, every other one is off. */
+function plan(id: PlanId, name: string, priceMinor: number, has: readonly Feature[], limits: PlanLimits): Plan {
+	const features = Object.fromEntries(FEATURES.map((f) => [f, has.includes(f)])) as Record<Feature, boolean>;
+	return { id, name, priceMinor, currency: "usd", features, limits };
+}
+
 export const PLANS: Record<PlanId, Plan> = {
-	free: {
-		id: "free",
-		name: "Free",
-		priceMinor: 0,
-		currency: "usd",
-		features: { outgoing_webhooks: false, audit_log: true, custom_roles: false, priority_support: false },
-		limits: { requestsPerMinute: 120, userRequestsPerMinute: 60, monthlyApiQuota: 10_000, seats: 5 },
-	},
-	pro: {
-		id: "pro",
-		name: "Pro",
-		priceMinor: 4_900,
-		currency: "usd",
-		features: { outgoing_webhooks: true, audit_log: true, custom_roles: true, priority_support: false },
-		limits: { requestsPerMinute: 1_200, userRequestsPerMinute: 300, monthlyApiQuota: 1_000_000, seats: 50 },
-	},
-	enterprise: {
-		id: "enterprise",
-		name: "Enterprise",
-		priceMinor: 49_900,
-		currency: "usd",
-		features: { outgoing_webhooks: true, audit_log: true, custom_roles: true, priority_support: true },
-		limits: { requestsPerMinute: 12_000, userRequestsPerMinute: 2_000, monthlyApiQuota: 100_000_000, seats: 1_000 },
-	},
+	free: plan("free", "Free", 0, ["audit_log"], {
+		requestsPerMinute: 120,
+		userRequestsPerMinute: 60,
+		monthlyApiQuota: 10_000,
+		seats: 5,
+	}),
+	pro: plan("pro", "Pro", 4_900, ["outgoing_webhooks", "audit_log", "custom_roles"], {
+		requestsPerMinute: 1_200,
+		userRequestsPerMinute: 300,
+		monthlyApiQuota: 1_000_000,
+		seats: 50,
+	}),
+	enterprise: plan("enterprise", "Enterprise", 49_900, FEATURES, {
+		requestsPerMinute: 12_000,
+		userRequestsPerMinute: 2_000,
+		monthlyApiQuota: 100_000_000,
+		seats: 1_000,
+	}),
 };
 
 export function planOf(plan: string | null | undefined): PlanId {

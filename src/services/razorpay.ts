@@ -1,9 +1,9 @@
 import { ApiError } from "../errors";
 import { hmacSha256Hex, timingSafeEqual } from "../lib/crypto";
 
-export const RAZORPAY_API = "https://api.razorpay.com/v1";
+const RAZORPAY_API = "https://api.razorpay.com/v1";
 
-export interface RazorpayOrder {
+interface RazorpayOrder {
 	id: string;
 	entity: "order";
 	amount: number;

@@ -8,7 +8,7 @@ import { jsonContent, orgErrors, problem } from "../../openapi";
 
 const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant"), meter()];
 
-export const PaymentOrderSchema = z
+const PaymentOrderSchema = z
 	.object({
 		id: z.string().openapi({ description: "Razorpay's order id (order_…), for Checkout" }),
 		entity: z.literal("order"),
@@ -23,7 +23,7 @@ export const PaymentOrderSchema = z
 	})
 	.openapi("PaymentOrder");
 
-export const CreatePaymentOrder = z.strictObject({
+const CreatePaymentOrder = z.strictObject({
 	amount: z
 		.number()
 		.int()
@@ -38,7 +38,7 @@ export const CreatePaymentOrder = z.strictObject({
 	notes: z.record(z.string().max(40), z.string().max(256)).optional(),
 });
 
-export const VerifyPayment = z.strictObject({
+const VerifyPayment = z.strictObject({
 	razorpay_order_id: z.string().min(1).max(64),
 	razorpay_payment_id: z.string().min(1).max(64),
 	razorpay_signature: z.string().min(1).max(256),

@@ -1,0 +1,145 @@
+import { and, eq, or } from "drizzle-orm";
+import { runBatch } from "../db/batch";
+import { paymentOrders } from "../db/schema";
+import type { Config } from "../env";
+import { ApiError } from "../errors";
+import { newId } from "../lib/ids";
+import type { BillingDeps } from "./billing";
+import { publishChange } from "./events-bus";
+import { findOrderByRazorpayId, type PaymentOrder, recordPayment, transitionOrder } from "./payment-orders";
+import { createRazorpayOrder, verifyPaymentSignature } from "./razorpay";
+
+/** Shaped like Razorpay's order (id = Razorpay's order id, for Checkout), plus our own id and state. */
+function view(o: PaymentOrder, keyId: string) {
+	return {
+		id: o.razorpayOrderId,
+		entity: "order" as const,
+		paymentOrderId: o.id,
+		razorpayOrderId: o.razorpayOrderId,
+		amount: o.amount,
+		currency: o.currency,
+		receipt: o.receipt,
+		status: o.status,
+		keyId,
+		createdAt: o.createdAt,
+	};
+}
+
+function razorpayConfig(config: Pick<Config, "RAZORPAY_KEY_ID" | "RAZORPAY_KEY_SECRET">) {
+	if (!config.RAZORPAY_KEY_ID || !config.RAZORPAY_KEY_SECRET) {
+		throw new ApiError("BAD_ENVIRONMENT", "RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET must be configured");
+	}
+	return { keyId: config.RAZORPAY_KEY_ID, keySecret: config.RAZORPAY_KEY_SECRET };
+}
+
+/** Creates the order at Razorpay, then stores it CREATED for the organization. */
+export async function createPaymentOrder(
+	deps: BillingDeps,
+	organizationId: string,
+	userId: string,
+	input: { amount: number; currency: string; receipt?: string; notes?: Record<string, string> },
+) {
+	const creds = razorpayConfig(deps.config);
+	const id = newId("pord");
+	const receipt = input.receipt ?? id.slice(0, 40);
+	const order = await createRazorpayOrder(creds, {
+		amount: input.amount,
+		currency: input.currency,
+		receipt,
+		notes: { ...input.notes, organization_id: organizationId },
+	});
+	const now = Date.now();
+	const [row] = await deps.db
+		.insert(paymentOrders)
+		.values({
+			id,
+			organizationId,
+			razorpayOrderId: order.id,
+			amount: order.amount,
+			currency: order.currency,
+			receipt,
+			status: "CREATED",
+			createdBy: userId,
+			createdAt: now,
+			updatedAt: now,
+		})
+		.returning();
+	const created = view(row!, creds.keyId);
+	await publishChange(deps.env, deps.meta, deps.logger, {
+		organizationId,
+		action: "payment_order.created",
+		targetType: "payment_order",
+		targetId: id,
+		after: created,
+	});
+	return created;
+}
+
+/** An order of the organization, by our id or Razorpay's. */
+export async function getPaymentOrder(deps: Pick<BillingDeps, "db" | "config">, organizationId: string, id: string) {
+	const { keyId } = razorpayConfig(deps.config);
+	const [row] = await deps.db
+		.select()
+		.from(paymentOrders)
+		.where(
+			and(
+				eq(paymentOrders.organizationId, organizationId),
+				or(eq(paymentOrders.id, id), eq(paymentOrders.razorpayOrderId, id)),
+			),
+		);
+	if (!row) throw new ApiError("NOT_FOUND", "payment order not found");
+	return view(row, keyId);
+}
+
+/**
+ * Checks Razorpay Checkout's signature against the order id we stored. Valid: the payment is recorded
+ * and the order moves to PAID. Not valid: the order moves to FAILED (unless already PAID) and it is a 400.
+ */
+export async function verifyPayment(
+	deps: BillingDeps,
+	organizationId: string,
+	input: { razorpay_order_id: string; razorpay_payment_id: string; razorpay_signature: string },
+) {
+	const { keySecret } = razorpayConfig(deps.config);
+	const paymentId = input.razorpay_payment_id;
+	// Only this organization's orders.
+	const order = await findOrderByRazorpayId(deps.db, input.razorpay_order_id);
+	if (!order || order.organizationId !== organizationId) throw new ApiError("NOT_FOUND", "payment order not found");
+	const audit = (action: string, change: { before?: unknown; after: unknown }) =>
+		publishChange(deps.env, deps.meta, deps.logger, {
+			organizationId,
+			action,
+			targetType: "payment_order",
+			targetId: order.id,
+			...change,
+		});
+	const now = Date.now();
+	const valid = await verifyPaymentSignature(keySecret, order.razorpayOrderId, paymentId, input.razorpay_signature);
+	if (!valid) {
+		await deps.db.run(transitionOrder(order.id, "FAILED", now));
+		deps.logger.warn("payment signature mismatch", { orderId: order.id });
+		await audit("payment.verification_failed", { after: { paymentId } });
+		throw new ApiError("BAD_REQUEST", "payment signature is not valid for this order");
+	}
+	await runBatch(deps.db.$client, [
+		recordPayment({
+			organizationId,
+			orderId: order.id,
+			paymentId,
+			amount: order.amount,
+			currency: order.currency,
+			source: "verify",
+			status: "verified",
+			now,
+		}),
+		transitionOrder(order.id, "PAID", now),
+	]);
+	await audit("payment.verified", { before: { status: order.status }, after: { status: "PAID", paymentId } });
+	return {
+		status: "PAID" as const,
+		orderId: order.razorpayOrderId,
+		paymentOrderId: order.id,
+		razorpayOrderId: order.razorpayOrderId,
+		paymentId,
+	};
+}
