@@ -1,12 +1,5 @@
-import { OpenAPIHono } from "@hono/zod-openapi";
-import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
-import { HTTPException } from "hono/http-exception";
-import type { AppEnv } from "./env";
-import { EnvError } from "./env";
-import { ApiError, type ErrorCode, type FieldError, fieldErrors, problemResponse, statusToCode } from "./errors";
-import { createLogger, errorFields } from "./lib/logger";
+import { createRouter, jsonBodyLimit, notFound, onError } from "./lib/create-app";
 import { init } from "./middleware/init";
 import { adminRouter } from "./routes/admin/admin.index";
 import { auditRouter } from "./routes/audit/audit.index";
@@ -20,42 +13,7 @@ import { storeRouter } from "./routes/store/store.index";
 import { usageRouter } from "./routes/usage/usage.index";
 import { webhooksRouter } from "./routes/webhooks/webhooks.index";
 
-/**
- * Every router comes from here, so AppEnv reaches every handler and zod failures share one shape.
- * @example export const healthRouter = createRouter().openapi(routes.health, (c) => c.json({ status: "ok" }, 200));
- */
-export function createRouter() {
-	return new OpenAPIHono<AppEnv>({
-		strict: true,
-		defaultHook: (result) => {
-			if (!result.success) {
-				const errors = fieldErrors(result.error.issues);
-				throw new ApiError("VALIDATION_FAILED", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
-					errors,
-				});
-			}
-		},
-	});
-}
-
-function problem(
-	c: Context<AppEnv>,
-	code: ErrorCode,
-	detail: string,
-	headers: Record<string, string> = {},
-	errors?: FieldError[],
-) {
-	return problemResponse(code, detail, c.get("requestId") ?? crypto.randomUUID(), headers, errors);
-}
-
-export const MAX_JSON_BODY_BYTES = 256 * 1024;
-const jsonBodyLimit = bodyLimit({
-	maxSize: MAX_JSON_BODY_BYTES,
-	onError: () => {
-		throw new ApiError("PAYLOAD_TOO_LARGE", `request body exceeds ${MAX_JSON_BODY_BYTES} bytes`);
-	},
-});
-
+/** The whole API: shared middleware, every router, the OpenAPI document and the error/404 handlers. */
 export function createApp() {
 	const app = createRouter();
 	app.use("*", init());
@@ -111,25 +69,8 @@ export function createApp() {
 	});
 	app.get("/docs", (c) => c.html(DOCS_HTML));
 
-	app.notFound((c) => problem(c, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`));
-
-	app.onError((err, c) => {
-		if (err instanceof ApiError) return problem(c, err.code, err.detail, err.headers, err.errors);
-		if (err instanceof EnvError) {
-			(c.get("logger") ?? createLogger("error")).error("bad environment", { issues: err.issues });
-			return problem(
-				c,
-				"BAD_ENVIRONMENT",
-				`service configuration is invalid: ${err.issues.map((i) => i.split(":")[0]).join(", ")}`,
-			);
-		}
-		if (err instanceof HTTPException) {
-			const code = statusToCode(err.status);
-			return problem(c, code, err.message || code.toLowerCase());
-		}
-		(c.get("logger") ?? createLogger("error")).error("unhandled error", errorFields(err));
-		return problem(c, "INTERNAL_SERVER_ERROR", "an unexpected error occurred");
-	});
+	app.notFound(notFound);
+	app.onError(onError);
 
 	return routes;
 }

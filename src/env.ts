@@ -2,32 +2,23 @@ import { z } from "zod";
 import type { AuthContext } from "./auth/claims";
 import type { Database } from "./db/client";
 import type { Logger } from "./lib/logger";
+import type { WebhookMessage } from "./queue/messages";
+import type { TenantEvent } from "./queue/tenant-events";
 import type { OrgAccess } from "./services/access";
 
-/** Bindings declared in wrangler.toml plus vars/secrets (see README "Configuration"). */
-export interface Env {
-	DB: D1Database;
-	WEBHOOK_QUEUE: Queue<unknown>;
-	TENANT_EVENTS: Queue<unknown>;
-	USAGE: DurableObjectNamespace<import("./durable-objects/usage-counter").UsageCounter>;
-	RATE_LIMITER: DurableObjectNamespace<import("./durable-objects/rate-limiter").RateLimiter>;
-	CLERK_JWKS_URL?: string;
-	CLERK_JWT_KEY?: string;
-	CLERK_ISSUER?: string;
-	CLERK_AUTHORIZED_PARTIES?: string;
-	CLERK_WEBHOOK_SECRET?: string;
-	DEV_JWT_PUBLIC_JWK?: string;
-	OPERATOR_USER_IDS?: string;
-	LOG_LEVEL?: string;
-	RATE_LIMIT_MODE?: string;
-	RATE_LIMIT_FAIL_OPEN_READS?: string;
-	RATE_LIMIT_FAIL_OPEN_WRITES?: string;
-	RAZORPAY_KEY_ID?: string;
-	RAZORPAY_KEY_SECRET?: string;
-	RAZORPAY_WEBHOOK_SECRET?: string;
-	STRIPE_SECRET_KEY?: string;
-	STRIPE_WEBHOOK_SECRET?: string;
-}
+/** Every string-valued entry of the generated bindings: wrangler.toml [vars] plus the names in .dev.vars.example. */
+type SettingName = { [K in keyof Cloudflare.Env]: Cloudflare.Env[K] extends string ? K : never }[keyof Cloudflare.Env];
+
+/**
+ * The Worker's bindings as `wrangler types` generates them (worker-configuration.d.ts, `npm run cf-typegen`),
+ * narrowed where the generator cannot say more: queues carry their message types, and vars/secrets may be
+ * unset in an environment (parseEnv validates them).
+ */
+export type Env = Omit<Cloudflare.Env, SettingName | "WEBHOOK_QUEUE" | "TENANT_EVENTS"> &
+	Partial<Pick<Cloudflare.Env, SettingName>> & {
+		WEBHOOK_QUEUE: Queue<WebhookMessage>;
+		TENANT_EVENTS: Queue<TenantEvent>;
+	};
 
 export type AppEnv = {
 	Bindings: Env;
@@ -62,6 +53,7 @@ const flag = (fallback: boolean) =>
 		.optional()
 		.transform((v) => (v === undefined || v.trim() === "" ? fallback : /^(1|true|yes|on)$/i.test(v.trim())));
 
+// One entry per generated var/secret, and none that is not declared (satisfies checks both ways).
 const configSchema = z.object({
 	CLERK_JWKS_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
 	CLERK_JWT_KEY: optionalString.pipe(
@@ -84,7 +76,7 @@ const configSchema = z.object({
 	RAZORPAY_WEBHOOK_SECRET: optionalString,
 	STRIPE_SECRET_KEY: optionalString,
 	STRIPE_WEBHOOK_SECRET: optionalString,
-});
+} satisfies Record<SettingName, z.ZodType>);
 
 export type Config = z.infer<typeof configSchema>;
 

@@ -1,14 +1,10 @@
 import type { D1Migration } from "@cloudflare/vitest-pool-workers";
-import type { Env as WorkerEnv } from "../src/env";
 
+// The Worker's bindings come from ../worker-configuration.d.ts (wrangler types); tests add their migrations.
 declare global {
 	namespace Cloudflare {
-		interface Env extends WorkerEnv {
+		interface Env {
 			TEST_MIGRATIONS: D1Migration[];
-		}
-		// Types `exports` from "cloudflare:workers" as the Worker's own module.
-		interface GlobalProps {
-			mainModule: typeof import("../src/index");
 		}
 	}
 }

@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import { Webhook } from "svix";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { tenantEvent } from "../../src/services/events-bus";

@@ -1,4 +1,4 @@
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { replayEvent } from "../../services/events-log";
 import * as routes from "./admin.routes";
 

@@ -1,4 +1,4 @@
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { listAuditLogs, verifyChain } from "../../services/audit";
 import * as routes from "./audit.routes";
 

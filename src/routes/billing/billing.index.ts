@@ -1,4 +1,4 @@
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { billingState, startCheckout } from "../../services/billing";
 import { billingDeps } from "./billing.deps";
 import * as routes from "./billing.routes";

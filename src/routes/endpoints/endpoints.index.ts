@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { requestMeta } from "../../middleware/request-meta";
 import {

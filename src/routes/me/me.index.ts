@@ -1,4 +1,4 @@
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { ApiError } from "../../errors";
 import { activeOrgAccess } from "../../services/access";
 import { getUser } from "../../services/users";

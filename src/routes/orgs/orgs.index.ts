@@ -1,4 +1,4 @@
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { listOrgEvents } from "../../services/events-log";
 import { listMembers, orgAdminData } from "../../services/identity";
 import * as routes from "./orgs.routes";

@@ -1,4 +1,4 @@
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { createPaymentOrder, getPaymentOrder, verifyPayment } from "../../services/payments";
 import { billingDeps } from "../billing/billing.deps";
 import * as routes from "./payments.routes";

@@ -1,4 +1,4 @@
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import { usageReport } from "../../services/usage";
 import * as routes from "./usage.routes";
 

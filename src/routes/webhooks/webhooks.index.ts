@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type Stripe from "stripe";
 import { Webhook } from "svix";
-import { createRouter } from "../../app";
+import { createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { ApiError, fieldErrors } from "../../errors";
 import { sha256Hex } from "../../lib/crypto";

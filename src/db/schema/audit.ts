@@ -1,0 +1,39 @@
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+// The tenant audit log.
+
+/**
+ * Append-only audit log; each organization's entries form a hash chain (hash covers the entry and the
+ * previous entry's hash). Triggers in the migration refuse UPDATE and DELETE.
+ */
+export const auditLogs = sqliteTable(
+	"audit_logs",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		seq: integer("seq").notNull(),
+		/** Producer-side id: the same event delivered twice is written once. */
+		eventId: text("event_id").notNull(),
+		actorType: text("actor_type", { enum: ["user", "system"] }).notNull(),
+		actorId: text("actor_id"),
+		action: text("action").notNull(),
+		targetType: text("target_type"),
+		targetId: text("target_id"),
+		before: text("before"),
+		after: text("after"),
+		ip: text("ip"),
+		country: text("country"),
+		userAgent: text("user_agent"),
+		requestId: text("request_id"),
+		occurredAt: integer("occurred_at").notNull(),
+		prevHash: text("prev_hash").notNull(),
+		hash: text("hash").notNull(),
+	},
+	(t) => [
+		uniqueIndex("audit_logs_org_seq_uq").on(t.organizationId, t.seq),
+		uniqueIndex("audit_logs_org_event_uq").on(t.organizationId, t.eventId),
+		index("audit_logs_org_action_idx").on(t.organizationId, t.action, t.seq),
+		index("audit_logs_org_actor_idx").on(t.organizationId, t.actorId, t.seq),
+		index("audit_logs_org_time_idx").on(t.organizationId, t.occurredAt),
+	],
+);

@@ -1,0 +1,57 @@
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+// Billing: Razorpay payment orders and their transactions, Stripe subscriptions.
+
+/** A Razorpay order created for an organization (POST /api/payments/orders). */
+export const paymentOrders = sqliteTable(
+	"payment_orders",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		razorpayOrderId: text("razorpay_order_id").notNull().unique(),
+		amount: integer("amount").notNull(),
+		currency: text("currency").notNull(),
+		receipt: text("receipt"),
+		status: text("status", { enum: ["CREATED", "PAID", "FAILED"] }).notNull(),
+		createdBy: text("created_by").notNull(),
+		createdAt: integer("created_at").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+	},
+	(t) => [index("payment_orders_org_created_idx").on(t.organizationId, t.createdAt)],
+);
+
+/** A payment against a payment order, from /api/payments/verify or a Razorpay webhook (one row per payment id). */
+export const paymentTransactions = sqliteTable(
+	"payment_transactions",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		paymentOrderId: text("payment_order_id").notNull(),
+		razorpayPaymentId: text("razorpay_payment_id").notNull().unique(),
+		amount: integer("amount"),
+		currency: text("currency"),
+		status: text("status").notNull(),
+		source: text("source", { enum: ["verify", "webhook"] }).notNull(),
+		createdAt: integer("created_at").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+	},
+	(t) => [index("payment_transactions_org_order_idx").on(t.organizationId, t.paymentOrderId)],
+);
+
+/** The organization's subscription (Stripe); the plan it grants is copied to organizations.plan. */
+export const subscriptions = sqliteTable(
+	"subscriptions",
+	{
+		organizationId: text("organization_id").primaryKey(),
+		provider: text("provider").notNull().default("stripe"),
+		customerId: text("customer_id"),
+		subscriptionId: text("subscription_id"),
+		plan: text("plan").notNull(),
+		status: text("status").notNull(),
+		currentPeriodEnd: integer("current_period_end"),
+		/** Provider clock (ms) of the last applied event: older events never overwrite newer state. */
+		sourceUpdatedAt: integer("source_updated_at").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+	},
+	(t) => [index("subscriptions_customer_idx").on(t.customerId)],
+);

@@ -1,0 +1,125 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+// Identity, mirrored from Clerk: users, organizations, roles and permissions, memberships, invitations.
+
+/**
+ * Ordering columns shared by every table mirrored from Clerk.
+ * `sourceUpdatedAt` is Clerk's own clock (ms) for the last applied change: an
+ * event older than it never overwrites the row (events arrive out of order).
+ * `sourceUpdatedAt = 0` marks a placeholder created before its real event.
+ */
+const mirrored = {
+	sourceUpdatedAt: integer("source_updated_at").notNull().default(0),
+	createdAt: integer("created_at").notNull(),
+	updatedAt: integer("updated_at").notNull(),
+	deletedAt: integer("deleted_at"),
+};
+
+export const users = sqliteTable(
+	"users",
+	{
+		id: text("id").primaryKey(),
+		email: text("email"),
+		firstName: text("first_name"),
+		lastName: text("last_name"),
+		imageUrl: text("image_url"),
+		...mirrored,
+	},
+	(t) => [index("users_email_idx").on(t.email)],
+);
+
+export const organizations = sqliteTable(
+	"organizations",
+	{
+		id: text("id").primaryKey(),
+		name: text("name"),
+		slug: text("slug"),
+		imageUrl: text("image_url"),
+		plan: text("plan").notNull().default("free"),
+		/** Per-organization overrides of the plan's rate limits (requests per minute); null = plan default. */
+		rateLimitPerMinute: integer("rate_limit_per_minute"),
+		/** Per-organization override of the plan's monthly API quota; null = plan default. */
+		monthlyQuota: integer("monthly_quota"),
+		userRateLimitPerMinute: integer("user_rate_limit_per_minute"),
+		...mirrored,
+	},
+	(t) => [index("organizations_slug_idx").on(t.slug)],
+);
+
+/** System roles have organizationId = null; custom roles may be instance-wide (null) or per organization. */
+export const roles = sqliteTable(
+	"roles",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id"),
+		key: text("key").notNull(),
+		name: text("name").notNull(),
+		description: text("description"),
+		isSystem: integer("is_system", { mode: "boolean" }).notNull().default(false),
+		...mirrored,
+	},
+	(t) => [
+		uniqueIndex("roles_org_key_uq").on(t.organizationId, t.key),
+		uniqueIndex("roles_global_key_uq").on(t.key).where(sql`organization_id IS NULL`),
+	],
+);
+
+export const permissions = sqliteTable("permissions", {
+	id: text("id").primaryKey(),
+	key: text("key").notNull().unique(),
+	name: text("name").notNull(),
+	description: text("description"),
+	isSystem: integer("is_system", { mode: "boolean" }).notNull().default(false),
+	...mirrored,
+});
+
+export const rolePermissions = sqliteTable(
+	"role_permissions",
+	{
+		roleId: text("role_id")
+			.notNull()
+			.references(() => roles.id, { onDelete: "cascade" }),
+		permissionId: text("permission_id")
+			.notNull()
+			.references(() => permissions.id, { onDelete: "cascade" }),
+	},
+	(t) => [primaryKey({ columns: [t.roleId, t.permissionId] }), index("role_permissions_permission_idx").on(t.permissionId)],
+);
+
+export const memberships = sqliteTable(
+	"memberships",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id")
+			.notNull()
+			.references(() => organizations.id),
+		userId: text("user_id")
+			.notNull()
+			.references(() => users.id),
+		role: text("role").notNull(),
+		...mirrored,
+	},
+	(t) => [
+		uniqueIndex("memberships_org_user_uq").on(t.organizationId, t.userId),
+		index("memberships_org_created_idx").on(t.organizationId, t.createdAt, t.id),
+		index("memberships_user_idx").on(t.userId),
+	],
+);
+
+export const invitations = sqliteTable(
+	"invitations",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		email: text("email").notNull(),
+		role: text("role").notNull(),
+		status: text("status").notNull(),
+		...mirrored,
+	},
+	(t) => [index("invitations_org_idx").on(t.organizationId, t.createdAt)],
+);
+
+export type User = typeof users.$inferSelect;
+export type Organization = typeof organizations.$inferSelect;
+export type Membership = typeof memberships.$inferSelect;

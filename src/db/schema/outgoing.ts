@@ -1,0 +1,55 @@
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+// Outgoing tenant webhooks (endpoints, deliveries) and the outbox of the tenant-events queue.
+
+export const webhookEndpoints = sqliteTable(
+	"webhook_endpoints",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		url: text("url").notNull(),
+		/** JSON array of event types; ["*"] for all. */
+		eventTypes: text("event_types").notNull(),
+		secret: text("secret").notNull(),
+		status: text("status", { enum: ["enabled", "disabled"] }).notNull(),
+		consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+		disabledReason: text("disabled_reason"),
+		version: integer("version").notNull().default(1),
+		createdAt: integer("created_at").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+	},
+	(t) => [index("webhook_endpoints_org_idx").on(t.organizationId, t.createdAt)],
+);
+
+export const webhookDeliveries = sqliteTable(
+	"webhook_deliveries",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		endpointId: text("endpoint_id").notNull(),
+		/** The event's id, sent as webhook-id: the same on every attempt and replay. */
+		eventId: text("event_id").notNull(),
+		eventType: text("event_type").notNull(),
+		payload: text("payload").notNull(),
+		status: text("status", { enum: ["pending", "retrying", "succeeded", "failed"] }).notNull(),
+		attempts: integer("attempts").notNull().default(0),
+		lastStatusCode: integer("last_status_code"),
+		lastError: text("last_error"),
+		nextAttemptAt: integer("next_attempt_at"),
+		createdAt: integer("created_at").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+	},
+	(t) => [
+		index("webhook_deliveries_org_endpoint_idx").on(t.organizationId, t.endpointId, t.createdAt),
+		index("webhook_deliveries_org_event_idx").on(t.organizationId, t.eventId, t.endpointId),
+	],
+);
+
+/** Messages that could not be handed to the tenant-events queue; the cron handler re-sends them. */
+export const outbox = sqliteTable("outbox", {
+	id: text("id").primaryKey(),
+	organizationId: text("organization_id"),
+	body: text("body").notNull(),
+	createdAt: integer("created_at").notNull(),
+	attempts: integer("attempts").notNull().default(0),
+});

@@ -1,0 +1,72 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { AppEnv } from "../env";
+import { EnvError } from "../env";
+import { ApiError, type ErrorCode, type FieldError, fieldErrors, problemResponse, statusToCode } from "../errors";
+import { createLogger, errorFields } from "./logger";
+
+// The pieces every router and the app share. This module imports no route: routes import createRouter
+// from here, and src/app.ts (which mounts the routes) imports them too, so the graph only points down.
+
+/**
+ * Every router comes from here, so AppEnv reaches every handler and zod failures share one shape.
+ * @example export const healthRouter = createRouter().openapi(routes.health, (c) => c.json({ status: "ok" }, 200));
+ */
+export function createRouter() {
+	return new OpenAPIHono<AppEnv>({
+		strict: true,
+		defaultHook: (result) => {
+			if (!result.success) {
+				const errors = fieldErrors(result.error.issues);
+				throw new ApiError("VALIDATION_FAILED", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
+					errors,
+				});
+			}
+		},
+	});
+}
+
+/** A problem+json response carrying the request's id (or a fresh one when init() has not run). */
+function problem(
+	c: Context<AppEnv>,
+	code: ErrorCode,
+	detail: string,
+	headers: Record<string, string> = {},
+	errors?: FieldError[],
+) {
+	return problemResponse(code, detail, c.get("requestId") ?? crypto.randomUUID(), headers, errors);
+}
+
+const MAX_JSON_BODY_BYTES = 256 * 1024;
+
+/** Caps JSON request bodies; the API's bodies are small (webhook routes cap their raw body themselves). */
+export const jsonBodyLimit = bodyLimit({
+	maxSize: MAX_JSON_BODY_BYTES,
+	onError: () => {
+		throw new ApiError("PAYLOAD_TOO_LARGE", `request body exceeds ${MAX_JSON_BODY_BYTES} bytes`);
+	},
+});
+
+export const notFound: NotFoundHandler<AppEnv> = (c) =>
+	problem(c, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`);
+
+/** ApiError -> its problem; EnvError -> 500 BAD_ENVIRONMENT naming the variables; anything else -> logged 500. */
+export const onError: ErrorHandler<AppEnv> = (err, c) => {
+	if (err instanceof ApiError) return problem(c, err.code, err.detail, err.headers, err.errors);
+	if (err instanceof EnvError) {
+		(c.get("logger") ?? createLogger("error")).error("bad environment", { issues: err.issues });
+		return problem(
+			c,
+			"BAD_ENVIRONMENT",
+			`service configuration is invalid: ${err.issues.map((i) => i.split(":")[0]).join(", ")}`,
+		);
+	}
+	if (err instanceof HTTPException) {
+		const code = statusToCode(err.status);
+		return problem(c, code, err.message || code.toLowerCase());
+	}
+	(c.get("logger") ?? createLogger("error")).error("unhandled error", errorFields(err));
+	return problem(c, "INTERNAL_SERVER_ERROR", "an unexpected error occurred");
+};
