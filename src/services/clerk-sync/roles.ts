@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { normalizeRoleKey } from "../../auth/claims";
-import { type Data, str as s } from "../../lib/payload";
-import { createdAt, ignore, type Planner, planOf, staleRow } from "./shared";
+import { str as s } from "../../lib/payload";
+import { createdAt, ignore, objects, type Planner, planOf, staleRow } from "./shared";
 
 /** Clerk's built-in roles are seeded by the migrations and never mirrored. */
 const SYSTEM_ROLES = new Set(["org:admin", "org:member"]);
@@ -12,7 +12,7 @@ const upsertRole: Planner = (e) => {
 	const key = s(d.key);
 	if (!e.id || !key || SYSTEM_ROLES.has(normalizeRoleKey(key))) return ignore(e);
 	const { id, objectTs, now } = e;
-	const perms = (Array.isArray(d.permissions) ? (d.permissions as Data[]) : [])
+	const perms = objects(d, "permissions")
 		.map((p) => ({ id: s(p.id), key: s(p.key), name: s(p.name) }))
 		.filter((p): p is { id: string; key: string; name: string | null } => !!p.id && !!p.key);
 	const statements: SQL[] = [
