@@ -122,7 +122,12 @@ export const webhooksRouter = createRouter()
 			return refuseUnverified(
 				c,
 				new ApiError("BAD_REQUEST", "signature timestamp is not a positive integer of seconds", {
-					errors: [{ path: "headers.svix-timestamp", message: "must be a positive integer" }],
+					errors: [
+						{
+							path: c.req.header("svix-timestamp") ? "headers.svix-timestamp" : "headers.webhook-timestamp",
+							message: "must be a positive integer",
+						},
+					],
 				}),
 			);
 		}
