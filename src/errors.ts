@@ -26,8 +26,9 @@ export function codeToStatus(code: ErrorCode): ContentfulStatusCode {
 	switch (code) {
 		case "BAD_REQUEST":
 		case "VALIDATION_FAILED":
-		case "PAYLOAD_TOO_LARGE":
 			return 400;
+		case "PAYLOAD_TOO_LARGE":
+			return 413;
 		case "UNAUTHORIZED":
 		case "INVALID_TOKEN":
 			return 401;

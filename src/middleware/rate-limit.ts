@@ -43,39 +43,50 @@ function binding(ds: Decision[]): Decision {
  */
 export function rateLimit(scope: Scope) {
 	return createMiddleware<AppEnv>(async (c, next) => {
-		const config = c.get("config");
-		if (config.RATE_LIMIT_MODE === "off") return next();
-		const write = !READ_METHODS.has(c.req.method);
-		const mode: LimitMode = write ? "strict" : config.RATE_LIMIT_MODE;
-		const limiter = new DurableObjectRateLimiter(c.env.RATE_LIMITER);
-
-		let decision: Decision;
-		try {
-			const ds = await Promise.all(rules(c, scope).map((r) => limiter.limit(r.key, { limit: r.limit, windowMs: MINUTE }, mode)));
-			decision = binding(ds);
-		} catch (err) {
-			const open = write ? config.RATE_LIMIT_FAIL_OPEN_WRITES : config.RATE_LIMIT_FAIL_OPEN_READS;
-			c.get("logger").warn("rate limiter unavailable", { open, error: err instanceof Error ? err.message : String(err) });
-			if (open) return next();
-			throw new ApiError("UPSTREAM_UNAVAILABLE", "rate limiter unavailable, retry shortly", { headers: { "Retry-After": "1" } });
-		}
-
-		const headers: Record<string, string> = {
-			"RateLimit-Limit": String(decision.limit),
-			"RateLimit-Remaining": String(decision.remaining),
-			"RateLimit-Reset": String(decision.resetSeconds),
-		};
-		if (!decision.allowed) {
-			c.get("logger").info("rate limited", { scope, retryAfter: decision.retryAfterSeconds });
-			if (scope === "tenant") {
-				const orgId = c.get("access").organization.id;
-				noteRateLimited(monitorDeps(c), orgId, `org:${orgId}`, decision.limit);
-			}
-			throw new ApiError("RATE_LIMITED", `rate limit of ${decision.limit} requests per minute exceeded`, {
-				headers: { ...headers, "Retry-After": String(decision.retryAfterSeconds) },
-			});
-		}
+		const headers = await takeRateLimit(c, scope);
 		await next();
 		for (const [k, v] of Object.entries(headers)) c.res.headers.set(k, v);
 	});
+}
+
+/**
+ * One request's worth of the scope's limits, for a route that decides itself when a request counts
+ * (the Clerk webhook limits only traffic whose signature does not verify). Returns the RateLimit-*
+ * headers to answer with (none when limits are off or the limiter failed open); throws the 429
+ * (or 503 when the limiter is unreachable and fails closed).
+ */
+export async function takeRateLimit(c: Context<AppEnv>, scope: Scope): Promise<Record<string, string>> {
+	const config = c.get("config");
+	if (config.RATE_LIMIT_MODE === "off") return {};
+	const write = !READ_METHODS.has(c.req.method);
+	const mode: LimitMode = write ? "strict" : config.RATE_LIMIT_MODE;
+	const limiter = new DurableObjectRateLimiter(c.env.RATE_LIMITER);
+
+	let decision: Decision;
+	try {
+		const ds = await Promise.all(rules(c, scope).map((r) => limiter.limit(r.key, { limit: r.limit, windowMs: MINUTE }, mode)));
+		decision = binding(ds);
+	} catch (err) {
+		const open = write ? config.RATE_LIMIT_FAIL_OPEN_WRITES : config.RATE_LIMIT_FAIL_OPEN_READS;
+		c.get("logger").warn("rate limiter unavailable", { open, error: err instanceof Error ? err.message : String(err) });
+		if (open) return {};
+		throw new ApiError("UPSTREAM_UNAVAILABLE", "rate limiter unavailable, retry shortly", { headers: { "Retry-After": "1" } });
+	}
+
+	const headers: Record<string, string> = {
+		"RateLimit-Limit": String(decision.limit),
+		"RateLimit-Remaining": String(decision.remaining),
+		"RateLimit-Reset": String(decision.resetSeconds),
+	};
+	if (!decision.allowed) {
+		c.get("logger").info("rate limited", { scope, retryAfter: decision.retryAfterSeconds });
+		if (scope === "tenant") {
+			const orgId = c.get("access").organization.id;
+			noteRateLimited(monitorDeps(c), orgId, `org:${orgId}`, decision.limit);
+		}
+		throw new ApiError("RATE_LIMITED", `rate limit of ${decision.limit} requests per minute exceeded`, {
+			headers: { ...headers, "Retry-After": String(decision.retryAfterSeconds) },
+		});
+	}
+	return headers;
 }

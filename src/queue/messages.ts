@@ -21,7 +21,8 @@ export const ClerkEnvelopeSchema = z.looseObject({
 	data: z.record(z.string(), z.unknown()),
 	object: z.literal("event").optional(),
 	type: z.string().min(1),
-	timestamp: z.number().optional(),
+	/** Event time: ms (Clerk), or seconds from other senders; a positive integer either way. */
+	timestamp: z.number().int().positive().optional(),
 	instance_id: z.string().optional(),
 });
 export type ClerkEnvelope = z.infer<typeof ClerkEnvelopeSchema>;

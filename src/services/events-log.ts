@@ -97,27 +97,56 @@ export const isFinal = (outcome: EventOutcome | undefined): boolean =>
 
 /**
  * The statement recording an applied event, run in the same batch as its plan: outcome processed,
- * stale (per the plan's staleCheck, evaluated after the plan's statements) or ignored.
+ * stale (per the plan's staleCheck, evaluated after the plan's statements) or ignored; or failed
+ * with the plan's error when the payload was malformed (nothing applied, not retried).
  */
 export function recordAppliedSql(body: WebhookMessage, plan: SyncPlan | null, now: number, envelopeOk: boolean): SQL {
+	const failed = plan?.failed ?? null;
 	const outcome =
-		!envelopeOk || plan?.ignored
-			? sql`'ignored'`
-			: plan?.staleCheck
-				? sql`CASE WHEN coalesce(${plan.staleCheck}, 0) = 1 THEN 'stale' ELSE 'processed' END`
-				: sql`'processed'`;
+		failed !== null
+			? sql`'failed'`
+			: !envelopeOk || plan?.ignored
+				? sql`'ignored'`
+				: plan?.staleCheck
+					? sql`CASE WHEN coalesce(${plan.staleCheck}, 0) = 1 THEN 'stale' ELSE 'processed' END`
+					: sql`'processed'`;
 	return sql`
 		INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at,
-			processed_at, outcome, attempts)
+			processed_at, outcome, attempts, error)
 		VALUES (${body.svixId}, ${plan?.organizationId ?? null}, ${body.source}, ${body.type}, ${plan?.entityId ?? null},
-			${body.body}, ${body.timestamp}, ${body.receivedAt}, ${now}, ${outcome}, 1)
+			${body.body}, ${body.timestamp}, ${body.receivedAt}, ${failed === null ? now : null}, ${outcome}, 1, ${failed})
 		ON CONFLICT (svix_id) DO UPDATE SET organization_id = excluded.organization_id, entity_id = excluded.entity_id,
-			processed_at = excluded.processed_at, outcome = excluded.outcome, attempts = events.attempts + 1, error = NULL`;
+			processed_at = excluded.processed_at, outcome = excluded.outcome, attempts = events.attempts + 1, error = excluded.error`;
+}
+
+/**
+ * Records a delivery attempt that failed and will be retried: outcome failed with the error and the
+ * attempt number, so the failure is visible before the retries run out and the dead-letter consumer
+ * knows how many attempts were made. An event already applied keeps its outcome.
+ */
+export async function recordAttemptFailed(
+	db: Database,
+	body: WebhookMessage,
+	found: { organizationId: string | null; entityId: string | null },
+	attempts: number,
+	error: string,
+): Promise<void> {
+	await db.run(sql`
+		INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at,
+			processed_at, outcome, attempts, error)
+		VALUES (${body.svixId}, ${found.organizationId}, ${body.source}, ${body.type}, ${found.entityId}, ${body.body},
+			${body.timestamp}, ${body.receivedAt}, NULL, 'failed', ${attempts}, ${error.slice(0, 1000)})
+		ON CONFLICT (svix_id) DO UPDATE SET outcome = 'failed', error = excluded.error, processed_at = NULL,
+			organization_id = coalesce(excluded.organization_id, events.organization_id),
+			entity_id = coalesce(excluded.entity_id, events.entity_id), attempts = max(events.attempts, excluded.attempts)
+		WHERE events.outcome NOT IN ('processed', 'stale', 'ignored')`);
 }
 
 /**
  * Keeps an event that exhausted its retries (payload included) as failed, so an operator can see and
- * replay it; an event already applied keeps its outcome.
+ * replay it; an event already applied keeps its outcome. The dead-letter queue counts its own
+ * deliveries from 1, so the attempt count is the larger of what the failed attempts recorded and it;
+ * the error keeps the last recorded cause.
  */
 export async function recordDeadLetter(
 	db: Database,
@@ -130,6 +159,10 @@ export async function recordDeadLetter(
 			processed_at, outcome, attempts, error)
 		VALUES (${body.svixId}, ${found.organizationId}, ${body.source}, ${body.type}, ${found.entityId}, ${body.body},
 			${body.timestamp}, ${body.receivedAt}, NULL, 'failed', ${attempts}, 'retries exhausted')
-		ON CONFLICT (svix_id) DO UPDATE SET outcome = 'failed', error = 'retries exhausted', processed_at = NULL
+		ON CONFLICT (svix_id) DO UPDATE SET outcome = 'failed', processed_at = NULL,
+			error = CASE WHEN events.error IS NULL OR events.error LIKE 'retries exhausted%' THEN coalesce(events.error, 'retries exhausted')
+				ELSE 'retries exhausted: ' || events.error END,
+			organization_id = coalesce(events.organization_id, excluded.organization_id),
+			entity_id = coalesce(events.entity_id, excluded.entity_id), attempts = max(events.attempts, excluded.attempts)
 		WHERE events.outcome NOT IN ('processed', 'stale', 'ignored')`);
 }

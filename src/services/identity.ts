@@ -54,7 +54,7 @@ interface OrgAdminData {
 	pendingInvitations: number;
 }
 
-/** Member, admin and pending-invitation counts of an organization, in one round trip. */
+/** Member (active users only), admin and pending-invitation counts of an organization, in one round trip. */
 export async function orgAdminData(db: Database, orgId: string): Promise<OrgAdminData> {
 	const [[members], [pending]] = await db.batch([
 		db
@@ -63,7 +63,9 @@ export async function orgAdminData(db: Database, orgId: string): Promise<OrgAdmi
 				admins: sql<number>`coalesce(sum(case when ${memberships.role} = 'org:admin' then 1 else 0 end), 0)`,
 			})
 			.from(memberships)
-			.where(and(eq(memberships.organizationId, orgId), isNull(memberships.deletedAt))),
+			// Members whose user was deleted in Clerk are not members any more (as in listMembers).
+			.innerJoin(users, eq(users.id, memberships.userId))
+			.where(and(eq(memberships.organizationId, orgId), isNull(memberships.deletedAt), isNull(users.deletedAt))),
 		db
 			.select({ total: count() })
 			.from(invitations)

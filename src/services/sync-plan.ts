@@ -16,4 +16,14 @@ export interface SyncPlan {
 	ignored: boolean;
 	/** Audit entries and outgoing webhook events to publish once the event is applied (not when stale). */
 	events?: TenantEvent[];
+	/**
+	 * Set when the payload is malformed (a part of it cannot be read): nothing is applied, the event
+	 * is recorded as failed with this error. Retrying could not change the payload, so it is not retried.
+	 */
+	failed?: string;
+}
+
+/** Thrown by planners for a payload part they cannot read; the event ends `failed` with this message. */
+export class MalformedPayload extends Error {
+	override name = "MalformedPayload";
 }

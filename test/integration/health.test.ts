@@ -40,7 +40,7 @@ describe("CORS and body limits", () => {
 
 	it("JSON bodies over 256 KiB are refused with problem+json before any work", async () => {
 		const res = await call("POST", "/api/orgs/org_x/products", { body: JSON.stringify({ name: "x".repeat(300 * 1024) }) });
-		expect(res.status, res.text).toBe(400);
-		expect(res.json).toMatchObject({ status: 400, code: "PAYLOAD_TOO_LARGE" });
+		expect(res.status, res.text).toBe(413);
+		expect(res.json).toMatchObject({ status: 413, code: "PAYLOAD_TOO_LARGE" });
 	});
 });

@@ -90,7 +90,7 @@ describe("POST /api/webhooks/clerk: signature checks", () => {
 				const raw = JSON.stringify(envelope("user.created", { ...userData(uid("user")), pad: "x".repeat(100 * 1024) }));
 				return { raw, headers: svixHeaders(raw) };
 			},
-			400,
+			413,
 		],
 	];
 

@@ -2,7 +2,7 @@ import { runBatch } from "../../db/batch";
 import type { Database } from "../../db/client";
 import type { Env } from "../../env";
 import { errorFields, type Logger } from "../../lib/logger";
-import { isFinal, outcomesOf } from "../../services/events-log";
+import { isFinal, outcomesOf, recordAttemptFailed } from "../../services/events-log";
 import { backoffSeconds } from "../backoff";
 import type { WebhookMessage } from "../messages";
 import { emitApplied, invalidateCaches } from "./applied";
@@ -13,7 +13,9 @@ import { type Planned, parseMessage, planMessage } from "./planners";
  * unless it is an operator replay); the whole batch is one db.batch (atomic, one round trip). If
  * that fails, each message is retried on its own so one bad message cannot hold back the others:
  * the ones that succeed are acked, the failing one is retried with exponential backoff and, after
- * max_retries, lands in the dead-letter queue.
+ * max_retries, lands in the dead-letter queue. Planning is isolated the same way: a malformed
+ * payload is recorded as failed (and acked: retrying cannot fix it), a planner that throws retries
+ * only its own message. Each failed attempt is recorded (outcome failed, error, attempt number).
  */
 export async function processWebhookBatch(env: Env, db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
 	const now = Date.now();
@@ -44,7 +46,11 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 			logger.debug("duplicate delivery acked", { svixId: f.body.svixId });
 			f.msg.ack();
 		} else {
-			todo.push(await planMessage(db, f.msg, f.body, now));
+			try {
+				todo.push(await planMessage(db, f.msg, f.body, now));
+			} catch (err) {
+				await retry(db, { msg: f.msg, body: f.body, plan: null }, err, logger);
+			}
 		}
 	}
 	if (todo.length === 0) return;
@@ -61,7 +67,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 		return;
 	} catch (err) {
 		if (todo.length > 1) logger.warn("batch failed, isolating messages", errorFields(err));
-		else return retry(todo[0] as Planned, err, logger);
+		else return retry(db, todo[0] as Planned, err, logger);
 	}
 
 	for (const t of todo) {
@@ -71,13 +77,30 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 			invalidateCaches(t);
 			t.msg.ack();
 		} catch (err) {
-			retry(t, err, logger);
+			await retry(db, t, err, logger);
 		}
 	}
 }
 
-function retry(t: Planned, err: unknown, logger: Logger): void {
+/** Retries one message with backoff, after recording the failed attempt (best effort: D1 may be what failed). */
+async function retry(
+	db: Database,
+	t: Pick<Planned, "msg" | "body"> & { plan: Planned["plan"] | null },
+	err: unknown,
+	logger: Logger,
+): Promise<void> {
 	const delaySeconds = backoffSeconds(t.msg.attempts);
+	try {
+		await recordAttemptFailed(
+			db,
+			t.body,
+			{ organizationId: t.plan?.organizationId ?? null, entityId: t.plan?.entityId ?? null },
+			t.msg.attempts,
+			err instanceof Error ? err.message : String(err),
+		);
+	} catch (recordErr) {
+		logger.warn("could not record the failed attempt", { svixId: t.body.svixId, ...errorFields(recordErr) });
+	}
 	logger.error("webhook event failed, retrying", {
 		svixId: t.body.svixId,
 		type: t.body.type,

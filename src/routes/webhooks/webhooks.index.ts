@@ -1,46 +1,73 @@
 import type { Context } from "hono";
 import type Stripe from "stripe";
-import { Webhook } from "svix";
 import { createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { ApiError, fieldErrors } from "../../errors";
 import { sha256Hex } from "../../lib/crypto";
-import { ClerkEnvelopeSchema, type WebhookMessage } from "../../queue/messages";
+import { takeRateLimit } from "../../middleware/rate-limit";
+import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "../../queue/messages";
+import { ms } from "../../services/clerk-sync/shared";
 import { verifyWebhookSignature } from "../../services/razorpay";
 import { STRIPE_TOLERANCE_SECONDS, stripeClient, stripeCrypto } from "../../services/stripe";
+import { isTimestamp, signatureHeaders, verifySignature } from "./signature";
 import * as routes from "./webhooks.routes";
 
 /**
- * A Queues message holds at most 128 KB; the body travels inside one, so it is capped below that.
- * Clerk's payloads are a few KB (metadata fields are capped at 8 KB each).
+ * Raw body cap. Clerk's payloads are a few KB (metadata fields are capped at 8 KB each); the body
+ * travels inside one queue message, whose own cap (below) is checked on the message as it is sent.
  */
 const MAX_WEBHOOK_BYTES = 96 * 1024;
 
-const MAX_QUEUE_MESSAGE_CHARS = 120_000;
+/**
+ * A Queues message holds 128 KB (128,000 bytes) of its JSON encoding. JSON escaping grows a body
+ * (a quote becomes two bytes, control characters six) and non-ASCII counts in UTF-8 bytes, so the
+ * message is measured in bytes as it will be sent, with a margin for the queue's own framing.
+ */
+const MAX_QUEUE_MESSAGE_BYTES = 126_000;
 
 const SIGNATURE_CHALLENGE = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
 
-// One svix verifier per secret; constructing it decodes the key.
-const verifiers = new Map<string, Webhook>();
-
-async function readCapped(req: Request): Promise<string> {
+/** The body's bytes, capped (413 past the cap, from the declared length when there is one). */
+async function readCappedBytes(req: Request): Promise<Uint8Array> {
 	const declared = Number(req.headers.get("content-length") ?? "0");
 	if (declared > MAX_WEBHOOK_BYTES) throw tooLarge();
 	const buf = await req.arrayBuffer();
 	if (buf.byteLength > MAX_WEBHOOK_BYTES) throw tooLarge();
+	return new Uint8Array(buf);
+}
+
+/** UTF-8 text of the body; a leading BOM (covered by the signature, since that is over the bytes) is dropped. */
+function decodeUtf8(bytes: Uint8Array): string {
 	try {
-		return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(buf);
+		return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
 	} catch {
 		throw new ApiError("BAD_REQUEST", "body is not UTF-8");
 	}
 }
 
+async function readCapped(req: Request): Promise<string> {
+	return decodeUtf8(await readCappedBytes(req));
+}
+
 const tooLarge = () => new ApiError("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_WEBHOOK_BYTES} bytes`);
 
-/** Puts a verified event on the queue; only a successful send may be answered with 2xx. */
+/**
+ * Puts a verified event on the queue; only a successful send may be answered with 2xx. What the
+ * consumer would drop as unreadable (ids or types too long, a timestamp that is not a non-negative
+ * integer) is refused here with 400, and what the queue would refuse with 413, so a 202 always
+ * means the event will be processed or visibly fail.
+ */
 async function enqueue(c: Context<AppEnv>, message: WebhookMessage): Promise<void> {
-	// JSON escaping can grow the body; refuse what the queue would refuse, before trying.
-	if (JSON.stringify(message).length > MAX_QUEUE_MESSAGE_CHARS) throw tooLarge();
+	const valid = WebhookMessageSchema.safeParse(message);
+	if (!valid.success) {
+		throw new ApiError("VALIDATION_FAILED", "event cannot be accepted", {
+			errors: fieldErrors(valid.error.issues).map((e) => ({ ...e, path: MESSAGE_FIELDS[e.path] ?? e.path })),
+		});
+	}
+	const bytes = new TextEncoder().encode(JSON.stringify(message)).byteLength;
+	if (bytes > MAX_QUEUE_MESSAGE_BYTES) {
+		throw new ApiError("PAYLOAD_TOO_LARGE", `event is ${bytes} bytes once queued; the limit is ${MAX_QUEUE_MESSAGE_BYTES}`);
+	}
 	try {
 		await c.env.WEBHOOK_QUEUE.send(message, { contentType: "json" });
 	} catch (err) {
@@ -53,6 +80,9 @@ async function enqueue(c: Context<AppEnv>, message: WebhookMessage): Promise<voi
 	}
 }
 
+/** Where a refused message field came from, for the client. */
+const MESSAGE_FIELDS: Record<string, string> = { svixId: "headers.svix-id", type: "body.type", timestamp: "body.timestamp" };
+
 function parseJson(raw: string): Record<string, unknown> {
 	try {
 		const v = JSON.parse(raw);
@@ -63,40 +93,53 @@ function parseJson(raw: string): Record<string, unknown> {
 	throw new ApiError("BAD_REQUEST", "body is not a JSON object");
 }
 
+/**
+ * Refuses a request whose signature did not verify (or was absent), after it spent a token of the
+ * per-IP budget: only such traffic is limited by IP (a 429 once the budget is gone).
+ */
+async function refuseUnverified(c: Context<AppEnv>, err: ApiError): Promise<never> {
+	const limits = await takeRateLimit(c, "public");
+	throw new ApiError(err.code, err.detail, { headers: { ...err.headers, ...limits }, errors: err.errors });
+}
+
 export const webhooksRouter = createRouter()
 	.openapi(routes.clerkWebhook, async (c) => {
 		const secret = c.get("config").CLERK_WEBHOOK_SECRET;
 		if (!secret) throw new ApiError("BAD_ENVIRONMENT", "CLERK_WEBHOOK_SECRET is not configured");
 
-		const svixId = c.req.header("svix-id");
-		const svixTimestamp = c.req.header("svix-timestamp");
-		const svixSignature = c.req.header("svix-signature");
-		const missing = [
-			["svix-id", svixId],
-			["svix-timestamp", svixTimestamp],
-			["svix-signature", svixSignature],
-		].filter(([, v]) => !v);
-		if (missing.length > 0) {
-			throw new ApiError("BAD_REQUEST", `missing header ${missing.map(([k]) => k).join(", ")}`, {
-				errors: missing.map(([k]) => ({ path: `headers.${k}`, message: "required" })),
-			});
+		// The signature is checked before any rate limit: correctly signed deliveries are never limited by IP.
+		const found = signatureHeaders((name) => c.req.header(name));
+		if (!found.headers) {
+			return refuseUnverified(
+				c,
+				new ApiError("BAD_REQUEST", `missing header ${found.missing.join(", ")}`, {
+					errors: found.missing.map((k) => ({ path: `headers.${k}`, message: "required" })),
+				}),
+			);
 		}
-		const raw = await readCapped(c.req.raw);
-
-		let wh = verifiers.get(secret);
-		if (!wh) {
-			wh = new Webhook(secret);
-			verifiers.set(secret, wh);
+		const h = found.headers;
+		if (!isTimestamp(h.timestamp)) {
+			return refuseUnverified(
+				c,
+				new ApiError("BAD_REQUEST", "signature timestamp is not a positive integer of seconds", {
+					errors: [
+						{
+							path: c.req.header("svix-timestamp") ? "headers.svix-timestamp" : "headers.webhook-timestamp",
+							message: "must be a positive integer",
+						},
+					],
+				}),
+			);
 		}
-		try {
-			// svix 2.x: returns nothing, throws on a bad or stale/future signature (5 min either way).
-			wh.verify(raw, { "svix-id": svixId, "svix-timestamp": svixTimestamp, "svix-signature": svixSignature } as Record<
-				string,
-				string
-			>);
-		} catch {
-			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
+		const bytes = await readCappedBytes(c.req.raw);
+		// Over the exact bytes received (a BOM or any re-encoding would change them).
+		if (!(await verifySignature(secret, h, bytes))) {
+			return refuseUnverified(
+				c,
+				new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE }),
+			);
 		}
+		const raw = decodeUtf8(bytes);
 
 		const envelope = ClerkEnvelopeSchema.safeParse(parseJson(raw));
 		if (!envelope.success) {
@@ -105,13 +148,14 @@ export const webhooksRouter = createRouter()
 
 		await enqueue(c, {
 			source: "clerk",
-			svixId: svixId as string,
+			svixId: h.id,
 			type: envelope.data.type,
-			timestamp: envelope.data.timestamp ?? Number(svixTimestamp) * 1000,
+			// Clerk's envelope time is in ms; one in seconds is read as seconds.
+			timestamp: ms(envelope.data.timestamp ?? null) ?? Number(h.timestamp) * 1000,
 			receivedAt: Date.now(),
 			body: raw,
 		});
-		return c.json({ status: "queued" as const, svixId: svixId as string }, 202);
+		return c.json({ status: "queued" as const, svixId: h.id }, 202);
 	})
 
 	.openapi(routes.razorpayWebhook, async (c) => {

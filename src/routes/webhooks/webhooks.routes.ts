@@ -8,22 +8,28 @@ export const clerkWebhook = createRoute({
 	method: "post",
 	path: "/api/webhooks/clerk",
 	tags: ["webhooks"],
-	summary: "Clerk (Svix-signed) webhook",
-	middleware: [rateLimit("public")],
+	summary: "Clerk (Svix / Standard Webhooks signed) webhook",
 	description:
-		"Verifies svix-id / svix-timestamp / svix-signature over the raw body (5 min tolerance), then queues the event. " +
-		"202 only once the queue accepted it; 503 otherwise so Clerk retries. Body cap 96 KiB.",
+		"Verifies svix-id / svix-timestamp / svix-signature (or the Standard Webhooks names webhook-id / " +
+		"webhook-timestamp / webhook-signature) over the raw body bytes (5 min tolerance), then queues the event. " +
+		"The signature is checked first: correctly signed requests are never limited by IP; unsigned or badly " +
+		"signed ones spend the per-IP budget (429 past it). 202 only once the queue accepted the event; 503 " +
+		"otherwise so Clerk retries. Body cap 96 KiB, and 413 when the queued message would exceed the queue's 128 KB.",
 	request: {
 		headers: z.object({
 			"svix-id": z.string().optional(),
 			"svix-timestamp": z.string().optional(),
 			"svix-signature": z.string().optional(),
+			"webhook-id": z.string().optional(),
+			"webhook-timestamp": z.string().optional(),
+			"webhook-signature": z.string().optional(),
 		}),
 	},
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
 		...commonErrors,
-		401: problem("Signature missing, invalid, stale or from the future"),
+		401: problem("Signature invalid, stale or from the future"),
+		413: problem("Body over the cap, or too large for a queue message once encoded"),
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });

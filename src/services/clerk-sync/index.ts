@@ -1,11 +1,11 @@
 import { num as n, obj, str as s } from "../../lib/payload";
 import type { ClerkEnvelope } from "../../queue/messages";
-import type { SyncPlan } from "../sync-plan";
+import { MalformedPayload, type SyncPlan } from "../sync-plan";
 import { invitationPlanners } from "./invitations";
 import { membershipPlanners } from "./memberships";
 import { organizationPlanners } from "./organizations";
 import { rolePlanners } from "./roles";
-import { type ClerkEvent, ignore, ms, type Planner } from "./shared";
+import { type ClerkEvent, ignore, ms, type Planner, planOf } from "./shared";
 import { userPlanners } from "./users";
 
 export type { SyncPlan } from "../sync-plan";
@@ -32,15 +32,25 @@ const PLANNERS = new Map<string, Planner>(
  */
 export function planClerkEvent(envelope: ClerkEnvelope, eventTs: number, now: number, eventId = ""): SyncPlan {
 	const d = envelope.data;
+	// Clerk sends ms; a timestamp in seconds (hand-made payloads, other senders) is read as seconds.
+	const ts = ms(eventTs) ?? eventTs;
 	const e: ClerkEvent = {
 		type: envelope.type,
 		data: d,
 		id: s(d.id),
-		eventTs,
-		objectTs: ms(n(d.updated_at)) ?? eventTs,
+		eventTs: ts,
+		objectTs: ms(n(d.updated_at)) ?? ts,
 		now,
 		eventId,
 	};
+	const orgId = s(d.organization_id) ?? s(obj(d.organization).id);
 	const planner = PLANNERS.get(envelope.type);
-	return planner ? planner(e) : ignore(e, s(d.organization_id) ?? s(obj(d.organization).id));
+	if (!planner) return ignore(e, orgId);
+	try {
+		return planner(e);
+	} catch (err) {
+		// A malformed part fails this event alone, visibly; any other error is a bug and propagates (retried).
+		if (err instanceof MalformedPayload) return planOf(e, { organizationId: orgId, failed: err.message });
+		throw err;
+	}
 }

@@ -1,10 +1,33 @@
 import { type SQL, sql } from "drizzle-orm";
 import { normalizeRoleKey } from "../../auth/claims";
-import { type Data, str as s } from "../../lib/payload";
-import { createdAt, ignore, type Planner, planOf, staleRow } from "./shared";
+import { str as s } from "../../lib/payload";
+import { createdAt, ignore, objects, type Planner, planOf, staleRow } from "./shared";
 
 /** Clerk's built-in roles are seeded by the migrations and never mirrored. */
 const SYSTEM_ROLES = new Set(["org:admin", "org:member"]);
+
+/** D1 binds at most 100 parameters per statement: lists of keys go in chunks of this size. */
+const KEY_CHUNK = 50;
+
+function chunks<T>(list: T[], size = KEY_CHUNK): T[][] {
+	const out: T[][] = [];
+	for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+	return out;
+}
+
+/**
+ * Keys are unique, ids are Clerk's: a key reused by a new role or permission (new id) after the old
+ * one was deleted would collide with the old one's tombstone. The tombstone keeps its row (so a late
+ * event for the old id stays stale) but gives up the key, renamed `key#id`.
+ */
+const freeTombstonedPermissionKeys = (keys: string[]): SQL[] =>
+	chunks(keys).map(
+		(part) => sql`UPDATE permissions SET key = key || '#' || id
+			WHERE is_system = 0 AND deleted_at IS NOT NULL AND key IN (${sql.join(
+				part.map((k) => sql`${k}`),
+				sql`, `,
+			)})`,
+	);
 
 /** role.created / role.updated: a custom role and, if this event is the one stored, its permission set. */
 const upsertRole: Planner = (e) => {
@@ -12,35 +35,49 @@ const upsertRole: Planner = (e) => {
 	const key = s(d.key);
 	if (!e.id || !key || SYSTEM_ROLES.has(normalizeRoleKey(key))) return ignore(e);
 	const { id, objectTs, now } = e;
-	const perms = (Array.isArray(d.permissions) ? (d.permissions as Data[]) : [])
+	const roleKey = normalizeRoleKey(key);
+	const perms = objects(d, "permissions")
 		.map((p) => ({ id: s(p.id), key: s(p.key), name: s(p.name) }))
 		.filter((p): p is { id: string; key: string; name: string | null } => !!p.id && !!p.key);
 	const statements: SQL[] = [
+		// Clerk keeps role keys unique: another role holding this key was deleted (tombstone) or, when
+		// older than this event, has been deleted in Clerk though its role.deleted has not arrived yet.
+		sql`
+			UPDATE roles SET key = key || '#' || id, deleted_at = coalesce(deleted_at, ${objectTs}), updated_at = ${now}
+			WHERE organization_id IS NULL AND key = ${roleKey} AND id <> ${id} AND is_system = 0
+				AND (deleted_at IS NOT NULL OR source_updated_at < ${objectTs})`,
+		// A newer role still holding the key makes this event stale: nothing inserted (last clause).
 		sql`
 			INSERT INTO roles (id, organization_id, key, name, description, is_system, source_updated_at, created_at, updated_at)
-			VALUES (${id}, NULL, ${normalizeRoleKey(key)}, ${s(d.name) ?? key}, ${s(d.description)}, 0, ${objectTs},
+			VALUES (${id}, NULL, ${roleKey}, ${s(d.name) ?? key}, ${s(d.description)}, 0, ${objectTs},
 				${createdAt(d, now)}, ${now})
 			ON CONFLICT (id) DO UPDATE SET key = excluded.key, name = excluded.name, description = excluded.description,
 				source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at, deleted_at = NULL
-			WHERE roles.deleted_at IS NULL AND excluded.source_updated_at >= roles.source_updated_at`,
+			WHERE roles.deleted_at IS NULL AND excluded.source_updated_at >= roles.source_updated_at
+			ON CONFLICT DO NOTHING`,
+		...freeTombstonedPermissionKeys(perms.map((p) => p.key)),
 		...perms.map(
 			(p) => sql`INSERT INTO permissions (id, key, name, source_updated_at, created_at, updated_at)
 				VALUES (${p.id}, ${p.key}, ${p.name ?? p.key}, 0, ${now}, ${now}) ON CONFLICT DO NOTHING`,
 		),
 		// Replace the role's permission set only if this event is the one now stored.
 		sql`DELETE FROM role_permissions WHERE role_id = (SELECT id FROM roles WHERE id = ${id} AND source_updated_at = ${objectTs})`,
-	];
-	if (perms.length > 0) {
-		statements.push(
-			sql`INSERT OR IGNORE INTO role_permissions (role_id, permission_id)
-				SELECT r.id, p.id FROM roles r JOIN permissions p ON p.key IN (${sql.join(
-					perms.map((p) => sql`${p.key}`),
+		...chunks(perms).map(
+			(part) => sql`INSERT OR IGNORE INTO role_permissions (role_id, permission_id)
+				SELECT r.id, p.id FROM roles r JOIN permissions p ON p.deleted_at IS NULL AND p.key IN (${sql.join(
+					part.map((p) => sql`${p.key}`),
 					sql`, `,
 				)})
-				WHERE r.id = ${id} AND r.source_updated_at = ${objectTs}`,
-		);
-	}
-	return planOf(e, { statements, staleCheck: staleRow("roles", "id", id, objectTs, true), invalidate: { all: true } });
+				WHERE r.id = ${id} AND r.source_updated_at = ${objectTs} AND r.deleted_at IS NULL`,
+		),
+	];
+	return planOf(e, {
+		statements,
+		// Stale also when no row was stored for this id (a newer role holds the key).
+		staleCheck: sql`(SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM roles WHERE id = ${id}) THEN 1
+			ELSE coalesce(${staleRow("roles", "id", id, objectTs, true)}, 0) END)`,
+		invalidate: { all: true },
+	});
 };
 
 /** permission.created / permission.updated: keyed by the permission key; system permissions stay as seeded. */
@@ -50,13 +87,17 @@ const upsertPermission: Planner = (e) => {
 	if (!e.id || !key) return ignore(e);
 	return planOf(e, {
 		statements: [
+			// A deleted permission with this key (another id) gives the key up to the new one.
+			sql`UPDATE permissions SET key = key || '#' || id
+				WHERE key = ${key} AND id <> ${e.id} AND is_system = 0 AND deleted_at IS NOT NULL`,
 			sql`
 				INSERT INTO permissions (id, key, name, description, source_updated_at, created_at, updated_at)
 				VALUES (${e.id}, ${key}, ${s(d.name) ?? key}, ${s(d.description)}, ${e.objectTs}, ${createdAt(d, e.now)}, ${e.now})
 				ON CONFLICT (key) DO UPDATE SET name = excluded.name, description = excluded.description,
 					source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
 				WHERE permissions.is_system = 0 AND permissions.deleted_at IS NULL
-					AND excluded.source_updated_at >= permissions.source_updated_at`,
+					AND excluded.source_updated_at >= permissions.source_updated_at
+				ON CONFLICT DO NOTHING`,
 		],
 		staleCheck: staleRow("permissions", "key", key, e.objectTs, true),
 		invalidate: { all: true },

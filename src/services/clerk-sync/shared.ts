@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Data, num as n, str as s } from "../../lib/payload";
-import type { SyncPlan } from "../sync-plan";
+import { MalformedPayload, type SyncPlan } from "../sync-plan";
 
 /** One Clerk event as the family planners read it. */
 export interface ClerkEvent {
@@ -43,8 +43,23 @@ export const ms = (v: number | null): number | null => (v === null ? null : v < 
 /** The object's created_at (ms), else now. */
 export const createdAt = (d: Data, now: number): number => ms(n(d.created_at)) ?? now;
 
+/**
+ * The objects of a list field (absent or null reads as empty). Anything else (a list holding null, a
+ * number, a nested list, or a field that is not a list) is a malformed payload: the event fails with
+ * the path of the bad part rather than throwing a TypeError that would take its whole batch down.
+ */
+export function objects(d: Data, field: string): Data[] {
+	const v = d[field];
+	if (v === undefined || v === null) return [];
+	if (!Array.isArray(v)) throw new MalformedPayload(`data.${field} is not a list`);
+	v.forEach((x, i) => {
+		if (typeof x !== "object" || x === null || Array.isArray(x)) throw new MalformedPayload(`data.${field}[${i}] is not an object`);
+	});
+	return v as Data[];
+}
+
 function primaryEmail(d: Data): string | null {
-	const list = Array.isArray(d.email_addresses) ? (d.email_addresses as Data[]) : [];
+	const list = objects(d, "email_addresses");
 	const primary = list.find((e) => e.id === d.primary_email_address_id) ?? list[0];
 	return s(primary?.email_address);
 }
