@@ -15,6 +15,11 @@ function emptyPlan(entityId: string | null, organizationId: string | null): Sync
  * record the payment as captured; payment.failed records the failed attempt and marks a still-CREATED
  * order FAILED. A PAID order is never downgraded and a captured payment never becomes failed, so
  * duplicates and any arrival order converge to the same state.
+ *
+ * A capture is cross-checked against the stored order: its amount (an exact, safe integer) and its
+ * currency must be the order's. A capture that differs, or does not say, changes nothing (the order
+ * stays as it was, no payment is recorded) and is recorded as a security event instead
+ * (audit action security.payment_mismatch, with what was expected and what arrived).
  */
 export async function planRazorpayEvent(db: Database, body: Data, now: number, eventId = ""): Promise<SyncPlan> {
 	const payload = obj(body.payload);
@@ -30,9 +35,26 @@ export async function planRazorpayEvent(db: Database, body: Data, now: number, e
 		return plan;
 	}
 	const status = event === "payment.failed" ? "failed" : "captured";
-	const amount = n(payment.amount);
-	const currency = s(payment.currency);
+	// order.paid carries the order (amount_paid) and usually the payment; the payment's figures win.
+	const paid = Object.keys(payment).length > 0 ? payment : { amount: order.amount_paid, currency: order.currency };
+	const rawAmount = n(paid.amount);
+	const amount = rawAmount !== null && Number.isSafeInteger(rawAmount) ? rawAmount : null;
+	const currency = s(paid.currency);
 	const { organizationId } = found;
+	if (status === "captured" && (amount !== found.amount || currency?.toUpperCase() !== found.currency.toUpperCase())) {
+		plan.events = [
+			systemAudit({
+				id: `aud_${eventId}`,
+				organizationId,
+				action: "security.payment_mismatch",
+				targetType: "payment_order",
+				targetId: found.id,
+				before: { status: found.status, amount: found.amount, currency: found.currency },
+				after: { event, razorpayOrderId, paymentId, amount: rawAmount, currency },
+			}),
+		];
+		return plan;
+	}
 	if (paymentId) {
 		plan.statements.push(
 			recordPayment({ organizationId, orderId: found.id, paymentId, amount, currency, source: "webhook", status, now }),
