@@ -331,10 +331,11 @@ export const paymentTransactions = sqliteTable(
 export const subscriptions = sqliteTable(
 	"subscriptions",
 	{
-		organizationId: text("organization_id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
 		provider: text("provider").notNull().default("stripe"),
 		customerId: text("customer_id"),
-		subscriptionId: text("subscription_id"),
+		/** One row per provider subscription (Stripe's sub_…); an organization may have several. */
+		subscriptionId: text("subscription_id").primaryKey(),
 		plan: text("plan").notNull(),
 		status: text("status").notNull(),
 		currentPeriodEnd: integer("current_period_end"),
@@ -342,7 +343,7 @@ export const subscriptions = sqliteTable(
 		sourceUpdatedAt: integer("source_updated_at").notNull(),
 		updatedAt: integer("updated_at").notNull(),
 	},
-	(t) => [index("subscriptions_customer_idx").on(t.customerId)],
+	(t) => [index("subscriptions_customer_idx").on(t.customerId), index("subscriptions_org_idx").on(t.organizationId)],
 );
 
 // --- audit log, usage, outgoing webhooks ----------------------------------------------------------
