@@ -21,7 +21,7 @@ export default defineConfig(async () => {
 		],
 		test: {
 			include: ["test/**/*.test.ts"],
-			setupFiles: ["test/setup/apply-migrations.ts"],
+			setupFiles: ["test/setup/apply-migrations.ts", "test/setup/network.ts"],
 			testTimeout: 20_000,
 		},
 	};

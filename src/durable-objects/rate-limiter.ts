@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 
-export interface TakeRequest {
+interface TakeRequest {
 	/** Bucket capacity: requests allowed per window. */
 	limit: number;
 	windowMs: number;
@@ -104,13 +104,6 @@ export class RateLimiter extends DurableObject {
 
 	async stats(): Promise<{ calls: number }> {
 		return { calls: this.calls };
-	}
-
-	/** Tokens currently in the bucket (refill applied), for tests and diagnostics. */
-	async peek(): Promise<number | null> {
-		const b = this.bucket;
-		if (!b) return null;
-		return Math.min(b.limit, b.tokens + Math.max(0, Date.now() - b.updatedAt) * (b.limit / b.windowMs));
 	}
 
 	/** Deletes the state of an idle, refilled bucket; otherwise checks again when it will be full. */

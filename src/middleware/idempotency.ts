@@ -1,12 +1,9 @@
-import { and, eq, lt } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
-import { idempotencyKeys } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../lib/crypto";
+import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from "../services/idempotency";
 
-/** Stored responses are replayed for 24 hours; an older key may be reused for a new request. */
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const KEY_SHAPE = /^[\x21-\x7e]{1,255}$/;
 
 /**
@@ -27,26 +24,14 @@ export function idempotency() {
 			});
 		}
 		const db = c.get("db");
-		const organizationId = c.get("access").organization.id;
 		const userId = c.get("auth").userId;
+		const ref = { organizationId: c.get("access").organization.id, key };
 		const body = await c.req.raw.clone().text();
 		const requestHash = await sha256Hex(`${c.req.method} ${c.req.path}\n${userId}\n${body}`);
-		const now = Date.now();
-		const where = and(eq(idempotencyKeys.organizationId, organizationId), eq(idempotencyKeys.key, key));
 
-		// One statement claims the key: a new one, or an expired one (free again) taken over.
-		const claimed = await db
-			.insert(idempotencyKeys)
-			.values({ organizationId, key, userId, requestHash, state: "pending", createdAt: now })
-			.onConflictDoUpdate({
-				target: [idempotencyKeys.organizationId, idempotencyKeys.key],
-				set: { userId, requestHash, state: "pending", status: null, responseBody: null, createdAt: now },
-				setWhere: lt(idempotencyKeys.createdAt, now - IDEMPOTENCY_TTL_MS),
-			})
-			.returning({ key: idempotencyKeys.key });
-
-		if (claimed.length === 0) {
-			const [row] = await db.select().from(idempotencyKeys).where(where);
+		const claim = await claimIdempotencyKey(db, { ...ref, userId, requestHash });
+		if (!claim.claimed) {
+			const row = claim.held;
 			if (!row) throw new ApiError("CONFLICT", "Idempotency-Key is being released, retry");
 			if (row.requestHash !== requestHash) {
 				throw new ApiError("CONFLICT", "Idempotency-Key was already used for a different request");
@@ -60,13 +45,7 @@ export function idempotency() {
 
 		await next();
 		const res = c.res;
-		if (res.status >= 200 && res.status < 300) {
-			await db
-				.update(idempotencyKeys)
-				.set({ state: "done", status: res.status, responseBody: await res.clone().text() })
-				.where(where);
-		} else {
-			await db.delete(idempotencyKeys).where(where);
-		}
+		if (res.status >= 200 && res.status < 300) await completeIdempotencyKey(db, ref, res.status, await res.clone().text());
+		else await releaseIdempotencyKey(db, ref);
 	});
 }

@@ -21,8 +21,18 @@ interface Local {
 // eviction) under-counts by at most METER_FLUSH_COUNT calls per isolate; it never blocks a request.
 const local = new Map<string, Local>();
 
+/** The meter's clock (ms since the epoch); tests move it with setMeterClock instead of sleeping. */
+let clock: () => number = () => Date.now();
+
+/** Test hook: forget the pending counts and go back to the real clock. */
 export function resetMeterState(): void {
 	local.clear();
+	clock = () => Date.now();
+}
+
+/** Test hook: the meter reads the time from `now` (e.g. to step past METER_FLUSH_MS without waiting). */
+export function setMeterClock(now: () => number): void {
+	clock = now;
 }
 
 const monthOf = (t: number) => new Date(t).toISOString().slice(0, 7);
@@ -42,7 +52,7 @@ export function meter() {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		const { organization, limits } = c.get("access");
 		const quota = limits.monthlyApiQuota;
-		const now = Date.now();
+		const now = clock();
 		const month = monthOf(now);
 		let s = local.get(organization.id);
 		if (!s || s.month !== month) {

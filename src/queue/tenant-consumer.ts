@@ -1,11 +1,9 @@
-import { asc, inArray } from "drizzle-orm";
 import { createDb, type Database } from "../db/client";
-import { outbox } from "../db/schema";
 import type { Env } from "../env";
-import { newId } from "../lib/ids";
 import { errorFields, type Logger } from "../lib/logger";
 import { appendAudit } from "../services/audit";
 import { publish } from "../services/events-bus";
+import { oldestInOutbox, parkInOutbox, removeFromOutbox } from "../services/outbox";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
 import { backoffSeconds } from "./backoff";
 import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant-events";
@@ -68,19 +66,13 @@ export async function recordTenantDeadLetters(env: Env, batch: MessageBatch<unkn
 		if (parsed.success && parsed.data.kind === "audit") keep.push(parsed.data);
 		else logger.error("tenant event dead-lettered", { body: JSON.stringify(msg.body).slice(0, 500) });
 	}
-	if (keep.length > 0) {
-		const db = createDb(env.DB);
-		const now = Date.now();
-		await db
-			.insert(outbox)
-			.values(keep.map((m) => ({ id: newId("obx"), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })));
-	}
+	if (keep.length > 0) await parkInOutbox(createDb(env.DB), keep);
 	for (const msg of batch.messages) msg.ack();
 }
 
 /** Cron: re-send what the outbox holds (oldest first, 100 at a time), deleting what was sent. */
 export async function drainOutbox(env: Env, db: Database, logger: Logger): Promise<number> {
-	const rows = await db.select().from(outbox).orderBy(asc(outbox.createdAt)).limit(100);
+	const rows = await oldestInOutbox(db, 100);
 	if (rows.length === 0) return 0;
 	try {
 		await env.TENANT_EVENTS.sendBatch(rows.map((r) => ({ body: JSON.parse(r.body), contentType: "json" as const })));
@@ -88,11 +80,9 @@ export async function drainOutbox(env: Env, db: Database, logger: Logger): Promi
 		logger.warn("outbox drain failed, will retry", errorFields(err));
 		return 0;
 	}
-	await db.delete(outbox).where(
-		inArray(
-			outbox.id,
-			rows.map((r) => r.id),
-		),
+	await removeFromOutbox(
+		db,
+		rows.map((r) => r.id),
 	);
 	return rows.length;
 }

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /** Internal events on the tenant-events queue: audit entries, outgoing webhook events, deliveries. */
-export const AuditMessageSchema = z.object({
+const AuditMessageSchema = z.object({
 	kind: z.literal("audit"),
 	/** Producer-side id; the audit writer ignores a second copy. */
 	id: z.string().min(1),
@@ -25,7 +25,7 @@ export const AuditMessageSchema = z.object({
 	occurredAt: z.number().int(),
 });
 
-export const WebhookEventMessageSchema = z.object({
+const WebhookEventMessageSchema = z.object({
 	kind: z.literal("webhook.event"),
 	id: z.string().min(1),
 	organizationId: z.string().min(1),
@@ -34,7 +34,7 @@ export const WebhookEventMessageSchema = z.object({
 	occurredAt: z.number().int(),
 });
 
-export const DeliverMessageSchema = z.object({
+const DeliverMessageSchema = z.object({
 	kind: z.literal("webhook.deliver"),
 	deliveryId: z.string().min(1),
 	organizationId: z.string().min(1),

@@ -7,7 +7,7 @@ import { ApiError } from "../errors";
 import { TtlCache } from "../lib/ttl-cache";
 import { limitsFor, type PlanLimits } from "./plans";
 
-export interface OrgSummary {
+interface OrgSummary {
 	id: string;
 	name: string | null;
 	slug: string | null;
@@ -34,7 +34,7 @@ interface Lookup {
 	rolePermissions: string[];
 }
 
-export const ACCESS_CACHE_TTL_MS = 5_000;
+const ACCESS_CACHE_TTL_MS = 5_000;
 // Organization + membership lookups, 5 s per (org, user) in this isolate. The webhook consumer
 // evicts entries it changes (see invalidateAccess); other isolates see a change within 5 s.
 const accessCache = new TtlCache<string, Lookup>(10_000);
@@ -146,6 +146,17 @@ export async function resolveOrgAccess(db: Database, auth: AuthContext, orgId: s
 
 	if (!found.organization) throw new ApiError("NOT_FOUND", "organization not found");
 	throw new ApiError("FORBIDDEN", "not a member of this organization");
+}
+
+/** The caller's standing in the token's active organization; null when there is none or they no longer belong to it. */
+export async function activeOrgAccess(db: Database, auth: AuthContext): Promise<OrgAccess | null> {
+	if (!auth.orgId) return null;
+	try {
+		return await resolveOrgAccess(db, auth, auth.orgId);
+	} catch (err) {
+		if (err instanceof ApiError && (err.code === "FORBIDDEN" || err.code === "NOT_FOUND")) return null;
+		throw err;
+	}
 }
 
 async function upsertPlaceholderOrg(db: Database, orgId: string, slug: string | null): Promise<OrgSummary | null> {

@@ -1,11 +1,12 @@
-import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { auditLogs } from "../db/schema";
 import { sha256Hex } from "../lib/crypto";
 import { newId } from "../lib/ids";
 import type { AuditMessage } from "../queue/tenant-events";
+import { keysetPage, type PageQuery } from "./keyset-page";
 
-export const GENESIS_HASH = "0".repeat(64);
+const GENESIS_HASH = "0".repeat(64);
 
 type Row = typeof auditLogs.$inferSelect;
 type Hashed = Omit<Row, "hash">;
@@ -32,7 +33,7 @@ function canonical(e: Hashed): string {
 	]);
 }
 
-export const entryHash = (e: Hashed) => sha256Hex(canonical(e));
+const entryHash = (e: Hashed) => sha256Hex(canonical(e));
 
 const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
 
@@ -114,7 +115,7 @@ export async function appendAudit(db: Database, messages: AuditMessage[]): Promi
 	return failed;
 }
 
-export interface ChainReport {
+interface ChainReport {
 	intact: boolean;
 	entries: number;
 	headSeq: number | null;
@@ -156,4 +157,34 @@ export async function verifyChain(db: Database, orgId: string): Promise<ChainRep
 		if (page.length < 500) break;
 	}
 	return { intact: true, entries, headSeq: entries ? lastSeq : null, headHash: entries ? prevHash : null };
+}
+
+interface AuditFilter extends PageQuery {
+	/** A user id, or "system" for entries written by the system. */
+	actor?: string;
+	action?: string;
+	/** occurredAt >= from */
+	from?: number;
+	/** occurredAt < to */
+	to?: number;
+}
+
+/** The organization's audit entries, newest first (by seq), one keyset page. */
+export function listAuditLogs(db: Database, orgId: string, q: AuditFilter) {
+	const actor: SQL | undefined =
+		q.actor === undefined ? undefined : q.actor === "system" ? isNull(auditLogs.actorId) : eq(auditLogs.actorId, q.actor);
+	return keysetPage(
+		db,
+		auditLogs,
+		"seq",
+		"desc",
+		and(
+			eq(auditLogs.organizationId, orgId),
+			actor,
+			q.action ? eq(auditLogs.action, q.action) : undefined,
+			q.from !== undefined ? gte(auditLogs.occurredAt, q.from) : undefined,
+			q.to !== undefined ? lt(auditLogs.occurredAt, q.to) : undefined,
+		),
+		q,
+	);
 }

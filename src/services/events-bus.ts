@@ -1,10 +1,10 @@
 import { createDb } from "../db/client";
-import { outbox } from "../db/schema";
 import type { Env } from "../env";
 import { newId } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import type { RequestMeta } from "../lib/request-meta";
 import type { AuditMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
+import { parkInOutbox } from "./outbox";
 
 /**
  * Hands tenant events to the tenant-events queue. If the queue refuses, the messages go to the D1
@@ -18,13 +18,7 @@ export async function publish(env: Env, messages: TenantEvent[], logger?: Logger
 		logger?.warn("tenant-events queue unavailable, using the outbox", {
 			error: err instanceof Error ? err.message : String(err),
 		});
-		const db = createDb(env.DB);
-		const now = Date.now();
-		await db
-			.insert(outbox)
-			.values(
-				messages.map((m) => ({ id: newId("obx"), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })),
-			);
+		await parkInOutbox(createDb(env.DB), messages);
 	}
 }
 

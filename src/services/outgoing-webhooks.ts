@@ -23,7 +23,7 @@ export const DISABLE_AFTER_FAILURES = 10;
 const TIMEOUT_MS = 10_000;
 
 /** Exponential backoff before attempt n+1 (n = attempts made): 5 s, 20 s, 80 s … capped at 1 h. */
-export function deliveryBackoffSeconds(attempts: number): number {
+function deliveryBackoffSeconds(attempts: number): number {
 	return Math.min(5 * 4 ** Math.max(0, attempts - 1), 3600);
 }
 
@@ -136,7 +136,7 @@ export async function fanOut(db: Database, event: WebhookEventMessage): Promise<
 	return rows.map((r) => ({ kind: "webhook.deliver", deliveryId: r.id, organizationId: r.organizationId }));
 }
 
-export interface AttemptResult {
+interface AttemptResult {
 	/** Seconds to wait before the next attempt; absent when the delivery is finished. */
 	retryInSeconds?: number;
 	status: "succeeded" | "retrying" | "failed";

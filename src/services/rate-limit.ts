@@ -1,6 +1,6 @@
 import type { RateLimiter as RateLimiterObject, TakeResult } from "../durable-objects/rate-limiter";
 
-export interface LimitRule {
+interface LimitRule {
 	/** Requests allowed per window. */
 	limit: number;
 	windowMs: number;
@@ -19,7 +19,7 @@ export interface Decision {
 /** Strict: every request is one atomic take in the Durable Object. Lease: see DurableObjectRateLimiter. */
 export type LimitMode = "strict" | "lease";
 
-export interface RateLimiter {
+interface RateLimiter {
 	limit(key: string, rule: LimitRule, mode: LimitMode): Promise<Decision>;
 }
 
@@ -28,7 +28,7 @@ export function leaseSize(limit: number): number {
 	return Math.max(1, Math.min(50, Math.floor(limit / 20)));
 }
 /** A lease's unspent tokens go back to the object with the isolate's next take after this long. */
-export const LEASE_TTL_MS = 2_000;
+const LEASE_TTL_MS = 2_000;
 
 interface Lease {
 	/** Tokens this isolate may still spend without asking the object. */

@@ -4,8 +4,8 @@ import type { RequestMeta } from "../lib/request-meta";
 import { TtlCache } from "../lib/ttl-cache";
 import { auditEntry, publish } from "./events-bus";
 
-export const BURST_THRESHOLD = 10;
-export const BURST_WINDOW_MS = 60_000;
+const BURST_THRESHOLD = 10;
+const BURST_WINDOW_MS = 60_000;
 
 // Isolate-local counters: (org, client IP, status) → failures in the current window. An audit entry is
 // written when a window reaches BURST_THRESHOLD, once per window; each isolate counts on its own.

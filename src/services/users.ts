@@ -3,7 +3,7 @@ import type { Database } from "../db/client";
 import { users } from "../db/schema";
 import { TtlCache } from "../lib/ttl-cache";
 
-export interface UserSummary {
+interface UserSummary {
 	id: string;
 	email: string | null;
 	firstName: string | null;
@@ -11,7 +11,7 @@ export interface UserSummary {
 	deletedAt: number | null;
 }
 
-export const USER_CACHE_TTL_MS = 5_000;
+const USER_CACHE_TTL_MS = 5_000;
 // User rows, 5 s per isolate (null = not synced yet). The webhook consumer evicts what it changes;
 // other isolates see a change within 5 s.
 const userCache = new TtlCache<string, UserSummary | null>(10_000);

@@ -38,13 +38,3 @@ export async function seedMembership(orgId: string, userId: string, role = "org:
 		.run();
 	return id;
 }
-
-/** An organization with an admin and a member, all in D1. */
-export async function seedTenant() {
-	const orgId = await seedOrg();
-	const admin = await seedUser();
-	const member = await seedUser();
-	await seedMembership(orgId, admin, "org:admin");
-	await seedMembership(orgId, member, "org:member");
-	return { orgId, admin, member };
-}

@@ -97,23 +97,4 @@ export function jwks(...names: KeyName[]) {
 	return { keys: names.map((n) => keys[n].publicJwk) };
 }
 
-/**
- * Stubs the network boundary: the Clerk JWKS endpoint answers with the given keys. Other URLs fall
- * through to a 404 so a test never reaches the internet. Returns the spy to count fetches.
- */
-export function stubJwks(
-	vi: typeof import("vitest").vi,
-	serve: () => unknown = () => jwks("primary", "rs384"),
-	others: Record<string, (req: Request) => Response | Promise<Response>> = {},
-) {
-	return vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-		const req = new Request(input as RequestInfo, init);
-		if (req.url.startsWith(TEST_ISSUER) && req.url.includes("jwks")) {
-			return new Response(JSON.stringify(serve()), { headers: { "content-type": "application/json" } });
-		}
-		for (const [prefix, handler] of Object.entries(others)) if (req.url.startsWith(prefix)) return handler(req);
-		return new Response("not stubbed", { status: 404 });
-	});
-}
-
 export { TEST_JWKS_URL };

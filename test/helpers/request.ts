@@ -1,13 +1,55 @@
-import { exports } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import type { ExtractSchema } from "hono/types";
+import type { AppType } from "../../src/app";
+import type { Problem } from "../../src/errors";
+import worker from "../../src/index";
 
-export interface TestResponse {
+export type { Problem };
+
+/** The app's routes as hono types them: path pattern -> `$get`/`$post`/… -> { input, output, status }. */
+type Api = ExtractSchema<AppType>;
+type Verb<K> = K extends `$${infer M}` ? Uppercase<M> : never;
+
+/** Every route of the app as "METHOD /path/:param", e.g. "GET /api/orgs/:orgId/usage". */
+export type Route = { [P in keyof Api & string]: `${Verb<keyof Api[P]>} ${P}` }[keyof Api & string];
+
+/**
+ * The JSON body `route` answers with `status` (by default its 2xx answers), inferred from the
+ * route's zod response schemas: `call<Body<"GET /api/orgs/:orgId/usage">>("GET", …)`.
+ */
+export type Body<R extends Route, S extends number = 200 | 201 | 202> = R extends `${infer M} ${infer P}`
+	? P extends keyof Api
+		? Extract<Api[P][`$${Lowercase<M>}` & keyof Api[P]], { status: S }> extends { output: infer O }
+			? O
+			: never
+		: never
+	: never;
+
+/** One element of a paginated list route's `data`. */
+export type Item<R extends Route> = Body<R> extends { data: (infer I)[] } ? I : never;
+
+/** A response as a test sees it: status, headers, the raw text and the parsed JSON body typed as `T`. */
+export interface TestResponse<T = unknown> {
 	status: number;
 	headers: Headers;
-	json: any;
+	/** The parsed body (null when the body is empty or not JSON). Typed by the caller: see Body<Route>. */
+	json: T;
 	text: string;
 }
 
-function build(method: string, path: string, opts: { token?: string; headers?: Record<string, string>; body?: unknown }) {
+export interface CallOptions {
+	token?: string;
+	headers?: Record<string, string>;
+	body?: unknown;
+	/**
+	 * Run the request through the Worker's fetch handler with an execution context and wait for its
+	 * waitUntil work (usage flushes, security monitors): no sleeping for background work.
+	 */
+	settle?: boolean;
+}
+
+function build(method: string, path: string, opts: CallOptions) {
 	const headers: Record<string, string> = { ...opts.headers };
 	if (opts.token) headers.authorization = `Bearer ${opts.token}`;
 	let body: BodyInit | undefined;
@@ -18,40 +60,40 @@ function build(method: string, path: string, opts: { token?: string; headers?: R
 	return new Request(`https://api.test${path}`, { method, headers, body });
 }
 
-async function read(res: Response): Promise<TestResponse> {
+async function read<T>(res: Response): Promise<TestResponse<T>> {
 	const text = await res.text();
-	let json: any = null;
+	let json: unknown = null;
 	try {
 		json = text ? JSON.parse(text) : null;
 	} catch {
 		json = null;
 	}
-	return { status: res.status, headers: res.headers, json, text };
+	return { status: res.status, headers: res.headers, json: json as T, text };
+}
+
+/** Calls the Worker's fetch handler directly with an execution context and waits for its background work. */
+async function settled(req: Request, overrides: Record<string, unknown> = {}): Promise<Response> {
+	const ctx = createExecutionContext();
+	const res = await worker.fetch(req, { ...env, ...overrides } as typeof env, ctx);
+	await waitOnExecutionContext(ctx);
+	return res;
 }
 
 /** Calls the Worker through its default export, as a client would. */
-export async function call(
-	method: string,
-	path: string,
-	opts: { token?: string; headers?: Record<string, string>; body?: unknown } = {},
-): Promise<TestResponse> {
-	return read(await exports.default.fetch(build(method, path, opts)));
+export async function call<T = unknown>(method: string, path: string, opts: CallOptions = {}): Promise<TestResponse<T>> {
+	const req = build(method, path, opts);
+	return read<T>(opts.settle ? await settled(req) : await exports.default.fetch(req));
 }
 
-export const get = (path: string, token?: string, headers?: Record<string, string>) => call("GET", path, { token, headers });
+export const get = <T = unknown>(path: string, token?: string, headers?: Record<string, string>) =>
+	call<T>("GET", path, { token, headers });
 
 /** Calls the Worker's fetch handler directly with some vars or bindings overridden (other key sources, modes …). */
-export async function callWithEnv(
+export async function callWithEnv<T = unknown>(
 	overrides: Record<string, unknown>,
 	method: string,
 	path: string,
-	opts: { token?: string; headers?: Record<string, string>; body?: unknown } = {},
-): Promise<TestResponse> {
-	const { env } = await import("cloudflare:workers");
-	const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
-	const worker = (await import("../../src/index")).default;
-	const ctx = createExecutionContext();
-	const res = await worker.fetch(build(method, path, opts), { ...env, ...overrides } as typeof env, ctx);
-	await waitOnExecutionContext(ctx);
-	return read(res);
+	opts: Omit<CallOptions, "settle"> = {},
+): Promise<TestResponse<T>> {
+	return read<T>(await settled(build(method, path, opts), overrides));
 }

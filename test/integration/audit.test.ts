@@ -1,37 +1,30 @@
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { systemAudit } from "../../src/services/events-bus";
 import { envelope, membershipData } from "../helpers/clerk";
-import { seedTenant, uid } from "../helpers/factories";
-import { signToken, stubJwks } from "../helpers/jwt";
+import { uid } from "../helpers/factories";
+import { signToken } from "../helpers/jwt";
 import { deliver, messageFor } from "../helpers/queue";
-import { call } from "../helpers/request";
+import { type Body, call, callWithEnv, type Item } from "../helpers/request";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
+import { seedTenant } from "../helpers/tenant";
 
-beforeEach(() => {
-	stubJwks(vi);
-});
-afterEach(() => {
-	vi.restoreAllMocks();
-});
-
-async function tenant() {
-	const t = await seedTenant();
-	return { ...t, adminToken: await signToken({ userId: t.admin }), memberToken: await signToken({ userId: t.member }) };
-}
+type AuditList = Body<"GET /api/orgs/:orgId/audit-logs">;
+type AuditEntry = Item<"GET /api/orgs/:orgId/audit-logs">;
+type Verify = Body<"GET /api/orgs/:orgId/audit-logs/verify">;
 
 describe("audit log", () => {
 	it("every mutation is recorded off the hot path with who, what, when and where", async () => {
-		const t = await tenant();
+		const t = await seedTenant();
 		const sent = captureTenantEvents(vi);
-		const res = await call("POST", `/api/orgs/${t.orgId}/products`, {
-			token: t.adminToken,
+		const res = await call<Body<"POST /api/orgs/:orgId/products">>("POST", `/api/orgs/${t.orgId}/products`, {
+			token: t.admin.token,
 			headers: { "cf-connecting-ip": "203.0.113.9", "user-agent": "audit-test/1.0", "x-request-id": "req-audit-000001" },
 			body: { name: "Audited", sku: uid("A"), priceMinor: 100, currency: "INR" },
 		});
 		expect(res.status).toBe(201);
 		const patch = await call("PATCH", `/api/orgs/${t.orgId}/products/${res.json.id}`, {
-			token: t.adminToken,
+			token: t.admin.token,
 			body: { priceMinor: 250 },
 		});
 		expect(patch.status).toBe(200);
@@ -42,23 +35,23 @@ describe("audit log", () => {
 		// …the consumer writes the entries.
 		const result = await deliverTenant(sent);
 		expect(result.explicitAcks).toHaveLength(sent.length);
-		const list = await call("GET", `/api/orgs/${t.orgId}/audit-logs`, { token: t.adminToken });
+		const list = await call<AuditList>("GET", `/api/orgs/${t.orgId}/audit-logs`, { token: t.admin.token });
 		expect(list.status, list.text).toBe(200);
-		expect(list.json.data.map((e: { action: string }) => e.action)).toEqual(["product.updated", "product.created"]);
+		expect(list.json.data.map((e) => e.action)).toEqual(["product.updated", "product.created"]);
 		const created = list.json.data[1];
 		expect(created).toMatchObject({
 			seq: 1,
-			actor: { type: "user", id: t.admin },
+			actor: { type: "user", id: t.admin.id },
 			target: { type: "product", id: res.json.id },
 			context: { ip: "203.0.113.9", userAgent: "audit-test/1.0", requestId: "req-audit-000001" },
 		});
-		expect(list.json.data[0].before).toMatchObject({ priceMinor: 100 });
-		expect(list.json.data[0].after).toMatchObject({ priceMinor: 250 });
-		expect(list.json.data[0].prevHash).toBe(created.hash);
+		expect(list.json.data[0]!.before).toMatchObject({ priceMinor: 100 });
+		expect(list.json.data[0]!.after).toMatchObject({ priceMinor: 250 });
+		expect(list.json.data[0]!.prevHash).toBe(created!.hash);
 	});
 
 	it("filters by actor, action and time, with a cursor", async () => {
-		const t = await tenant();
+		const t = await seedTenant();
 		const base = 1_700_000_000_000;
 		await deliverTenant([
 			systemAudit({ organizationId: t.orgId, action: "a.one", occurredAt: base }),
@@ -66,40 +59,40 @@ describe("audit log", () => {
 			{
 				...systemAudit({ organizationId: t.orgId, action: "a.two", occurredAt: base + 2000 }),
 				actorType: "user",
-				actorId: t.member,
+				actorId: t.member.id,
 			},
 		]);
-		const q = (s: string) => call("GET", `/api/orgs/${t.orgId}/audit-logs?${s}`, { token: t.adminToken });
+		const q = (s: string) => call<AuditList>("GET", `/api/orgs/${t.orgId}/audit-logs?${s}`, { token: t.admin.token });
 		expect((await q("action=a.two")).json.data).toHaveLength(2);
-		expect((await q(`actor=${t.member}`)).json.data.map((e: { action: string }) => e.action)).toEqual(["a.two"]);
+		expect((await q(`actor=${t.member.id}`)).json.data.map((e: AuditEntry) => e.action)).toEqual(["a.two"]);
 		expect((await q("actor=system")).json.data).toHaveLength(2);
-		expect((await q(`from=${base + 500}&to=${base + 1500}`)).json.data.map((e: { occurredAt: number }) => e.occurredAt)).toEqual([
+		expect((await q(`from=${base + 500}&to=${base + 1500}`)).json.data.map((e) => e.occurredAt)).toEqual([
 			base + 1000,
 		]);
 		const p1 = await q("limit=2");
 		const p2 = await q(`limit=2&cursor=${p1.json.nextCursor}`);
-		expect([...p1.json.data, ...p2.json.data].map((e: { seq: number }) => e.seq)).toEqual([3, 2, 1]);
-		expect((await call("GET", `/api/orgs/${t.orgId}/audit-logs`, { token: t.memberToken })).status).toBe(403);
+		expect([...p1.json.data, ...p2.json.data].map((e) => e.seq)).toEqual([3, 2, 1]);
+		expect((await call("GET", `/api/orgs/${t.orgId}/audit-logs`, { token: t.member.token })).status).toBe(403);
 	});
 
 	it("the same event delivered twice is written once; the chain verifies", async () => {
-		const t = await tenant();
+		const t = await seedTenant();
 		const entry = systemAudit({ organizationId: t.orgId, action: "dup.test" });
 		await deliverTenant([entry, entry]);
 		await deliverTenant([entry]);
-		const verify = await call("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.adminToken });
+		const verify = await call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.admin.token });
 		expect(verify.status).toBe(200);
 		expect(verify.json).toMatchObject({ intact: true, entries: 1, headSeq: 1 });
 	});
 
 	it("chain verification detects an altered row (and the API cannot alter or delete entries)", async () => {
-		const t = await tenant();
+		const t = await seedTenant();
 		await deliverTenant(
 			Array.from({ length: 5 }, (_, i) =>
 				systemAudit({ organizationId: t.orgId, action: `step.${i}`, occurredAt: 1_700_000_000_000 + i }),
 			),
 		);
-		expect((await call("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.adminToken })).json).toMatchObject({
+		expect((await call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.admin.token })).json).toMatchObject({
 			intact: true,
 			entries: 5,
 		});
@@ -116,7 +109,7 @@ describe("audit log", () => {
 			await env.DB.prepare("UPDATE audit_logs SET action = 'step.harmless' WHERE organization_id = ? AND seq = 3")
 				.bind(t.orgId)
 				.run();
-			const report = (await call("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.adminToken })).json;
+			const report = (await call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.admin.token })).json;
 			expect(report).toMatchObject({ intact: false, brokenAt: { seq: 3, reason: "hash mismatch" } });
 		} finally {
 			await env.DB.exec(
@@ -126,7 +119,7 @@ describe("audit log", () => {
 	});
 
 	it("membership changes from Clerk and order status changes are audited; there are no routes to change entries", async () => {
-		const t = await tenant();
+		const t = await seedTenant();
 		const sent = captureTenantEvents(vi);
 		const memId = uid("orgmem");
 		const userId = uid("user");
@@ -150,43 +143,44 @@ describe("audit log", () => {
 			"membership.updated",
 		]);
 		for (const method of ["PATCH", "PUT", "DELETE"]) {
-			expect((await call(method, `/api/orgs/${t.orgId}/audit-logs`, { token: t.adminToken })).status).toBe(404);
+			expect((await call(method, `/api/orgs/${t.orgId}/audit-logs`, { token: t.admin.token })).status).toBe(404);
 		}
 	});
 
 	it("security events: rate-limit refusals and bursts of 403s are audited once per window", async () => {
-		const t = await tenant();
+		const t = await seedTenant({ limits: { rateLimitPerMinute: 2 } });
 		const sent = captureTenantEvents(vi);
 		const outsider = await signToken({ userId: uid("user") });
 		for (let i = 0; i < 12; i++) {
-			await call("GET", `/api/orgs/${t.orgId}/members`, { token: outsider, headers: { "cf-connecting-ip": "198.51.100.66" } });
+			await call("GET", `/api/orgs/${t.orgId}/members`, {
+				token: outsider,
+				headers: { "cf-connecting-ip": "198.51.100.66" },
+				settle: true,
+			});
 		}
-		await new Promise((r) => setTimeout(r, 50));
 		const bursts = sent.filter((m) => m.kind === "audit" && m.action === "security.forbidden_burst");
 		expect(bursts).toHaveLength(1);
 		expect(bursts[0]).toMatchObject({ organizationId: t.orgId, context: { ip: "198.51.100.66" } });
 
-		await env.DB.prepare("UPDATE organizations SET rate_limit_per_minute = 2 WHERE id = ?").bind(t.orgId).run();
-		const { callWithEnv } = await import("../helpers/request");
 		const statuses = [];
 		for (let i = 0; i < 5; i++)
 			statuses.push(
-				(await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: t.adminToken })).status,
+				(await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: t.admin.token })).status,
 			);
+		// callWithEnv waits for the request's waitUntil work (the monitor's audit entry): no sleep.
 		expect(statuses.filter((s) => s === 429)).toHaveLength(3);
-		await new Promise((r) => setTimeout(r, 50));
 		const refusals = sent.filter((m) => m.kind === "audit" && m.action === "rate_limit.exceeded");
 		expect(refusals).toHaveLength(1);
-		expect(refusals[0]).toMatchObject({ organizationId: t.orgId, actorId: t.admin, targetId: `org:${t.orgId}` });
+		expect(refusals[0]).toMatchObject({ organizationId: t.orgId, actorId: t.admin.id, targetId: `org:${t.orgId}` });
 	});
 });
 
 describe("outbox", () => {
 	it("if the tenant-events queue refuses, entries wait in the D1 outbox and the cron re-sends them", async () => {
-		const t = await tenant();
+		const t = await seedTenant();
 		const down = vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
 		const res = await call("POST", `/api/orgs/${t.orgId}/categories`, {
-			token: t.adminToken,
+			token: t.admin.token,
 			body: { name: "Kept", slug: uid("kept").toLowerCase().replace(/_/g, "-") },
 		});
 		expect(res.status, res.text).toBe(201);

@@ -1,19 +1,20 @@
 import { base64url, SignJWT } from "jose";
-import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { seedMembership, seedOrg, seedUser, uid } from "../helpers/factories";
-import { jwks, keys, publicPem, signToken, stubJwks } from "../helpers/jwt";
-import { call, callWithEnv, get } from "../helpers/request";
+import { jwks, keys, publicPem, signToken } from "../helpers/jwt";
+import { stubNetwork } from "../helpers/network";
+import { type Body, call, callWithEnv, get, type TestResponse } from "../helpers/request";
+import { seedTenant } from "../helpers/tenant";
 import { TEST_ISSUER } from "../helpers/vars";
 
-let fetchSpy: MockInstance;
+type Me = Body<"GET /api/me">;
+
+let fetchSpy: MockInstance<typeof fetch>;
 beforeEach(() => {
-	fetchSpy = stubJwks(vi);
-});
-afterEach(() => {
-	vi.restoreAllMocks();
+	fetchSpy = stubNetwork(vi);
 });
 
-function expectInvalid(res: { status: number; headers: Headers; json: any; text: string }) {
+function expectInvalid(res: TestResponse) {
 	expect(res.status, res.text).toBe(401);
 	expect(res.headers.get("www-authenticate")).toBe('Bearer error="invalid_token"');
 	expect(res.headers.get("content-type")).toBe("application/problem+json");
@@ -35,19 +36,19 @@ describe("accepted tokens", () => {
 		const userId = await seedUser(uid("user"), { email: "ada@example.com", firstName: "Ada", lastName: "Lovelace" });
 		await seedMembership(orgId, userId, "org:admin");
 		const token = await signToken({ format, userId, orgId, role: "org:admin", permissions: ["org:reports:read"] });
-		const res = await get("/api/me", token);
+		const res = await get<Me>("/api/me", token);
 		expect(res.status, res.text).toBe(200);
 		expect(res.json.user).toEqual({ id: userId, email: "ada@example.com", firstName: "Ada", lastName: "Lovelace" });
 		expect(res.json.organization).toMatchObject({ id: orgId, slug: orgId.toLowerCase(), role: "org:admin" });
-		expect(res.json.organization.permissions).toEqual(expect.arrayContaining(["org:members:read", "org:reports:read"]));
+		expect(res.json.organization?.permissions).toEqual(expect.arrayContaining(["org:members:read", "org:reports:read"]));
 	});
 
 	it("legacy role keys (admin, basic_member) map to org:admin and org:member", async () => {
 		const orgId = await seedOrg();
 		const userId = await seedUser();
-		const res = await get("/api/me", await signToken({ format: "v1", userId, orgId, role: "basic_member" }));
+		const res = await get<Me>("/api/me", await signToken({ format: "v1", userId, orgId, role: "basic_member" }));
 		expect(res.status, res.text).toBe(200);
-		expect(res.json.organization.role).toBe("org:member");
+		expect(res.json.organization?.role).toBe("org:member");
 		const admin = await seedUser();
 		const res2 = await get(
 			`/api/orgs/${orgId}/admin-data`,
@@ -58,35 +59,35 @@ describe("accepted tokens", () => {
 
 	it("reads the __session cookie when there is no Authorization header", async () => {
 		const token = await signToken({ userId: "user_cookie" });
-		const res = await get("/api/me", undefined, { cookie: `other=1; __session=${token}` });
+		const res = await get<Me>("/api/me", undefined, { cookie: `other=1; __session=${token}` });
 		expect(res.status, res.text).toBe(200);
 		expect(res.json.user.id).toBe("user_cookie");
 		expect(res.json.organization).toBeNull();
 	});
 
 	it("accepts RS384 as Clerk may sign with it", async () => {
-		const res = await get("/api/me", await signToken({ key: "rs384", userId: "user_384" }));
+		const res = await get<Me>("/api/me", await signToken({ key: "rs384", userId: "user_384" }));
 		expect(res.status, res.text).toBe(200);
 	});
 
 	it("tolerates 5 s of clock skew on exp, nbf and iat", async () => {
 		const t = now();
 		const ok = await signToken({ issuedAt: t - 60, expiresIn: 57, notBefore: t + 3 });
-		expect((await get("/api/me", ok)).status).toBe(200);
+		expect((await get<Me>("/api/me", ok)).status).toBe(200);
 		const futureIat = await signToken({ issuedAt: t + 3, expiresIn: 60 });
-		expect((await get("/api/me", futureIat)).status).toBe(200);
+		expect((await get<Me>("/api/me", futureIat)).status).toBe(200);
 	});
 
 	it("a pending session (sts) has no active organization", async () => {
 		const orgId = await seedOrg();
-		const res = await get("/api/me", await signToken({ orgId, role: "org:admin", sts: "pending" }));
+		const res = await get<Me>("/api/me", await signToken({ orgId, role: "org:admin", sts: "pending" }));
 		expect(res.status, res.text).toBe(200);
 		expect(res.json.organization).toBeNull();
 	});
 
 	it("CLERK_JWT_KEY verifies without any network call", async () => {
 		const pem = await publicPem("primary");
-		const res = await callWithEnv({ CLERK_JWT_KEY: pem, CLERK_JWKS_URL: undefined }, "GET", "/api/me", {
+		const res = await callWithEnv<Me>({ CLERK_JWT_KEY: pem, CLERK_JWKS_URL: undefined }, "GET", "/api/me", {
 			token: await signToken({ userId: "user_pem" }),
 		});
 		expect(res.status, res.text).toBe(200);
@@ -181,13 +182,13 @@ describe("rejected tokens", () => {
 		"%s",
 		async (_name, make) => {
 			const made = await make();
-			const res = typeof made === "string" ? await get("/api/me", made) : await get("/api/me", undefined, made);
+			const res = typeof made === "string" ? await get<Me>("/api/me", made) : await get<Me>("/api/me", undefined, made);
 			expectInvalid(res);
 		},
 	);
 
 	it("malformed cookie token is rejected the same way", async () => {
-		expectInvalid(await get("/api/me", undefined, { cookie: "__session=not-a-jwt" }));
+		expectInvalid(await get<Me>("/api/me", undefined, { cookie: "__session=not-a-jwt" }));
 	});
 });
 
@@ -197,7 +198,7 @@ describe("JWKS handling", () => {
 	it("refetches on an unknown kid at most once per 60 s", async () => {
 		let served = jwks("primary");
 		fetchSpy.mockRestore();
-		fetchSpy = stubJwks(vi, () => served);
+		fetchSpy = stubNetwork(vi, { jwks: () => served });
 		const env = { CLERK_JWKS_URL: url(uid("rotation")) };
 		expect((await callWithEnv(env, "GET", "/api/me", { token: await signToken() })).status).toBe(200);
 		expect(fetchSpy).toHaveBeenCalledTimes(1);
@@ -237,17 +238,14 @@ describe("JWKS handling", () => {
 
 describe("identity headers", () => {
 	it("X-User-Id / X-Org-Id from the client change nothing", async () => {
-		const { orgId, victim } = await (async () => {
-			const o = await seedOrg();
-			const v = await seedUser();
-			await seedMembership(o, v, "org:admin");
-			return { orgId: o, victim: v };
-		})();
+		const t = await seedTenant({ members: { victim: "org:admin" } });
+		const { orgId } = t;
+		const victim = t.victim.id;
 		const spoof = { "x-user-id": victim, "x-org-id": orgId, "x-clerk-user-id": victim, "x-organization-id": orgId };
-		const anon = await get("/api/me", undefined, spoof);
+		const anon = await get<Me>("/api/me", undefined, spoof);
 		expect(anon.status).toBe(401);
 		const outsider = await signToken({ userId: "user_outsider" });
-		const me = await get("/api/me", outsider, spoof);
+		const me = await get<Me>("/api/me", outsider, spoof);
 		expect(me.status).toBe(200);
 		expect(me.json.user.id).toBe("user_outsider");
 		expect(me.json.organization).toBeNull();

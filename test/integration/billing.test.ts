@@ -1,11 +1,13 @@
 import { env } from "cloudflare:workers";
 import Stripe from "stripe";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { PLANS } from "../../src/services/plans";
-import { seedTenant, uid } from "../helpers/factories";
-import { signToken, stubJwks } from "../helpers/jwt";
+import { uid } from "../helpers/factories";
+import { signToken } from "../helpers/jwt";
+import { fakeRazorpay, fakeStripe, stubNetwork } from "../helpers/network";
 import { deliver, eventRow } from "../helpers/queue";
-import { call, callWithEnv } from "../helpers/request";
+import { type Body, call, callWithEnv, type Problem } from "../helpers/request";
+import { seedTenant } from "../helpers/tenant";
 import { TEST_RAZORPAY, TEST_STRIPE } from "../helpers/vars";
 
 const hex = (buf: ArrayBuffer) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -16,67 +18,30 @@ async function hmac(secret: string, data: string) {
 	return hex(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data)));
 }
 
-let razorpayCalls: { auth: string | null; body: any }[] = [];
-let stripeCalls: { url: string; body: string }[] = [];
+let razorpay: ReturnType<typeof fakeRazorpay>;
+let stripeApi: ReturnType<typeof fakeStripe>;
 
 beforeEach(() => {
-	razorpayCalls = [];
-	stripeCalls = [];
-	stubJwks(vi, undefined, {
-		// Recorded-shape responses of Razorpay's Orders API and Stripe's Checkout Sessions API.
-		"https://api.razorpay.com/v1/orders": async (req) => {
-			const body = await req.json<any>();
-			razorpayCalls.push({ auth: req.headers.get("authorization"), body });
-			if (body.currency !== "INR" && body.currency !== "USD") {
-				return Response.json({ error: { code: "BAD_REQUEST_ERROR", description: "Currency is not supported" } }, { status: 400 });
-			}
-			return Response.json({
-				id: `order_${uid("rzp").slice(-14)}`,
-				entity: "order",
-				amount: body.amount,
-				amount_paid: 0,
-				amount_due: body.amount,
-				currency: body.currency,
-				receipt: body.receipt,
-				offer_id: null,
-				status: "created",
-				attempts: 0,
-				notes: body.notes ?? [],
-				created_at: Math.floor(Date.now() / 1000),
-			});
-		},
-		"https://api.stripe.com/v1/checkout/sessions": async (req) => {
-			const body = await req.text();
-			stripeCalls.push({ url: req.url, body });
-			const id = `cs_test_${uid("s").slice(-20)}`;
-			return Response.json({
-				id,
-				object: "checkout.session",
-				mode: "subscription",
-				status: "open",
-				url: `https://checkout.stripe.com/c/pay/${id}`,
-			});
-		},
-	});
-});
-afterEach(() => {
-	vi.restoreAllMocks();
+	razorpay = fakeRazorpay();
+	stripeApi = fakeStripe();
+	stubNetwork(vi, { routes: { ...razorpay.routes, ...stripeApi.routes } });
 });
 
-async function tenantToken() {
-	const t = await seedTenant();
-	return {
-		...t,
-		admin: await signToken({ userId: t.admin, orgId: t.orgId, role: "org:admin" }),
-		member: await signToken({ userId: t.member, orgId: t.orgId, role: "org:member" }),
-	};
-}
+type PaymentOrder = Body<"POST /api/payments/orders">;
+type Billing = Body<"GET /api/orgs/:orgId/billing">;
+type Message = Parameters<typeof deliver>[0][number];
+
+/** Tokens with the organization active, as the payments routes need. */
+const tenant = () =>
+	seedTenant({
+		members: { admin: { role: "org:admin", activeOrg: true }, member: { role: "org:member", activeOrg: true } },
+	});
 
 describe("Razorpay orders and verification", () => {
 	it("creates an order at Razorpay (Basic auth, amount in paise) and stores it CREATED", async () => {
-		const t = await tenantToken();
-		const res = await call("POST", "/api/payments/orders", {
-			token: t.member,
+		const t = await tenant();
+		const res = await call<PaymentOrder>("POST", "/api/payments/orders", {
+			token: t.member.token,
 			body: { amount: 49900, currency: "INR", receipt: "rcpt_1" },
 		});
 		expect(res.status, res.text).toBe(201);
@@ -89,10 +54,10 @@ describe("Razorpay orders and verification", () => {
 			keyId: TEST_RAZORPAY.keyId,
 		});
 		expect(res.json.id).toBe(res.json.razorpayOrderId);
-		expect((await call("GET", `/api/payments/orders/${res.json.paymentOrderId}`, { token: t.member })).json.id).toBe(res.json.id);
-		expect(razorpayCalls).toHaveLength(1);
-		expect(razorpayCalls[0]!.auth).toBe(`Basic ${btoa(`${TEST_RAZORPAY.keyId}:${TEST_RAZORPAY.keySecret}`)}`);
-		expect(razorpayCalls[0]!.body).toMatchObject({
+		expect((await call<PaymentOrder>("GET", `/api/payments/orders/${res.json.paymentOrderId}`, { token: t.member.token })).json.id).toBe(res.json.id);
+		expect(razorpay.calls).toHaveLength(1);
+		expect(razorpay.calls[0]!.auth).toBe(`Basic ${btoa(`${TEST_RAZORPAY.keyId}:${TEST_RAZORPAY.keySecret}`)}`);
+		expect(razorpay.calls[0]!.body).toMatchObject({
 			amount: 49900,
 			currency: "INR",
 			receipt: "rcpt_1",
@@ -106,28 +71,27 @@ describe("Razorpay orders and verification", () => {
 
 	it("needs an active organization; Razorpay's refusal is a 400", async () => {
 		const noOrg = await signToken({ userId: uid("user") });
-		expect((await call("POST", "/api/payments/orders", { token: noOrg, body: { amount: 1000 } })).status).toBe(403);
-		const t = await tenantToken();
-		const refused = await call("POST", "/api/payments/orders", { token: t.admin, body: { amount: 1000, currency: "XXX" } });
+		expect((await call<PaymentOrder>("POST", "/api/payments/orders", { token: noOrg, body: { amount: 1000 } })).status).toBe(403);
+		const t = await tenant();
+		const refused = await call<Problem>("POST", "/api/payments/orders", { token: t.admin.token, body: { amount: 1000, currency: "XXX" } });
 		expect(refused.status, refused.text).toBe(400);
 		expect(refused.json.detail).toContain("Currency is not supported");
 		expect(
 			await env.DB.prepare("SELECT count(*) AS n FROM payment_orders WHERE organization_id = ?").bind(t.orgId).first(),
 		).toEqual({ n: 0 });
 		// Razorpay down: 503, nothing stored.
-		vi.restoreAllMocks();
-		stubJwks(vi, undefined, { "https://api.razorpay.com/": () => new Response("oops", { status: 502 }) });
-		const down = await call("POST", "/api/payments/orders", { token: t.admin, body: { amount: 1000 } });
+		stubNetwork(vi, { routes: { "https://api.razorpay.com/": () => new Response("oops", { status: 502 }) } });
+		const down = await call("POST", "/api/payments/orders", { token: t.admin.token, body: { amount: 1000 } });
 		expect(down.status).toBe(503);
 	});
 
 	it("verify: a valid signature marks it PAID (twice is harmless); a bad one is 400 and changes nothing", async () => {
-		const t = await tenantToken();
-		const order = (await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 10000 } })).json;
+		const t = await tenant();
+		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 10000 } })).json;
 		const paymentId = `pay_${uid("p").slice(-14)}`;
 		const signature = await hmac(TEST_RAZORPAY.keySecret, `${order.razorpayOrderId}|${paymentId}`);
 		const body = { razorpay_order_id: order.razorpayOrderId, razorpay_payment_id: paymentId, razorpay_signature: signature };
-		const ok = await call("POST", "/api/payments/verify", { token: t.member, body });
+		const ok = await call("POST", "/api/payments/verify", { token: t.member.token, body });
 		expect(ok.status, ok.text).toBe(200);
 		expect(ok.json).toEqual({
 			status: "PAID",
@@ -138,43 +102,43 @@ describe("Razorpay orders and verification", () => {
 		});
 		expect(order.id).toBe(order.razorpayOrderId);
 		expect(order.id).toMatch(/^order_/);
-		expect((await call("POST", "/api/payments/verify", { token: t.member, body })).status).toBe(200);
+		expect((await call("POST", "/api/payments/verify", { token: t.member.token, body })).status).toBe(200);
 		const txns = await env.DB.prepare("SELECT count(*) AS n FROM payment_transactions WHERE razorpay_payment_id = ?")
 			.bind(paymentId)
 			.first();
 		expect(txns).toEqual({ n: 1 });
 		// A bad signature later cannot undo PAID.
 		const bad = await call("POST", "/api/payments/verify", {
-			token: t.member,
+			token: t.member.token,
 			body: { ...body, razorpay_signature: "0".repeat(64) },
 		});
 		expect(bad.status).toBe(400);
-		expect((await call("GET", `/api/payments/orders/${order.id}`, { token: t.member })).json.status).toBe("PAID");
+		expect((await call<PaymentOrder>("GET", `/api/payments/orders/${order.id}`, { token: t.member.token })).json.status).toBe("PAID");
 
-		const other = (await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 10000 } })).json;
+		const other = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 10000 } })).json;
 		const tampered = await call("POST", "/api/payments/verify", {
-			token: t.member,
+			token: t.member.token,
 			body: { razorpay_order_id: other.razorpayOrderId, razorpay_payment_id: paymentId, razorpay_signature: signature },
 		});
 		expect(tampered.status, tampered.text).toBe(400);
 		expect(tampered.headers.get("content-type")).toBe("application/problem+json");
 		// Issue 16 item 5: a bad signature leaves the order as it was (it used to flip it to FAILED).
-		expect((await call("GET", `/api/payments/orders/${other.id}`, { token: t.member })).json.status).toBe("CREATED");
+		expect((await call<PaymentOrder>("GET", `/api/payments/orders/${other.id}`, { token: t.member.token })).json.status).toBe("CREATED");
 	});
 
 	it("only members of the organization can see or verify its orders", async () => {
-		const t = await tenantToken();
-		const order = (await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 10000 } })).json;
-		const other = await tenantToken();
-		expect((await call("GET", `/api/payments/orders/${order.id}`, { token: other.admin })).status).toBe(404);
+		const t = await tenant();
+		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 10000 } })).json;
+		const other = await tenant();
+		expect((await call<PaymentOrder>("GET", `/api/payments/orders/${order.id}`, { token: other.admin.token })).status).toBe(404);
 		const paymentId = "pay_x";
 		const signature = await hmac(TEST_RAZORPAY.keySecret, `${order.razorpayOrderId}|${paymentId}`);
 		const res = await call("POST", "/api/payments/verify", {
-			token: other.admin,
+			token: other.admin.token,
 			body: { razorpay_order_id: order.razorpayOrderId, razorpay_payment_id: paymentId, razorpay_signature: signature },
 		});
 		expect(res.status).toBe(404);
-		expect((await call("GET", `/api/payments/orders/${order.id}`, { token: t.member })).json.status).toBe("CREATED");
+		expect((await call<PaymentOrder>("GET", `/api/payments/orders/${order.id}`, { token: t.member.token })).json.status).toBe("CREATED");
 	});
 });
 
@@ -219,8 +183,8 @@ describe("POST /api/webhooks/razorpay", () => {
 	});
 
 	it("valid: 202, queued, and the consumer marks the order PAID idempotently", async () => {
-		const t = await tenantToken();
-		const order = (await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 10000 } })).json;
+		const t = await tenant();
+		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 10000 } })).json;
 		const raw = event("payment.captured", order.razorpayOrderId, "pay_hook1");
 		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send").mockResolvedValue(undefined as never);
 		const eventId = uid("evt");
@@ -233,7 +197,7 @@ describe("POST /api/webhooks/razorpay", () => {
 			},
 		});
 		expect(res.status, res.text).toBe(202);
-		const msg = send.mock.calls[0]![0] as any;
+		const msg = send.mock.calls[0]![0] as Message;
 		expect(msg).toMatchObject({ source: "razorpay", svixId: eventId, type: "payment.captured" });
 		// A failed attempt recorded after the capture changes nothing; the capture delivered twice neither.
 		const failed = {
@@ -244,7 +208,7 @@ describe("POST /api/webhooks/razorpay", () => {
 		};
 		await deliver([msg]);
 		await deliver([failed, msg]);
-		expect((await call("GET", `/api/payments/orders/${order.id}`, { token: t.member })).json.status).toBe("PAID");
+		expect((await call<PaymentOrder>("GET", `/api/payments/orders/${order.id}`, { token: t.member.token })).json.status).toBe("PAID");
 		const txn = await env.DB.prepare(
 			"SELECT status, source FROM payment_transactions WHERE razorpay_payment_id = 'pay_hook1'",
 		).first();
@@ -284,17 +248,17 @@ describe("Stripe", () => {
 		});
 
 	it("checkout (org:admin) creates a subscription Checkout Session through the SDK's fetch client", async () => {
-		const t = await tenantToken();
+		const t = await tenant();
 		const body = { plan: "pro", successUrl: "https://app.example/ok", cancelUrl: "https://app.example/cancel" };
-		const res = await call("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.admin, body });
+		const res = await call<Body<"POST /api/orgs/:orgId/billing/checkout">>("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.admin.token, body });
 		expect(res.status, res.text).toBe(201);
 		expect(res.json.url).toContain("https://checkout.stripe.com/");
-		const sent = new URLSearchParams(stripeCalls[0]!.body);
+		const sent = new URLSearchParams(stripeApi.calls[0]!.body);
 		expect(sent.get("mode")).toBe("subscription");
 		expect(sent.get("client_reference_id")).toBe(t.orgId);
 		expect(sent.get("subscription_data[metadata][organizationId]")).toBe(t.orgId);
 		expect(sent.get("line_items[0][price_data][unit_amount]")).toBe(String(PLANS.pro.priceMinor));
-		expect((await call("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.member, body })).status).toBe(403);
+		expect((await call("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.member.token, body })).status).toBe(403);
 	});
 
 	it.each([
@@ -313,8 +277,8 @@ describe("Stripe", () => {
 	});
 
 	it("subscription events move the plan: entitlements and rate limits follow; older events never win", async () => {
-		const t = await tenantToken();
-		const billing = async () => (await call("GET", `/api/orgs/${t.orgId}/billing`, { token: t.member })).json;
+		const t = await tenant();
+		const billing = async () => (await call<Billing>("GET", `/api/orgs/${t.orgId}/billing`, { token: t.member.token })).json;
 		expect(await billing()).toMatchObject({
 			plan: "free",
 			status: "none",
@@ -328,7 +292,7 @@ describe("Stripe", () => {
 			headers: { "content-type": "application/json", "stripe-signature": await sign(raw) },
 		});
 		expect(res.status, res.text).toBe(202);
-		await deliver([send.mock.calls[0]![0] as any]);
+		await deliver([send.mock.calls[0]![0] as Message]);
 		expect(await billing()).toMatchObject({
 			plan: "pro",
 			status: "active",
@@ -336,7 +300,7 @@ describe("Stripe", () => {
 			provider: "stripe",
 			entitlements: { features: { outgoing_webhooks: true }, limits: { monthlyApiQuota: PLANS.pro.limits.monthlyApiQuota } },
 		});
-		const limited = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: t.member });
+		const limited = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: t.member.token });
 		expect(limited.headers.get("ratelimit-limit")).toBe(String(PLANS.pro.limits.userRequestsPerMinute));
 
 		// An older "updated" (created earlier) arriving late does not roll the plan back.
@@ -348,7 +312,7 @@ describe("Stripe", () => {
 			receivedAt: Date.now(),
 			body: subscriptionEvent("customer.subscription.updated", t.orgId, { plan: "enterprise", created: 1_700_000_000 }),
 		};
-		await deliver([old as any]);
+		await deliver([old as Message]);
 		expect((await billing()).plan).toBe("pro");
 		expect(await eventRow(old.svixId)).toMatchObject({ outcome: "stale" });
 
@@ -363,7 +327,7 @@ describe("Stripe", () => {
 				data: { object: { id: "in_1", object: "invoice", customer: "cus_123" } },
 			}),
 		};
-		await deliver([failed as any]);
+		await deliver([failed as Message]);
 		expect(await billing()).toMatchObject({ plan: "pro", status: "past_due" });
 
 		const deleted = {
@@ -372,7 +336,7 @@ describe("Stripe", () => {
 			type: "customer.subscription.deleted",
 			body: subscriptionEvent("customer.subscription.deleted", t.orgId, { created: 1_800_000_200, status: "canceled" }),
 		};
-		await deliver([deleted as any]);
+		await deliver([deleted as Message]);
 		expect(await billing()).toMatchObject({
 			plan: "free",
 			status: "canceled",
@@ -412,8 +376,8 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 		},
 	});
 	/** The queue message the route produces for a verified event. */
-	const msg = (e: { id: string; type: string; created: number }) => ({
-		source: "stripe" as const,
+	const msg = (e: { id: string; type: string; created: number; data: unknown }): Message => ({
+		source: "stripe",
 		svixId: e.id,
 		type: e.type,
 		timestamp: e.created * 1000,
@@ -421,16 +385,17 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 		body: JSON.stringify(e),
 	});
 
-	async function tenant() {
-		const t = await tenantToken();
-		const billing = async () => (await call("GET", `/api/orgs/${t.orgId}/billing`, { token: t.member })).json;
+	/** A tenant (organization active in its tokens) with its billing view, its stored plan and subscription ids. */
+	async function subscriber() {
+		const t = await tenant();
+		const billing = async () => (await call<Billing>("GET", `/api/orgs/${t.orgId}/billing`, { token: t.member.token })).json;
 		const orgPlan = async () =>
 			(await env.DB.prepare("SELECT plan FROM organizations WHERE id = ?").bind(t.orgId).first<{ plan: string }>())!.plan;
 		return { ...t, billing, orgPlan, sub: (name: string) => `sub_${name}_${t.orgId.slice(-8)}` };
 	}
 
 	it("two live subscriptions: the plan is the best one; the other's renewal or deletion does not take it away", async () => {
-		const t = await tenant();
+		const t = await subscriber();
 		const pro = t.sub("pro");
 		const ent = t.sub("ent");
 		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: pro, plan: "pro", created: 1_800_000_000 }))]);
@@ -491,27 +456,30 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 	});
 
 	it("checkout while a live subscription exists answers 409 problem+json pointing at the billing portal; Stripe is not called", async () => {
-		const t = await tenant();
+		const t = await subscriber();
 		const body = { plan: "enterprise", successUrl: "https://app.example/ok", cancelUrl: "https://app.example/cancel" };
 		const sub = t.sub("only");
 		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: 1_800_000_000 }))]);
-		const res = await call("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.admin, body });
+		const res = await call<Problem>("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.admin.token, body });
 		expect(res.status, res.text).toBe(409);
 		expect(res.headers.get("content-type")).toBe("application/problem+json");
 		expect(res.json).toMatchObject({ status: 409, code: "CONFLICT" });
 		expect(res.json.detail).toContain("billing portal");
 		expect(res.json.detail).toContain(`/api/orgs/${t.orgId}/billing/portal`);
-		expect(stripeCalls).toHaveLength(0);
+		expect(stripeApi.calls).toHaveLength(0);
 
 		// Once it has ended, a new checkout is possible again, for the same Stripe customer.
 		await deliver([msg(subEvent("customer.subscription.deleted", t.orgId, { sub, plan: "pro", created: 1_800_000_100 }))]);
-		const again = await call("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.admin, body });
+		const again = await call<Body<"POST /api/orgs/:orgId/billing/checkout">>("POST", `/api/orgs/${t.orgId}/billing/checkout`, {
+			token: t.admin.token,
+			body,
+		});
 		expect(again.status, again.text).toBe(201);
-		expect(new URLSearchParams(stripeCalls[0]!.body).get("customer")).toBe(`cus_${t.orgId.slice(-10)}`);
+		expect(new URLSearchParams(stripeApi.calls[0]!.body).get("customer")).toBe(`cus_${t.orgId.slice(-10)}`);
 	});
 
 	it("a canceled subscription is final: an equal-timestamp or later updated does not revive it", async () => {
-		const t = await tenant();
+		const t = await subscriber();
 		const sub = t.sub("c");
 		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: 1_800_000_000 }))]);
 		await deliver([msg(subEvent("customer.subscription.deleted", t.orgId, { sub, plan: "pro", created: 1_800_000_100 }))]);
@@ -533,16 +501,17 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 				type: "invoice.paid",
 				created: 1_800_000_600,
 				data: { object: { id: "in_2", object: "invoice", customer: `cus_${t.orgId.slice(-10)}`, subscription: sub } },
-			} as any),
+			}),
 		]);
 		expect(await t.billing()).toMatchObject({ plan: "free", status: "canceled" });
 	});
 
-	it.each([
-		["no id", (e: any) => ({ ...e, id: undefined })],
-		["no type", (e: any) => ({ ...e, type: undefined })],
-		["no created", (e: any) => ({ ...e, created: undefined })],
-		["created not a number", (e: any) => ({ ...e, created: "yesterday" })],
+	type StripeEvent = ReturnType<typeof subEvent>;
+	it.each<[string, (e: StripeEvent) => unknown]>([
+		["no id", (e) => ({ ...e, id: undefined })],
+		["no type", (e) => ({ ...e, type: undefined })],
+		["no created", (e) => ({ ...e, created: undefined })],
+		["created not a number", (e) => ({ ...e, created: "yesterday" })],
 		["not an object", () => []],
 	])("a signed Stripe body with %s answers 400, nothing queued", async (_n, mutate) => {
 		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { get } from "../helpers/request";
+import { call, get, type Problem } from "../helpers/request";
 
 describe("GET /api/health", () => {
 	it("answers ok without auth, with a request id", async () => {
@@ -10,7 +10,7 @@ describe("GET /api/health", () => {
 	});
 
 	it("unknown routes are problem+json 404 with the request id", async () => {
-		const res = await get("/api/nope", undefined, { "x-request-id": "req-12345678" });
+		const res = await get<Problem>("/api/nope", undefined, { "x-request-id": "req-12345678" });
 		expect(res.status).toBe(404);
 		expect(res.headers.get("content-type")).toBe("application/problem+json");
 		expect(res.json).toMatchObject({ status: 404, title: "Not found", requestId: "req-12345678" });
@@ -20,7 +20,6 @@ describe("GET /api/health", () => {
 
 describe("CORS and body limits", () => {
 	it("preflight: allowed frontends (CLERK_AUTHORIZED_PARTIES) get CORS headers, others do not", async () => {
-		const { call } = await import("../helpers/request");
 		const ok = await call("OPTIONS", "/api/me", {
 			headers: {
 				origin: "https://app.test.example",
@@ -40,7 +39,6 @@ describe("CORS and body limits", () => {
 	});
 
 	it("JSON bodies over 256 KiB are refused with problem+json before any work", async () => {
-		const { call } = await import("../helpers/request");
 		const res = await call("POST", "/api/orgs/org_x/products", { body: JSON.stringify({ name: "x".repeat(300 * 1024) }) });
 		expect(res.status, res.text).toBe(400);
 		expect(res.json).toMatchObject({ status: 400, code: "PAYLOAD_TOO_LARGE" });

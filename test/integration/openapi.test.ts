@@ -1,5 +1,5 @@
 import { exports } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
 import { createClient } from "../../src/client";
 import { ProblemSchema } from "../../src/openapi";
@@ -9,26 +9,25 @@ import { MeResponse } from "../../src/routes/me/me.routes";
 import { EventSchema, MemberSchema, OrganizationSchema } from "../../src/routes/orgs/orgs.routes";
 import { ProductSchema } from "../../src/routes/store/store.routes";
 import { UsageSchema } from "../../src/routes/usage/usage.routes";
-import { seedTenant } from "../helpers/factories";
-import { signToken, stubJwks } from "../helpers/jwt";
-import { get } from "../helpers/request";
+import { signToken } from "../helpers/jwt";
+import { callWithEnv, get } from "../helpers/request";
+import { seedTenant } from "../helpers/tenant";
 
-beforeEach(() => {
-	stubJwks(vi);
-});
-afterEach(() => {
-	vi.restoreAllMocks();
-});
+/** The parts of the OpenAPI document these tests read. */
+interface OpenApiDoc {
+	openapi: string;
+	paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+}
 
 const toOpenApiPath = (p: string) => p.replace(/:([A-Za-z]+)/g, "{$1}");
 
 describe("OpenAPI document", () => {
 	it("is served at /api/openapi.json and documents every mounted route", async () => {
-		const res = await get("/api/openapi.json");
+		const res = await get<OpenApiDoc>("/api/openapi.json");
 		expect(res.status).toBe(200);
 		expect(res.json.openapi).toBe("3.1.0");
 		const documented = new Set<string>();
-		for (const [path, ops] of Object.entries(res.json.paths as Record<string, Record<string, unknown>>)) {
+		for (const [path, ops] of Object.entries(res.json.paths)) {
 			for (const method of Object.keys(ops)) documented.add(`${method.toUpperCase()} ${path}`);
 		}
 		const mounted = createApp()
@@ -37,7 +36,7 @@ describe("OpenAPI document", () => {
 		expect(mounted.length).toBeGreaterThanOrEqual(9);
 		for (const route of new Set(mounted)) expect(documented, `${route} is not documented`).toContain(route);
 		// Every operation documents its problem responses.
-		for (const ops of Object.values(res.json.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>)) {
+		for (const ops of Object.values(res.json.paths)) {
 			for (const op of Object.values(ops)) expect(Object.keys(op.responses)).toContain("500");
 		}
 	});
@@ -51,7 +50,7 @@ describe("OpenAPI document", () => {
 
 	it("real responses match the documented schemas for a sample of calls", async () => {
 		const t = await seedTenant();
-		const admin = await signToken({ userId: t.admin, orgId: t.orgId, role: "org:admin" });
+		const admin = await signToken({ userId: t.admin.id, orgId: t.orgId, role: "org:admin" });
 		const cases = [
 			{ path: "/api/me", schema: MeResponse, token: admin, status: 200 },
 			{ path: `/api/orgs/${t.orgId}`, schema: OrganizationSchema, token: admin, status: 200 },
@@ -65,22 +64,22 @@ describe("OpenAPI document", () => {
 			{ path: "/api/orgs/org_missing", schema: ProblemSchema, token: admin, status: 404 },
 			{ path: "/api/me", schema: ProblemSchema, status: 401 },
 		];
-		const doc = (await get("/api/openapi.json")).json;
+		const doc = (await get<OpenApiDoc>("/api/openapi.json")).json;
 		for (const c of cases) {
-			const res = await get(c.path, c.token);
+			const res = await get<Record<string, unknown>>(c.path, c.token);
 			expect(res.status, `${c.path}: ${res.text}`).toBe(c.status);
 			const body = c.pick ? res.json[c.pick] : res.json;
 			const parsed = c.schema.safeParse(body);
 			expect(parsed.success, `${c.path}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
 			const templ = toOpenApiPath(c.path.replace(t.orgId, ":orgId").replace("org_missing", ":orgId"));
 			expect(doc.paths[templ], `${templ} is not in the document`).toBeDefined();
-			expect(Object.keys(doc.paths[templ].get.responses)).toContain(String(c.status));
+			expect(Object.keys(doc.paths[templ]!.get!.responses)).toContain(String(c.status));
 		}
 	});
 
 	it("the typed hono client works against the Worker", async () => {
 		const t = await seedTenant();
-		const token = await signToken({ userId: t.member });
+		const token = t.member.token;
 		const api = createClient(
 			"https://api.test",
 			async () => token,
@@ -105,9 +104,8 @@ describe("observability", () => {
 		vi.spyOn(console, "log").mockImplementation((line: unknown) => {
 			lines.push(String(line));
 		});
-		const { callWithEnv } = await import("../helpers/request");
 		const res = await callWithEnv({ LOG_LEVEL: "info" }, "GET", `/api/orgs/${t.orgId}/members`, {
-			token: await signToken({ userId: t.admin }),
+			token: t.admin.token,
 			headers: { "x-request-id": "req-observe-1" },
 		});
 		expect(res.status).toBe(200);
@@ -117,7 +115,7 @@ describe("observability", () => {
 			level: "info",
 			requestId: "req-observe-1",
 			orgId: t.orgId,
-			userId: t.admin,
+			userId: t.admin.id,
 			route: "/api/orgs/:orgId/members",
 			status: 200,
 			method: "GET",

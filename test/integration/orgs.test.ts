@@ -1,15 +1,11 @@
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { seedMembership, seedOrg, seedTenant, seedUser, uid } from "../helpers/factories";
-import { signToken, stubJwks } from "../helpers/jwt";
-import { get } from "../helpers/request";
+import { describe, expect, it } from "vitest";
+import { seedMembership, seedOrg, seedUser, uid } from "../helpers/factories";
+import { signToken } from "../helpers/jwt";
+import { type Body, get, type Item, type Problem, type TestResponse } from "../helpers/request";
+import { seedRole, seedTenant } from "../helpers/tenant";
 
-beforeEach(() => {
-	stubJwks(vi);
-});
-afterEach(() => {
-	vi.restoreAllMocks();
-});
+type Members = Body<"GET /api/orgs/:orgId/members">;
 
 /** A token whose active organization is `orgId` (claims that D1 membership overrides). */
 const tokenFor = (userId: string, orgId: string | null = null, role = "org:member") => signToken({ userId, orgId, role });
@@ -17,7 +13,7 @@ const tokenFor = (userId: string, orgId: string | null = null, role = "org:membe
 describe("GET /api/orgs/:orgId", () => {
 	it("a member sees the organization and their role", async () => {
 		const t = await seedTenant();
-		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(t.member));
+		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(t.member.id));
 		expect(res.status, res.text).toBe(200);
 		expect(res.json).toMatchObject({ id: t.orgId, slug: t.orgId.toLowerCase(), role: "org:member", plan: "free" });
 	});
@@ -27,7 +23,7 @@ describe("GET /api/orgs/:orgId", () => {
 		expect((await get("/api/orgs/org_does_not_exist", await tokenFor(userId))).status).toBe(404);
 		const t = await seedTenant();
 		await env.DB.prepare("UPDATE organizations SET deleted_at = ? WHERE id = ?").bind(Date.now(), t.orgId).run();
-		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(t.admin, t.orgId, "org:admin"));
+		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(t.admin.id, t.orgId, "org:admin"));
 		expect(res.status, res.text).toBe(404);
 		expect(res.headers.get("content-type")).toBe("application/problem+json");
 	});
@@ -59,23 +55,23 @@ describe("GET /api/orgs/:orgId", () => {
 			.bind(orgId, userId)
 			.first();
 		expect(row).toEqual({ role: "org:admin", source_updated_at: 0 });
-		const me = await get("/api/me", token);
-		expect(me.json.organization.permissions).toEqual(expect.arrayContaining(["org:members:read", "org:reports:read"]));
+		const me = await get<Body<"GET /api/me">>("/api/me", token);
+		expect(me.json.organization?.permissions).toEqual(expect.arrayContaining(["org:members:read", "org:reports:read"]));
 	});
 
 	it("a deleted membership is not revived from token claims", async () => {
 		const t = await seedTenant();
 		await env.DB.prepare("UPDATE memberships SET deleted_at = ? WHERE organization_id = ? AND user_id = ?")
-			.bind(Date.now(), t.orgId, t.member)
+			.bind(Date.now(), t.orgId, t.member.id)
 			.run();
-		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(t.member, t.orgId, "org:admin"));
+		const res = await get(`/api/orgs/${t.orgId}`, await tokenFor(t.member.id, t.orgId, "org:admin"));
 		expect(res.status, res.text).toBe(403);
 	});
 
 	it("D1's role wins over the token's role claim", async () => {
 		const t = await seedTenant();
 		// The token says admin; D1 says member.
-		const res = await get(`/api/orgs/${t.orgId}/admin-data`, await tokenFor(t.member, t.orgId, "org:admin"));
+		const res = await get(`/api/orgs/${t.orgId}/admin-data`, await tokenFor(t.member.id, t.orgId, "org:admin"));
 		expect(res.status, res.text).toBe(403);
 	});
 });
@@ -96,39 +92,34 @@ describe("GET /api/orgs/:orgId/members", () => {
 		let cursor: string | null = null;
 		let pages = 0;
 		do {
-			const res = await get(`/api/orgs/${orgId}/members?limit=3${cursor ? `&cursor=${cursor}` : ""}`, token);
+			const res: TestResponse<Members> = await get<Members>(`/api/orgs/${orgId}/members?limit=3${cursor ? `&cursor=${cursor}` : ""}`, token);
 			expect(res.status, res.text).toBe(200);
 			expect(res.json.data.length).toBeLessThanOrEqual(3);
-			seen.push(...res.json.data.map((m: { userId: string }) => m.userId));
+			seen.push(...res.json.data.map((m: Item<"GET /api/orgs/:orgId/members">) => m.userId));
 			cursor = res.json.nextCursor;
 			pages++;
 		} while (cursor && pages < 10);
 		expect(pages).toBe(3);
 		expect(seen).toEqual(ids);
-		const first = (await get(`/api/orgs/${orgId}/members?limit=1`, token)).json.data[0];
+		const first = (await get<Members>(`/api/orgs/${orgId}/members?limit=1`, token)).json.data[0];
 		expect(first).toMatchObject({ userId: admin, role: "org:admin", email: `${admin}@example.com` });
 	});
 
 	it("requires org:members:read: a custom role without it gets 403", async () => {
 		const orgId = await seedOrg();
 		const viewer = await seedUser();
-		await env.DB.prepare(
-			"INSERT INTO roles (id, organization_id, key, name, source_updated_at, created_at, updated_at) VALUES (?, NULL, 'org:viewer', 'Viewer', 1, 0, 0)",
-		)
-			.bind(uid("role"))
-			.run();
-		await seedMembership(orgId, viewer, "org:viewer");
-		const res = await get(`/api/orgs/${orgId}/members`, await tokenFor(viewer));
+		await seedMembership(orgId, viewer, await seedRole([]));
+		const res = await get<Problem>(`/api/orgs/${orgId}/members`, await tokenFor(viewer));
 		expect(res.status, res.text).toBe(403);
 		expect(res.json.detail).toContain("org:members:read");
 	});
 
 	it("rejects a bad cursor and an out-of-range limit with problem+json listing the field", async () => {
 		const t = await seedTenant();
-		const token = await tokenFor(t.admin);
+		const token = await tokenFor(t.admin.id);
 		const bad = await get(`/api/orgs/${t.orgId}/members?cursor=%%%`, token);
 		expect(bad.status).toBe(400);
-		const limit = await get(`/api/orgs/${t.orgId}/members?limit=1000`, token);
+		const limit = await get<Problem>(`/api/orgs/${t.orgId}/members?limit=1000`, token);
 		expect(limit.status).toBe(400);
 		expect(limit.json.errors).toEqual([expect.objectContaining({ path: "limit" })]);
 	});
@@ -137,10 +128,10 @@ describe("GET /api/orgs/:orgId/members", () => {
 describe("GET /api/orgs/:orgId/admin-data", () => {
 	it("org:admin only", async () => {
 		const t = await seedTenant();
-		const admin = await get(`/api/orgs/${t.orgId}/admin-data`, await tokenFor(t.admin));
+		const admin = await get(`/api/orgs/${t.orgId}/admin-data`, await tokenFor(t.admin.id));
 		expect(admin.status, admin.text).toBe(200);
 		expect(admin.json).toEqual({ organizationId: t.orgId, memberCount: 2, admins: 1, pendingInvitations: 0 });
-		expect((await get(`/api/orgs/${t.orgId}/admin-data`, await tokenFor(t.member))).status).toBe(403);
+		expect((await get(`/api/orgs/${t.orgId}/admin-data`, await tokenFor(t.member.id))).status).toBe(403);
 	});
 });
 
@@ -150,16 +141,16 @@ describe("tenant isolation", () => {
 	it.each(routes)("a member (even an admin) of A gets nothing of B on /api/orgs/:orgId%s", async (suffix) => {
 		const a = await seedTenant();
 		const b = await seedTenant();
-		for (const userId of [a.admin, a.member]) {
+		for (const userId of [a.admin.id, a.member.id]) {
 			const token = await signToken({ userId, orgId: a.orgId, role: "org:admin", permissions: ["org:members:read"] });
 			const res = await get(`/api/orgs/${b.orgId}${suffix}`, token);
 			expect(res.status, res.text).toBe(403);
-			expect(res.text).not.toContain(b.admin);
-			expect(res.text).not.toContain(b.member);
+			expect(res.text).not.toContain(b.admin.id);
+			expect(res.text).not.toContain(b.member.id);
 			expect(res.text).not.toContain(`Org ${b.orgId}`);
 		}
 		// …while B's own admin does get through.
-		const own = await get(`/api/orgs/${b.orgId}${suffix}`, await tokenFor(b.admin));
+		const own = await get(`/api/orgs/${b.orgId}${suffix}`, await tokenFor(b.admin.id));
 		expect(own.status, own.text).toBe(200);
 	});
 });

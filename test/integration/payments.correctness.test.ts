@@ -1,11 +1,13 @@
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import type { WebhookMessage } from "../../src/queue/messages";
 import type { AuditMessage } from "../../src/queue/tenant-events";
 import { MAX_ORDER_AMOUNT } from "../../src/services/razorpay";
-import { seedMembership, seedTenant, seedUser, uid } from "../helpers/factories";
-import { signToken, stubJwks } from "../helpers/jwt";
+import { uid } from "../helpers/factories";
+import { fakeRazorpay, type RazorpayOrderRequest, stubNetwork } from "../helpers/network";
 import { deliver } from "../helpers/queue";
-import { call } from "../helpers/request";
+import { type Body, call, type Problem } from "../helpers/request";
+import { seedTenant } from "../helpers/tenant";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { TEST_RAZORPAY } from "../helpers/vars";
 
@@ -20,50 +22,40 @@ async function hmac(secret: string, data: string) {
 	return hex(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data)));
 }
 
-/** How the Razorpay fake answers an order: normally an echo of the request. */
-let razorpayEcho: (body: any) => { amount: unknown; currency: unknown } = (body) => body;
-let razorpayCalls = 0;
+/** How the Razorpay fake answers an order: normally an echo of the request (amount and currency). */
+type Echo = (body: RazorpayOrderRequest) => { amount: unknown; currency: unknown };
+let razorpayEcho: Echo;
+let razorpay: ReturnType<typeof fakeRazorpay>;
 
 beforeEach(() => {
 	razorpayEcho = (body) => body;
-	razorpayCalls = 0;
-	stubJwks(vi, undefined, {
-		// Recorded shape of Razorpay's Orders API answer.
-		"https://api.razorpay.com/v1/orders": async (req) => {
-			razorpayCalls += 1;
-			const body = await req.json<any>();
-			const { amount, currency } = razorpayEcho(body);
-			return Response.json({
-				id: `order_${uid("rzp").slice(-14)}`,
-				entity: "order",
-				amount,
-				amount_paid: 0,
-				amount_due: amount,
-				currency,
-				receipt: body.receipt,
-				status: "created",
-				attempts: 0,
-				notes: body.notes ?? [],
-				created_at: Math.floor(Date.now() / 1000),
-			});
+	razorpay = fakeRazorpay();
+	const orders = razorpay.routes["https://api.razorpay.com/v1/orders"]!;
+	stubNetwork(vi, {
+		routes: {
+			// The shared fake (recorded shape), with the amount and currency of its answer rewritten by razorpayEcho.
+			"https://api.razorpay.com/v1/orders": async (req) => {
+				const res = await orders(req);
+				if (!res.ok) return res;
+				const order = await res.json<Record<string, unknown> & RazorpayOrderRequest>();
+				const { amount, currency } = razorpayEcho(order);
+				return Response.json({ ...order, amount, amount_due: amount, currency });
+			},
 		},
 	});
 });
-afterEach(() => {
-	vi.restoreAllMocks();
-});
 
-async function tenant() {
-	const t = await seedTenant();
-	const other = await seedUser();
-	await seedMembership(t.orgId, other, "org:member");
-	return {
-		...t,
-		admin: await signToken({ userId: t.admin, orgId: t.orgId, role: "org:admin" }),
-		member: await signToken({ userId: t.member, orgId: t.orgId, role: "org:member" }),
-		otherMember: await signToken({ userId: other, orgId: t.orgId, role: "org:member" }),
-	};
-}
+type PaymentOrder = Body<"POST /api/payments/orders">;
+
+/** Tokens with the organization active, as the payments routes need; otherMember did not create the orders. */
+const tenant = () =>
+	seedTenant({
+		members: {
+			admin: { role: "org:admin", activeOrg: true },
+			member: { role: "org:member", activeOrg: true },
+			otherMember: { role: "org:member", activeOrg: true },
+		},
+	});
 
 const orderStatus = async (razorpayOrderId: string) =>
 	(
@@ -98,17 +90,17 @@ async function webhook(raw: string) {
 		},
 	});
 	expect(res.status, res.text).toBe(202);
-	const msg = send.mock.calls.at(-1)![0] as any;
+	const msg = send.mock.calls.at(-1)![0] as WebhookMessage;
 	send.mockRestore();
 	await deliver([msg]);
-	return msg.svixId as string;
+	return msg.svixId;
 }
 
 describe("Razorpay capture cross-check (webhook)", () => {
 	it("a signed payment.captured whose amount or currency differs from the order does not pay it; it is a security event", async () => {
 		const t = await tenant();
 		const sent = captureTenantEvents(vi);
-		const order = (await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 50_000, currency: "INR" } }))
+		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 50_000, currency: "INR" } }))
 			.json;
 		expect(order.status).toBe("CREATED");
 
@@ -162,7 +154,7 @@ describe("Razorpay capture cross-check (webhook)", () => {
 
 	it("a mismatching capture after PAID changes nothing either", async () => {
 		const t = await tenant();
-		const order = (await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 20_000 } })).json;
+		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 20_000 } })).json;
 		await webhook(captured(order.razorpayOrderId, "pay_first", 20_000, "INR"));
 		expect(await orderStatus(order.razorpayOrderId)).toBe("PAID");
 		const sent = captureTenantEvents(vi);
@@ -184,17 +176,17 @@ describe("POST /api/payments/verify: who may verify, and a bad signature changes
 
 	it("a member who neither created the order nor has org:billing:manage gets 404, even with a valid signature", async () => {
 		const t = await tenant();
-		const order = (await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 10_000 } })).json;
+		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 10_000 } })).json;
 		const body = await verifyBody(order.razorpayOrderId, "pay_v1");
 		const junk = { ...body, razorpay_signature: "0".repeat(64) };
 
 		for (const b of [body, junk]) {
-			const res = await call("POST", "/api/payments/verify", { token: t.otherMember, body: b });
+			const res = await call<Problem>("POST", "/api/payments/verify", { token: t.otherMember.token, body: b });
 			expect(res.status, res.text).toBe(404);
 			expect(res.headers.get("content-type")).toBe("application/problem+json");
 			// Same answer as for an order that does not exist.
-			const unknown = await call("POST", "/api/payments/verify", {
-				token: t.otherMember,
+			const unknown = await call<Problem>("POST", "/api/payments/verify", {
+				token: t.otherMember.token,
 				body: { ...b, razorpay_order_id: "order_doesnotexist" },
 			});
 			expect(unknown.status).toBe(404);
@@ -203,25 +195,28 @@ describe("POST /api/payments/verify: who may verify, and a bad signature changes
 		expect(await orderStatus(order.razorpayOrderId)).toBe("CREATED");
 
 		// The creator may.
-		const own = await call("POST", "/api/payments/verify", { token: t.member, body });
+		const own = await call("POST", "/api/payments/verify", { token: t.member.token, body });
 		expect(own.status, own.text).toBe(200);
 		expect(await orderStatus(order.razorpayOrderId)).toBe("PAID");
 	});
 
 	it("a member with org:billing:manage (admin) may verify an order someone else created", async () => {
 		const t = await tenant();
-		const order = (await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 10_000 } })).json;
-		const res = await call("POST", "/api/payments/verify", { token: t.admin, body: await verifyBody(order.razorpayOrderId, "pay_a") });
+		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 10_000 } })).json;
+		const res = await call<Body<"POST /api/payments/verify">>("POST", "/api/payments/verify", {
+			token: t.admin.token,
+			body: await verifyBody(order.razorpayOrderId, "pay_a"),
+		});
 		expect(res.status, res.text).toBe(200);
 		expect(res.json).toMatchObject({ status: "PAID", paymentOrderId: order.paymentOrderId });
 	});
 
 	it("a bad signature answers 400 and leaves a CREATED order CREATED (audited as payment.verification_failed)", async () => {
 		const t = await tenant();
-		const order = (await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 10_000 } })).json;
+		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 10_000 } })).json;
 		const sent = captureTenantEvents(vi);
 		const body = await verifyBody(order.razorpayOrderId, "pay_b");
-		for (const token of [t.member, t.admin]) {
+		for (const token of [t.member.token, t.admin.token]) {
 			const bad = await call("POST", "/api/payments/verify", {
 				token,
 				body: { ...body, razorpay_signature: "0".repeat(64) },
@@ -237,7 +232,7 @@ describe("POST /api/payments/verify: who may verify, and a bad signature changes
 				.first(),
 		).toEqual({ n: 0 });
 		// The genuine signature afterwards still pays it.
-		expect((await call("POST", "/api/payments/verify", { token: t.member, body })).status).toBe(200);
+		expect((await call("POST", "/api/payments/verify", { token: t.member.token, body })).status).toBe(200);
 		expect(await orderStatus(order.razorpayOrderId)).toBe("PAID");
 	});
 });
@@ -247,26 +242,27 @@ describe("payment amounts stay exact integers", () => {
 		const t = await tenant();
 		for (const amount of [MAX_ORDER_AMOUNT + 1, 9_990_999_999_990_009, Number.MAX_SAFE_INTEGER + 2, 100.5]) {
 			const res = await call("POST", "/api/payments/orders", {
-				token: t.member,
+				token: t.member.token,
 				body: `{"amount":${amount === 9_990_999_999_990_009 ? "9990999999990009" : amount},"currency":"INR"}`,
 			});
 			expect(res.status, `${amount}: ${res.text}`).toBe(400);
-			expect(razorpayCalls).toBe(0);
+			expect(razorpay.calls).toHaveLength(0);
 		}
-		const max = await call("POST", "/api/payments/orders", { token: t.member, body: { amount: MAX_ORDER_AMOUNT } });
+		const max = await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: MAX_ORDER_AMOUNT } });
 		expect(max.status, max.text).toBe(201);
 		expect(max.json.amount).toBe(MAX_ORDER_AMOUNT);
 	});
 
 	it("an order Razorpay answers with another amount or currency than asked is not stored (503)", async () => {
 		const t = await tenant();
-		for (const echo of [
-			(b: any) => ({ amount: 1, currency: b.currency }),
-			(b: any) => ({ amount: b.amount, currency: "USD" }),
-			(b: any) => ({ amount: 9_990_999_999_990_008, currency: b.currency }),
-		]) {
+		const echoes: Echo[] = [
+			(b) => ({ amount: 1, currency: b.currency }),
+			(b) => ({ amount: b.amount, currency: "USD" }),
+			(b) => ({ amount: 9_990_999_999_990_008, currency: b.currency }),
+		];
+		for (const echo of echoes) {
 			razorpayEcho = echo;
-			const res = await call("POST", "/api/payments/orders", { token: t.member, body: { amount: 50_000, currency: "INR" } });
+			const res = await call("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 50_000, currency: "INR" } });
 			expect(res.status, res.text).toBe(503);
 		}
 		expect(

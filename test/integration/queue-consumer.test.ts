@@ -1,18 +1,15 @@
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { deletedData, envelope, membershipData, orgData, svixHeaders, userData } from "../helpers/clerk";
 import { seedMembership, seedOrg, seedUser, uid } from "../helpers/factories";
-import { signToken, stubJwks } from "../helpers/jwt";
+import { signToken } from "../helpers/jwt";
 import { DLQ, deliver, eventRow, messageFor } from "../helpers/queue";
-import { call, get } from "../helpers/request";
+import { type Body, call, get } from "../helpers/request";
 import { TEST_OPERATOR } from "../helpers/vars";
+import { eventually } from "../helpers/wait";
 
-beforeEach(() => {
-	stubJwks(vi);
-});
-afterEach(() => {
-	vi.restoreAllMocks();
-});
+type Me = Body<"GET /api/me">;
+type Events = Body<"GET /api/orgs/:orgId/events">;
 
 const user = (id: string) => env.DB.prepare("SELECT * FROM users WHERE id = ?").bind(id).first<Record<string, unknown>>();
 const org = (id: string) => env.DB.prepare("SELECT * FROM organizations WHERE id = ?").bind(id).first<Record<string, unknown>>();
@@ -28,13 +25,12 @@ describe("end to end through the real queue", () => {
 		const res = await call("POST", "/api/webhooks/clerk", { body: raw, headers: svixHeaders(raw) });
 		expect(res.status, res.text).toBe(202);
 		const token = await signToken({ userId });
-		let me: Awaited<ReturnType<typeof get>> | null = null;
-		for (let i = 0; i < 50; i++) {
-			me = await get("/api/me", token);
-			if (me.json?.user?.email) break;
-			await new Promise((r) => setTimeout(r, 100));
-		}
-		expect(me?.json.user).toEqual({ id: userId, email: "e2e@example.com", firstName: "Edsger", lastName: "Hopper" });
+		// Through the real queue: nothing to await, so poll with a deadline.
+		const me = await eventually(
+			() => get<Me>("/api/me", token),
+			(r) => Boolean(r.json?.user?.email),
+		);
+		expect(me.json.user).toEqual({ id: userId, email: "e2e@example.com", firstName: "Edsger", lastName: "Hopper" });
 	});
 });
 
@@ -205,8 +201,8 @@ describe("consumer", () => {
 		const orgId = await seedOrg();
 		const editor = await seedUser();
 		await seedMembership(orgId, editor, key);
-		const me = await get("/api/me", await signToken({ userId: editor, orgId, role: key }));
-		expect(me.json.organization.permissions.sort()).toEqual(["org:members:read", "org:posts:edit"]);
+		const me = await get<Me>("/api/me", await signToken({ userId: editor, orgId, role: key }));
+		expect(me.json.organization?.permissions.sort()).toEqual(["org:members:read", "org:posts:edit"]);
 		expect((await get(`/api/orgs/${orgId}/members`, await signToken({ userId: editor }))).status).toBe(200);
 		// Legacy role keys in membership payloads are stored normalised.
 		const legacy = uid("user");
@@ -250,7 +246,7 @@ describe("dead letters, events listing and replay", () => {
 		expect(await eventRow(msg.svixId)).toMatchObject({ outcome: "failed", organization_id: orgId, attempts: 6 });
 
 		const adminToken = await signToken({ userId: admin });
-		const listed = await get(`/api/orgs/${orgId}/events?type=organization.updated`, adminToken);
+		const listed = await get<Events>(`/api/orgs/${orgId}/events?type=organization.updated`, adminToken);
 		expect(listed.status, listed.text).toBe(200);
 		expect(listed.json.data).toEqual([
 			{
@@ -288,18 +284,21 @@ describe("dead letters, events listing and replay", () => {
 		const member = await seedUser();
 		await seedMembership(orgId, admin, "org:admin");
 		await seedMembership(orgId, member);
+		// Distinct arrival times without sleeping: each message says when it was received.
+		const receivedAt = Date.now();
 		for (let i = 0; i < 3; i++) {
-			await deliver([messageFor(envelope("organization.updated", orgData(orgId, { updatedAt: 1_700_000_000_000 + i })))]);
-			await new Promise((r) => setTimeout(r, 2));
+			const msg = messageFor(envelope("organization.updated", orgData(orgId, { updatedAt: 1_700_000_000_000 + i })));
+			await deliver([{ ...msg, receivedAt: receivedAt + i }]);
 		}
 		const token = await signToken({ userId: admin });
-		const p1 = await get(`/api/orgs/${orgId}/events?limit=2`, token);
+		const p1 = await get<Events>(`/api/orgs/${orgId}/events?limit=2`, token);
 		expect(p1.json.data).toHaveLength(2);
-		const p2 = await get(`/api/orgs/${orgId}/events?limit=2&cursor=${p1.json.nextCursor}`, token);
+		const p2 = await get<Events>(`/api/orgs/${orgId}/events?limit=2&cursor=${p1.json.nextCursor}`, token);
 		expect(p2.json.data).toHaveLength(1);
 		expect(p2.json.nextCursor).toBeNull();
-		const all = [...p1.json.data, ...p2.json.data].map((e: { receivedAt: number }) => e.receivedAt);
+		const all = [...p1.json.data, ...p2.json.data].map((e) => e.receivedAt);
 		expect(all).toEqual([...all].sort((a, b) => b - a));
+		expect(all).toEqual([receivedAt + 2, receivedAt + 1, receivedAt]);
 		expect((await get(`/api/orgs/${orgId}/events`, await signToken({ userId: member }))).status).toBe(403);
 	});
 });

@@ -1,37 +1,18 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RateLimiter } from "../../src/durable-objects/rate-limiter";
 import { leaseSize } from "../../src/services/rate-limit";
-import { seedMembership, seedOrg, seedUser, uid } from "../helpers/factories";
-import { signToken, stubJwks } from "../helpers/jwt";
+import { uid } from "../helpers/factories";
+import { signToken } from "../helpers/jwt";
 import { callWithEnv } from "../helpers/request";
+import { seedTenant } from "../helpers/tenant";
 import { TEST_OPERATOR } from "../helpers/vars";
-
-beforeEach(() => {
-	stubJwks(vi);
-});
-afterEach(() => {
-	vi.restoreAllMocks();
-});
 
 const stubFor = (key: string) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key));
 
-async function tenant(limits: { org?: number; user?: number; plan?: string } = {}) {
-	const orgId = await seedOrg();
-	await env.DB.prepare(
-		"UPDATE organizations SET rate_limit_per_minute = ?, user_rate_limit_per_minute = ?, plan = ? WHERE id = ?",
-	)
-		.bind(limits.org ?? null, limits.user ?? null, limits.plan ?? "free", orgId)
-		.run();
-	const users: string[] = [];
-	for (let i = 0; i < 2; i++) {
-		const u = await seedUser();
-		await seedMembership(orgId, u, "org:admin");
-		users.push(u);
-	}
-	return { orgId, users };
-}
+/** Two admins: per-user limits are checked across them. */
+const ADMINS = { a: "org:admin", b: "org:admin" } as const;
 
 describe("RateLimiter Durable Object", () => {
 	it("token bucket: grants up to the limit, then refuses with a retry time; refills over the window", async () => {
@@ -83,8 +64,8 @@ describe("strict mode", () => {
 	it("with a limit of N and M > N simultaneous requests for one tenant, exactly N pass", async () => {
 		const N = 10;
 		const M = 30;
-		const t = await tenant({ org: N, user: 1_000 });
-		const tokens = await Promise.all(t.users.map((userId) => signToken({ userId })));
+		const t = await seedTenant({ limits: { rateLimitPerMinute: N, userRateLimitPerMinute: 1_000 }, members: ADMINS });
+		const tokens = [t.a.token, t.b.token];
 		const results = await Promise.all(
 			Array.from({ length: M }, (_, i) =>
 				callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: tokens[i % 2] }),
@@ -108,8 +89,8 @@ describe("strict mode", () => {
 	});
 
 	it("limits each user within the tenant separately", async () => {
-		const t = await tenant({ org: 1_000, user: 3 });
-		const [a, b] = await Promise.all(t.users.map((userId) => signToken({ userId })));
+		const t = await seedTenant({ limits: { rateLimitPerMinute: 1_000, userRateLimitPerMinute: 3 }, members: ADMINS });
+		const [a, b] = [t.a.token, t.b.token];
 		const statusesA = [];
 		for (let i = 0; i < 4; i++)
 			statusesA.push((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: a })).status);
@@ -118,12 +99,12 @@ describe("strict mode", () => {
 	});
 
 	it("limits come from the plan unless the organization overrides them", async () => {
-		const free = await tenant();
-		const pro = await tenant({ plan: "pro" });
-		const limitOf = async (x: { orgId: string; users: string[] }) =>
+		const free = await seedTenant({ plan: "free", members: ADMINS });
+		const pro = await seedTenant({ plan: "pro", members: ADMINS });
+		const limitOf = async (x: { orgId: string; a: { token: string } }) =>
 			(
 				await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${x.orgId}`, {
-					token: await signToken({ userId: x.users[0] }),
+					token: x.a.token,
 				})
 			).headers.get("ratelimit-limit");
 		// The per-user bucket binds first: 60/min on free, 300/min on pro.
@@ -135,8 +116,8 @@ describe("strict mode", () => {
 describe("lease mode", () => {
 	it("sequential: admits exactly the limit, with about one DO call per lease", async () => {
 		const N = 40;
-		const t = await tenant({ org: N, user: 10_000 });
-		const token = await signToken({ userId: t.users[0] });
+		const t = await seedTenant({ limits: { rateLimitPerMinute: N, userRateLimitPerMinute: 10_000 }, members: ADMINS });
+		const token = t.a.token;
 		let admitted = 0;
 		for (let i = 0; i < 3 * N; i++) {
 			if ((await callWithEnv({ RATE_LIMIT_MODE: "lease" }, "GET", `/api/orgs/${t.orgId}`, { token })).status === 200) admitted++;
@@ -151,8 +132,8 @@ describe("lease mode", () => {
 
 	it("concurrent: never more than the limit; tokens leased by concurrent refills are pooled, not lost", async () => {
 		const N = 40;
-		const t = await tenant({ org: N, user: 10_000 });
-		const token = await signToken({ userId: t.users[0] });
+		const t = await seedTenant({ limits: { rateLimitPerMinute: N, userRateLimitPerMinute: 10_000 }, members: ADMINS });
+		const token = t.a.token;
 		const run = () => callWithEnv({ RATE_LIMIT_MODE: "lease" }, "GET", `/api/orgs/${t.orgId}`, { token });
 		const burst = await Promise.all(Array.from({ length: 3 * N }, run));
 		const inBurst = burst.filter((r) => r.status === 200).length;
@@ -199,9 +180,9 @@ describe("public routes and failure modes", () => {
 			idFromName: () => ({}) as DurableObjectId,
 			get: () => ({ take: () => Promise.reject(new Error("Durable Object unavailable")) }),
 		};
-		const t = await tenant();
+		const t = await seedTenant({ members: ADMINS });
 		const read = await callWithEnv({ RATE_LIMIT_MODE: "strict", RATE_LIMITER: broken as never }, "GET", `/api/orgs/${t.orgId}`, {
-			token: await signToken({ userId: t.users[0] }),
+			token: t.a.token,
 		});
 		expect(read.status, read.text).toBe(200);
 		const write = await callWithEnv(

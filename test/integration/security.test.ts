@@ -1,14 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
-import { signToken, stubJwks } from "../helpers/jwt";
+import { signToken } from "../helpers/jwt";
 import { call } from "../helpers/request";
-
-beforeEach(() => {
-	stubJwks(vi);
-});
-afterEach(() => {
-	vi.restoreAllMocks();
-});
 
 /** Routes that take no session token (they have their own proof: provider signatures, or none). */
 const PUBLIC = new Set([

@@ -1,12 +1,9 @@
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { envelope, svixHeaders, userData } from "../helpers/clerk";
 import { uid } from "../helpers/factories";
 import { call } from "../helpers/request";
 
-afterEach(() => {
-	vi.restoreAllMocks();
-});
 
 const post = (body: string, headers: Record<string, string>) => call("POST", "/api/webhooks/clerk", { body, headers });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { EnvError, type Env, parseEnv } from "../../src/env";
-import { callWithEnv } from "../helpers/request";
+import { callWithEnv, type Problem } from "../helpers/request";
 
 const base = {} as Env;
 
@@ -36,7 +36,7 @@ describe("parseEnv", () => {
 	});
 
 	it("a misconfigured deployment answers 500 problem+json naming the variable, never its value", async () => {
-		const res = await callWithEnv({ CLERK_WEBHOOK_SECRET: "leaky-value" }, "GET", "/api/health");
+		const res = await callWithEnv<Problem>({ CLERK_WEBHOOK_SECRET: "leaky-value" }, "GET", "/api/health");
 		expect(res.status).toBe(500);
 		expect(res.json).toMatchObject({ status: 500, code: "BAD_ENVIRONMENT" });
 		expect(res.json.detail).toContain("CLERK_WEBHOOK_SECRET");

@@ -1,8 +1,5 @@
-import { and, desc, eq, gte, isNull, lt, type SQL } from "drizzle-orm";
 import { createRouter } from "../../app";
-import { auditLogs } from "../../db/schema";
-import { decodeCursor, page } from "../../lib/cursor";
-import { verifyChain } from "../../services/audit";
+import { listAuditLogs, verifyChain } from "../../services/audit";
 import * as routes from "./audit.routes";
 
 const parse = (v: string | null) => (v === null ? null : JSON.parse(v));
@@ -11,26 +8,7 @@ export const auditRouter = createRouter()
 	.openapi(routes.listAuditLogs, async (c) => {
 		const orgId = c.get("access").organization.id;
 		const q = c.req.valid("query");
-		const before = decodeCursor(q.cursor);
-		const actor: SQL | undefined =
-			q.actor === undefined ? undefined : q.actor === "system" ? isNull(auditLogs.actorId) : eq(auditLogs.actorId, q.actor);
-		const rows = await c
-			.get("db")
-			.select()
-			.from(auditLogs)
-			.where(
-				and(
-					eq(auditLogs.organizationId, orgId),
-					actor,
-					q.action ? eq(auditLogs.action, q.action) : undefined,
-					q.from !== undefined ? gte(auditLogs.occurredAt, q.from) : undefined,
-					q.to !== undefined ? lt(auditLogs.occurredAt, q.to) : undefined,
-					before ? lt(auditLogs.seq, before.k) : undefined,
-				),
-			)
-			.orderBy(desc(auditLogs.seq))
-			.limit(q.limit + 1);
-		const p = page(rows, q.limit, (r) => ({ k: r.seq, id: r.id }));
+		const p = await listAuditLogs(c.get("db"), orgId, q);
 		return c.json(
 			{
 				data: p.data.map((r) => ({

@@ -1,18 +1,21 @@
-import { and, desc, eq, lt, or } from "drizzle-orm";
 import type { Context } from "hono";
 import { createRouter } from "../../app";
-import { webhookDeliveries, webhookEndpoints } from "../../db/schema";
 import type { AppEnv } from "../../env";
-import { ApiError } from "../../errors";
-import { decodeCursor, page } from "../../lib/cursor";
-import { newId } from "../../lib/ids";
-import { publish, publishChange } from "../../services/events-bus";
-import { newEndpointSecret, refuseUrl, replayDelivery } from "../../services/outgoing-webhooks";
 import { requestMeta } from "../../middleware/request-meta";
+import {
+	createEndpoint,
+	deleteEndpoint,
+	getEndpoint,
+	listDeliveries,
+	listEndpoints,
+	replayEndpointDelivery,
+	updateEndpoint,
+	type WebhookEndpoint,
+} from "../../services/endpoints";
+import { type AuditInput, publish, publishChange } from "../../services/events-bus";
 import * as routes from "./endpoints.routes";
 
-type Endpoint = typeof webhookEndpoints.$inferSelect;
-const view = (e: Endpoint) => ({
+const view = (e: WebhookEndpoint) => ({
 	id: e.id,
 	url: e.url,
 	eventTypes: JSON.parse(e.eventTypes) as string[],
@@ -23,128 +26,41 @@ const view = (e: Endpoint) => ({
 	updatedAt: e.updatedAt,
 });
 
-function checkUrl(url: string) {
-	const reason = refuseUrl(url);
-	if (reason) throw new ApiError("VALIDATION_FAILED", `url: ${reason}`, { errors: [{ path: "url", message: reason }] });
-}
-
-async function load(c: Context<AppEnv>, endpointId: string): Promise<Endpoint> {
-	const [row] = await c
-		.get("db")
-		.select()
-		.from(webhookEndpoints)
-		.where(and(eq(webhookEndpoints.organizationId, c.get("access").organization.id), eq(webhookEndpoints.id, endpointId)));
-	if (!row) throw new ApiError("NOT_FOUND", "webhook endpoint not found");
-	return row;
-}
+const orgId = (c: Context<AppEnv>) => c.get("access").organization.id;
+/** Audit entry for a committed change of an endpoint. */
+const audit = (c: Context<AppEnv>, action: string, targetId: string, change: Pick<AuditInput, "before" | "after">) =>
+	publishChange(c.env, requestMeta(c), c.get("logger"), {
+		organizationId: orgId(c),
+		action: `webhook_endpoint.${action}`,
+		targetType: "webhook_endpoint",
+		targetId,
+		...change,
+	});
 
 export const endpointsRouter = createRouter()
 	.openapi(routes.createEndpoint, async (c) => {
-		const { url, eventTypes } = c.req.valid("json");
-		checkUrl(url);
-		const orgId = c.get("access").organization.id;
-		const now = Date.now();
-		const [row] = await c
-			.get("db")
-			.insert(webhookEndpoints)
-			.values({
-				id: newId("whe"),
-				organizationId: orgId,
-				url,
-				eventTypes: JSON.stringify([...new Set(eventTypes)]),
-				secret: newEndpointSecret(),
-				status: "enabled",
-				createdAt: now,
-				updatedAt: now,
-			})
-			.returning();
-		await publishChange(c.env, requestMeta(c), c.get("logger"), {
-			organizationId: orgId,
-			action: "webhook_endpoint.created",
-			targetType: "webhook_endpoint",
-			targetId: row!.id,
-			after: view(row!),
-		});
-		return c.json({ ...view(row!), secret: row!.secret }, 201);
+		const row = await createEndpoint(c.get("db"), orgId(c), c.req.valid("json"));
+		await audit(c, "created", row.id, { after: view(row) });
+		return c.json({ ...view(row), secret: row.secret }, 201);
 	})
-	.openapi(routes.listEndpoints, async (c) => {
-		const rows = await c
-			.get("db")
-			.select()
-			.from(webhookEndpoints)
-			.where(eq(webhookEndpoints.organizationId, c.get("access").organization.id))
-			.orderBy(webhookEndpoints.createdAt);
-		return c.json({ data: rows.map(view) }, 200);
-	})
-	.openapi(routes.getEndpoint, async (c) => c.json(view(await load(c, c.req.valid("param").endpointId)), 200))
+	.openapi(routes.listEndpoints, async (c) => c.json({ data: (await listEndpoints(c.get("db"), orgId(c))).map(view) }, 200))
+	.openapi(routes.getEndpoint, async (c) =>
+		c.json(view(await getEndpoint(c.get("db"), orgId(c), c.req.valid("param").endpointId)), 200),
+	)
 	.openapi(routes.updateEndpoint, async (c) => {
 		const { endpointId } = c.req.valid("param");
-		const patch = c.req.valid("json");
-		const before = await load(c, endpointId);
-		if (patch.url) checkUrl(patch.url);
-		const [row] = await c
-			.get("db")
-			.update(webhookEndpoints)
-			.set({
-				...(patch.url ? { url: patch.url } : {}),
-				...(patch.eventTypes ? { eventTypes: JSON.stringify([...new Set(patch.eventTypes)]) } : {}),
-				...(patch.status
-					? { status: patch.status, ...(patch.status === "enabled" ? { consecutiveFailures: 0, disabledReason: null } : {}) }
-					: {}),
-				updatedAt: Date.now(),
-			})
-			.where(and(eq(webhookEndpoints.organizationId, before.organizationId), eq(webhookEndpoints.id, endpointId)))
-			.returning();
-		await publishChange(c.env, requestMeta(c), c.get("logger"), {
-			organizationId: before.organizationId,
-			action: "webhook_endpoint.updated",
-			targetType: "webhook_endpoint",
-			targetId: endpointId,
-			before: view(before),
-			after: view(row!),
-		});
-		return c.json(view(row!), 200);
+		const { before, after } = await updateEndpoint(c.get("db"), orgId(c), endpointId, c.req.valid("json"));
+		await audit(c, "updated", endpointId, { before: view(before), after: view(after) });
+		return c.json(view(after), 200);
 	})
 	.openapi(routes.deleteEndpoint, async (c) => {
 		const { endpointId } = c.req.valid("param");
-		const before = await load(c, endpointId);
-		await c
-			.get("db")
-			.delete(webhookEndpoints)
-			.where(and(eq(webhookEndpoints.organizationId, before.organizationId), eq(webhookEndpoints.id, endpointId)));
-		await publishChange(c.env, requestMeta(c), c.get("logger"), {
-			organizationId: before.organizationId,
-			action: "webhook_endpoint.deleted",
-			targetType: "webhook_endpoint",
-			targetId: endpointId,
-			before: view(before),
-		});
+		const before = await deleteEndpoint(c.get("db"), orgId(c), endpointId);
+		await audit(c, "deleted", endpointId, { before: view(before) });
 		return c.body(null, 204);
 	})
 	.openapi(routes.listDeliveries, async (c) => {
-		const { endpointId } = c.req.valid("param");
-		const endpoint = await load(c, endpointId);
-		const { cursor, limit } = c.req.valid("query");
-		const before = decodeCursor(cursor);
-		const rows = await c
-			.get("db")
-			.select()
-			.from(webhookDeliveries)
-			.where(
-				and(
-					eq(webhookDeliveries.organizationId, endpoint.organizationId),
-					eq(webhookDeliveries.endpointId, endpointId),
-					before
-						? or(
-								lt(webhookDeliveries.createdAt, before.k),
-								and(eq(webhookDeliveries.createdAt, before.k), lt(webhookDeliveries.id, before.id)),
-							)
-						: undefined,
-				),
-			)
-			.orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
-			.limit(limit + 1);
-		const p = page(rows, limit, (r) => ({ k: r.createdAt, id: r.id }));
+		const p = await listDeliveries(c.get("db"), orgId(c), c.req.valid("param").endpointId, c.req.valid("query"));
 		return c.json(
 			{ data: p.data.map(({ organizationId: _o, endpointId: _e, payload: _p, ...d }) => d), nextCursor: p.nextCursor },
 			200,
@@ -152,10 +68,7 @@ export const endpointsRouter = createRouter()
 	})
 	.openapi(routes.replayDeliveryRoute, async (c) => {
 		const { endpointId, deliveryId } = c.req.valid("param");
-		const endpoint = await load(c, endpointId);
-		if (endpoint.status !== "enabled") throw new ApiError("CONFLICT", "the endpoint is disabled; enable it first");
-		const message = await replayDelivery(c.get("db"), endpoint.organizationId, endpointId, deliveryId);
-		if (!message) throw new ApiError("NOT_FOUND", "delivery not found");
+		const message = await replayEndpointDelivery(c.get("db"), orgId(c), endpointId, deliveryId);
 		await publish(c.env, [message], c.get("logger"));
 		return c.json({ status: "queued" as const, deliveryId: message.deliveryId }, 202);
 	});

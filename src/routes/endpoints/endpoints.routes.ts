@@ -22,7 +22,7 @@ const eventTypes = z
 	.openapi({ description: `Subscribed types, or ["*"]: ${TENANT_EVENT_TYPES.join(", ")}` });
 const url = z.string().max(2048).openapi({ example: "https://hooks.example.com/tenant-events" });
 
-export const EndpointSchema = z
+const EndpointSchema = z
 	.object({
 		id: z.string(),
 		url: z.string(),
@@ -34,10 +34,10 @@ export const EndpointSchema = z
 		updatedAt: z.number().int(),
 	})
 	.openapi("WebhookEndpoint");
-export const EndpointCreatedSchema = EndpointSchema.extend({
+const EndpointCreatedSchema = EndpointSchema.extend({
 	secret: z.string().openapi({ description: "Signing secret (whsec_…); shown only in this response" }),
 }).openapi("WebhookEndpointCreated");
-export const DeliverySchema = z
+const DeliverySchema = z
 	.object({
 		id: z.string(),
 		eventId: z.string(),

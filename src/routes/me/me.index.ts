@@ -1,22 +1,14 @@
 import { createRouter } from "../../app";
 import { ApiError } from "../../errors";
-import { resolveOrgAccess } from "../../services/access";
+import { activeOrgAccess } from "../../services/access";
 import { getUser } from "../../services/users";
 import * as routes from "./me.routes";
 
 export const meRouter = createRouter().openapi(routes.me, async (c) => {
 	const auth = c.get("auth");
 	const db = c.get("db");
-	const [row, access] = await Promise.all([
-		getUser(db, auth.userId),
-		auth.orgId
-			? resolveOrgAccess(db, auth, auth.orgId).catch((err) => {
-					// An active organization the caller no longer belongs to is reported as none.
-					if (err instanceof ApiError && (err.code === "FORBIDDEN" || err.code === "NOT_FOUND")) return null;
-					throw err;
-				})
-			: null,
-	]);
+	// An active organization the caller no longer belongs to is reported as none.
+	const [row, access] = await Promise.all([getUser(db, auth.userId), activeOrgAccess(db, auth)]);
 	if (row?.deletedAt)
 		throw new ApiError("INVALID_TOKEN", "the user has been deleted", {
 			headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' },

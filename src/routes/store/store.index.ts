@@ -30,6 +30,20 @@ const stripAll = <T extends { organizationId: string }>(p: { data: T[]; nextCurs
 	data: p.data.map(strip),
 	nextCursor: p.nextCursor,
 });
+/** 204 for a deleted row, after its `<type>.deleted` audit entry. */
+async function deleted(c: Context<AppEnv>, type: string, id: string) {
+	await audit(c, `${type}.deleted`, type, id);
+	return c.body(null, 204);
+}
+/** A row response: the row without organizationId, its version as ETag. */
+type Row = { id: string; organizationId: string; version: number };
+const rowJson = <T extends Row, S extends 200 | 201>(c: Context<AppEnv>, row: T, status: S) =>
+	c.json(strip(row), status, { ETag: etag(row.version) });
+/** 201 for a created row, after its `<type>.created` audit entry. */
+async function created<T extends Row>(c: Context<AppEnv>, type: string, row: T) {
+	await audit(c, `${type}.created`, type, row.id, undefined, strip(row));
+	return rowJson(c, row, 201);
+}
 function detail<
 	T extends {
 		organizationId: string;
@@ -46,92 +60,79 @@ function detail<
 
 export const storeRouter = createRouter()
 	// categories
-	.openapi(routes.listCategories, async (c) => c.json(stripAll(await store(c).listCategories(c.req.valid("query"))), 200))
-	.openapi(routes.createCategory, async (c) => {
-		const row = await store(c).createCategory(c.req.valid("json"));
-		await audit(c, "category.created", "category", row.id, undefined, strip(row));
-		return c.json(strip(row), 201, { ETag: etag(row.version) });
-	})
-	.openapi(routes.getCategory, async (c) => {
-		const row = await store(c).getCategory(c.req.valid("param").categoryId);
-		return c.json(strip(row), 200, { ETag: etag(row.version) });
-	})
+	.openapi(routes.listCategories, async (c) => c.json(stripAll(await store(c).catalogue.listCategories(c.req.valid("query"))), 200))
+	.openapi(routes.createCategory, async (c) =>
+		created(c, "category", await store(c).catalogue.createCategory(c.req.valid("json"))),
+	)
+	.openapi(routes.getCategory, async (c) => rowJson(c, await store(c).catalogue.getCategory(c.req.valid("param").categoryId), 200))
 	.openapi(routes.updateCategory, async (c) => {
-		const row = await store(c).updateCategory(c.req.valid("param").categoryId, c.req.valid("json"), ifMatch(c));
+		const row = await store(c).catalogue.updateCategory(c.req.valid("param").categoryId, c.req.valid("json"), ifMatch(c));
 		await audit(c, "category.updated", "category", row.id, c.req.valid("json"), strip(row));
-		return c.json(strip(row), 200, { ETag: etag(row.version) });
+		return rowJson(c, row, 200);
 	})
 	.openapi(routes.deleteCategory, async (c) => {
-		await store(c).deleteCategory(c.req.valid("param").categoryId, ifMatch(c));
-		await audit(c, "category.deleted", "category", c.req.valid("param").categoryId);
-		return c.body(null, 204);
+		const id = c.req.valid("param").categoryId;
+		await store(c).catalogue.deleteCategory(id, ifMatch(c));
+		return deleted(c, "category", id);
 	})
 	// products
-	.openapi(routes.listProducts, async (c) => c.json(stripAll(await store(c).listProducts(c.req.valid("query"))), 200))
-	.openapi(routes.createProduct, async (c) => {
-		const row = await store(c).createProduct(c.req.valid("json"));
-		await audit(c, "product.created", "product", row.id, undefined, strip(row));
-		return c.json(strip(row), 201, { ETag: etag(row.version) });
-	})
-	.openapi(routes.getProduct, async (c) => {
-		const row = await store(c).getProduct(c.req.valid("param").productId);
-		return c.json(strip(row), 200, { ETag: etag(row.version) });
-	})
+	.openapi(routes.listProducts, async (c) => c.json(stripAll(await store(c).catalogue.listProducts(c.req.valid("query"))), 200))
+	.openapi(routes.createProduct, async (c) =>
+		created(c, "product", await store(c).catalogue.createProduct(c.req.valid("json"))),
+	)
+	.openapi(routes.getProduct, async (c) => rowJson(c, await store(c).catalogue.getProduct(c.req.valid("param").productId), 200))
 	.openapi(routes.updateProduct, async (c) => {
-		const s = store(c);
+		const s = store(c).catalogue;
 		const before = await s.getProduct(c.req.valid("param").productId);
 		const row = await s.updateProduct(before.id, c.req.valid("json"), ifMatch(c));
 		await audit(c, "product.updated", "product", row.id, strip(before), strip(row));
-		return c.json(strip(row), 200, { ETag: etag(row.version) });
+		return rowJson(c, row, 200);
 	})
 	.openapi(routes.deleteProduct, async (c) => {
-		await store(c).deleteProduct(c.req.valid("param").productId, ifMatch(c));
-		await audit(c, "product.deleted", "product", c.req.valid("param").productId);
-		return c.body(null, 204);
+		const id = c.req.valid("param").productId;
+		await store(c).catalogue.deleteProduct(id, ifMatch(c));
+		return deleted(c, "product", id);
 	})
 	.openapi(routes.adjustInventory, async (c) => {
 		const { productId } = c.req.valid("param");
 		const { delta, variantId } = c.req.valid("json");
-		const { stock } = await store(c).adjustStock(productId, delta, variantId);
+		const { stock } = await store(c).inventory.adjustStock(productId, delta, variantId);
 		await audit(c, "inventory.adjusted", variantId ? "variant" : "product", variantId ?? productId, { delta }, { stock });
 		return c.json({ productId, variantId: variantId ?? null, stock }, 200);
 	})
 	// variants
 	.openapi(routes.listVariants, async (c) =>
-		c.json({ data: (await store(c).listVariants(c.req.valid("param").productId)).map(strip) }, 200),
+		c.json({ data: (await store(c).catalogue.listVariants(c.req.valid("param").productId)).map(strip) }, 200),
 	)
-	.openapi(routes.createVariant, async (c) => {
-		const row = await store(c).createVariant(c.req.valid("param").productId, c.req.valid("json"));
-		await audit(c, "variant.created", "variant", row.id, undefined, strip(row));
-		return c.json(strip(row), 201, { ETag: etag(row.version) });
-	})
+	.openapi(routes.createVariant, async (c) =>
+		created(c, "variant", await store(c).catalogue.createVariant(c.req.valid("param").productId, c.req.valid("json"))),
+	)
 	.openapi(routes.updateVariant, async (c) => {
 		const { productId, variantId } = c.req.valid("param");
-		const row = await store(c).updateVariant(productId, variantId, c.req.valid("json"), ifMatch(c));
+		const row = await store(c).catalogue.updateVariant(productId, variantId, c.req.valid("json"), ifMatch(c));
 		await audit(c, "variant.updated", "variant", row.id, c.req.valid("json"), strip(row));
-		return c.json(strip(row), 200, { ETag: etag(row.version) });
+		return rowJson(c, row, 200);
 	})
 	.openapi(routes.deleteVariant, async (c) => {
 		const { productId, variantId } = c.req.valid("param");
-		await store(c).deleteVariant(productId, variantId, ifMatch(c));
-		await audit(c, "variant.deleted", "variant", variantId);
-		return c.body(null, 204);
+		await store(c).catalogue.deleteVariant(productId, variantId, ifMatch(c));
+		return deleted(c, "variant", variantId);
 	})
 	// orders
-	.openapi(routes.listOrders, async (c) => c.json(stripAll(await store(c).listOrders(c.req.valid("query"))), 200))
+	.openapi(routes.listOrders, async (c) => c.json(stripAll(await store(c).orders.listOrders(c.req.valid("query"))), 200))
 	.openapi(routes.createOrder, async (c) => {
-		const order = await store(c).createOrder(c.req.valid("json"), c.get("auth").userId);
+		const order = await store(c).orders.createOrder(c.req.valid("json"), c.get("auth").userId);
 		const summary = { orderId: order.id, status: order.status, totalMinor: order.totalMinor, currency: order.currency };
 		await audit(c, "order.created", "order", order.id, undefined, summary, { type: "order.created", data: summary });
 		return c.json(detail(order), 201, { ETag: etag(order.version) });
 	})
 	.openapi(routes.getOrder, async (c) => {
-		const order = await store(c).getOrder(c.req.valid("param").orderId);
+		const order = await store(c).orders.getOrder(c.req.valid("param").orderId);
 		return c.json(detail(order), 200, { ETag: etag(order.version) });
 	})
 	.openapi(routes.transitionOrder, async (c) => {
 		const { status, note } = c.req.valid("json");
-		const order = await store(c).transitionOrder(c.req.valid("param").orderId, status, c.get("auth").userId, note, ifMatch(c));
+		const order = await store(c).orders.transitionOrder(c.req.valid("param").orderId, status, c.get("auth").userId, note, ifMatch(c));
 		const from = order.history.at(-2)?.toStatus ?? null;
 		const data = { orderId: order.id, from, to: order.status };
 		await audit(

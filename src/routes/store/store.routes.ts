@@ -23,7 +23,7 @@ const orderStatus = z.enum(["pending", "paid", "fulfilled", "cancelled"]);
 const nonEmpty = <T extends z.ZodObject>(s: T) =>
 	s.refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
 
-export const CategorySchema = z
+const CategorySchema = z
 	.object({
 		id: z.string(),
 		name: z.string(),
@@ -49,7 +49,7 @@ export const ProductSchema = z
 		updatedAt: z.number().int(),
 	})
 	.openapi("Product");
-export const VariantSchema = z
+const VariantSchema = z
 	.object({
 		id: z.string(),
 		productId: z.string(),
@@ -62,7 +62,7 @@ export const VariantSchema = z
 		updatedAt: z.number().int(),
 	})
 	.openapi("Variant");
-export const OrderItemSchema = z
+const OrderItemSchema = z
 	.object({
 		id: z.string(),
 		productId: z.string(),
@@ -74,7 +74,7 @@ export const OrderItemSchema = z
 		lineTotalMinor: z.number().int(),
 	})
 	.openapi("OrderItem");
-export const OrderSchema = z
+const OrderSchema = z
 	.object({
 		id: z.string(),
 		status: orderStatus,
@@ -87,7 +87,7 @@ export const OrderSchema = z
 		updatedAt: z.number().int(),
 	})
 	.openapi("Order");
-export const OrderDetailSchema = OrderSchema.extend({
+const OrderDetailSchema = OrderSchema.extend({
 	items: z.array(OrderItemSchema),
 	history: z.array(
 		z.object({
@@ -103,11 +103,11 @@ export const OrderDetailSchema = OrderSchema.extend({
 const pageOf = <T extends z.ZodType>(item: T, n: string) =>
 	z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(n);
 
-export const CategoryCreate = z.strictObject({
+const CategoryCreate = z.strictObject({
 	name,
 	slug: z.string().regex(/^[a-z0-9-]{1,100}$/, "lowercase letters, digits and -"),
 });
-export const ProductCreate = z.strictObject({
+const ProductCreate = z.strictObject({
 	name,
 	sku,
 	description: z.string().max(5000).nullable().optional(),
@@ -117,15 +117,15 @@ export const ProductCreate = z.strictObject({
 	stock: z.number().int().min(0).max(1_000_000_000).default(0),
 	categoryId: z.string().max(128).nullable().optional(),
 });
-export const ProductPatch = nonEmpty(ProductCreate.omit({ stock: true }).partial().strict());
-export const VariantCreate = z.strictObject({
+const ProductPatch = nonEmpty(ProductCreate.omit({ stock: true }).partial().strict());
+const VariantCreate = z.strictObject({
 	name,
 	sku,
 	priceMinor: money.nullable().optional(),
 	stock: z.number().int().min(0).max(1_000_000_000).default(0),
 });
-export const VariantPatch = nonEmpty(VariantCreate.omit({ stock: true }).partial().strict());
-export const InventoryAdjust = z.strictObject({
+const VariantPatch = nonEmpty(VariantCreate.omit({ stock: true }).partial().strict());
+const InventoryAdjust = z.strictObject({
 	delta: z
 		.number()
 		.int()
@@ -134,7 +134,7 @@ export const InventoryAdjust = z.strictObject({
 		.refine((d) => d !== 0, "must not be 0"),
 	variantId: z.string().max(128).optional(),
 });
-export const OrderCreate = z.strictObject({
+const OrderCreate = z.strictObject({
 	items: z
 		.array(
 			z.strictObject({
@@ -147,7 +147,7 @@ export const OrderCreate = z.strictObject({
 		.max(50),
 	customerEmail: z.email().max(320).nullable().optional(),
 });
-export const OrderTransition = z.strictObject({ status: orderStatus, note: z.string().max(500).optional() });
+const OrderTransition = z.strictObject({ status: orderStatus, note: z.string().max(500).optional() });
 
 const IfMatch = z.object({
 	"if-match": z

@@ -14,7 +14,7 @@ import * as routes from "./webhooks.routes";
  * A Queues message holds at most 128 KB; the body travels inside one, so it is capped below that.
  * Clerk's payloads are a few KB (metadata fields are capped at 8 KB each).
  */
-export const MAX_WEBHOOK_BYTES = 96 * 1024;
+const MAX_WEBHOOK_BYTES = 96 * 1024;
 
 const MAX_QUEUE_MESSAGE_CHARS = 120_000;
 

@@ -1,0 +1,89 @@
+import { runBatch } from "../../db/batch";
+import type { Database } from "../../db/client";
+import type { Env } from "../../env";
+import { errorFields, type Logger } from "../../lib/logger";
+import { isFinal, outcomesOf } from "../../services/events-log";
+import { backoffSeconds } from "../backoff";
+import type { WebhookMessage } from "../messages";
+import { emitApplied, invalidateCaches } from "./applied";
+import { type Planned, parseMessage, planMessage } from "./planners";
+
+/**
+ * Applies a batch of webhook events. Idempotent on svix-id (an event already recorded is acked
+ * unless it is an operator replay); the whole batch is one db.batch (atomic, one round trip). If
+ * that fails, each message is retried on its own so one bad message cannot hold back the others:
+ * the ones that succeed are acked, the failing one is retried with exponential backoff and, after
+ * max_retries, lands in the dead-letter queue.
+ */
+export async function processWebhookBatch(env: Env, db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
+	const now = Date.now();
+	const fresh: { msg: Message<unknown>; body: WebhookMessage }[] = [];
+	const seen = new Set<string>();
+	for (const msg of batch.messages) {
+		const body = parseMessage(msg, logger);
+		if (!body) {
+			msg.ack();
+			continue;
+		}
+		if (seen.has(body.svixId) && !body.replay) {
+			msg.ack(); // the same delivery twice in one batch: the first one carries it
+			continue;
+		}
+		seen.add(body.svixId);
+		fresh.push({ msg, body });
+	}
+
+	const recorded = await outcomesOf(
+		db,
+		fresh.filter((f) => !f.body.replay).map((f) => f.body.svixId),
+	);
+	// An event whose outcome is final was applied by an earlier delivery: a duplicate.
+	const todo: Planned[] = [];
+	for (const f of fresh) {
+		if (isFinal(recorded.get(f.body.svixId)) && !f.body.replay) {
+			logger.debug("duplicate delivery acked", { svixId: f.body.svixId });
+			f.msg.ack();
+		} else {
+			todo.push(await planMessage(db, f.msg, f.body, now));
+		}
+	}
+	if (todo.length === 0) return;
+
+	const all = todo.flatMap((t) => t.statements);
+	try {
+		await runBatch(db.$client, all);
+		await emitApplied(env, db, todo, logger);
+		for (const t of todo) {
+			invalidateCaches(t);
+			t.msg.ack();
+		}
+		logger.info("webhook batch applied", { messages: todo.length, statements: all.length });
+		return;
+	} catch (err) {
+		if (todo.length > 1) logger.warn("batch failed, isolating messages", errorFields(err));
+		else return retry(todo[0] as Planned, err, logger);
+	}
+
+	for (const t of todo) {
+		try {
+			await runBatch(db.$client, t.statements);
+			await emitApplied(env, db, [t], logger);
+			invalidateCaches(t);
+			t.msg.ack();
+		} catch (err) {
+			retry(t, err, logger);
+		}
+	}
+}
+
+function retry(t: Planned, err: unknown, logger: Logger): void {
+	const delaySeconds = backoffSeconds(t.msg.attempts);
+	logger.error("webhook event failed, retrying", {
+		svixId: t.body.svixId,
+		type: t.body.type,
+		attempts: t.msg.attempts,
+		delaySeconds,
+		...errorFields(err),
+	});
+	t.msg.retry({ delaySeconds });
+}

@@ -1,0 +1,53 @@
+import type { Database } from "../../db/client";
+import type { Logger } from "../../lib/logger";
+import { planRazorpayEvent, planStripeEvent } from "../../services/billing-sync";
+import { planClerkEvent } from "../../services/clerk-sync";
+import { recordAppliedSql } from "../../services/events-log";
+import type { SyncPlan } from "../../services/sync-plan";
+import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "../messages";
+
+/** A queued webhook event with its plan: the sync statements plus the one recording its outcome. */
+export interface Planned {
+	msg: Message<unknown>;
+	body: WebhookMessage;
+	plan: SyncPlan;
+	statements: SyncPlan["statements"];
+}
+
+/** The message body, or null (logged) when it is not something our producers write: retrying cannot fix it. */
+export function parseMessage(msg: Message<unknown>, logger: Logger): WebhookMessage | null {
+	const parsed = WebhookMessageSchema.safeParse(msg.body);
+	if (!parsed.success) {
+		logger.error("unreadable queue message dropped", { messageId: msg.id, issues: parsed.error.issues.length });
+		return null;
+	}
+	return parsed.data;
+}
+
+/** Plans one event with the planner of its source (Clerk, Razorpay, Stripe). */
+export async function planMessage(db: Database, msg: Message<unknown>, body: WebhookMessage, now: number): Promise<Planned> {
+	let json: unknown;
+	try {
+		json = JSON.parse(body.body);
+	} catch {
+		json = null;
+	}
+	let p: SyncPlan | null = null;
+	if (body.source === "clerk") {
+		const envelope = ClerkEnvelopeSchema.safeParse(json);
+		if (envelope.success) p = planClerkEvent(envelope.data, body.timestamp, now, body.svixId);
+	} else if (typeof json === "object" && json !== null) {
+		const data = json as Record<string, unknown>;
+		p =
+			body.source === "razorpay"
+				? await planRazorpayEvent(db, data, now, body.svixId)
+				: await planStripeEvent(db, data, now, body.svixId);
+	}
+	// Verified but unreadable: keep it (outcome ignored) rather than retry forever.
+	if (!p) return { msg, body, plan: emptyPlan(), statements: [recordAppliedSql(body, null, now, false)] };
+	return { msg, body, plan: p, statements: [...p.statements, recordAppliedSql(body, p, now, true)] };
+}
+
+function emptyPlan(): SyncPlan {
+	return { statements: [], organizationId: null, entityId: null, staleCheck: null, invalidate: {}, ignored: true };
+}

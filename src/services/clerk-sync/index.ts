@@ -1,0 +1,46 @@
+import { num as n, obj, str as s } from "../../lib/payload";
+import type { ClerkEnvelope } from "../../queue/messages";
+import type { SyncPlan } from "../sync-plan";
+import { invitationPlanners } from "./invitations";
+import { membershipPlanners } from "./memberships";
+import { organizationPlanners } from "./organizations";
+import { rolePlanners } from "./roles";
+import { type ClerkEvent, ignore, ms, type Planner } from "./shared";
+import { userPlanners } from "./users";
+
+export type { SyncPlan } from "../sync-plan";
+
+/** Every Clerk event type this service mirrors, by family; any other type is recorded as ignored. */
+const PLANNERS = new Map<string, Planner>(
+	Object.entries({
+		...userPlanners,
+		...organizationPlanners,
+		...membershipPlanners,
+		...invitationPlanners,
+		...rolePlanners,
+	}),
+);
+
+/**
+ * Turns one Clerk event into D1 statements, run later in a db.batch (atomic, one round trip).
+ *
+ * Ordering: each mirrored row keeps Clerk's clock in source_updated_at (the object's updated_at, or
+ * the envelope timestamp for deletions). Upserts carry `WHERE excluded.ts >= stored ts`, so an older
+ * event never overwrites newer state whatever order events arrive in; users and organizations stay
+ * deleted once deleted. A membership arriving before its user or organization creates placeholders
+ * (source_updated_at = 0) that the real event later fills in.
+ */
+export function planClerkEvent(envelope: ClerkEnvelope, eventTs: number, now: number, eventId = ""): SyncPlan {
+	const d = envelope.data;
+	const e: ClerkEvent = {
+		type: envelope.type,
+		data: d,
+		id: s(d.id),
+		eventTs,
+		objectTs: ms(n(d.updated_at)) ?? eventTs,
+		now,
+		eventId,
+	};
+	const planner = PLANNERS.get(envelope.type);
+	return planner ? planner(e) : ignore(e, s(d.organization_id) ?? s(obj(d.organization).id));
+}

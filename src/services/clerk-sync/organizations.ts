@@ -1,0 +1,28 @@
+import { ignore, type Planner, planOf, softDelete, staleRow, upsertOrg } from "./shared";
+
+/** organization.created / organization.updated: upsert ordered by updated_at; a deleted organization stays deleted. */
+const upsert: Planner = (e) => {
+	if (!e.id) return ignore(e);
+	return planOf(e, {
+		organizationId: e.id,
+		statements: [upsertOrg(e.data, e.objectTs, e.now)],
+		staleCheck: staleRow("organizations", "id", e.id, e.objectTs, true),
+		invalidate: { orgId: e.id },
+	});
+};
+
+/** organization.deleted: tombstone ordered by the envelope's time. */
+const remove: Planner = (e) => {
+	if (!e.id) return ignore(e);
+	return planOf(e, {
+		organizationId: e.id,
+		statements: [softDelete("organizations", e.id, e.eventTs, e.now)],
+		invalidate: { orgId: e.id },
+	});
+};
+
+export const organizationPlanners: Record<string, Planner> = {
+	"organization.created": upsert,
+	"organization.updated": upsert,
+	"organization.deleted": remove,
+};

@@ -1,0 +1,85 @@
+import { type SQL, sql } from "drizzle-orm";
+import { type Data, num as n, str as s } from "../../lib/payload";
+import type { SyncPlan } from "../sync-plan";
+
+/** One Clerk event as the family planners read it. */
+export interface ClerkEvent {
+	type: string;
+	data: Data;
+	/** data.id */
+	id: string | null;
+	/** The envelope's time (ms). */
+	eventTs: number;
+	/** The object's updated_at (ms), else the envelope's time. */
+	objectTs: number;
+	now: number;
+	/** The svix id: audit and webhook event ids derive from it. */
+	eventId: string;
+}
+
+/** Turns one Clerk event of a family into its plan. */
+export type Planner = (e: ClerkEvent) => SyncPlan;
+
+/** A plan with the event's defaults; the family planner fills in what applies. */
+export function planOf(e: ClerkEvent, fields: Partial<SyncPlan>): SyncPlan {
+	return {
+		statements: [],
+		organizationId: null,
+		entityId: e.id,
+		staleCheck: null,
+		invalidate: {},
+		ignored: false,
+		...fields,
+	};
+}
+
+/** Recorded with outcome ignored: nothing to apply. */
+export const ignore = (e: ClerkEvent, organizationId: string | null = null): SyncPlan =>
+	planOf(e, { organizationId, ignored: true });
+
+/** Clerk sends ms; tolerate seconds from hand-made payloads. */
+export const ms = (v: number | null): number | null => (v === null ? null : v < 1e12 ? v * 1000 : v);
+
+/** The object's created_at (ms), else now. */
+export const createdAt = (d: Data, now: number): number => ms(n(d.created_at)) ?? now;
+
+function primaryEmail(d: Data): string | null {
+	const list = Array.isArray(d.email_addresses) ? (d.email_addresses as Data[]) : [];
+	const primary = list.find((e) => e.id === d.primary_email_address_id) ?? list[0];
+	return s(primary?.email_address);
+}
+
+export function upsertUser(d: Data, ts: number, now: number): SQL {
+	return sql`
+		INSERT INTO users (id, email, first_name, last_name, image_url, source_updated_at, created_at, updated_at)
+		VALUES (${d.id}, ${primaryEmail(d)}, ${s(d.first_name)}, ${s(d.last_name)}, ${s(d.image_url)}, ${ts},
+			${createdAt(d, now)}, ${now})
+		ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name,
+			last_name = excluded.last_name, image_url = excluded.image_url,
+			source_updated_at = excluded.source_updated_at, created_at = excluded.created_at, updated_at = excluded.updated_at
+		WHERE users.deleted_at IS NULL AND excluded.source_updated_at >= users.source_updated_at`;
+}
+
+export function upsertOrg(d: Data, ts: number, now: number): SQL {
+	return sql`
+		INSERT INTO organizations (id, name, slug, image_url, source_updated_at, created_at, updated_at)
+		VALUES (${d.id}, ${s(d.name)}, ${s(d.slug)}, ${s(d.image_url)}, ${ts}, ${createdAt(d, now)}, ${now})
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, slug = excluded.slug, image_url = excluded.image_url,
+			source_updated_at = excluded.source_updated_at, created_at = excluded.created_at, updated_at = excluded.updated_at
+		WHERE organizations.deleted_at IS NULL AND excluded.source_updated_at >= organizations.source_updated_at`;
+}
+
+/** Users and organizations stay deleted once deleted; a deletion arriving first leaves a tombstone. */
+export function softDelete(table: "users" | "organizations", id: string, ts: number, now: number): SQL {
+	const t = sql.raw(table);
+	return sql`
+		INSERT INTO ${t} (id, source_updated_at, created_at, updated_at, deleted_at) VALUES (${id}, ${ts}, ${now}, ${now}, ${ts})
+		ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at, updated_at = excluded.updated_at,
+			source_updated_at = max(${t}.source_updated_at, excluded.source_updated_at)
+		WHERE ${t}.deleted_at IS NULL`;
+}
+
+/** 1 when the stored row is newer than `ts` (or, with deletedBlocks, deleted): the event was stale. */
+export const staleRow = (table: string, column: string, id: string, ts: number, deletedBlocks: boolean): SQL =>
+	sql`(SELECT CASE WHEN source_updated_at > ${ts}${deletedBlocks ? sql` OR deleted_at IS NOT NULL` : sql``} THEN 1 ELSE 0 END
+		FROM ${sql.raw(table)} WHERE ${sql.raw(column)} = ${id})`;

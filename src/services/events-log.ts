@@ -1,0 +1,135 @@
+import { and, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { keysetAfter } from "../db/keyset";
+import { events } from "../db/schema";
+import { ApiError } from "../errors";
+import { decodeCursor, page } from "../lib/cursor";
+import type { WebhookMessage } from "../queue/messages";
+import type { SyncPlan } from "./sync-plan";
+
+/**
+ * The `events` table: every verified webhook delivery (Clerk, Razorpay, Stripe) with its outcome
+ * (queued, processed, stale, ignored, failed), keyed by its svix id (the idempotency key).
+ */
+
+type EventOutcome = (typeof events.$inferSelect)["outcome"];
+
+interface EventSummary {
+	svixId: string;
+	type: string;
+	entityId: string | null;
+	receivedAt: number;
+	processedAt: number | null;
+	outcome: EventOutcome;
+}
+
+/** An organization's events, newest first, keyset-paginated on (receivedAt, svixId) descending. */
+export async function listOrgEvents(
+	db: Database,
+	orgId: string,
+	q: { cursor?: string; limit: number; type?: string },
+): Promise<{ data: EventSummary[]; nextCursor: string | null }> {
+	const rows = await db
+		.select({
+			svixId: events.svixId,
+			type: events.type,
+			entityId: events.entityId,
+			receivedAt: events.receivedAt,
+			processedAt: events.processedAt,
+			outcome: events.outcome,
+		})
+		.from(events)
+		.where(
+			and(
+				eq(events.organizationId, orgId),
+				q.type ? eq(events.type, q.type) : undefined,
+				keysetAfter(events.receivedAt, events.svixId, decodeCursor(q.cursor), "desc"),
+			),
+		)
+		.orderBy(desc(events.receivedAt), desc(events.svixId))
+		.limit(q.limit + 1);
+	return page(rows, q.limit, (r) => ({ k: r.receivedAt, id: r.svixId }));
+}
+
+/**
+ * Puts a stored event back on the webhook queue, marked as a replay (processed again even if already
+ * recorded), and marks it queued. 404 for an unknown svix id, 503 when the queue refuses it.
+ */
+export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, svixId: string): Promise<void> {
+	const [row] = await db.select().from(events).where(eq(events.svixId, svixId));
+	if (!row) throw new ApiError("NOT_FOUND", "no event with that svix id");
+	const message: WebhookMessage = {
+		source: row.source as WebhookMessage["source"],
+		svixId: row.svixId,
+		type: row.type,
+		timestamp: row.eventTimestamp,
+		receivedAt: row.receivedAt,
+		body: row.payload,
+		replay: true,
+	};
+	try {
+		await queue.send(message, { contentType: "json" });
+	} catch {
+		throw new ApiError("UPSTREAM_UNAVAILABLE", "event could not be queued, retry later");
+	}
+	await db.update(events).set({ outcome: "queued", error: null }).where(eq(events.svixId, svixId));
+}
+
+// D1 binds at most 100 parameters per statement.
+const ID_CHUNK = 90;
+
+/** The recorded outcome of each of these events that has one (events never seen are absent). */
+export async function outcomesOf(db: Database, svixIds: string[]): Promise<Map<string, EventOutcome>> {
+	const outcome = new Map<string, EventOutcome>();
+	for (let i = 0; i < svixIds.length; i += ID_CHUNK) {
+		const rows = await db
+			.select({ svixId: events.svixId, outcome: events.outcome })
+			.from(events)
+			.where(inArray(events.svixId, svixIds.slice(i, i + ID_CHUNK)));
+		for (const r of rows) outcome.set(r.svixId, r.outcome);
+	}
+	return outcome;
+}
+
+/** An outcome is final once the event was applied (processed, stale or ignored): a redelivery is a duplicate. */
+export const isFinal = (outcome: EventOutcome | undefined): boolean =>
+	outcome !== undefined && outcome !== "failed" && outcome !== "queued";
+
+/**
+ * The statement recording an applied event, run in the same batch as its plan: outcome processed,
+ * stale (per the plan's staleCheck, evaluated after the plan's statements) or ignored.
+ */
+export function recordAppliedSql(body: WebhookMessage, plan: SyncPlan | null, now: number, envelopeOk: boolean): SQL {
+	const outcome =
+		!envelopeOk || plan?.ignored
+			? sql`'ignored'`
+			: plan?.staleCheck
+				? sql`CASE WHEN coalesce(${plan.staleCheck}, 0) = 1 THEN 'stale' ELSE 'processed' END`
+				: sql`'processed'`;
+	return sql`
+		INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at,
+			processed_at, outcome, attempts)
+		VALUES (${body.svixId}, ${plan?.organizationId ?? null}, ${body.source}, ${body.type}, ${plan?.entityId ?? null},
+			${body.body}, ${body.timestamp}, ${body.receivedAt}, ${now}, ${outcome}, 1)
+		ON CONFLICT (svix_id) DO UPDATE SET organization_id = excluded.organization_id, entity_id = excluded.entity_id,
+			processed_at = excluded.processed_at, outcome = excluded.outcome, attempts = events.attempts + 1, error = NULL`;
+}
+
+/**
+ * Keeps an event that exhausted its retries (payload included) as failed, so an operator can see and
+ * replay it; an event already applied keeps its outcome.
+ */
+export async function recordDeadLetter(
+	db: Database,
+	body: WebhookMessage,
+	found: { organizationId: string | null; entityId: string | null },
+	attempts: number,
+): Promise<void> {
+	await db.run(sql`
+		INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at,
+			processed_at, outcome, attempts, error)
+		VALUES (${body.svixId}, ${found.organizationId}, ${body.source}, ${body.type}, ${found.entityId}, ${body.body},
+			${body.timestamp}, ${body.receivedAt}, NULL, 'failed', ${attempts}, 'retries exhausted')
+		ON CONFLICT (svix_id) DO UPDATE SET outcome = 'failed', error = 'retries exhausted', processed_at = NULL
+		WHERE events.outcome NOT IN ('processed', 'stale', 'ignored')`);
+}

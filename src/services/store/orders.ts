@@ -1,0 +1,191 @@
+import { and, asc, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { runBatch } from "../../db/batch";
+import { orderItems, orderStatusHistory, orders, products, variants } from "../../db/schema";
+import { ApiError } from "../../errors";
+import { newId } from "../../lib/ids";
+import { keysetPage, type PageQuery } from "../keyset-page";
+import { Inventory } from "./inventory";
+import { assertVersion, constraintError, TenantScope } from "./shared";
+
+type Order = typeof orders.$inferSelect;
+type OrderStatus = Order["status"];
+
+/** Allowed order status transitions; cancelling a pending or paid order puts its stock back. */
+const ORDER_TRANSITIONS: Record<OrderStatus, OrderStatus[]> = {
+	pending: ["paid", "cancelled"],
+	paid: ["fulfilled", "cancelled"],
+	fulfilled: [],
+	cancelled: [],
+};
+
+/** Orders of one organization: created from catalogue data, moved along ORDER_TRANSITIONS. */
+export class Orders extends TenantScope {
+	private readonly inventory = new Inventory(this.db, this.organizationId);
+
+	listOrders(q: PageQuery & { status?: OrderStatus }) {
+		return keysetPage(
+			this.db,
+			orders,
+			"createdAt",
+			"asc",
+			and(this.own(orders), q.status ? eq(orders.status, q.status) : undefined),
+			q,
+		);
+	}
+
+	async getOrder(id: string) {
+		const [orderRows, items, history] = await this.db.batch([
+			this.db
+				.select()
+				.from(orders)
+				.where(and(this.own(orders), eq(orders.id, id))),
+			this.db
+				.select()
+				.from(orderItems)
+				.where(and(this.own(orderItems), eq(orderItems.orderId, id)))
+				.orderBy(asc(orderItems.id)),
+			this.db
+				.select()
+				.from(orderStatusHistory)
+				.where(and(this.own(orderStatusHistory), eq(orderStatusHistory.orderId, id)))
+				.orderBy(asc(orderStatusHistory.at), asc(orderStatusHistory.id)),
+		]);
+		const order = orderRows[0];
+		if (!order) throw new ApiError("NOT_FOUND", "order not found");
+		return { ...order, items, history };
+	}
+
+	/**
+	 * Creates an order from current catalogue data: each item copies the product's (or variant's)
+	 * name, sku and price at this moment, stock is taken in the same atomic batch (409 if short).
+	 */
+	async createOrder(
+		input: { items: { productId: string; variantId?: string; quantity: number }[]; customerEmail?: string | null },
+		userId: string,
+	) {
+		// Merge repeated lines so stock is checked on the total.
+		const lines = new Map<string, { productId: string; variantId?: string; quantity: number }>();
+		for (const it of input.items) {
+			const k = `${it.productId}|${it.variantId ?? ""}`;
+			const prev = lines.get(k);
+			lines.set(k, { ...it, quantity: (prev?.quantity ?? 0) + it.quantity });
+		}
+		const wanted = [...lines.values()];
+		const productIds = [...new Set(wanted.map((l) => l.productId))];
+		const variantIds = [...new Set(wanted.flatMap((l) => (l.variantId ? [l.variantId] : [])))];
+		const [found, foundVariants] = await this.db.batch([
+			this.db
+				.select()
+				.from(products)
+				.where(and(this.own(products), inArray(products.id, productIds))),
+			this.db
+				.select()
+				.from(variants)
+				.where(and(this.own(variants), inArray(variants.id, variantIds.length ? variantIds : ["-"]))),
+		]);
+		const byId = new Map(found.map((p) => [p.id, p]));
+		const variantById = new Map(foundVariants.map((v) => [v.id, v]));
+		const errors: { path: string; message: string }[] = [];
+		input.items.forEach((it, i) => {
+			const p = byId.get(it.productId);
+			if (!p) errors.push({ path: `items.${i}.productId`, message: "no such product" });
+			else if (p.status !== "active") errors.push({ path: `items.${i}.productId`, message: `product is ${p.status}` });
+			if (it.variantId) {
+				const v = variantById.get(it.variantId);
+				if (!v || v.productId !== it.productId)
+					errors.push({ path: `items.${i}.variantId`, message: "no such variant of this product" });
+			}
+		});
+		const currencies = new Set(found.map((p) => p.currency));
+		if (errors.length === 0 && currencies.size > 1) errors.push({ path: "items", message: "all items must share one currency" });
+		if (errors.length > 0) {
+			throw new ApiError("VALIDATION_FAILED", errors.map((e) => `${e.path}: ${e.message}`).join("; "), { errors });
+		}
+
+		const now = Date.now();
+		const orderId = newId("ord");
+		const items = wanted.map((l) => {
+			const p = byId.get(l.productId)!;
+			const v = l.variantId ? variantById.get(l.variantId)! : undefined;
+			const unit = v?.priceMinor ?? p.priceMinor;
+			return {
+				id: newId("itm"),
+				organizationId: this.organizationId,
+				orderId,
+				productId: p.id,
+				variantId: v?.id ?? null,
+				name: v ? `${p.name} (${v.name})` : p.name,
+				sku: v?.sku ?? p.sku,
+				unitPriceMinor: unit,
+				quantity: l.quantity,
+				lineTotalMinor: unit * l.quantity,
+			};
+		});
+		const total = items.reduce((s, it) => s + it.lineTotalMinor, 0);
+		const currency = found[0]!.currency;
+		try {
+			await this.db.batch([
+				this.db.insert(orders).values({
+					id: orderId,
+					organizationId: this.organizationId,
+					status: "pending",
+					currency,
+					totalMinor: total,
+					customerEmail: input.customerEmail ?? null,
+					createdBy: userId,
+					createdAt: now,
+					updatedAt: now,
+				}),
+				this.db.insert(orderItems).values(items),
+				this.db.insert(orderStatusHistory).values({
+					id: newId("osh"),
+					organizationId: this.organizationId,
+					orderId,
+					fromStatus: null,
+					toStatus: "pending",
+					changedBy: userId,
+					at: now,
+				}),
+				...this.inventory.takeStatements(wanted),
+			]);
+		} catch (err) {
+			constraintError(err, { check: "insufficient stock for one or more items" });
+		}
+		return this.getOrder(orderId);
+	}
+
+	/**
+	 * Moves an order along ORDER_TRANSITIONS. The status update is guarded by the status (and version)
+	 * it was read with, and the history row and any restock only happen if that update won, all in
+	 * one atomic batch: two concurrent transitions cannot both apply.
+	 */
+	async transitionOrder(id: string, to: OrderStatus, userId: string, note?: string, ifVersion?: number) {
+		const order = await this.getOrder(id);
+		assertVersion(order, ifVersion, "order");
+		if (!ORDER_TRANSITIONS[order.status].includes(to)) {
+			throw new ApiError("CONFLICT", `cannot move an order from ${order.status} to ${to}`);
+		}
+		const now = Date.now();
+		// Every statement is guarded by the state this transition was read from, and the order's own
+		// UPDATE runs last: inside the batch's transaction either all of them see that state and apply,
+		// or another transition got there first and none does. (A guard on the resulting state would not
+		// do: two racing transitions to the same status produce the same result.)
+		const unchanged = sql`EXISTS (SELECT 1 FROM orders WHERE id = ${id} AND organization_id = ${this.organizationId}
+			AND status = ${order.status} AND version = ${order.version})`;
+		const statements: SQL[] = [
+			sql`INSERT INTO order_status_history (id, organization_id, order_id, from_status, to_status, changed_by, note, at)
+				SELECT ${newId("osh")}, ${this.organizationId}, ${id}, ${order.status}, ${to}, ${userId}, ${note ?? null}, ${now} WHERE ${unchanged}`,
+		];
+		if (to === "cancelled") statements.push(...this.inventory.restockStatements(order.items, unchanged));
+		statements.push(
+			sql`UPDATE orders SET status = ${to}, version = ${order.version + 1}, updated_at = ${now}
+				WHERE id = ${id} AND organization_id = ${this.organizationId} AND status = ${order.status} AND version = ${order.version}`,
+		);
+		const results = await runBatch(this.db.$client, statements);
+		const update = results[results.length - 1];
+		if (!update || update.meta.changes === 0) {
+			throw new ApiError("CONFLICT", "the order changed concurrently; read it again and retry");
+		}
+		return this.getOrder(id);
+	}
+}

@@ -1,0 +1,105 @@
+import type { MockInstance, vi as Vi } from "vitest";
+import { uid } from "./factories";
+import { jwks } from "./jwt";
+import { TEST_ISSUER } from "./vars";
+
+/**
+ * The outside world, stubbed at the network boundary (globalThis.fetch). Every test runs with the
+ * defaults (test/setup/network.ts); a test that needs other answers calls stubNetwork again.
+ */
+export type Handler = (req: Request) => Response | Promise<Response>;
+
+export interface NetworkOptions {
+	/** What the Clerk JWKS endpoint serves; default the "primary" and "rs384" test keys. */
+	jwks?: () => unknown;
+	/** Handlers by URL prefix (Razorpay, Stripe, a tenant's webhook receiver …). */
+	routes?: Record<string, Handler>;
+}
+
+/**
+ * Replaces fetch: the Clerk JWKS endpoint answers with the given keys, `routes` by URL prefix, and
+ * anything else is a 404, so a test never reaches the internet. Returns the spy to count fetches.
+ */
+export function stubNetwork(vi: typeof Vi, o: NetworkOptions = {}): MockInstance<typeof fetch> {
+	const serve = o.jwks ?? (() => jwks("primary", "rs384"));
+	const routes = o.routes ?? {};
+	return vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+		const req = new Request(input as RequestInfo, init);
+		if (req.url.startsWith(TEST_ISSUER) && req.url.includes("jwks")) {
+			return new Response(JSON.stringify(serve()), { headers: { "content-type": "application/json" } });
+		}
+		for (const [prefix, handler] of Object.entries(routes)) if (req.url.startsWith(prefix)) return handler(req);
+		return new Response("not stubbed", { status: 404 });
+	});
+}
+
+export interface RazorpayOrderRequest {
+	amount: number;
+	currency: string;
+	receipt?: string;
+	notes?: Record<string, string>;
+}
+
+/** Razorpay's Orders API (recorded response shape); `calls` records what the Worker sent. */
+export function fakeRazorpay() {
+	const calls: { auth: string | null; body: RazorpayOrderRequest }[] = [];
+	const routes: Record<string, Handler> = {
+		"https://api.razorpay.com/v1/orders": async (req) => {
+			const body = await req.json<RazorpayOrderRequest>();
+			calls.push({ auth: req.headers.get("authorization"), body });
+			if (body.currency !== "INR" && body.currency !== "USD") {
+				return Response.json({ error: { code: "BAD_REQUEST_ERROR", description: "Currency is not supported" } }, { status: 400 });
+			}
+			return Response.json({
+				id: `order_${uid("rzp").slice(-14)}`,
+				entity: "order",
+				amount: body.amount,
+				amount_paid: 0,
+				amount_due: body.amount,
+				currency: body.currency,
+				receipt: body.receipt,
+				offer_id: null,
+				status: "created",
+				attempts: 0,
+				notes: body.notes ?? [],
+				created_at: Math.floor(Date.now() / 1000),
+			});
+		},
+	};
+	return { calls, routes };
+}
+
+/** Stripe's Checkout Sessions API (recorded response shape); `calls` records what the Worker sent. */
+export function fakeStripe() {
+	const calls: { url: string; body: string }[] = [];
+	const routes: Record<string, Handler> = {
+		"https://api.stripe.com/v1/checkout/sessions": async (req) => {
+			const body = await req.text();
+			calls.push({ url: req.url, body });
+			const id = `cs_test_${uid("s").slice(-20)}`;
+			return Response.json({
+				id,
+				object: "checkout.session",
+				mode: "subscription",
+				status: "open",
+				url: `https://checkout.stripe.com/c/pay/${id}`,
+			});
+		},
+	};
+	return { calls, routes };
+}
+
+/** A tenant's receiving server for outgoing webhooks: records deliveries, answers with `status`. */
+export function fakeReceiver(prefix = "https://hooks.tenant.example.com/") {
+	const state = {
+		received: [] as { url: string; headers: Headers; body: string }[],
+		status: 200,
+	};
+	const routes: Record<string, Handler> = {
+		[prefix]: async (req) => {
+			state.received.push({ url: req.url, headers: req.headers, body: await req.text() });
+			return new Response(state.status < 300 ? "ok" : "nope", { status: state.status });
+		},
+	};
+	return { state, routes };
+}
