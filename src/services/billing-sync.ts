@@ -1,10 +1,18 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { type Data, num as n, obj, str as s } from "../lib/payload";
 import type { SyncPlan } from "./clerk-sync";
 import { systemAudit, tenantEvent } from "./events-bus";
 import { findOrderByRazorpayId, recordPayment, transitionOrder } from "./payment-orders";
-import { PLAN_IDS } from "./plans";
+import {
+	bestPlan,
+	FINAL_SUBSCRIPTION_STATUSES,
+	isLiveSubscription,
+	LIVE_SUBSCRIPTION_STATUSES,
+	PLAN_IDS,
+	planOf,
+	planRank,
+} from "./plans";
 
 function emptyPlan(entityId: string | null, organizationId: string | null): SyncPlan {
 	return { statements: [], organizationId, entityId, staleCheck: null, invalidate: {}, ignored: false };
@@ -15,6 +23,11 @@ function emptyPlan(entityId: string | null, organizationId: string | null): Sync
  * record the payment as captured; payment.failed records the failed attempt and marks a still-CREATED
  * order FAILED. A PAID order is never downgraded and a captured payment never becomes failed, so
  * duplicates and any arrival order converge to the same state.
+ *
+ * A capture is cross-checked against the stored order: its amount (an exact, safe integer) and its
+ * currency must be the order's. A capture that differs, or does not say, changes nothing (the order
+ * stays as it was, no payment is recorded) and is recorded as a security event instead
+ * (audit action security.payment_mismatch, with what was expected and what arrived).
  */
 export async function planRazorpayEvent(db: Database, body: Data, now: number, eventId = ""): Promise<SyncPlan> {
 	const payload = obj(body.payload);
@@ -30,9 +43,26 @@ export async function planRazorpayEvent(db: Database, body: Data, now: number, e
 		return plan;
 	}
 	const status = event === "payment.failed" ? "failed" : "captured";
-	const amount = n(payment.amount);
-	const currency = s(payment.currency);
+	// order.paid carries the order (amount_paid) and usually the payment; the payment's figures win.
+	const paid = Object.keys(payment).length > 0 ? payment : { amount: order.amount_paid, currency: order.currency };
+	const rawAmount = n(paid.amount);
+	const amount = rawAmount !== null && Number.isSafeInteger(rawAmount) ? rawAmount : null;
+	const currency = s(paid.currency);
 	const { organizationId } = found;
+	if (status === "captured" && (amount !== found.amount || currency?.toUpperCase() !== found.currency.toUpperCase())) {
+		plan.events = [
+			systemAudit({
+				id: `aud_${eventId}`,
+				organizationId,
+				action: "security.payment_mismatch",
+				targetType: "payment_order",
+				targetId: found.id,
+				before: { status: found.status, amount: found.amount, currency: found.currency },
+				after: { event, razorpayOrderId, paymentId, amount: rawAmount, currency },
+			}),
+		];
+		return plan;
+	}
 	if (paymentId) {
 		plan.statements.push(
 			recordPayment({ organizationId, orderId: found.id, paymentId, amount, currency, source: "webhook", status, now }),
@@ -52,12 +82,30 @@ export async function planRazorpayEvent(db: Database, body: Data, now: number, e
 	return plan;
 }
 
-const ACTIVE = ["active", "trialing", "past_due"];
+const inList = (values: readonly string[]) =>
+	sql.join(
+		values.map((v) => sql`${v}`),
+		sql`, `,
+	);
+const LIVE = inList(LIVE_SUBSCRIPTION_STATUSES);
+const FINAL = inList(FINAL_SUBSCRIPTION_STATUSES);
+/** free < pro < enterprise, as SQL over subscriptions.plan (constants from PLAN_IDS, no user input). */
+const PLAN_RANK = sql.raw(`CASE plan ${PLAN_IDS.map((p) => `WHEN '${p}' THEN ${planRank(p)}`).join(" ")} ELSE 0 END`);
+
+/** organizations.plan := the best plan among the organization's live subscriptions (free if none). */
+function applyPlan(orgId: string, now: number): SQL {
+	return sql`UPDATE organizations SET plan = coalesce((SELECT plan FROM subscriptions
+			WHERE organization_id = ${orgId} AND status IN (${LIVE}) ORDER BY ${PLAN_RANK} DESC LIMIT 1), 'free'), updated_at = ${now}
+		WHERE id = ${orgId} AND EXISTS (SELECT 1 FROM subscriptions WHERE organization_id = ${orgId})`;
+}
 
 /**
- * Stripe events → subscriptions → organizations.plan. Ordered by the event's `created` time: an older
- * event never overwrites a newer subscription state. An active, trialing or past_due subscription
- * grants its plan; canceled, unpaid or incomplete ones fall back to free.
+ * Stripe events → subscriptions (one row per Stripe subscription) → organizations.plan. The plan is the
+ * best plan (free < pro < enterprise) among the organization's live (active, trialing, past_due)
+ * subscriptions, so a second subscription, its renewal or its end never takes away a plan that another
+ * live subscription pays for. Per subscription, events are ordered by their `created` time: an older
+ * event never overwrites newer state, and a canceled (or incomplete_expired) subscription is final:
+ * no later or equal-timestamp event revives it.
  */
 export async function planStripeEvent(db: Database, event: Data, now: number, eventId = ""): Promise<SyncPlan> {
 	const type = s(event.type) ?? "";
@@ -71,7 +119,7 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 		if (fromMeta) return fromMeta;
 		if (!customer) return null;
 		const row = await db.$client
-			.prepare("SELECT organization_id AS organizationId FROM subscriptions WHERE customer_id = ?")
+			.prepare("SELECT organization_id AS organizationId FROM subscriptions WHERE customer_id = ? LIMIT 1")
 			.bind(customer)
 			.first<{ organizationId: string }>();
 		return row?.organizationId ?? null;
@@ -83,51 +131,70 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 		plan.ignored = true;
 		return plan;
 	}
-	const applyPlan = sql`UPDATE organizations SET plan = (SELECT CASE WHEN status IN ('active', 'trialing', 'past_due') THEN plan ELSE 'free' END
-		FROM subscriptions WHERE organization_id = ${orgId}), updated_at = ${now}
-		WHERE id = ${orgId} AND EXISTS (SELECT 1 FROM subscriptions WHERE organization_id = ${orgId})`;
 	plan.invalidate = { orgId };
 
 	switch (type) {
 		case "checkout.session.completed": {
+			// Maps the customer (and the subscription to come) to the organization; grants nothing yet.
 			const subscriptionId = s(object.subscription);
-			const wanted = s(metadata.plan);
+			if (!subscriptionId) {
+				plan.ignored = true;
+				return plan;
+			}
 			plan.statements.push(sql`
 				INSERT INTO subscriptions (organization_id, provider, customer_id, subscription_id, plan, status, source_updated_at, updated_at)
-				VALUES (${orgId}, 'stripe', ${customer}, ${subscriptionId}, ${wanted ?? "free"}, 'incomplete', 0, ${now})
-				ON CONFLICT (organization_id) DO UPDATE SET customer_id = excluded.customer_id,
-					subscription_id = coalesce(subscriptions.subscription_id, excluded.subscription_id), updated_at = excluded.updated_at`);
+				VALUES (${orgId}, 'stripe', ${customer}, ${subscriptionId}, ${planOf(s(metadata.plan))}, 'incomplete', 0, ${now})
+				ON CONFLICT (subscription_id) DO UPDATE SET customer_id = coalesce(subscriptions.customer_id, excluded.customer_id),
+					updated_at = excluded.updated_at
+				WHERE subscriptions.organization_id = excluded.organization_id`);
 			return plan;
 		}
 		case "customer.subscription.created":
 		case "customer.subscription.updated":
 		case "customer.subscription.deleted": {
+			const subscriptionId = s(object.id);
+			if (!subscriptionId) {
+				plan.ignored = true;
+				return plan;
+			}
 			const items = (obj(object.items).data as Data[] | undefined) ?? [];
 			const price = obj(items[0]?.price);
-			const wanted = s(metadata.plan) ?? s(obj(price.metadata).plan) ?? s(price.lookup_key);
-			const planId = wanted && (PLAN_IDS as readonly string[]).includes(wanted) ? wanted : "free";
+			const planId = planOf(s(metadata.plan) ?? s(obj(price.metadata).plan) ?? s(price.lookup_key));
 			const status = type === "customer.subscription.deleted" ? "canceled" : (s(object.status) ?? "incomplete");
 			const periodEnd = n(object.current_period_end) ?? n(items[0]?.current_period_end);
 			plan.statements.push(
 				sql`
 				INSERT INTO subscriptions (organization_id, provider, customer_id, subscription_id, plan, status, current_period_end, source_updated_at, updated_at)
-				VALUES (${orgId}, 'stripe', ${customer}, ${s(object.id)}, ${planId}, ${status}, ${periodEnd === null ? null : periodEnd * 1000}, ${ts}, ${now})
-				ON CONFLICT (organization_id) DO UPDATE SET customer_id = excluded.customer_id, subscription_id = excluded.subscription_id,
+				VALUES (${orgId}, 'stripe', ${customer}, ${subscriptionId}, ${planId}, ${status}, ${periodEnd === null ? null : periodEnd * 1000}, ${ts}, ${now})
+				ON CONFLICT (subscription_id) DO UPDATE SET customer_id = coalesce(excluded.customer_id, subscriptions.customer_id),
 					plan = excluded.plan, status = excluded.status, current_period_end = excluded.current_period_end,
 					source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
-				WHERE excluded.source_updated_at >= subscriptions.source_updated_at`,
-				applyPlan,
+				WHERE excluded.source_updated_at >= subscriptions.source_updated_at
+					AND subscriptions.status NOT IN (${FINAL})
+					AND subscriptions.organization_id = excluded.organization_id`,
+				applyPlan(orgId, now),
 			);
-			plan.staleCheck = sql`(SELECT CASE WHEN source_updated_at > ${ts} THEN 1 ELSE 0 END FROM subscriptions WHERE organization_id = ${orgId})`;
-			const granted = ACTIVE.includes(status) ? planId : "free";
-			const data = { organizationId: orgId, plan: granted, subscriptionStatus: status, subscriptionId: s(object.id) };
+			// Evaluated after the statements: the event did not apply (older, the subscription already
+			// ended, or it belongs to another organization).
+			plan.staleCheck = sql`(SELECT CASE WHEN source_updated_at > ${ts} OR organization_id <> ${orgId}
+				OR (status IN (${FINAL}) AND status <> ${status}) THEN 1 ELSE 0 END
+				FROM subscriptions WHERE subscription_id = ${subscriptionId})`;
+			// The organization's plan once this applies: the best over its other live subscriptions and this one.
+			const others = await db.$client
+				.prepare(
+					`SELECT plan FROM subscriptions WHERE organization_id = ? AND subscription_id <> ? AND status IN (${LIVE_SUBSCRIPTION_STATUSES.map(() => "?").join(", ")})`,
+				)
+				.bind(orgId, subscriptionId, ...LIVE_SUBSCRIPTION_STATUSES)
+				.all<{ plan: string }>();
+			const granted = bestPlan([...others.results.map((r) => r.plan), isLiveSubscription(status) ? planId : "free"]);
+			const data = { organizationId: orgId, plan: granted, subscriptionStatus: status, subscriptionId, subscriptionPlan: planId };
 			plan.events = [
 				systemAudit({
 					id: `aud_${eventId}`,
 					organizationId: orgId,
 					action: "plan.changed",
 					targetType: "subscription",
-					targetId: s(object.id),
+					targetId: subscriptionId,
 					after: data,
 				}),
 				tenantEvent(orgId, "plan.changed", data, `evt_${eventId}`),
@@ -136,14 +203,20 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 		}
 		case "invoice.paid":
 		case "invoice.payment_failed": {
+			// The invoice's subscription (`subscription`, or `parent.subscription_details.subscription` in
+			// newer API versions); without one, the customer's subscriptions in the organization.
+			const subscriptionId =
+				s(object.subscription) ?? s(obj(obj(obj(object.parent).subscription_details)).subscription);
+			if (!subscriptionId && !customer) {
+				plan.ignored = true;
+				return plan;
+			}
+			const which = subscriptionId ? sql`subscription_id = ${subscriptionId}` : sql`customer_id = ${customer}`;
 			const status = type === "invoice.paid" ? "active" : "past_due";
 			plan.statements.push(
 				sql`UPDATE subscriptions SET status = ${status}, source_updated_at = ${ts}, updated_at = ${now}
-					WHERE organization_id = ${orgId} AND source_updated_at <= ${ts} AND status IN (${sql.join(
-						ACTIVE.map((a) => sql`${a}`),
-						sql`, `,
-					)}, 'incomplete')`,
-				applyPlan,
+					WHERE organization_id = ${orgId} AND ${which} AND source_updated_at <= ${ts} AND status IN (${LIVE}, 'incomplete')`,
+				applyPlan(orgId, now),
 			);
 			return plan;
 		}

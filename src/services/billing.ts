@@ -5,7 +5,8 @@ import type { Config, Env } from "../env";
 import type { Logger } from "../lib/logger";
 import type { RequestMeta } from "../lib/request-meta";
 import { publishChange } from "./events-bus";
-import { PLANS, type PlanId, type PlanLimits, planOf } from "./plans";
+import { ApiError } from "../errors";
+import { isLiveSubscription, PLANS, type PlanId, type PlanLimits, planOf, planRank } from "./plans";
 import { createCheckoutSession } from "./stripe";
 import { getUser } from "./users";
 
@@ -18,14 +19,29 @@ export interface BillingDeps {
 	logger: Logger;
 }
 
-async function findSubscription(db: Database, organizationId: string) {
-	const [sub] = await db.select().from(subscriptions).where(eq(subscriptions.organizationId, organizationId));
-	return sub;
+type Subscription = typeof subscriptions.$inferSelect;
+
+async function subscriptionsOf(db: Database, organizationId: string): Promise<Subscription[]> {
+	return db.select().from(subscriptions).where(eq(subscriptions.organizationId, organizationId));
+}
+
+/**
+ * The subscription that stands for the organization's billing: the live one with the best plan (the
+ * one that grants organizations.plan), else the most recently changed one.
+ */
+function currentSubscription(subs: Subscription[]): Subscription | undefined {
+	return subs.toSorted(
+		(a, b) =>
+			Number(isLiveSubscription(b.status)) - Number(isLiveSubscription(a.status)) ||
+			(isLiveSubscription(a.status) ? planRank(b.plan) - planRank(a.plan) : 0) ||
+			b.sourceUpdatedAt - a.sourceUpdatedAt ||
+			b.updatedAt - a.updatedAt,
+	)[0];
 }
 
 /** Plan, subscription state and entitlements of an organization (limits as resolved, with its overrides). */
 export async function billingState(db: Database, organization: { id: string; plan: string }, limits: PlanLimits) {
-	const sub = await findSubscription(db, organization.id);
+	const sub = currentSubscription(await subscriptionsOf(db, organization.id));
 	const plan = planOf(organization.plan);
 	return {
 		organizationId: organization.id,
@@ -44,14 +60,25 @@ export async function startCheckout(
 	userId: string,
 	input: { plan: Exclude<PlanId, "free">; successUrl: string; cancelUrl: string },
 ): Promise<{ id: string; url: string | null }> {
-	const sub = await findSubscription(deps.db, organizationId);
+	const subs = await subscriptionsOf(deps.db, organizationId);
+	// One subscription per organization: a second Checkout would bill twice. Plan changes and
+	// cancellation of the live one go through the billing portal.
+	const live = currentSubscription(subs.filter((s) => isLiveSubscription(s.status)));
+	if (live) {
+		throw new ApiError(
+			"CONFLICT",
+			`the organization already has a live ${live.plan} subscription (${live.status}); change or cancel it in the billing portal ` +
+				`(POST /api/orgs/${organizationId}/billing/portal) instead of starting a second one`,
+		);
+	}
+	const customerId = currentSubscription(subs.filter((s) => s.customerId))?.customerId;
 	const user = await getUser(deps.db, userId);
 	const session = await createCheckoutSession(deps.config, {
 		organizationId,
 		plan: input.plan,
 		successUrl: input.successUrl,
 		cancelUrl: input.cancelUrl,
-		customerId: sub?.customerId,
+		customerId,
 		email: user?.email,
 	});
 	await publishChange(deps.env, deps.meta, deps.logger, {

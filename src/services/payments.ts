@@ -7,7 +7,10 @@ import { newId } from "../lib/ids";
 import type { BillingDeps } from "./billing";
 import { publishChange } from "./events-bus";
 import { findOrderByRazorpayId, type PaymentOrder, recordPayment, transitionOrder } from "./payment-orders";
-import { createRazorpayOrder, verifyPaymentSignature } from "./razorpay";
+import { createRazorpayOrder, MAX_ORDER_AMOUNT, verifyPaymentSignature } from "./razorpay";
+
+/** The permission that lets a member act on any payment order of the organization, not only their own. */
+export const BILLING_MANAGE = "org:billing:manage";
 
 /** Shaped like Razorpay's order (id = Razorpay's order id, for Checkout), plus our own id and state. */
 function view(o: PaymentOrder, keyId: string) {
@@ -40,6 +43,9 @@ export async function createPaymentOrder(
 	input: { amount: number; currency: string; receipt?: string; notes?: Record<string, string> },
 ) {
 	const creds = razorpayConfig(deps.config);
+	if (!Number.isSafeInteger(input.amount) || input.amount < 1 || input.amount > MAX_ORDER_AMOUNT) {
+		throw new ApiError("BAD_REQUEST", `amount must be an integer between 1 and ${MAX_ORDER_AMOUNT}`);
+	}
 	const id = newId("pord");
 	const receipt = input.receipt ?? id.slice(0, 40);
 	const order = await createRazorpayOrder(creds, {
@@ -48,6 +54,15 @@ export async function createPaymentOrder(
 		receipt,
 		notes: { ...input.notes, organization_id: organizationId },
 	});
+	// What is stored is what was asked for; Razorpay must have created exactly that order.
+	if (order.amount !== input.amount || order.currency !== input.currency) {
+		deps.logger.error("Razorpay created an order that differs from the request", {
+			razorpayOrderId: order.id,
+			asked: { amount: input.amount, currency: input.currency },
+			got: { amount: order.amount, currency: order.currency },
+		});
+		throw new ApiError("UPSTREAM_UNAVAILABLE", "Razorpay answered an order that differs from the request");
+	}
 	const now = Date.now();
 	const [row] = await deps.db
 		.insert(paymentOrders)
@@ -55,8 +70,8 @@ export async function createPaymentOrder(
 			id,
 			organizationId,
 			razorpayOrderId: order.id,
-			amount: order.amount,
-			currency: order.currency,
+			amount: input.amount,
+			currency: input.currency,
 			receipt,
 			status: "CREATED",
 			createdBy: userId,
@@ -92,19 +107,38 @@ export async function getPaymentOrder(deps: Pick<BillingDeps, "db" | "config">, 
 }
 
 /**
- * Checks Razorpay Checkout's signature against the order id we stored. Valid: the payment is recorded
- * and the order moves to PAID. Not valid: the order moves to FAILED (unless already PAID) and it is a 400.
+ * Checks Razorpay Checkout's signature against the order id we stored. Only the order's creator or a
+ * member with org:billing:manage may verify; for anyone else the order does not exist (404, as for an
+ * unknown or foreign order, so its existence is not revealed).
+ *
+ * Valid: the payment is recorded and the order moves to PAID. Not valid: 400, an audit entry
+ * (payment.verification_failed) and the order is left exactly as it was, so a junk signature cannot
+ * fail someone's order.
+ *
+ * Amount and currency: Checkout hands the client only the ids and the signature, and the signature
+ * (HMAC of `<order id>|<payment id>` with the key secret) covers exactly those two, so what is
+ * cross-checked here is that the payment belongs to *this* stored order (we sign our stored Razorpay
+ * order id, never the client's). Razorpay captures an order-bound payment only for the order's amount
+ * and currency; the amount and currency actually captured are cross-checked on the payment.captured /
+ * order.paid webhook (services/billing-sync.ts).
  */
 export async function verifyPayment(
 	deps: BillingDeps,
-	organizationId: string,
+	caller: { organizationId: string; userId: string; permissions: readonly string[] },
 	input: { razorpay_order_id: string; razorpay_payment_id: string; razorpay_signature: string },
 ) {
+	const { organizationId } = caller;
 	const { keySecret } = razorpayConfig(deps.config);
 	const paymentId = input.razorpay_payment_id;
-	// Only this organization's orders.
+	// Only this organization's orders, and only the creator's unless the caller manages billing.
 	const order = await findOrderByRazorpayId(deps.db, input.razorpay_order_id);
-	if (!order || order.organizationId !== organizationId) throw new ApiError("NOT_FOUND", "payment order not found");
+	if (
+		!order ||
+		order.organizationId !== organizationId ||
+		(order.createdBy !== caller.userId && !caller.permissions.includes(BILLING_MANAGE))
+	) {
+		throw new ApiError("NOT_FOUND", "payment order not found");
+	}
 	const audit = (action: string, change: { before?: unknown; after: unknown }) =>
 		publishChange(deps.env, deps.meta, deps.logger, {
 			organizationId,
@@ -116,9 +150,9 @@ export async function verifyPayment(
 	const now = Date.now();
 	const valid = await verifyPaymentSignature(keySecret, order.razorpayOrderId, paymentId, input.razorpay_signature);
 	if (!valid) {
-		await deps.db.run(transitionOrder(order.id, "FAILED", now));
+		// No state change: anyone holding the order id could otherwise fail the order with a junk signature.
 		deps.logger.warn("payment signature mismatch", { orderId: order.id });
-		await audit("payment.verification_failed", { after: { paymentId } });
+		await audit("payment.verification_failed", { after: { paymentId, status: order.status } });
 		throw new ApiError("BAD_REQUEST", "payment signature is not valid for this order");
 	}
 	await runBatch(deps.db.$client, [

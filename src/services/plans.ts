@@ -56,6 +56,27 @@ export function planOf(plan: string | null | undefined): PlanId {
 	return (PLAN_IDS as readonly string[]).includes(plan ?? "") ? (plan as PlanId) : "free";
 }
 
+/** Plans in order of value: free < pro < enterprise (the order of PLAN_IDS). Unknown plans rank as free. */
+export function planRank(plan: string | null | undefined): number {
+	return PLAN_IDS.indexOf(planOf(plan));
+}
+
+/** The best of some plans (free when there are none). */
+export function bestPlan(plans: Iterable<string | null | undefined>): PlanId {
+	let best: PlanId = "free";
+	for (const p of plans) if (planRank(p) > planRank(best)) best = planOf(p);
+	return best;
+}
+
+/** Subscription statuses that grant the subscription's plan; every other status grants nothing. */
+export const LIVE_SUBSCRIPTION_STATUSES = ["active", "trialing", "past_due"] as const;
+/** Subscription statuses Stripe never leaves: later events must not revive such a subscription. */
+export const FINAL_SUBSCRIPTION_STATUSES = ["canceled", "incomplete_expired"] as const;
+
+export function isLiveSubscription(status: string | null | undefined): boolean {
+	return (LIVE_SUBSCRIPTION_STATUSES as readonly string[]).includes(status ?? "");
+}
+
 export function limitsFor(
 	plan: string | null | undefined,
 	overrides: { rateLimitPerMinute?: number | null; userRateLimitPerMinute?: number | null; monthlyQuota?: number | null } = {},

@@ -3,6 +3,14 @@ import { hmacSha256Hex, timingSafeEqual } from "../lib/crypto";
 
 const RAZORPAY_API = "https://api.razorpay.com/v1";
 
+/**
+ * Largest order amount accepted, in the currency's smallest unit: 1,000,000,000 (10 crore paise =
+ * INR 1 crore, USD 10 million in cents). Razorpay's own per-payment ceiling is far lower (set per
+ * account), and the bound is far below Number.MAX_SAFE_INTEGER (2^53 - 1), so every amount we store,
+ * compare or sum stays an exact integer.
+ */
+export const MAX_ORDER_AMOUNT = 1_000_000_000;
+
 interface RazorpayOrder {
 	id: string;
 	entity: "order";

@@ -7,6 +7,22 @@ export const STRIPE_TOLERANCE_SECONDS = 300;
 /** Web Crypto for signature checks (no Node crypto in Workers). */
 export const stripeCrypto = Stripe.createSubtleCryptoProvider();
 
+/**
+ * The envelope fields every Stripe event has (id evt_…, type, created in seconds), checked on a body
+ * whose signature is already verified: without them the event cannot be deduplicated, routed or ordered,
+ * so it is refused with a 400 at the webhook route instead of being queued and dropped later.
+ */
+export function stripeEventEnvelope(event: unknown): { id: string; type: string; created: number } {
+	const e = (typeof event === "object" && event !== null && !Array.isArray(event) ? event : {}) as Record<string, unknown>;
+	const errors: { path: string; message: string }[] = [];
+	if (typeof e.id !== "string" || e.id.length === 0 || e.id.length > 255) errors.push({ path: "id", message: "required" });
+	if (typeof e.type !== "string" || e.type.length === 0 || e.type.length > 255) errors.push({ path: "type", message: "required" });
+	if (typeof e.created !== "number" || !Number.isSafeInteger(e.created) || e.created <= 0)
+		errors.push({ path: "created", message: "required (seconds since the epoch)" });
+	if (errors.length > 0) throw new ApiError("VALIDATION_FAILED", "body is not a Stripe event", { errors });
+	return { id: e.id as string, type: e.type as string, created: e.created as number };
+}
+
 // One client per secret key, reused across requests: it holds no per-request state.
 const clients = new Map<string, Stripe>();
 

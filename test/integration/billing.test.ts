@@ -85,7 +85,7 @@ describe("Razorpay orders and verification", () => {
 		expect(down.status).toBe(503);
 	});
 
-	it("verify: a valid signature marks it PAID (twice is harmless); a bad one is 400 and FAILED", async () => {
+	it("verify: a valid signature marks it PAID (twice is harmless); a bad one is 400 and changes nothing", async () => {
 		const t = await tenant();
 		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 10000 } })).json;
 		const paymentId = `pay_${uid("p").slice(-14)}`;
@@ -122,7 +122,8 @@ describe("Razorpay orders and verification", () => {
 		});
 		expect(tampered.status, tampered.text).toBe(400);
 		expect(tampered.headers.get("content-type")).toBe("application/problem+json");
-		expect((await call<PaymentOrder>("GET", `/api/payments/orders/${other.id}`, { token: t.member.token })).json.status).toBe("FAILED");
+		// Issue 16 item 5: a bad signature leaves the order as it was (it used to flip it to FAILED).
+		expect((await call<PaymentOrder>("GET", `/api/payments/orders/${other.id}`, { token: t.member.token })).json.status).toBe("CREATED");
 	});
 
 	it("only members of the organization can see or verify its orders", async () => {
@@ -341,5 +342,247 @@ describe("Stripe", () => {
 			status: "canceled",
 			entitlements: { features: { outgoing_webhooks: false } },
 		});
+	});
+});
+
+describe("Stripe: one row per subscription (issue 16 item 9)", () => {
+	const stripe = new Stripe(TEST_STRIPE.secretKey);
+	const cryptoProvider = Stripe.createSubtleCryptoProvider();
+	const sign = (payload: string, secret = TEST_STRIPE.webhookSecret) =>
+		stripe.webhooks.generateTestHeaderStringAsync({ payload, secret, cryptoProvider });
+
+	/** A customer.subscription.* event for one subscription, as Stripe sends it (recorded shape, trimmed). */
+	const subEvent = (
+		type: string,
+		orgId: string,
+		o: { sub: string; plan: string; created: number; status?: string; customer?: string; periodEnd?: number },
+	) => ({
+		id: `evt_${uid("s").slice(-16)}`,
+		object: "event",
+		type,
+		created: o.created,
+		data: {
+			object: {
+				id: o.sub,
+				object: "subscription",
+				customer: o.customer ?? `cus_${orgId.slice(-10)}`,
+				status: o.status ?? (type === "customer.subscription.deleted" ? "canceled" : "active"),
+				metadata: { organizationId: orgId, plan: o.plan },
+				items: {
+					object: "list",
+					data: [{ id: "si_1", current_period_end: o.periodEnd ?? 1_900_000_000, price: { id: "price_1", metadata: {} } }],
+				},
+			},
+		},
+	});
+	/** The queue message the route produces for a verified event. */
+	const msg = (e: { id: string; type: string; created: number; data: unknown }): Message => ({
+		source: "stripe",
+		svixId: e.id,
+		type: e.type,
+		timestamp: e.created * 1000,
+		receivedAt: Date.now(),
+		body: JSON.stringify(e),
+	});
+
+	/** A tenant (organization active in its tokens) with its billing view, its stored plan and subscription ids. */
+	async function subscriber() {
+		const t = await tenant();
+		const billing = async () => (await call<Billing>("GET", `/api/orgs/${t.orgId}/billing`, { token: t.member.token })).json;
+		const orgPlan = async () =>
+			(await env.DB.prepare("SELECT plan FROM organizations WHERE id = ?").bind(t.orgId).first<{ plan: string }>())!.plan;
+		return { ...t, billing, orgPlan, sub: (name: string) => `sub_${name}_${t.orgId.slice(-8)}` };
+	}
+
+	it("two live subscriptions: the plan is the best one; the other's renewal or deletion does not take it away", async () => {
+		const t = await subscriber();
+		const pro = t.sub("pro");
+		const ent = t.sub("ent");
+		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: pro, plan: "pro", created: 1_800_000_000 }))]);
+		expect(await t.orgPlan()).toBe("pro");
+		await deliver([
+			msg(subEvent("customer.subscription.created", t.orgId, { sub: ent, plan: "enterprise", created: 1_800_000_100 })),
+		]);
+		expect(await t.orgPlan()).toBe("enterprise");
+		const rows = await env.DB.prepare(
+			"SELECT subscription_id, plan, status FROM subscriptions WHERE organization_id = ? ORDER BY plan",
+		)
+			.bind(t.orgId)
+			.all();
+		expect(rows.results).toEqual([
+			{ subscription_id: ent, plan: "enterprise", status: "active" },
+			{ subscription_id: pro, plan: "pro", status: "active" },
+		]);
+
+		// The pro subscription renews (a later updated): still enterprise.
+		const renewal = subEvent("customer.subscription.updated", t.orgId, {
+			sub: pro,
+			plan: "pro",
+			created: 1_800_000_200,
+			periodEnd: 1_902_000_000,
+		});
+		await deliver([msg(renewal)]);
+		expect(await t.orgPlan()).toBe("enterprise");
+		expect(await t.billing()).toMatchObject({
+			plan: "enterprise",
+			status: "active",
+			periodEnd: 1_900_000_000_000,
+			entitlements: { features: { priority_support: true } },
+		});
+		// Its plan.changed event names the organization's resulting plan, not the renewed subscription's.
+		expect(await eventRow(renewal.id)).toMatchObject({ outcome: "processed" });
+
+		// The pro subscription ends: still enterprise. The enterprise one ends: free.
+		await deliver([msg(subEvent("customer.subscription.deleted", t.orgId, { sub: pro, plan: "pro", created: 1_800_000_300 }))]);
+		expect(await t.orgPlan()).toBe("enterprise");
+		// An invoice of the enterprise subscription failing keeps it (past_due is live).
+		const failed = {
+			id: `evt_${uid("f").slice(-12)}`,
+			object: "event",
+			type: "invoice.payment_failed",
+			created: 1_800_000_350,
+			data: { object: { id: "in_1", object: "invoice", customer: `cus_${t.orgId.slice(-10)}`, subscription: ent } },
+		};
+		await deliver([msg(failed)]);
+		expect(await t.billing()).toMatchObject({ plan: "enterprise", status: "past_due" });
+		expect(
+			await env.DB.prepare("SELECT status FROM subscriptions WHERE subscription_id = ?").bind(pro).first(),
+		).toEqual({ status: "canceled" });
+		await deliver([
+			msg(subEvent("customer.subscription.deleted", t.orgId, { sub: ent, plan: "enterprise", created: 1_800_000_400 })),
+		]);
+		expect(await t.orgPlan()).toBe("free");
+		expect(await t.billing()).toMatchObject({ plan: "free", status: "canceled" });
+	});
+
+	it("checkout while a live subscription exists answers 409 problem+json pointing at the billing portal; Stripe is not called", async () => {
+		const t = await subscriber();
+		const body = { plan: "enterprise", successUrl: "https://app.example/ok", cancelUrl: "https://app.example/cancel" };
+		const sub = t.sub("only");
+		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: 1_800_000_000 }))]);
+		const res = await call<Problem>("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.admin.token, body });
+		expect(res.status, res.text).toBe(409);
+		expect(res.headers.get("content-type")).toBe("application/problem+json");
+		expect(res.json).toMatchObject({ status: 409, code: "CONFLICT" });
+		expect(res.json.detail).toContain("billing portal");
+		expect(res.json.detail).toContain(`/api/orgs/${t.orgId}/billing/portal`);
+		expect(stripeApi.calls).toHaveLength(0);
+
+		// Once it has ended, a new checkout is possible again, for the same Stripe customer.
+		await deliver([msg(subEvent("customer.subscription.deleted", t.orgId, { sub, plan: "pro", created: 1_800_000_100 }))]);
+		const again = await call<Body<"POST /api/orgs/:orgId/billing/checkout">>("POST", `/api/orgs/${t.orgId}/billing/checkout`, {
+			token: t.admin.token,
+			body,
+		});
+		expect(again.status, again.text).toBe(201);
+		expect(new URLSearchParams(stripeApi.calls[0]!.body).get("customer")).toBe(`cus_${t.orgId.slice(-10)}`);
+	});
+
+	it("a canceled subscription is final: an equal-timestamp or later updated does not revive it", async () => {
+		const t = await subscriber();
+		const sub = t.sub("c");
+		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: 1_800_000_000 }))]);
+		await deliver([msg(subEvent("customer.subscription.deleted", t.orgId, { sub, plan: "pro", created: 1_800_000_100 }))]);
+		expect(await t.orgPlan()).toBe("free");
+		for (const created of [1_800_000_100, 1_800_000_500]) {
+			const revive = subEvent("customer.subscription.updated", t.orgId, { sub, plan: "enterprise", created, status: "active" });
+			await deliver([msg(revive)]);
+			expect(await t.orgPlan(), `updated at ${created}`).toBe("free");
+			expect(await env.DB.prepare("SELECT plan, status FROM subscriptions WHERE subscription_id = ?").bind(sub).first()).toEqual({
+				plan: "pro",
+				status: "canceled",
+			});
+			expect(await eventRow(revive.id)).toMatchObject({ outcome: "stale" });
+		}
+		// Nor does a paid invoice.
+		await deliver([
+			msg({
+				id: `evt_${uid("p").slice(-12)}`,
+				type: "invoice.paid",
+				created: 1_800_000_600,
+				data: { object: { id: "in_2", object: "invoice", customer: `cus_${t.orgId.slice(-10)}`, subscription: sub } },
+			}),
+		]);
+		expect(await t.billing()).toMatchObject({ plan: "free", status: "canceled" });
+	});
+
+	type StripeEvent = ReturnType<typeof subEvent>;
+	it.each<[string, (e: StripeEvent) => unknown]>([
+		["no id", (e) => ({ ...e, id: undefined })],
+		["no type", (e) => ({ ...e, type: undefined })],
+		["no created", (e) => ({ ...e, created: undefined })],
+		["created not a number", (e) => ({ ...e, created: "yesterday" })],
+		["not an object", () => []],
+	])("a signed Stripe body with %s answers 400, nothing queued", async (_n, mutate) => {
+		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send");
+		const raw = JSON.stringify(mutate(subEvent("customer.subscription.updated", "org_x", { sub: "sub_x", plan: "pro", created: 1 })));
+		const res = await call("POST", "/api/webhooks/stripe", {
+			body: raw,
+			headers: { "content-type": "application/json", "stripe-signature": await sign(raw) },
+		});
+		expect(res.status, res.text).toBe(400);
+		expect(res.headers.get("content-type")).toBe("application/problem+json");
+		expect(send).not.toHaveBeenCalled();
+	});
+
+	// Needs src/env.ts (not owned by the billing work): optionalString trims every secret, so a secret
+	// with surrounding whitespace is used trimmed and Stripe's signature (made with the secret as is)
+	// does not verify. Flip `it.fails` to `it` once secrets are passed through untrimmed.
+	it.fails("a webhook secret with surrounding whitespace is used as is (not trimmed)", async () => {
+		const secret = ` ${TEST_STRIPE.webhookSecret}_padded \n`;
+		vi.spyOn(env.WEBHOOK_QUEUE, "send").mockResolvedValue(undefined as never);
+		const raw = JSON.stringify(subEvent("customer.subscription.updated", "org_x", { sub: "sub_x", plan: "pro", created: 1 }));
+		const res = await callWithEnv({ STRIPE_WEBHOOK_SECRET: secret }, "POST", "/api/webhooks/stripe", {
+			body: raw,
+			headers: { "content-type": "application/json", "stripe-signature": await sign(raw, secret) },
+		});
+		expect(res.status, res.text).toBe(202);
+	});
+
+	it("migration 0007 keeps existing one-per-organization rows, keyed by their subscription id", async () => {
+		// Replays 0004's subscriptions table and 0007 on a copy under another name.
+		const all = env.TEST_MIGRATIONS;
+		const m4 = all.find((m) => m.name.startsWith("0004_"))!;
+		const m7 = all.find((m) => m.name.startsWith("0007_"))!;
+		const suffix = uid("t").replace(/[^a-z0-9_]/gi, "");
+		const rename = (q: string) => q.replaceAll("subscriptions", `subs_${suffix}`);
+		const create = m4.queries.filter((q) => q.includes("`subscriptions`"));
+		for (const q of create) await env.DB.prepare(rename(q)).run();
+		const old = `subs_${suffix}`;
+		await env.DB.batch([
+			env.DB.prepare(
+				`INSERT INTO ${old} (organization_id, customer_id, subscription_id, plan, status, current_period_end, source_updated_at, updated_at)
+				 VALUES ('org_a', 'cus_a', 'sub_a', 'pro', 'active', 1900000000000, 1800000000000, 1), ('org_b', 'cus_b', NULL, 'enterprise', 'incomplete', NULL, 0, 2)`,
+			),
+		]);
+		for (const q of m7.queries) await env.DB.prepare(rename(q)).run();
+		const rows = await env.DB.prepare(
+			`SELECT organization_id, customer_id, subscription_id, plan, status, current_period_end, source_updated_at FROM ${old} ORDER BY organization_id`,
+		).all();
+		expect(rows.results).toEqual([
+			{
+				organization_id: "org_a",
+				customer_id: "cus_a",
+				subscription_id: "sub_a",
+				plan: "pro",
+				status: "active",
+				current_period_end: 1_900_000_000_000,
+				source_updated_at: 1_800_000_000_000,
+			},
+			{
+				organization_id: "org_b",
+				customer_id: "cus_b",
+				subscription_id: "pending_org_b",
+				plan: "enterprise",
+				status: "incomplete",
+				current_period_end: null,
+				source_updated_at: 0,
+			},
+		]);
+		// A second subscription of the same organization now fits.
+		await env.DB.prepare(
+			`INSERT INTO ${old} (organization_id, subscription_id, plan, status, source_updated_at, updated_at) VALUES ('org_a', 'sub_a2', 'enterprise', 'active', 1, 1)`,
+		).run();
+		await env.DB.prepare(`DROP TABLE ${old}`).run();
 	});
 });

@@ -38,14 +38,15 @@ export const paymentTransactions = sqliteTable(
 	(t) => [index("payment_transactions_org_order_idx").on(t.organizationId, t.paymentOrderId)],
 );
 
-/** The organization's subscription (Stripe); the plan it grants is copied to organizations.plan. */
+/** Stripe subscriptions, one row each; the best plan among an organization's live ones is copied to organizations.plan. */
 export const subscriptions = sqliteTable(
 	"subscriptions",
 	{
-		organizationId: text("organization_id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
 		provider: text("provider").notNull().default("stripe"),
 		customerId: text("customer_id"),
-		subscriptionId: text("subscription_id"),
+		/** One row per provider subscription (Stripe's sub_…); an organization may have several. */
+		subscriptionId: text("subscription_id").primaryKey(),
 		plan: text("plan").notNull(),
 		status: text("status").notNull(),
 		currentPeriodEnd: integer("current_period_end"),
@@ -53,5 +54,5 @@ export const subscriptions = sqliteTable(
 		sourceUpdatedAt: integer("source_updated_at").notNull(),
 		updatedAt: integer("updated_at").notNull(),
 	},
-	(t) => [index("subscriptions_customer_idx").on(t.customerId)],
+	(t) => [index("subscriptions_customer_idx").on(t.customerId), index("subscriptions_org_idx").on(t.organizationId)],
 );

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requirePermission, requireRole } from "../../middleware/authorize";
 import { tenantMiddleware } from "../../middleware/tenant";
-import { jsonContent, OrgIdParam, orgErrors } from "../../openapi";
+import { jsonContent, OrgIdParam, orgErrors, problem } from "../../openapi";
 
 export const BillingSchema = z
 	.object({
@@ -38,6 +38,9 @@ export const checkout = createRoute({
 	path: "/api/orgs/{orgId}/billing/checkout",
 	tags: ["billing"],
 	summary: "Start a Stripe Checkout subscription for a paid plan (org:admin)",
+	description:
+		"An organization has at most one live (active, trialing, past_due) subscription: while it has one, this answers 409 " +
+		"and the plan is changed or the subscription canceled through the billing portal (POST /api/orgs/{orgId}/billing/portal).",
 	security: [{ bearer: [] }],
 	middleware: tenantMiddleware(requireRole("org:admin")),
 	request: {
@@ -58,5 +61,6 @@ export const checkout = createRoute({
 	responses: {
 		201: jsonContent(z.object({ id: z.string(), url: z.string().nullable() }).openapi("CheckoutSession"), "Session created"),
 		...orgErrors,
+		409: problem("The organization already has a live subscription: change it in the billing portal"),
 	},
 });

@@ -14,6 +14,7 @@ export const paymentsRouter = createRouter()
 		return c.json(await getPaymentOrder(billingDeps(c), orgId, c.req.valid("param").id), 200);
 	})
 	.openapi(routes.verify, async (c) => {
-		const orgId = c.get("access").organization.id;
-		return c.json(await verifyPayment(billingDeps(c), orgId, c.req.valid("json")), 200);
+		const { organization, permissions } = c.get("access");
+		const caller = { organizationId: organization.id, userId: c.get("auth").userId, permissions };
+		return c.json(await verifyPayment(billingDeps(c), caller, c.req.valid("json")), 200);
 	});

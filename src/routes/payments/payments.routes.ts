@@ -5,6 +5,7 @@ import { idempotency } from "../../middleware/idempotency";
 import { meter } from "../../middleware/meter";
 import { rateLimit } from "../../middleware/rate-limit";
 import { jsonContent, orgErrors, problem } from "../../openapi";
+import { MAX_ORDER_AMOUNT } from "../../services/razorpay";
 
 const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant"), meter()];
 
@@ -14,7 +15,12 @@ const PaymentOrderSchema = z
 		entity: z.literal("order"),
 		paymentOrderId: z.string().openapi({ description: "This service's id for the order" }),
 		razorpayOrderId: z.string(),
-		amount: z.number().int().openapi({ description: "Smallest currency unit (paise)" }),
+		amount: z
+			.number()
+			.int()
+			.min(0)
+			.max(MAX_ORDER_AMOUNT)
+			.openapi({ description: "Smallest currency unit (paise)" }),
 		currency: z.string(),
 		receipt: z.string().nullable(),
 		status: z.enum(["CREATED", "PAID", "FAILED"]),
@@ -28,8 +34,11 @@ const CreatePaymentOrder = z.strictObject({
 		.number()
 		.int()
 		.min(100)
-		.max(1_000_000_000)
-		.openapi({ description: "Smallest currency unit; Razorpay's minimum is 100" }),
+		.max(MAX_ORDER_AMOUNT)
+		.refine(Number.isSafeInteger, "must be a safe integer")
+		.openapi({
+			description: `Smallest currency unit; Razorpay's minimum is 100. At most ${MAX_ORDER_AMOUNT} (far below 2^53, so amounts stay exact integers)`,
+		}),
 	currency: z
 		.string()
 		.regex(/^[A-Z]{3}$/)
@@ -84,7 +93,10 @@ export const verify = createRoute({
 	tags: ["payments"],
 	summary: "Verify Razorpay Checkout's signature and mark the order PAID",
 	description:
-		"HMAC-SHA256 of `<stored order id>|<payment id>` with the key secret, compared in constant time. Verifying twice is harmless.",
+		"HMAC-SHA256 of `<stored order id>|<payment id>` with the key secret, compared in constant time. Verifying twice is harmless. " +
+		"Only the order's creator or a member with org:billing:manage may verify it; for anyone else the order is unknown (404). " +
+		"A bad signature is a 400 and leaves the order unchanged. The signature binds the payment to the stored order; " +
+		"the captured amount and currency are cross-checked against the order on Razorpay's webhook.",
 	security: [{ bearer: [] }],
 	middleware,
 	request: { body: { required: true, content: { "application/json": { schema: VerifyPayment } } } },
@@ -102,6 +114,7 @@ export const verify = createRoute({
 			"Verified",
 		),
 		...orgErrors,
-		400: problem("Bad signature (the order is marked FAILED unless already PAID) or bad input"),
+		400: problem("Bad signature (the order is left unchanged) or bad input"),
+		404: problem("No such order in the organization, or the caller neither created it nor has org:billing:manage"),
 	},
 });

@@ -8,7 +8,7 @@ import { takeRateLimit } from "../../middleware/rate-limit";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "../../queue/messages";
 import { ms } from "../../services/clerk-sync/shared";
 import { verifyWebhookSignature } from "../../services/razorpay";
-import { STRIPE_TOLERANCE_SECONDS, stripeClient, stripeCrypto } from "../../services/stripe";
+import { STRIPE_TOLERANCE_SECONDS, stripeClient, stripeCrypto, stripeEventEnvelope } from "../../services/stripe";
 import { isTimestamp, signatureHeaders, verifySignature } from "./signature";
 import * as routes from "./webhooks.routes";
 
@@ -195,13 +195,7 @@ export const webhooksRouter = createRouter()
 		} catch {
 			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
 		}
-		await enqueue(c, {
-			source: "stripe",
-			svixId: event.id,
-			type: event.type,
-			timestamp: event.created * 1000,
-			receivedAt: Date.now(),
-			body: raw,
-		});
-		return c.json({ status: "queued" as const, svixId: event.id }, 202);
+		const { id, type, created } = stripeEventEnvelope(event);
+		await enqueue(c, { source: "stripe", svixId: id, type, timestamp: created * 1000, receivedAt: Date.now(), body: raw });
+		return c.json({ status: "queued" as const, svixId: id }, 202);
 	});
