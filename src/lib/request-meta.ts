@@ -11,5 +11,3 @@ export interface RequestMeta {
 	actor: string | null;
 }
 
-/** Meta for work the system does on its own (queue consumers, cron, Durable Object alarms). */
-export const SYSTEM_META: RequestMeta = { requestId: null, ip: null, country: null, userAgent: null, actor: null };

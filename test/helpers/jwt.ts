@@ -1,6 +1,6 @@
 import { exportSPKI, importJWK, type JWK, SignJWT } from "jose";
 import keys from "../fixtures/test-keys.json";
-import { TEST_AZP, TEST_ISSUER, TEST_JWKS_URL } from "./vars";
+import { TEST_AZP, TEST_ISSUER } from "./vars";
 
 export type KeyName = keyof typeof keys;
 export { keys };
@@ -97,4 +97,3 @@ export function jwks(...names: KeyName[]) {
 	return { keys: names.map((n) => keys[n].publicJwk) };
 }
 
-export { TEST_JWKS_URL };

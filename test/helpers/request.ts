@@ -62,7 +62,7 @@ function build(method: string, path: string, opts: CallOptions) {
 
 async function read<T>(res: Response): Promise<TestResponse<T>> {
 	const text = await res.text();
-	let json: unknown = null;
+	let json: unknown;
 	try {
 		json = text ? JSON.parse(text) : null;
 	} catch {
