@@ -195,7 +195,7 @@ describe("orders at the documented maximum (issue 16 items 3 and 5)", () => {
 		const [legacy, cheap, huge] = await insertProducts(t.orgId, [
 			{ priceMinor: 5_000_000_000_000, stock: 10_000 },
 			{ priceMinor: 1, stock: 10_000 },
-			{ priceMinor: 9_990_999_999_990_009, stock: 10 },
+			{ priceMinor: Number.MAX_SAFE_INTEGER, stock: 10 },
 		]);
 		const atMax = await call<Order>("POST", `${t.base}/orders`, { token: t.admin.token, body: { items: [{ productId: legacy!, quantity: 1000 }] } });
 		expect(atMax.status, atMax.text).toBe(201);
@@ -434,5 +434,37 @@ describe("Idempotency-Key after a crash (issue 16 item 10)", () => {
 			.bind(t.orgId, key)
 			.first();
 		expect(row).toEqual({ state: "pending", token: "the-retry" });
+	});
+
+	it("an order transition whose answer was lost: the retry gets the stored answer, not a 409", async () => {
+		const t = await seedTenant();
+		const p = await createProduct(t, { stock: 5 });
+		const order = (await call<Order>("POST", `${t.base}/orders`, { token: t.admin.token, body: { items: [{ productId: p.id, quantity: 2 }] } })).json;
+		const key = uid("key");
+		// The transition reads the order (one batch), then commits its own batch and dies before answering.
+		let batches = 0;
+		const crashingDb = new Proxy(env.DB, {
+			get(target, prop) {
+				if (prop === "batch") {
+					return async (statements: D1PreparedStatement[]) => {
+						const results = await target.batch(statements);
+						if (++batches === 2) throw new Error("isolate died after the commit");
+						return results;
+					};
+				}
+				const value: unknown = Reflect.get(target, prop);
+				return typeof value === "function" ? value.bind(target) : value;
+			},
+		});
+		const path = `${t.base}/orders/${order.id}/status`;
+		const body = { status: "cancelled", note: "changed my mind" };
+		const first = await callWithEnv<Problem>({ DB: crashingDb }, "POST", path, { token: t.admin.token, headers: { "idempotency-key": key }, body });
+		expect(first.status).toBe(500);
+		const retry = await call<Order>("POST", path, { token: t.admin.token, headers: { "idempotency-key": key }, body });
+		expect(retry.status, retry.text).toBe(200);
+		expect(retry.headers.get("idempotent-replayed")).toBe("true");
+		expect(retry.json).toEqual((await get<Order>(`${t.base}/orders/${order.id}`, t.admin.token)).json);
+		expect(retry.json.history.map((h) => h.toStatus)).toEqual(["pending", "cancelled"]);
+		expect((await get<Product>(`${t.base}/products/${p.id}`, t.admin.token)).json.stock).toBe(5);
 	});
 });

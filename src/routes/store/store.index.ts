@@ -138,7 +138,8 @@ export const storeRouter = createRouter()
 	})
 	.openapi(routes.transitionOrder, async (c) => {
 		const { status, note } = c.req.valid("json");
-		const order = await store(c).orders.transitionOrder(c.req.valid("param").orderId, status, c.get("auth").userId, note, ifMatch(c));
+		const order = await store(c)
+			.orders.transitionOrder(c.req.valid("param").orderId, status, c.get("auth").userId, note, ifMatch(c), idempotentCommit(c, 200, detail));
 		const from = order.history.at(-2)?.toStatus ?? null;
 		const data = { orderId: order.id, from, to: order.status };
 		await audit(

@@ -194,13 +194,38 @@ export class Orders extends TenantScope {
 	 * it was read with, and the history row and any restock only happen if that update won, all in
 	 * one atomic batch: two concurrent transitions cannot both apply.
 	 */
-	async transitionOrder(id: string, to: OrderStatus, userId: string, note?: string, ifVersion?: number) {
+	async transitionOrder(
+		id: string,
+		to: OrderStatus,
+		userId: string,
+		note?: string,
+		ifVersion?: number,
+		commit?: IdempotentCommit<OrderDetail>,
+	): Promise<OrderDetail> {
 		const order = await this.getOrder(id);
 		assertVersion(order, ifVersion, "order");
 		if (!ORDER_TRANSITIONS[order.status].includes(to)) {
 			throw new ApiError("CONFLICT", `cannot move an order from ${order.status} to ${to}`);
 		}
 		const now = Date.now();
+		const entry = {
+			id: newId("osh"),
+			organizationId: this.organizationId,
+			orderId: id,
+			fromStatus: order.status,
+			toStatus: to,
+			changedBy: userId,
+			note: note ?? null,
+			at: now,
+		};
+		// The order as getOrder will read it once this transition applies (history by (at, id)).
+		const moved: OrderDetail = {
+			...order,
+			status: to,
+			version: order.version + 1,
+			updatedAt: now,
+			history: [...order.history, entry].sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+		};
 		// Every statement is guarded by the state this transition was read from, and the order's own
 		// UPDATE runs last: inside the batch's transaction either all of them see that state and apply,
 		// or another transition got there first and none does. (A guard on the resulting state would not
@@ -209,18 +234,28 @@ export class Orders extends TenantScope {
 			AND status = ${order.status} AND version = ${order.version})`;
 		const statements: SQL[] = [
 			sql`INSERT INTO order_status_history (id, organization_id, order_id, from_status, to_status, changed_by, note, at)
-				SELECT ${newId("osh")}, ${this.organizationId}, ${id}, ${order.status}, ${to}, ${userId}, ${note ?? null}, ${now} WHERE ${unchanged}`,
+				SELECT ${entry.id}, ${this.organizationId}, ${id}, ${order.status}, ${to}, ${userId}, ${entry.note}, ${now} WHERE ${unchanged}`,
 		];
 		if (to === "cancelled") statements.push(...this.inventory.restockStatements(order.items, unchanged));
+		// The Idempotency-Key's response, stored only if this transition applies.
+		if (commit) {
+			const body = JSON.stringify(commit.render(moved));
+			statements.push(storeResponse(this.db, commit.claim, commit.status, body, unchanged).getSQL());
+		}
 		statements.push(
 			sql`UPDATE orders SET status = ${to}, version = ${order.version + 1}, updated_at = ${now}
 				WHERE id = ${id} AND organization_id = ${this.organizationId} AND status = ${order.status} AND version = ${order.version}`,
 		);
-		const results = await runBatch(this.db.$client, statements);
+		let results: D1Result[];
+		try {
+			results = await runBatch(this.db.$client, statements);
+		} catch (err) {
+			constraintError(err, {});
+		}
 		const update = results[results.length - 1];
 		if (!update || update.meta.changes === 0) {
 			throw new ApiError("CONFLICT", "the order changed concurrently; read it again and retry");
 		}
-		return this.getOrder(id);
+		return moved;
 	}
 }
