@@ -1,17 +1,32 @@
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../lib/crypto";
-import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from "../services/idempotency";
+import {
+	claimIdempotencyKey,
+	completeIdempotencyKey,
+	type IdempotencyClaim,
+	type IdempotentCommit,
+	releaseIdempotencyKey,
+} from "../services/idempotency";
 
 const KEY_SHAPE = /^[\x21-\x7e]{1,255}$/;
 
+/** The claim each request holds, for its handler (idempotentCommit). */
+const claims = new WeakMap<Context, IdempotencyClaim>();
+
 /**
  * Idempotency-Key for POSTs on tenant routes (after requireOrgMember). The first request with a key
- * claims it (a "pending" row, unique per organization and key) and stores its 2xx response; a retry
- * with the same key and the same request gets that response again (Idempotent-Replayed: true) and
- * creates nothing. The same key with another body, path or user is a 409, as is a retry while the
- * first is still running. A failed request (non-2xx) releases the key.
+ * claims it (a "pending" row, unique per organization and key, held for a short lease) and stores its
+ * 2xx response; a retry with the same key and the same request gets that response again
+ * (Idempotent-Replayed: true) and creates nothing. The same key with another body, path or user is a
+ * 409, as is a retry while the first still holds its lease. A failed request (non-2xx) releases the key.
+ *
+ * Handlers whose work is one D1 batch store the response in that batch (idempotentCommit): when a
+ * request dies between its work and its answer, the retry replays the stored answer; when it died
+ * before its work committed, the retry (after the lease) runs the work. Other handlers' responses are
+ * stored on completion.
  * @example middleware: [requireAuth(), requireOrgMember(), idempotency()]
  */
 export function idempotency() {
@@ -43,9 +58,23 @@ export function idempotency() {
 			});
 		}
 
+		claims.set(c, claim.claimed);
 		await next();
 		const res = c.res;
-		if (res.status >= 200 && res.status < 300) await completeIdempotencyKey(db, ref, res.status, await res.clone().text());
-		else await releaseIdempotencyKey(db, ref);
+		// Both are no-ops when the work's batch already stored the response.
+		if (res.status >= 200 && res.status < 300) await completeIdempotencyKey(db, claim.claimed, res.status, await res.clone().text());
+		else await releaseIdempotencyKey(db, claim.claimed);
 	});
 }
+
+/**
+ * For a handler whose work is one batch: what the service needs to store the response (`status`,
+ * `render(row)` as the body) in that batch. Undefined without an Idempotency-Key.
+ */
+export function idempotentCommit<T>(c: Context, status: number, render: (row: T) => unknown): IdempotentCommit<T> | undefined {
+	const claim = claims.get(c);
+	return claim ? { claim, status, render } : undefined;
+}
+
+/** The request's claim, for a service that builds its stored response in SQL. Undefined without an Idempotency-Key. */
+export const idempotencyClaim = (c: Context): IdempotencyClaim | undefined => claims.get(c);

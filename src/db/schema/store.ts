@@ -40,6 +40,9 @@ export const products = sqliteTable(
 		stock: integer("stock").notNull().default(0),
 		...tenantTimestamps,
 	},
+	// Searched through products_fts (migration 0008): an FTS5 trigram index over name, with product_id and
+	// organization_id UNINDEXED, rowid = products.rowid, kept in sync by triggers. drizzle cannot declare
+	// virtual tables: services/store/catalogue.ts queries it with raw SQL.
 	(t) => [
 		uniqueIndex("products_org_sku_uq").on(t.organizationId, t.sku),
 		index("products_org_created_idx").on(t.organizationId, t.createdAt, t.id),
@@ -132,6 +135,10 @@ export const idempotencyKeys = sqliteTable(
 		status: integer("status"),
 		responseBody: text("response_body"),
 		createdAt: integer("created_at").notNull(),
+		/** A pending claim is held until then (ms); a retry after it takes the key over. Null on old rows: created_at + the lease. */
+		leaseUntil: integer("lease_until"),
+		/** The current claim's token: only its holder may store the response or release the key. */
+		claimToken: text("claim_token"),
 	},
 	(t) => [
 		primaryKey({ columns: [t.organizationId, t.key] }),

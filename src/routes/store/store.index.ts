@@ -4,6 +4,7 @@ import type { AppEnv } from "../../env";
 import { etag, ifMatchVersion } from "../../lib/etag";
 import { publishChange } from "../../services/events-bus";
 import { TenantStore } from "../../services/tenant-store";
+import { idempotencyClaim, idempotentCommit } from "../../middleware/idempotency";
 import { requestMeta } from "../../middleware/request-meta";
 import * as routes from "./store.routes";
 
@@ -62,7 +63,7 @@ export const storeRouter = createRouter()
 	// categories
 	.openapi(routes.listCategories, async (c) => c.json(stripAll(await store(c).catalogue.listCategories(c.req.valid("query"))), 200))
 	.openapi(routes.createCategory, async (c) =>
-		created(c, "category", await store(c).catalogue.createCategory(c.req.valid("json"))),
+		created(c, "category", await store(c).catalogue.createCategory(c.req.valid("json"), idempotentCommit(c, 201, strip))),
 	)
 	.openapi(routes.getCategory, async (c) => rowJson(c, await store(c).catalogue.getCategory(c.req.valid("param").categoryId), 200))
 	.openapi(routes.updateCategory, async (c) => {
@@ -78,7 +79,7 @@ export const storeRouter = createRouter()
 	// products
 	.openapi(routes.listProducts, async (c) => c.json(stripAll(await store(c).catalogue.listProducts(c.req.valid("query"))), 200))
 	.openapi(routes.createProduct, async (c) =>
-		created(c, "product", await store(c).catalogue.createProduct(c.req.valid("json"))),
+		created(c, "product", await store(c).catalogue.createProduct(c.req.valid("json"), idempotentCommit(c, 201, strip))),
 	)
 	.openapi(routes.getProduct, async (c) => rowJson(c, await store(c).catalogue.getProduct(c.req.valid("param").productId), 200))
 	.openapi(routes.updateProduct, async (c) => {
@@ -96,7 +97,8 @@ export const storeRouter = createRouter()
 	.openapi(routes.adjustInventory, async (c) => {
 		const { productId } = c.req.valid("param");
 		const { delta, variantId } = c.req.valid("json");
-		const { stock } = await store(c).inventory.adjustStock(productId, delta, variantId);
+		const { stock } = await store(c).inventory.adjustStock(productId, delta, variantId, idempotencyClaim(c));
+		if (delta === 0) return c.json({ productId, variantId: variantId ?? null, stock }, 200);
 		await audit(c, "inventory.adjusted", variantId ? "variant" : "product", variantId ?? productId, { delta }, { stock });
 		return c.json({ productId, variantId: variantId ?? null, stock }, 200);
 	})
@@ -105,7 +107,11 @@ export const storeRouter = createRouter()
 		c.json({ data: (await store(c).catalogue.listVariants(c.req.valid("param").productId)).map(strip) }, 200),
 	)
 	.openapi(routes.createVariant, async (c) =>
-		created(c, "variant", await store(c).catalogue.createVariant(c.req.valid("param").productId, c.req.valid("json"))),
+		created(
+			c,
+			"variant",
+			await store(c).catalogue.createVariant(c.req.valid("param").productId, c.req.valid("json"), idempotentCommit(c, 201, strip)),
+		),
 	)
 	.openapi(routes.updateVariant, async (c) => {
 		const { productId, variantId } = c.req.valid("param");
@@ -121,7 +127,7 @@ export const storeRouter = createRouter()
 	// orders
 	.openapi(routes.listOrders, async (c) => c.json(stripAll(await store(c).orders.listOrders(c.req.valid("query"))), 200))
 	.openapi(routes.createOrder, async (c) => {
-		const order = await store(c).orders.createOrder(c.req.valid("json"), c.get("auth").userId);
+		const order = await store(c).orders.createOrder(c.req.valid("json"), c.get("auth").userId, idempotentCommit(c, 201, detail));
 		const summary = { orderId: order.id, status: order.status, totalMinor: order.totalMinor, currency: order.currency };
 		await audit(c, "order.created", "order", order.id, undefined, summary, { type: "order.created", data: summary });
 		return c.json(detail(order), 201, { ETag: etag(order.version) });
@@ -132,7 +138,8 @@ export const storeRouter = createRouter()
 	})
 	.openapi(routes.transitionOrder, async (c) => {
 		const { status, note } = c.req.valid("json");
-		const order = await store(c).orders.transitionOrder(c.req.valid("param").orderId, status, c.get("auth").userId, note, ifMatch(c));
+		const order = await store(c)
+			.orders.transitionOrder(c.req.valid("param").orderId, status, c.get("auth").userId, note, ifMatch(c), idempotentCommit(c, 200, detail));
 		const from = order.history.at(-2)?.toStatus ?? null;
 		const data = { orderId: order.id, from, to: order.status };
 		await audit(

@@ -16,12 +16,36 @@ const id = (name: string, example: string) =>
 const OrgParam = { orgId: id("orgId", "org_2abc") };
 const name = z.string().trim().min(1).max(200);
 const sku = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - (max 64)");
-const money = z.number().int().min(0).max(1_000_000_000_000);
+/**
+ * Money bounds: every amount stays a safe integer. A unit price is at most 10^11 minor units, a line's
+ * quantity at most 1000 and an order at most 50 lines, so a total is at most 50 x 1000 x 10^11 = 5 x 10^15
+ * minor units, below Number.MAX_SAFE_INTEGER (about 9.007 x 10^15).
+ */
+const MAX_PRICE_MINOR = 100_000_000_000;
+const MAX_QUANTITY = 1000;
+const MAX_ORDER_LINES = 50;
+const MAX_TOTAL_MINOR = MAX_ORDER_LINES * MAX_QUANTITY * MAX_PRICE_MINOR;
+const money = z
+	.number()
+	.int()
+	.min(0)
+	.max(MAX_PRICE_MINOR)
+	.openapi({
+		description: `Price in the currency's smallest unit (paise, cents), at most ${MAX_PRICE_MINOR} (10^11): with at most ${MAX_QUANTITY} per line and ${MAX_ORDER_LINES} lines an order total stays below 2^53`,
+	});
 const currency = z.string().regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. INR");
 const productStatus = z.enum(["draft", "active", "archived"]);
 const orderStatus = z.enum(["pending", "paid", "fulfilled", "cancelled"]);
-const nonEmpty = <T extends z.ZodObject>(s: T) =>
-	s.refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" });
+/**
+ * A PATCH body: every field optional and without defaults (a field that is not sent is not changed),
+ * unknown fields refused, and at least one field required, shown in the document as minProperties: 1.
+ */
+const patchOf = <T extends z.ZodRawShape>(shape: T) =>
+	z
+		.strictObject(shape)
+		.partial()
+		.refine((v) => Object.keys(v).length > 0, { message: "at least one field is required" })
+		.openapi({ minProperties: 1 });
 
 const CategorySchema = z
 	.object({
@@ -71,7 +95,7 @@ const OrderItemSchema = z
 		sku: z.string(),
 		unitPriceMinor: z.number().int(),
 		quantity: z.number().int(),
-		lineTotalMinor: z.number().int(),
+		lineTotalMinor: z.number().int().openapi({ description: "unitPriceMinor x quantity" }),
 	})
 	.openapi("OrderItem");
 const OrderSchema = z
@@ -79,7 +103,12 @@ const OrderSchema = z
 		id: z.string(),
 		status: orderStatus,
 		currency: z.string(),
-		totalMinor: z.number().int(),
+		totalMinor: z
+			.number()
+			.int()
+			.min(0)
+			.max(MAX_TOTAL_MINOR)
+			.openapi({ description: `Sum of the lines, computed exactly; an order above ${MAX_TOTAL_MINOR} (5 x 10^15) is refused` }),
 		customerEmail: z.string().nullable(),
 		createdBy: z.string(),
 		version: z.number().int(),
@@ -103,35 +132,38 @@ const OrderDetailSchema = OrderSchema.extend({
 const pageOf = <T extends z.ZodType>(item: T, n: string) =>
 	z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(n);
 
-const CategoryCreate = z.strictObject({
-	name,
-	slug: z.string().regex(/^[a-z0-9-]{1,100}$/, "lowercase letters, digits and -"),
-});
-const ProductCreate = z.strictObject({
+const slug = z.string().regex(/^[a-z0-9-]{1,100}$/, "lowercase letters, digits and -");
+const CategoryCreate = z.strictObject({ name, slug });
+const CategoryPatch = patchOf({ name, slug });
+const stock = z.number().int().min(0).max(1_000_000_000);
+const productFields = {
 	name,
 	sku,
-	description: z.string().max(5000).nullable().optional(),
+	description: z.string().max(5000).nullable(),
 	priceMinor: money,
 	currency,
+	status: productStatus,
+	categoryId: z.string().max(128).nullable(),
+};
+const ProductCreate = z.strictObject({
+	...productFields,
+	description: productFields.description.optional(),
 	status: productStatus.default("draft"),
-	stock: z.number().int().min(0).max(1_000_000_000).default(0),
-	categoryId: z.string().max(128).nullable().optional(),
+	stock: stock.default(0),
+	categoryId: productFields.categoryId.optional(),
 });
-const ProductPatch = nonEmpty(ProductCreate.omit({ stock: true }).partial().strict());
-const VariantCreate = z.strictObject({
-	name,
-	sku,
-	priceMinor: money.nullable().optional(),
-	stock: z.number().int().min(0).max(1_000_000_000).default(0),
-});
-const VariantPatch = nonEmpty(VariantCreate.omit({ stock: true }).partial().strict());
+/** Stock changes go through /inventory. */
+const ProductPatch = patchOf(productFields);
+const variantFields = { name, sku, priceMinor: money.nullable() };
+const VariantCreate = z.strictObject({ ...variantFields, priceMinor: variantFields.priceMinor.optional(), stock: stock.default(0) });
+const VariantPatch = patchOf(variantFields);
 const InventoryAdjust = z.strictObject({
 	delta: z
 		.number()
 		.int()
 		.min(-1_000_000)
 		.max(1_000_000)
-		.refine((d) => d !== 0, "must not be 0"),
+		.openapi({ description: "Change of stock; 0 changes nothing and answers the current stock" }),
 	variantId: z.string().max(128).optional(),
 });
 const OrderCreate = z.strictObject({
@@ -140,11 +172,12 @@ const OrderCreate = z.strictObject({
 			z.strictObject({
 				productId: z.string().min(1).max(128),
 				variantId: z.string().min(1).max(128).optional(),
-				quantity: z.number().int().min(1).max(1000),
+				quantity: z.number().int().min(1).max(MAX_QUANTITY),
 			}),
 		)
 		.min(1)
-		.max(50),
+		.max(MAX_ORDER_LINES)
+		.openapi({ description: `At most ${MAX_ORDER_LINES} lines; lines of the same product (and variant) are merged` }),
 	customerEmail: z.email().max(320).nullable().optional(),
 });
 const OrderTransition = z.strictObject({ status: orderStatus, note: z.string().max(500).optional() });
@@ -215,7 +248,7 @@ export const updateCategory = tenantRoute(W, {
 	method: "patch",
 	path: `${base}/categories/{categoryId}`,
 	summary: "Update a category",
-	request: { params: categoryParams, headers: IfMatch, body: body(nonEmpty(CategoryCreate.partial().strict())) },
+	request: { params: categoryParams, headers: IfMatch, body: body(CategoryPatch) },
 	responses: { 200: ok(CategorySchema, "Updated", true), ...writeErrors },
 });
 export const deleteCategory = tenantRoute(W, {
@@ -238,7 +271,11 @@ export const listProducts = tenantRoute(R, {
 			status: productStatus.optional(),
 			categoryId: z.string().max(128).optional(),
 			sku: z.string().max(64).optional(),
-			q: z.string().max(100).optional().openapi({ description: "Substring of the name" }),
+			q: z
+				.string()
+				.max(100)
+				.optional()
+				.openapi({ description: "Substring of the name, case-insensitive (any characters, taken literally)" }),
 		}),
 	},
 	responses: { 200: ok(pageOf(ProductSchema, "ProductPage"), "A page of products"), ...orgErrors },

@@ -1,6 +1,7 @@
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, type SQL, sql } from "drizzle-orm";
 import { categories, products, variants } from "../../db/schema";
 import { ApiError } from "../../errors";
+import type { IdempotentCommit } from "../idempotency";
 import { keysetPage, type PageQuery } from "../keyset-page";
 import { assertVersion, TenantScope } from "./shared";
 
@@ -32,8 +33,8 @@ export class Catalogue extends TenantScope {
 		return this.findOne(categories, and(this.own(categories), eq(categories.id, id)), "category");
 	}
 
-	createCategory(input: { name: string; slug: string }): Promise<Category> {
-		return this.insertOwned(categories, "cat", input, `a category with slug "${input.slug}" already exists`);
+	createCategory(input: { name: string; slug: string }, commit?: IdempotentCommit<Category>): Promise<Category> {
+		return this.insertOwned(categories, "cat", input, `a category with slug "${input.slug}" already exists`, commit);
 	}
 
 	updateCategory(id: string, patch: Partial<{ name: string; slug: string }>, ifVersion?: number): Promise<Category> {
@@ -63,9 +64,23 @@ export class Catalogue extends TenantScope {
 			q.status ? eq(products.status, q.status) : undefined,
 			q.categoryId ? eq(products.categoryId, q.categoryId) : undefined,
 			q.sku ? eq(products.sku, q.sku) : undefined,
-			q.q ? sql`${products.name} LIKE ${`%${q.q.replace(/[%_\\]/g, (m) => `\\${m}`)}%`} ESCAPE '\\'` : undefined,
+			q.q ? this.nameContains(q.q) : undefined,
 		);
 		return keysetPage(this.db, products, "createdAt", "asc", where, q);
+	}
+
+	/**
+	 * Products whose name contains `text` (case-insensitive, every character literal). Three or more
+	 * characters: the products_fts trigram index, scoped to this organization, with `text` as one FTS5
+	 * phrase (no length limit, unlike LIKE). One or two characters (trigram cannot match them): a LIKE
+	 * whose pattern is at most 2 x 4 bytes escaped plus two %, far under D1's 50-byte LIKE limit.
+	 */
+	private nameContains(text: string): SQL {
+		if ([...text].length < 3) {
+			return sql`${products.name} LIKE ${`%${text.replace(/[%_\\]/g, (m) => `\\${m}`)}%`} ESCAPE '\\'`;
+		}
+		const phrase = `"${text.replaceAll('"', '""')}"`;
+		return sql`${products.id} IN (SELECT product_id FROM products_fts WHERE products_fts MATCH ${phrase} AND organization_id = ${this.organizationId})`;
 	}
 
 	getProduct(id: string): Promise<Product> {
@@ -85,9 +100,9 @@ export class Catalogue extends TenantScope {
 		}
 	}
 
-	async createProduct(input: ProductInput): Promise<Product> {
+	async createProduct(input: ProductInput, commit?: IdempotentCommit<Product>): Promise<Product> {
 		await this.assertCategory(input.categoryId);
-		return this.insertOwned(products, "prd", input, `a product with sku "${input.sku}" already exists`);
+		return this.insertOwned(products, "prd", input, `a product with sku "${input.sku}" already exists`, commit);
 	}
 
 	async updateProduct(id: string, patch: Partial<Omit<ProductInput, "stock">>, ifVersion?: number): Promise<Product> {
@@ -124,9 +139,10 @@ export class Catalogue extends TenantScope {
 	async createVariant(
 		productId: string,
 		input: { name: string; sku: string; priceMinor?: number | null; stock: number },
+		commit?: IdempotentCommit<Variant>,
 	): Promise<Variant> {
 		await this.getProduct(productId);
-		return this.insertOwned(variants, "var", { ...input, productId }, `a variant with sku "${input.sku}" already exists`);
+		return this.insertOwned(variants, "var", { ...input, productId }, `a variant with sku "${input.sku}" already exists`, commit);
 	}
 
 	updateVariant(

@@ -1,6 +1,7 @@
-import { and, eq, type SQL, sql } from "drizzle-orm";
-import { products, variants } from "../../db/schema";
+import { type SQL, sql } from "drizzle-orm";
+import { runBatch } from "../../db/batch";
 import { ApiError } from "../../errors";
+import { type IdempotencyClaim, storeResponse } from "../idempotency";
 import { constraintError, TenantScope } from "./shared";
 
 /** A stock line: a product, or one of its variants when variantId is set. */
@@ -15,49 +16,82 @@ interface StockLine {
  * constraint refuses it, and the callers turn that into a 409.
  */
 export class Inventory extends TenantScope {
-	/** Atomic stock change; a result below zero is refused (409) by the table's CHECK constraint. */
-	async adjustStock(productId: string, delta: number, variantId?: string): Promise<{ stock: number; version: number }> {
+	/**
+	 * Atomic stock change; a result below zero is refused (409) by the table's CHECK constraint. A delta
+	 * of 0 changes nothing (no version bump) and answers the current stock. With `claim` (an
+	 * Idempotency-Key), the answer `{ productId, variantId, stock }` is stored in the same batch as the change.
+	 */
+	async adjustStock(
+		productId: string,
+		delta: number,
+		variantId?: string,
+		claim?: IdempotencyClaim,
+	): Promise<{ stock: number; version: number }> {
+		const table = sql.raw(variantId ? "variants" : "products");
+		const target = sql`organization_id = ${this.organizationId} AND ${
+			variantId ? sql`id = ${variantId} AND product_id = ${productId}` : sql`id = ${productId}`
+		}`;
+		const notFound = () => new ApiError("NOT_FOUND", variantId ? "variant not found" : "product not found");
+		if (delta === 0) {
+			const [row] = await runBatch<{ stock: number; version: number }>(this.db.$client, [
+				sql`SELECT stock, version FROM ${table} WHERE ${target}`,
+			]);
+			const current = row?.results[0];
+			if (!current) throw notFound();
+			return current;
+		}
+		const statements: SQL[] = [
+			sql`UPDATE ${table} SET stock = stock + ${delta}, version = version + 1, updated_at = ${Date.now()} WHERE ${target} RETURNING stock, version`,
+		];
+		if (claim) {
+			const body = sql`json_object('productId', ${productId}, 'variantId', ${variantId ?? null}, 'stock', (SELECT stock FROM ${table} WHERE ${target}))`;
+			statements.push(storeResponse(this.db, claim, 200, body, sql`EXISTS (SELECT 1 FROM ${table} WHERE ${target})`).getSQL());
+		}
 		try {
-			const rows = variantId
-				? await this.db
-						.update(variants)
-						.set({ stock: sql`${variants.stock} + ${delta}`, version: sql`${variants.version} + 1`, updatedAt: Date.now() })
-						.where(and(this.own(variants), eq(variants.id, variantId), eq(variants.productId, productId)))
-						.returning({ stock: variants.stock, version: variants.version })
-				: await this.db
-						.update(products)
-						.set({ stock: sql`${products.stock} + ${delta}`, version: sql`${products.version} + 1`, updatedAt: Date.now() })
-						.where(and(this.own(products), eq(products.id, productId)))
-						.returning({ stock: products.stock, version: products.version });
-			if (!rows[0]) throw new ApiError("NOT_FOUND", variantId ? "variant not found" : "product not found");
-			return rows[0];
+			const [update] = await runBatch<{ stock: number; version: number }>(this.db.$client, statements);
+			const row = update?.results[0];
+			if (!row) throw notFound();
+			return row;
 		} catch (err) {
 			if (err instanceof ApiError) throw err;
 			constraintError(err, { check: "insufficient stock: the result would be negative" });
 		}
 	}
 
-	/** Statements taking an order's lines out of stock (and bumping the rows' versions), for the order's batch. */
-	takeStatements(lines: StockLine[]) {
-		return lines.map((l) =>
-			l.variantId
-				? this.db
-						.update(variants)
-						.set({ stock: sql`${variants.stock} - ${l.quantity}`, version: sql`${variants.version} + 1` })
-						.where(and(this.own(variants), eq(variants.id, l.variantId)))
-				: this.db
-						.update(products)
-						.set({ stock: sql`${products.stock} - ${l.quantity}`, version: sql`${products.version} + 1` })
-						.where(and(this.own(products), eq(products.id, l.productId))),
-		);
+	/**
+	 * Statements taking an order's lines out of stock (and bumping the rows' versions), for the order's
+	 * batch: one per table whatever the number of lines, the lines bound as one JSON parameter (D1 allows
+	 * 100 bound parameters per statement).
+	 */
+	takeStatements(lines: StockLine[]): SQL[] {
+		return this.stockStatements(lines, "-", sql`version = version + 1`, sql`1 = 1`);
 	}
 
-	/** Raw statements putting a cancelled order's lines back in stock, each applied only while `guard` holds. */
+	/** Statements putting a cancelled order's lines back in stock, each applied only while `guard` holds. */
 	restockStatements(lines: StockLine[], guard: SQL): SQL[] {
-		return lines.map((l) =>
-			l.variantId
-				? sql`UPDATE variants SET stock = stock + ${l.quantity} WHERE id = ${l.variantId} AND organization_id = ${this.organizationId} AND ${guard}`
-				: sql`UPDATE products SET stock = stock + ${l.quantity} WHERE id = ${l.productId} AND organization_id = ${this.organizationId} AND ${guard}`,
-		);
+		return this.stockStatements(lines, "+", undefined, guard);
+	}
+
+	private stockStatements(lines: StockLine[], sign: "+" | "-", also: SQL | undefined, guard: SQL): SQL[] {
+		const out: SQL[] = [];
+		const op = sql.raw(sign);
+		const set = also ? sql`, ${also}` : sql``;
+		for (const [table, pick] of [
+			["products", (l: StockLine) => (l.variantId ? undefined : l.productId)],
+			["variants", (l: StockLine) => l.variantId ?? undefined],
+		] as const) {
+			const rows = lines.flatMap((l) => {
+				const id = pick(l);
+				return id ? [{ id, q: l.quantity }] : [];
+			});
+			if (rows.length === 0) continue;
+			const json = JSON.stringify(rows);
+			out.push(sql`UPDATE ${sql.raw(table)} SET stock = stock ${op} (
+					SELECT sum(json_extract(value, '$.q')) FROM json_each(${json}) WHERE json_extract(value, '$.id') = ${sql.raw(table)}.id
+				)${set}
+				WHERE organization_id = ${this.organizationId}
+					AND id IN (SELECT json_extract(value, '$.id') FROM json_each(${json})) AND ${guard}`);
+		}
+		return out;
 	}
 }

@@ -3,12 +3,21 @@ import { runBatch } from "../../db/batch";
 import { orderItems, orderStatusHistory, orders, products, variants } from "../../db/schema";
 import { ApiError } from "../../errors";
 import { newId } from "../../lib/ids";
+import { type IdempotentCommit, storeResponse } from "../idempotency";
 import { keysetPage, type PageQuery } from "../keyset-page";
 import { Inventory } from "./inventory";
 import { assertVersion, constraintError, TenantScope } from "./shared";
 
 type Order = typeof orders.$inferSelect;
 type OrderStatus = Order["status"];
+type OrderDetail = Order & { items: (typeof orderItems.$inferSelect)[]; history: (typeof orderStatusHistory.$inferSelect)[] };
+
+/**
+ * The largest order total, in minor units: 50 lines x 1000 x 10^11 (the schemas' bounds on lines,
+ * quantity and unit price), below Number.MAX_SAFE_INTEGER. Larger totals (rows priced before those
+ * bounds) are refused.
+ */
+const MAX_ORDER_TOTAL_MINOR = 5_000_000_000_000_000;
 
 /** Allowed order status transitions; cancelling a pending or paid order puts its stock back. */
 const ORDER_TRANSITIONS: Record<OrderStatus, OrderStatus[]> = {
@@ -33,7 +42,7 @@ export class Orders extends TenantScope {
 		);
 	}
 
-	async getOrder(id: string) {
+	async getOrder(id: string): Promise<OrderDetail> {
 		const [orderRows, items, history] = await this.db.batch([
 			this.db
 				.select()
@@ -62,7 +71,8 @@ export class Orders extends TenantScope {
 	async createOrder(
 		input: { items: { productId: string; variantId?: string; quantity: number }[]; customerEmail?: string | null },
 		userId: string,
-	) {
+		commit?: IdempotentCommit<OrderDetail>,
+	): Promise<OrderDetail> {
 		// Merge repeated lines so stock is checked on the total.
 		const lines = new Map<string, { productId: string; variantId?: string; quantity: number }>();
 		for (const it of input.items) {
@@ -104,54 +114,79 @@ export class Orders extends TenantScope {
 
 		const now = Date.now();
 		const orderId = newId("ord");
-		const items = wanted.map((l) => {
-			const p = byId.get(l.productId)!;
-			const v = l.variantId ? variantById.get(l.variantId)! : undefined;
-			const unit = v?.priceMinor ?? p.priceMinor;
-			return {
-				id: newId("itm"),
-				organizationId: this.organizationId,
-				orderId,
-				productId: p.id,
-				variantId: v?.id ?? null,
-				name: v ? `${p.name} (${v.name})` : p.name,
-				sku: v?.sku ?? p.sku,
-				unitPriceMinor: unit,
-				quantity: l.quantity,
-				lineTotalMinor: unit * l.quantity,
-			};
-		});
-		const total = items.reduce((s, it) => s + it.lineTotalMinor, 0);
-		const currency = found[0]!.currency;
-		try {
-			await this.db.batch([
-				this.db.insert(orders).values({
-					id: orderId,
-					organizationId: this.organizationId,
-					status: "pending",
-					currency,
-					totalMinor: total,
-					customerEmail: input.customerEmail ?? null,
-					createdBy: userId,
-					createdAt: now,
-					updatedAt: now,
-				}),
-				this.db.insert(orderItems).values(items),
-				this.db.insert(orderStatusHistory).values({
-					id: newId("osh"),
+		const items = wanted
+			.map((l) => {
+				const p = byId.get(l.productId)!;
+				const v = l.variantId ? variantById.get(l.variantId)! : undefined;
+				const unit = v?.priceMinor ?? p.priceMinor;
+				return {
+					id: newId("itm"),
 					organizationId: this.organizationId,
 					orderId,
-					fromStatus: null,
-					toStatus: "pending",
-					changedBy: userId,
-					at: now,
-				}),
-				...this.inventory.takeStatements(wanted),
-			]);
+					productId: p.id,
+					variantId: v?.id ?? null,
+					name: v ? `${p.name} (${v.name})` : p.name,
+					sku: v?.sku ?? p.sku,
+					unitPriceMinor: unit,
+					quantity: l.quantity,
+					lineTotalMinor: BigInt(unit) * BigInt(l.quantity),
+				};
+			})
+			.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+		// Exact integer arithmetic: the schemas bound prices and quantities so that a total fits, but rows
+		// priced before those bounds may not.
+		const total = items.reduce((sum, it) => sum + it.lineTotalMinor, 0n);
+		if (total > BigInt(MAX_ORDER_TOTAL_MINOR)) {
+			throw new ApiError("VALIDATION_FAILED", `items: the order total exceeds ${MAX_ORDER_TOTAL_MINOR} minor units`, {
+				errors: [{ path: "items", message: `the order total exceeds ${MAX_ORDER_TOTAL_MINOR} minor units` }],
+			});
+		}
+		const order = {
+			id: orderId,
+			organizationId: this.organizationId,
+			status: "pending" as const,
+			currency: found[0]!.currency,
+			totalMinor: Number(total),
+			customerEmail: input.customerEmail ?? null,
+			createdBy: userId,
+			version: 1,
+			createdAt: now,
+			updatedAt: now,
+		};
+		const history = {
+			id: newId("osh"),
+			organizationId: this.organizationId,
+			orderId,
+			fromStatus: null,
+			toStatus: "pending" as const,
+			changedBy: userId,
+			note: null,
+			at: now,
+		};
+		const created = {
+			...order,
+			items: items.map((it) => ({ ...it, lineTotalMinor: Number(it.lineTotalMinor) })),
+			history: [history],
+		};
+		// One atomic batch whose statements stay within D1's 100 bound parameters whatever the number of
+		// lines: the items and the stock changes are bound as one JSON parameter each.
+		const statements: SQL[] = [
+			this.db.insert(orders).values(order).getSQL(),
+			sql`INSERT INTO order_items (id, organization_id, order_id, product_id, variant_id, name, sku, unit_price_minor, quantity, line_total_minor)
+				SELECT json_extract(value, '$.id'), ${this.organizationId}, ${orderId}, json_extract(value, '$.productId'),
+					json_extract(value, '$.variantId'), json_extract(value, '$.name'), json_extract(value, '$.sku'),
+					json_extract(value, '$.unitPriceMinor'), json_extract(value, '$.quantity'), json_extract(value, '$.lineTotalMinor')
+				FROM json_each(${JSON.stringify(created.items)})`,
+			this.db.insert(orderStatusHistory).values(history).getSQL(),
+			...this.inventory.takeStatements(wanted),
+		];
+		if (commit) statements.push(storeResponse(this.db, commit.claim, commit.status, JSON.stringify(commit.render(created))).getSQL());
+		try {
+			await runBatch(this.db.$client, statements);
 		} catch (err) {
 			constraintError(err, { check: "insufficient stock for one or more items" });
 		}
-		return this.getOrder(orderId);
+		return created;
 	}
 
 	/**
@@ -159,13 +194,38 @@ export class Orders extends TenantScope {
 	 * it was read with, and the history row and any restock only happen if that update won, all in
 	 * one atomic batch: two concurrent transitions cannot both apply.
 	 */
-	async transitionOrder(id: string, to: OrderStatus, userId: string, note?: string, ifVersion?: number) {
+	async transitionOrder(
+		id: string,
+		to: OrderStatus,
+		userId: string,
+		note?: string,
+		ifVersion?: number,
+		commit?: IdempotentCommit<OrderDetail>,
+	): Promise<OrderDetail> {
 		const order = await this.getOrder(id);
 		assertVersion(order, ifVersion, "order");
 		if (!ORDER_TRANSITIONS[order.status].includes(to)) {
 			throw new ApiError("CONFLICT", `cannot move an order from ${order.status} to ${to}`);
 		}
 		const now = Date.now();
+		const entry = {
+			id: newId("osh"),
+			organizationId: this.organizationId,
+			orderId: id,
+			fromStatus: order.status,
+			toStatus: to,
+			changedBy: userId,
+			note: note ?? null,
+			at: now,
+		};
+		// The order as getOrder will read it once this transition applies (history by (at, id)).
+		const moved: OrderDetail = {
+			...order,
+			status: to,
+			version: order.version + 1,
+			updatedAt: now,
+			history: [...order.history, entry].sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+		};
 		// Every statement is guarded by the state this transition was read from, and the order's own
 		// UPDATE runs last: inside the batch's transaction either all of them see that state and apply,
 		// or another transition got there first and none does. (A guard on the resulting state would not
@@ -174,18 +234,28 @@ export class Orders extends TenantScope {
 			AND status = ${order.status} AND version = ${order.version})`;
 		const statements: SQL[] = [
 			sql`INSERT INTO order_status_history (id, organization_id, order_id, from_status, to_status, changed_by, note, at)
-				SELECT ${newId("osh")}, ${this.organizationId}, ${id}, ${order.status}, ${to}, ${userId}, ${note ?? null}, ${now} WHERE ${unchanged}`,
+				SELECT ${entry.id}, ${this.organizationId}, ${id}, ${order.status}, ${to}, ${userId}, ${entry.note}, ${now} WHERE ${unchanged}`,
 		];
 		if (to === "cancelled") statements.push(...this.inventory.restockStatements(order.items, unchanged));
+		// The Idempotency-Key's response, stored only if this transition applies.
+		if (commit) {
+			const body = JSON.stringify(commit.render(moved));
+			statements.push(storeResponse(this.db, commit.claim, commit.status, body, unchanged).getSQL());
+		}
 		statements.push(
 			sql`UPDATE orders SET status = ${to}, version = ${order.version + 1}, updated_at = ${now}
 				WHERE id = ${id} AND organization_id = ${this.organizationId} AND status = ${order.status} AND version = ${order.version}`,
 		);
-		const results = await runBatch(this.db.$client, statements);
+		let results: D1Result[];
+		try {
+			results = await runBatch(this.db.$client, statements);
+		} catch (err) {
+			constraintError(err, {});
+		}
 		const update = results[results.length - 1];
 		if (!update || update.meta.changes === 0) {
 			throw new ApiError("CONFLICT", "the order changed concurrently; read it again and retry");
 		}
-		return this.getOrder(id);
+		return moved;
 	}
 }

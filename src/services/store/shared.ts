@@ -1,8 +1,9 @@
-import { and, eq, type SQL, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import type { Database } from "../../db/client";
 import { ApiError } from "../../errors";
 import { newId } from "../../lib/ids";
+import { type IdempotentCommit, storeResponse } from "../idempotency";
 
 type Owned = SQLiteTable & { organizationId: SQLiteColumn };
 type Versioned = Owned & { id: SQLiteColumn; version: SQLiteColumn; updatedAt: SQLiteColumn };
@@ -35,28 +36,40 @@ export abstract class TenantScope {
 		return row;
 	}
 
-	/** Inserts one row owned by this organization (new id, created/updated now); a UNIQUE violation is a 409 `unique`. */
+	/**
+	 * Inserts one row owned by this organization (new id, created/updated now); a UNIQUE violation is a
+	 * 409 `unique`. Every column is written explicitly (absent ones get their default, else null), so the
+	 * row is known before the insert runs: with `commit`, the response rendered from it is stored in the
+	 * same batch as the insert.
+	 */
 	protected async insertOwned<T extends Owned>(
 		table: T,
 		idPrefix: string,
 		values: object,
 		unique: string,
+		commit?: IdempotentCommit<T["$inferSelect"]>,
 	): Promise<T["$inferSelect"]> {
 		const now = Date.now();
+		const given: Record<string, unknown> = { ...values, id: newId(idPrefix), organizationId: this.organizationId, createdAt: now, updatedAt: now };
+		const row = Object.fromEntries(
+			Object.entries(getTableColumns(table)).map(([k, col]) => [k, given[k] ?? (col.hasDefault ? col.default : null)]),
+		) as T["$inferSelect"];
+		const insert = this.db.insert(table).values(row as never);
 		try {
-			const rows = (await this.db
-				.insert(table)
-				.values({ ...values, id: newId(idPrefix), organizationId: this.organizationId, createdAt: now, updatedAt: now } as never)
-				.returning()) as T["$inferSelect"][];
-			return rows[0]!;
+			if (commit) {
+				await this.db.batch([insert, storeResponse(this.db, commit.claim, commit.status, JSON.stringify(commit.render(row)))]);
+			} else {
+				await insert;
+			}
+			return row;
 		} catch (err) {
 			constraintError(err, { unique });
 		}
 	}
 
 	/**
-	 * The versioned update: applies `patch` to the row matching `where` (which includes this.own),
-	 * bumps `version` and `updatedAt`. With `ifVersion` set, only that version is updated: a row that
+	 * The versioned update: applies `patch` (only the fields it has) to the row matching `where` (which
+	 * includes this.own), bumps `version` and `updatedAt`; an empty patch changes nothing and returns the row. With `ifVersion` set, only that version is updated: a row that
 	 * exists in another version is a 412, a missing row a 404; a UNIQUE violation is a 409 `unique`.
 	 */
 	protected async versionedUpdate<T extends Versioned>(
@@ -67,10 +80,17 @@ export abstract class TenantScope {
 		what: string,
 		unique: string,
 	): Promise<T["$inferSelect"]> {
+		// Exactly the fields given: an absent (or undefined) field is not written.
+		const fields = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+		if (Object.keys(fields).length === 0) {
+			const current = await this.findOne(table, where, what);
+			assertVersion(current as { version: number }, ifVersion, what);
+			return current;
+		}
 		try {
 			const rows = (await this.db
 				.update(table)
-				.set({ ...patch, version: sql`${table.version} + 1`, updatedAt: Date.now() } as never)
+				.set({ ...fields, version: sql`${table.version} + 1`, updatedAt: Date.now() } as never)
 				.where(and(where, ifVersion === undefined ? undefined : eq(table.version, ifVersion)))
 				.returning()) as T["$inferSelect"][];
 			if (rows[0]) return rows[0];
@@ -90,6 +110,10 @@ export abstract class TenantScope {
 /** Maps D1 constraint failures to API errors; anything else propagates as a 500. */
 export function constraintError(err: unknown, messages: { unique?: string; check?: string }): never {
 	const msg = err instanceof Error ? `${err.message} ${(err.cause as Error | undefined)?.message ?? ""}` : String(err);
+	if (/NOT NULL constraint failed: idempotency_keys\.request_hash/i.test(msg)) {
+		// storeResponse: this request's Idempotency-Key claim was taken over (lease expired); nothing was committed.
+		throw new ApiError("CONFLICT", "the Idempotency-Key's claim expired and a retry took it over; nothing was changed");
+	}
 	if (messages.unique && /UNIQUE constraint failed/i.test(msg)) throw new ApiError("CONFLICT", messages.unique);
 	if (messages.check && /CHECK constraint failed/i.test(msg)) throw new ApiError("CONFLICT", messages.check);
 	throw err;
