@@ -69,6 +69,8 @@ export class RemoteJwks {
 
 	private async load(now: number, reason: "expired" | "unknown-kid"): Promise<void> {
 		if (this.loadingSince !== null && now - this.loadingSince < FETCH_TIMEOUT_MS + 1_000) {
+			// Keys past their age still serve while another request of this isolate renews them.
+			if (reason === "expired" && this.loaded) return;
 			await this.waitForLoad();
 			return;
 		}

@@ -70,14 +70,17 @@ export class RevocationList {
 			await this.refresh(read, now);
 		} else if (age >= REFRESH_AHEAD_MS && background && !this.backgroundRunning(now)) {
 			this.backgroundSince = now;
-			background(
-				this.refresh(read, now)
-					// A failed background refresh is retried by the request that finds the list stale.
-					.catch(() => undefined)
-					.finally(() => {
-						this.backgroundSince = null;
-					}),
-			);
+			const work = this.refresh(read, now)
+				// A failed background refresh is retried by the request that finds the list stale.
+				.catch(() => undefined)
+				.finally(() => {
+					this.backgroundSince = null;
+				});
+			try {
+				background(work);
+			} catch {
+				// No execution context to extend (a direct app.request): the refresh still runs.
+			}
 		}
 		return this.holds(auth);
 	}
