@@ -13,6 +13,8 @@ export interface AuthContext {
 	tokenVersion: 1 | 2;
 	/** Epoch seconds. */
 	expiresAt: number;
+	/** Epoch seconds; absent when the token has no `iat` (or the principal is not a session token). */
+	issuedAt?: number;
 }
 
 const LEGACY_ROLES: Record<string, string> = {
@@ -96,5 +98,6 @@ export function normalizeClaims(payload: JWTPayload): AuthContext {
 		orgPermissions: active ? permissions : [],
 		tokenVersion: version,
 		expiresAt: p.exp as number,
+		...(typeof p.iat === "number" ? { issuedAt: p.iat } : {}),
 	};
 }

@@ -1,15 +1,20 @@
-import { createRemoteJWKSet, errors, importJWK, importSPKI, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { decodeProtectedHeader, errors, importJWK, importSPKI, type JWTVerifyGetKey, jwtVerify } from "jose";
 import type { Config } from "../env";
 import { EnvError } from "../env";
 import { TtlCache } from "../lib/ttl-cache";
 import { type AuthContext, normalizeClaims } from "./claims";
+import { JwksUnavailable, RemoteJwks } from "./jwks";
 
 export const ALLOWED_ALGORITHMS = ["RS256", "RS384", "RS512"] as const;
 export const MAX_TOKEN_BYTES = 8 * 1024;
 export const CLOCK_SKEW_SECONDS = 5;
-/** A refetch of the JWKS for an unknown kid happens at most this often. */
-export const JWKS_COOLDOWN_MS = 60_000;
-const JWKS_MAX_AGE_MS = 10 * 60_000;
+/**
+ * The longest lifetime (exp - iat) a token may have. Clerk's session tokens live 60 s; JWT-template
+ * tokens can be configured longer. Revoked sessions are held this long (services/sessions.ts).
+ */
+export const MAX_TOKEN_LIFETIME_SECONDS = 24 * 60 * 60;
+/** RSA keys shorter than this are refused (configured: 500; published in the JWKS: 401). */
+const MIN_RSA_BITS = 2048;
 const VERIFIED_CACHE_ENTRIES = 5_000;
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -33,9 +38,12 @@ export interface VerifierOptions {
 }
 
 /**
- * Verifies Clerk session tokens: RS256/384/512 only, `iss`, required `exp` and `sub`, `nbf`/`iat` with
- * 5 s skew (a future `iat` is refused), `azp` when authorized parties are configured, 8 KiB cap.
- * Key source: CLERK_JWT_KEY (no network), else CLERK_JWKS_URL, else the local development key.
+ * Verifies Clerk session tokens: RS256/384/512 only, `typ` absent or "JWT", `iss`, required `exp` and
+ * `sub`, `nbf`/`iat` with 5 s skew (a future `iat` is refused), a lifetime of at most
+ * MAX_TOKEN_LIFETIME_SECONDS, `azp` when authorized parties are configured, 8 KiB cap.
+ * Key source: CLERK_JWT_KEY (no network), else CLERK_JWKS_URL (see RemoteJwks), else the local
+ * development key. A configured key that is not an RSA public key of 2048+ bits is an EnvError
+ * (500 BAD_ENVIRONMENT naming the variable) at the first verification.
  *
  * @example
  * const v = new TokenVerifier({ issuer, authorizedParties: [], jwksUrl });
@@ -51,15 +59,12 @@ export class TokenVerifier {
 		if (!opts.issuer) throw new EnvError(["CLERK_ISSUER: required to verify session tokens"]);
 		if (opts.jwtKey) {
 			this.keySource = "pem";
-			this.getKey = importedKeyGetter((alg) => importSPKI(opts.jwtKey as string, alg));
+			const pem = opts.jwtKey;
+			this.getKey = importedKeyGetter("CLERK_JWT_KEY", (alg) => importSPKI(pem, alg));
 		} else if (opts.jwksUrl) {
 			this.keySource = "jwks";
-			const jwks = createRemoteJWKSet(new URL(opts.jwksUrl), {
-				cooldownDuration: JWKS_COOLDOWN_MS,
-				cacheMaxAge: JWKS_MAX_AGE_MS,
-				timeoutDuration: 5_000,
-			});
-			this.getKey = (header, token) => jwks(header, token);
+			const jwks = new RemoteJwks(opts.jwksUrl);
+			this.getKey = (header, token) => jwks.getKey(header, token);
 		} else if (opts.devJwk) {
 			this.keySource = "dev";
 			let jwk: Record<string, unknown>;
@@ -68,7 +73,7 @@ export class TokenVerifier {
 			} catch {
 				throw new EnvError(["DEV_JWT_PUBLIC_JWK: not valid JSON"]);
 			}
-			this.getKey = importedKeyGetter((alg) => importJWK(jwk, alg) as Promise<CryptoKey>);
+			this.getKey = importedKeyGetter("DEV_JWT_PUBLIC_JWK", (alg) => importJWK(jwk, alg) as Promise<CryptoKey>);
 		} else {
 			throw new EnvError(["CLERK_JWKS_URL or CLERK_JWT_KEY: one is required to verify session tokens"]);
 		}
@@ -79,6 +84,7 @@ export class TokenVerifier {
 		if (!JWT_SHAPE.test(token)) throw new TokenError("malformed token");
 		const cached = this.verified.get(token, now);
 		if (cached) return cached;
+		checkType(token);
 
 		let payload: Awaited<ReturnType<typeof jwtVerify>>["payload"];
 		try {
@@ -96,6 +102,10 @@ export class TokenVerifier {
 		if (typeof payload.iat === "number" && payload.iat > nowSec + CLOCK_SKEW_SECONDS) {
 			throw new TokenError("iat in the future");
 		}
+		const exp = payload.exp as number;
+		if (exp - (typeof payload.iat === "number" ? payload.iat : nowSec) > MAX_TOKEN_LIFETIME_SECONDS) {
+			throw new TokenError("lifetime too long");
+		}
 		if (typeof payload.sub !== "string" || payload.sub.length === 0) throw new TokenError("missing sub");
 		if (this.opts.authorizedParties.length > 0) {
 			const azp = (payload as { azp?: unknown }).azp;
@@ -109,14 +119,37 @@ export class TokenVerifier {
 	}
 }
 
-function importedKeyGetter(load: (alg: string) => Promise<CryptoKey>): JWTVerifyGetKey {
-	// Imported CryptoKeys per algorithm: importing is the costly part, the key never changes.
+/** `typ`, when present, must be "JWT" (any case): an access token (at+jwt) or other JWT kind is refused. */
+function checkType(token: string): void {
+	let typ: unknown;
+	try {
+		({ typ } = decodeProtectedHeader(token));
+	} catch {
+		throw new TokenError("malformed header");
+	}
+	if (typ !== undefined && (typeof typ !== "string" || typ.toLowerCase() !== "jwt")) throw new TokenError("typ is not JWT");
+}
+
+/**
+ * Imported CryptoKeys of a configured key (`variable`), per algorithm: importing is the costly part,
+ * the key never changes. A key that cannot serve as an RSA verification key of MIN_RSA_BITS is a
+ * configuration error. jose calls this only for an allowed algorithm (RS256/384/512).
+ */
+function importedKeyGetter(variable: string, load: (alg: string) => Promise<CryptoKey>): JWTVerifyGetKey {
 	const keys = new Map<string, Promise<CryptoKey>>();
+	const usable = async (alg: string) => {
+		const key = await load(alg).catch(() => {
+			throw new EnvError([`${variable}: not an RSA public key`]);
+		});
+		const bits = (key.algorithm as { modulusLength?: number }).modulusLength ?? 0;
+		if (bits < MIN_RSA_BITS) throw new EnvError([`${variable}: RSA key of ${bits} bits, ${MIN_RSA_BITS} required`]);
+		return key;
+	};
 	return (header) => {
 		const alg = header.alg ?? "";
 		let key = keys.get(alg);
 		if (!key) {
-			key = load(alg);
+			key = usable(alg);
 			key.catch(() => keys.delete(alg));
 			keys.set(alg, key);
 		}
@@ -124,18 +157,16 @@ function importedKeyGetter(load: (alg: string) => Promise<CryptoKey>): JWTVerify
 	};
 }
 
-function toTokenError(err: unknown): TokenError {
-	if (err instanceof TokenError) return err;
-	if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) {
-		return new TokenError(err.code, true);
-	}
-	// A JWKS endpoint answering non-200 or non-JSON is the key source failing, not the caller.
-	if (err instanceof errors.JOSEError && /JSON Web Key Set HTTP response/.test(err.message)) {
-		return new TokenError("jwks unavailable", true);
-	}
+/**
+ * Only a failing JWKS endpoint is the key source's fault (503) and only an unusable configured key is
+ * ours (EnvError, 500); everything else is the token's: a bad signature or claim, an unknown kid, or
+ * a published key jose refuses to use (e.g. RSA under 2048 bits) is a 401.
+ */
+function toTokenError(err: unknown): Error {
+	if (err instanceof TokenError || err instanceof EnvError) return err;
+	if (err instanceof JwksUnavailable) return new TokenError(err.message, true);
 	if (err instanceof errors.JOSEError) return new TokenError(err.code);
-	// Anything else (fetch failed, key could not be imported) is on our side of the exchange.
-	return new TokenError(err instanceof Error ? err.message : "verification failed", true);
+	return new TokenError(err instanceof Error ? err.message : "verification failed");
 }
 
 // One verifier per configuration, kept for the isolate's lifetime (holds the JWKS and token caches).

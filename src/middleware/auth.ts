@@ -3,9 +3,12 @@ import { createMiddleware } from "hono/factory";
 import { TokenError, verifierFor } from "../auth/verifier";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { sessionRevoked } from "../services/sessions";
 
 const INVALID = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
 const MISSING = { "WWW-Authenticate": "Bearer" };
+/** The one detail of every 401 for a presented credential: the reason is only logged. */
+const INVALID_DETAIL = "the credential is invalid or expired";
 
 /** Exactly "Bearer <token>", case-insensitive scheme, one space, no trailing junk. */
 function bearer(header: string | undefined): string | null | undefined {
@@ -23,13 +26,16 @@ function bearer(header: string | undefined): string | null | undefined {
 export function requireAuth() {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		const fromHeader = bearer(c.req.header("authorization"));
-		if (fromHeader === null) throw new ApiError("INVALID_TOKEN", "malformed Authorization header", { headers: INVALID });
+		if (fromHeader === null) throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: INVALID });
 		const token = fromHeader ?? getCookie(c, "__session");
 		if (!token) throw new ApiError("UNAUTHORIZED", "a session token is required", { headers: MISSING });
 
 		const verifier = verifierFor(c.get("config"));
 		try {
-			c.set("auth", await verifier.verify(token));
+			const auth = await verifier.verify(token);
+			// Sessions ended in Clerk: refused in every isolate within 5 s (services/sessions.ts).
+			if (await sessionRevoked(c.get("db"), auth, (p) => c.executionCtx.waitUntil(p))) throw new TokenError("session revoked");
+			c.set("auth", auth);
 		} catch (err) {
 			if (!(err instanceof TokenError)) throw err;
 			c.get("logger").info("token rejected", { reason: err.reason });
@@ -38,7 +44,7 @@ export function requireAuth() {
 					headers: { "Retry-After": "5" },
 				});
 			}
-			throw new ApiError("INVALID_TOKEN", "the session token is invalid or expired", { headers: INVALID });
+			throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: INVALID });
 		}
 		await next();
 	});

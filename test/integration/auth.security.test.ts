@@ -1,11 +1,13 @@
-import { base64url, SignJWT } from "jose";
+import { base64url, importJWK, type JWK, SignJWT } from "jose";
+import { JWKS_COOLDOWN_MS } from "../../src/auth/jwks";
+import { MAX_TOKEN_LIFETIME_SECONDS } from "../../src/auth/verifier";
 import { beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { seedMembership, seedOrg, seedUser, uid } from "../helpers/factories";
 import { jwks, keys, publicPem, signToken } from "../helpers/jwt";
 import { stubNetwork } from "../helpers/network";
 import { type Body, call, callWithEnv, get, type TestResponse } from "../helpers/request";
 import { seedTenant } from "../helpers/tenant";
-import { TEST_ISSUER } from "../helpers/vars";
+import { TEST_AZP, TEST_ISSUER } from "../helpers/vars";
 
 type Me = Body<"GET /api/me">;
 
@@ -251,5 +253,195 @@ describe("identity headers", () => {
 		expect(me.json.organization).toBeNull();
 		const res = await call("GET", `/api/orgs/${orgId}/admin-data`, { token: outsider, headers: spoof });
 		expect(res.status).toBe(403);
+	});
+});
+
+describe("verification hardening (issue 12)", () => {
+	const url = (name: string) => `${TEST_ISSUER}/${name}/jwks.json`;
+	const GENERIC = "the credential is invalid or expired";
+
+	async function signWithHeader(header: Record<string, unknown>, claims: Record<string, unknown> = {}) {
+		const key = (await importJWK(keys.primary.privateJwk as JWK, "RS256")) as CryptoKey;
+		return new SignJWT({ sid: uid("sess"), azp: TEST_AZP, ...claims })
+			.setProtectedHeader({ alg: "RS256", kid: keys.primary.kid, ...header })
+			.setIssuer(TEST_ISSUER)
+			.setSubject("user_typ")
+			.setIssuedAt()
+			.setExpirationTime("1m")
+			.sign(key);
+	}
+
+	/** The JWKS endpoint answers after `delayMs`; returns the number of JWKS fetches made. */
+	function slowJwks(delayMs: number, serve: () => unknown = () => jwks("primary", "rs384")) {
+		fetchSpy.mockRestore();
+		fetchSpy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+			const req = new Request(input as RequestInfo, init);
+			if (!req.url.startsWith(TEST_ISSUER)) return new Response("not stubbed", { status: 404 });
+			await new Promise((resolve) => setTimeout(resolve, delayMs));
+			return Response.json(serve());
+		});
+		return () => fetchSpy.mock.calls.length;
+	}
+
+	describe("typ", () => {
+		it.each(["at+jwt", "AT+JWT", "application/at+jwt", "JWS", "application/jwt", 1])("typ %s is refused", async (typ) => {
+			expectInvalid(await get<Me>("/api/me", await signWithHeader({ typ })));
+		});
+
+		it.each(["JWT", "jwt", "Jwt", undefined])("typ %s is accepted", async (typ) => {
+			const res = await get<Me>("/api/me", await signWithHeader(typ === undefined ? {} : { typ }));
+			expect(res.status, res.text).toBe(200);
+		});
+	});
+
+	it(`a token living longer than ${MAX_TOKEN_LIFETIME_SECONDS} s is refused (revocations are held that long)`, async () => {
+		expectInvalid(await get<Me>("/api/me", await signToken({ expiresIn: MAX_TOKEN_LIFETIME_SECONDS + 60 })));
+		expect((await get<Me>("/api/me", await signToken({ expiresIn: MAX_TOKEN_LIFETIME_SECONDS }))).status).toBe(200);
+	});
+
+	describe("JWKS fetches under concurrency", () => {
+		it("30 concurrent requests with random unknown kids against a slow JWKS: at most 1 fetch", async () => {
+			const fetches = slowJwks(250);
+			const env = { CLERK_JWKS_URL: url(uid("storm")) };
+			const tokens = await Promise.all(Array.from({ length: 30 }, () => signToken({ key: "attacker", kid: uid("kid") })));
+			const answers = await Promise.all(tokens.map((token) => callWithEnv(env, "GET", "/api/me", { token })));
+			for (const res of answers) expectInvalid(res);
+			expect(fetches()).toBeLessThanOrEqual(1);
+		});
+
+		it("once the cooldown has passed, 30 concurrent unknown kids start exactly one refetch", async () => {
+			const fetches = slowJwks(250);
+			const env = { CLERK_JWKS_URL: url(uid("storm-warm")) };
+			expect((await callWithEnv(env, "GET", "/api/me", { token: await signToken() })).status).toBe(200);
+			expect(fetches()).toBe(1);
+			vi.useFakeTimers({ toFake: ["Date"] });
+			vi.setSystemTime(Date.now() + JWKS_COOLDOWN_MS + 1_000);
+			try {
+				const tokens = await Promise.all(Array.from({ length: 30 }, () => signToken({ key: "attacker", kid: uid("kid") })));
+				const answers = await Promise.all(tokens.map((token) => callWithEnv(env, "GET", "/api/me", { token })));
+				for (const res of answers) expectInvalid(res);
+				expect(fetches()).toBe(2);
+				// The cooldown runs from when that refetch started: more unknown kids fetch nothing.
+				expectInvalid(await callWithEnv(env, "GET", "/api/me", { token: await signToken({ key: "attacker", kid: uid("kid") }) }));
+				expect(fetches()).toBe(2);
+			} finally {
+				vi.useRealTimers();
+			}
+		});
+
+		it("cold start: 20 concurrent first requests share one fetch and all succeed", async () => {
+			const fetches = slowJwks(250);
+			const env = { CLERK_JWKS_URL: url(uid("cold")) };
+			const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => signToken({ userId: `user_cold_${i}` })));
+			const answers = await Promise.all(tokens.map((token) => callWithEnv<Me>(env, "GET", "/api/me", { token })));
+			for (const res of answers) expect(res.status, res.text).toBe(200);
+			expect(fetches()).toBe(1);
+		});
+
+		it("another isolate's verifier takes the JWKS from the Cache API instead of fetching it", async () => {
+			const fetches = slowJwks(10);
+			const jwksUrl = url(uid("shared"));
+			const token = await signToken();
+			expect((await callWithEnv({ CLERK_JWKS_URL: jwksUrl }, "GET", "/api/me", { token })).status).toBe(200);
+			// Other authorized parties make another verifier: a fresh isolate-level JWKS state, same URL.
+			const fresh = { CLERK_JWKS_URL: jwksUrl, CLERK_AUTHORIZED_PARTIES: TEST_AZP };
+			expect((await callWithEnv(fresh, "GET", "/api/me", { token: await signToken({ key: "rs384" }) })).status).toBe(200);
+			expect(fetches()).toBe(1);
+		});
+
+		it("a JWKS endpoint that keeps failing is asked again only after a back-off, answering 503 meanwhile", async () => {
+			fetchSpy.mockRestore();
+			fetchSpy = vi.spyOn(globalThis, "fetch").mockResolvedValue(new Response("down", { status: 502 }));
+			const env = { CLERK_JWKS_URL: url(uid("down")) };
+			for (let i = 0; i < 5; i++) {
+				const res = await callWithEnv(env, "GET", "/api/me", { token: await signToken() });
+				expect(res.status, res.text).toBe(503);
+				expect(res.headers.get("retry-after")).toBe("5");
+			}
+			expect(fetchSpy).toHaveBeenCalledTimes(1);
+		});
+	});
+
+	describe("unusable keys", () => {
+		const pem = (der: ArrayBuffer) =>
+			`-----BEGIN PUBLIC KEY-----\n${btoa(String.fromCharCode(...new Uint8Array(der)))
+				.match(/.{1,64}/g)
+				?.join("\n")}\n-----END PUBLIC KEY-----`;
+
+		async function smallRsa() {
+			const pair = (await crypto.subtle.generateKey(
+				{ name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+				true,
+				["sign", "verify"],
+			)) as CryptoKeyPair;
+			const kid = uid("small");
+			const jwk = { ...((await crypto.subtle.exportKey("jwk", pair.publicKey)) as JWK), kid, alg: "RS256", use: "sig" };
+			const spki = (await crypto.subtle.exportKey("spki", pair.publicKey)) as ArrayBuffer;
+			// jose refuses to sign with a key under 2048 bits: sign by hand.
+			const enc = (v: unknown) => base64url.encode(JSON.stringify(v));
+			const input = `${enc({ alg: "RS256", typ: "JWT", kid })}.${enc({ sub: "user_small", iss: TEST_ISSUER, azp: TEST_AZP, iat: now(), exp: now() + 60 })}`;
+			const sig = await crypto.subtle.sign("RSASSA-PKCS1-v1_5", pair.privateKey, new TextEncoder().encode(input));
+			return { jwk, pem: pem(spki), token: `${input}.${base64url.encode(new Uint8Array(sig))}` };
+		}
+
+		it("a token signed with an RSA key under 2048 bits published in the JWKS is a 401, not a 503", async () => {
+			const small = await smallRsa();
+			fetchSpy.mockRestore();
+			fetchSpy = stubNetwork(vi, { jwks: () => ({ keys: [keys.primary.publicJwk, small.jwk] }) });
+			expectInvalid(await callWithEnv({ CLERK_JWKS_URL: url(uid("small")) }, "GET", "/api/me", { token: small.token }));
+		});
+
+		it.each([
+			["not a key at all", async () => "-----BEGIN PUBLIC KEY-----\nTm90IGEga2V5\n-----END PUBLIC KEY-----"],
+			[
+				"an EC key",
+				async () => {
+					const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+					return pem((await crypto.subtle.exportKey("spki", pair.publicKey)) as ArrayBuffer);
+				},
+			],
+			["an RSA key of 1024 bits", async () => (await smallRsa()).pem],
+		])("CLERK_JWT_KEY that is %s: 500 BAD_ENVIRONMENT naming CLERK_JWT_KEY", async (_name, make) => {
+			const res = await callWithEnv({ CLERK_JWT_KEY: await make(), CLERK_JWKS_URL: undefined }, "GET", "/api/me", {
+				token: await signToken(),
+			});
+			expect(res.status, res.text).toBe(500);
+			expect(res.json).toMatchObject({ code: "BAD_ENVIRONMENT", detail: expect.stringContaining("CLERK_JWT_KEY") });
+			expect(res.text).not.toContain("BEGIN PUBLIC KEY");
+			expect(fetchSpy).not.toHaveBeenCalled();
+		});
+	});
+
+	it("every 401 for a presented credential carries the same detail", async () => {
+		const small = await (async () => {
+			const pair = (await crypto.subtle.generateKey(
+				{ name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+				true,
+				["sign", "verify"],
+			)) as CryptoKeyPair;
+			return { ...((await crypto.subtle.exportKey("jwk", pair.publicKey)) as JWK), kid: "test-small", alg: "RS256" };
+		})();
+		const t = now();
+		const answers: TestResponse[] = [
+			await get("/api/me", undefined, { authorization: "Basic dXNlcjpwYXNz" }),
+			await get("/api/me", undefined, { authorization: "Bearer a b" }),
+			await get("/api/me", undefined, { cookie: "__session=not-a-jwt" }),
+			await get("/api/me", "x".repeat(9000)),
+			await get("/api/me", await signToken({ issuedAt: t - 120, expiresIn: 100 })),
+			await get("/api/me", await signToken({ key: "attacker", kid: keys.primary.kid })),
+			await get("/api/me", await signToken({ key: "attacker" })),
+			await get("/api/me", await signToken({ issuer: "https://evil.example" })),
+			await get("/api/me", await signToken({ azp: "https://evil.example" })),
+			await get("/api/me", await signToken({ expiresIn: MAX_TOKEN_LIFETIME_SECONDS + 60 })),
+			await get("/api/me", await signWithHeader({ typ: "at+jwt" })),
+		];
+		fetchSpy.mockRestore();
+		fetchSpy = stubNetwork(vi, { jwks: () => ({ keys: [keys.primary.publicJwk, small] }) });
+		const smallKeyToken = `${base64url.encode(JSON.stringify({ alg: "RS256", kid: "test-small" }))}.${base64url.encode(
+			JSON.stringify({ sub: "u", iss: TEST_ISSUER, exp: t + 60 }),
+		)}.${base64url.encode("sig")}`;
+		answers.push(await callWithEnv({ CLERK_JWKS_URL: url(uid("detail")) }, "GET", "/api/me", { token: smallKeyToken }));
+		for (const res of answers) expect(res.status, res.text).toBe(401);
+		expect(new Set(answers.map((res) => (res.json as { detail: string }).detail))).toEqual(new Set([GENERIC]));
 	});
 });

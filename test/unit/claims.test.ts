@@ -61,6 +61,11 @@ describe("claim normalisation", () => {
 		expect(a).toMatchObject({ orgId: "org_1", orgRole: "org:admin", orgPermissions: ["org:x:read"] });
 	});
 
+	it("keeps iat (for user-level revocation) and the sid", () => {
+		expect(normalizeClaims({ sub: "u", exp: 100, iat: 40, sid: "sess_1" })).toMatchObject({ issuedAt: 40, sessionId: "sess_1" });
+		expect(normalizeClaims({ sub: "u", exp: 100 })).not.toHaveProperty("issuedAt");
+	});
+
 	it("a pending session has no active organization", () => {
 		const c = normalizeClaims({ sub: "u", exp: 1, v: 2, sts: "pending", o: { id: "org_1", rol: "admin" } });
 		expect(c).toMatchObject({ orgId: null, orgRole: null, orgPermissions: [] });

@@ -123,3 +123,35 @@ export const invitations = sqliteTable(
 export type User = typeof users.$inferSelect;
 export type Organization = typeof organizations.$inferSelect;
 export type Membership = typeof memberships.$inferSelect;
+
+/**
+ * Clerk sessions ended, removed or revoked (session.* webhooks): a token carrying one of these `sid`s
+ * is refused. `revokedAt` is D1's own clock when the row was written: isolates read new rows with
+ * `revoked_at > last seen` (services/sessions.ts). Rows are kept until `expiresAt`, when every token
+ * issued before the revocation has expired (pruned as new revocations are written).
+ */
+export const revokedSessions = sqliteTable(
+	"revoked_sessions",
+	{
+		sid: text("sid").primaryKey(),
+		userId: text("user_id"),
+		revokedAt: integer("revoked_at").notNull(),
+		expiresAt: integer("expires_at").notNull(),
+	},
+	(t) => [index("revoked_sessions_revoked_at_idx").on(t.revokedAt), index("revoked_sessions_expires_at_idx").on(t.expiresAt)],
+);
+
+/**
+ * Users whose every session ended at once (user.deleted): tokens issued (`iat`) at or before
+ * `revokedBefore` (Clerk's clock, ms) are refused. `revokedAt` and `expiresAt` as in revoked_sessions.
+ */
+export const revokedUsers = sqliteTable(
+	"revoked_users",
+	{
+		userId: text("user_id").primaryKey(),
+		revokedBefore: integer("revoked_before").notNull(),
+		revokedAt: integer("revoked_at").notNull(),
+		expiresAt: integer("expires_at").notNull(),
+	},
+	(t) => [index("revoked_users_revoked_at_idx").on(t.revokedAt), index("revoked_users_expires_at_idx").on(t.expiresAt)],
+);

@@ -5,6 +5,7 @@ import { invitationPlanners } from "./invitations";
 import { membershipPlanners } from "./memberships";
 import { organizationPlanners } from "./organizations";
 import { rolePlanners } from "./roles";
+import { sessionPlanners } from "./sessions";
 import { type ClerkEvent, ignore, ms, type Planner, planOf } from "./shared";
 import { userPlanners } from "./users";
 
@@ -18,6 +19,8 @@ const PLANNERS = new Map<string, Planner>(
 		...membershipPlanners,
 		...invitationPlanners,
 		...rolePlanners,
+		// After userPlanners: its user.deleted also revokes the user's sessions.
+		...sessionPlanners,
 	}),
 );
 
