@@ -16,9 +16,11 @@ function rules(c: Context<AppEnv>, scope: Scope): { key: string; limit: number }
 	if (scope === "tenant") {
 		const { organization, limits } = c.get("access");
 		const userId = c.get("auth").userId;
+		// Narrowest bucket first: takeRateLimit takes them in this order and stops at the first refusal,
+		// so a member refused by their own bucket spends nothing of the tenant's.
 		return [
-			{ key: `org:${organization.id}`, limit: limits.requestsPerMinute },
 			{ key: `org:${organization.id}:user:${userId}`, limit: limits.userRequestsPerMinute },
+			{ key: `org:${organization.id}`, limit: limits.requestsPerMinute },
 		];
 	}
 	if (scope === "user") return [{ key: `user:${c.get("auth").userId}`, limit: USER_REQUESTS_PER_MINUTE }];
@@ -64,7 +66,15 @@ export async function takeRateLimit(c: Context<AppEnv>, scope: Scope): Promise<R
 
 	let decision: Decision;
 	try {
-		const ds = await Promise.all(rules(c, scope).map((r) => limiter.limit(r.key, { limit: r.limit, windowMs: MINUTE }, mode)));
+		// One bucket after the other, narrowest first, stopping at the first refusal: a request refused by
+		// the per-user bucket never takes a tenant token. (A request the tenant bucket refuses has spent
+		// its user token; that member was sending anyway, and a refund would cost another DO call.)
+		const ds: Decision[] = [];
+		for (const r of rules(c, scope)) {
+			const d = await limiter.limit(r.key, { limit: r.limit, windowMs: MINUTE }, mode);
+			ds.push(d);
+			if (!d.allowed) break;
+		}
 		decision = binding(ds);
 	} catch (err) {
 		const open = write ? config.RATE_LIMIT_FAIL_OPEN_WRITES : config.RATE_LIMIT_FAIL_OPEN_READS;

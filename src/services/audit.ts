@@ -1,6 +1,8 @@
-import { and, asc, eq, gt, gte, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { auditLogs } from "../db/schema";
+import { auditCheckpoints, auditLogs } from "../db/schema";
+import { ApiError } from "../errors";
+import { decodeCursor, encodeCursor } from "../lib/cursor";
 import { sha256Hex } from "../lib/crypto";
 import { newId } from "../lib/ids";
 import type { AuditMessage } from "../queue/tenant-events";
@@ -115,48 +117,163 @@ export async function appendAudit(db: Database, messages: AuditMessage[]): Promi
 	return failed;
 }
 
+/** Entries re-hashed per verification call (bounded work at any chain length), read this many per query. */
+export const VERIFY_MAX_ENTRIES = 1_000;
+const VERIFY_CHUNK = 250;
+
+type BreakReason = "hash mismatch" | "broken link" | "sequence gap";
+
 interface ChainReport {
 	intact: boolean;
+	/** Entries verified by this call. */
 	entries: number;
+	/** The chain's head as stored (null when there are no entries). */
 	headSeq: number | null;
 	headHash: string | null;
+	/** The last seq known intact after this call (0: nothing verified yet). */
+	checkedThrough: number;
+	/** Pass as ?cursor= to continue; null once the head was reached (or a break was found). */
+	nextCursor: string | null;
 	/** First entry that does not verify, and why. */
-	brokenAt?: { seq: number; reason: "hash mismatch" | "broken link" | "sequence gap" };
+	brokenAt?: { seq: number; reason: BreakReason };
 }
 
-/** Recomputes every hash of the organization's chain, in pages, and checks every link. */
-export async function verifyChain(db: Database, orgId: string): Promise<ChainReport> {
-	let prevHash = GENESIS_HASH;
-	let expectSeq = 1;
+/** A position in the chain: an entry's seq and its hash (seq 0: genesis). */
+interface Position {
+	seq: number;
+	hash: string;
+}
+
+const GENESIS: Position = { seq: 0, hash: GENESIS_HASH };
+
+const encodePosition = (p: Position) => encodeCursor({ k: p.seq, id: p.hash });
+
+function decodePosition(raw: string): Position {
+	const c = decodeCursor(raw);
+	if (!c || !Number.isSafeInteger(c.k) || c.k < 0 || !/^[0-9a-f]{64}$/.test(c.id)) {
+		throw new ApiError("VALIDATION_FAILED", "cursor is not valid", {
+			errors: [{ path: "cursor", message: "not a cursor returned by this API" }],
+		});
+	}
+	return { seq: c.k, hash: c.id };
+}
+
+/**
+ * Verifies the organization's hash chain a bounded slice at a time: at most VERIFY_MAX_ENTRIES entries
+ * read per call (in VERIFY_CHUNK reads), so a call costs at most 7 D1 statements (6 round trips) at any
+ * chain length.
+ *
+ * Where it starts: `cursor` (a previous call's nextCursor), else genesis when `full`, else the
+ * organization's checkpoint (the last entry verified intact; genesis when there is none). The start
+ * entry must still carry the hash the cursor or checkpoint recorded; each following entry must link to
+ * the previous hash, carry the next seq and hash to its stored hash.
+ *
+ * A break ends the call (nextCursor null). The checkpoint moves forward only over entries verified
+ * intact from a trusted anchor (genesis or the checkpoint itself; a cursor is the client's and anchors
+ * nothing until the run reaches the checkpoint's seq with the checkpoint's hash). A break at or before
+ * the checkpoint moves it back to the last entry verified intact from an anchor (or removes it), so
+ * later calls keep reporting the break; a forged cursor can cost re-verification work, never a false
+ * "intact" checkpoint.
+ * Tampering with entries before the checkpoint is found by a run from genesis: `?full=1`, then the
+ * nextCursor chain.
+ */
+export async function verifyChain(
+	db: Database,
+	orgId: string,
+	from: { cursor?: string; full?: boolean } = {},
+): Promise<ChainReport> {
+	const [checkpoints, heads] = await db.batch([
+		db.select().from(auditCheckpoints).where(eq(auditCheckpoints.organizationId, orgId)),
+		db
+			.select({ seq: auditLogs.seq, hash: auditLogs.hash })
+			.from(auditLogs)
+			.where(eq(auditLogs.organizationId, orgId))
+			.orderBy(desc(auditLogs.seq))
+			.limit(1),
+	]);
+	const checkpoint: Position | null = checkpoints[0] ? { seq: checkpoints[0].seq, hash: checkpoints[0].hash } : null;
+	const head = heads[0] ?? null;
+	const start = from.cursor ? decodePosition(from.cursor) : from.full ? GENESIS : (checkpoint ?? GENESIS);
+	const isCheckpoint = (p: Position) => checkpoint !== null && p.seq === checkpoint.seq && p.hash === checkpoint.hash;
+	// From here on, every verified entry is anchored to genesis or to the checkpoint.
+	let anchored = start.seq === 0 ? start.hash === GENESIS_HASH : isCheckpoint(start);
+
+	let last: Position = start;
 	let entries = 0;
-	let lastSeq = 0;
-	for (;;) {
+	let brokenAt: ChainReport["brokenAt"];
+	// The start entry itself is read again (seq >= start) to check it still carries the recorded hash.
+	let startChecked = start.seq === 0;
+	let after = startChecked ? 0 : start.seq - 1;
+	let budget = VERIFY_MAX_ENTRIES; // rows read, the start entry included
+	scan: while (budget > 0) {
+		const want = Math.min(VERIFY_CHUNK, budget);
 		const page = await db
 			.select()
 			.from(auditLogs)
-			.where(and(eq(auditLogs.organizationId, orgId), gt(auditLogs.seq, lastSeq)))
+			.where(and(eq(auditLogs.organizationId, orgId), gt(auditLogs.seq, after)))
 			.orderBy(asc(auditLogs.seq))
-			.limit(500);
+			.limit(want);
+		budget -= page.length;
+		if (page.length === 0 && !startChecked) brokenAt = { seq: start.seq, reason: "sequence gap" }; // gone, or never there
 		for (const row of page) {
+			after = row.seq;
 			const { hash, ...rest } = row;
-			const broken = (reason: NonNullable<ChainReport["brokenAt"]>["reason"]): ChainReport => ({
-				intact: false,
-				entries,
-				headSeq: lastSeq || null,
-				headHash: entries ? prevHash : null,
-				brokenAt: { seq: row.seq, reason },
-			});
-			if (row.seq !== expectSeq) return broken("sequence gap");
-			if (row.prevHash !== prevHash) return broken("broken link");
-			if ((await entryHash(rest)) !== hash) return broken("hash mismatch");
-			prevHash = hash;
-			expectSeq += 1;
+			if (!startChecked) {
+				startChecked = true;
+				if (row.seq !== start.seq || hash !== start.hash) {
+					brokenAt = { seq: start.seq, reason: row.seq !== start.seq ? "sequence gap" : "hash mismatch" };
+					break scan;
+				}
+				continue;
+			}
+			const reason: BreakReason | null =
+				row.seq !== last.seq + 1
+					? "sequence gap"
+					: row.prevHash !== last.hash
+						? "broken link"
+						: (await entryHash(rest)) !== hash
+							? "hash mismatch"
+							: checkpoint && anchored && row.seq === checkpoint.seq && hash !== checkpoint.hash
+								? "hash mismatch" // intact from an anchor, yet not what was verified before: rewritten since
+								: null;
+			if (reason) {
+				brokenAt = { seq: last.seq + 1, reason };
+				break scan;
+			}
+			last = { seq: row.seq, hash };
 			entries += 1;
-			lastSeq = row.seq;
+			if (isCheckpoint(last)) anchored = true;
 		}
-		if (page.length < 500) break;
+		if (page.length < want) break;
 	}
-	return { intact: true, entries, headSeq: entries ? lastSeq : null, headHash: entries ? prevHash : null };
+
+	const now = Date.now();
+	if (brokenAt && checkpoint && brokenAt.seq <= checkpoint.seq) {
+		// The checkpoint no longer holds: back to the last entry verified from an anchor, or gone.
+		const back = anchored && last.seq > 0 && last.seq < checkpoint.seq ? last : null;
+		await (back
+			? db
+					.update(auditCheckpoints)
+					.set({ seq: back.seq, hash: back.hash, verifiedAt: now })
+					.where(eq(auditCheckpoints.organizationId, orgId))
+			: db.delete(auditCheckpoints).where(eq(auditCheckpoints.organizationId, orgId)));
+	} else if (anchored && last.seq > (checkpoint?.seq ?? 0)) {
+		// Forward over what verified intact (up to the entry before a break found after the checkpoint).
+		await db
+			.insert(auditCheckpoints)
+			.values({ organizationId: orgId, seq: last.seq, hash: last.hash, verifiedAt: now })
+			.onConflictDoUpdate({ target: auditCheckpoints.organizationId, set: { seq: last.seq, hash: last.hash, verifiedAt: now } });
+	}
+	const reachedHead = head === null || last.seq >= head.seq;
+	return {
+		intact: !brokenAt,
+		entries,
+		headSeq: head?.seq ?? null,
+		headHash: head?.hash ?? null,
+		checkedThrough: last.seq,
+		nextCursor: brokenAt || reachedHead ? null : encodePosition(last),
+		...(brokenAt ? { brokenAt } : {}),
+	};
 }
 
 interface AuditFilter extends PageQuery {

@@ -3,6 +3,7 @@ import { Webhook } from "svix";
 import type { Database } from "../db/client";
 import { webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { newId } from "../lib/ids";
+import { dohResolver, type Resolver, refuseAddress, refuseResolvedHost } from "../lib/net-policy";
 import type { DeliverMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
 import { systemAudit } from "./events-bus";
 
@@ -33,10 +34,11 @@ export function newEndpointSecret(): string {
 }
 
 /**
- * Only http(s) URLs to public hosts: no credentials, no localhost or internal names, no IP literals in
- * loopback, private, link-local, CGNAT, multicast or reserved ranges (IPv4 and IPv6). Returns the reason
- * a URL is refused, or null. (Workers cannot resolve DNS here; a public name that resolves privately is
- * still unreachable from Cloudflare's network.)
+ * Only http(s) URLs to public hosts: no credentials, no localhost or internal names, and no IP literal
+ * in any IANA special-purpose block (RFC 6890 and updates, IPv4 and IPv6, including IPv4-mapped and
+ * IPv4-compatible IPv6 forms: refuseAddress). Returns the reason a URL is refused, or null. A name is
+ * resolved only at delivery time (attemptDelivery), since what it points at can change after
+ * registration.
  */
 export function refuseUrl(raw: string): string | null {
 	let url: URL;
@@ -47,36 +49,13 @@ export function refuseUrl(raw: string): string | null {
 	}
 	if (url.protocol !== "https:" && url.protocol !== "http:") return "only http and https URLs are allowed";
 	if (url.username || url.password) return "credentials in the URL are not allowed";
+	// The URL parser has already normalized IP literals (0x7f.1, 2130706433 -> 127.0.0.1; [::127.0.0.1] -> [::7f00:1]).
 	const host = url.hostname.toLowerCase().replace(/\.$/, "");
 	if (!host.includes(".") && !host.includes(":")) return "the host must be a public domain name";
 	if (/(^|\.)(localhost|local|internal|intranet|lan|home|corp|localdomain|test|invalid|example)$/.test(host)) {
 		return "the host is not public";
 	}
-	const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-	if (v4) {
-		const [a, b] = [Number(v4[1]), Number(v4[2])];
-		if (
-			a === 0 ||
-			a === 10 ||
-			a === 127 ||
-			(a === 100 && b >= 64 && b <= 127) ||
-			(a === 169 && b === 254) ||
-			(a === 172 && b >= 16 && b <= 31) ||
-			(a === 192 && b === 168) ||
-			(a === 192 && b === 0) ||
-			(a === 198 && (b === 18 || b === 19)) ||
-			a >= 224
-		) {
-			return "private or reserved IP addresses are not allowed";
-		}
-	}
-	if (host.startsWith("[")) {
-		const v6 = host.slice(1, -1);
-		if (v6 === "::" || v6 === "::1" || /^(fc|fd|fe8|fe9|fea|feb|ff)/.test(v6) || v6.startsWith("::ffff:")) {
-			return "private or reserved IP addresses are not allowed";
-		}
-	}
-	return null;
+	return refuseAddress(host);
 }
 
 /** Creates one pending delivery per enabled endpoint subscribed to the event; returns the messages to send. */
@@ -136,6 +115,33 @@ export async function fanOut(db: Database, event: WebhookEventMessage): Promise<
 	return rows.map((r) => ({ kind: "webhook.deliver", deliveryId: r.id, organizationId: r.organizationId }));
 }
 
+/**
+ * Why a delivery may not go to this URL now, and whether that is final: the URL rules (refuseUrl), then
+ * the name's current A/AAAA records over DNS-over-HTTPS (refuseResolvedHost). A URL the rules refuse or
+ * a name resolving to a special-purpose address (localtest.me, 127.0.0.1.nip.io -> 127.0.0.1) is final:
+ * retrying cannot help until the tenant changes it, and every retry would be another probe. A resolver
+ * failure or a name without addresses is an ordinary failed attempt (retried with backoff).
+ * The check narrows, but cannot close, DNS rebinding between this lookup and fetch's own; fetch from a
+ * Worker does not reach private networks in any case.
+ */
+async function refuseDestination(raw: string, resolve: Resolver): Promise<{ error: string; final: boolean } | null> {
+	const byRule = refuseUrl(raw);
+	if (byRule) return { error: `refused: ${byRule}`, final: true };
+	let transient = false;
+	const tracked: Resolver = async (host) => {
+		try {
+			const addresses = await resolve(host);
+			if (addresses.length === 0) transient = true;
+			return addresses;
+		} catch (err) {
+			transient = true;
+			throw err;
+		}
+	};
+	const byDns = await refuseResolvedHost(new URL(raw).hostname, tracked);
+	return byDns ? { error: `refused: ${byDns}`, final: !transient } : null;
+}
+
 interface AttemptResult {
 	/** Seconds to wait before the next attempt; absent when the delivery is finished. */
 	retryInSeconds?: number;
@@ -147,10 +153,17 @@ interface AttemptResult {
 /**
  * One delivery attempt, signed per Standard Webhooks (webhook-id = the event id, webhook-timestamp,
  * webhook-signature = v1,<base64 HMAC-SHA256 of "id.timestamp.body">). 2xx succeeds and resets the
- * endpoint's failure count; anything else is retried with backoff up to MAX_ATTEMPTS, and an endpoint
- * failing DISABLE_AFTER_FAILURES times in a row is disabled.
+ * endpoint's failure count; anything else (3xx included: redirects are not followed) is retried with
+ * backoff up to MAX_ATTEMPTS, and an endpoint failing DISABLE_AFTER_FAILURES times in a row is disabled.
+ * Before sending, the destination is checked (refuseDestination): a refusal is recorded as the attempt's
+ * lastError, counts as a failed attempt, and ends the delivery `failed` at once when it is final.
  */
-export async function attemptDelivery(db: Database, deliveryId: string, organizationId: string): Promise<AttemptResult> {
+export async function attemptDelivery(
+	db: Database,
+	deliveryId: string,
+	organizationId: string,
+	resolve: Resolver = dohResolver(),
+): Promise<AttemptResult> {
 	const [row] = await db
 		.select({ delivery: webhookDeliveries, endpoint: webhookEndpoints })
 		.from(webhookDeliveries)
@@ -169,7 +182,8 @@ export async function attemptDelivery(db: Database, deliveryId: string, organiza
 	}
 
 	let statusCode: number | null = null;
-	let error: string | null = refuseUrl(endpoint.url);
+	const refused = await refuseDestination(endpoint.url, resolve);
+	let error: string | null = refused?.error ?? null;
 	if (!error) {
 		const signature = new Webhook(endpoint.secret).sign(delivery.eventId, new Date(now), delivery.payload);
 		try {
@@ -188,7 +202,8 @@ export async function attemptDelivery(db: Database, deliveryId: string, organiza
 			});
 			statusCode = res.status;
 			await res.body?.cancel();
-			if (!res.ok) error = `HTTP ${res.status}`;
+			if (res.status >= 300 && res.status < 400) error = `HTTP ${res.status} (redirects are not followed)`;
+			else if (!res.ok) error = `HTTP ${res.status}`;
 		} catch (err) {
 			error = err instanceof Error ? err.message.slice(0, 200) : "request failed";
 		}
@@ -232,7 +247,7 @@ export async function attemptDelivery(db: Database, deliveryId: string, organiza
 			);
 		}
 	}
-	const final = disabled || attempts >= MAX_ATTEMPTS;
+	const final = disabled || attempts >= MAX_ATTEMPTS || refused?.final === true;
 	const retryInSeconds = final ? undefined : deliveryBackoffSeconds(attempts);
 	await db
 		.update(webhookDeliveries)

@@ -22,7 +22,8 @@ export interface NetworkOptions {
  */
 export function stubNetwork(vi: typeof Vi, o: NetworkOptions = {}): MockInstance<typeof fetch> {
 	const serve = o.jwks ?? (() => jwks("primary", "rs384"));
-	const routes = o.routes ?? {};
+	// DNS-over-HTTPS answers for the fake receiver by default; a test's fakeDns(...) route replaces it.
+	const routes = { ...fakeDns(), ...o.routes };
 	return vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
 		const req = new Request(input as RequestInfo, init);
 		if (req.url.startsWith(TEST_ISSUER) && req.url.includes("jwks")) {
@@ -102,4 +103,28 @@ export function fakeReceiver(prefix = "https://hooks.tenant.example.com/") {
 		},
 	};
 	return { state, routes };
+}
+
+/** What the default DNS stub resolves: the fake receiver's host, to a public address. */
+const DEFAULT_DNS: Record<string, string> = { "hooks.tenant.example.com": "93.184.216.34" };
+
+/**
+ * 1.1.1.1's DNS-over-HTTPS JSON API (`?name=&type=A|AAAA`, recorded answer shape): `names` (plus the
+ * defaults) answer with their address as an A or AAAA record; other names answer NXDOMAIN.
+ */
+export function fakeDns(names: Record<string, string> = {}): Record<string, Handler> {
+	const table: Record<string, string> = { ...DEFAULT_DNS, ...names };
+	return {
+		"https://cloudflare-dns.com/dns-query": (req) => {
+			const q = new URL(req.url).searchParams;
+			const name = (q.get("name") ?? "").replace(/\.$/, "");
+			const type = q.get("type") === "AAAA" ? 28 : 1;
+			const address = table[name];
+			const Answer = address && address.includes(":") === (type === 28) ? [{ name, type, TTL: 300, data: address }] : [];
+			return Response.json(
+				{ Status: address ? 0 : 3, TC: false, RD: true, RA: true, AD: false, CD: false, Question: [{ name, type }], Answer },
+				{ headers: { "content-type": "application/dns-json" } },
+			);
+		},
+	};
 }

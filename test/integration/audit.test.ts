@@ -1,5 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { createDb } from "../../src/db/client";
+import { appendAudit, VERIFY_MAX_ENTRIES } from "../../src/services/audit";
 import { systemAudit } from "../../src/services/events-bus";
 import { envelope, membershipData } from "../helpers/clerk";
 import { uid } from "../helpers/factories";
@@ -109,13 +111,102 @@ describe("audit log", () => {
 			await env.DB.prepare("UPDATE audit_logs SET action = 'step.harmless' WHERE organization_id = ? AND seq = 3")
 				.bind(t.orgId)
 				.run();
-			const report = (await call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify`, { token: t.admin.token })).json;
-			expect(report).toMatchObject({ intact: false, brokenAt: { seq: 3, reason: "hash mismatch" } });
+			const verify = async (q = "") =>
+				(await call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify${q}`, { token: t.admin.token })).json;
+			// Entry 3 is before the checkpoint (5): a default call does not re-hash it…
+			expect(await verify()).toMatchObject({ intact: true, entries: 0, checkedThrough: 5, nextCursor: null });
+			// …a run from genesis does, and moves the checkpoint back to the last intact entry…
+			expect(await verify("?full=1")).toMatchObject({
+				intact: false,
+				entries: 2,
+				checkedThrough: 2,
+				nextCursor: null,
+				headSeq: 5,
+				brokenAt: { seq: 3, reason: "hash mismatch" },
+			});
+			// …so every later call reports the break again.
+			expect(await verify()).toMatchObject({ intact: false, entries: 0, checkedThrough: 2, brokenAt: { seq: 3 } });
 		} finally {
 			await env.DB.exec(
 				"CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;",
 			);
 		}
+	});
+
+	it("verify is bounded per call: a long chain takes several calls along nextCursor, then resumes from the checkpoint", async () => {
+		const t = await seedTenant();
+		const db = createDb(env.DB);
+		const entries = (n: number, from: number) =>
+			Array.from({ length: n }, (_, i) =>
+				systemAudit({ organizationId: t.orgId, action: `bulk.${from + i}`, occurredAt: 1_700_000_000_000 + from + i }),
+			);
+		const length = 2 * VERIFY_MAX_ENTRIES + 300;
+		expect(await appendAudit(db, entries(length, 0))).toEqual(new Set());
+
+		const prepare = vi.spyOn(env.DB, "prepare");
+		const batch = vi.spyOn(env.DB, "batch");
+		const verify = async (q = "") => {
+			prepare.mockClear();
+			batch.mockClear();
+			const res = await callWithEnv({}, "GET", `/api/orgs/${t.orgId}/audit-logs/verify${q}`, { token: t.admin.token });
+			expect(res.status, res.text).toBe(200);
+			// Bounded D1 work per call whatever the chain length: the verification's own statements (checkpoint
+			// and head in one batch, at most 4 chunk reads, the checkpoint write), besides the tenant lookups.
+			const audit = prepare.mock.calls.filter(([q]) => /audit_(logs|checkpoints)/.test(q));
+			expect(audit.length).toBeLessThanOrEqual(7);
+			expect(prepare.mock.calls.length).toBeLessThanOrEqual(12);
+			expect(batch.mock.calls.length).toBeLessThanOrEqual(2);
+			return res.json as Verify;
+		};
+		const first = await verify();
+		expect(first).toMatchObject({ intact: true, entries: VERIFY_MAX_ENTRIES, checkedThrough: VERIFY_MAX_ENTRIES, headSeq: length });
+		expect(first.nextCursor).toEqual(expect.any(String));
+		const reports = [first];
+		while (reports.at(-1)!.nextCursor) reports.push(await verify(`?cursor=${reports.at(-1)!.nextCursor}`));
+		expect(reports.length).toBe(3);
+		expect(reports.every((r) => r.intact && r.entries <= VERIFY_MAX_ENTRIES)).toBe(true);
+		expect(reports.at(-1)).toMatchObject({ checkedThrough: length, nextCursor: null });
+		const head = reports.at(-1)!.headHash;
+		const { results } = await env.DB.prepare("SELECT hash FROM audit_logs WHERE organization_id = ? AND seq = ?")
+			.bind(t.orgId, length)
+			.all<{ hash: string }>();
+		expect(head).toBe(results[0]!.hash);
+
+		// The checkpoint is at the head: the next call re-hashes nothing, and new entries only are checked.
+		expect(await verify()).toMatchObject({ intact: true, entries: 0, checkedThrough: length, nextCursor: null });
+		expect(await appendAudit(db, entries(5, length))).toEqual(new Set());
+		expect(await verify()).toMatchObject({ intact: true, entries: 5, checkedThrough: length + 5, headSeq: length + 5 });
+	});
+
+	it("a cursor is the client's: a forged one is reported, anchors nothing, and a malformed one answers 400", async () => {
+		const t = await seedTenant();
+		await deliverTenant(
+			Array.from({ length: 5 }, (_, i) =>
+				systemAudit({ organizationId: t.orgId, action: `c.${i}`, occurredAt: 1_700_000_000_000 + i }),
+			),
+		);
+		const verify = (q: string) => call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify${q}`, { token: t.admin.token });
+		const forged = btoa(JSON.stringify([2, "f".repeat(64)])).replaceAll("=", "");
+		expect((await verify(`?cursor=${forged}`)).json).toMatchObject({
+			intact: false,
+			brokenAt: { seq: 2, reason: "hash mismatch" },
+		});
+		expect((await verify("?cursor=not-a-cursor")).status).toBe(400);
+		// No checkpoint came of it: the default call starts at genesis.
+		expect((await verify("")).json).toMatchObject({ intact: true, entries: 5, checkedThrough: 5, nextCursor: null });
+	});
+
+	it("the OpenAPI document shows the verify cursor, full and the report's new fields", async () => {
+		type Doc = {
+			paths: Record<string, { get: { parameters: { name: string; in: string }[] } }>;
+			components: { schemas: Record<string, { required?: string[] }> };
+		};
+		const doc = (await call<Doc>("GET", "/api/openapi.json")).json;
+		const op = doc.paths["/api/orgs/{orgId}/audit-logs/verify"]!.get;
+		expect(op.parameters.filter((p) => p.in === "query").map((p) => p.name)).toEqual(["cursor", "full"]);
+		const report = doc.components.schemas.AuditChainReport!;
+		const fields = ["intact", "entries", "headSeq", "headHash", "checkedThrough", "nextCursor"];
+		expect(report.required).toEqual(expect.arrayContaining(fields));
 	});
 
 	it("membership changes from Clerk and order status changes are audited; there are no routes to change entries", async () => {

@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 import { tenantEvent } from "../../src/services/events-bus";
 import { DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, refuseUrl } from "../../src/services/outgoing-webhooks";
 import { uid } from "../helpers/factories";
-import { fakeReceiver, stubNetwork } from "../helpers/network";
+import { fakeDns, fakeReceiver, type Handler, stubNetwork } from "../helpers/network";
 import { type Body, call, type Problem } from "../helpers/request";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
@@ -56,6 +56,17 @@ describe("endpoint registration", () => {
 		"https://user:pass@hooks.example.com/x",
 		"https://service.internal/x",
 		"https://intranet/x",
+		// The rest of RFC 6890's special-purpose table, and IPv6 literals that carry an IPv4 address.
+		"http://198.51.100.7/x",
+		"https://203.0.113.10:8443/hook",
+		"http://192.0.2.1/x",
+		"http://100.64.0.1/x",
+		"http://0x7f.1/x",
+		"http://[::127.0.0.1]/",
+		"http://[::ffff:169.254.169.254]/",
+		"http://[::ffff:a9fe:a9fe]/latest",
+		"http://[64:ff9b::a9fe:a9fe]/",
+		"http://[2001:db8::1]/",
 	])("refuses %s", async (url) => {
 		const t = await proTenant();
 		const res = await call<Problem>("POST", t.base, { token: t.token, body: { url, eventTypes: ["*"] } });
@@ -65,7 +76,8 @@ describe("endpoint registration", () => {
 
 	it("accepts public https and http hosts", () => {
 		expect(refuseUrl("https://hooks.tenant.example.com/in")).toBeNull();
-		expect(refuseUrl("http://203.0.113.10:8443/hook")).toBeNull();
+		expect(refuseUrl("http://93.184.216.34:8443/hook")).toBeNull();
+		expect(refuseUrl("https://[2606:4700:4700::1111]/hook")).toBeNull();
 	});
 
 	it("the free plan answers 402; members without org:webhooks:manage get 403", async () => {
@@ -181,5 +193,108 @@ describe("delivery", () => {
 		const replayed = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0];
 		expect(replayed).toMatchObject({ id: replay.json.deliveryId, eventId: log.eventId, status: "succeeded" });
 		expect(receiver.state.received.at(-1)!.headers.get("webhook-id")).toBe(log.eventId);
+	});
+});
+
+describe("delivery-time destination checks", () => {
+	/** Registers an endpoint for `url` (a name: accepted, checked when delivering) and delivers one event. */
+	async function deliverTo(url: string, attempts = 1) {
+		const t = await proTenant();
+		const res = await call<Body<"POST /api/orgs/:orgId/webhooks">>("POST", t.base, {
+			token: t.token,
+			body: { url, eventTypes: ["*"] },
+		});
+		expect(res.status, res.text).toBe(201);
+		const sent = captureTenantEvents(vi);
+		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
+		const msg = sent.find((m) => m.kind === "webhook.deliver")!;
+		const run = await deliverTenant([msg], { attempts });
+		const [log] = (await call<Deliveries>("GET", `${t.base}/${res.json.id}/deliveries`, { token: t.token })).json.data;
+		return { run, log: log!, t, endpointId: res.json.id };
+	}
+
+	it.each([
+		["https://localtest.me/hook", "127.0.0.1"],
+		["http://127.0.0.1.nip.io/hook", "127.0.0.1"],
+		["https://metadata.tenant-hooks.com/hook", "169.254.169.254"],
+		["https://v6.tenant-hooks.com/hook", "fd00::1"],
+	])("%s resolves (DNS-over-HTTPS) to %s: not sent, refusal logged, not retried", async (url, address) => {
+		const hits: string[] = [];
+		const record: Handler = (req) => {
+			hits.push(req.url);
+			return new Response("ok");
+		};
+		const spy = stubNetwork(vi, {
+			routes: {
+				...fakeDns({
+					"localtest.me": "127.0.0.1",
+					"127.0.0.1.nip.io": "127.0.0.1",
+					"metadata.tenant-hooks.com": "169.254.169.254",
+					"v6.tenant-hooks.com": "fd00::1",
+				}),
+				"https://localtest.me/": record,
+				"http://127.0.0.1.nip.io/": record,
+				"https://metadata.tenant-hooks.com/": record,
+				"https://v6.tenant-hooks.com/": record,
+			},
+		});
+		const { run, log } = await deliverTo(url);
+		expect(hits).toEqual([]);
+		// Resolved through 1.1.1.1's JSON API, A and AAAA.
+		const dns = spy.mock.calls
+			.map(([input, init]) => new Request(input as RequestInfo, init))
+			.filter((r) => r.url.startsWith("https://cloudflare-dns.com/dns-query"));
+		expect(dns.map((r) => new URL(r.url).searchParams.get("type")).sort()).toEqual(["A", "AAAA"]);
+		expect(dns[0]!.headers.get("accept")).toBe("application/dns-json");
+		expect(log).toMatchObject({ status: "failed", attempts: 1, lastStatusCode: null });
+		expect(log.lastError).toContain(`resolves to ${address}`);
+		// Final: acked, no retry scheduled.
+		expect(run.delays[run.ids[0]!]).toBeUndefined();
+		expect(run.explicitAcks).toHaveLength(1);
+	});
+
+	it("a resolver failure is an ordinary failed attempt (retried with backoff), never a send", async () => {
+		const hits: string[] = [];
+		stubNetwork(vi, {
+			routes: {
+				"https://cloudflare-dns.com/dns-query": () => new Response("unavailable", { status: 503 }),
+				"https://hooks.tenant.example.com/": (req) => {
+					hits.push(req.url);
+					return new Response("ok");
+				},
+			},
+		});
+		const { run, log } = await deliverTo("https://hooks.tenant.example.com/in");
+		expect(hits).toEqual([]);
+		expect(log).toMatchObject({ status: "retrying", attempts: 1 });
+		expect(log.lastError).toContain("could not resolve hooks.tenant.example.com");
+		expect(run.delays[run.ids[0]!]).toBe(5);
+	});
+
+	it("a 3xx is a failed attempt: the redirect is not followed", async () => {
+		const metadata: string[] = [];
+		const modes: string[] = [];
+		stubNetwork(vi, {
+			routes: {
+				"https://hooks.tenant.example.com/": (req) => {
+					modes.push(req.redirect);
+					return new Response(null, { status: 302, headers: { location: "http://169.254.169.254/latest/meta-data/" } });
+				},
+				"http://169.254.169.254/": (req) => {
+					metadata.push(req.url);
+					return new Response("secret");
+				},
+			},
+		});
+		const { run, log } = await deliverTo("https://hooks.tenant.example.com/in");
+		expect(modes).toEqual(["manual"]);
+		expect(metadata).toEqual([]);
+		expect(log).toMatchObject({
+			status: "retrying",
+			attempts: 1,
+			lastStatusCode: 302,
+			lastError: "HTTP 302 (redirects are not followed)",
+		});
+		expect(run.delays[run.ids[0]!]).toBe(5);
 	});
 });

@@ -98,6 +98,22 @@ describe("strict mode", () => {
 		expect((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", `/api/orgs/${t.orgId}`, { token: b })).status).toBe(200);
 	});
 
+	it.each(["strict", "lease"] as const)(
+		"%s: a member refused by their own bucket spends nothing of the tenant's; the others keep their share",
+		async (mode) => {
+			const t = await seedTenant({ limits: { rateLimitPerMinute: 30, userRateLimitPerMinute: 10 }, members: ADMINS });
+			const get = (token: string) => callWithEnv({ RATE_LIMIT_MODE: mode }, "GET", `/api/orgs/${t.orgId}`, { token });
+			const a: number[] = [];
+			for (let i = 0; i < 40; i++) a.push((await get(t.a.token)).status);
+			expect(a.filter((s) => s === 200)).toHaveLength(10);
+			expect(a.filter((s) => s === 429)).toHaveLength(30);
+			// Member a's 30 refusals cost the tenant nothing: 20 of its 30 tokens are left for b.
+			const b: number[] = [];
+			for (let i = 0; i < 10; i++) b.push((await get(t.b.token)).status);
+			expect(b).toEqual(Array(10).fill(200));
+		},
+	);
+
 	it("limits come from the plan unless the organization overrides them", async () => {
 		const free = await seedTenant({ plan: "free", members: ADMINS });
 		const pro = await seedTenant({ plan: "pro", members: ADMINS });

@@ -37,3 +37,15 @@ export const auditLogs = sqliteTable(
 		index("audit_logs_org_time_idx").on(t.organizationId, t.occurredAt),
 	],
 );
+
+/**
+ * Per organization, the last audit entry verified intact and its hash: GET …/audit-logs/verify
+ * continues from here. It moves forward only over entries verified from genesis or from itself, and
+ * back when a later verification finds a break at or before it.
+ */
+export const auditCheckpoints = sqliteTable("audit_checkpoints", {
+	organizationId: text("organization_id").primaryKey(),
+	seq: integer("seq").notNull(),
+	hash: text("hash").notNull(),
+	verifiedAt: integer("verified_at").notNull(),
+});

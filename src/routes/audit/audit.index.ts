@@ -29,4 +29,8 @@ export const auditRouter = createRouter()
 			200,
 		);
 	})
-	.openapi(routes.verifyAuditLogs, async (c) => c.json(await verifyChain(c.get("db"), c.get("access").organization.id), 200));
+	.openapi(routes.verifyAuditLogs, async (c) => {
+		const { cursor, full } = c.req.valid("query");
+		const orgId = c.get("access").organization.id;
+		return c.json(await verifyChain(c.get("db"), orgId, { cursor, full: full === "1" || full === "true" }), 200);
+	});

@@ -56,19 +56,41 @@ export const verifyAuditLogs = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/audit-logs/verify",
 	tags: ["audit"],
-	summary: "Recompute the hash chain and report whether it is intact (org:admin)",
+	summary: "Verify the hash chain, a bounded slice per call, from the last verified checkpoint (org:admin)",
+	description:
+		"Re-hashes at most 1,000 entries per call, starting after the organization's last verified checkpoint " +
+		"(or from `cursor`, or from genesis with `full=1`), and moves the checkpoint forward over what verified. " +
+		"While `nextCursor` is not null, pass it as `cursor` to continue. Entries before the checkpoint are not " +
+		"re-hashed unless asked: `full=1` (then the cursors) re-verifies the whole chain, which is how tampering " +
+		"with older entries is found; a break at or before the checkpoint moves the checkpoint back.",
 	security: [{ bearer: [] }],
 	middleware,
-	request: { params: OrgIdParam },
+	request: {
+		params: OrgIdParam,
+		query: z.object({
+			cursor: z.string().max(512).optional().openapi({ description: "nextCursor of the previous call: continue from there" }),
+			full: z
+				.enum(["1", "true", "0", "false"])
+				.optional()
+				.openapi({ description: "1: start from genesis instead of the checkpoint (ignored with a cursor)" }),
+		}),
+	},
 	responses: {
 		200: jsonContent(
 			z
 				.object({
-					intact: z.boolean(),
-					entries: z.number().int(),
-					headSeq: z.number().int().nullable(),
+					intact: z.boolean().openapi({ description: "No break found in what this call verified" }),
+					entries: z.number().int().openapi({ description: "Entries verified by this call" }),
+					headSeq: z.number().int().nullable().openapi({ description: "The chain's last entry (null: no entries)" }),
 					headHash: z.string().nullable(),
-					brokenAt: z.object({ seq: z.number().int(), reason: z.string() }).optional(),
+					checkedThrough: z
+						.number()
+						.int()
+						.openapi({ description: "Last seq known intact after this call (verified now, or the checkpoint); 0: none" }),
+					nextCursor: z.string().nullable().openapi({ description: "Continue with ?cursor=; null once the head is reached" }),
+					brokenAt: z
+						.object({ seq: z.number().int(), reason: z.enum(["hash mismatch", "broken link", "sequence gap"]) })
+						.optional(),
 				})
 				.openapi("AuditChainReport"),
 			"Chain report",
