@@ -316,7 +316,7 @@ function invitationView(i: ClerkInvitation): Invitation {
 async function recordInvitation(db: Database, orgId: string, i: Invitation): Promise<void> {
 	await db.run(sql`
 		INSERT INTO invitations (id, organization_id, email, role, status, source_updated_at, created_at, updated_at)
-		VALUES (${i.id}, ${orgId}, ${i.emailAddress}, ${i.role}, ${i.status}, ${i.updatedAt}, ${i.createdAt}, ${Date.now()})
+		VALUES (${i.id}, ${orgId}, ${i.emailAddress}, ${i.role}, ${i.status}, ${i.updatedAt}, ${i.createdAt}, ${i.updatedAt})
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, role = excluded.role,
 			source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
 		WHERE excluded.source_updated_at >= invitations.source_updated_at`);
