@@ -410,6 +410,20 @@ describe("seats", () => {
 		for (const u of o.users.slice(4)) expect((await get(o.base, u.token)).status).toBe(200);
 	});
 
+	it("the OpenAPI document lists the new routes and the seat 402 on tenant routes", async () => {
+		const doc = await get<{ paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }>("/api/openapi.json");
+		expect(Object.keys(doc.json.paths)).toEqual(
+			expect.arrayContaining([
+				"/api/me/organizations",
+				"/api/orgs/{orgId}/invitations",
+				"/api/orgs/{orgId}/invitations/{invitationId}",
+				"/api/orgs/{orgId}/members/{userId}",
+			]),
+		);
+		expect(Object.keys(doc.json.paths["/api/orgs/{orgId}/members/{userId}"] ?? {}).sort()).toEqual(["delete", "patch"]);
+		expect(doc.json.paths["/api/orgs/{orgId}"]?.get?.responses).toHaveProperty("402");
+	});
+
 	it("the same 7 members are all served on pro", async () => {
 		const o = await orgWith(7, "pro");
 		for (const u of o.users) expect((await get(o.base, u.token)).status).toBe(200);
