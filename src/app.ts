@@ -7,6 +7,7 @@ import { billingRouter } from "./routes/billing/billing.index";
 import { endpointsRouter } from "./routes/endpoints/endpoints.index";
 import { healthRouter } from "./routes/health/health.index";
 import { meRouter } from "./routes/me/me.index";
+import { myOrgsRouter } from "./routes/my-orgs/my-orgs.index";
 import { orgsRouter } from "./routes/orgs/orgs.index";
 import { paymentsRouter } from "./routes/payments/payments.index";
 import { storeRouter } from "./routes/store/store.index";
@@ -44,6 +45,7 @@ export function createApp() {
 	const routes = app
 		.route("/", healthRouter)
 		.route("/", meRouter)
+		.route("/", myOrgsRouter)
 		.route("/", orgsRouter)
 		.route("/", webhooksRouter)
 		.route("/", adminRouter)

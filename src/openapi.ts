@@ -32,6 +32,7 @@ export const authErrors = {
 
 export const orgErrors = {
 	...authErrors,
+	402: problem("The caller's seat is beyond the plan's seats (admins first, then by join order)"),
 	403: problem("Not a member, or missing permission/role"),
 	404: problem("Unknown organization"),
 } as const;

@@ -3,6 +3,7 @@ import { requireAuth } from "./auth";
 import { requireOrgMember } from "./authorize";
 import { meter } from "./meter";
 import { rateLimit } from "./rate-limit";
+import { requireSeat } from "./seats";
 
 /**
  * The chain every /api/orgs/:orgId route starts with: session token, membership, tenant and per-user
@@ -10,5 +11,5 @@ import { rateLimit } from "./rate-limit";
  * @example middleware: tenantMiddleware(requirePermission("org:members:read"))
  */
 export function tenantMiddleware(...guards: MiddlewareHandler[]): MiddlewareHandler[] {
-	return [requireAuth(), requireOrgMember(), rateLimit("tenant"), meter(), ...guards];
+	return [requireAuth(), requireOrgMember(), requireSeat(), rateLimit("tenant"), meter(), ...guards];
 }

@@ -1,10 +1,27 @@
-import { and, asc, count, eq, isNull, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, isNull, sql } from "drizzle-orm";
+import { normalizeRoleKey } from "../auth/claims";
 import type { Database } from "../db/client";
 import { keysetAfter } from "../db/keyset";
-import { invitations, memberships, users } from "../db/schema";
+import { invitations, memberships, organizations, users } from "../db/schema";
+import type { Env } from "../env";
+import { ApiError } from "../errors";
 import { decodeCursor, page } from "../lib/cursor";
+import { TtlCache } from "../lib/ttl-cache";
+import { invalidateAccess } from "./access";
+import {
+	type ClerkInvitation,
+	type ClerkMembership,
+	createOrganizationInvitation,
+	deleteOrganizationMembership,
+	revokeOrganizationInvitation,
+	updateOrganizationMembership,
+} from "./clerk-api";
+import { cheapestPlanWith, cheapestPlanWithSeats, limitsFor, PLANS, planOf } from "./plans";
 
-/** Reads over the organizations, memberships and invitations mirrored from Clerk. */
+/**
+ * Reads over the organizations, memberships and invitations mirrored from Clerk, and the member and
+ * invitation changes made through Clerk's Backend API (Clerk stays the source of truth; see clerk-api.ts).
+ */
 
 interface Member {
 	id: string;
@@ -86,4 +103,390 @@ export async function activeOrgIdsOf(db: Database, userId: string): Promise<stri
 		.from(memberships)
 		.where(and(eq(memberships.userId, userId), isNull(memberships.deletedAt)));
 	return rows.map((r) => r.organizationId);
+}
+
+const ADMIN = "org:admin";
+
+// ---------------------------------------------------------------------------------------------------
+// The caller's organizations
+
+interface MyOrganization {
+	id: string;
+	slug: string | null;
+	name: string | null;
+	role: string;
+}
+
+/**
+ * Every organization the user is an active member of (not deleted), with their role there, in the
+ * order they joined, keyset-paginated on the membership's (createdAt, id).
+ */
+export async function listMyOrganizations(
+	db: Database,
+	userId: string,
+	q: { cursor?: string; limit: number },
+): Promise<{ data: MyOrganization[]; nextCursor: string | null }> {
+	const rows = await db
+		.select({
+			id: organizations.id,
+			slug: organizations.slug,
+			name: organizations.name,
+			role: memberships.role,
+			joinedAt: memberships.createdAt,
+			membershipId: memberships.id,
+		})
+		.from(memberships)
+		.innerJoin(organizations, eq(organizations.id, memberships.organizationId))
+		.where(
+			and(
+				eq(memberships.userId, userId),
+				isNull(memberships.deletedAt),
+				isNull(organizations.deletedAt),
+				keysetAfter(memberships.createdAt, memberships.id, decodeCursor(q.cursor), "asc"),
+			),
+		)
+		.orderBy(asc(memberships.createdAt), asc(memberships.id))
+		.limit(q.limit + 1);
+	const p = page(rows, q.limit, (r) => ({ k: r.joinedAt, id: r.membershipId }));
+	return { data: p.data.map((r) => ({ id: r.id, slug: r.slug, name: r.name, role: r.role })), nextCursor: p.nextCursor };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Seats
+
+/**
+ * Seats: the plan's seats (free 5, pro 50, enterprise 1,000) or the organization's seat_limit override
+ * hold its active members plus its pending invitations.
+ * - Inviting past the seats is refused with 402 naming the cheapest plan that has enough (assertSeatFree).
+ * - Members past the seats (added in Clerk directly, or left over after a downgrade) are not served:
+ *   members take seats admins first, then in the order they joined (membership createdAt, then id); a
+ *   member whose place is beyond the seats gets 402 on every tenant route (seatStanding, checked by
+ *   middleware/seats.ts). Admins come first so someone can always remove members or upgrade.
+ *   Pending invitations do not take a served place: a member who joined is served before an invitee.
+ */
+interface SeatUsage {
+	plan: string;
+	seats: number;
+	members: number;
+	pendingInvitations: number;
+}
+
+const activeMember = (orgId: string) =>
+	sql`FROM memberships m JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
+		WHERE m.organization_id = ${orgId} AND m.deleted_at IS NULL`;
+
+export async function seatUsage(db: Database, orgId: string): Promise<SeatUsage> {
+	const row = await db.get<{ plan: string | null; seatLimit: number | null; members: number; pending: number }>(sql`
+		SELECT o.plan AS plan, o.seat_limit AS seatLimit,
+			(SELECT count(*) ${activeMember(orgId)}) AS members,
+			(SELECT count(*) FROM invitations i WHERE i.organization_id = ${orgId} AND i.status = 'pending') AS pending
+		FROM organizations o WHERE o.id = ${orgId}`);
+	return {
+		plan: planOf(row?.plan),
+		seats: limitsFor(row?.plan, { seatLimit: row?.seatLimit }).seats,
+		members: row?.members ?? 0,
+		pendingInvitations: row?.pending ?? 0,
+	};
+}
+
+/** What to tell an organization that needs `needed` seats. */
+function upgradeHint(plan: string, needed: number): string {
+	const better = cheapestPlanWithSeats(needed);
+	return better && better !== plan
+		? `upgrade to ${better} (${PLANS[better].limits.seats} seats)`
+		: "contact support to raise the organization's seat limit";
+}
+
+/** 402 unless one more seat is free (members + pending invitations < seats). */
+async function assertSeatFree(db: Database, orgId: string): Promise<void> {
+	const u = await seatUsage(db, orgId);
+	const used = u.members + u.pendingInvitations;
+	if (used + 1 > u.seats) {
+		throw new ApiError(
+			"PAYMENT_REQUIRED",
+			`the ${u.plan} plan has ${u.seats} seats and all are taken (${u.members} members, ${u.pendingInvitations} pending invitations); ${upgradeHint(u.plan, used + 1)}`,
+		);
+	}
+}
+
+export interface SeatStanding {
+	served: boolean;
+	/** 1-based place of the member in seat order. */
+	place: number;
+	members: number;
+	seats: number;
+	plan: string;
+}
+
+const SEAT_CACHE_TTL_MS = 5_000;
+// Per (org, user) in this isolate, like the access cache; changes made here forget the organization.
+const seatCache = new TtlCache<string, SeatStanding>(10_000);
+
+function forgetSeats(orgId: string): void {
+	seatCache.deleteWhere((k) => k.startsWith(`${orgId}|`));
+}
+
+/** The member's place in seat order and whether it is within the seats; served when not a D1 member. */
+export async function seatStanding(db: Database, orgId: string, userId: string): Promise<SeatStanding> {
+	const key = `${orgId}|${userId}`;
+	const hit = seatCache.get(key);
+	if (hit) return hit;
+	const row = await db.get<{ plan: string | null; seatLimit: number | null; members: number; ahead: number }>(sql`
+		SELECT o.plan AS plan, o.seat_limit AS seatLimit,
+			(SELECT count(*) ${activeMember(orgId)}) AS members,
+			(SELECT count(*) ${activeMember(orgId)} AND (
+				(m.role = ${ADMIN}) > (me.role = ${ADMIN})
+				OR ((m.role = ${ADMIN}) = (me.role = ${ADMIN}) AND (m.created_at, m.id) < (me.created_at, me.id)))) AS ahead
+		FROM organizations o
+		JOIN memberships me ON me.organization_id = o.id AND me.user_id = ${userId} AND me.deleted_at IS NULL
+		WHERE o.id = ${orgId}`);
+	const seats = limitsFor(row?.plan, { seatLimit: row?.seatLimit }).seats;
+	const standing: SeatStanding = row
+		? { served: row.ahead < seats, place: row.ahead + 1, members: row.members, seats, plan: planOf(row.plan) }
+		: { served: true, place: 0, members: 0, seats, plan: planOf(null) };
+	seatCache.set(key, standing, SEAT_CACHE_TTL_MS);
+	return standing;
+}
+
+/** The 402 for a member past the seats. */
+export function seatRefusal(s: SeatStanding): ApiError {
+	return new ApiError(
+		"PAYMENT_REQUIRED",
+		`this organization has ${s.members} members but the ${s.plan} plan has ${s.seats} seats; members beyond the seats are not served (admins first, then in the order they joined): an admin can remove members or ${upgradeHint(s.plan, s.members)}`,
+	);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Roles
+
+/** The role key to assign: 400 when no such role exists here, 402 for a custom role the plan lacks. */
+async function assignableRole(db: Database, orgId: string, plan: string, role: string): Promise<string> {
+	const key = normalizeRoleKey(role);
+	const row = await db.get<{ isSystem: number }>(sql`
+		SELECT is_system AS isSystem FROM roles
+		WHERE key = ${key} AND (organization_id IS NULL OR organization_id = ${orgId}) AND deleted_at IS NULL
+		ORDER BY is_system DESC LIMIT 1`);
+	if (!row) {
+		throw new ApiError("VALIDATION_FAILED", `role ${key} does not exist`, {
+			errors: [{ path: "role", message: "unknown role" }],
+		});
+	}
+	const p = planOf(plan);
+	if (!row.isSystem && !PLANS[p].features.custom_roles) {
+		throw new ApiError(
+			"PAYMENT_REQUIRED",
+			`custom roles are not in the ${p} plan; upgrade to ${cheapestPlanWith("custom_roles")}`,
+		);
+	}
+	return key;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Invitations
+
+export interface Invitation {
+	id: string;
+	emailAddress: string;
+	role: string;
+	status: string;
+	createdAt: number;
+	updatedAt: number;
+}
+
+/** Clerk sends ms; tolerate seconds. */
+const ms = (v: number | null | undefined, fallback: number) =>
+	typeof v === "number" && Number.isFinite(v) ? (v < 1e12 ? v * 1000 : v) : fallback;
+
+function invitationView(i: ClerkInvitation): Invitation {
+	const now = Date.now();
+	return {
+		id: i.id,
+		emailAddress: i.email_address,
+		role: normalizeRoleKey(i.role),
+		status: i.status,
+		createdAt: ms(i.created_at, now),
+		updatedAt: ms(i.updated_at, now),
+	};
+}
+
+/**
+ * Clerk's answer recorded in the mirror right away (seat counting must see a new invitation before its
+ * webhook arrives), ordered by Clerk's updated_at exactly like the organizationInvitation.* sync.
+ */
+async function recordInvitation(db: Database, orgId: string, i: Invitation): Promise<void> {
+	await db.run(sql`
+		INSERT INTO invitations (id, organization_id, email, role, status, source_updated_at, created_at, updated_at)
+		VALUES (${i.id}, ${orgId}, ${i.emailAddress}, ${i.role}, ${i.status}, ${i.updatedAt}, ${i.createdAt}, ${i.updatedAt})
+		ON CONFLICT (id) DO UPDATE SET status = excluded.status, role = excluded.role,
+			source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
+		WHERE excluded.source_updated_at >= invitations.source_updated_at`);
+	forgetSeats(orgId);
+}
+
+/**
+ * The organization's invitations from D1 (kept by the organizationInvitation.* sync and by the changes
+ * made here), newest first, optionally one status, keyset-paginated on (createdAt, id).
+ */
+export async function listInvitations(
+	db: Database,
+	orgId: string,
+	q: { cursor?: string; limit: number; status?: string },
+): Promise<{ data: Invitation[]; nextCursor: string | null }> {
+	const rows = await db
+		.select({
+			id: invitations.id,
+			emailAddress: invitations.email,
+			role: invitations.role,
+			status: invitations.status,
+			createdAt: invitations.createdAt,
+			updatedAt: invitations.updatedAt,
+		})
+		.from(invitations)
+		.where(
+			and(
+				eq(invitations.organizationId, orgId),
+				isNull(invitations.deletedAt),
+				q.status ? eq(invitations.status, q.status) : undefined,
+				keysetAfter(invitations.createdAt, invitations.id, decodeCursor(q.cursor), "desc"),
+			),
+		)
+		.orderBy(desc(invitations.createdAt), desc(invitations.id))
+		.limit(q.limit + 1);
+	return page(rows, q.limit, (r) => ({ k: r.createdAt, id: r.id }));
+}
+
+/** Who makes a change: Clerk accepts an inviter/requesting user only when they are an admin there. */
+export interface Caller {
+	userId: string;
+	role: string;
+	plan: string;
+}
+
+/** Invites someone through Clerk (createOrganizationInvitation) after the role and seat checks. */
+export async function inviteMember(
+	db: Database,
+	env: Env,
+	orgId: string,
+	caller: Caller,
+	input: { emailAddress: string; role: string },
+): Promise<Invitation> {
+	const role = await assignableRole(db, orgId, caller.plan, input.role);
+	await assertSeatFree(db, orgId);
+	const created = invitationView(
+		await createOrganizationInvitation(env, orgId, {
+			emailAddress: input.emailAddress,
+			role,
+			inviterUserId: caller.role === ADMIN ? caller.userId : null,
+		}),
+	);
+	await recordInvitation(db, orgId, created);
+	return created;
+}
+
+/**
+ * Revokes a pending invitation through Clerk. The invitation must be this organization's in D1 (404
+ * otherwise, also for another organization's id); Clerk refuses one that is no longer pending.
+ */
+export async function revokeInvitation(
+	db: Database,
+	env: Env,
+	orgId: string,
+	invitationId: string,
+	caller: Caller,
+): Promise<{ before: Invitation; after: Invitation }> {
+	const [row] = await db
+		.select()
+		.from(invitations)
+		.where(and(eq(invitations.id, invitationId), eq(invitations.organizationId, orgId), isNull(invitations.deletedAt)));
+	if (!row) throw new ApiError("NOT_FOUND", "invitation not found");
+	if (row.status !== "pending") throw new ApiError("CONFLICT", `the invitation is ${row.status}, not pending`);
+	const before: Invitation = {
+		id: row.id,
+		emailAddress: row.email,
+		role: row.role,
+		status: row.status,
+		createdAt: row.createdAt,
+		updatedAt: row.updatedAt,
+	};
+	const after = invitationView(
+		await revokeOrganizationInvitation(env, orgId, invitationId, caller.role === ADMIN ? caller.userId : null),
+	);
+	await recordInvitation(db, orgId, after);
+	return { before, after };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Members
+
+/** An active member (active user) of the organization with the number of active admins; 404 when not one. */
+async function memberAndAdmins(db: Database, orgId: string, userId: string): Promise<{ role: string; admins: number }> {
+	const row = await db.get<{ role: string; admins: number }>(sql`
+		SELECT m.role AS role,
+			(SELECT count(*) ${activeMember(orgId)} AND m.role = ${ADMIN}) AS admins
+		FROM memberships m JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
+		WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL`);
+	if (!row) throw new ApiError("NOT_FOUND", "member not found");
+	return row;
+}
+
+function assertNotLastAdmin(current: { role: string; admins: number }, what: string): void {
+	if (current.role === ADMIN && current.admins <= 1) {
+		throw new ApiError("CONFLICT", `cannot ${what} the organization's last admin: make another member an admin first`);
+	}
+}
+
+function memberView(m: ClerkMembership, fallbackUserId: string) {
+	const u = m.public_user_data ?? ({} as ClerkMembership["public_user_data"]);
+	return {
+		id: m.id,
+		userId: u.user_id ?? fallbackUserId,
+		role: normalizeRoleKey(m.role),
+		email: u.identifier ?? null,
+		firstName: u.first_name ?? null,
+		lastName: u.last_name ?? null,
+		createdAt: ms(m.created_at, Date.now()),
+	};
+}
+export type ChangedMember = ReturnType<typeof memberView>;
+
+/** Clerk's answer in the mirror right away, ordered by Clerk's updated_at like the membership sync. */
+async function recordMembership(db: Database, orgId: string, userId: string, m: ClerkMembership, deleted: boolean) {
+	const ts = ms(m.updated_at, Date.now());
+	await db.run(sql`
+		UPDATE memberships SET role = ${normalizeRoleKey(m.role)}, source_updated_at = ${ts}, updated_at = ${Date.now()},
+			deleted_at = ${deleted ? ts : null}
+		WHERE organization_id = ${orgId} AND user_id = ${userId} AND deleted_at IS NULL AND source_updated_at <= ${ts}`);
+	invalidateAccess(orgId, userId);
+	forgetSeats(orgId);
+}
+
+/** Changes a member's role through Clerk; 409 when that would leave the organization without an admin. */
+export async function changeMemberRole(
+	db: Database,
+	env: Env,
+	orgId: string,
+	userId: string,
+	caller: Caller,
+	role: string,
+): Promise<{ before: string; member: ChangedMember }> {
+	const next = await assignableRole(db, orgId, caller.plan, role);
+	const current = await memberAndAdmins(db, orgId, userId);
+	if (next !== ADMIN) assertNotLastAdmin(current, "demote");
+	const updated = await updateOrganizationMembership(env, orgId, userId, next);
+	await recordMembership(db, orgId, userId, updated, false);
+	return { before: current.role, member: memberView(updated, userId) };
+}
+
+/** Removes a member through Clerk; 409 for the organization's last admin. */
+export async function removeMember(
+	db: Database,
+	env: Env,
+	orgId: string,
+	userId: string,
+): Promise<{ before: string; member: ChangedMember }> {
+	const current = await memberAndAdmins(db, orgId, userId);
+	assertNotLastAdmin(current, "remove");
+	const removed = await deleteOrganizationMembership(env, orgId, userId);
+	await recordMembership(db, orgId, userId, removed, true);
+	return { before: current.role, member: memberView(removed, userId) };
 }

@@ -79,11 +79,17 @@ export function isLiveSubscription(status: string | null | undefined): boolean {
 
 export function limitsFor(
 	plan: string | null | undefined,
-	overrides: { rateLimitPerMinute?: number | null; userRateLimitPerMinute?: number | null; monthlyQuota?: number | null } = {},
+	overrides: {
+		rateLimitPerMinute?: number | null;
+		userRateLimitPerMinute?: number | null;
+		monthlyQuota?: number | null;
+		seatLimit?: number | null;
+	} = {},
 ): PlanLimits {
 	const base = PLANS[planOf(plan)].limits;
 	return {
 		...base,
+		seats: overrides.seatLimit ?? base.seats,
 		monthlyApiQuota: overrides.monthlyQuota ?? base.monthlyApiQuota,
 		requestsPerMinute: overrides.rateLimitPerMinute ?? base.requestsPerMinute,
 		userRequestsPerMinute: overrides.userRateLimitPerMinute ?? base.userRequestsPerMinute,
@@ -93,6 +99,14 @@ export function limitsFor(
 /** The cheapest plan that has a feature, for the 402 message. */
 export function cheapestPlanWith(feature: Feature): PlanId {
 	return PLAN_IDS.find((p) => PLANS[p].features[feature]) ?? "enterprise";
+}
+
+/**
+ * The cheapest plan with at least `seats` seats, for the 402 message; null when no plan has that many
+ * (an operator override is the only way past enterprise).
+ */
+export function cheapestPlanWithSeats(seats: number): PlanId | null {
+	return PLAN_IDS.find((p) => PLANS[p].limits.seats >= seats) ?? null;
 }
 
 /** Budget per client IP for unauthenticated public routes (health, provider webhooks). */

@@ -7,6 +7,8 @@ export const TEST_OPERATOR = "user_operator";
 
 export const TEST_RAZORPAY = { keyId: "rzp_test_key", keySecret: "rzp_test_secret", webhookSecret: "rzp_webhook_secret" };
 export const TEST_STRIPE = { secretKey: "sk_test_123", webhookSecret: "whsec_stripe_test_secret" };
+/** Clerk Backend API key; tests stub https://api.clerk.com/ (test/helpers/clerk-api.ts). */
+export const TEST_CLERK_SECRET_KEY = "sk_test_clerk_backend";
 
 export const TEST_VARS = {
 	RAZORPAY_KEY_ID: TEST_RAZORPAY.keyId,
@@ -18,6 +20,7 @@ export const TEST_VARS = {
 	CLERK_JWKS_URL: TEST_JWKS_URL,
 	CLERK_AUTHORIZED_PARTIES: `${TEST_AZP},https://admin.test.example`,
 	CLERK_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+	CLERK_SECRET_KEY: TEST_CLERK_SECRET_KEY,
 	OPERATOR_USER_IDS: TEST_OPERATOR,
 	// Tests that inject failures would print expected errors; a failing test can flip this to "debug".
 	LOG_LEVEL: "silent",

@@ -16,6 +16,10 @@ interface Ids {
 	orderId: string;
 	endpointId: string;
 	deliveryId: string;
+	/** A member of the tenant (members/:userId). */
+	userId: string;
+	/** A pending invitation of the tenant. */
+	invitationId: string;
 }
 
 // The admin's token also claims the organization as active with the admin role: the strongest
@@ -71,6 +75,12 @@ async function tenantWithData(): Promise<Seeded> {
 		.bind(t.orgId, endpoint.id)
 		.first<{ id: string }>();
 	if (!delivery) throw new Error("seeding failed: no delivery");
+	const invitationId = uid("orginv");
+	await env.DB.prepare(
+		"INSERT INTO invitations (id, organization_id, email, role, status, source_updated_at, created_at, updated_at) VALUES (?, ?, ?, 'org:member', 'pending', 1, 0, 0)",
+	)
+		.bind(invitationId, t.orgId, `${secret.toLowerCase()}@example.com`)
+		.run();
 	vi.restoreAllMocks();
 	return {
 		...t,
@@ -81,6 +91,8 @@ async function tenantWithData(): Promise<Seeded> {
 		orderId: ord.id,
 		endpointId: endpoint.id,
 		deliveryId: delivery.id,
+		userId: t.member.id,
+		invitationId,
 	};
 }
 
@@ -108,6 +120,8 @@ const BODIES: Record<string, unknown> = {
 	},
 	"POST /api/orgs/:orgId/webhooks": { url: "https://hooks.tenant.example.com/pwned", eventTypes: ["*"] },
 	"PATCH /api/orgs/:orgId/webhooks/:endpointId": { status: "disabled" },
+	"POST /api/orgs/:orgId/invitations": { emailAddress: "pwned@example.com", role: "org:admin" },
+	"PATCH /api/orgs/:orgId/members/:userId": { role: "org:admin" },
 };
 
 // Every tenant-scoped route, from the app itself: a new route is covered without editing this file.
@@ -165,6 +179,8 @@ async function snapshotB() {
 			await q("SELECT id, url, status, version FROM webhook_endpoints WHERE organization_id = ? ORDER BY id")
 		).results,
 		deliveries: (await q("SELECT id, status, attempts FROM webhook_deliveries WHERE organization_id = ? ORDER BY id")).results,
+		memberships: (await q("SELECT user_id, role, deleted_at FROM memberships WHERE organization_id = ? ORDER BY id")).results,
+		invitations: (await q("SELECT id, status FROM invitations WHERE organization_id = ? ORDER BY id")).results,
 	};
 }
 
@@ -231,7 +247,20 @@ describe("the battery", () => {
 	it("covers every tenant route: the store, members, events, billing, audit, usage and webhooks", () => {
 		expect(routes.length).toBeGreaterThanOrEqual(35);
 		const paths = routes.map((r) => r.path);
-		for (const p of ["/products", "/orders", "/categories", "/members", "/events", "/billing", "/audit-logs", "/usage", "/webhooks"]) {
+		for (const p of [
+			"/products",
+			"/orders",
+			"/categories",
+			"/members",
+			"/members/:userId",
+			"/invitations",
+			"/invitations/:invitationId",
+			"/events",
+			"/billing",
+			"/audit-logs",
+			"/usage",
+			"/webhooks",
+		]) {
 			expect(paths.some((x) => x.includes(p)), p).toBe(true);
 		}
 	});

@@ -42,6 +42,8 @@ export const organizations = sqliteTable(
 		/** Per-organization override of the plan's monthly API quota; null = plan default. */
 		monthlyQuota: integer("monthly_quota"),
 		userRateLimitPerMinute: integer("user_rate_limit_per_minute"),
+		/** Per-organization override of the plan's seats (members + pending invitations); null = plan default. */
+		seatLimit: integer("seat_limit"),
 		...mirrored,
 	},
 	(t) => [index("organizations_slug_idx").on(t.slug)],

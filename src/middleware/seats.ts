@@ -1,0 +1,15 @@
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../env";
+import { seatRefusal, seatStanding } from "../services/identity";
+
+/**
+ * 402 problem+json for a member whose place in seat order is beyond the plan's seats (admins first,
+ * then in the order they joined; see services/identity.ts "Seats"). Use after requireOrgMember.
+ */
+export function requireSeat() {
+	return createMiddleware<AppEnv>(async (c, next) => {
+		const standing = await seatStanding(c.get("db"), c.get("access").organization.id, c.get("auth").userId);
+		if (!standing.served) throw seatRefusal(standing);
+		await next();
+	});
+}
