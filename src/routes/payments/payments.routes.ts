@@ -38,10 +38,32 @@ const CreatePaymentOrder = z.strictObject({
 	notes: z.record(z.string().max(40), z.string().max(256)).optional(),
 });
 
-const VerifyPayment = z.strictObject({
+const VerifyPaymentFields = z.strictObject({
 	razorpay_order_id: z.string().min(1).max(64),
 	razorpay_payment_id: z.string().min(1).max(64),
 	razorpay_signature: z.string().min(1).max(256),
+});
+
+// Deprecated: clients of the earlier Spring system send the same three fields in camelCase.
+const CAMEL_TO_SNAKE: Record<string, string> = {
+	razorpayOrderId: "razorpay_order_id",
+	razorpayPaymentId: "razorpay_payment_id",
+	razorpaySignature: "razorpay_signature",
+};
+
+/** A camelCase body (any of the three camelCase names, none of the snake_case ones) in Checkout's names. */
+function fromCamelCase(v: unknown): unknown {
+	if (typeof v !== "object" || v === null || Array.isArray(v)) return v;
+	const keys = Object.keys(v);
+	if (!keys.some((k) => k in CAMEL_TO_SNAKE) || keys.some((k) => k.startsWith("razorpay_"))) return v;
+	return Object.fromEntries(Object.entries(v).map(([k, x]) => [CAMEL_TO_SNAKE[k] ?? k, x]));
+}
+
+/** Checkout's snake_case fields, or (deprecated) the same fields in camelCase; handlers see snake_case. */
+const VerifyPayment = z.preprocess(fromCamelCase, VerifyPaymentFields).openapi({
+	description:
+		"Checkout's `razorpay_order_id`, `razorpay_payment_id`, `razorpay_signature`. Deprecated: the same fields in camelCase " +
+		"(`razorpayOrderId`, `razorpayPaymentId`, `razorpaySignature`) are accepted for clients of the earlier system.",
 });
 
 export const createOrder = createRoute({

@@ -1,0 +1,29 @@
+import { createRoute } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import { deprecated } from "./deprecated";
+import { adminData } from "../orgs/orgs.routes";
+import { createOrder } from "../payments/payments.routes";
+
+// Deprecated aliases for clients of the earlier Spring system: the current route's auth, guards,
+// body and answers, plus `Deprecation` and a `Link` to the successor.
+
+export const legacyAdminData = createRoute({
+	...adminData,
+	path: "/api/org/{orgId}/admin-data",
+	tags: ["legacy"],
+	summary: "Deprecated alias of GET /api/orgs/{orgId}/admin-data",
+	deprecated: true,
+	middleware: [
+		deprecated((c) => `/api/orgs/${encodeURIComponent(c.req.param("orgId") ?? "")}/admin-data`),
+		...(adminData.middleware as MiddlewareHandler[]),
+	],
+});
+
+export const legacyCreateOrder = createRoute({
+	...createOrder,
+	path: "/api/payments/create-order",
+	tags: ["legacy"],
+	summary: "Deprecated alias of POST /api/payments/orders",
+	deprecated: true,
+	middleware: [deprecated(() => "/api/payments/orders"), ...(createOrder.middleware as MiddlewareHandler[])],
+});
