@@ -77,7 +77,7 @@ const webhookSecret = secret.pipe(z.string().startsWith("whsec_", "must start wi
 const publishableKey = optionalString.transform((v, ctx) => {
 	if (v === undefined) return undefined;
 	const m = /^pk_(?:test|live)_([A-Za-z0-9+/=_-]+)$/.exec(v);
-	let host = "";
+	let host: string;
 	try {
 		host = m ? atob((m[1] as string).replaceAll("-", "+").replaceAll("_", "/")) : "";
 	} catch {

@@ -22,11 +22,10 @@ const problem = (description: string) => ({
  * JSON on a route that takes JSON answers 415. Part of commonErrors; the document adds 415 to every
  * operation with a JSON request body (see withHttpErrors).
  */
-export const httpErrors = {
+const httpErrors = {
 	405: problem("Method not allowed on this path (the Allow header lists the methods it serves)"),
 } as const;
 
-const unsupportedMediaType = problem("Unsupported media type: send the body as application/json");
 
 /** Error responses every route can produce, spread into each createRoute's responses. */
 export const commonErrors = {
@@ -36,8 +35,10 @@ export const commonErrors = {
 	500: problem("Internal error"),
 } as const;
 
-/** For routes that take a JSON body: commonErrors plus 415. */
-export const jsonBodyErrors = { 415: unsupportedMediaType } as const;
+/** For routes that take a JSON body, next to commonErrors: 415. */
+export const jsonBodyErrors = {
+	415: problem("Unsupported media type: send the body as application/json"),
+} as const;
 
 interface DocOperation {
 	requestBody?: { content?: Record<string, unknown> };
@@ -55,7 +56,7 @@ export function withHttpErrors<D extends { paths?: unknown }>(doc: D): D {
 			if (typeof op !== "object" || op === null || !op.responses) continue;
 			op.responses["405"] ??= httpErrors[405];
 			const media = Object.keys(op.requestBody?.content ?? {});
-			if (media.some((m) => /json/i.test(m))) op.responses["415"] ??= unsupportedMediaType;
+			if (media.some((m) => /json/i.test(m))) op.responses["415"] ??= jsonBodyErrors[415];
 		}
 	}
 	return doc;

@@ -1,8 +1,9 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { deprecated } from "./deprecated";
+import { jsonBodyErrors } from "../../openapi";
 import { adminData } from "../orgs/orgs.routes";
 import { createOrder } from "../payments/payments.routes";
+import { deprecated } from "./deprecated";
 
 // Deprecated aliases for clients of the earlier Spring system: the current route's auth, guards,
 // body and answers, plus `Deprecation` and a `Link` to the successor.
@@ -26,4 +27,5 @@ export const legacyCreateOrder = createRoute({
 	summary: "Deprecated alias of POST /api/payments/orders",
 	deprecated: true,
 	middleware: [deprecated(() => "/api/payments/orders"), ...(createOrder.middleware as MiddlewareHandler[])],
+	responses: { ...createOrder.responses, ...jsonBodyErrors },
 });
