@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { AppEnv } from "./env";
-import { createRouter, jsonBodiesOnly, jsonBodyLimit, notFoundOr405, onError } from "./lib/create-app";
+import { createRouter, jsonBodyLimit, notFoundOr405, onError } from "./lib/create-app";
 import { init, securityHeaders } from "./middleware/init";
 import { withHttpErrors } from "./openapi";
 import { adminRouter } from "./routes/admin/admin.index";
@@ -23,11 +23,8 @@ export function createApp() {
 	app.use("*", securityHeaders());
 	app.use("*", init());
 	app.use("/api/*", allowedOriginsCors);
-	// A JSON route sent another media type answers 415 before any other work.
-	app.use(
-		"/api/*",
-		jsonBodiesOnly(() => app.openAPIRegistry.definitions),
-	);
+	// A JSON route sent another media type answers 415: @hono/zod-openapi's media-type gate (HTTPException
+	// 415 -> UNSUPPORTED_MEDIA_TYPE in onError); withHttpErrors documents it.
 	// JSON bodies of the API are small; webhook routes apply their own cap to the raw body.
 	app.use("/api/orgs/*", jsonBodyLimit);
 	app.use("/api/payments/*", jsonBodyLimit);

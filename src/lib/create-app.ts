@@ -1,7 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "../env";
 import { EnvError } from "../env";
@@ -99,42 +98,6 @@ export function notFoundOr405(routes: () => readonly RouteEntry[]): NotFoundHand
 		if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });
 		return problem(c, "METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${c.req.path}`, { Allow: allow });
 	};
-}
-
-const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
-
-/** The documented routes as the OpenAPI registry holds them. */
-interface RouteDefinition {
-	type: string;
-	route?: { method: string; path: string; request?: { body?: { content?: Record<string, unknown> } } };
-}
-
-/**
- * 415 problem+json when a request to a route that takes a JSON body (per its OpenAPI definition)
- * carries a body that is not JSON. Bodyless requests pass (the route's own validation decides).
- * @example app.use("/api/*", jsonBodiesOnly(() => app.openAPIRegistry.definitions))
- */
-export function jsonBodiesOnly(definitions: () => readonly RouteDefinition[]) {
-	const table = lazyTable(() =>
-		definitions().flatMap((d) => {
-			const media = Object.keys(d.route?.request?.body?.content ?? {});
-			if (!d.route || media.length === 0 || !media.every((m) => JSON_MEDIA.test(m))) return [];
-			return [{ method: d.route.method.toUpperCase(), pattern: pathPattern(d.route.path) }];
-		}),
-	);
-	return createMiddleware<AppEnv>(async (c, next) => {
-		const method = c.req.method;
-		if (method !== "GET" && method !== "HEAD" && method !== "OPTIONS") {
-			const contentType = c.req.header("content-type");
-			const length = c.req.header("content-length");
-			const hasBody = contentType !== undefined || (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
-			const mediaType = (contentType ?? "").split(";")[0]?.trim() ?? "";
-			if (hasBody && !JSON_MEDIA.test(mediaType) && table().some((r) => r.method === method && r.pattern.test(c.req.path))) {
-				throw new ApiError("UNSUPPORTED_MEDIA_TYPE", "this route takes a JSON body: send Content-Type: application/json");
-			}
-		}
-		await next();
-	});
 }
 
 /** ApiError -> its problem; EnvError -> 500 BAD_ENVIRONMENT naming the variables; anything else -> logged 500. */
