@@ -1,11 +1,15 @@
+import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
-import { createRouter, jsonBodyLimit, notFound, onError } from "./lib/create-app";
-import { init } from "./middleware/init";
+import type { AppEnv } from "./env";
+import { createRouter, jsonBodyLimit, notFoundOr405, onError } from "./lib/create-app";
+import { init, securityHeaders } from "./middleware/init";
+import { withHttpErrors } from "./openapi";
 import { adminRouter } from "./routes/admin/admin.index";
 import { auditRouter } from "./routes/audit/audit.index";
 import { billingRouter } from "./routes/billing/billing.index";
 import { endpointsRouter } from "./routes/endpoints/endpoints.index";
 import { healthRouter } from "./routes/health/health.index";
+import { legacyRouter } from "./routes/legacy/legacy.index";
 import { meRouter } from "./routes/me/me.index";
 import { myOrgsRouter } from "./routes/my-orgs/my-orgs.index";
 import { orgsRouter } from "./routes/orgs/orgs.index";
@@ -17,27 +21,11 @@ import { webhooksRouter } from "./routes/webhooks/webhooks.index";
 /** The whole API: shared middleware, every router, the OpenAPI document and the error/404 handlers. */
 export function createApp() {
 	const app = createRouter();
+	app.use("*", securityHeaders());
 	app.use("*", init());
-	// Browsers: only the frontends allowed as token audiences (CLERK_AUTHORIZED_PARTIES) get CORS.
-	app.use(
-		"/api/*",
-		cors({
-			origin: (origin, c) => (c.get("config").CLERK_AUTHORIZED_PARTIES.includes(origin) ? origin : null),
-			credentials: true,
-			allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id"],
-			allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-			exposeHeaders: [
-				"X-Request-Id",
-				"ETag",
-				"Retry-After",
-				"RateLimit-Limit",
-				"RateLimit-Remaining",
-				"RateLimit-Reset",
-				"Idempotent-Replayed",
-			],
-			maxAge: 600,
-		}),
-	);
+	app.use("/api/*", allowedOriginsCors);
+	// A JSON route sent another media type answers 415: @hono/zod-openapi's media-type gate (HTTPException
+	// 415 -> UNSUPPORTED_MEDIA_TYPE in onError); withHttpErrors documents it.
 	// JSON bodies of the API are small; webhook routes apply their own cap to the raw body.
 	app.use("/api/orgs/*", jsonBodyLimit);
 	app.use("/api/payments/*", jsonBodyLimit);
@@ -54,28 +42,68 @@ export function createApp() {
 		.route("/", billingRouter)
 		.route("/", auditRouter)
 		.route("/", endpointsRouter)
-		.route("/", usageRouter);
+		.route("/", usageRouter)
+		.route("/", legacyRouter);
 
-	app.doc31("/api/openapi.json", {
-		openapi: "3.1.0",
-		info: {
-			title: "Edge tenant backend",
-			version: "0.1.0",
-			description: "Multi-tenant SaaS API on Cloudflare Workers; Clerk session tokens, problem+json errors.",
-		},
-	});
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",
 		scheme: "bearer",
 		bearerFormat: "JWT",
 	});
+	app.get("/api/openapi.json", (c) =>
+		c.json(
+			withHttpErrors(
+				app.getOpenAPI31Document({
+					openapi: "3.1.0",
+					info: {
+						title: "Edge tenant backend",
+						version: "0.1.0",
+						description: "Multi-tenant SaaS API on Cloudflare Workers; Clerk session tokens, problem+json errors.",
+					},
+				}),
+			),
+		),
+	);
 	app.get("/docs", (c) => c.html(DOCS_HTML));
 
-	app.notFound(notFound);
+	app.notFound(notFoundOr405(() => app.routes));
 	app.onError(onError);
 
 	return routes;
 }
+
+const cors_ = cors({
+	origin: (origin) => origin,
+	credentials: true,
+	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id"],
+	allowMethods: ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+	exposeHeaders: [
+		"X-Request-Id",
+		"ETag",
+		"Retry-After",
+		"RateLimit-Limit",
+		"RateLimit-Remaining",
+		"RateLimit-Reset",
+		"Idempotent-Replayed",
+		"Deprecation",
+		"Link",
+		"x-d1-bookmark",
+	],
+	maxAge: 600,
+});
+
+/**
+ * Browsers: only the frontends allowed as token audiences (CLERK_AUTHORIZED_PARTIES) get CORS. Any
+ * other origin gets no CORS header at all (hono/cors would still send Allow-Credentials, Expose-Headers
+ * and a 204 preflight without Allow-Origin), and its preflight falls through to routing (204 with Allow
+ * on a known path, else 404).
+ */
+const allowedOriginsCors: MiddlewareHandler<AppEnv> = async (c, next) => {
+	const origin = c.req.header("origin");
+	if (origin && c.get("config").CLERK_AUTHORIZED_PARTIES.includes(origin)) return cors_(c, next);
+	await next();
+	if (origin) c.header("Vary", "Origin", { append: true });
+};
 
 /** The app's route types, for hono/client: `hc<AppType>("https://api.example.com")`. */
 export type AppType = ReturnType<typeof createApp>;

@@ -18,6 +18,8 @@ export const errorCodes = [
 	"QUOTA_EXCEEDED",
 	"BAD_ENVIRONMENT",
 	"UPSTREAM_UNAVAILABLE",
+	"NOT_READY",
+	"METHOD_NOT_ALLOWED",
 	"INTERNAL_SERVER_ERROR",
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
@@ -47,7 +49,10 @@ export function codeToStatus(code: ErrorCode): ContentfulStatusCode {
 		case "RATE_LIMITED":
 		case "QUOTA_EXCEEDED":
 			return 429;
+		case "METHOD_NOT_ALLOWED":
+			return 405;
 		case "UPSTREAM_UNAVAILABLE":
+		case "NOT_READY":
 			return 503;
 		case "BAD_ENVIRONMENT":
 		case "INTERNAL_SERVER_ERROR":
@@ -71,6 +76,8 @@ const titles: Record<ErrorCode, string> = {
 	QUOTA_EXCEEDED: "Monthly quota exceeded",
 	BAD_ENVIRONMENT: "Service misconfigured",
 	UPSTREAM_UNAVAILABLE: "Upstream unavailable",
+	NOT_READY: "Service not ready",
+	METHOD_NOT_ALLOWED: "Method not allowed",
 	INTERNAL_SERVER_ERROR: "Internal server error",
 };
 
@@ -162,6 +169,8 @@ export function statusToCode(status: number): ErrorCode {
 			return "FORBIDDEN";
 		case 404:
 			return "NOT_FOUND";
+		case 405:
+			return "METHOD_NOT_ALLOWED";
 		case 409:
 			return "CONFLICT";
 		case 412:

@@ -17,12 +17,50 @@ const problem = (description: string) => ({
 	content: { "application/problem+json": { schema: ProblemSchema } },
 });
 
+/**
+ * HTTP-level refusals: a known path with another method answers 405 with `Allow`; a body that is not
+ * JSON on a route that takes JSON answers 415. Part of commonErrors; the document adds 415 to every
+ * operation with a JSON request body (see withHttpErrors).
+ */
+const httpErrors = {
+	405: problem("Method not allowed on this path (the Allow header lists the methods it serves)"),
+} as const;
+
+
 /** Error responses every route can produce, spread into each createRoute's responses. */
 export const commonErrors = {
 	400: problem("Bad request or validation failure"),
+	...httpErrors,
 	429: problem("Rate limited (Retry-After and RateLimit-* headers)"),
 	500: problem("Internal error"),
 } as const;
+
+/** For routes that take a JSON body, next to commonErrors: 415. */
+export const jsonBodyErrors = {
+	415: problem("Unsupported media type: send the body as application/json"),
+} as const;
+
+interface DocOperation {
+	requestBody?: { content?: Record<string, unknown> };
+	responses?: Record<string, unknown>;
+}
+
+/**
+ * The generated document with the HTTP-level refusals on every operation: 405 everywhere, 415 where
+ * the request body is JSON (routes that spread commonErrors / jsonBodyErrors already have them).
+ */
+export function withHttpErrors<D extends { paths?: unknown }>(doc: D): D {
+	const paths = (doc.paths ?? {}) as Record<string, Record<string, DocOperation>>;
+	for (const ops of Object.values(paths)) {
+		for (const op of Object.values(ops)) {
+			if (typeof op !== "object" || op === null || !op.responses) continue;
+			op.responses["405"] ??= httpErrors[405];
+			const media = Object.keys(op.requestBody?.content ?? {});
+			if (media.some((m) => /json/i.test(m))) op.responses["415"] ??= jsonBodyErrors[415];
+		}
+	}
+	return doc;
+}
 
 export const authErrors = {
 	...commonErrors,

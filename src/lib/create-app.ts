@@ -49,8 +49,56 @@ export const jsonBodyLimit = bodyLimit({
 	},
 });
 
-export const notFound: NotFoundHandler<AppEnv> = (c) =>
-	problem(c, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`);
+/** A route as the app knows it: method and path (hono `:param` or OpenAPI `{param}` segments). */
+interface RouteEntry {
+	method: string;
+	path: string;
+}
+
+/** A matcher for a route path: each parameter segment matches one path segment. */
+function pathPattern(path: string): RegExp {
+	const source = path
+		.split("/")
+		.map((seg) =>
+			/^:|^\{[^}]+\}$/.test(seg) ? "[^/]+" : seg === "*" ? ".*" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+		)
+		.join("/");
+	return new RegExp(`^${source}$`);
+}
+
+/** Matchers built on first use from a route list that is complete by then (the app's). */
+function lazyTable<T>(build: () => T): () => T {
+	let table: T | undefined;
+	return () => (table ??= build());
+}
+
+/**
+ * The app's 404 handler: a known path asked with another method answers 405 problem+json with
+ * `Allow` (an OPTIONS request there, 204 with `Allow`; CORS preflights from allowed origins are
+ * answered before routing); an unknown path 404.
+ * @example app.notFound(notFoundOr405(() => app.routes))
+ */
+export function notFoundOr405(routes: () => readonly RouteEntry[]): NotFoundHandler<AppEnv> {
+	const table = lazyTable(() => {
+		const byPath = new Map<string, { pattern: RegExp; methods: Set<string> }>();
+		for (const r of routes()) {
+			if (r.method === "ALL") continue;
+			const entry = byPath.get(r.path) ?? { pattern: pathPattern(r.path), methods: new Set<string>() };
+			entry.methods.add(r.method);
+			if (r.method === "GET") entry.methods.add("HEAD");
+			byPath.set(r.path, entry);
+		}
+		return [...byPath.values()];
+	});
+	return (c) => {
+		const methods = new Set<string>();
+		for (const { pattern, methods: m } of table()) if (pattern.test(c.req.path)) m.forEach((x) => methods.add(x));
+		if (methods.size === 0) return problem(c, "NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`);
+		const allow = [...methods, "OPTIONS"].join(", ");
+		if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });
+		return problem(c, "METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${c.req.path}`, { Allow: allow });
+	};
+}
 
 /** ApiError -> its problem; EnvError -> 500 BAD_ENVIRONMENT naming the variables; anything else -> logged 500. */
 export const onError: ErrorHandler<AppEnv> = (err, c) => {

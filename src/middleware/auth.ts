@@ -17,18 +17,33 @@ function bearer(header: string | undefined): string | null | undefined {
 	return m ? (m[1] as string) : null;
 }
 
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /**
  * Verifies the Clerk session token from `Authorization: Bearer` or the `__session` cookie and sets
  * `c.var.auth`. Every failure is a 401 problem with WWW-Authenticate; the reason is only logged.
  * Identity headers sent by the client (X-User-Id, X-Org-Id, …) are never read.
+ * A browser sends the cookie on its own, so a state-changing request authenticated by it must come
+ * from an allowed frontend: its Origin must be one of CLERK_AUTHORIZED_PARTIES (403 otherwise, CSRF).
+ * Every answer of an authenticated route carries `Cache-Control: no-store`.
  * @example router.openapi(createRoute({ middleware: [requireAuth()], ... }), handler)
  */
 export function requireAuth() {
 	return createMiddleware<AppEnv>(async (c, next) => {
+		c.header("Cache-Control", "no-store");
 		const fromHeader = bearer(c.req.header("authorization"));
 		if (fromHeader === null) throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: INVALID });
 		const token = fromHeader ?? getCookie(c, "__session");
 		if (!token) throw new ApiError("UNAUTHORIZED", "a session token is required", { headers: MISSING });
+		if (fromHeader === undefined && !SAFE_METHODS.has(c.req.method)) {
+			const origin = c.req.header("origin");
+			if (!origin || !c.get("config").CLERK_AUTHORIZED_PARTIES.includes(origin)) {
+				throw new ApiError(
+					"FORBIDDEN",
+					"a cookie-authenticated write must come from an allowed origin (or send the token as a Bearer header)",
+				);
+			}
+		}
 
 		const verifier = verifierFor(c.get("config"));
 		try {
@@ -38,14 +53,20 @@ export function requireAuth() {
 			c.set("auth", auth);
 		} catch (err) {
 			if (!(err instanceof TokenError)) throw err;
-			c.get("logger").info("token rejected", { reason: err.reason });
 			if (err.upstream) {
+				const { CLERK_JWKS_URL } = c.get("config");
+				c.get("logger").warn("session keys unavailable", {
+					reason: err.reason,
+					jwksHost: CLERK_JWKS_URL ? new URL(CLERK_JWKS_URL).host : undefined,
+				});
 				throw new ApiError("UPSTREAM_UNAVAILABLE", "session keys are unavailable, try again", {
 					headers: { "Retry-After": "5" },
 				});
 			}
+			c.get("logger").info("token rejected", { reason: err.reason });
 			throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: INVALID });
 		}
 		await next();
+		c.res.headers.set("Cache-Control", "no-store");
 	});
 }

@@ -2,11 +2,35 @@ import { createMiddleware } from "hono/factory";
 import { monitorDeps } from "./request-meta";
 import { createDb } from "../db/client";
 import type { AppEnv } from "../env";
-import { parseEnv } from "../env";
+import { configState, EnvError } from "../env";
 import { createLogger } from "../lib/logger";
 import { noteResponse } from "../services/security-monitor";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+
+/**
+ * Routes that answer whatever the configuration: liveness, readiness (which reports it) and the API
+ * document. Every other route answers 500 BAD_ENVIRONMENT naming the misconfigured variables.
+ */
+const CONFIGURATION_FREE = new Set(["/api/health", "/api/health/ready", "/api/openapi.json", "/docs"]);
+
+/**
+ * Headers every response carries, error and 404 answers included (registered first, so it wraps
+ * even what init() refuses): `X-Content-Type-Options: nosniff`.
+ * @example app.use("*", securityHeaders())
+ */
+export function securityHeaders() {
+	return createMiddleware<AppEnv>(async (c, next) => {
+		await next();
+		try {
+			c.res.headers.set("X-Content-Type-Options", "nosniff");
+		} catch {
+			// A Response with immutable headers (passed through from fetch): copy it once.
+			c.res = new Response(c.res.body, c.res);
+			c.res.headers.set("X-Content-Type-Options", "nosniff");
+		}
+	});
+}
 
 /**
  * Per-request dependencies: request id, parsed config, drizzle client, logger; one JSON log line
@@ -20,11 +44,12 @@ export function init() {
 		const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
 		c.set("requestId", requestId);
 		c.header("X-Request-Id", requestId);
-		const config = parseEnv(c.env);
+		const { config, issues } = configState(c.env);
 		c.set("config", config);
 		c.set("db", createDb(c.env.DB));
 		const logger = createLogger(config.LOG_LEVEL, { requestId });
 		c.set("logger", logger);
+		if (issues.length > 0 && !CONFIGURATION_FREE.has(c.req.path)) throw new EnvError(issues);
 		await next();
 		c.header("X-Request-Id", requestId);
 		noteResponse(monitorDeps(c), c.req.path, c.res.status);

@@ -28,11 +28,11 @@ function view(o: PaymentOrder, keyId: string) {
 	};
 }
 
-function razorpayConfig(config: Pick<Config, "RAZORPAY_KEY_ID" | "RAZORPAY_KEY_SECRET">) {
+function razorpayConfig(config: Pick<Config, "RAZORPAY_KEY_ID" | "RAZORPAY_KEY_SECRET" | "RAZORPAY_API_BASE">) {
 	if (!config.RAZORPAY_KEY_ID || !config.RAZORPAY_KEY_SECRET) {
 		throw new ApiError("BAD_ENVIRONMENT", "RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET must be configured");
 	}
-	return { keyId: config.RAZORPAY_KEY_ID, keySecret: config.RAZORPAY_KEY_SECRET };
+	return { keyId: config.RAZORPAY_KEY_ID, keySecret: config.RAZORPAY_KEY_SECRET, apiBase: config.RAZORPAY_API_BASE };
 }
 
 /** Creates the order at Razorpay, then stores it CREATED for the organization. */

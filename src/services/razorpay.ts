@@ -1,8 +1,6 @@
 import { ApiError } from "../errors";
 import { hmacSha256Hex, timingSafeEqual } from "../lib/crypto";
 
-const RAZORPAY_API = "https://api.razorpay.com/v1";
-
 /**
  * Largest order amount accepted, in the currency's smallest unit: 1,000,000,000 (10 crore paise =
  * INR 1 crore, USD 10 million in cents). Razorpay's own per-payment ceiling is far lower (set per
@@ -22,15 +20,16 @@ interface RazorpayOrder {
 
 /**
  * Creates an order through Razorpay's Orders API (amount in the smallest unit). A 4xx from Razorpay
- * is the caller's input (400 with Razorpay's description); anything else is a 503.
+ * is the caller's input (400 with Razorpay's description); anything else is a 503. `apiBase` is
+ * RAZORPAY_API_BASE (the real API by default; a proxy or a local fake otherwise).
  */
 export async function createRazorpayOrder(
-	creds: { keyId: string; keySecret: string },
+	creds: { keyId: string; keySecret: string; apiBase: string },
 	input: { amount: number; currency: string; receipt: string; notes?: Record<string, string> },
 ): Promise<RazorpayOrder> {
 	let res: Response;
 	try {
-		res = await fetch(`${RAZORPAY_API}/orders`, {
+		res = await fetch(`${creds.apiBase}/v1/orders`, {
 			method: "POST",
 			headers: { authorization: `Basic ${btoa(`${creds.keyId}:${creds.keySecret}`)}`, "content-type": "application/json" },
 			body: JSON.stringify(input),

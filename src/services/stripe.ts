@@ -23,21 +23,29 @@ export function stripeEventEnvelope(event: unknown): { id: string; type: string;
 	return { id: e.id as string, type: e.type as string, created: e.created as number };
 }
 
-// One client per secret key, reused across requests: it holds no per-request state.
+// One client per secret key and API base, reused across requests: it holds no per-request state.
 const clients = new Map<string, Stripe>();
 
-/** Stripe SDK on the fetch HTTP client. Webhook verification alone needs no API key. */
-export function stripeClient(config: Config): Stripe {
+/**
+ * Stripe SDK on the fetch HTTP client, talking to STRIPE_API_BASE (the real API by default; a proxy
+ * or a local fake otherwise). Webhook verification alone needs no API key.
+ */
+export function stripeClient(config: Pick<Config, "STRIPE_SECRET_KEY" | "STRIPE_API_BASE">): Stripe {
 	const key = config.STRIPE_SECRET_KEY ?? "sk_unset";
-	let client = clients.get(key);
+	const cacheKey = `${config.STRIPE_API_BASE} ${key}`;
+	let client = clients.get(cacheKey);
 	if (!client) {
+		const base = new URL(config.STRIPE_API_BASE);
 		// fetch is looked up per call (not captured), so it is always the runtime's current global.
 		client = new Stripe(key, {
 			httpClient: Stripe.createFetchHttpClient((input, init) => fetch(input, init)),
 			maxNetworkRetries: 1,
 			timeout: 10_000,
+			host: base.hostname,
+			protocol: base.protocol === "http:" ? "http" : "https",
+			...(base.port ? { port: base.port } : {}),
 		});
-		clients.set(key, client);
+		clients.set(cacheKey, client);
 	}
 	return client;
 }

@@ -234,7 +234,10 @@ describe("audit log", () => {
 			"membership.updated",
 		]);
 		for (const method of ["PATCH", "PUT", "DELETE"]) {
-			expect((await call(method, `/api/orgs/${t.orgId}/audit-logs`, { token: t.admin.token })).status).toBe(404);
+			// A known path with another method: 405 whose Allow lists only reads.
+			const res = await call(method, `/api/orgs/${t.orgId}/audit-logs`, { token: t.admin.token });
+			expect(res.status).toBe(405);
+			expect(res.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
 		}
 	});
 

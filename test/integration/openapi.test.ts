@@ -86,7 +86,7 @@ describe("OpenAPI document", () => {
 			(input, init) => exports.default.fetch(new Request(input, init)),
 		);
 		const health = await api.api.health.$get();
-		expect(await health.json()).toEqual({ status: "ok" });
+		expect(await health.json()).toMatchObject({ status: "ok" });
 		const members = await api.api.orgs[":orgId"].members.$get({ param: { orgId: t.orgId }, query: { limit: "1" } });
 		expect(members.status).toBe(200);
 		if (members.status === 200) {

@@ -6,6 +6,7 @@ import { call } from "../helpers/request";
 /** Routes that take no session token (they have their own proof: provider signatures, or none). */
 const PUBLIC = new Set([
 	"GET /api/health",
+	"GET /api/health/ready",
 	"POST /api/webhooks/clerk",
 	"POST /api/webhooks/razorpay",
 	"POST /api/webhooks/stripe",

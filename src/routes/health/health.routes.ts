@@ -1,14 +1,35 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { rateLimit } from "../../middleware/rate-limit";
-import { commonErrors, jsonContent } from "../../openapi";
+import { commonErrors, jsonContent, problem } from "../../openapi";
 
-export const HealthResponse = z.object({ status: z.literal("ok") }).openapi("Health");
+export const HealthResponse = z
+	.object({
+		status: z.literal("ok"),
+		service: z.string().openapi({ example: "edge-tenant-backend" }),
+	})
+	.openapi("Health");
 
 export const health = createRoute({
 	method: "get",
 	path: "/api/health",
 	tags: ["system"],
 	summary: "Liveness check",
+	description: "Answers whenever the Worker runs, whatever its configuration (see /api/health/ready).",
 	middleware: [rateLimit("public")],
 	responses: { 200: jsonContent(HealthResponse, "Service is up"), ...commonErrors },
+});
+
+export const ready = createRoute({
+	method: "get",
+	path: "/api/health/ready",
+	tags: ["system"],
+	summary: "Readiness check",
+	description:
+		"200 when the configuration is valid; otherwise 503 problem+json whose `errors` name each misconfigured or missing variable (never its value).",
+	middleware: [rateLimit("public")],
+	responses: {
+		200: jsonContent(z.object({ status: z.literal("ok") }).openapi("Ready"), "Configuration is valid"),
+		...commonErrors,
+		503: problem("Misconfigured or missing variables, listed by name in `errors`"),
+	},
 });

@@ -47,10 +47,37 @@ const CreatePaymentOrder = z.strictObject({
 	notes: z.record(z.string().max(40), z.string().max(256)).optional(),
 });
 
-const VerifyPayment = z.strictObject({
+const VerifyPaymentFields = z.strictObject({
 	razorpay_order_id: z.string().min(1).max(64),
 	razorpay_payment_id: z.string().min(1).max(64),
 	razorpay_signature: z.string().min(1).max(256),
+});
+
+// Deprecated: clients of the earlier Spring system send the same three fields in camelCase.
+const CAMEL_TO_SNAKE = new Map([
+	["razorpayOrderId", "razorpay_order_id"],
+	["razorpayPaymentId", "razorpay_payment_id"],
+	["razorpaySignature", "razorpay_signature"],
+]);
+
+/** What a client may send: Checkout's names, or (deprecated) the same fields in camelCase. */
+type VerifyPaymentInput =
+	| z.input<typeof VerifyPaymentFields>
+	| { razorpayOrderId: string; razorpayPaymentId: string; razorpaySignature: string };
+
+/** A camelCase body (any of the three camelCase names, none of the snake_case ones) in Checkout's names. */
+function fromCamelCase(v: VerifyPaymentInput): unknown {
+	if (typeof v !== "object" || v === null || Array.isArray(v)) return v;
+	const keys = Object.keys(v);
+	if (!keys.some((k) => CAMEL_TO_SNAKE.has(k)) || keys.some((k) => k.startsWith("razorpay_"))) return v;
+	return Object.fromEntries(Object.entries(v).map(([k, x]) => [CAMEL_TO_SNAKE.get(k) ?? k, x]));
+}
+
+/** Checkout's snake_case fields, or (deprecated) the same fields in camelCase; handlers see snake_case. */
+const VerifyPayment = z.preprocess<unknown, typeof VerifyPaymentFields, VerifyPaymentInput>(fromCamelCase, VerifyPaymentFields).openapi({
+	description:
+		"Checkout's `razorpay_order_id`, `razorpay_payment_id`, `razorpay_signature`. Deprecated: the same fields in camelCase " +
+		"(`razorpayOrderId`, `razorpayPaymentId`, `razorpaySignature`) are accepted for clients of the earlier system.",
 });
 
 export const createOrder = createRoute({

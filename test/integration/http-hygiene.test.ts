@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { call, get, type Problem } from "../helpers/request";
+import { seedTenant } from "../helpers/tenant";
+import { TEST_AZP } from "../helpers/vars";
+
+let skus = 0;
+const product = () => ({ name: "Mug", sku: `MUG-${++skus}`, currency: "INR", priceMinor: 1200 });
+
+const corsHeaders = (h: Headers) => [...h.keys()].filter((k) => k.startsWith("access-control-"));
+
+describe("response headers", () => {
+	it("authenticated JSON answers carry Cache-Control: no-store and nosniff, errors included", async () => {
+		const t = await seedTenant();
+		const ok = await get("/api/me", t.admin.token);
+		expect(ok.status, ok.text).toBe(200);
+		expect(ok.headers.get("cache-control")).toBe("no-store");
+		expect(ok.headers.get("x-content-type-options")).toBe("nosniff");
+		const forbidden = await get<Problem>(`/api/orgs/${t.orgId}/admin-data`, t.member.token);
+		expect(forbidden.status).toBe(403);
+		expect(forbidden.headers.get("cache-control")).toBe("no-store");
+		expect(forbidden.headers.get("x-content-type-options")).toBe("nosniff");
+	});
+
+	it("every response carries X-Content-Type-Options: nosniff (public, 401, 404, docs)", async () => {
+		for (const res of [await get("/api/health"), await get("/api/me"), await get("/api/nope"), await get("/docs"), await get("/api/openapi.json")]) {
+			expect(res.headers.get("x-content-type-options"), res.text.slice(0, 80)).toBe("nosniff");
+		}
+	});
+});
+
+describe("CORS", () => {
+	it("a foreign origin gets no CORS header at all, on simple requests and preflights", async () => {
+		const simple = await get("/api/health", undefined, { origin: "https://evil.example" });
+		expect(simple.status).toBe(200);
+		expect(corsHeaders(simple.headers)).toEqual([]);
+		const t = await seedTenant();
+		const authed = await get("/api/me", t.admin.token, { origin: "https://evil.example" });
+		expect(corsHeaders(authed.headers)).toEqual([]);
+		const preflight = await call("OPTIONS", "/api/me", {
+			headers: {
+				origin: "https://evil.example",
+				"access-control-request-method": "GET",
+				"access-control-request-headers": "authorization",
+			},
+		});
+		expect(corsHeaders(preflight.headers)).toEqual([]);
+		expect(preflight.status).toBe(204);
+		expect(preflight.headers.get("allow")).toContain("GET");
+	});
+
+	it("an allowed origin still gets its CORS headers", async () => {
+		const preflight = await call("OPTIONS", "/api/me", {
+			headers: { origin: TEST_AZP, "access-control-request-method": "GET" },
+		});
+		expect(preflight.status).toBe(204);
+		expect(preflight.headers.get("access-control-allow-origin")).toBe(TEST_AZP);
+		expect(preflight.headers.get("access-control-allow-credentials")).toBe("true");
+	});
+});
+
+describe("CSRF: cookie-authenticated writes", () => {
+	it("need an Origin in CLERK_AUTHORIZED_PARTIES; a Bearer header needs none", async () => {
+		const t = await seedTenant();
+		const cookie = { cookie: `__session=${t.admin.token}` };
+		const path = `/api/orgs/${t.orgId}/products`;
+		const noOrigin = await call<Problem>("POST", path, { headers: cookie, body: product() });
+		expect(noOrigin.status, noOrigin.text).toBe(403);
+		expect(noOrigin.json.detail).toContain("origin");
+		const foreign = await call<Problem>("POST", path, { headers: { ...cookie, origin: "https://evil.example" }, body: product() });
+		expect(foreign.status, foreign.text).toBe(403);
+		const allowed = await call("POST", path, { headers: { ...cookie, origin: TEST_AZP }, body: product() });
+		expect(allowed.status, allowed.text).toBe(201);
+		const bearer = await call("POST", path, { token: t.admin.token, body: product() });
+		expect(bearer.status, bearer.text).toBe(201);
+		// Reads by cookie need no Origin.
+		expect((await get(path, undefined, cookie)).status).toBe(200);
+	});
+
+	it("applies to DELETE and PATCH too", async () => {
+		const t = await seedTenant();
+		const created = await call<{ id: string }>("POST", `/api/orgs/${t.orgId}/products`, { token: t.admin.token, body: product() });
+		const path = `/api/orgs/${t.orgId}/products/${created.json.id}`;
+		const cookie = { cookie: `__session=${t.admin.token}` };
+		expect((await call("PATCH", path, { headers: cookie, body: { name: "Cup" } })).status).toBe(403);
+		expect((await call("DELETE", path, { headers: { ...cookie, origin: "https://evil.example" } })).status).toBe(403);
+		expect((await get(path, t.admin.token)).status).toBe(200);
+	});
+});
+
+describe("method and media type", () => {
+	it("a known path with a wrong method answers 405 problem+json with Allow", async () => {
+		const health = await call<Problem>("DELETE", "/api/health");
+		expect(health.status, health.text).toBe(405);
+		expect(health.headers.get("content-type")).toBe("application/problem+json");
+		expect(health.json).toMatchObject({ status: 405, code: "METHOD_NOT_ALLOWED" });
+		expect(health.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
+		const org = await call<Problem>("PUT", "/api/orgs/org_x", { body: {} });
+		expect(org.status).toBe(405);
+		expect(org.headers.get("allow")).toContain("GET");
+		const products = await call("PUT", "/api/orgs/org_x/products", { body: {} });
+		expect(products.status).toBe(405);
+		expect(products.headers.get("allow")?.split(", ").sort()).toEqual(["GET", "HEAD", "OPTIONS", "POST"]);
+		// Unknown paths stay 404.
+		expect((await call("PUT", "/api/orgs/org_x/nothing-here")).status).toBe(404);
+	});
+
+	it("a non-JSON body on a JSON route answers 415 problem+json", async () => {
+		const t = await seedTenant();
+		const path = `/api/orgs/${t.orgId}/products`;
+		for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
+			const res = await call<Problem>("POST", path, { token: t.admin.token, body: "name=Mug", headers: { "content-type": type } });
+			expect(res.status, `${type}: ${res.text}`).toBe(415);
+			expect(res.headers.get("content-type")).toBe("application/problem+json");
+			expect(res.json).toMatchObject({ status: 415, code: "UNSUPPORTED_MEDIA_TYPE" });
+		}
+		const patch = await call("PATCH", `${path}/prod_x`, { token: t.admin.token, body: "{}", headers: { "content-type": "text/plain" } });
+		expect(patch.status).toBe(415);
+		// JSON with parameters and +json are fine.
+		const ok = await call("POST", path, {
+			token: t.admin.token,
+			body: product(),
+			headers: { "content-type": "application/json; charset=utf-8" },
+		});
+		expect(ok.status, ok.text).toBe(201);
+	});
+
+	it("the OpenAPI document lists 405 on every operation and 415 where the body is JSON", async () => {
+		type Doc = { paths: Record<string, Record<string, { requestBody?: unknown; responses: Record<string, unknown> }>> };
+		const doc = (await get<Doc>("/api/openapi.json")).json;
+		let withBody = 0;
+		for (const ops of Object.values(doc.paths)) {
+			for (const op of Object.values(ops)) {
+				expect(Object.keys(op.responses)).toContain("405");
+				if (op.requestBody) {
+					withBody++;
+					expect(Object.keys(op.responses)).toContain("415");
+				}
+			}
+		}
+		expect(withBody).toBeGreaterThan(5);
+		expect(Object.keys(doc.paths["/api/orgs/{orgId}/products"]!.get!.responses)).not.toContain("415");
+	});
+});
