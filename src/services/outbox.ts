@@ -1,8 +1,11 @@
 import { and, asc, eq, type SQL, sql } from "drizzle-orm";
 import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
+import { keysetAfter } from "../db/keyset";
 import { outbox } from "../db/schema";
 import type { Env } from "../env";
+import { ApiError } from "../errors";
+import { decodeCursor, page } from "../lib/cursor";
 import { errorFields, type Logger } from "../lib/logger";
 import type { RequestMeta } from "../lib/request-meta";
 import type { TenantEvent } from "../queue/tenant-events";
@@ -137,12 +140,27 @@ export async function parkDeadLetters(db: Database, messages: TenantEvent[]): Pr
 	await runBatch(db.$client, statements);
 }
 
-/** Re-arms a failed outbox row (operator replay): pending again with a fresh relay budget. False if unknown. */
-export async function replayOutboxRow(db: Database, id: string): Promise<boolean> {
+/** Outbox rows for operators (by status, oldest first, keyset on (createdAt, id)), with their event. */
+export async function listOutbox(db: Database, q: { status?: "pending" | "failed"; cursor?: string; limit: number }) {
+	const rows = await db
+		.select()
+		.from(outbox)
+		.where(and(q.status ? eq(outbox.status, q.status) : undefined, keysetAfter(outbox.createdAt, outbox.id, decodeCursor(q.cursor), "asc")))
+		.orderBy(asc(outbox.createdAt), asc(outbox.id))
+		.limit(q.limit + 1);
+	const { data, nextCursor } = page(rows, q.limit, (r) => ({ k: r.createdAt, id: r.id }));
+	return { data: data.map(({ body, ...r }) => ({ ...r, event: JSON.parse(body) as TenantEvent })), nextCursor };
+}
+
+/**
+ * Re-arms an outbox row (operator replay): pending again with a fresh relay budget, for the cron to
+ * send. 404 unknown (or already sent).
+ */
+export async function replayOutboxRow(db: Database, id: string): Promise<void> {
 	const rows = await db
 		.update(outbox)
 		.set({ status: "pending", attempts: 0, lastError: null, updatedAt: Date.now() })
-		.where(and(eq(outbox.id, id)))
+		.where(eq(outbox.id, id))
 		.returning({ id: outbox.id });
-	return rows.length > 0;
+	if (rows.length === 0) throw new ApiError("NOT_FOUND", "no outbox row with that id");
 }

@@ -5,9 +5,11 @@ import type { TenantEvent } from "../../src/queue/tenant-events";
 import { OUTBOX_MAX_RELAYS } from "../../src/services/outbox";
 import worker from "../../src/index";
 import { uid } from "../helpers/factories";
+import { signToken } from "../helpers/jwt";
 import { type Body, call } from "../helpers/request";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
+import { TEST_OPERATOR } from "../helpers/vars";
 
 type AuditList = Body<"GET /api/orgs/:orgId/audit-logs">;
 
@@ -212,5 +214,20 @@ describe("transactional outbox", () => {
 		]);
 		// The failed row is left alone by the cron.
 		expect(ofOrg(sent, t.orgId)).toEqual([]);
+
+		// An operator sees it and re-arms it; the next cron run sends it again.
+		const operator = await signToken({ userId: TEST_OPERATOR });
+		const failed = await call<Body<"GET /api/admin/outbox">>("GET", "/api/admin/outbox?status=failed&limit=100", { token: operator });
+		expect(failed.status, failed.text).toBe(200);
+		const row = failed.json.data.find((r) => r.organizationId === t.orgId)!;
+		expect(row).toMatchObject({ status: "failed", attempts: OUTBOX_MAX_RELAYS, event: { kind: "audit", action: "category.created" } });
+		expect((await call("POST", `/api/admin/outbox/${row.id}/replay`, { token: t.admin.token })).status).toBe(403);
+		expect((await call("POST", "/api/admin/outbox/aud_missing/replay", { token: operator })).status).toBe(404);
+		const replay = await call("POST", `/api/admin/outbox/${row.id}/replay`, { token: operator });
+		expect(replay.status, replay.text).toBe(202);
+		await runCron();
+		expect(ofOrg(sent, t.orgId)).toEqual([expect.objectContaining({ action: "category.created", relays: 1 })]);
+		await deliverTenant(ofOrg(sent, t.orgId));
+		expect(await auditActions(t.orgId, t.admin.token)).toEqual(["category.created"]);
 	});
 });

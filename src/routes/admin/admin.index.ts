@@ -2,7 +2,7 @@ import { createRouter } from "../../lib/create-app";
 import { requestMeta } from "../../middleware/request-meta";
 import { listAllEvents, replayEvent } from "../../services/events-log";
 import { getOperatorOrg, operatorHealth, updateOperatorOrg } from "../../services/operator";
-import { changeLog, relayOutbox } from "../../services/outbox";
+import { changeLog, listOutbox, relayOutbox, replayOutboxRow } from "../../services/outbox";
 import * as routes from "./admin.routes";
 
 export const adminRouter = createRouter()
@@ -23,4 +23,11 @@ export const adminRouter = createRouter()
 		c.executionCtx.waitUntil(relayOutbox(c.env, c.get("db"), log.written, c.get("logger")));
 		c.get("logger").info("organization overridden by an operator", { orgId, operator: c.get("auth").userId });
 		return c.json(org, 200);
+	})
+	.openapi(routes.listOutbox, async (c) => c.json(await listOutbox(c.get("db"), c.req.valid("query")), 200))
+	.openapi(routes.replayOutbox, async (c) => {
+		const { id } = c.req.valid("param");
+		await replayOutboxRow(c.get("db"), id);
+		c.get("logger").info("outbox row re-armed", { id, operator: c.get("auth").userId });
+		return c.json({ status: "pending" as const, id }, 202);
 	});

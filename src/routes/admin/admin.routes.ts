@@ -180,3 +180,55 @@ export const updateOrg = createRoute({
 		415: problem("Not JSON"),
 	},
 });
+
+const OutboxParam = z.object({
+	id: z
+		.string()
+		.min(1)
+		.max(200)
+		.openapi({ param: { name: "id", in: "path" }, example: "aud_0123" }),
+});
+
+export const listOutbox = createRoute({
+	...operator,
+	method: "get",
+	path: "/api/admin/outbox",
+	summary: "Tenant events in the outbox (e.g. ?status=failed: dead-lettered past the relay bound), oldest first",
+	request: { query: CursorQuery.extend({ status: z.enum(["pending", "failed"]).optional() }) },
+	responses: {
+		200: jsonContent(
+			z
+				.object({
+					data: z.array(
+						z.object({
+							id: z.string(),
+							organizationId: z.string().nullable(),
+							status: z.enum(["pending", "failed"]),
+							attempts: z.number().int().openapi({ description: "Relays that came back from the dead-letter queue" }),
+							lastError: z.string().nullable(),
+							createdAt: z.number().int(),
+							updatedAt: z.number().int().nullable(),
+							event: z.record(z.string(), z.unknown()).openapi({ description: "The tenant event (audit entry, outgoing event)" }),
+						}),
+					),
+					nextCursor: z.string().nullable(),
+				})
+				.openapi("OutboxPage"),
+			"A page of outbox rows",
+		),
+		...operatorErrors,
+	},
+});
+
+export const replayOutbox = createRoute({
+	...operator,
+	method: "post",
+	path: "/api/admin/outbox/{id}/replay",
+	summary: "Re-arm an outbox row (pending, fresh relay budget): the cron sends it within a minute",
+	request: { params: OutboxParam },
+	responses: {
+		202: jsonContent(z.object({ status: z.literal("pending"), id: z.string() }).openapi("OutboxReplayAccepted"), "Re-armed"),
+		...operatorErrors,
+		404: problem("Unknown outbox row"),
+	},
+});
