@@ -9,6 +9,7 @@ export const errorCodes = [
 	"INVALID_TOKEN",
 	"PAYMENT_REQUIRED",
 	"FORBIDDEN",
+	"ORG_SUSPENDED",
 	"NOT_FOUND",
 	"CONFLICT",
 	"PRECONDITION_FAILED",
@@ -37,6 +38,7 @@ export function codeToStatus(code: ErrorCode): ContentfulStatusCode {
 		case "PAYMENT_REQUIRED":
 			return 402;
 		case "FORBIDDEN":
+		case "ORG_SUSPENDED":
 			return 403;
 		case "NOT_FOUND":
 			return 404;
@@ -67,6 +69,7 @@ const titles: Record<ErrorCode, string> = {
 	INVALID_TOKEN: "Invalid token",
 	PAYMENT_REQUIRED: "Plan upgrade required",
 	FORBIDDEN: "Forbidden",
+	ORG_SUSPENDED: "Organization suspended",
 	NOT_FOUND: "Not found",
 	CONFLICT: "Conflict",
 	PRECONDITION_FAILED: "Precondition failed",

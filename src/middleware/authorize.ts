@@ -1,19 +1,25 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { resolveOrgAccess } from "../services/access";
+import { type OrgAccess, resolveOrgAccess } from "../services/access";
 import { cheapestPlanWith, type Feature, PLANS, planOf } from "../services/plans";
+
+/** 403 ORG_SUSPENDED for an organization an operator suspended (PATCH /api/admin/orgs/:orgId). */
+function notSuspended(access: OrgAccess): OrgAccess {
+	if (access.suspended) throw new ApiError("ORG_SUSPENDED", "this organization is suspended; contact support");
+	return access;
+}
 
 /**
  * Resolves the `:orgId` route parameter against the caller's membership (after requireAuth) and sets
- * `c.var.access`. 404 unknown organization, 403 not a member.
+ * `c.var.access`. 404 unknown organization, 403 not a member, 403 ORG_SUSPENDED a suspended organization.
  * @example middleware: [requireAuth(), requireOrgMember(), requirePermission("org:members:read")]
  */
 export function requireOrgMember() {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		const orgId = c.req.param("orgId");
 		if (!orgId) throw new ApiError("NOT_FOUND", "organization not found");
-		c.set("access", await resolveOrgAccess(c.get("db"), c.get("auth"), orgId));
+		c.set("access", notSuspended(await resolveOrgAccess(c.get("db"), c.get("auth"), orgId)));
 		await next();
 	});
 }
@@ -26,7 +32,7 @@ export function requireActiveOrg() {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		const auth = c.get("auth");
 		if (!auth.orgId) throw new ApiError("FORBIDDEN", "an active organization is required: select one in your session");
-		c.set("access", await resolveOrgAccess(c.get("db"), auth, auth.orgId));
+		c.set("access", notSuspended(await resolveOrgAccess(c.get("db"), auth, auth.orgId)));
 		await next();
 	});
 }

@@ -17,7 +17,7 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promi
 	if (batch.queue === WEBHOOK_QUEUE) return processWebhookBatch(env, db, batch, logger);
 	if (batch.queue === WEBHOOK_DLQ) return recordDeadLetters(db, batch, logger);
 	if (batch.queue === TENANT_QUEUE) return processTenantBatch(env, db, batch, logger);
-	if (batch.queue === TENANT_DLQ) return recordTenantDeadLetters(env, batch, logger);
+	if (batch.queue === TENANT_DLQ) return recordTenantDeadLetters(db, batch, logger);
 	throw new Error(`no consumer for queue ${batch.queue}`);
 }
 

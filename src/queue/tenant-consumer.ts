@@ -1,9 +1,9 @@
-import { createDb, type Database } from "../db/client";
+import type { Database } from "../db/client";
 import type { Env } from "../env";
 import { errorFields, type Logger } from "../lib/logger";
 import { appendAudit } from "../services/audit";
 import { publish } from "../services/events-bus";
-import { oldestInOutbox, parkInOutbox, removeFromOutbox } from "../services/outbox";
+import { parkDeadLetters, pendingInOutbox, relayOutbox } from "../services/outbox";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
 import { backoffSeconds } from "./backoff";
 import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant-events";
@@ -58,31 +58,23 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 	}
 }
 
-/** Dead letters: deliveries are marked failed by their last attempt already; audit entries go back to the outbox. */
-export async function recordTenantDeadLetters(env: Env, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
+/**
+ * Dead letters: deliveries are marked failed by their last attempt already; audit entries and outgoing
+ * events go back to the outbox with their relay count, pending (the cron re-sends them) until the bound,
+ * then failed (kept for an operator): an event that always fails stops cycling.
+ */
+export async function recordTenantDeadLetters(db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
 	const keep: TenantEvent[] = [];
 	for (const msg of batch.messages) {
 		const parsed = TenantEventSchema.safeParse(msg.body);
-		if (parsed.success && parsed.data.kind === "audit") keep.push(parsed.data);
+		if (parsed.success && parsed.data.kind !== "webhook.deliver") keep.push(parsed.data);
 		else logger.error("tenant event dead-lettered", { body: JSON.stringify(msg.body).slice(0, 500) });
 	}
-	if (keep.length > 0) await parkInOutbox(createDb(env.DB), keep);
+	await parkDeadLetters(db, keep);
 	for (const msg of batch.messages) msg.ack();
 }
 
-/** Cron: re-send what the outbox holds (oldest first, 100 at a time), deleting what was sent. */
+/** Cron: re-send what the outbox holds pending (oldest first, 100 at a time), deleting what the queue accepted. */
 export async function drainOutbox(env: Env, db: Database, logger: Logger): Promise<number> {
-	const rows = await oldestInOutbox(db, 100);
-	if (rows.length === 0) return 0;
-	try {
-		await env.TENANT_EVENTS.sendBatch(rows.map((r) => ({ body: JSON.parse(r.body), contentType: "json" as const })));
-	} catch (err) {
-		logger.warn("outbox drain failed, will retry", errorFields(err));
-		return 0;
-	}
-	await removeFromOutbox(
-		db,
-		rows.map((r) => r.id),
-	);
-	return rows.length;
+	return relayOutbox(env, db, await pendingInOutbox(db, 100), logger);
 }

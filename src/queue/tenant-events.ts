@@ -1,5 +1,11 @@
 import { z } from "zod";
 
+/**
+ * How many times the outbox has handed this event to the queue (1 for the first relay). The
+ * dead-letter consumer parks the event again with this count, and stops at the bound (see services/outbox.ts).
+ */
+const relays = z.number().int().positive().optional();
+
 /** Internal events on the tenant-events queue: audit entries, outgoing webhook events, deliveries. */
 const AuditMessageSchema = z.object({
 	kind: z.literal("audit"),
@@ -23,6 +29,7 @@ const AuditMessageSchema = z.object({
 		.partial()
 		.default({}),
 	occurredAt: z.number().int(),
+	relays,
 });
 
 const WebhookEventMessageSchema = z.object({
@@ -32,12 +39,14 @@ const WebhookEventMessageSchema = z.object({
 	type: z.string().min(1),
 	data: z.unknown(),
 	occurredAt: z.number().int(),
+	relays,
 });
 
 const DeliverMessageSchema = z.object({
 	kind: z.literal("webhook.deliver"),
 	deliveryId: z.string().min(1),
 	organizationId: z.string().min(1),
+	relays,
 });
 
 export const TenantEventSchema = z.discriminatedUnion("kind", [

@@ -24,11 +24,14 @@ export interface OrgAccess {
 	role: string;
 	permissions: string[];
 	source: "d1" | "token";
+	/** Suspended by an operator: its tenant routes answer 403 ORG_SUSPENDED (middleware/authorize.ts). */
+	suspended: boolean;
 }
 
 interface Lookup {
 	organization: OrgSummary | null;
 	limits: PlanLimits;
+	suspended: boolean;
 	/** undefined: no row at all; null role: a deleted (tombstoned) membership. */
 	membership: { role: string | null } | undefined;
 	rolePermissions: string[];
@@ -56,7 +59,7 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 	const [orgRes, memberRes, permRes] = await runBatch(db.$client, [
 		sql`SELECT id, name, slug, image_url AS imageUrl, plan, created_at AS createdAt, updated_at AS updatedAt,
 			rate_limit_per_minute AS rateLimitPerMinute, user_rate_limit_per_minute AS userRateLimitPerMinute,
-			monthly_quota AS monthlyQuota
+			monthly_quota AS monthlyQuota, suspended_at AS suspendedAt
 			FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL`,
 		sql`SELECT role, deleted_at AS deletedAt FROM memberships WHERE organization_id = ${orgId} AND user_id = ${userId}`,
 		sql`SELECT DISTINCT p.key AS key FROM memberships m
@@ -70,6 +73,7 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 		rateLimitPerMinute: number | null;
 		userRateLimitPerMinute: number | null;
 		monthlyQuota: number | null;
+		suspendedAt: number | null;
 	})[];
 	const memberRows = (memberRes?.results ?? []) as unknown as { role: string; deletedAt: number | null }[];
 	const permRows = (permRes?.results ?? []) as unknown as { key: string }[];
@@ -88,6 +92,7 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 				}
 			: null,
 		limits: limitsFor(o?.plan, o ?? {}),
+		suspended: o?.suspendedAt != null,
 		membership: m === undefined ? undefined : { role: m.deletedAt === null ? m.role : null },
 		rolePermissions: permRows.map((r) => r.key),
 	};
@@ -125,6 +130,7 @@ export async function resolveOrgAccess(db: Database, auth: AuthContext, orgId: s
 			role,
 			permissions: [...new Set([...found.rolePermissions, ...extra])],
 			source: "d1",
+			suspended: found.suspended,
 		};
 	}
 
@@ -141,6 +147,7 @@ export async function resolveOrgAccess(db: Database, auth: AuthContext, orgId: s
 			role,
 			permissions: [...new Set([...rolePerms, ...auth.orgPermissions])],
 			source: "token",
+			suspended: found.suspended,
 		};
 	}
 

@@ -51,6 +51,47 @@ export async function listOrgEvents(
 	return page(rows, q.limit, (r) => ({ k: r.receivedAt, id: r.svixId }));
 }
 
+interface OperatorEventSummary extends EventSummary {
+	organizationId: string | null;
+	source: string;
+	attempts: number;
+	error: string | null;
+}
+
+/**
+ * Events of every organization (operators), newest first, keyset-paginated on (receivedAt, svixId)
+ * descending; by outcome (e.g. failed: the dead-lettered ones to replay) and type.
+ */
+export async function listAllEvents(
+	db: Database,
+	q: { cursor?: string; limit: number; outcome?: EventOutcome; type?: string },
+): Promise<{ data: OperatorEventSummary[]; nextCursor: string | null }> {
+	const rows = await db
+		.select({
+			svixId: events.svixId,
+			organizationId: events.organizationId,
+			source: events.source,
+			type: events.type,
+			entityId: events.entityId,
+			receivedAt: events.receivedAt,
+			processedAt: events.processedAt,
+			outcome: events.outcome,
+			attempts: events.attempts,
+			error: events.error,
+		})
+		.from(events)
+		.where(
+			and(
+				q.outcome ? eq(events.outcome, q.outcome) : undefined,
+				q.type ? eq(events.type, q.type) : undefined,
+				keysetAfter(events.receivedAt, events.svixId, decodeCursor(q.cursor), "desc"),
+			),
+		)
+		.orderBy(desc(events.receivedAt), desc(events.svixId))
+		.limit(q.limit + 1);
+	return page(rows, q.limit, (r) => ({ k: r.receivedAt, id: r.svixId }));
+}
+
 /**
  * Puts a stored event back on the webhook queue, marked as a replay (processed again even if already
  * recorded), and marks it queued. 404 for an unknown svix id, 503 when the queue refuses it.

@@ -1,25 +1,166 @@
-import { asc, inArray } from "drizzle-orm";
+import { and, asc, eq, type SQL, sql } from "drizzle-orm";
+import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
+import { keysetAfter } from "../db/keyset";
 import { outbox } from "../db/schema";
-import { newId } from "../lib/ids";
+import type { Env } from "../env";
+import { ApiError } from "../errors";
+import { decodeCursor, page } from "../lib/cursor";
+import { errorFields, type Logger } from "../lib/logger";
+import type { RequestMeta } from "../lib/request-meta";
 import type { TenantEvent } from "../queue/tenant-events";
 
-/** Parks tenant events in the D1 outbox (the cron re-sends them): the one outbox insert. */
+/**
+ * The transactional outbox of the tenant-events queue. A change writes its events (audit entry,
+ * outgoing event) as outbox rows in its own D1 batch (outboxInsert), so they commit or roll back with
+ * it; the request then relays them (relayOutbox, in waitUntil) and the cron re-sends whatever is still
+ * pending (drainOutbox). A row is deleted only after the queue accepted it; consumers are idempotent on
+ * the event id, so a second send (relay and cron racing, an isolate dying before the delete) is harmless.
+ */
+
+/**
+ * Relays of one event that may come back from the dead-letter queue before it is kept `failed`
+ * (each relay is itself retried by the queue: tenant-events max_retries).
+ */
+export const OUTBOX_MAX_RELAYS = 10;
+
+/** The outbox row id of an event: the event's own id, so the same event is parked once. */
+const outboxKey = (m: TenantEvent) => (m.kind === "webhook.deliver" ? m.deliveryId : m.id);
+
+/** An outbox row a change committed, to be relayed. */
+export interface OutboxRow {
+	id: string;
+	body: string;
+	attempts: number;
+}
+
+/**
+ * The events of one request's change: who made it (for the audit entry), and the outbox rows its
+ * batch wrote (filled by the store once the batch committed), for the relay.
+ */
+export interface ChangeLog {
+	meta: RequestMeta;
+	written: OutboxRow[];
+}
+
+export const changeLog = (meta: RequestMeta): ChangeLog => ({ meta, written: [] });
+
+/**
+ * The statement writing one event to the outbox, for the change's own batch; it returns the row
+ * (collectOutbox reads it from the batch's results). `after`, when given, is SQL evaluated in the
+ * batch (e.g. the updated row as JSON) set at the message's `after`; with `when`, the row is written
+ * only while that condition holds.
+ */
+export function outboxInsert(message: TenantEvent, opts: { after?: SQL; when?: SQL } = {}): SQL {
+	const json = JSON.stringify(message);
+	const body = opts.after ? sql`json_set(${json}, '$.after', json(${opts.after}))` : sql`${json}`;
+	return sql`INSERT INTO outbox (id, organization_id, body, created_at, attempts, status)
+		SELECT ${outboxKey(message)}, ${message.organizationId}, ${body}, ${Date.now()}, 0, 'pending' WHERE ${opts.when ?? sql`1`}
+		RETURNING id AS outbox_id, body AS outbox_body`;
+}
+
+/** Adds the outbox rows a committed batch wrote (outboxInsert's RETURNING rows) to the change log. */
+export function collectOutbox(log: ChangeLog, results: D1Result[]): void {
+	for (const r of results) {
+		for (const row of (r.results ?? []) as { outbox_id?: string; outbox_body?: string }[]) {
+			if (row.outbox_id && row.outbox_body) log.written.push({ id: row.outbox_id, body: row.outbox_body, attempts: 0 });
+		}
+	}
+}
+
+/**
+ * Hands outbox rows to the queue and deletes them once it accepted them. Each message carries its
+ * relay number (`relays`) for the dead-letter consumer. A refused send leaves the rows pending (with
+ * the error) for the cron; the rows' relay count is not spent by it. Returns how many were sent.
+ */
+export async function relayOutbox(env: Env, db: Database, rows: OutboxRow[], logger?: Logger): Promise<number> {
+	if (rows.length === 0) return 0;
+	try {
+		await env.TENANT_EVENTS.sendBatch(
+			rows.map((r) => ({ body: { ...(JSON.parse(r.body) as TenantEvent), relays: r.attempts + 1 }, contentType: "json" as const })),
+		);
+	} catch (err) {
+		logger?.warn("tenant-events queue unavailable, the outbox keeps the events", errorFields(err));
+		const message = (err instanceof Error ? err.message : String(err)).slice(0, 500);
+		await db.run(sql`UPDATE outbox SET last_error = ${message}, updated_at = ${Date.now()}
+			WHERE id IN (SELECT value FROM json_each(${JSON.stringify(rows.map((r) => r.id))})) AND status = 'pending'`);
+		return 0;
+	}
+	// Only the rows as they were sent: one the dead-letter consumer parked again meanwhile stays.
+	await db.run(sql`DELETE FROM outbox WHERE status = 'pending' AND (id, attempts) IN
+		(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(${JSON.stringify(rows.map((r) => [r.id, r.attempts]))}))`);
+	return rows.length;
+}
+
+/** The oldest pending rows, oldest first. */
+export function pendingInOutbox(db: Database, limit: number): Promise<OutboxRow[]> {
+	return db
+		.select({ id: outbox.id, body: outbox.body, attempts: outbox.attempts })
+		.from(outbox)
+		.where(eq(outbox.status, "pending"))
+		.orderBy(asc(outbox.createdAt), asc(outbox.id))
+		.limit(limit);
+}
+
+// 100 bound parameters per statement: 5 per row.
+const PARK_CHUNK = 20;
+
+/** Parks tenant events the queue refused in the outbox (the cron re-sends them); an event already there is kept once. */
 export async function parkInOutbox(db: Database, messages: TenantEvent[]): Promise<void> {
 	if (messages.length === 0) return;
 	const now = Date.now();
-	await db
-		.insert(outbox)
-		.values(messages.map((m) => ({ id: newId("obx"), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now })));
+	const rows = messages.map((m) => ({ id: outboxKey(m), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now }));
+	for (let i = 0; i < rows.length; i += PARK_CHUNK) {
+		await db
+			.insert(outbox)
+			.values(rows.slice(i, i + PARK_CHUNK))
+			.onConflictDoNothing();
+	}
 }
 
-/** The oldest parked events, oldest first. */
-export function oldestInOutbox(db: Database, limit: number): Promise<{ id: string; body: string }[]> {
-	return db.select({ id: outbox.id, body: outbox.body }).from(outbox).orderBy(asc(outbox.createdAt)).limit(limit);
+/**
+ * Dead letters back into the outbox, with the number of relays they had: below OUTBOX_MAX_RELAYS they
+ * are pending again (the cron re-sends them), at the bound they stay `failed` for an operator
+ * (GET /api/admin/health counts them, POST /api/admin/outbox/:id/replay re-arms one).
+ */
+export async function parkDeadLetters(db: Database, messages: TenantEvent[]): Promise<void> {
+	if (messages.length === 0) return;
+	const now = Date.now();
+	const statements = messages.map((m) => {
+		const attempts = m.relays ?? 1;
+		const status = attempts >= OUTBOX_MAX_RELAYS ? "failed" : "pending";
+		const { relays: _, ...body } = m;
+		const error = `dead-lettered after relay ${attempts}`;
+		return sql`INSERT INTO outbox (id, organization_id, body, created_at, attempts, status, last_error, updated_at)
+			VALUES (${outboxKey(m)}, ${m.organizationId}, ${JSON.stringify(body)}, ${now}, ${attempts}, ${status}, ${error}, ${now})
+			ON CONFLICT (id) DO UPDATE SET attempts = max(outbox.attempts, excluded.attempts),
+				status = CASE WHEN max(outbox.attempts, excluded.attempts) >= ${OUTBOX_MAX_RELAYS} THEN 'failed' ELSE 'pending' END,
+				last_error = excluded.last_error, updated_at = excluded.updated_at`;
+	});
+	await runBatch(db.$client, statements);
 }
 
-/** Deletes parked events once they were re-sent. */
-export async function removeFromOutbox(db: Database, ids: string[]): Promise<void> {
-	if (ids.length === 0) return;
-	await db.delete(outbox).where(inArray(outbox.id, ids));
+/** Outbox rows for operators (by status, oldest first, keyset on (createdAt, id)), with their event. */
+export async function listOutbox(db: Database, q: { status?: "pending" | "failed"; cursor?: string; limit: number }) {
+	const rows = await db
+		.select()
+		.from(outbox)
+		.where(and(q.status ? eq(outbox.status, q.status) : undefined, keysetAfter(outbox.createdAt, outbox.id, decodeCursor(q.cursor), "asc")))
+		.orderBy(asc(outbox.createdAt), asc(outbox.id))
+		.limit(q.limit + 1);
+	const { data, nextCursor } = page(rows, q.limit, (r) => ({ k: r.createdAt, id: r.id }));
+	return { data: data.map(({ body, ...r }) => ({ ...r, event: JSON.parse(body) as TenantEvent })), nextCursor };
+}
+
+/**
+ * Re-arms an outbox row (operator replay): pending again with a fresh relay budget, for the cron to
+ * send. 404 unknown (or already sent).
+ */
+export async function replayOutboxRow(db: Database, id: string): Promise<void> {
+	const rows = await db
+		.update(outbox)
+		.set({ status: "pending", attempts: 0, lastError: null, updatedAt: Date.now() })
+		.where(eq(outbox.id, id))
+		.returning({ id: outbox.id });
+	if (rows.length === 0) throw new ApiError("NOT_FOUND", "no outbox row with that id");
 }

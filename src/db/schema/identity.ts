@@ -44,6 +44,10 @@ export const organizations = sqliteTable(
 		userRateLimitPerMinute: integer("user_rate_limit_per_minute"),
 		/** Per-organization override of the plan's seats (members + pending invitations); null = plan default. */
 		seatLimit: integer("seat_limit"),
+		/** Set by an operator: while set, the organization's tenant routes answer 403 ORG_SUSPENDED. */
+		suspendedAt: integer("suspended_at"),
+		/** Where the tenant's data lives; changeable by an operator only while the tenant has no data. */
+		dataRegion: text("data_region", { enum: ["default", "eu"] }).notNull().default("default"),
 		...mirrored,
 	},
 	(t) => [index("organizations_slug_idx").on(t.slug)],

@@ -45,11 +45,24 @@ export const webhookDeliveries = sqliteTable(
 	],
 );
 
-/** Messages that could not be handed to the tenant-events queue; the cron handler re-sends them. */
-export const outbox = sqliteTable("outbox", {
-	id: text("id").primaryKey(),
-	organizationId: text("organization_id"),
-	body: text("body").notNull(),
-	createdAt: integer("created_at").notNull(),
-	attempts: integer("attempts").notNull().default(0),
-});
+/**
+ * The transactional outbox of the tenant-events queue: each tenant event (audit entry, outgoing event)
+ * is written here in the same D1 batch as the change it records, relayed to the queue right after
+ * (and by the cron while still pending), and deleted once the queue accepted it. The id is the event's
+ * own id (aud_/evt_/dlv_), so parking the same event twice keeps one row. `attempts` counts the relays
+ * that came back from the dead-letter queue; at the bound the row stays `failed` for an operator.
+ */
+export const outbox = sqliteTable(
+	"outbox",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id"),
+		body: text("body").notNull(),
+		createdAt: integer("created_at").notNull(),
+		attempts: integer("attempts").notNull().default(0),
+		status: text("status", { enum: ["pending", "failed"] }).notNull().default("pending"),
+		lastError: text("last_error"),
+		updatedAt: integer("updated_at"),
+	},
+	(t) => [index("outbox_status_created_idx").on(t.status, t.createdAt)],
+);

@@ -1,10 +1,33 @@
 import { createRouter } from "../../lib/create-app";
-import { replayEvent } from "../../services/events-log";
+import { requestMeta } from "../../middleware/request-meta";
+import { listAllEvents, replayEvent } from "../../services/events-log";
+import { getOperatorOrg, operatorHealth, updateOperatorOrg } from "../../services/operator";
+import { changeLog, listOutbox, relayOutbox, replayOutboxRow } from "../../services/outbox";
 import * as routes from "./admin.routes";
 
-export const adminRouter = createRouter().openapi(routes.replayEvent, async (c) => {
-	const { svixId } = c.req.valid("param");
-	await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId);
-	c.get("logger").info("event replay queued", { svixId, operator: c.get("auth").userId });
-	return c.json({ status: "queued" as const, svixId }, 202);
-});
+export const adminRouter = createRouter()
+	.openapi(routes.replayEvent, async (c) => {
+		const { svixId } = c.req.valid("param");
+		await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId);
+		c.get("logger").info("event replay queued", { svixId, operator: c.get("auth").userId });
+		return c.json({ status: "queued" as const, svixId }, 202);
+	})
+	.openapi(routes.health, async (c) => c.json(await operatorHealth(c.get("db")), 200))
+	.openapi(routes.listEvents, async (c) => c.json(await listAllEvents(c.get("db"), c.req.valid("query")), 200))
+	.openapi(routes.getOrg, async (c) => c.json(await getOperatorOrg(c.get("db"), c.req.valid("param").orgId), 200))
+	.openapi(routes.updateOrg, async (c) => {
+		const { orgId } = c.req.valid("param");
+		const log = changeLog(requestMeta(c));
+		const org = await updateOperatorOrg(c.get("db"), orgId, c.req.valid("json"), log);
+		// The audit entry committed with the change (outbox); relayed now, else by the cron.
+		c.executionCtx.waitUntil(relayOutbox(c.env, c.get("db"), log.written, c.get("logger")));
+		c.get("logger").info("organization overridden by an operator", { orgId, operator: c.get("auth").userId });
+		return c.json(org, 200);
+	})
+	.openapi(routes.listOutbox, async (c) => c.json(await listOutbox(c.get("db"), c.req.valid("query")), 200))
+	.openapi(routes.replayOutbox, async (c) => {
+		const { id } = c.req.valid("param");
+		await replayOutboxRow(c.get("db"), id);
+		c.get("logger").info("outbox row re-armed", { id, operator: c.get("auth").userId });
+		return c.json({ status: "pending" as const, id }, 202);
+	});

@@ -2,7 +2,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { requireAuth } from "../../middleware/auth";
 import { requireOperator } from "../../middleware/authorize";
 import { rateLimit } from "../../middleware/rate-limit";
-import { authErrors, jsonContent, problem } from "../../openapi";
+import { jsonBodyLimit } from "../../lib/create-app";
+import { authErrors, CursorQuery, jsonContent, OrgIdParam, problem } from "../../openapi";
+import { PLAN_IDS } from "../../services/plans";
 
 export const replayEvent = createRoute({
 	method: "post",
@@ -26,5 +28,207 @@ export const replayEvent = createRoute({
 		...authErrors,
 		403: problem("Not an operator"),
 		404: problem("Unknown event"),
+	},
+});
+
+const operator = {
+	tags: ["admin"],
+	security: [{ bearer: [] }],
+	middleware: [requireAuth(), requireOperator(), rateLimit("user")],
+};
+const operatorErrors = { ...authErrors, 403: problem("Not an operator") };
+
+const QueueHealthSchema = z
+	.object({
+		queue: z.enum(["webhook-events", "tenant-events"]),
+		backlog: z.number().int().openapi({ description: "Accepted, not yet processed (webhook events queued; tenant events pending in the outbox)" }),
+		oldestPendingAgeMs: z.number().int().nullable().openapi({ description: "Age of the oldest of them; null when none" }),
+		failed: z.number().int().openapi({ description: "Dead-lettered and kept failed, to inspect and replay" }),
+	})
+	.openapi("QueueHealth");
+
+export const health = createRoute({
+	...operator,
+	method: "get",
+	path: "/api/admin/health",
+	summary: "System health for operators: D1, queue backlogs and failures, failing outgoing endpoints",
+	responses: {
+		200: jsonContent(
+			z
+				.object({
+					status: z.enum(["ok", "degraded"]),
+					checkedAt: z.number().int(),
+					d1: z.object({ ok: z.boolean(), latencyMs: z.number().int() }),
+					queues: z.array(QueueHealthSchema),
+					outgoingEndpoints: z.object({
+						failing: z.number().int().openapi({ description: "Enabled endpoints whose last deliveries failed" }),
+						disabled: z.number().int(),
+					}),
+				})
+				.openapi("OperatorHealth"),
+			"Health report (degraded: failed events, or a pending event older than 5 minutes, or D1 unreachable)",
+		),
+		...operatorErrors,
+	},
+});
+
+export const listEvents = createRoute({
+	...operator,
+	method: "get",
+	path: "/api/admin/events",
+	summary: "Webhook events of every organization, newest first (e.g. ?outcome=failed); replay with POST /api/admin/events/{svixId}/replay",
+	request: {
+		query: CursorQuery.extend({
+			outcome: z.enum(["queued", "processed", "stale", "ignored", "failed"]).optional(),
+			type: z.string().max(200).optional(),
+		}),
+	},
+	responses: {
+		200: jsonContent(
+			z
+				.object({
+					data: z.array(
+						z.object({
+							svixId: z.string(),
+							organizationId: z.string().nullable(),
+							source: z.string(),
+							type: z.string(),
+							entityId: z.string().nullable(),
+							receivedAt: z.number().int(),
+							processedAt: z.number().int().nullable(),
+							outcome: z.enum(["queued", "processed", "stale", "ignored", "failed"]),
+							attempts: z.number().int(),
+							error: z.string().nullable(),
+						}),
+					),
+					nextCursor: z.string().nullable(),
+				})
+				.openapi("OperatorEventPage"),
+			"A page of events",
+		),
+		...operatorErrors,
+	},
+});
+
+const limit = (description: string) => z.number().int().min(0).max(1_000_000_000).nullable().openapi({ description });
+const OverridesSchema = z.object({
+	rateLimitPerMinute: limit("Organization requests per minute; null: the plan's"),
+	userRateLimitPerMinute: limit("Requests per minute per user; null: the plan's"),
+	monthlyApiQuota: limit("Monthly API calls; null: the plan's"),
+	seatLimit: limit("Members plus pending invitations; null: the plan's"),
+});
+const OperatorOrgSchema = z
+	.object({
+		id: z.string(),
+		name: z.string().nullable(),
+		slug: z.string().nullable(),
+		plan: z.enum(PLAN_IDS),
+		dataRegion: z.enum(["default", "eu"]),
+		suspended: z.boolean(),
+		suspendedAt: z.number().int().nullable(),
+		overrides: OverridesSchema,
+		limits: z.object({
+			requestsPerMinute: z.number().int(),
+			userRequestsPerMinute: z.number().int(),
+			monthlyApiQuota: z.number().int(),
+			seats: z.number().int(),
+		}),
+		hasData: z.boolean().openapi({ description: "Products, categories or orders exist: dataRegion is then fixed" }),
+		createdAt: z.number().int(),
+		updatedAt: z.number().int(),
+		deletedAt: z.number().int().nullable(),
+	})
+	.openapi("OperatorOrganization");
+
+export const getOrg = createRoute({
+	...operator,
+	method: "get",
+	path: "/api/admin/orgs/{orgId}",
+	summary: "An organization's plan, overrides, effective limits, suspension and data region",
+	request: { params: OrgIdParam },
+	responses: { 200: jsonContent(OperatorOrgSchema, "The organization"), ...operatorErrors, 404: problem("Unknown organization") },
+});
+
+export const updateOrg = createRoute({
+	...operator,
+	middleware: [...operator.middleware, jsonBodyLimit],
+	method: "patch",
+	path: "/api/admin/orgs/{orgId}",
+	summary: "Operator overrides: plan, rate limits, monthly quota, seats, suspend/unsuspend, data region (audited)",
+	description:
+		"Only the fields given change; null resets an override to the plan's value. A suspended organization's routes answer 403 ORG_SUSPENDED. dataRegion changes only while the organization has no data (409 afterwards).",
+	request: {
+		params: OrgIdParam,
+		body: {
+			required: true,
+			content: {
+				"application/json": {
+					schema: OverridesSchema.partial()
+						.extend({ plan: z.enum(PLAN_IDS).optional(), suspended: z.boolean().optional(), dataRegion: z.enum(["default", "eu"]).optional() })
+						.strict()
+						.openapi("OperatorOrganizationPatch"),
+				},
+			},
+		},
+	},
+	responses: {
+		200: jsonContent(OperatorOrgSchema, "The organization after the change"),
+		...operatorErrors,
+		404: problem("Unknown organization"),
+		409: problem("dataRegion cannot change: the organization has data"),
+		413: problem("Body too large"),
+		415: problem("Not JSON"),
+	},
+});
+
+const OutboxParam = z.object({
+	id: z
+		.string()
+		.min(1)
+		.max(200)
+		.openapi({ param: { name: "id", in: "path" }, example: "aud_0123" }),
+});
+
+export const listOutbox = createRoute({
+	...operator,
+	method: "get",
+	path: "/api/admin/outbox",
+	summary: "Tenant events in the outbox (e.g. ?status=failed: dead-lettered past the relay bound), oldest first",
+	request: { query: CursorQuery.extend({ status: z.enum(["pending", "failed"]).optional() }) },
+	responses: {
+		200: jsonContent(
+			z
+				.object({
+					data: z.array(
+						z.object({
+							id: z.string(),
+							organizationId: z.string().nullable(),
+							status: z.enum(["pending", "failed"]),
+							attempts: z.number().int().openapi({ description: "Relays that came back from the dead-letter queue" }),
+							lastError: z.string().nullable(),
+							createdAt: z.number().int(),
+							updatedAt: z.number().int().nullable(),
+							event: z.record(z.string(), z.unknown()).openapi({ description: "The tenant event (audit entry, outgoing event)" }),
+						}),
+					),
+					nextCursor: z.string().nullable(),
+				})
+				.openapi("OutboxPage"),
+			"A page of outbox rows",
+		),
+		...operatorErrors,
+	},
+});
+
+export const replayOutbox = createRoute({
+	...operator,
+	method: "post",
+	path: "/api/admin/outbox/{id}/replay",
+	summary: "Re-arm an outbox row (pending, fresh relay budget): the cron sends it within a minute",
+	request: { params: OutboxParam },
+	responses: {
+		202: jsonContent(z.object({ status: z.literal("pending"), id: z.string() }).openapi("OutboxReplayAccepted"), "Re-armed"),
+		...operatorErrors,
+		404: problem("Unknown outbox row"),
 	},
 });

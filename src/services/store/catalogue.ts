@@ -3,6 +3,7 @@ import { categories, products, variants } from "../../db/schema";
 import { ApiError } from "../../errors";
 import type { IdempotentCommit } from "../idempotency";
 import { keysetPage, type PageQuery } from "../keyset-page";
+import type { ChangeLog } from "../outbox";
 import { assertVersion, TenantScope } from "./shared";
 
 type Category = typeof categories.$inferSelect;
@@ -33,27 +34,34 @@ export class Catalogue extends TenantScope {
 		return this.findOne(categories, and(this.own(categories), eq(categories.id, id)), "category");
 	}
 
-	createCategory(input: { name: string; slug: string }, commit?: IdempotentCommit<Category>): Promise<Category> {
-		return this.insertOwned(categories, "cat", input, `a category with slug "${input.slug}" already exists`, commit);
+	createCategory(input: { name: string; slug: string }, log: ChangeLog, commit?: IdempotentCommit<Category>): Promise<Category> {
+		const unique = `a category with slug "${input.slug}" already exists`;
+		return this.insertOwned(categories, "cat", input, unique, { type: "category", log }, commit);
 	}
 
-	updateCategory(id: string, patch: Partial<{ name: string; slug: string }>, ifVersion?: number): Promise<Category> {
+	updateCategory(id: string, patch: Partial<{ name: string; slug: string }>, log: ChangeLog, ifVersion?: number): Promise<Category> {
 		const where = and(this.own(categories), eq(categories.id, id));
 		const unique = `a category with slug "${patch.slug}" already exists`;
-		return this.versionedUpdate(categories, where, patch, ifVersion, "category", unique);
+		return this.versionedUpdate(categories, where, patch, ifVersion, "category", unique, { log, id, before: patch });
 	}
 
-	/** Deletes the category; its products stay, uncategorized. */
-	async deleteCategory(id: string, ifVersion?: number): Promise<void> {
+	/** Deletes the category (its products stay, uncategorized), with its `category.deleted` audit entry in the same batch. */
+	async deleteCategory(id: string, log: ChangeLog, ifVersion?: number): Promise<void> {
 		const current = await this.getCategory(id);
 		assertVersion(current, ifVersion, "category");
-		await this.db.batch([
-			this.db
-				.update(products)
-				.set({ categoryId: null, updatedAt: Date.now() })
-				.where(and(this.own(products), eq(products.categoryId, id))),
-			this.db.delete(categories).where(and(this.own(categories), eq(categories.id, id))),
-		]);
+		const where = and(this.own(categories), eq(categories.id, id));
+		await this.commitBatch(
+			[
+				...this.outboxStatements(log, { action: "category.deleted", targetType: "category", targetId: id }, { when: this.exists(categories, where) }),
+				this.db
+					.update(products)
+					.set({ categoryId: null, updatedAt: Date.now() })
+					.where(and(this.own(products), eq(products.categoryId, id)))
+					.getSQL(),
+				this.db.delete(categories).where(where).getSQL(),
+			],
+			log,
+		);
 	}
 
 	// --- products ---------------------------------------------------------------------------
@@ -100,25 +108,34 @@ export class Catalogue extends TenantScope {
 		}
 	}
 
-	async createProduct(input: ProductInput, commit?: IdempotentCommit<Product>): Promise<Product> {
+	async createProduct(input: ProductInput, log: ChangeLog, commit?: IdempotentCommit<Product>): Promise<Product> {
 		await this.assertCategory(input.categoryId);
-		return this.insertOwned(products, "prd", input, `a product with sku "${input.sku}" already exists`, commit);
+		const unique = `a product with sku "${input.sku}" already exists`;
+		return this.insertOwned(products, "prd", input, unique, { type: "product", log }, commit);
 	}
 
-	async updateProduct(id: string, patch: Partial<Omit<ProductInput, "stock">>, ifVersion?: number): Promise<Product> {
+	/** Updates the product; its audit entry has the product as it was before (read first) and after. */
+	async updateProduct(id: string, patch: Partial<Omit<ProductInput, "stock">>, log: ChangeLog, ifVersion?: number): Promise<Product> {
+		const { organizationId: _, ...before } = await this.getProduct(id);
 		await this.assertCategory(patch.categoryId);
 		const where = and(this.own(products), eq(products.id, id));
-		return this.versionedUpdate(products, where, patch, ifVersion, "product", `a product with sku "${patch.sku}" already exists`);
+		const unique = `a product with sku "${patch.sku}" already exists`;
+		return this.versionedUpdate(products, where, patch, ifVersion, "product", unique, { log, id, before });
 	}
 
-	/** Deletes the product and its variants. */
-	async deleteProduct(id: string, ifVersion?: number): Promise<void> {
+	/** Deletes the product and its variants, with its `product.deleted` audit entry in the same batch. */
+	async deleteProduct(id: string, log: ChangeLog, ifVersion?: number): Promise<void> {
 		const current = await this.getProduct(id);
 		assertVersion(current, ifVersion, "product");
-		await this.db.batch([
-			this.db.delete(variants).where(and(this.own(variants), eq(variants.productId, id))),
-			this.db.delete(products).where(and(this.own(products), eq(products.id, id))),
-		]);
+		const where = and(this.own(products), eq(products.id, id));
+		await this.commitBatch(
+			[
+				...this.outboxStatements(log, { action: "product.deleted", targetType: "product", targetId: id }, { when: this.exists(products, where) }),
+				this.db.delete(variants).where(and(this.own(variants), eq(variants.productId, id))).getSQL(),
+				this.db.delete(products).where(where).getSQL(),
+			],
+			log,
+		);
 	}
 
 	// --- variants ---------------------------------------------------------------------------
@@ -139,25 +156,37 @@ export class Catalogue extends TenantScope {
 	async createVariant(
 		productId: string,
 		input: { name: string; sku: string; priceMinor?: number | null; stock: number },
+		log: ChangeLog,
 		commit?: IdempotentCommit<Variant>,
 	): Promise<Variant> {
 		await this.getProduct(productId);
-		return this.insertOwned(variants, "var", { ...input, productId }, `a variant with sku "${input.sku}" already exists`, commit);
+		const unique = `a variant with sku "${input.sku}" already exists`;
+		return this.insertOwned(variants, "var", { ...input, productId }, unique, { type: "variant", log }, commit);
 	}
 
 	updateVariant(
 		productId: string,
 		variantId: string,
 		patch: Partial<{ name: string; sku: string; priceMinor: number | null }>,
+		log: ChangeLog,
 		ifVersion?: number,
 	): Promise<Variant> {
 		const where = and(this.own(variants), eq(variants.productId, productId), eq(variants.id, variantId));
-		return this.versionedUpdate(variants, where, patch, ifVersion, "variant", `a variant with sku "${patch.sku}" already exists`);
+		const unique = `a variant with sku "${patch.sku}" already exists`;
+		return this.versionedUpdate(variants, where, patch, ifVersion, "variant", unique, { log, id: variantId, before: patch });
 	}
 
-	async deleteVariant(productId: string, variantId: string, ifVersion?: number): Promise<void> {
+	/** Deletes the variant, with its `variant.deleted` audit entry in the same batch. */
+	async deleteVariant(productId: string, variantId: string, log: ChangeLog, ifVersion?: number): Promise<void> {
 		const current = await this.getVariant(productId, variantId);
 		assertVersion(current, ifVersion, "variant");
-		await this.db.delete(variants).where(and(this.own(variants), eq(variants.id, variantId)));
+		const where = and(this.own(variants), eq(variants.id, variantId));
+		await this.commitBatch(
+			[
+				...this.outboxStatements(log, { action: "variant.deleted", targetType: "variant", targetId: variantId }, { when: this.exists(variants, where) }),
+				this.db.delete(variants).where(where).getSQL(),
+			],
+			log,
+		);
 	}
 }

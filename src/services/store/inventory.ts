@@ -2,6 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { runBatch } from "../../db/batch";
 import { ApiError } from "../../errors";
 import { type IdempotencyClaim, storeResponse } from "../idempotency";
+import type { ChangeLog } from "../outbox";
 import { constraintError, TenantScope } from "./shared";
 
 /** A stock line: a product, or one of its variants when variantId is set. */
@@ -19,11 +20,13 @@ export class Inventory extends TenantScope {
 	/**
 	 * Atomic stock change; a result below zero is refused (409) by the table's CHECK constraint. A delta
 	 * of 0 changes nothing (no version bump) and answers the current stock. With `claim` (an
-	 * Idempotency-Key), the answer `{ productId, variantId, stock }` is stored in the same batch as the change.
+	 * Idempotency-Key), the answer `{ productId, variantId, stock }` is stored in the same batch as the change,
+	 * as is its `inventory.adjusted` audit entry (before: the delta, after: the resulting stock).
 	 */
 	async adjustStock(
 		productId: string,
 		delta: number,
+		log: ChangeLog,
 		variantId?: string,
 		claim?: IdempotencyClaim,
 	): Promise<{ stock: number; version: number }> {
@@ -42,14 +45,19 @@ export class Inventory extends TenantScope {
 		}
 		const statements: SQL[] = [
 			sql`UPDATE ${table} SET stock = stock + ${delta}, version = version + 1, updated_at = ${Date.now()} WHERE ${target} RETURNING stock, version`,
+			...this.outboxStatements(
+				log,
+				{ action: "inventory.adjusted", targetType: variantId ? "variant" : "product", targetId: variantId ?? productId, before: { delta } },
+				{ after: sql`json_object('stock', (SELECT stock FROM ${table} WHERE ${target}))`, when: sql`EXISTS (SELECT 1 FROM ${table} WHERE ${target})` },
+			),
 		];
 		if (claim) {
 			const body = sql`json_object('productId', ${productId}, 'variantId', ${variantId ?? null}, 'stock', (SELECT stock FROM ${table} WHERE ${target}))`;
 			statements.push(storeResponse(this.db, claim, 200, body, sql`EXISTS (SELECT 1 FROM ${table} WHERE ${target})`).getSQL());
 		}
 		try {
-			const [update] = await runBatch<{ stock: number; version: number }>(this.db.$client, statements);
-			const row = update?.results[0];
+			const [update] = await this.commitBatch(statements, log);
+			const row = update?.results[0] as { stock: number; version: number } | undefined;
 			if (!row) throw notFound();
 			return row;
 		} catch (err) {

@@ -1,10 +1,10 @@
 import { and, asc, eq, inArray, type SQL, sql } from "drizzle-orm";
-import { runBatch } from "../../db/batch";
 import { orderItems, orderStatusHistory, orders, products, variants } from "../../db/schema";
 import { ApiError } from "../../errors";
 import { newId } from "../../lib/ids";
 import { type IdempotentCommit, storeResponse } from "../idempotency";
 import { keysetPage, type PageQuery } from "../keyset-page";
+import type { ChangeLog } from "../outbox";
 import { Inventory } from "./inventory";
 import { assertVersion, constraintError, TenantScope } from "./shared";
 
@@ -66,11 +66,13 @@ export class Orders extends TenantScope {
 
 	/**
 	 * Creates an order from current catalogue data: each item copies the product's (or variant's)
-	 * name, sku and price at this moment, stock is taken in the same atomic batch (409 if short).
+	 * name, sku and price at this moment, stock is taken in the same atomic batch (409 if short), with the
+	 * `order.created` audit entry and outgoing event.
 	 */
 	async createOrder(
 		input: { items: { productId: string; variantId?: string; quantity: number }[]; customerEmail?: string | null },
 		userId: string,
+		log: ChangeLog,
 		commit?: IdempotentCommit<OrderDetail>,
 	): Promise<OrderDetail> {
 		// Merge repeated lines so stock is checked on the total.
@@ -163,6 +165,7 @@ export class Orders extends TenantScope {
 			note: null,
 			at: now,
 		};
+		const summary = { orderId, status: order.status, totalMinor: order.totalMinor, currency: order.currency };
 		const created = {
 			...order,
 			items: items.map((it) => ({ ...it, lineTotalMinor: Number(it.lineTotalMinor) })),
@@ -179,10 +182,17 @@ export class Orders extends TenantScope {
 				FROM json_each(${JSON.stringify(created.items)})`,
 			this.db.insert(orderStatusHistory).values(history).getSQL(),
 			...this.inventory.takeStatements(wanted),
+			...this.outboxStatements(log, {
+				action: "order.created",
+				targetType: "order",
+				targetId: orderId,
+				after: summary,
+				event: { type: "order.created", data: summary },
+			}),
 		];
 		if (commit) statements.push(storeResponse(this.db, commit.claim, commit.status, JSON.stringify(commit.render(created))).getSQL());
 		try {
-			await runBatch(this.db.$client, statements);
+			await this.commitBatch(statements, log);
 		} catch (err) {
 			constraintError(err, { check: "insufficient stock for one or more items" });
 		}
@@ -192,12 +202,14 @@ export class Orders extends TenantScope {
 	/**
 	 * Moves an order along ORDER_TRANSITIONS. The status update is guarded by the status (and version)
 	 * it was read with, and the history row and any restock only happen if that update won, all in
-	 * one atomic batch: two concurrent transitions cannot both apply.
+	 * one atomic batch: two concurrent transitions cannot both apply. Its `order.status_changed` audit entry
+	 * and outgoing event are written in the batch too, under the same guard.
 	 */
 	async transitionOrder(
 		id: string,
 		to: OrderStatus,
 		userId: string,
+		log: ChangeLog,
 		note?: string,
 		ifVersion?: number,
 		commit?: IdempotentCommit<OrderDetail>,
@@ -237,6 +249,20 @@ export class Orders extends TenantScope {
 				SELECT ${entry.id}, ${this.organizationId}, ${id}, ${order.status}, ${to}, ${userId}, ${entry.note}, ${now} WHERE ${unchanged}`,
 		];
 		if (to === "cancelled") statements.push(...this.inventory.restockStatements(order.items, unchanged));
+		statements.push(
+			...this.outboxStatements(
+				log,
+				{
+					action: "order.status_changed",
+					targetType: "order",
+					targetId: id,
+					before: { status: order.status },
+					after: { status: to, note: note ?? null },
+					event: { type: "order.status_changed", data: { orderId: id, from: order.status, to } },
+				},
+				{ when: unchanged },
+			),
+		);
 		// The Idempotency-Key's response, stored only if this transition applies.
 		if (commit) {
 			const body = JSON.stringify(commit.render(moved));
@@ -248,7 +274,7 @@ export class Orders extends TenantScope {
 		);
 		let results: D1Result[];
 		try {
-			results = await runBatch(this.db.$client, statements);
+			results = await this.commitBatch(statements, log);
 		} catch (err) {
 			constraintError(err, {});
 		}

@@ -1,11 +1,38 @@
 import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
+import { runBatch } from "../../db/batch";
 import type { Database } from "../../db/client";
 import { ApiError } from "../../errors";
 import { newId } from "../../lib/ids";
+import { type AuditInput, auditEntry, tenantEvent } from "../events-bus";
 import { type IdempotentCommit, storeResponse } from "../idempotency";
+import { type ChangeLog, collectOutbox, outboxInsert } from "../outbox";
 
 type Owned = SQLiteTable & { organizationId: SQLiteColumn };
+
+/** A change's audit entry (the organization is the store's), and optionally its outgoing webhook event. */
+export interface ChangeAudit extends Omit<AuditInput, "organizationId"> {
+	event?: { type: string; data: unknown };
+}
+
+/** organization_id stays internal: audit entries and responses never carry it. */
+export function strip<T extends { organizationId: string }>(row: T): Omit<T, "organizationId"> {
+	const { organizationId: _, ...rest } = row;
+	return rest;
+}
+
+/** A row as the API renders it (strip), computed by SQL in the batch: `(SELECT json_object(...) FROM table WHERE where)`. */
+export function rowJsonSql(table: Owned, where: SQL | undefined): SQL {
+	const pairs = Object.entries(getTableColumns(table))
+		.filter(([key]) => key !== "organizationId")
+		.map(([key, col]) => sql`${sql.raw(`'${key}'`)}, ${sql.identifier(col.name)}`);
+	return sql`(SELECT json_object(${sql.join(pairs, sql`, `)}) FROM ${table} WHERE ${where})`;
+}
+
+/** A row of `table` from a raw D1 result (column names) as drizzle types it (field names). */
+function fromRaw<T extends SQLiteTable>(table: T, raw: Record<string, unknown>): T["$inferSelect"] {
+	return Object.fromEntries(Object.entries(getTableColumns(table)).map(([key, col]) => [key, raw[col.name]])) as T["$inferSelect"];
+}
 type Versioned = Owned & { id: SQLiteColumn; version: SQLiteColumn; updatedAt: SQLiteColumn };
 
 /**
@@ -26,6 +53,30 @@ export abstract class TenantScope {
 		return eq(table.organizationId, this.organizationId);
 	}
 
+	/**
+	 * The outbox statements of a change, for its own batch: its audit entry (the caller from `log` as
+	 * actor) and its outgoing event, written only while `when` holds; `after` (SQL) replaces the audit
+	 * entry's `after` with a value computed in the batch.
+	 */
+	protected outboxStatements(log: ChangeLog, audit: ChangeAudit, opts: { after?: SQL; when?: SQL } = {}): SQL[] {
+		const { event, ...input } = audit;
+		const out = [outboxInsert(auditEntry(log.meta, { ...input, organizationId: this.organizationId }), opts)];
+		if (event) out.push(outboxInsert(tenantEvent(this.organizationId, event.type, event.data), { when: opts.when }));
+		return out;
+	}
+
+	/** `EXISTS (a row of table matching where)`, to guard a change's outbox rows on the state it was read in. */
+	protected exists(table: Owned, where: SQL | undefined): SQL {
+		return sql`EXISTS (SELECT 1 FROM ${table} WHERE ${where})`;
+	}
+
+	/** Runs a change's statements as one atomic batch and records the outbox rows it wrote in `log`, for the relay. */
+	protected async commitBatch(statements: SQL[], log: ChangeLog): Promise<D1Result[]> {
+		const results = await runBatch(this.db.$client, statements);
+		collectOutbox(log, results);
+		return results;
+	}
+
 	/** The one row matching `where` (which includes this.own), or a 404 "`what` not found". */
 	protected async findOne<T extends Owned>(table: T, where: SQL | undefined, what: string): Promise<T["$inferSelect"]> {
 		const [row] = (await this.db
@@ -39,14 +90,15 @@ export abstract class TenantScope {
 	/**
 	 * Inserts one row owned by this organization (new id, created/updated now); a UNIQUE violation is a
 	 * 409 `unique`. Every column is written explicitly (absent ones get their default, else null), so the
-	 * row is known before the insert runs: with `commit`, the response rendered from it is stored in the
-	 * same batch as the insert.
+	 * row is known before the insert runs: its `<type>.created` audit entry (after: the row), `audit.event`
+	 * and, with `commit`, the response rendered from it are written in the same batch as the insert.
 	 */
 	protected async insertOwned<T extends Owned>(
 		table: T,
 		idPrefix: string,
 		values: object,
 		unique: string,
+		change: { type: string; log: ChangeLog },
 		commit?: IdempotentCommit<T["$inferSelect"]>,
 	): Promise<T["$inferSelect"]> {
 		const now = Date.now();
@@ -54,13 +106,19 @@ export abstract class TenantScope {
 		const row = Object.fromEntries(
 			Object.entries(getTableColumns(table)).map(([k, col]) => [k, given[k] ?? (col.hasDefault ? col.default : null)]),
 		) as T["$inferSelect"];
-		const insert = this.db.insert(table).values(row as never);
+		const { id } = row as { id: string };
+		const statements = [
+			this.db.insert(table).values(row as never).getSQL(),
+			...this.outboxStatements(change.log, {
+				action: `${change.type}.created`,
+				targetType: change.type,
+				targetId: id,
+				after: strip(row as { organizationId: string }),
+			}),
+		];
+		if (commit) statements.push(storeResponse(this.db, commit.claim, commit.status, JSON.stringify(commit.render(row))).getSQL());
 		try {
-			if (commit) {
-				await this.db.batch([insert, storeResponse(this.db, commit.claim, commit.status, JSON.stringify(commit.render(row)))]);
-			} else {
-				await insert;
-			}
+			await this.commitBatch(statements, change.log);
 			return row;
 		} catch (err) {
 			constraintError(err, { unique });
@@ -71,6 +129,8 @@ export abstract class TenantScope {
 	 * The versioned update: applies `patch` (only the fields it has) to the row matching `where` (which
 	 * includes this.own), bumps `version` and `updatedAt`; an empty patch changes nothing and returns the row. With `ifVersion` set, only that version is updated: a row that
 	 * exists in another version is a 412, a missing row a 404; a UNIQUE violation is a 409 `unique`.
+	 * The `<what>.updated` audit entry (before: `change.before`, after: the row as updated) is written in
+	 * the update's own batch, only if the update applied.
 	 */
 	protected async versionedUpdate<T extends Versioned>(
 		table: T,
@@ -79,21 +139,36 @@ export abstract class TenantScope {
 		ifVersion: number | undefined,
 		what: string,
 		unique: string,
+		change: { log: ChangeLog; id: string; before: unknown },
 	): Promise<T["$inferSelect"]> {
 		// Exactly the fields given: an absent (or undefined) field is not written.
 		const fields = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+		const audit = { action: `${what}.updated`, targetType: what, targetId: change.id, before: change.before };
 		if (Object.keys(fields).length === 0) {
 			const current = await this.findOne(table, where, what);
 			assertVersion(current as { version: number }, ifVersion, what);
+			await this.commitBatch(this.outboxStatements(change.log, { ...audit, after: strip(current as { organizationId: string }) }), change.log);
 			return current;
 		}
+		const now = Date.now();
+		// With If-Match, the entry is written only if this update moved the row from that version.
+		const applied =
+			ifVersion === undefined
+				? undefined
+				: sql`EXISTS (SELECT 1 FROM ${table} WHERE ${where} AND ${table.version} = ${ifVersion + 1} AND ${table.updatedAt} = ${now})`;
 		try {
-			const rows = (await this.db
+			const update = this.db
 				.update(table)
-				.set({ ...fields, version: sql`${table.version} + 1`, updatedAt: Date.now() } as never)
+				.set({ ...fields, version: sql`${table.version} + 1`, updatedAt: now } as never)
 				.where(and(where, ifVersion === undefined ? undefined : eq(table.version, ifVersion)))
-				.returning()) as T["$inferSelect"][];
-			if (rows[0]) return rows[0];
+				.returning()
+				.getSQL();
+			const [updated] = await this.commitBatch(
+				[update, ...this.outboxStatements(change.log, audit, { after: rowJsonSql(table, where), when: applied })],
+				change.log,
+			);
+			const raw = updated?.results[0] as Record<string, unknown> | undefined;
+			if (raw) return fromRaw(table, raw);
 			const found = await this.db
 				.select({ id: table.id })
 				.from(table as SQLiteTable)

@@ -1,0 +1,245 @@
+import { type SQL, sql } from "drizzle-orm";
+import { runBatch } from "../db/batch";
+import type { Database } from "../db/client";
+import { ApiError } from "../errors";
+import { invalidateAccess } from "./access";
+import { auditEntry } from "./events-bus";
+import { type ChangeLog, collectOutbox, outboxInsert } from "./outbox";
+import { limitsFor, type PlanId, type PlanLimits, planOf } from "./plans";
+
+/**
+ * Operator views and overrides (OPERATOR_USER_IDS): the system's health from the events, outbox and
+ * endpoint tables, and one organization's plan, limits, suspension and data region, so no operator task
+ * needs SQL.
+ */
+
+/** A pending event older than this makes the health report "degraded". */
+const STALE_PENDING_MS = 5 * 60_000;
+
+interface QueueHealth {
+	queue: "webhook-events" | "tenant-events";
+	/** Events accepted but not yet processed (webhook-events: outcome queued; tenant-events: outbox rows pending). */
+	backlog: number;
+	/** Age of the oldest of them, ms; null when none. */
+	oldestPendingAgeMs: number | null;
+	/** Dead-lettered and kept failed (webhook-events: outcome failed; tenant-events: outbox rows failed). */
+	failed: number;
+}
+
+export interface OperatorHealth {
+	status: "ok" | "degraded";
+	checkedAt: number;
+	d1: { ok: boolean; latencyMs: number };
+	queues: QueueHealth[];
+	outgoingEndpoints: { failing: number; disabled: number };
+}
+
+/** Health: D1 reachability and latency, queue backlogs and failures, failing outgoing endpoints; one D1 batch. */
+export async function operatorHealth(db: Database): Promise<OperatorHealth> {
+	const started = Date.now();
+	let results: D1Result[];
+	try {
+		results = await runBatch(db.$client, [
+			sql`SELECT outcome, count(*) AS n, min(received_at) AS oldest FROM events WHERE outcome IN ('queued', 'failed') GROUP BY outcome`,
+			sql`SELECT status, count(*) AS n, min(created_at) AS oldest FROM outbox GROUP BY status`,
+			sql`SELECT coalesce(sum(status = 'enabled' AND consecutive_failures > 0), 0) AS failing,
+				coalesce(sum(status = 'disabled'), 0) AS disabled FROM webhook_endpoints`,
+		]);
+	} catch {
+		const empty = (queue: QueueHealth["queue"]): QueueHealth => ({ queue, backlog: 0, oldestPendingAgeMs: null, failed: 0 });
+		return {
+			status: "degraded",
+			checkedAt: started,
+			d1: { ok: false, latencyMs: Date.now() - started },
+			queues: [empty("webhook-events"), empty("tenant-events")],
+			outgoingEndpoints: { failing: 0, disabled: 0 },
+		};
+	}
+	const now = Date.now();
+	type Count = { n: number; oldest: number | null };
+	const byKey = (r: D1Result | undefined, key: string) =>
+		new Map(((r?.results ?? []) as (Count & Record<string, unknown>)[]).map((row) => [row[key] as string, row]));
+	const events = byKey(results[0], "outcome");
+	const outbox = byKey(results[1], "status");
+	const age = (c: Count | undefined) => (c?.oldest == null ? null : Math.max(0, now - c.oldest));
+	const queues: QueueHealth[] = [
+		{
+			queue: "webhook-events",
+			backlog: events.get("queued")?.n ?? 0,
+			oldestPendingAgeMs: age(events.get("queued")),
+			failed: events.get("failed")?.n ?? 0,
+		},
+		{
+			queue: "tenant-events",
+			backlog: outbox.get("pending")?.n ?? 0,
+			oldestPendingAgeMs: age(outbox.get("pending")),
+			failed: outbox.get("failed")?.n ?? 0,
+		},
+	];
+	const endpoints = (results[2]?.results[0] ?? { failing: 0, disabled: 0 }) as { failing: number; disabled: number };
+	const degraded = queues.some((q) => q.failed > 0 || (q.oldestPendingAgeMs ?? 0) > STALE_PENDING_MS);
+	return {
+		status: degraded ? "degraded" : "ok",
+		checkedAt: now,
+		d1: { ok: true, latencyMs: now - started },
+		queues,
+		outgoingEndpoints: { failing: endpoints.failing, disabled: endpoints.disabled },
+	};
+}
+
+type DataRegion = "default" | "eu";
+
+interface Overrides {
+	rateLimitPerMinute: number | null;
+	userRateLimitPerMinute: number | null;
+	monthlyApiQuota: number | null;
+	seatLimit: number | null;
+}
+
+export interface OperatorOrg {
+	id: string;
+	name: string | null;
+	slug: string | null;
+	plan: PlanId;
+	dataRegion: DataRegion;
+	suspended: boolean;
+	suspendedAt: number | null;
+	/** Per-organization overrides (null: the plan's value). */
+	overrides: Overrides;
+	/** The limits in effect: the plan's, with the overrides applied. */
+	limits: PlanLimits;
+	/** Whether the tenant has data (products, categories or orders): the data region is then fixed. */
+	hasData: boolean;
+	createdAt: number;
+	updatedAt: number;
+	deletedAt: number | null;
+}
+
+export type OperatorOrgPatch = Partial<Overrides & { plan: PlanId; suspended: boolean; dataRegion: DataRegion }>;
+
+const hasData = (orgId: string): SQL =>
+	sql`(EXISTS (SELECT 1 FROM products WHERE organization_id = ${orgId})
+		OR EXISTS (SELECT 1 FROM categories WHERE organization_id = ${orgId})
+		OR EXISTS (SELECT 1 FROM orders WHERE organization_id = ${orgId}))`;
+
+interface OrgRow {
+	id: string;
+	name: string | null;
+	slug: string | null;
+	plan: string;
+	dataRegion: DataRegion;
+	suspendedAt: number | null;
+	rateLimitPerMinute: number | null;
+	userRateLimitPerMinute: number | null;
+	monthlyQuota: number | null;
+	seatLimit: number | null;
+	hasData: number;
+	createdAt: number;
+	updatedAt: number;
+	deletedAt: number | null;
+}
+
+const selectOrg = (orgId: string): SQL => sql`SELECT id, name, slug, plan, data_region AS dataRegion, suspended_at AS suspendedAt,
+	rate_limit_per_minute AS rateLimitPerMinute, user_rate_limit_per_minute AS userRateLimitPerMinute,
+	monthly_quota AS monthlyQuota, seat_limit AS seatLimit, ${hasData(orgId)} AS hasData,
+	created_at AS createdAt, updated_at AS updatedAt, deleted_at AS deletedAt
+	FROM organizations WHERE id = ${orgId}`;
+
+function view(r: OrgRow): OperatorOrg {
+	const overrides: Overrides = {
+		rateLimitPerMinute: r.rateLimitPerMinute,
+		userRateLimitPerMinute: r.userRateLimitPerMinute,
+		monthlyApiQuota: r.monthlyQuota,
+		seatLimit: r.seatLimit,
+	};
+	return {
+		id: r.id,
+		name: r.name,
+		slug: r.slug,
+		plan: planOf(r.plan),
+		dataRegion: r.dataRegion,
+		suspended: r.suspendedAt !== null,
+		suspendedAt: r.suspendedAt,
+		overrides,
+		limits: limitsFor(r.plan, { ...overrides, monthlyQuota: r.monthlyQuota }),
+		hasData: r.hasData === 1,
+		createdAt: r.createdAt,
+		updatedAt: r.updatedAt,
+		deletedAt: r.deletedAt,
+	};
+}
+
+async function readOrg(db: Database, orgId: string): Promise<OrgRow> {
+	const [res] = await runBatch<OrgRow>(db.$client, [selectOrg(orgId)]);
+	const row = res?.results[0];
+	if (!row) throw new ApiError("NOT_FOUND", "organization not found");
+	return row;
+}
+
+/** One organization as an operator sees it (deleted ones too, with deletedAt); 404 unknown. */
+export async function getOperatorOrg(db: Database, orgId: string): Promise<OperatorOrg> {
+	return view(await readOrg(db, orgId));
+}
+
+const COLUMNS: Record<keyof Omit<OperatorOrgPatch, "suspended">, string> = {
+	plan: "plan",
+	rateLimitPerMinute: "rate_limit_per_minute",
+	userRateLimitPerMinute: "user_rate_limit_per_minute",
+	monthlyApiQuota: "monthly_quota",
+	seatLimit: "seat_limit",
+	dataRegion: "data_region",
+};
+
+/**
+ * Applies an operator's overrides to an organization in one batch with its audit entry
+ * (`organization.operator_updated`, before/after of the fields changed), written to the outbox (see
+ * `log`). A data region change applies only while the tenant has no data (409 otherwise, nothing
+ * changed). The access cache of this isolate is invalidated, so the change applies at once here and
+ * within the cache's 5 s elsewhere. 404 unknown or deleted organization.
+ */
+export async function updateOperatorOrg(db: Database, orgId: string, patch: OperatorOrgPatch, log: ChangeLog): Promise<OperatorOrg> {
+	const current = await readOrg(db, orgId);
+	if (current.deletedAt !== null) throw new ApiError("NOT_FOUND", "organization not found");
+	const was = view(current);
+	const now = Date.now();
+	const sets: SQL[] = [];
+	const before: Record<string, unknown> = {};
+	const after: Record<string, unknown> = {};
+	for (const [key, column] of Object.entries(COLUMNS) as [keyof typeof COLUMNS, string][]) {
+		const value = patch[key];
+		if (value === undefined) continue;
+		sets.push(sql`${sql.identifier(column)} = ${value}`);
+		before[key] = key === "plan" || key === "dataRegion" ? was[key] : was.overrides[key];
+		after[key] = value;
+	}
+	if (patch.suspended !== undefined) {
+		sets.push(patch.suspended ? sql`suspended_at = coalesce(suspended_at, ${now})` : sql`suspended_at = NULL`);
+		before.suspended = was.suspended;
+		after.suspended = patch.suspended;
+	}
+	if (sets.length === 0) return was;
+	const regionChange = patch.dataRegion !== undefined && patch.dataRegion !== was.dataRegion;
+	// Both statements see the same state inside the batch: the entry is written exactly when the update applies.
+	const applies = sql`EXISTS (SELECT 1 FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL) AND ${regionChange ? sql`NOT ${hasData(orgId)}` : sql`1`}`;
+	const audit = auditEntry(log.meta, {
+		organizationId: orgId,
+		action: "organization.operator_updated",
+		targetType: "organization",
+		targetId: orgId,
+		before,
+		after,
+	});
+	const results = await runBatch(db.$client, [
+		outboxInsert(audit, { when: applies }),
+		sql`UPDATE organizations SET ${sql.join(sets, sql`, `)}, updated_at = ${now} WHERE id = ${orgId} AND ${applies}`,
+		selectOrg(orgId),
+	]);
+	collectOutbox(log, results);
+	invalidateAccess(orgId);
+	const row = results[2]?.results[0] as OrgRow | undefined;
+	if (!row || row.deletedAt !== null) throw new ApiError("NOT_FOUND", "organization not found");
+	if (results[1]?.meta.changes === 0) {
+		throw new ApiError("CONFLICT", "dataRegion can only be changed while the organization has no data (products, categories or orders)");
+	}
+	return view(row);
+}

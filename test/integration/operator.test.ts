@@ -1,0 +1,243 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { parkDeadLetters } from "../../src/services/outbox";
+import { createDb } from "../../src/db/client";
+import { systemAudit } from "../../src/services/events-bus";
+import { envelope, orgData } from "../helpers/clerk";
+import { uid } from "../helpers/factories";
+import { signToken } from "../helpers/jwt";
+import { DLQ, deliver, messageFor } from "../helpers/queue";
+import { type Body, call, type Problem } from "../helpers/request";
+import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
+import { seedTenant } from "../helpers/tenant";
+import { TEST_OPERATOR } from "../helpers/vars";
+
+type Health = Body<"GET /api/admin/health">;
+type Events = Body<"GET /api/admin/events">;
+type Org = Body<"GET /api/admin/orgs/:orgId">;
+type AuditList = Body<"GET /api/orgs/:orgId/audit-logs">;
+
+let operator: string;
+beforeAll(async () => {
+	operator = await signToken({ userId: TEST_OPERATOR, expiresIn: 3600 });
+});
+
+const queue = (h: Health, name: string) => h.queues.find((q) => q.queue === name)!;
+
+/** A Clerk event for `orgId` that exhausted its retries: recorded failed (as the dead-letter consumer does). */
+async function failedEvent(orgId: string) {
+	const msg = messageFor(envelope("organization.updated", orgData(orgId, { updatedAt: 1 })));
+	expect((await deliver([msg], { queue: DLQ, attempts: 6 })).explicitAcks).toHaveLength(1);
+	return msg;
+}
+
+describe("operator API: access", () => {
+	it("only operators: 401 without a token, 403 for anyone else (even an org admin), on every operator route", async () => {
+		const t = await seedTenant();
+		for (const [method, path, body] of [
+			["GET", "/api/admin/health"],
+			["GET", "/api/admin/events?outcome=failed"],
+			["GET", `/api/admin/orgs/${t.orgId}`],
+			["PATCH", `/api/admin/orgs/${t.orgId}`, { suspended: true }],
+		] as const) {
+			expect((await call(method, path, { body })).status).toBe(401);
+			const denied = await call<Problem>(method, path, { token: t.admin.token, body });
+			expect(denied.status, `${method} ${path}`).toBe(403);
+			expect(denied.json.detail).toBe("operator access required");
+		}
+		// Nothing changed.
+		expect((await call<Org>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator })).json.suspended).toBe(false);
+	});
+});
+
+describe("GET /api/admin/health", () => {
+	it("reports D1, queue backlogs and failures per queue, the oldest pending age and failing endpoints", async () => {
+		const before = await call<Health>("GET", "/api/admin/health", { token: operator });
+		expect(before.status, before.text).toBe(200);
+		expect(before.json.d1.ok).toBe(true);
+		expect(before.json.queues.map((q) => q.queue)).toEqual(["webhook-events", "tenant-events"]);
+
+		const t = await seedTenant();
+		await failedEvent(t.orgId);
+		const db = createDb(env.DB);
+		// One tenant event dead-lettered for good, one waiting for the cron, 10 minutes old.
+		await parkDeadLetters(db, [{ ...systemAudit({ organizationId: t.orgId, action: "x.failed" }), relays: 10 }]);
+		const old = Date.now() - 10 * 60_000;
+		await env.DB.prepare("INSERT INTO outbox (id, organization_id, body, created_at) VALUES (?, ?, ?, ?)")
+			.bind(uid("aud"), t.orgId, JSON.stringify(systemAudit({ organizationId: t.orgId, action: "x.pending" })), old)
+			.run();
+		await env.DB.prepare(
+			"INSERT INTO webhook_endpoints (id, organization_id, url, event_types, secret, status, consecutive_failures, created_at, updated_at) VALUES (?, ?, 'https://h.example/x', '[\"*\"]', 's', 'enabled', 3, 0, 0), (?, ?, 'https://h.example/y', '[\"*\"]', 's', 'disabled', 20, 0, 0)",
+		)
+			.bind(uid("we"), t.orgId, uid("we"), t.orgId)
+			.run();
+
+		const after = await call<Health>("GET", "/api/admin/health", { token: operator });
+		expect(after.status, after.text).toBe(200);
+		const [w0, w1] = [queue(before.json, "webhook-events"), queue(after.json, "webhook-events")];
+		const [t0, t1] = [queue(before.json, "tenant-events"), queue(after.json, "tenant-events")];
+		expect(w1.failed - w0.failed).toBe(1);
+		expect(t1.failed - t0.failed).toBe(1);
+		expect(t1.backlog - t0.backlog).toBe(1);
+		expect(t1.oldestPendingAgeMs).toBeGreaterThanOrEqual(10 * 60_000);
+		expect(after.json.outgoingEndpoints.failing - before.json.outgoingEndpoints.failing).toBe(1);
+		expect(after.json.outgoingEndpoints.disabled - before.json.outgoingEndpoints.disabled).toBe(1);
+		expect(after.json.status).toBe("degraded");
+	});
+});
+
+describe("GET /api/admin/events", () => {
+	it("lists failed events across organizations, keyset-paginated, each replayable", async () => {
+		const [a, b] = [await seedTenant(), await seedTenant()];
+		const ours = [await failedEvent(a.orgId), await failedEvent(b.orgId), await failedEvent(a.orgId)].map((m) => m.svixId);
+		const seen: Events["data"] = [];
+		let cursor: string | null = "";
+		for (let pages = 0; cursor !== null && pages < 100; pages++) {
+			const res: Awaited<ReturnType<typeof call<Events>>> = await call<Events>(
+				"GET",
+				`/api/admin/events?outcome=failed&limit=2${cursor ? `&cursor=${cursor}` : ""}`,
+				{ token: operator },
+			);
+			expect(res.status, res.text).toBe(200);
+			expect(res.json.data.length).toBeLessThanOrEqual(2);
+			seen.push(...res.json.data);
+			cursor = res.json.nextCursor;
+		}
+		expect(seen.every((e) => e.outcome === "failed")).toBe(true);
+		// Newest first, no row twice.
+		expect(new Set(seen.map((e) => e.svixId)).size).toBe(seen.length);
+		const received = seen.map((e) => e.receivedAt);
+		expect(received).toEqual([...received].sort((x, y) => y - x));
+		const mine = seen.filter((e) => ours.includes(e.svixId));
+		expect(mine.map((e) => e.organizationId).sort()).toEqual([a.orgId, a.orgId, b.orgId].sort());
+		expect(mine[0]).toMatchObject({ source: "clerk", type: "organization.updated", attempts: 6, error: "retries exhausted" });
+
+		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send").mockResolvedValue(undefined as never);
+		const replay = await call("POST", `/api/admin/events/${ours[1]}/replay`, { token: operator });
+		expect(replay.status, replay.text).toBe(202);
+		expect(send).toHaveBeenCalledTimes(1);
+		const queued = await call<Events>("GET", "/api/admin/events?outcome=queued&limit=100", { token: operator });
+		expect(queued.json.data.map((e) => e.svixId)).toContain(ours[1]);
+		expect((await call("GET", "/api/admin/events?outcome=nope", { token: operator })).status).toBe(400);
+	});
+});
+
+describe("GET/PATCH /api/admin/orgs/:orgId", () => {
+	it("shows plan, overrides and effective limits; PATCH overrides them, takes effect at once, and is audited", async () => {
+		const t = await seedTenant({ plan: "free" });
+		const org = await call<Org>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator });
+		expect(org.status, org.text).toBe(200);
+		expect(org.json).toMatchObject({
+			id: t.orgId,
+			plan: "free",
+			dataRegion: "default",
+			suspended: false,
+			overrides: { rateLimitPerMinute: null, userRateLimitPerMinute: null, monthlyApiQuota: null, seatLimit: null },
+			limits: { requestsPerMinute: 120, seats: 5 },
+			hasData: false,
+		});
+		// Outgoing webhooks are not in the free plan (and that answer is now in this isolate's access cache).
+		expect((await call("GET", `${t.base}/webhooks`, { token: t.admin.token })).status).toBe(402);
+
+		const sent = captureTenantEvents(vi);
+		const patch = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, {
+			token: operator,
+			body: { plan: "pro", rateLimitPerMinute: 50, userRateLimitPerMinute: 20, monthlyApiQuota: 777, seatLimit: 7 },
+			settle: true,
+		});
+		expect(patch.status, patch.text).toBe(200);
+		expect(patch.json).toMatchObject({
+			plan: "pro",
+			overrides: { rateLimitPerMinute: 50, userRateLimitPerMinute: 20, monthlyApiQuota: 777, seatLimit: 7 },
+			limits: { requestsPerMinute: 50, userRequestsPerMinute: 20, monthlyApiQuota: 777, seats: 7 },
+		});
+		expect((await call<Org>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator })).json).toEqual(patch.json);
+		// Effective at once: the access cache was invalidated.
+		expect((await call("GET", `${t.base}/webhooks`, { token: t.admin.token })).status).toBe(200);
+		const usage = await call<Body<"GET /api/orgs/:orgId/usage">>("GET", `${t.base}/usage`, { token: t.admin.token });
+		expect(usage.text).toContain("777");
+
+		// null resets an override to the plan's value.
+		const reset = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { rateLimitPerMinute: null }, settle: true });
+		expect(reset.json).toMatchObject({ overrides: { rateLimitPerMinute: null }, limits: { requestsPerMinute: 1_200 } });
+
+		// Audited (written in the change's batch, relayed to the queue), with the operator as actor.
+		const ours = sent.filter((m) => m.organizationId === t.orgId);
+		expect(ours).toHaveLength(2);
+		await deliverTenant(ours);
+		const audit = await call<AuditList>("GET", `${t.base}/audit-logs`, { token: t.admin.token });
+		expect(audit.json.data.map((e) => e.action)).toEqual(["organization.operator_updated", "organization.operator_updated"]);
+		expect(audit.json.data[1]).toMatchObject({
+			actor: { type: "user", id: TEST_OPERATOR },
+			target: { type: "organization", id: t.orgId },
+			before: { plan: "free", rateLimitPerMinute: null, seatLimit: null },
+			after: { plan: "pro", rateLimitPerMinute: 50, seatLimit: 7 },
+		});
+	});
+
+	it("a suspended organization's routes answer 403 ORG_SUSPENDED at once; unsuspending restores them", async () => {
+		const t = await seedTenant();
+		const products = `${t.base}/products`;
+		expect((await call("GET", products, { token: t.member.token })).status).toBe(200);
+		const suspended = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { suspended: true } });
+		expect(suspended.status, suspended.text).toBe(200);
+		expect(suspended.json).toMatchObject({ suspended: true, suspendedAt: expect.any(Number) });
+		for (const [method, path] of [
+			["GET", products],
+			["GET", t.base],
+			["POST", `${t.base}/categories`],
+		] as const) {
+			const res = await call<Problem>(method, path, { token: t.admin.token, body: method === "POST" ? { name: "n", slug: "n" } : undefined });
+			expect(res.status, `${method} ${path}`).toBe(403);
+			expect(res.json).toMatchObject({ code: "ORG_SUSPENDED", type: "https://errors.edge-tenant.dev/org-suspended", title: "Organization suspended" });
+		}
+		// Suspending again keeps the first time.
+		const again = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { suspended: true } });
+		expect(again.json.suspendedAt).toBe(suspended.json.suspendedAt);
+		const back = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { suspended: false } });
+		expect(back.json).toMatchObject({ suspended: false, suspendedAt: null });
+		expect((await call("GET", products, { token: t.member.token })).status).toBe(200);
+	});
+
+	it("dataRegion is settable while the tenant has no data, 409 afterwards (and nothing else in that PATCH applies)", async () => {
+		const t = await seedTenant();
+		const eu = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { dataRegion: "eu" } });
+		expect(eu.status, eu.text).toBe(200);
+		expect(eu.json).toMatchObject({ dataRegion: "eu", hasData: false });
+		const product = await call("POST", `${t.base}/products`, {
+			token: t.admin.token,
+			body: { name: "P", sku: uid("P"), priceMinor: 1, currency: "INR" },
+		});
+		expect(product.status, product.text).toBe(201);
+		const refused = await call<Problem>("PATCH", `/api/admin/orgs/${t.orgId}`, {
+			token: operator,
+			body: { dataRegion: "default", seatLimit: 99 },
+		});
+		expect(refused.status, refused.text).toBe(409);
+		expect(refused.json.code).toBe("CONFLICT");
+		expect((await call<Org>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator })).json).toMatchObject({
+			dataRegion: "eu",
+			hasData: true,
+			overrides: { seatLimit: null },
+		});
+		// The region it already has is not a change.
+		expect((await call("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { dataRegion: "eu", seatLimit: 9 } })).status).toBe(200);
+	});
+
+	it("validates: unknown fields and bad values 400, unknown organization 404", async () => {
+		const t = await seedTenant();
+		const path = `/api/admin/orgs/${t.orgId}`;
+		for (const body of [{ suspended: "yes" }, { plan: "platinum" }, { dataRegion: "us" }, { seatLimit: -1 }, { nope: 1 }]) {
+			expect((await call("PATCH", path, { token: operator, body })).status, JSON.stringify(body)).toBe(400);
+		}
+		expect((await call("GET", "/api/admin/orgs/org_missing", { token: operator })).status).toBe(404);
+		expect((await call("PATCH", "/api/admin/orgs/org_missing", { token: operator, body: { suspended: true } })).status).toBe(404);
+	});
+
+	it("the OpenAPI document has the operator routes", async () => {
+		const doc = await call<{ paths: Record<string, Record<string, unknown>> }>("GET", "/api/openapi.json");
+		expect(Object.keys(doc.json.paths["/api/admin/health"]!)).toEqual(["get"]);
+		expect(Object.keys(doc.json.paths["/api/admin/events"]!)).toEqual(["get"]);
+		expect(Object.keys(doc.json.paths["/api/admin/orgs/{orgId}"]!).sort()).toEqual(["get", "patch"]);
+	});
+});
