@@ -2,6 +2,7 @@ import { cors } from "hono/cors";
 import { createRouter, jsonBodyLimit, notFound, onError } from "./lib/create-app";
 import { init } from "./middleware/init";
 import { adminRouter } from "./routes/admin/admin.index";
+import { apiKeysRouter } from "./routes/api-keys/api-keys.index";
 import { auditRouter } from "./routes/audit/audit.index";
 import { billingRouter } from "./routes/billing/billing.index";
 import { endpointsRouter } from "./routes/endpoints/endpoints.index";
@@ -54,7 +55,8 @@ export function createApp() {
 		.route("/", billingRouter)
 		.route("/", auditRouter)
 		.route("/", endpointsRouter)
-		.route("/", usageRouter);
+		.route("/", usageRouter)
+		.route("/", apiKeysRouter);
 
 	app.doc31("/api/openapi.json", {
 		openapi: "3.1.0",
@@ -67,7 +69,13 @@ export function createApp() {
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",
 		scheme: "bearer",
-		bearerFormat: "JWT",
+		bearerFormat: "JWT or sk_live_ API key",
+		description:
+			"A Clerk session token (JWT), or a tenant API key: `sk_live_` + base62 of 32 random bytes (51 characters, " +
+			"/^sk_live_[0-9A-Za-z]{43}$/), created with POST /api/orgs/{orgId}/api-keys. A key acts as principal " +
+			"`apikey:<id>` with its own permissions (no role), only on its organization's /api/orgs/{orgId}/… routes " +
+			"and /api/me; revocation, permission changes and rotation reach every isolate within 5 s; a rotated-out " +
+			"secret works for 60 s more.",
 	});
 	app.get("/docs", (c) => c.html(DOCS_HTML));
 
