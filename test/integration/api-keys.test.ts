@@ -378,6 +378,21 @@ describe("changes made by another isolate reach this one within 5 s (isolate cac
 	});
 });
 
+describe("OpenAPI", () => {
+	it("documents the key routes and, in the bearer scheme, the key format and principal model", async () => {
+		const doc = await call<{
+			paths: Record<string, Record<string, unknown>>;
+			components: { securitySchemes: Record<string, { description?: string }> };
+		}>("GET", "/api/openapi.json");
+		expect(Object.keys(doc.json.paths)).toEqual(
+			expect.arrayContaining(["/api/orgs/{orgId}/api-keys", "/api/orgs/{orgId}/api-keys/{keyId}", "/api/orgs/{orgId}/api-keys/{keyId}/rotate"]),
+		);
+		expect(Object.keys(doc.json.paths["/api/orgs/{orgId}/api-keys/{keyId}"] ?? {}).sort()).toEqual(["delete", "get", "patch"]);
+		const bearer = doc.json.components.securitySchemes.bearer?.description ?? "";
+		for (const s of ["sk_live_", "base62 of 32 random bytes", "apikey:<id>", "5 s"]) expect(bearer).toContain(s);
+	});
+});
+
 describe("last_used_at", () => {
 	it(`is written behind, at most once per ${LAST_USED_WRITE_INTERVAL_MS / 1000} s per key per isolate`, async () => {
 		const t = await seedTenant();
