@@ -5,6 +5,7 @@ import { createRouter, jsonBodyLimit, notFoundOr405, onError } from "./lib/creat
 import { init, securityHeaders } from "./middleware/init";
 import { withHttpErrors } from "./openapi";
 import { adminRouter } from "./routes/admin/admin.index";
+import { apiKeysRouter } from "./routes/api-keys/api-keys.index";
 import { auditRouter } from "./routes/audit/audit.index";
 import { billingRouter } from "./routes/billing/billing.index";
 import { endpointsRouter } from "./routes/endpoints/endpoints.index";
@@ -43,12 +44,19 @@ export function createApp() {
 		.route("/", auditRouter)
 		.route("/", endpointsRouter)
 		.route("/", usageRouter)
-		.route("/", legacyRouter);
+		.route("/", legacyRouter)
+		.route("/", apiKeysRouter);
 
 	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
 		type: "http",
 		scheme: "bearer",
-		bearerFormat: "JWT",
+		bearerFormat: "JWT or sk_live_ API key",
+		description:
+			"A Clerk session token (JWT), or a tenant API key: `sk_live_` + base62 of 32 random bytes (51 characters, " +
+			"/^sk_live_[0-9A-Za-z]{43}$/), created with POST /api/orgs/{orgId}/api-keys. A key acts as principal " +
+			"`apikey:<id>` with its own permissions (no role), only on its organization's /api/orgs/{orgId}/… routes " +
+			"and /api/me; revocation, permission changes and rotation reach every isolate within 5 s; a rotated-out " +
+			"secret works for 60 s more.",
 	});
 	app.get("/api/openapi.json", (c) =>
 		c.json(

@@ -1,7 +1,12 @@
 import type { JWTPayload } from "jose";
+import { type ApiKeyPrincipal, apiKeyActor } from "./api-key";
 
-/** Who is calling, normalised from either Clerk session-token format. */
+/**
+ * Who is calling, normalised from either Clerk session-token format, or an API key (see fromApiKey):
+ * then `userId` is the principal `apikey:<id>` and `apiKey` is set.
+ */
 export interface AuthContext {
+	/** The Clerk user id, or `apikey:<id>` for an API key. */
 	userId: string;
 	sessionId: string | null;
 	/** Active organization; null when none, or when the session status is "pending". */
@@ -10,11 +15,29 @@ export interface AuthContext {
 	/** Normalised role key, e.g. "org:admin". */
 	orgRole: string | null;
 	orgPermissions: string[];
-	tokenVersion: 1 | 2;
+	/** Clerk session-token format; null for an API key. */
+	tokenVersion: 1 | 2 | null;
 	/** Epoch seconds. */
 	expiresAt: number;
 	/** Epoch seconds; absent when the token has no `iat` (or the principal is not a session token). */
 	issuedAt?: number;
+	/** Set when the caller is an API key: it acts only in `apiKey.organizationId`, with its own permissions. */
+	apiKey?: ApiKeyPrincipal;
+}
+
+/** The caller behind a verified API key: principal `apikey:<id>`, its organization, its permissions, no role. */
+export function fromApiKey(key: ApiKeyPrincipal): AuthContext {
+	return {
+		userId: apiKeyActor(key.id),
+		sessionId: null,
+		orgId: key.organizationId,
+		orgSlug: null,
+		orgRole: null,
+		orgPermissions: key.permissions,
+		tokenVersion: null,
+		expiresAt: Math.floor((key.expiresAt ?? Number.MAX_SAFE_INTEGER) / 1000),
+		apiKey: key,
+	};
 }
 
 const LEGACY_ROLES: Record<string, string> = {

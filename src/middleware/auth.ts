@@ -1,8 +1,12 @@
+import type { Context } from "hono";
 import { getCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
+import { API_KEY_PREFIX, ApiKeyError } from "../auth/api-key";
+import { fromApiKey } from "../auth/claims";
 import { TokenError, verifierFor } from "../auth/verifier";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { authenticateApiKey } from "../services/api-keys";
 import { sessionRevoked } from "../services/sessions";
 
 const INVALID = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
@@ -18,6 +22,8 @@ function bearer(header: string | undefined): string | null | undefined {
 }
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+/** Routes an API key may call: its organization's /api/orgs/:orgId/… routes (checked by requireOrgMember) and /api/me. */
+const keyRoute = (routePath: string) => routePath === "/api/me" || routePath.startsWith("/api/orgs/:orgId");
 
 /**
  * Verifies the Clerk session token from `Authorization: Bearer` or the `__session` cookie and sets
@@ -26,6 +32,8 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * A browser sends the cookie on its own, so a state-changing request authenticated by it must come
  * from an allowed frontend: its Origin must be one of CLERK_AUTHORIZED_PARTIES (403 otherwise, CSRF).
  * Every answer of an authenticated route carries `Cache-Control: no-store`.
+ * A Bearer value starting with `sk_live_` is a tenant API key (auth/api-key.ts; never from the cookie):
+ * accepted only on /api/orgs/:orgId/… routes and /api/me (403 elsewhere), as principal `apikey:<id>`.
  * @example router.openapi(createRoute({ middleware: [requireAuth()], ... }), handler)
  */
 export function requireAuth() {
@@ -33,6 +41,12 @@ export function requireAuth() {
 		c.header("Cache-Control", "no-store");
 		const fromHeader = bearer(c.req.header("authorization"));
 		if (fromHeader === null) throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: INVALID });
+		if (fromHeader?.startsWith(API_KEY_PREFIX)) {
+			await authenticateKey(c, fromHeader);
+			await next();
+			c.res.headers.set("Cache-Control", "no-store");
+			return;
+		}
 		const token = fromHeader ?? getCookie(c, "__session");
 		if (!token) throw new ApiError("UNAUTHORIZED", "a session token is required", { headers: MISSING });
 		if (fromHeader === undefined && !SAFE_METHODS.has(c.req.method)) {
@@ -69,4 +83,18 @@ export function requireAuth() {
 		await next();
 		c.res.headers.set("Cache-Control", "no-store");
 	});
+}
+
+async function authenticateKey(c: Context<AppEnv>, secret: string): Promise<void> {
+	try {
+		const key = await authenticateApiKey(c.get("db"), secret, (p) => c.executionCtx.waitUntil(p));
+		c.set("auth", fromApiKey(key));
+	} catch (err) {
+		if (!(err instanceof ApiKeyError)) throw err;
+		c.get("logger").info("api key rejected", { reason: err.message });
+		throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: INVALID });
+	}
+	if (!keyRoute(c.req.routePath)) {
+		throw new ApiError("FORBIDDEN", "API keys are accepted only on /api/orgs/{orgId}/… routes of their organization and /api/me");
+	}
 }

@@ -47,10 +47,11 @@ export function requirePermission(...needed: string[]) {
 	});
 }
 
-/** 403 unless the caller's role in the organization is one of those given (e.g. "org:admin"). */
+/** 403 unless the caller's role in the organization is one of those given (e.g. "org:admin"); an API key has no role. */
 export function requireRole(...roles: string[]) {
 	return createMiddleware<AppEnv>(async (c, next) => {
-		if (!roles.includes(c.get("access").role)) throw new ApiError("FORBIDDEN", `requires role ${roles.join(" or ")}`);
+		const { role } = c.get("access");
+		if (role === null || !roles.includes(role)) throw new ApiError("FORBIDDEN", `requires role ${roles.join(" or ")}`);
 		await next();
 	});
 }

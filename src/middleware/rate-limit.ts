@@ -15,13 +15,14 @@ type Scope = "tenant" | "user" | "public";
 function rules(c: Context<AppEnv>, scope: Scope): { key: string; limit: number }[] {
 	if (scope === "tenant") {
 		const { organization, limits } = c.get("access");
-		const userId = c.get("auth").userId;
+		const { userId, apiKey } = c.get("auth");
 		// Narrowest bucket first: takeRateLimit takes them in this order and stops at the first refusal,
-		// so a member refused by their own bucket spends nothing of the tenant's.
-		return [
-			{ key: `org:${organization.id}:user:${userId}`, limit: limits.userRequestsPerMinute },
-			{ key: `org:${organization.id}`, limit: limits.requestsPerMinute },
-		];
+		// so a member (or API key) refused by its own bucket spends nothing of the tenant's.
+		const own = apiKey
+			? // An API key: its own bucket at its own limit (default: the plan's per-user limit), then the tenant's.
+				{ key: `org:${organization.id}:apikey:${apiKey.id}`, limit: apiKey.rateLimitPerMinute ?? limits.userRequestsPerMinute }
+			: { key: `org:${organization.id}:user:${userId}`, limit: limits.userRequestsPerMinute };
+		return [own, { key: `org:${organization.id}`, limit: limits.requestsPerMinute }];
 	}
 	if (scope === "user") return [{ key: `user:${c.get("auth").userId}`, limit: USER_REQUESTS_PER_MINUTE }];
 	// Cloudflare sets CF-Connecting-IP at the edge; a client cannot forge it through Cloudflare.
@@ -36,7 +37,7 @@ function binding(ds: Decision[]): Decision {
 }
 
 /**
- * Per-tenant, per-user-in-tenant, per-user or per-IP limits (token buckets in the RateLimiter Durable
+ * Per-tenant, per-user-in-tenant (or per-API-key), per-user or per-IP limits (token buckets in the RateLimiter Durable
  * Object). Sets RateLimit-Limit / -Remaining / -Reset on every response of the route; a refusal is a
  * 429 problem with Retry-After. Writes always use strict mode; reads use RATE_LIMIT_MODE (lease by
  * default). If the object cannot be reached, reads fail open and writes fail closed (503) unless

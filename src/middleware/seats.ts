@@ -8,6 +8,8 @@ import { seatRefusal, seatStanding } from "../services/identity";
  */
 export function requireSeat() {
 	return createMiddleware<AppEnv>(async (c, next) => {
+		// An API key holds no seat (it is not a member): nothing to look up.
+		if (c.get("access").source === "api_key") return next();
 		const standing = await seatStanding(c.get("db"), c.get("access").organization.id, c.get("auth").userId);
 		if (!standing.served) throw seatRefusal(standing);
 		await next();

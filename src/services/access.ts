@@ -21,9 +21,10 @@ interface OrgSummary {
 export interface OrgAccess {
 	organization: OrgSummary;
 	limits: PlanLimits;
-	role: string;
+	/** The member's role; null for an API key (it has permissions, no role). */
+	role: string | null;
 	permissions: string[];
-	source: "d1" | "token";
+	source: "d1" | "token" | "api_key";
 	/** Suspended by an operator: its tenant routes answer 403 ORG_SUSPENDED (middleware/authorize.ts). */
 	suspended: boolean;
 }
@@ -117,6 +118,15 @@ async function permissionsOfRole(db: Database, orgId: string, role: string): Pro
  */
 export async function resolveOrgAccess(db: Database, auth: AuthContext, orgId: string): Promise<OrgAccess> {
 	const found = await lookup(db, orgId, auth.userId);
+	// An API key (principal apikey:<id>, never a member) acts in its own organization only, with exactly
+	// its own permissions and no role; any other organization answers as it does to a non-member.
+	if (auth.apiKey) {
+		if (auth.apiKey.organizationId === orgId && found.organization) {
+			return { organization: found.organization, limits: found.limits, role: null, permissions: auth.apiKey.permissions, source: "api_key", suspended: found.suspended };
+		}
+		if (!found.organization) throw new ApiError("NOT_FOUND", "organization not found");
+		throw new ApiError("FORBIDDEN", "not a member of this organization");
+	}
 	const tokenOrg = auth.orgId === orgId && auth.orgRole !== null;
 
 	if (found.membership?.role) {

@@ -358,7 +358,8 @@ export async function listInvitations(
 /** Who makes a change: Clerk accepts an inviter/requesting user only when they are an admin there. */
 export interface Caller {
 	userId: string;
-	role: string;
+	/** null for an API key (no role). */
+	role: string | null;
 	plan: string;
 }
 

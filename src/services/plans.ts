@@ -13,6 +13,8 @@ export interface PlanLimits {
 	/** Metered API calls per calendar month (UTC). */
 	monthlyApiQuota: number;
 	seats: number;
+	/** Live (not revoked, not expired) tenant API keys. */
+	apiKeys: number;
 }
 
 interface Plan {
@@ -37,18 +39,21 @@ export const PLANS: Record<PlanId, Plan> = {
 		userRequestsPerMinute: 60,
 		monthlyApiQuota: 10_000,
 		seats: 5,
+		apiKeys: 2,
 	}),
 	pro: plan("pro", "Pro", 4_900, ["outgoing_webhooks", "audit_log", "custom_roles"], {
 		requestsPerMinute: 1_200,
 		userRequestsPerMinute: 300,
 		monthlyApiQuota: 1_000_000,
 		seats: 50,
+		apiKeys: 50,
 	}),
 	enterprise: plan("enterprise", "Enterprise", 49_900, FEATURES, {
 		requestsPerMinute: 12_000,
 		userRequestsPerMinute: 2_000,
 		monthlyApiQuota: 100_000_000,
 		seats: 1_000,
+		apiKeys: 1_000,
 	}),
 };
 
@@ -107,6 +112,11 @@ export function cheapestPlanWith(feature: Feature): PlanId {
  */
 export function cheapestPlanWithSeats(seats: number): PlanId | null {
 	return PLAN_IDS.find((p) => PLANS[p].limits.seats >= seats) ?? null;
+}
+
+/** The cheapest plan allowing at least `keys` live API keys, for the 402 message; null when none does. */
+export function cheapestPlanWithApiKeys(keys: number): PlanId | null {
+	return PLAN_IDS.find((p) => PLANS[p].limits.apiKeys >= keys) ?? null;
 }
 
 /** Budget per client IP for unauthenticated public routes (health, provider webhooks). */

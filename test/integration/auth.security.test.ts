@@ -63,7 +63,7 @@ describe("accepted tokens", () => {
 		const token = await signToken({ userId: "user_cookie" });
 		const res = await get<Me>("/api/me", undefined, { cookie: `other=1; __session=${token}` });
 		expect(res.status, res.text).toBe(200);
-		expect(res.json.user.id).toBe("user_cookie");
+		expect(res.json.user?.id).toBe("user_cookie");
 		expect(res.json.organization).toBeNull();
 	});
 
@@ -93,7 +93,7 @@ describe("accepted tokens", () => {
 			token: await signToken({ userId: "user_pem" }),
 		});
 		expect(res.status, res.text).toBe(200);
-		expect(res.json.user.id).toBe("user_pem");
+		expect(res.json.user?.id).toBe("user_pem");
 		expect(fetchSpy).not.toHaveBeenCalled();
 		const wrong = await callWithEnv({ CLERK_JWT_KEY: pem, CLERK_JWKS_URL: undefined }, "GET", "/api/me", {
 			token: await signToken({ key: "attacker", kid: keys.primary.kid }),
@@ -249,7 +249,7 @@ describe("identity headers", () => {
 		const outsider = await signToken({ userId: "user_outsider" });
 		const me = await get<Me>("/api/me", outsider, spoof);
 		expect(me.status).toBe(200);
-		expect(me.json.user.id).toBe("user_outsider");
+		expect(me.json.user?.id).toBe("user_outsider");
 		expect(me.json.organization).toBeNull();
 		const res = await call("GET", `/api/orgs/${orgId}/admin-data`, { token: outsider, headers: spoof });
 		expect(res.status).toBe(403);

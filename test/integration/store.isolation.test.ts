@@ -20,6 +20,8 @@ interface Ids {
 	userId: string;
 	/** A pending invitation of the tenant. */
 	invitationId: string;
+	/** An API key of the tenant (api-keys/:keyId). */
+	keyId: string;
 }
 
 // The admin's token also claims the organization as active with the admin role: the strongest
@@ -29,7 +31,11 @@ const MEMBERS = {
 	member: "org:member",
 	viewer: { permissions: [] },
 } as const;
-type Seeded = Tenant<typeof MEMBERS> & Ids & { secret: string };
+type Seeded = Tenant<typeof MEMBERS> & Ids & {
+	secret: string;
+	/** The plaintext of an API key of the tenant holding every permission its admin holds. */
+	apiKey: string;
+};
 
 /** A tenant (pro plan) with one of everything, named with a secret marker that must never show up elsewhere. */
 async function tenantWithData(): Promise<Seeded> {
@@ -81,10 +87,19 @@ async function tenantWithData(): Promise<Seeded> {
 	)
 		.bind(invitationId, t.orgId, `${secret.toLowerCase()}@example.com`)
 		.run();
+	const adminPermissions = await env.DB.prepare(
+		"SELECT p.key AS key FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id WHERE rp.role_id = 'role_system_admin' AND p.deleted_at IS NULL",
+	).all<{ key: string }>();
+	const key = await post<Body<"POST /api/orgs/:orgId/api-keys">>("/api-keys", {
+		name: secret,
+		permissions: adminPermissions.results.map((r) => r.key),
+	});
 	vi.restoreAllMocks();
 	return {
 		...t,
 		secret,
+		apiKey: key.key,
+		keyId: key.id,
 		categoryId: cat.id,
 		productId: prd.id,
 		variantId: v.id,
@@ -122,6 +137,8 @@ const BODIES: Record<string, unknown> = {
 	"PATCH /api/orgs/:orgId/webhooks/:endpointId": { status: "disabled" },
 	"POST /api/orgs/:orgId/invitations": { emailAddress: "pwned@example.com", role: "org:admin" },
 	"PATCH /api/orgs/:orgId/members/:userId": { role: "org:admin" },
+	"POST /api/orgs/:orgId/api-keys": { name: "pwned", permissions: [] },
+	"PATCH /api/orgs/:orgId/api-keys/:keyId": { name: "pwned" },
 };
 
 // Every tenant-scoped route, from the app itself: a new route is covered without editing this file.
@@ -181,6 +198,9 @@ async function snapshotB() {
 		deliveries: (await q("SELECT id, status, attempts FROM webhook_deliveries WHERE organization_id = ? ORDER BY id")).results,
 		memberships: (await q("SELECT user_id, role, deleted_at FROM memberships WHERE organization_id = ? ORDER BY id")).results,
 		invitations: (await q("SELECT id, status FROM invitations WHERE organization_id = ? ORDER BY id")).results,
+		apiKeys: (
+			await q("SELECT id, name, hash, permissions, rate_limit_per_minute, revoked_at FROM api_keys WHERE organization_id = ? ORDER BY id")
+		).results,
 	};
 }
 
@@ -196,6 +216,15 @@ describe.each(routes)("$method $path", (route) => {
 		const before = await snapshotB();
 		const { path, body } = onB();
 		const res = await call(route.method, path, { token: A.admin.token, body });
+		expect(res.status, res.text).toBe(403);
+		noLeak(res.text);
+		expect(await snapshotB()).toEqual(before);
+	});
+
+	it("an API key of another organization, holding every permission there: 403 like a non-member", async () => {
+		const before = await snapshotB();
+		const { path, body } = onB();
+		const res = await call(route.method, path, { token: A.apiKey, body });
 		expect(res.status, res.text).toBe(403);
 		noLeak(res.text);
 		expect(await snapshotB()).toEqual(before);
@@ -260,6 +289,8 @@ describe("the battery", () => {
 			"/audit-logs",
 			"/usage",
 			"/webhooks",
+			"/api-keys",
+			"/api-keys/:keyId/rotate",
 		]) {
 			expect(paths.some((x) => x.includes(p)), p).toBe(true);
 		}

@@ -161,3 +161,38 @@ export const revokedUsers = sqliteTable(
 	},
 	(t) => [index("revoked_users_revoked_at_idx").on(t.revokedAt), index("revoked_users_expires_at_idx").on(t.expiresAt)],
 );
+
+/**
+ * Tenant API keys (services/api-keys.ts): `sk_live_` + base62 of 32 random bytes, stored only as the
+ * SHA-256 (hex) of the whole secret. After a rotation the replaced secret's hash stays in
+ * `previousHash` until `previousExpiresAt` (the grace period). `permissions` is a JSON array of
+ * permission keys; `createdBy` is the creating principal (a user id or `apikey:<id>`).
+ */
+export const apiKeys = sqliteTable(
+	"api_keys",
+	{
+		id: text("id").primaryKey(),
+		organizationId: text("organization_id").notNull(),
+		name: text("name").notNull(),
+		hash: text("hash").notNull(),
+		last4: text("last4").notNull(),
+		previousHash: text("previous_hash"),
+		previousExpiresAt: integer("previous_expires_at"),
+		permissions: text("permissions").notNull(),
+		rateLimitPerMinute: integer("rate_limit_per_minute"),
+		createdBy: text("created_by").notNull(),
+		createdAt: integer("created_at").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+		lastUsedAt: integer("last_used_at"),
+		expiresAt: integer("expires_at"),
+		rotatedAt: integer("rotated_at"),
+		revokedAt: integer("revoked_at"),
+	},
+	(t) => [
+		uniqueIndex("api_keys_hash_uq").on(t.hash),
+		index("api_keys_previous_hash_idx").on(t.previousHash),
+		index("api_keys_org_created_idx").on(t.organizationId, t.createdAt, t.id),
+	],
+);
+
+export type ApiKeyRow = typeof apiKeys.$inferSelect;

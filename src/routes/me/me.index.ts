@@ -1,5 +1,6 @@
 import { createRouter } from "../../lib/create-app";
 import { ApiError } from "../../errors";
+import { API_KEY_PREFIX } from "../../auth/api-key";
 import { activeOrgAccess } from "../../services/access";
 import { getUser } from "../../services/users";
 import * as routes from "./me.routes";
@@ -7,6 +8,20 @@ import * as routes from "./me.routes";
 export const meRouter = createRouter().openapi(routes.me, async (c) => {
 	const auth = c.get("auth");
 	const db = c.get("db");
+	if (auth.apiKey) {
+		const key = auth.apiKey;
+		const access = await activeOrgAccess(db, auth);
+		return c.json(
+			{
+				user: null,
+				apiKey: { id: key.id, name: key.name, prefix: API_KEY_PREFIX, last4: key.last4, expiresAt: key.expiresAt },
+				organization: access
+					? { id: access.organization.id, slug: access.organization.slug, role: null, permissions: [...access.permissions].sort() }
+					: null,
+			},
+			200,
+		);
+	}
 	// An active organization the caller no longer belongs to is reported as none.
 	const [row, access] = await Promise.all([getUser(db, auth.userId), activeOrgAccess(db, auth)]);
 	if (row?.deletedAt)
@@ -21,7 +36,7 @@ export const meRouter = createRouter().openapi(routes.me, async (c) => {
 				firstName: row?.firstName ?? null,
 				lastName: row?.lastName ?? null,
 			},
-			organization: access
+			organization: access?.role
 				? {
 						id: access.organization.id,
 						slug: access.organization.slug ?? auth.orgSlug,

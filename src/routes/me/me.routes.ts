@@ -3,7 +3,7 @@ import { requireAuth } from "../../middleware/auth";
 import { rateLimit } from "../../middleware/rate-limit";
 import { authErrors, jsonContent } from "../../openapi";
 
-export const MeResponse = z
+const SessionMe = z
 	.object({
 		user: z.object({
 			id: z.string(),
@@ -20,14 +20,38 @@ export const MeResponse = z
 			})
 			.nullable(),
 	})
-	.openapi("Me");
+	.openapi("MeSession", { description: "A Clerk session token: the user and their active organization" });
+
+const ApiKeyMe = z
+	.object({
+		user: z.null(),
+		apiKey: z.object({
+			id: z.string(),
+			name: z.string(),
+			prefix: z.string().openapi({ example: "sk_live_" }),
+			last4: z.string(),
+			expiresAt: z.number().int().nullable(),
+		}),
+		organization: z
+			.object({
+				id: z.string(),
+				slug: z.string().nullable(),
+				role: z.null().openapi({ description: "An API key has no role, only its own permissions" }),
+				permissions: z.array(z.string()),
+			})
+			.nullable()
+			.openapi({ description: "The key's organization; null once it is deleted" }),
+	})
+	.openapi("MeApiKey", { description: "A tenant API key (principal apikey:<id>): the key, its organization and permissions" });
+
+export const MeResponse = z.union([SessionMe, ApiKeyMe]).openapi("Me");
 
 export const me = createRoute({
 	method: "get",
 	path: "/api/me",
 	tags: ["identity"],
-	summary: "The caller and their active organization",
+	summary: "The caller: the user and their active organization, or the API key and its organization",
 	security: [{ bearer: [] }],
 	middleware: [requireAuth(), rateLimit("user")],
-	responses: { 200: jsonContent(MeResponse, "The signed-in user"), ...authErrors },
+	responses: { 200: jsonContent(MeResponse, "The signed-in user (MeSession) or the API key (MeApiKey)"), ...authErrors },
 });

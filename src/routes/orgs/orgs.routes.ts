@@ -12,7 +12,7 @@ export const OrganizationSchema = z
 		plan: z.string(),
 		createdAt: z.number().int(),
 		updatedAt: z.number().int(),
-		role: z.string().openapi({ description: "The caller's role in this organization" }),
+		role: z.string().nullable().openapi({ description: "The caller's role in this organization; null for an API key" }),
 	})
 	.openapi("Organization");
 

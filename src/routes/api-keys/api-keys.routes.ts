@@ -1,0 +1,143 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { ROTATION_GRACE_MS } from "../../auth/api-key";
+import { requirePermission } from "../../middleware/authorize";
+import { tenantMiddleware } from "../../middleware/tenant";
+import { CursorQuery, jsonContent, orgErrors, problem } from "../../openapi";
+
+const middleware = tenantMiddleware(requirePermission("org:api_keys:manage"));
+const errors = {
+	...orgErrors,
+	402: problem("The plan's number of live API keys is reached, or the caller's seat is beyond the plan's seats"),
+	409: problem("Conflict"),
+};
+const param = (name: string) =>
+	z
+		.string()
+		.min(1)
+		.max(128)
+		.openapi({ param: { name, in: "path" } });
+const OrgParam = z.object({ orgId: param("orgId") });
+const KeyParams = z.object({ orgId: param("orgId"), keyId: param("keyId") });
+
+const name = z.string().trim().min(1).max(100).openapi({ example: "CI deploys" });
+const permissions = z
+	.array(z.string().min(1).max(128))
+	.max(50)
+	.openapi({
+		description:
+			"Permission keys from the organization's catalogue (e.g. org:products:read); never more than the caller holds (403)",
+		example: ["org:products:read"],
+	});
+const rateLimitPerMinute = z
+	.number()
+	.int()
+	.min(1)
+	.max(100_000)
+	.openapi({ description: "The key's own requests per minute; default (null) the plan's per-user limit" });
+
+const ApiKeySchema = z
+	.object({
+		id: z.string(),
+		name: z.string(),
+		prefix: z.string().openapi({ example: "sk_live_" }),
+		last4: z.string().openapi({ description: "The secret's last 4 characters" }),
+		permissions: z.array(z.string()),
+		rateLimitPerMinute: z.number().int().nullable(),
+		createdBy: z.string().openapi({ description: "The creating principal: a user id or apikey:<id>" }),
+		createdAt: z.number().int(),
+		updatedAt: z.number().int(),
+		lastUsedAt: z.number().int().nullable().openapi({ description: "Written behind: up to a minute stale" }),
+		expiresAt: z.number().int().nullable(),
+		rotatedAt: z.number().int().nullable(),
+		previousKeyExpiresAt: z
+			.number()
+			.int()
+			.nullable()
+			.openapi({ description: "Until when the secret replaced by the last rotation still works" }),
+	})
+	.openapi("ApiKey");
+const secret = z.string().openapi({
+	description: "The secret, shown only in this response: sk_live_ + base62 of 32 random bytes (51 characters)",
+	example: "sk_live_4f9Qe2mWQ0n8yJbVZk1r7TgHcL3xPa6sDuEoNi5tKvB",
+});
+const ApiKeyCreatedSchema = ApiKeySchema.extend({ key: secret }).openapi("ApiKeyCreated");
+
+const json = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
+const base = { tags: ["api keys"], security: [{ bearer: [] }], middleware };
+
+export const createApiKey = createRoute({
+	...base,
+	method: "post",
+	path: "/api/orgs/{orgId}/api-keys",
+	summary: "Create an API key (org:api_keys:manage); the secret is returned once",
+	description:
+		"Keys are `sk_live_` + base62 of 32 random bytes; only their SHA-256 is stored. A key calls this organization's " +
+		"/api/orgs/{orgId}/… routes (and /api/me) as principal `apikey:<id>` with exactly its permissions and no role " +
+		"(role-only routes refuse it). Live keys per plan: free 2, pro 50, enterprise 1,000 (402 past it).",
+	request: {
+		params: OrgParam,
+		body: json(
+			z.strictObject({
+				name,
+				permissions,
+				expiresAt: z.number().int().positive().optional().openapi({ description: "Epoch ms; must be in the future" }),
+				rateLimitPerMinute: rateLimitPerMinute.optional(),
+			}),
+		),
+	},
+	responses: { 201: jsonContent(ApiKeyCreatedSchema, "Created; `key` is the secret"), ...errors },
+});
+export const listApiKeys = createRoute({
+	...base,
+	method: "get",
+	path: "/api/orgs/{orgId}/api-keys",
+	summary: "The organization's keys that are not revoked, oldest first (no secrets)",
+	request: { params: OrgParam, query: CursorQuery },
+	responses: {
+		200: jsonContent(z.object({ data: z.array(ApiKeySchema), nextCursor: z.string().nullable() }).openapi("ApiKeyPage"), "Keys"),
+		...errors,
+	},
+});
+export const getApiKey = createRoute({
+	...base,
+	method: "get",
+	path: "/api/orgs/{orgId}/api-keys/{keyId}",
+	summary: "A key (no secret); 404 once revoked",
+	request: { params: KeyParams },
+	responses: { 200: jsonContent(ApiKeySchema, "The key"), ...errors },
+});
+export const updateApiKey = createRoute({
+	...base,
+	method: "patch",
+	path: "/api/orgs/{orgId}/api-keys/{keyId}",
+	summary: "Change exactly the fields sent: name, permissions, rateLimitPerMinute (null: the plan's default)",
+	description: "Takes effect within 5 s in every isolate.",
+	request: {
+		params: KeyParams,
+		body: json(
+			z
+				.strictObject({ name: name.optional(), permissions: permissions.optional(), rateLimitPerMinute: rateLimitPerMinute.nullable().optional() })
+				.refine((v) => Object.keys(v).length > 0, "at least one field is required"),
+		),
+	},
+	responses: { 200: jsonContent(ApiKeySchema, "Updated"), ...errors },
+});
+export const revokeApiKey = createRoute({
+	...base,
+	method: "delete",
+	path: "/api/orgs/{orgId}/api-keys/{keyId}",
+	summary: "Revoke a key: refused everywhere within 5 s",
+	request: { params: KeyParams },
+	responses: { 204: { description: "Revoked" }, ...errors },
+});
+export const rotateApiKey = createRoute({
+	...base,
+	method: "post",
+	path: "/api/orgs/{orgId}/api-keys/{keyId}/rotate",
+	summary: `A new secret (returned once); the replaced one keeps working for ${ROTATION_GRACE_MS / 1000} s`,
+	description:
+		`The replaced secret stays valid for a grace period of ${ROTATION_GRACE_MS / 1000} s (previousKeyExpiresAt); ` +
+		"rotating again ends an earlier grace period at once.",
+	request: { params: KeyParams },
+	responses: { 200: jsonContent(ApiKeyCreatedSchema, "Rotated; `key` is the new secret"), ...errors },
+});

@@ -1,0 +1,314 @@
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import {
+	API_KEY_PREFIX,
+	type ApiKeyPrincipal,
+	ApiKeyVerifier,
+	apiKeyNow,
+	generateApiKey,
+	hashApiKey,
+	ROTATION_GRACE_MS,
+	setApiKeyClock,
+	type StoredApiKey,
+} from "../auth/api-key";
+import type { Database } from "../db/client";
+import { type ApiKeyRow, apiKeys, permissions as permissionsTable } from "../db/schema";
+import { ApiError } from "../errors";
+import { newId } from "../lib/ids";
+import { keysetPage, type PageQuery } from "./keyset-page";
+import { cheapestPlanWithApiKeys, planOf } from "./plans";
+
+// Tenant API keys (issue 12): creation, listing, changes, rotation and revocation (always scoped by
+// organization), and the D1 side of authenticating a key (auth/api-key.ts has the format and cache).
+
+/** A key as the API shows it: never the secret or its hash. */
+export interface ApiKeyView {
+	id: string;
+	name: string;
+	/** Always "sk_live_": with last4, enough to recognise a key. */
+	prefix: string;
+	last4: string;
+	permissions: string[];
+	rateLimitPerMinute: number | null;
+	createdBy: string;
+	createdAt: number;
+	updatedAt: number;
+	lastUsedAt: number | null;
+	expiresAt: number | null;
+	rotatedAt: number | null;
+	/** Until when the secret replaced by the last rotation still works; null when none does. */
+	previousKeyExpiresAt: number | null;
+}
+
+export function apiKeyView(row: ApiKeyRow): ApiKeyView {
+	return {
+		id: row.id,
+		name: row.name,
+		prefix: API_KEY_PREFIX,
+		last4: row.last4,
+		permissions: JSON.parse(row.permissions) as string[],
+		rateLimitPerMinute: row.rateLimitPerMinute,
+		createdBy: row.createdBy,
+		createdAt: row.createdAt,
+		updatedAt: row.updatedAt,
+		lastUsedAt: row.lastUsedAt,
+		expiresAt: row.expiresAt,
+		rotatedAt: row.rotatedAt,
+		previousKeyExpiresAt: row.previousExpiresAt !== null && row.previousExpiresAt > apiKeyNow() ? row.previousExpiresAt : null,
+	};
+}
+
+/** Who creates or changes a key: the principal and the permissions it holds in the organization. */
+export interface KeyGrantor {
+	actor: string;
+	permissions: string[];
+}
+
+const live = (orgId: string, keyId: string) =>
+	and(eq(apiKeys.organizationId, orgId), eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt));
+
+/**
+ * The permissions a key may be given: known to the catalogue (400 otherwise) and held by the grantor
+ * (403 otherwise: a key never gets more than whoever creates or changes it holds).
+ */
+async function grantable(db: Database, grantor: KeyGrantor, wanted: string[]): Promise<string[]> {
+	const unique = [...new Set(wanted)].sort();
+	if (unique.length === 0) return unique;
+	const known = new Set(
+		(
+			await db
+				.select({ key: permissionsTable.key })
+				.from(permissionsTable)
+				.where(and(inArray(permissionsTable.key, unique), isNull(permissionsTable.deletedAt)))
+		).map((r) => r.key),
+	);
+	const unknown = unique.filter((p) => !known.has(p));
+	if (unknown.length > 0) {
+		throw new ApiError("VALIDATION_FAILED", `permissions: unknown permission ${unknown.join(", ")}`, {
+			errors: unknown.map((p) => ({ path: `permissions.${wanted.indexOf(p)}`, message: `unknown permission ${p}` })),
+		});
+	}
+	const notHeld = unique.filter((p) => !grantor.permissions.includes(p));
+	if (notHeld.length > 0) {
+		throw new ApiError("FORBIDDEN", `a key cannot be given permissions its grantor does not hold: ${notHeld.join(", ")}`);
+	}
+	return unique;
+}
+
+function checkExpiry(expiresAt: number | undefined, now: number) {
+	if (expiresAt !== undefined && expiresAt <= now) {
+		throw new ApiError("VALIDATION_FAILED", "expiresAt: must be in the future", {
+			errors: [{ path: "expiresAt", message: "must be in the future" }],
+		});
+	}
+}
+
+export async function getApiKey(db: Database, orgId: string, keyId: string): Promise<ApiKeyRow> {
+	const [row] = await db.select().from(apiKeys).where(live(orgId, keyId));
+	if (!row) throw new ApiError("NOT_FOUND", "api key not found");
+	return row;
+}
+
+/** The organization's keys that are not revoked, oldest first, one keyset page over (created_at, id). */
+export function listApiKeys(db: Database, orgId: string, q: PageQuery) {
+	return keysetPage(db, apiKeys, "createdAt", "asc", and(eq(apiKeys.organizationId, orgId), isNull(apiKeys.revokedAt)), q);
+}
+
+/**
+ * A new key with a fresh secret, returned once (only its SHA-256 is stored). 402 when the organization
+ * already has the plan's number of live keys (not revoked, not expired); the count and the insert are
+ * one statement, so concurrent creations cannot pass the limit together.
+ */
+export async function createApiKey(
+	db: Database,
+	org: { id: string; plan: string; apiKeyLimit: number },
+	grantor: KeyGrantor,
+	input: { name: string; permissions: string[]; expiresAt?: number; rateLimitPerMinute?: number | null },
+): Promise<{ row: ApiKeyRow; secret: string }> {
+	const now = apiKeyNow();
+	checkExpiry(input.expiresAt, now);
+	const perms = await grantable(db, grantor, input.permissions);
+	const secret = generateApiKey();
+	const row: ApiKeyRow = {
+		id: newId("key"),
+		organizationId: org.id,
+		name: input.name,
+		hash: await hashApiKey(secret),
+		last4: secret.slice(-4),
+		previousHash: null,
+		previousExpiresAt: null,
+		permissions: JSON.stringify(perms),
+		rateLimitPerMinute: input.rateLimitPerMinute ?? null,
+		createdBy: grantor.actor,
+		createdAt: now,
+		updatedAt: now,
+		lastUsedAt: null,
+		expiresAt: input.expiresAt ?? null,
+		rotatedAt: null,
+		revokedAt: null,
+	};
+	const inserted = await db.run(sql`
+		INSERT INTO api_keys (id, organization_id, name, hash, last4, permissions, rate_limit_per_minute, created_by,
+			created_at, updated_at, expires_at)
+		SELECT ${row.id}, ${row.organizationId}, ${row.name}, ${row.hash}, ${row.last4}, ${row.permissions},
+			${row.rateLimitPerMinute}, ${row.createdBy}, ${row.createdAt}, ${row.updatedAt}, ${row.expiresAt}
+		WHERE (SELECT count(*) FROM api_keys WHERE organization_id = ${org.id} AND revoked_at IS NULL
+			AND (expires_at IS NULL OR expires_at > ${now})) < ${org.apiKeyLimit}`);
+	if ((inserted.meta.changes ?? 0) === 0) {
+		const plan = planOf(org.plan);
+		const next = cheapestPlanWithApiKeys(org.apiKeyLimit + 1);
+		throw new ApiError(
+			"PAYMENT_REQUIRED",
+			`the ${plan} plan allows ${org.apiKeyLimit} live API keys and all are in use; revoke one${next ? ` or upgrade to ${next}` : ""}`,
+		);
+	}
+	return { row, secret };
+}
+
+/** Changes exactly the fields given. Returns the key before and after. */
+export async function updateApiKey(
+	db: Database,
+	orgId: string,
+	keyId: string,
+	grantor: KeyGrantor,
+	patch: { name?: string; permissions?: string[]; rateLimitPerMinute?: number | null },
+): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
+	const before = await getApiKey(db, orgId, keyId);
+	const perms = patch.permissions === undefined ? undefined : await grantable(db, grantor, patch.permissions);
+	const [after] = await db
+		.update(apiKeys)
+		.set({
+			...(patch.name !== undefined ? { name: patch.name } : {}),
+			...(perms !== undefined ? { permissions: JSON.stringify(perms) } : {}),
+			...(patch.rateLimitPerMinute !== undefined ? { rateLimitPerMinute: patch.rateLimitPerMinute } : {}),
+			updatedAt: apiKeyNow(),
+		})
+		.where(live(orgId, keyId))
+		.returning();
+	if (!after) throw new ApiError("NOT_FOUND", "api key not found");
+	forgetKeys();
+	return { before, after };
+}
+
+/**
+ * A new secret for the key (returned once). The replaced secret keeps working for ROTATION_GRACE_MS;
+ * a secret replaced by an earlier rotation stops at once.
+ */
+export async function rotateApiKey(
+	db: Database,
+	orgId: string,
+	keyId: string,
+): Promise<{ before: ApiKeyRow; after: ApiKeyRow; secret: string }> {
+	const before = await getApiKey(db, orgId, keyId);
+	const now = apiKeyNow();
+	const secret = generateApiKey();
+	const [after] = await db
+		.update(apiKeys)
+		.set({
+			hash: await hashApiKey(secret),
+			last4: secret.slice(-4),
+			previousHash: before.hash,
+			previousExpiresAt: now + ROTATION_GRACE_MS,
+			rotatedAt: now,
+			updatedAt: now,
+		})
+		// Only from the state read: a concurrent rotation must not leave a hash nobody holds in previous_hash.
+		.where(and(live(orgId, keyId), eq(apiKeys.hash, before.hash)))
+		.returning();
+	if (!after) throw new ApiError("CONFLICT", "the key changed meanwhile; retry");
+	forgetKeys();
+	return { before, after, secret };
+}
+
+/** Revokes the key (both its secrets); it disappears from the API. Returns it as it was. */
+export async function revokeApiKey(db: Database, orgId: string, keyId: string): Promise<ApiKeyRow> {
+	const before = await getApiKey(db, orgId, keyId);
+	const now = apiKeyNow();
+	const [after] = await db
+		.update(apiKeys)
+		.set({ revokedAt: now, updatedAt: now, previousHash: null, previousExpiresAt: null })
+		.where(live(orgId, keyId))
+		.returning({ id: apiKeys.id });
+	if (!after) throw new ApiError("NOT_FOUND", "api key not found");
+	forgetKeys();
+	return before;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Authentication
+
+/** The key whose current secret, or whose secret replaced by the last rotation, hashes to `hash`. */
+async function findApiKeyByHash(db: Database, hash: string): Promise<StoredApiKey | null> {
+	const [row] = await db
+		.select({
+			id: apiKeys.id,
+			organizationId: apiKeys.organizationId,
+			name: apiKeys.name,
+			last4: apiKeys.last4,
+			hash: apiKeys.hash,
+			previousHash: apiKeys.previousHash,
+			previousExpiresAt: apiKeys.previousExpiresAt,
+			permissions: apiKeys.permissions,
+			rateLimitPerMinute: apiKeys.rateLimitPerMinute,
+			expiresAt: apiKeys.expiresAt,
+			revokedAt: apiKeys.revokedAt,
+		})
+		.from(apiKeys)
+		.where(sql`${apiKeys.hash} = ${hash} OR ${apiKeys.previousHash} = ${hash}`)
+		.limit(1);
+	return row ? { ...row, permissions: JSON.parse(row.permissions) as string[] } : null;
+}
+
+/** last_used_at is written at most this often per key per isolate, behind the request (waitUntil). */
+export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+
+// This isolate's key cache (rows by hash, at most 5 s old: auth/api-key.ts) and, per key id, when it
+// last wrote last_used_at. Both hold only what D1 holds for every request alike.
+const verifier = new ApiKeyVerifier();
+const lastUsedWritten = new Map<string, number>();
+
+function forgetKeys(): void {
+	verifier.clear();
+}
+
+/** Test hook: forget the cached keys and last-used writes, and go back to the real clock. */
+export function resetApiKeyState(): void {
+	verifier.clear();
+	lastUsedWritten.clear();
+	setApiKeyClock(() => Date.now());
+}
+
+function noteUse(db: Database, keyId: string, background: (work: Promise<unknown>) => void): void {
+	const now = apiKeyNow();
+	const last = lastUsedWritten.get(keyId);
+	if (last !== undefined && now - last < LAST_USED_WRITE_INTERVAL_MS && now >= last) return;
+	if (lastUsedWritten.size >= 10_000) lastUsedWritten.clear();
+	lastUsedWritten.set(keyId, now);
+	const write = db
+		.update(apiKeys)
+		.set({ lastUsedAt: sql`max(coalesce(${apiKeys.lastUsedAt}, 0), ${now})` })
+		.where(eq(apiKeys.id, keyId))
+		.then(() => undefined)
+		.catch(() => {
+			lastUsedWritten.delete(keyId); // written by the next request instead
+		});
+	try {
+		background(write);
+	} catch {
+		// No execution context to extend (a direct app.request): the write still runs.
+	}
+}
+
+/**
+ * The principal behind an API key secret; throws ApiKeyError (a 401) for an unknown, revoked or
+ * expired key or a rotated-out secret past its grace period. Notes the use (last_used_at, behind).
+ * @example const key = await authenticateApiKey(db, secret, (p) => c.executionCtx.waitUntil(p));
+ */
+export async function authenticateApiKey(
+	db: Database,
+	secret: string,
+	background: (work: Promise<unknown>) => void,
+): Promise<ApiKeyPrincipal> {
+	const principal = await verifier.verify(secret, (hash) => findApiKeyByHash(db, hash));
+	noteUse(db, principal.id, background);
+	return principal;
+}

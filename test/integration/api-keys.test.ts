@@ -1,0 +1,417 @@
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { API_KEY_CACHE_TTL_MS, API_KEY_PATTERN, ROTATION_GRACE_MS, setApiKeyClock } from "../../src/auth/api-key";
+import { LAST_USED_WRITE_INTERVAL_MS, resetApiKeyState } from "../../src/services/api-keys";
+import { PLANS } from "../../src/services/plans";
+import type { AuditMessage } from "../../src/queue/tenant-events";
+import { seedOrg } from "../helpers/factories";
+import { type Body, call, callWithEnv, type Problem, type TestResponse } from "../helpers/request";
+import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
+import { seedTenant } from "../helpers/tenant";
+
+type Created = Body<"POST /api/orgs/:orgId/api-keys">;
+type Key = Body<"GET /api/orgs/:orgId/api-keys/:keyId">;
+type Page = Body<"GET /api/orgs/:orgId/api-keys">;
+type Me = Body<"GET /api/me">;
+
+const INVALID_DETAIL = "the credential is invalid or expired";
+
+let now = Date.now();
+beforeEach(() => {
+	resetApiKeyState();
+	now = Date.now();
+	setApiKeyClock(() => now);
+});
+afterEach(() => resetApiKeyState());
+
+/** Creates a key as `token`; fails the test unless it is a 201. */
+async function createKey(base: string, token: string, body: Record<string, unknown> = {}): Promise<Created> {
+	const res = await call<Created>("POST", `${base}/api-keys`, {
+		token,
+		body: { name: "ci", permissions: ["org:products:read"], ...body },
+	});
+	expect(res.status, res.text).toBe(201);
+	return res.json;
+}
+
+const expectInvalid = (res: TestResponse) => {
+	expect(res.status, res.text).toBe(401);
+	expect((res.json as Problem).detail).toBe(INVALID_DETAIL);
+	expect(res.headers.get("www-authenticate")).toBe('Bearer error="invalid_token"');
+};
+
+describe("creating keys", () => {
+	it("answers 201 with an sk_live_ secret shown once; list and get show only prefix + last 4", async () => {
+		const t = await seedTenant();
+		captureTenantEvents(vi);
+		const created = await createKey(t.base, t.admin.token, { name: "deploys", rateLimitPerMinute: 30 });
+		expect(created.key).toMatch(API_KEY_PATTERN);
+		expect(created.key).toHaveLength(51);
+		expect(created).toMatchObject({
+			name: "deploys",
+			prefix: "sk_live_",
+			last4: created.key.slice(-4),
+			permissions: ["org:products:read"],
+			rateLimitPerMinute: 30,
+			createdBy: t.admin.id,
+			lastUsedAt: null,
+			expiresAt: null,
+		});
+
+		const list = await call<Page>("GET", `${t.base}/api-keys`, { token: t.admin.token });
+		expect(list.status, list.text).toBe(200);
+		expect(list.json.data.map((k) => k.id)).toEqual([created.id]);
+		const one = await call<Key>("GET", `${t.base}/api-keys/${created.id}`, { token: t.admin.token });
+		expect(one.status).toBe(200);
+		expect(one.json).toMatchObject({ id: created.id, prefix: "sk_live_", last4: created.key.slice(-4), createdBy: t.admin.id });
+		for (const text of [list.text, one.text]) {
+			expect(text).not.toContain(created.key);
+			expect(text).not.toContain(created.key.slice(8, 40));
+		}
+		// Two keys never share a secret.
+		const other = await createKey(t.base, t.admin.token);
+		expect(other.key).not.toBe(created.key);
+	});
+
+	it("stores only the SHA-256: the plaintext is in no text column of D1 (api_keys, audit_logs, every table)", async () => {
+		const t = await seedTenant();
+		const sent = captureTenantEvents(vi);
+		const created = await createKey(t.base, t.admin.token);
+		const rotated = await call<Created>("POST", `${t.base}/api-keys/${created.id}/rotate`, { token: t.admin.token });
+		expect(rotated.status, rotated.text).toBe(200);
+		// The audit entries reach D1 through the tenant-events consumer.
+		await deliverTenant(sent);
+		const audit = await env.DB.prepare("SELECT count(*) AS n FROM audit_logs WHERE organization_id = ? AND action LIKE 'api_key.%'")
+			.bind(t.orgId)
+			.first<{ n: number }>();
+		expect(audit?.n).toBe(2);
+
+		const digest = async (s: string) =>
+			[...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)))]
+				.map((b) => b.toString(16).padStart(2, "0"))
+				.join("");
+		const row = await env.DB.prepare("SELECT hash, previous_hash AS previousHash FROM api_keys WHERE id = ?")
+			.bind(created.id)
+			.first<{ hash: string; previousHash: string }>();
+		expect(row).toEqual({ hash: await digest(rotated.json.key), previousHash: await digest(created.key) });
+
+		const tables = await env.DB.prepare(
+			"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_%'",
+		).all<{ name: string }>();
+		const names = tables.results.map((r) => r.name);
+		expect(names).toEqual(expect.arrayContaining(["api_keys", "audit_logs"]));
+		let scanned = 0;
+		for (const table of names) {
+			const cols = await env.DB.prepare(`SELECT name, type FROM pragma_table_info('${table}')`).all<{ name: string; type: string }>();
+			for (const col of cols.results.filter((c) => /text|char|clob|blob|^$/i.test(c.type))) {
+				for (const secret of [created.key, rotated.json.key]) {
+					// instr, not LIKE: a 51-character pattern is past D1's LIKE limit.
+					const hit = await env.DB.prepare(`SELECT count(*) AS n FROM "${table}" WHERE instr(CAST("${col.name}" AS TEXT), ?) > 0`)
+						.bind(secret.slice(8))
+						.first<{ n: number }>();
+					expect(hit?.n, `${table}.${col.name}`).toBe(0);
+				}
+				scanned++;
+			}
+		}
+		expect(scanned).toBeGreaterThan(20);
+	});
+
+	it("validates permissions: unknown 400, not held by the creator 403, members without org:api_keys:manage 403", async () => {
+		const t = await seedTenant({
+			members: {
+				admin: "org:admin",
+				member: "org:member",
+				keyManager: { permissions: ["org:api_keys:manage", "org:products:read"] },
+			},
+		});
+		const post = (token: string, permissions: string[]) =>
+			call<Problem>("POST", `${t.base}/api-keys`, { token, body: { name: "k", permissions } });
+
+		const unknown = await post(t.admin.token, ["org:nope:read"]);
+		expect(unknown.status, unknown.text).toBe(400);
+		expect(unknown.json.errors?.[0]?.path).toBe("permissions.0");
+
+		const notHeld = await post(t.keyManager.token, ["org:products:read", "org:orders:write"]);
+		expect(notHeld.status, notHeld.text).toBe(403);
+		expect(notHeld.json.detail).toContain("org:orders:write");
+
+		expect((await post(t.keyManager.token, ["org:products:read"])).status).toBe(201);
+		expect((await post(t.member.token, ["org:products:read"])).status).toBe(403);
+
+		const unknownField = await call("POST", `${t.base}/api-keys`, {
+			token: t.admin.token,
+			body: { name: "k", permissions: [], role: "org:admin" },
+		});
+		expect(unknownField.status).toBe(400);
+		const past = await call("POST", `${t.base}/api-keys`, {
+			token: t.admin.token,
+			body: { name: "k", permissions: [], expiresAt: now - 1 },
+		});
+		expect(past.status, past.text).toBe(400);
+	});
+
+	it("is limited per plan (free 2, pro 50, enterprise 1,000): 402 past the limit; revoked and expired keys do not count", async () => {
+		expect([PLANS.free.limits.apiKeys, PLANS.pro.limits.apiKeys, PLANS.enterprise.limits.apiKeys]).toEqual([2, 50, 1_000]);
+		const t = await seedTenant({ plan: "free" });
+		const first = await createKey(t.base, t.admin.token);
+		await createKey(t.base, t.admin.token, { expiresAt: now + 10_000 });
+		const third = await call<Problem>("POST", `${t.base}/api-keys`, {
+			token: t.admin.token,
+			body: { name: "k", permissions: [] },
+		});
+		expect(third.status, third.text).toBe(402);
+		expect(third.json.detail).toContain("upgrade to pro");
+
+		expect((await call("DELETE", `${t.base}/api-keys/${first.id}`, { token: t.admin.token })).status).toBe(204);
+		await createKey(t.base, t.admin.token);
+		expect((await call("POST", `${t.base}/api-keys`, { token: t.admin.token, body: { name: "k", permissions: [] } })).status).toBe(402);
+		now += 10_000; // the second key has expired
+		await createKey(t.base, t.admin.token);
+
+		const pro = await seedTenant({ plan: "pro" });
+		for (let i = 0; i < 3; i++) await createKey(pro.base, pro.admin.token);
+	});
+});
+
+describe("a key as principal apikey:<id>", () => {
+	it("acts with exactly its own permissions (no role) on its organization's routes", async () => {
+		const t = await seedTenant();
+		const { key } = await createKey(t.base, t.admin.token, { permissions: ["org:products:read"] });
+		expect((await call("GET", `${t.base}/products`, { token: key })).status).toBe(200);
+		const org = await call<Body<"GET /api/orgs/:orgId">>("GET", t.base, { token: key });
+		expect(org.status, org.text).toBe(200);
+		expect(org.json).toMatchObject({ id: t.orgId, role: null });
+		// Not among its permissions, though its creator holds them.
+		expect((await call("GET", `${t.base}/members`, { token: key })).status).toBe(403);
+		expect((await call("POST", `${t.base}/products`, { token: key, body: { name: "n", sku: "S-1", priceMinor: 1, currency: "INR" } })).status).toBe(403);
+		expect((await call("GET", `${t.base}/api-keys`, { token: key })).status).toBe(403);
+		// Role-only routes: a key has no role.
+		expect((await call("GET", `${t.base}/admin-data`, { token: key })).status).toBe(403);
+	});
+
+	it("another organization's path answers exactly as to a non-member (403, or 404 when unknown); non-org routes refuse it", async () => {
+		const a = await seedTenant();
+		const b = await seedTenant();
+		const { key } = await createKey(a.base, a.admin.token, { permissions: ["org:products:read", "org:members:read"] });
+		for (const path of [b.base, `${b.base}/products`, `${b.base}/members`]) {
+			const byKey = await call<Problem>("GET", path, { token: key });
+			const byOutsider = await call<Problem>("GET", path, { token: a.admin.token });
+			expect(byKey.status, byKey.text).toBe(403);
+			expect(byKey.json.detail).toBe(byOutsider.json.detail);
+		}
+		const unknown = await call("GET", "/api/orgs/org_unknown_for_keys", { token: key });
+		expect(unknown.status).toBe(404);
+		const deleted = await seedOrg();
+		await env.DB.prepare("UPDATE organizations SET deleted_at = 1 WHERE id = ?").bind(deleted).run();
+		expect((await call("GET", `/api/orgs/${deleted}`, { token: key })).status).toBe(404);
+
+		for (const [method, path] of [
+			["GET", "/api/me/organizations"],
+			["POST", "/api/admin/events/evt_x/replay"],
+		] as const) {
+			const res = await call(method, path, { token: key });
+			expect(res.status, `${path}: ${res.text}`).toBe(403);
+		}
+		const pay = await call("POST", "/api/payments/orders", { token: key, body: { amount: 100, currency: "INR" } });
+		expect(pay.status, pay.text).toBe(403);
+	});
+
+	it("/api/me answers {user:null, apiKey, organization:{role:null, permissions}}; a session's shape is unchanged", async () => {
+		const t = await seedTenant();
+		const created = await createKey(t.base, t.admin.token, { name: "reporter", permissions: ["org:usage:read", "org:products:read"] });
+		const me = await call<Me>("GET", "/api/me", { token: created.key });
+		expect(me.status, me.text).toBe(200);
+		expect(me.json).toEqual({
+			user: null,
+			apiKey: { id: created.id, name: "reporter", prefix: "sk_live_", last4: created.key.slice(-4), expiresAt: null },
+			organization: { id: t.orgId, slug: t.orgId.toLowerCase(), role: null, permissions: ["org:products:read", "org:usage:read"] },
+		});
+		const session = await call<Me>("GET", "/api/me", { token: t.admin.token });
+		expect(Object.keys(session.json).sort()).toEqual(["organization", "user"]);
+		expect(session.json.user?.id).toBe(t.admin.id);
+	});
+
+	it("an unknown, malformed, expired or cookie-borne key is a 401 with the generic detail", async () => {
+		const t = await seedTenant();
+		const { key } = await createKey(t.base, t.admin.token, { expiresAt: now + 60_000 });
+		expect((await call("GET", t.base, { token: key })).status).toBe(200);
+		expectInvalid(await call("GET", t.base, { token: `sk_live_${"A".repeat(43)}` }));
+		expectInvalid(await call("GET", t.base, { token: `${key}x` }));
+		expectInvalid(await call("GET", t.base, { token: "sk_live_short" }));
+		expectInvalid(await call("GET", t.base, { headers: { cookie: `__session=${key}` } }));
+		now += 60_000;
+		expectInvalid(await call("GET", t.base, { token: key }));
+	});
+
+	it("is rate-limited in its own bucket (429 with headers) without spending the members' budget", async () => {
+		const t = await seedTenant();
+		const limited = await createKey(t.base, t.admin.token, { rateLimitPerMinute: 2 });
+		const other = await createKey(t.base, t.admin.token);
+		const strict = { RATE_LIMIT_MODE: "strict" };
+		for (let i = 0; i < 2; i++) {
+			const ok = await callWithEnv(strict, "GET", `${t.base}/products`, { token: limited.key });
+			expect(ok.status, ok.text).toBe(200);
+			expect(ok.headers.get("ratelimit-limit")).toBe("2");
+		}
+		const refused = await callWithEnv<Problem>(strict, "GET", `${t.base}/products`, { token: limited.key });
+		expect(refused.status, refused.text).toBe(429);
+		expect(refused.json.code).toBe("RATE_LIMITED");
+		expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+		expect(refused.headers.get("ratelimit-remaining")).toBe("0");
+		expect((await callWithEnv(strict, "GET", `${t.base}/products`, { token: other.key })).status).toBe(200);
+		expect((await callWithEnv(strict, "GET", `${t.base}/products`, { token: t.admin.token })).status).toBe(200);
+	});
+
+	it("is counted in the tenant's bucket too", async () => {
+		const t = await seedTenant({ limits: { rateLimitPerMinute: 3 } });
+		const { key } = await createKey(t.base, t.admin.token);
+		const strict = { RATE_LIMIT_MODE: "strict" };
+		for (let i = 0; i < 3; i++) expect((await callWithEnv(strict, "GET", t.base, { token: key })).status).toBe(200);
+		// The tenant's 3 are spent by the key: a member is refused too.
+		expect((await callWithEnv(strict, "GET", t.base, { token: t.member.token })).status).toBe(429);
+	});
+
+	it("is the actor of its audit entries (apikey:<id>)", async () => {
+		const t = await seedTenant();
+		const manager = await createKey(t.base, t.admin.token, { permissions: ["org:api_keys:manage", "org:products:read"] });
+		const sent = captureTenantEvents(vi);
+		const child = await createKey(t.base, manager.key, { permissions: ["org:products:read"] });
+		expect(child.createdBy).toBe(`apikey:${manager.id}`);
+		// A key cannot hand out more than it holds.
+		const wider = await call("POST", `${t.base}/api-keys`, { token: manager.key, body: { name: "x", permissions: ["org:orders:read"] } });
+		expect(wider.status).toBe(403);
+		const audits = sent.filter((m): m is AuditMessage => m.kind === "audit");
+		expect(audits).toHaveLength(1);
+		expect(audits[0]).toMatchObject({ action: "api_key.created", actorId: `apikey:${manager.id}`, targetId: child.id });
+	});
+});
+
+describe("changing keys", () => {
+	it("PATCH changes exactly the fields sent; narrower permissions apply at once in this isolate", async () => {
+		const t = await seedTenant();
+		const k = await createKey(t.base, t.admin.token, { name: "a", permissions: ["org:products:read", "org:usage:read"], rateLimitPerMinute: 5 });
+		expect((await call("GET", `${t.base}/usage`, { token: k.key })).status).toBe(200);
+		const patch = (body: unknown) => call<Key>("PATCH", `${t.base}/api-keys/${k.id}`, { token: t.admin.token, body });
+
+		const renamed = await patch({ name: "b" });
+		expect(renamed.status, renamed.text).toBe(200);
+		expect(renamed.json).toMatchObject({ name: "b", permissions: ["org:products:read", "org:usage:read"], rateLimitPerMinute: 5 });
+		const narrowed = await patch({ permissions: ["org:products:read"] });
+		expect(narrowed.json).toMatchObject({ name: "b", permissions: ["org:products:read"], rateLimitPerMinute: 5 });
+		const reset = await patch({ rateLimitPerMinute: null });
+		expect(reset.json).toMatchObject({ name: "b", permissions: ["org:products:read"], rateLimitPerMinute: null });
+		expect((await patch({})).status).toBe(400);
+		expect((await patch({ permissions: ["org:nope:x"] })).status).toBe(400);
+
+		expect((await call("GET", `${t.base}/usage`, { token: k.key })).status).toBe(403);
+		expect((await call("GET", `${t.base}/products`, { token: k.key })).status).toBe(200);
+	});
+
+	it("DELETE revokes: refused at once here, and the key disappears from the API", async () => {
+		const t = await seedTenant();
+		const sent = captureTenantEvents(vi);
+		const k = await createKey(t.base, t.admin.token);
+		expect((await call("GET", t.base, { token: k.key })).status).toBe(200);
+		expect((await call("DELETE", `${t.base}/api-keys/${k.id}`, { token: t.admin.token })).status).toBe(204);
+		expectInvalid(await call("GET", t.base, { token: k.key }));
+		expect((await call("GET", `${t.base}/api-keys/${k.id}`, { token: t.admin.token })).status).toBe(404);
+		expect((await call("DELETE", `${t.base}/api-keys/${k.id}`, { token: t.admin.token })).status).toBe(404);
+		expect((await call<Page>("GET", `${t.base}/api-keys`, { token: t.admin.token })).json.data).toEqual([]);
+		expect(sent.filter((m) => m.kind === "audit").map((m) => (m as AuditMessage).action)).toEqual(["api_key.created", "api_key.revoked"]);
+	});
+
+	it(`rotate: a new secret; the old one works for the ${ROTATION_GRACE_MS / 1000} s grace period, then 401`, async () => {
+		const t = await seedTenant();
+		const sent = captureTenantEvents(vi);
+		const k = await createKey(t.base, t.admin.token);
+		const rotated = await call<Created>("POST", `${t.base}/api-keys/${k.id}/rotate`, { token: t.admin.token });
+		expect(rotated.status, rotated.text).toBe(200);
+		expect(rotated.json.key).toMatch(API_KEY_PATTERN);
+		expect(rotated.json.key).not.toBe(k.key);
+		expect(rotated.json).toMatchObject({ id: k.id, last4: rotated.json.key.slice(-4), rotatedAt: now, previousKeyExpiresAt: now + ROTATION_GRACE_MS });
+
+		expect((await call("GET", t.base, { token: rotated.json.key })).status).toBe(200);
+		now += ROTATION_GRACE_MS - 1;
+		expect((await call("GET", t.base, { token: k.key })).status).toBe(200);
+		now += 1;
+		expectInvalid(await call("GET", t.base, { token: k.key }));
+		expect((await call("GET", t.base, { token: rotated.json.key })).status).toBe(200);
+
+		// Rotating again ends the earlier secret's grace at once (only one previous secret is kept).
+		const again = await call<Created>("POST", `${t.base}/api-keys/${k.id}/rotate`, { token: t.admin.token });
+		expect((await call("GET", t.base, { token: again.json.key })).status).toBe(200);
+		expect((await call("GET", t.base, { token: rotated.json.key })).status).toBe(200);
+		const third = await call<Created>("POST", `${t.base}/api-keys/${k.id}/rotate`, { token: t.admin.token });
+		expectInvalid(await call("GET", t.base, { token: rotated.json.key }));
+		expect((await call("GET", t.base, { token: third.json.key })).status).toBe(200);
+		expect(sent.filter((m) => m.kind === "audit").map((m) => (m as AuditMessage).action)).toEqual([
+			"api_key.created",
+			"api_key.rotated",
+			"api_key.rotated",
+			"api_key.rotated",
+		]);
+	});
+});
+
+describe("changes made by another isolate reach this one within 5 s (isolate cache, injected clock)", () => {
+	// Written straight to D1, as another isolate's request would: this isolate's cache is not cleared.
+	const elsewhere = {
+		revoked: (id: string) => env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ?").bind(now, id).run(),
+		rotated: (id: string) =>
+			env.DB.prepare("UPDATE api_keys SET hash = ?, previous_hash = NULL, previous_expires_at = NULL WHERE id = ?")
+				.bind(`rotated-${id}`, id)
+				.run(),
+		"narrowed (permissions)": (id: string) => env.DB.prepare("UPDATE api_keys SET permissions = '[]' WHERE id = ?").bind(id).run(),
+	};
+	it.each(Object.keys(elsewhere) as (keyof typeof elsewhere)[])("%s", async (change) => {
+		const t = await seedTenant();
+		const k = await createKey(t.base, t.admin.token);
+		const path = `${t.base}/products`;
+		expect((await call("GET", path, { token: k.key })).status).toBe(200);
+		const start = now;
+		await elsewhere[change](k.id);
+		now = start + API_KEY_CACHE_TTL_MS - 1;
+		expect((await call("GET", path, { token: k.key })).status).toBe(200);
+		now = start + API_KEY_CACHE_TTL_MS;
+		expect((await call("GET", path, { token: k.key })).status).toBe(change.startsWith("narrowed") ? 403 : 401);
+	});
+});
+
+describe("OpenAPI", () => {
+	it("documents the key routes and, in the bearer scheme, the key format and principal model", async () => {
+		const doc = await call<{
+			paths: Record<string, Record<string, unknown>>;
+			components: { securitySchemes: Record<string, { description?: string }> };
+		}>("GET", "/api/openapi.json");
+		expect(Object.keys(doc.json.paths)).toEqual(
+			expect.arrayContaining(["/api/orgs/{orgId}/api-keys", "/api/orgs/{orgId}/api-keys/{keyId}", "/api/orgs/{orgId}/api-keys/{keyId}/rotate"]),
+		);
+		expect(Object.keys(doc.json.paths["/api/orgs/{orgId}/api-keys/{keyId}"] ?? {}).sort()).toEqual(["delete", "get", "patch"]);
+		const bearer = doc.json.components.securitySchemes.bearer?.description ?? "";
+		for (const s of ["sk_live_", "base62 of 32 random bytes", "apikey:<id>", "5 s"]) expect(bearer).toContain(s);
+	});
+});
+
+describe("last_used_at", () => {
+	it(`is written behind, at most once per ${LAST_USED_WRITE_INTERVAL_MS / 1000} s per key per isolate`, async () => {
+		const t = await seedTenant();
+		const k = await createKey(t.base, t.admin.token);
+		const lastUsed = async () =>
+			(await env.DB.prepare("SELECT last_used_at AS v FROM api_keys WHERE id = ?").bind(k.id).first<{ v: number | null }>())?.v;
+		expect(await lastUsed()).toBeNull();
+		const start = now;
+		expect((await call("GET", t.base, { token: k.key, settle: true })).status).toBe(200);
+		expect(await lastUsed()).toBe(start);
+		for (const dt of [1_000, 30_000, LAST_USED_WRITE_INTERVAL_MS - 1]) {
+			now = start + dt;
+			expect((await call("GET", t.base, { token: k.key, settle: true })).status).toBe(200);
+			expect(await lastUsed()).toBe(start);
+		}
+		now = start + LAST_USED_WRITE_INTERVAL_MS;
+		expect((await call("GET", t.base, { token: k.key, settle: true })).status).toBe(200);
+		expect(await lastUsed()).toBe(start + LAST_USED_WRITE_INTERVAL_MS);
+		const shown = await call<Key>("GET", `${t.base}/api-keys/${k.id}`, { token: t.admin.token });
+		expect(shown.json.lastUsedAt).toBe(start + LAST_USED_WRITE_INTERVAL_MS);
+	});
+});
