@@ -5,6 +5,7 @@
 // the operations of /api/openapi.json and that the page made no request outside the Worker's origin.
 // Prints "ok"/"not ok" per check and a closing line "browser: N passed, N failed"; exit code 1 on any
 // failure. `--json FILE` also writes {"passed":N,"failed":N} there (.ci/run folds it into its total).
+/* global document -- used only in callbacks that run in the page */
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
