@@ -4,7 +4,7 @@ import globals from "globals";
 import tseslint from "typescript-eslint";
 
 export default defineConfig(
-	globalIgnores(["dist/", "coverage/", ".wrangler/", "bench/.out/", "worker-configuration.d.ts"]),
+	globalIgnores(["dist/", "coverage/", ".wrangler/", "bench/.out/", "public/", "worker-configuration.d.ts"]),
 	js.configs.recommended,
 	tseslint.configs.recommended,
 	{

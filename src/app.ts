@@ -7,6 +7,7 @@ import { withHttpErrors } from "./openapi";
 import { adminRouter } from "./routes/admin/admin.index";
 import { apiKeysRouter } from "./routes/api-keys/api-keys.index";
 import { auditRouter } from "./routes/audit/audit.index";
+import { docsRouter } from "./routes/docs/docs.index";
 import { billingRouter } from "./routes/billing/billing.index";
 import { endpointsRouter } from "./routes/endpoints/endpoints.index";
 import { healthRouter } from "./routes/health/health.index";
@@ -72,7 +73,7 @@ export function createApp() {
 			),
 		),
 	);
-	app.get("/docs", (c) => c.html(DOCS_HTML));
+	app.route("/", docsRouter);
 
 	app.notFound(notFoundOr405(() => app.routes));
 	app.onError(onError);
@@ -115,9 +116,3 @@ const allowedOriginsCors: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 /** The app's route types, for hono/client: `hc<AppType>("https://api.example.com")`. */
 export type AppType = ReturnType<typeof createApp>;
-
-const DOCS_HTML = `<!doctype html>
-<html><head><meta charset="utf-8"><title>API reference</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><script id="api-reference" data-url="/api/openapi.json"></script>
-<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script></body></html>`;
