@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { createRouter } from "../../lib/create-app";
+import { createdLocation, createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { etag, ifMatchVersion } from "../../lib/etag";
 import { publishChange } from "../../services/events-bus";
@@ -40,10 +40,10 @@ async function deleted(c: Context<AppEnv>, type: string, id: string) {
 type Row = { id: string; organizationId: string; version: number };
 const rowJson = <T extends Row, S extends 200 | 201>(c: Context<AppEnv>, row: T, status: S) =>
 	c.json(strip(row), status, { ETag: etag(row.version) });
-/** 201 for a created row, after its `<type>.created` audit entry. */
+/** 201 with Location for a created row, after its `<type>.created` audit entry. */
 async function created<T extends Row>(c: Context<AppEnv>, type: string, row: T) {
 	await audit(c, `${type}.created`, type, row.id, undefined, strip(row));
-	return rowJson(c, row, 201);
+	return c.json(strip(row), 201, { ETag: etag(row.version), ...createdLocation(c, row.id) });
 }
 function detail<
 	T extends {
@@ -130,7 +130,7 @@ export const storeRouter = createRouter()
 		const order = await store(c).orders.createOrder(c.req.valid("json"), c.get("auth").userId, idempotentCommit(c, 201, detail));
 		const summary = { orderId: order.id, status: order.status, totalMinor: order.totalMinor, currency: order.currency };
 		await audit(c, "order.created", "order", order.id, undefined, summary, { type: "order.created", data: summary });
-		return c.json(detail(order), 201, { ETag: etag(order.version) });
+		return c.json(detail(order), 201, { ETag: etag(order.version), ...createdLocation(c, order.id) });
 	})
 	.openapi(routes.getOrder, async (c) => {
 		const order = await store(c).orders.getOrder(c.req.valid("param").orderId);
