@@ -3,7 +3,8 @@ import { cors } from "hono/cors";
 import type { AppEnv } from "./env";
 import { createRouter, jsonBodyLimit, notFoundOr405, onError } from "./lib/create-app";
 import { init, securityHeaders } from "./middleware/init";
-import { withHttpErrors } from "./openapi";
+import { rateLimitMiddlewares } from "./middleware/rate-limit";
+import { finishDocument, type DocFacts } from "./openapi";
 import { adminRouter } from "./routes/admin/admin.index";
 import { apiKeysRouter } from "./routes/api-keys/api-keys.index";
 import { auditRouter } from "./routes/audit/audit.index";
@@ -27,7 +28,7 @@ export function createApp() {
 	app.use("*", init());
 	app.use("/api/*", allowedOriginsCors);
 	// A JSON route sent another media type answers 415: @hono/zod-openapi's media-type gate (HTTPException
-	// 415 -> UNSUPPORTED_MEDIA_TYPE in onError); withHttpErrors documents it.
+	// 415 -> UNSUPPORTED_MEDIA_TYPE in onError); finishDocument documents it.
 	// JSON bodies of the API are small; webhook routes apply their own cap to the raw body.
 	app.use("/api/orgs/*", jsonBodyLimit);
 	app.use("/api/payments/*", jsonBodyLimit);
@@ -48,28 +49,24 @@ export function createApp() {
 		.route("/", legacyRouter)
 		.route("/", apiKeysRouter);
 
-	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
-		type: "http",
-		scheme: "bearer",
-		bearerFormat: "JWT or sk_live_ API key",
-		description:
-			"A Clerk session token (JWT), or a tenant API key: `sk_live_` + base62 of 32 random bytes (51 characters, " +
-			"/^sk_live_[0-9A-Za-z]{43}$/), created with POST /api/orgs/{orgId}/api-keys. A key acts as principal " +
-			"`apikey:<id>` with its own permissions (no role), only on its organization's /api/orgs/{orgId}/… routes " +
-			"and /api/me; revocation, permission changes and rotation reach every isolate within 5 s; a rotated-out " +
-			"secret works for 60 s more.",
-	});
+	const facts = lazyDocFacts(() => app.routes);
 	app.get("/api/openapi.json", (c) =>
 		c.json(
-			withHttpErrors(
+			finishDocument(
 				app.getOpenAPI31Document({
 					openapi: "3.1.0",
 					info: {
 						title: "Edge tenant backend",
 						version: "0.1.0",
 						description: "Multi-tenant SaaS API on Cloudflare Workers; Clerk session tokens, problem+json errors.",
+						// OpenAPI 3.1's SPDX `identifier` (the generator's types only know 3.0's `url`).
+						license: { name: "Proprietary", identifier: "LicenseRef-Proprietary" } as { name: string },
+						contact: { name: "edge-tenant-backend maintainers" },
 					},
+					// Relative: the API is served from the host that serves this document.
+					servers: [{ url: "/", description: "The host serving this document" }],
 				}),
+				facts(),
 			),
 		),
 	);
@@ -113,6 +110,23 @@ const allowedOriginsCors: MiddlewareHandler<AppEnv> = async (c, next) => {
 	await next();
 	if (origin) c.header("Vary", "Origin", { append: true });
 };
+
+/**
+ * What the document cannot read from the route definitions, taken from the mounted handlers: which
+ * operations run the rateLimit() middleware.
+ */
+function lazyDocFacts(routes: () => readonly { method: string; path: string; handler: unknown }[]): () => DocFacts {
+	let limited: Set<string> | undefined;
+	return () => {
+		limited ??= new Set(
+			routes()
+				.filter((r) => rateLimitMiddlewares.has(r.handler as never))
+				.map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:([A-Za-z0-9_]+)/g, "{$1}")}`),
+		);
+		const set = limited;
+		return { rateLimited: (method, path) => set.has(`${method.toLowerCase()} ${path}`) };
+	};
+}
 
 /** The app's route types, for hono/client: `hc<AppType>("https://api.example.com")`. */
 export type AppType = ReturnType<typeof createApp>;

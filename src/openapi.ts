@@ -20,12 +20,11 @@ const problem = (description: string) => ({
 /**
  * HTTP-level refusals: a known path with another method answers 405 with `Allow`; a body that is not
  * JSON on a route that takes JSON answers 415. Part of commonErrors; the document adds 415 to every
- * operation with a JSON request body (see withHttpErrors).
+ * operation with a JSON request body (see finishDocument).
  */
 const httpErrors = {
 	405: problem("Method not allowed on this path (the Allow header lists the methods it serves)"),
 } as const;
-
 
 /** Error responses every route can produce, spread into each createRoute's responses. */
 export const commonErrors = {
@@ -40,23 +39,217 @@ export const jsonBodyErrors = {
 	415: problem("Unsupported media type: send the body as application/json"),
 } as const;
 
+type Json = Record<string, unknown>;
+interface DocResponse {
+	description?: string;
+	headers?: Record<string, unknown>;
+	content?: Json;
+}
 interface DocOperation {
-	requestBody?: { content?: Record<string, unknown> };
-	responses?: Record<string, unknown>;
+	operationId?: string;
+	security?: Record<string, string[]>[];
+	parameters?: { name?: string; in?: string }[];
+	requestBody?: { content?: Json };
+	responses?: Record<string, DocResponse>;
+}
+
+/** How callers authenticate; provider webhooks each have their own signature scheme. */
+const SECURITY_SCHEMES = {
+	bearer: {
+		type: "http",
+		scheme: "bearer",
+		bearerFormat: "Clerk session JWT or tenant API key (sk_live_...)",
+		description:
+			"`Authorization: Bearer <token>`: a Clerk session token (JWT), or a tenant API key: `sk_live_` + base62 of " +
+			"32 random bytes (51 characters, /^sk_live_[0-9A-Za-z]{43}$/), created with POST /api/orgs/{orgId}/api-keys. " +
+			"A key acts as principal `apikey:<id>` with its own permissions (no role), only on its organization's " +
+			"/api/orgs/{orgId}/… routes and /api/me; revocation, permission changes and rotation reach every isolate " +
+			"within 5 s; a rotated-out secret works for 60 s more.",
+	},
+	session: {
+		type: "apiKey",
+		in: "cookie",
+		name: "__session",
+		description:
+			"Clerk's `__session` cookie, accepted where Bearer is (the Authorization header wins when both are sent). " +
+			"CSRF rule: a POST/PATCH/PUT/DELETE authenticated by the cookie must carry an `Origin` listed in " +
+			"CLERK_AUTHORIZED_PARTIES, else 403; GET/HEAD/OPTIONS need no Origin.",
+	},
+	clerkSvix: {
+		type: "apiKey",
+		in: "header",
+		name: "svix-signature",
+		description:
+			"Svix signature of a Clerk delivery: `v1,<base64 HMAC-SHA256>` entries over `${svix-id}.${svix-timestamp}.${raw body}` " +
+			"with CLERK_WEBHOOK_SECRET; needs the svix-id and svix-timestamp headers too.",
+	},
+	clerkStandardWebhooks: {
+		type: "apiKey",
+		in: "header",
+		name: "webhook-signature",
+		description:
+			"The same signature under the Standard Webhooks names; needs webhook-id and webhook-timestamp too. " +
+			"Used when no svix-* header is sent.",
+	},
+	razorpaySignature: {
+		type: "apiKey",
+		in: "header",
+		name: "x-razorpay-signature",
+		description: "Hex HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET.",
+	},
+	stripeSignature: {
+		type: "apiKey",
+		in: "header",
+		name: "stripe-signature",
+		description: "Stripe's `t=<seconds>,v1=<hex>` signature with STRIPE_WEBHOOK_SECRET (300 s tolerance).",
+	},
+} as const;
+
+const integerHeader = { type: "integer", minimum: 0 } as const;
+
+/** Response headers, declared once (components.headers) and referenced from each response. */
+const RESPONSE_HEADERS = {
+	"X-Request-Id": {
+		description: "The request's id (the client's X-Request-Id when well formed, else a fresh UUID); also `requestId` in problems.",
+		required: true,
+		schema: { type: "string" },
+	},
+	"RateLimit-Limit": {
+		description: "Requests per minute allowed by the bucket that binds (absent when rate limiting is off or failed open).",
+		schema: integerHeader,
+	},
+	"RateLimit-Remaining": {
+		description: "Requests left in that bucket.",
+		schema: integerHeader,
+	},
+	"RateLimit-Reset": {
+		description: "Seconds until that bucket is full again.",
+		schema: integerHeader,
+	},
+	"Retry-After": {
+		description: "Seconds to wait before retrying.",
+		schema: integerHeader,
+	},
+	"WWW-Authenticate": {
+		description: '`Bearer` when no credential was sent, `Bearer error="invalid_token"` for a refused one.',
+		required: true,
+		schema: { type: "string" },
+	},
+	Allow: {
+		description: "The methods this path serves.",
+		required: true,
+		schema: { type: "string" },
+	},
+	Location: {
+		description: "Path of the created resource (an Idempotency-Key replay answers without it).",
+		schema: { type: "string", format: "uri-reference" },
+	},
+} as const;
+
+type HeaderName = keyof typeof RESPONSE_HEADERS;
+const headerRef = (name: HeaderName) => ({ $ref: `#/components/headers/${name}` });
+const RATE_LIMIT_HEADERS: HeaderName[] = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"];
+
+/**
+ * RateLimit-* by reference, for a route that spends its rate budget only on some requests (the Clerk
+ * webhook: unverified ones); the middleware-limited routes get them from finishDocument.
+ */
+export const rateLimitHeaders = () => Object.fromEntries(RATE_LIMIT_HEADERS.map((h) => [h, headerRef(h)]));
+
+/** A problem response in the document (the Problem schema by reference). */
+const problemDoc = (description: string): DocResponse => ({
+	description,
+	content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
+});
+
+const METHODS = new Set(["get", "put", "post", "delete", "options", "head", "patch", "trace"]);
+
+/**
+ * A stable camelCase operationId from method and path: the method, then the path's literal segments
+ * after /api (kebab-case joined in PascalCase), then `ById` when the path ends in a parameter.
+ * `GET /api/orgs/{orgId}/products/{productId}` -> `getOrgsProductsById`. A route may set its own.
+ */
+export function operationIdFor(method: string, path: string): string {
+	const segments = path.replace(/^\/api(?=\/|$)/, "").split("/").filter(Boolean);
+	const words = segments
+		.filter((s) => !s.startsWith("{"))
+		.map((s) => s.split(/[^A-Za-z0-9]+/).filter(Boolean).map((w) => w[0]!.toUpperCase() + w.slice(1)).join(""));
+	const byId = segments.at(-1)?.startsWith("{") ? "ById" : "";
+	return `${method.toLowerCase()}${words.join("")}${byId}`;
+}
+
+/** What the app knows about its routes that the route definitions do not say. */
+export interface DocFacts {
+	/** Whether the operation runs the rateLimit() middleware (RateLimit-* on its responses). */
+	rateLimited: (method: string, path: string) => boolean;
 }
 
 /**
- * The generated document with the HTTP-level refusals on every operation: 405 everywhere, 415 where
- * the request body is JSON (routes that spread commonErrors / jsonBodyErrors already have them).
+ * The served document, completed centrally so every operation follows the same rules:
+ * - an operationId (operationIdFor unless the route sets one; duplicates throw);
+ * - security: bearer operations also accept the `__session` cookie; operations without security are
+ *   public (`security: []`); webhooks keep their signature schemes;
+ * - the problem responses the middleware can produce: 400, 405, 429, 500 everywhere; 401, 403 and 503
+ *   where authenticated; 404 under a path parameter; 409 with Idempotency-Key; 412 with If-Match; 413 and
+ *   415 (JSON) with a request body; 503 on rate-limited writes (the limiter fails closed);
+ * - response headers by reference: X-Request-Id on every response, RateLimit-* on rate-limited ones,
+ *   Retry-After on 429 and 503, WWW-Authenticate on 401, Allow on 405, Location on a 201 that creates an item of a
+ *   collection (POST P with an item path P/{id}).
  */
-export function withHttpErrors<D extends { paths?: unknown }>(doc: D): D {
+export function finishDocument<D extends { paths?: unknown; components?: unknown }>(doc: D, facts: DocFacts): D {
 	const paths = (doc.paths ?? {}) as Record<string, Record<string, DocOperation>>;
-	for (const ops of Object.values(paths)) {
-		for (const op of Object.values(ops)) {
-			if (typeof op !== "object" || op === null || !op.responses) continue;
-			op.responses["405"] ??= httpErrors[405];
+	const components = ((doc as { components?: Json }).components ??= {}) as Json;
+	components.securitySchemes = { ...(components.securitySchemes as Json | undefined), ...SECURITY_SCHEMES };
+	components.headers = { ...(components.headers as Json | undefined), ...RESPONSE_HEADERS };
+	const itemPaths = new Set(Object.keys(paths).filter((p) => /\/\{[^}]+\}$/.test(p)).map((p) => p.replace(/\/\{[^}]+\}$/, "")));
+	const seen = new Map<string, string>();
+
+	for (const [path, ops] of Object.entries(paths)) {
+		for (const [method, op] of Object.entries(ops)) {
+			if (!METHODS.has(method) || typeof op !== "object" || op === null) continue;
+			const where = `${method.toUpperCase()} ${path}`;
+			op.operationId ??= operationIdFor(method, path);
+			const clash = seen.get(op.operationId);
+			if (clash) throw new Error(`operationId ${op.operationId} of ${where} is also used by ${clash}`);
+			seen.set(op.operationId, where);
+
+			const secured = (op.security ?? []).some((r) => "bearer" in r);
+			if (secured) op.security = [{ bearer: [] }, { session: [] }];
+			else op.security ??= [];
+
+			const params = new Set((op.parameters ?? []).map((p) => `${p.in}:${(p.name ?? "").toLowerCase()}`));
+			const hasPathParam = [...params].some((p) => p.startsWith("path:"));
 			const media = Object.keys(op.requestBody?.content ?? {});
-			if (media.some((m) => /json/i.test(m))) op.responses["415"] ??= jsonBodyErrors[415];
+			const limited = facts.rateLimited(method, path);
+			const write = method !== "get" && method !== "head";
+			const r = (op.responses ??= {});
+			r["400"] ??= problemDoc("Bad request or validation failure");
+			r["405"] ??= problemDoc("Method not allowed on this path (the Allow header lists the methods it serves)");
+			r["429"] ??= problemDoc("Rate limited or over quota (Retry-After)");
+			r["500"] ??= problemDoc("Internal error");
+			if (secured) {
+				r["401"] ??= problemDoc("Missing or invalid credential");
+				r["403"] ??= problemDoc(
+					write ? "Not allowed (permission, role, or a cookie-authenticated write from an origin not allowed)" : "Not allowed",
+				);
+				r["503"] ??= problemDoc("Session keys temporarily unavailable (Retry-After)");
+			}
+			if (limited && write) r["503"] ??= problemDoc("Rate limiter unavailable (Retry-After)");
+			if (hasPathParam) r["404"] ??= problemDoc("Not found");
+			if (params.has("header:idempotency-key")) r["409"] ??= problemDoc("Idempotency-Key reused for another request, or still in progress");
+			if (params.has("header:if-match")) r["412"] ??= problemDoc("If-Match does not match the current ETag");
+			if (media.length > 0) r["413"] ??= problemDoc("Request body over the route's size cap");
+			if (media.some((m) => /json/i.test(m))) r["415"] ??= problemDoc("Unsupported media type: send the body as application/json");
+
+			for (const [status, response] of Object.entries(r)) {
+				const headers: Record<string, unknown> = { ...response.headers, "X-Request-Id": headerRef("X-Request-Id") };
+				if (limited || status === "429") for (const h of RATE_LIMIT_HEADERS) headers[h] ??= headerRef(h);
+				if (status === "429" || status === "503") headers["Retry-After"] = headerRef("Retry-After");
+				if (status === "401") headers["WWW-Authenticate"] = headerRef("WWW-Authenticate");
+				if (status === "405") headers.Allow = headerRef("Allow");
+				if (status === "201" && method === "post" && itemPaths.has(path)) headers.Location = headerRef("Location");
+				r[status] = { ...response, headers };
+			}
 		}
 	}
 	return doc;

@@ -39,6 +39,12 @@ function problem(
 	return problemResponse(code, detail, c.get("requestId") ?? crypto.randomUUID(), headers, errors);
 }
 
+/**
+ * `Location` of a resource a POST created in the request's collection: `<request path>/<id>`.
+ * @example return c.json(row, 201, createdLocation(c, row.id));
+ */
+export const createdLocation = (c: Context, id: string) => ({ Location: `${c.req.path}/${encodeURIComponent(id)}` });
+
 const MAX_JSON_BODY_BYTES = 256 * 1024;
 
 /** Caps JSON request bodies; the API's bodies are small (webhook routes cap their raw body themselves). */

@@ -1,4 +1,4 @@
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { monitorDeps } from "./request-meta";
 import type { AppEnv } from "../env";
@@ -45,12 +45,17 @@ function binding(ds: Decision[]): Decision {
  * @example middleware: [requireAuth(), requireOrgMember(), rateLimit("tenant")]
  */
 export function rateLimit(scope: Scope) {
-	return createMiddleware<AppEnv>(async (c, next) => {
+	const mw = createMiddleware<AppEnv>(async (c, next) => {
 		const headers = await takeRateLimit(c, scope);
 		await next();
 		for (const [k, v] of Object.entries(headers)) c.res.headers.set(k, v);
 	});
+	rateLimitMiddlewares.add(mw);
+	return mw;
 }
+
+/** Every rateLimit() middleware, so the API document can declare RateLimit-* on the routes that run one. */
+export const rateLimitMiddlewares = new WeakSet<MiddlewareHandler<AppEnv>>();
 
 /**
  * One request's worth of the scope's limits, for a route that decides itself when a request counts

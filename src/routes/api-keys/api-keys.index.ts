@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../../env";
-import { createRouter } from "../../lib/create-app";
+import { createdLocation, createRouter } from "../../lib/create-app";
 import { requestMeta } from "../../middleware/request-meta";
 import {
 	apiKeyView,
@@ -38,7 +38,7 @@ export const apiKeysRouter = createRouter()
 		);
 		const view = apiKeyView(row);
 		await audit(c, "created", row.id, { after: view });
-		return c.json({ ...view, key: secret }, 201);
+		return c.json({ ...view, key: secret }, 201, createdLocation(c, row.id));
 	})
 	.openapi(routes.listApiKeys, async (c) => {
 		const p = await listApiKeys(c.get("db"), orgId(c), c.req.valid("query"));

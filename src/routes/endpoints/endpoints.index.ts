@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { createRouter } from "../../lib/create-app";
+import { createdLocation, createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { requestMeta } from "../../middleware/request-meta";
 import {
@@ -41,7 +41,7 @@ export const endpointsRouter = createRouter()
 	.openapi(routes.createEndpoint, async (c) => {
 		const row = await createEndpoint(c.get("db"), orgId(c), c.req.valid("json"));
 		await audit(c, "created", row.id, { after: view(row) });
-		return c.json({ ...view(row), secret: row.secret }, 201);
+		return c.json({ ...view(row), secret: row.secret }, 201, createdLocation(c, row.id));
 	})
 	.openapi(routes.listEndpoints, async (c) => c.json({ data: (await listEndpoints(c.get("db"), orgId(c))).map(view) }, 200))
 	.openapi(routes.getEndpoint, async (c) =>

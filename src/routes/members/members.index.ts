@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../../env";
-import { createRouter } from "../../lib/create-app";
+import { createdLocation, createRouter } from "../../lib/create-app";
 import { requestMeta } from "../../middleware/request-meta";
 import { type AuditInput, publishChange } from "../../services/events-bus";
 import {
@@ -27,7 +27,7 @@ export const membersRouter = createRouter()
 	.openapi(routes.createInvitation, async (c) => {
 		const invitation = await inviteMember(c.get("db"), c.env, orgId(c), caller(c), c.req.valid("json"));
 		await audit(c, { action: "invitation.created", targetType: "invitation", targetId: invitation.id, after: invitation });
-		return c.json(invitation, 201);
+		return c.json(invitation, 201, createdLocation(c, invitation.id));
 	})
 	.openapi(routes.listInvitations, async (c) => c.json(await listInvitations(c.get("db"), orgId(c), c.req.valid("query")), 200))
 	.openapi(routes.revokeInvitation, async (c) => {

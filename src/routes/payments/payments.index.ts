@@ -1,4 +1,4 @@
-import { createRouter } from "../../lib/create-app";
+import { createdLocation, createRouter } from "../../lib/create-app";
 import { createPaymentOrder, getPaymentOrder, verifyPayment } from "../../services/payments";
 import { billingDeps } from "../billing/billing.deps";
 import * as routes from "./payments.routes";
@@ -7,7 +7,7 @@ export const paymentsRouter = createRouter()
 	.openapi(routes.createOrder, async (c) => {
 		const orgId = c.get("access").organization.id;
 		const order = await createPaymentOrder(billingDeps(c), orgId, c.get("auth").userId, c.req.valid("json"));
-		return c.json(order, 201);
+		return c.json(order, 201, createdLocation(c, order.paymentOrderId));
 	})
 	.openapi(routes.getOrder, async (c) => {
 		const orgId = c.get("access").organization.id;

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { createRouter } from "../../lib/create-app";
+import { createdLocation, createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { etag, ifMatchVersion } from "../../lib/etag";
 import { type ChangeLog, changeLog, relayOutbox } from "../../services/outbox";
@@ -36,8 +36,9 @@ const stripAll = <T extends { organizationId: string }>(p: { data: T[]; nextCurs
 });
 /** A row response: the row without organizationId, its version as ETag. */
 type Row = { id: string; organizationId: string; version: number };
+/** A row with its ETag; a 201 also carries the created resource's Location. */
 const rowJson = <T extends Row, S extends 200 | 201>(c: Context<AppEnv>, row: T, status: S) =>
-	c.json(strip(row), status, { ETag: etag(row.version) });
+	c.json(strip(row), status, { ETag: etag(row.version), ...(status === 201 ? createdLocation(c, row.id) : {}) });
 function detail<
 	T extends {
 		organizationId: string;
@@ -120,7 +121,7 @@ export const storeRouter = createRouter()
 		const order = await change(c, (log) =>
 			store(c).orders.createOrder(c.req.valid("json"), c.get("auth").userId, log, idempotentCommit(c, 201, detail)),
 		);
-		return c.json(detail(order), 201, { ETag: etag(order.version) });
+		return c.json(detail(order), 201, { ETag: etag(order.version), ...createdLocation(c, order.id) });
 	})
 	.openapi(routes.getOrder, async (c) => {
 		const order = await store(c).orders.getOrder(c.req.valid("param").orderId);

@@ -1,6 +1,61 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { rateLimit } from "../../middleware/rate-limit";
-import { commonErrors, jsonContent, problem } from "../../openapi";
+import { commonErrors, jsonContent, problem, rateLimitHeaders } from "../../openapi";
+
+/**
+ * The JSON bodies senders post, documented as plain JSON Schema: the handlers verify the signature over
+ * the raw bytes first and then read the body themselves, so no validator may consume it before them.
+ */
+const eventBody = (description: string, schema: Record<string, unknown>) => ({
+	required: true,
+	description,
+	content: { "application/json": { schema } },
+});
+
+const ClerkEventBody = eventBody("A Clerk (Svix) event envelope", {
+	type: "object",
+	required: ["type", "data"],
+	properties: {
+		type: { type: "string", minLength: 1, examples: ["user.created"] },
+		data: { type: "object", additionalProperties: true, description: "The Clerk object the event is about" },
+		object: { type: "string", enum: ["event"] },
+		timestamp: { type: "integer", minimum: 1, description: "Event time in ms (seconds accepted)" },
+		instance_id: { type: "string" },
+	},
+	additionalProperties: true,
+});
+
+const RazorpayEventBody = eventBody("A Razorpay webhook event", {
+	type: "object",
+	required: ["event"],
+	properties: {
+		event: { type: "string", minLength: 1, examples: ["payment.captured"] },
+		payload: { type: "object", additionalProperties: true },
+		created_at: { type: "integer", description: "Seconds since the epoch" },
+	},
+	additionalProperties: true,
+});
+
+const StripeEventBody = eventBody("A Stripe Event object", {
+	type: "object",
+	required: ["id", "type", "created"],
+	properties: {
+		id: { type: "string", minLength: 1, maxLength: 255, examples: ["evt_1"] },
+		type: { type: "string", minLength: 1, maxLength: 255, examples: ["invoice.paid"] },
+		created: { type: "integer", minimum: 1, description: "Seconds since the epoch" },
+		data: { type: "object", additionalProperties: true },
+	},
+	additionalProperties: true,
+});
+
+const svixHeader = (set: string, name: string) =>
+	z
+		.string()
+		.optional()
+		.openapi({ description: `${name} of the ${set} signature headers: required with that set's signature, whose scheme names the set in use` });
+
+/** Either signature set: a literal of two differently keyed objects would not type as security requirements. */
+const clerkSecurity: Record<string, string[]>[] = [{ clerkSvix: [] }, { clerkStandardWebhooks: [] }];
 
 export const WebhookAccepted = z.object({ status: z.literal("queued"), svixId: z.string() }).openapi("WebhookAccepted");
 
@@ -15,20 +70,26 @@ export const clerkWebhook = createRoute({
 		"The signature is checked first: correctly signed requests are never limited by IP; unsigned or badly " +
 		"signed ones spend the per-IP budget (429 past it). 202 only once the queue accepted the event; 503 " +
 		"otherwise so Clerk retries. Body cap 96 KiB, and 413 when the queued message would exceed the queue's 128 KB.",
+	// Either header set is accepted (svix-* wins when any of it is sent), so each is optional here; the
+	// two security schemes say one signature set is required. Missing headers answer 400 after the
+	// request spent a token of the per-IP budget, which a header validator would skip.
+	security: clerkSecurity,
 	request: {
 		headers: z.object({
-			"svix-id": z.string().optional(),
-			"svix-timestamp": z.string().optional(),
-			"svix-signature": z.string().optional(),
-			"webhook-id": z.string().optional(),
-			"webhook-timestamp": z.string().optional(),
-			"webhook-signature": z.string().optional(),
+			"svix-id": svixHeader("svix-*", "Message id"),
+			"svix-timestamp": svixHeader("svix-*", "Seconds since the epoch"),
+			"webhook-id": svixHeader("webhook-* (Standard Webhooks)", "Message id"),
+			"webhook-timestamp": svixHeader("webhook-* (Standard Webhooks)", "Seconds since the epoch"),
 		}),
+		body: ClerkEventBody,
 	},
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
 		...commonErrors,
-		401: problem("Signature invalid, stale or from the future"),
+		// Only requests whose signature did not verify spend the per-IP budget, so only these carry RateLimit-*.
+		400: { ...problem("Bad request: signature headers missing or malformed, or not a Clerk event"), headers: rateLimitHeaders() },
+		401: { ...problem("Signature invalid, stale or from the future"), headers: rateLimitHeaders() },
+		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
 		413: problem("Body over the cap, or too large for a queue message once encoded"),
 		503: problem("Queue unavailable; the sender should retry"),
 	},
@@ -42,10 +103,25 @@ export const razorpayWebhook = createRoute({
 	description:
 		"X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id.",
 	middleware: [rateLimit("public")],
+	security: [{ razorpaySignature: [] }],
+	request: {
+		headers: z.object({
+			"x-razorpay-signature": z
+				.string()
+				.min(1)
+				.openapi({ description: "Hex HMAC-SHA256 of the raw body (the razorpaySignature scheme)" }),
+			"x-razorpay-event-id": z
+				.string()
+				.optional()
+				.openapi({ description: "Idempotency key of the delivery; without it, the body's hash stands in" }),
+		}),
+		body: RazorpayEventBody,
+	},
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
 		...commonErrors,
 		401: problem("Signature invalid"),
+		413: problem("Body over the cap"),
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });
@@ -58,10 +134,21 @@ export const stripeWebhook = createRoute({
 	description:
 		"Stripe-Signature verified with constructEventAsync and SubtleCrypto, 300 s tolerance; idempotent on the event id.",
 	middleware: [rateLimit("public")],
+	security: [{ stripeSignature: [] }],
+	request: {
+		headers: z.object({
+			"stripe-signature": z
+				.string()
+				.min(1)
+				.openapi({ description: "`t=<seconds>,v1=<hex>` (the stripeSignature scheme)" }),
+		}),
+		body: StripeEventBody,
+	},
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
 		...commonErrors,
 		401: problem("Signature invalid or stale"),
+		413: problem("Body over the cap"),
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });
