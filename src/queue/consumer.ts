@@ -1,7 +1,9 @@
 import { createDb } from "../db/client";
 import type { Env } from "../env";
 import { parseEnv } from "../env";
-import { createLogger } from "../lib/logger";
+import { createLogger, errorFields } from "../lib/logger";
+import { expireLapsedPlans } from "../services/billing-periods";
+import { pruneExpired } from "../services/retention";
 import { drainOutbox, processTenantBatch, recordTenantDeadLetters, TENANT_DLQ, TENANT_QUEUE } from "./tenant-consumer";
 import { processWebhookBatch } from "./webhooks/batch";
 import { recordDeadLetters } from "./webhooks/dead-letters";
@@ -21,10 +23,41 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promi
 	throw new Error(`no consumer for queue ${batch.queue}`);
 }
 
-/** Cron (every minute): re-send tenant events parked in the outbox. */
-export async function runScheduled(env: Env): Promise<void> {
+/**
+ * Cron (every minute): re-send tenant events parked in the outbox; fall lapsed subscriptions back to
+ * what they still pay for (services/billing-periods.ts); prune payloads, delivery logs and idempotency
+ * keys past their retention (services/retention.ts). Each part runs even if another one failed.
+ * `now` is the run's clock (tests pass one).
+ */
+export async function runScheduled(env: Env, now = Date.now()): Promise<void> {
 	const config = parseEnv(env);
-	const logger = createLogger(config.LOG_LEVEL, { cron: "outbox" });
-	const sent = await drainOutbox(env, createDb(env.DB), logger);
-	if (sent > 0) logger.info("outbox drained", { sent });
+	const logger = createLogger(config.LOG_LEVEL, { cron: "scheduled" });
+	const db = createDb(env.DB);
+	const parts: [string, () => Promise<unknown>][] = [
+		[
+			"outbox",
+			async () => {
+				const sent = await drainOutbox(env, db, logger);
+				if (sent > 0) logger.info("outbox drained", { sent });
+			},
+		],
+		["billing-periods", () => expireLapsedPlans(env, db, logger, now)],
+		[
+			"retention",
+			async () => {
+				const pruned = await pruneExpired(db, now);
+				if (pruned.events + pruned.deliveries + pruned.idempotencyKeys > 0) logger.info("pruned", { ...pruned });
+			},
+		],
+	];
+	const failed: string[] = [];
+	for (const [name, run] of parts) {
+		try {
+			await run();
+		} catch (err) {
+			failed.push(name);
+			logger.error("scheduled work failed", { part: name, ...errorFields(err) });
+		}
+	}
+	if (failed.length > 0) throw new Error(`scheduled work failed: ${failed.join(", ")}`);
 }

@@ -7,8 +7,10 @@ import { findOrderByRazorpayId, recordPayment, transitionOrder } from "./payment
 import {
 	bestPlan,
 	FINAL_SUBSCRIPTION_STATUSES,
-	isLiveSubscription,
+	grantsPlan,
 	LIVE_SUBSCRIPTION_STATUSES,
+	PAST_DUE_GRACE_MS,
+	PERIOD_END_LEEWAY_MS,
 	PLAN_IDS,
 	planOf,
 	planRank,
@@ -92,12 +94,33 @@ const FINAL = inList(FINAL_SUBSCRIPTION_STATUSES);
 /** free < pro < enterprise, as SQL over subscriptions.plan (constants from PLAN_IDS, no user input). */
 const PLAN_RANK = sql.raw(`CASE plan ${PLAN_IDS.map((p) => `WHEN '${p}' THEN ${planRank(p)}`).join(" ")} ELSE 0 END`);
 
-/** organizations.plan := the best plan among the organization's live subscriptions (free if none). */
-function applyPlan(orgId: string, now: number): SQL {
-	return sql`UPDATE organizations SET plan = coalesce((SELECT plan FROM subscriptions
-			WHERE organization_id = ${orgId} AND status IN (${LIVE}) ORDER BY ${PLAN_RANK} DESC LIMIT 1), 'free'), updated_at = ${now}
+/**
+ * SQL over a subscriptions row: it grants its plan at `now` (the twin of plans.ts grantsPlan): a live
+ * status, the period (plus the leeway) not over, and a past_due one within its grace period.
+ */
+export function grantsPlanAt(now: number): SQL {
+	return sql`(status IN (${LIVE})
+		AND (current_period_end IS NULL OR current_period_end + ${PERIOD_END_LEEWAY_MS} > ${now})
+		AND (status <> 'past_due' OR past_due_since IS NULL OR past_due_since + ${PAST_DUE_GRACE_MS} > ${now}))`;
+}
+
+/** The plan an organization's subscriptions grant at `now`, as SQL (free if none does). */
+export function grantedPlanSql(orgId: SQL | string, now: number): SQL {
+	return sql`coalesce((SELECT plan FROM subscriptions WHERE organization_id = ${orgId} AND ${grantsPlanAt(now)}
+		ORDER BY ${PLAN_RANK} DESC LIMIT 1), 'free')`;
+}
+
+/**
+ * organizations.plan := the best plan among the subscriptions that grant one at `now` (free if none).
+ * Organizations without any subscription keep their plan (set by an operator).
+ */
+export function applyPlan(orgId: string, now: number): SQL {
+	return sql`UPDATE organizations SET plan = ${grantedPlanSql(orgId, now)}, updated_at = ${now}
 		WHERE id = ${orgId} AND EXISTS (SELECT 1 FROM subscriptions WHERE organization_id = ${orgId})`;
 }
+
+/** Stripe timestamps are seconds; stored as ms. */
+const msOf = (v: number | null) => (v === null ? null : v * 1000);
 
 /**
  * Stripe events → subscriptions (one row per Stripe subscription) → organizations.plan. The plan is the
@@ -161,13 +184,22 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 			const price = obj(items[0]?.price);
 			const planId = planOf(s(metadata.plan) ?? s(obj(price.metadata).plan) ?? s(price.lookup_key));
 			const status = type === "customer.subscription.deleted" ? "canceled" : (s(object.status) ?? "incomplete");
-			const periodEnd = n(object.current_period_end) ?? n(items[0]?.current_period_end);
+			// API versions before 2025-03-31 (basil) carry the period on the subscription, later ones on its items.
+			const periodEnd = msOf(n(object.current_period_end) ?? n(items[0]?.current_period_end));
+			const cancelAtPeriodEnd = object.cancel_at_period_end === true ? 1 : 0;
+			const trialEnd = msOf(n(object.trial_end));
 			plan.statements.push(
 				sql`
-				INSERT INTO subscriptions (organization_id, provider, customer_id, subscription_id, plan, status, current_period_end, source_updated_at, updated_at)
-				VALUES (${orgId}, 'stripe', ${customer}, ${subscriptionId}, ${planId}, ${status}, ${periodEnd === null ? null : periodEnd * 1000}, ${ts}, ${now})
+				INSERT INTO subscriptions (organization_id, provider, customer_id, subscription_id, plan, status, current_period_end,
+					cancel_at_period_end, trial_end, past_due_since, source_updated_at, updated_at)
+				VALUES (${orgId}, 'stripe', ${customer}, ${subscriptionId}, ${planId}, ${status}, ${periodEnd}, ${cancelAtPeriodEnd},
+					${trialEnd}, ${status === "past_due" ? ts : null}, ${ts}, ${now})
 				ON CONFLICT (subscription_id) DO UPDATE SET customer_id = coalesce(excluded.customer_id, subscriptions.customer_id),
 					plan = excluded.plan, status = excluded.status, current_period_end = excluded.current_period_end,
+					cancel_at_period_end = excluded.cancel_at_period_end, trial_end = excluded.trial_end,
+					past_due_since = CASE WHEN excluded.status <> 'past_due' THEN NULL
+						WHEN subscriptions.status = 'past_due' THEN coalesce(subscriptions.past_due_since, excluded.past_due_since)
+						ELSE excluded.past_due_since END,
 					source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
 				WHERE excluded.source_updated_at >= subscriptions.source_updated_at
 					AND subscriptions.status NOT IN (${FINAL})
@@ -179,15 +211,31 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 			plan.staleCheck = sql`(SELECT CASE WHEN source_updated_at > ${ts} OR organization_id <> ${orgId}
 				OR (status IN (${FINAL}) AND status <> ${status}) THEN 1 ELSE 0 END
 				FROM subscriptions WHERE subscription_id = ${subscriptionId})`;
-			// The organization's plan once this applies: the best over its other live subscriptions and this one.
-			const others = await db.$client
+			// The organization's plan once this applies: the best over what its other subscriptions and this one grant.
+			const stored = await db.$client
 				.prepare(
-					`SELECT plan FROM subscriptions WHERE organization_id = ? AND subscription_id <> ? AND status IN (${LIVE_SUBSCRIPTION_STATUSES.map(() => "?").join(", ")})`,
+					`SELECT subscription_id AS id, plan, status, current_period_end AS currentPeriodEnd, past_due_since AS pastDueSince
+					FROM subscriptions WHERE organization_id = ?`,
 				)
-				.bind(orgId, subscriptionId, ...LIVE_SUBSCRIPTION_STATUSES)
-				.all<{ plan: string }>();
-			const granted = bestPlan([...others.results.map((r) => r.plan), isLiveSubscription(status) ? planId : "free"]);
-			const data = { organizationId: orgId, plan: granted, subscriptionStatus: status, subscriptionId, subscriptionPlan: planId };
+				.bind(orgId)
+				.all<{ id: string; plan: string; status: string; currentPeriodEnd: number | null; pastDueSince: number | null }>();
+			const before = stored.results.find((r) => r.id === subscriptionId);
+			const pastDueSince = status !== "past_due" ? null : before?.status === "past_due" ? (before.pastDueSince ?? ts) : ts;
+			const granted = bestPlan([
+				...stored.results.filter((r) => r.id !== subscriptionId && grantsPlan(r, now)).map((r) => r.plan),
+				grantsPlan({ status, currentPeriodEnd: periodEnd, pastDueSince }, now) ? planId : "free",
+			]);
+			const data = {
+				organizationId: orgId,
+				plan: granted,
+				subscriptionStatus: status,
+				subscriptionId,
+				subscriptionPlan: planId,
+				cancelAtPeriodEnd: cancelAtPeriodEnd === 1,
+				currentPeriodEnd: periodEnd,
+				trialEnd,
+				...(pastDueSince === null ? {} : { graceUntil: pastDueSince + PAST_DUE_GRACE_MS }),
+			};
 			plan.events = [
 				systemAudit({
 					id: `aud_${eventId}`,
@@ -212,9 +260,17 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 				return plan;
 			}
 			const which = subscriptionId ? sql`subscription_id = ${subscriptionId}` : sql`customer_id = ${customer}`;
-			const status = type === "invoice.paid" ? "active" : "past_due";
+			const paid = type === "invoice.paid";
+			// A paid renewal invoice covers the new period (its lines' period end): a renewal whose
+			// customer.subscription.updated was lost still moves the period, so the cron does not end it.
+			const lines = (obj(object.lines).data as Data[] | undefined) ?? [];
+			const ends = lines.map((l) => n(obj(l.period).end)).filter((v): v is number => v !== null);
+			const paidThrough = paid && ends.length > 0 ? Math.max(...ends) * 1000 : null;
 			plan.statements.push(
-				sql`UPDATE subscriptions SET status = ${status}, source_updated_at = ${ts}, updated_at = ${now}
+				sql`UPDATE subscriptions SET status = ${paid ? "active" : "past_due"},
+					past_due_since = ${paid ? null : sql`CASE WHEN status = 'past_due' THEN coalesce(past_due_since, ${ts}) ELSE ${ts} END`},
+					current_period_end = ${paidThrough === null ? sql`current_period_end` : sql`max(coalesce(current_period_end, 0), ${paidThrough})`},
+					source_updated_at = ${ts}, updated_at = ${now}
 					WHERE organization_id = ${orgId} AND ${which} AND source_updated_at <= ${ts} AND status IN (${LIVE}, 'incomplete')`,
 				applyPlan(orgId, now),
 			);

@@ -6,8 +6,15 @@ import type { Logger } from "../lib/logger";
 import type { RequestMeta } from "../lib/request-meta";
 import { publishChange } from "./events-bus";
 import { ApiError } from "../errors";
-import { isLiveSubscription, PLANS, type PlanId, type PlanLimits, planOf, planRank } from "./plans";
-import { createCheckoutSession } from "./stripe";
+import { isLiveSubscription, PAST_DUE_GRACE_MS, PLANS, type PlanId, type PlanLimits, planOf, planRank } from "./plans";
+import {
+	cancelStripeSubscription,
+	createCheckoutSession,
+	createPortalSession,
+	type InvoiceView,
+	listStripeInvoices,
+	type StripeSubscriptionState,
+} from "./stripe";
 import { getUser } from "./users";
 
 /** What the billing and payments services need of a request, as plain values. */
@@ -49,8 +56,75 @@ export async function billingState(db: Database, organization: { id: string; pla
 		status: sub?.status ?? "none",
 		periodEnd: sub?.currentPeriodEnd ?? null,
 		provider: sub?.provider ?? null,
+		cancelAtPeriodEnd: sub?.cancelAtPeriodEnd ?? false,
+		trialEnd: sub?.trialEnd ?? null,
+		graceUntil: sub?.status === "past_due" && sub.pastDueSince !== null ? sub.pastDueSince + PAST_DUE_GRACE_MS : null,
 		entitlements: { features: PLANS[plan].features, limits },
 	};
+}
+
+/** The organization's Stripe customer (of its current subscription, else any); 409 when it has none yet. */
+async function stripeCustomerOf(db: Database, organizationId: string): Promise<string> {
+	const customerId = currentSubscription((await subscriptionsOf(db, organizationId)).filter((s) => s.customerId))?.customerId;
+	if (!customerId) {
+		throw new ApiError(
+			"CONFLICT",
+			`the organization has no Stripe customer yet: subscribe first (POST /api/orgs/${organizationId}/billing/checkout)`,
+		);
+	}
+	return customerId;
+}
+
+/** A Stripe Billing Portal session for the organization's customer (change plan, payment method, cancel). */
+export async function openBillingPortal(
+	deps: BillingDeps,
+	organizationId: string,
+	returnUrl: string | undefined,
+): Promise<{ id: string; url: string }> {
+	const customerId = await stripeCustomerOf(deps.db, organizationId);
+	const session = await createPortalSession(deps.config, { customerId, returnUrl });
+	await publishChange(deps.env, deps.meta, deps.logger, {
+		organizationId,
+		action: "billing.portal_opened",
+		targetType: "customer",
+		targetId: customerId,
+	});
+	return session;
+}
+
+/**
+ * Cancels the organization's subscription (the live one that grants its plan) at Stripe: at the end
+ * of the period, or now. Answers with what Stripe returned; the webhook then updates D1 and the plan.
+ * 409 when there is no live subscription.
+ */
+export async function cancelSubscription(
+	deps: BillingDeps,
+	organizationId: string,
+	atPeriodEnd: boolean,
+): Promise<StripeSubscriptionState & { plan: PlanId }> {
+	const live = currentSubscription((await subscriptionsOf(deps.db, organizationId)).filter((s) => isLiveSubscription(s.status)));
+	if (!live) throw new ApiError("CONFLICT", "the organization has no live subscription to cancel");
+	const state = await cancelStripeSubscription(deps.config, live.subscriptionId, atPeriodEnd);
+	await publishChange(deps.env, deps.meta, deps.logger, {
+		organizationId,
+		action: atPeriodEnd ? "billing.cancel_scheduled" : "billing.canceled",
+		targetType: "subscription",
+		targetId: live.subscriptionId,
+		before: { status: live.status, cancelAtPeriodEnd: live.cancelAtPeriodEnd },
+		after: { status: state.status, cancelAtPeriodEnd: state.cancelAtPeriodEnd, cancelAt: state.cancelAt },
+	});
+	return { ...state, plan: planOf(live.plan) };
+}
+
+/** The organization's invoices from Stripe, newest first; an organization never billed has none. */
+export async function listInvoices(
+	deps: BillingDeps,
+	organizationId: string,
+	q: { limit: number; cursor?: string | undefined },
+): Promise<{ data: InvoiceView[]; nextCursor: string | null }> {
+	const customerId = currentSubscription((await subscriptionsOf(deps.db, organizationId)).filter((s) => s.customerId))?.customerId;
+	if (!customerId) return { data: [], nextCursor: null };
+	return listStripeInvoices(deps.config, { customerId, limit: q.limit, startingAfter: q.cursor });
 }
 
 /** A Stripe Checkout Session for a paid plan, reusing the organization's Stripe customer when it has one. */

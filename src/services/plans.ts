@@ -82,6 +82,38 @@ export function isLiveSubscription(status: string | null | undefined): boolean {
 	return (LIVE_SUBSCRIPTION_STATUSES as readonly string[]).includes(status ?? "");
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+/**
+ * Grace period of a past_due subscription: its plan is kept for 7 days from the event that made it
+ * past_due (Stripe retries the payment meanwhile), then the organization falls back to free until an
+ * invoice.paid (or a subscription update back to active) arrives.
+ */
+export const PAST_DUE_GRACE_MS = 7 * DAY_MS;
+/**
+ * How long after current_period_end (the trial's end while trialing) a live subscription is still
+ * trusted without a renewal event: Stripe moves the period at renewal and sends the update right away,
+ * so a period that ended a day ago without one means a lost renewal or a lost cancellation. The plan
+ * then falls back to free; a late renewal event restores it.
+ */
+export const PERIOD_END_LEEWAY_MS = DAY_MS;
+
+/** What decides whether a subscription still grants its plan at a given time. */
+export interface SubscriptionTerms {
+	status: string;
+	currentPeriodEnd: number | null;
+	pastDueSince: number | null;
+}
+
+/**
+ * Whether the subscription grants its plan at `now` (ms): a live status, its period (plus the
+ * leeway) not over, and when past_due, within the grace period. The SQL twin is in billing-sync.ts.
+ */
+export function grantsPlan(sub: SubscriptionTerms, now: number): boolean {
+	if (!isLiveSubscription(sub.status)) return false;
+	if (sub.currentPeriodEnd !== null && sub.currentPeriodEnd + PERIOD_END_LEEWAY_MS <= now) return false;
+	return !(sub.status === "past_due" && sub.pastDueSince !== null && sub.pastDueSince + PAST_DUE_GRACE_MS <= now);
+}
+
 export function limitsFor(
 	plan: string | null | undefined,
 	overrides: {

@@ -108,7 +108,8 @@ describe("consumer", () => {
 		await deliver([messageFor(envelope("user.deleted", deletedData(userId, "user"), 1_750_000_000_000))]);
 		const late = messageFor(envelope("user.updated", userData(userId, { first: "Zombie", updatedAt: 1_700_000_050_000 })));
 		await deliver([late]);
-		expect(await user(userId)).toMatchObject({ deleted_at: 1_750_000_000_000, first_name: "Grace" });
+		// Deleted and scrubbed (issue 15, privacy): the late update writes nothing back.
+		expect(await user(userId)).toMatchObject({ deleted_at: 1_750_000_000_000, first_name: null });
 		expect(await eventRow(late.svixId)).toMatchObject({ outcome: "stale" });
 		expect((await get("/api/me", await signToken({ userId }))).status).toBe(401);
 

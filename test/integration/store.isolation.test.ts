@@ -133,6 +133,8 @@ const BODIES: Record<string, unknown> = {
 		successUrl: "https://app.example/ok",
 		cancelUrl: "https://app.example/cancel",
 	},
+	"POST /api/orgs/:orgId/billing/cancel": { atPeriodEnd: false },
+	"POST /api/orgs/:orgId/billing/portal": { returnUrl: "https://app.example/billing" },
 	"POST /api/orgs/:orgId/webhooks": { url: "https://hooks.tenant.example.com/pwned", eventTypes: ["*"] },
 	"PATCH /api/orgs/:orgId/webhooks/:endpointId": { status: "disabled" },
 	"POST /api/orgs/:orgId/invitations": { emailAddress: "pwned@example.com", role: "org:admin" },

@@ -50,9 +50,19 @@ export const subscriptions = sqliteTable(
 		plan: text("plan").notNull(),
 		status: text("status").notNull(),
 		currentPeriodEnd: integer("current_period_end"),
+		/** Stripe's cancel_at_period_end: the subscription ends (customer.subscription.deleted) at currentPeriodEnd. */
+		cancelAtPeriodEnd: integer("cancel_at_period_end", { mode: "boolean" }).notNull().default(false),
+		/** End of the trial (ms), while Stripe reports one. */
+		trialEnd: integer("trial_end"),
+		/** Provider clock (ms) of the event that made it past_due; the plan is kept for a grace period from then (plans.ts). */
+		pastDueSince: integer("past_due_since"),
 		/** Provider clock (ms) of the last applied event: older events never overwrite newer state. */
 		sourceUpdatedAt: integer("source_updated_at").notNull(),
 		updatedAt: integer("updated_at").notNull(),
 	},
-	(t) => [index("subscriptions_customer_idx").on(t.customerId), index("subscriptions_org_idx").on(t.organizationId)],
+	(t) => [
+		index("subscriptions_customer_idx").on(t.customerId),
+		index("subscriptions_org_idx").on(t.organizationId),
+		index("subscriptions_status_period_idx").on(t.status, t.currentPeriodEnd),
+	],
 );

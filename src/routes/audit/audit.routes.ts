@@ -1,9 +1,19 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { requireFeature, requireRole } from "../../middleware/authorize";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../../env";
+import { ApiError } from "../../errors";
+import { requireFeature } from "../../middleware/authorize";
 import { tenantMiddleware } from "../../middleware/tenant";
 import { CursorQuery, jsonContent, OrgIdParam, orgErrors, problem } from "../../openapi";
 
-const middleware = tenantMiddleware(requireRole("org:admin"), requireFeature("audit_log"));
+/** Audit reads: org:audit:read; admins keep access whatever their role's permission set says. */
+const canReadAudit = createMiddleware<AppEnv>(async (c, next) => {
+	const { role, permissions } = c.get("access");
+	if (role !== "org:admin" && !permissions.includes("org:audit:read")) throw new ApiError("FORBIDDEN", "missing permission org:audit:read");
+	await next();
+});
+
+const middleware = tenantMiddleware(canReadAudit, requireFeature("audit_log"));
 
 export const AuditEntrySchema = z
 	.object({
@@ -30,7 +40,7 @@ export const listAuditLogs = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/audit-logs",
 	tags: ["audit"],
-	summary: "The organization's audit log, newest first (org:admin)",
+	summary: "The organization's audit log, newest first (org:audit:read; admins)",
 	security: [{ bearer: [] }],
 	middleware,
 	request: {
@@ -56,7 +66,7 @@ export const verifyAuditLogs = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/audit-logs/verify",
 	tags: ["audit"],
-	summary: "Verify the hash chain, a bounded slice per call, from the last verified checkpoint (org:admin)",
+	summary: "Verify the hash chain, a bounded slice per call, from the last verified checkpoint (org:audit:read; admins)",
 	description:
 		"Re-hashes at most 1,000 entries per call, starting after the organization's last verified checkpoint " +
 		"(or from `cursor`, or from genesis with `full=1`), and moves the checkpoint forward over what verified. " +

@@ -1,7 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { requirePermission, requireRole } from "../../middleware/authorize";
+import { requirePermission } from "../../middleware/authorize";
 import { tenantMiddleware } from "../../middleware/tenant";
-import { jsonContent, OrgIdParam, orgErrors, problem } from "../../openapi";
+import { CursorQuery, jsonContent, OrgIdParam, orgErrors, problem } from "../../openapi";
+
+/** Checkout, portal, cancel and invoices: org:billing:manage (admins hold it). */
+const manage = () => tenantMiddleware(requirePermission("org:billing:manage"));
 
 export const BillingSchema = z
 	.object({
@@ -10,6 +13,13 @@ export const BillingSchema = z
 		status: z.string().openapi({ description: "Subscription status (active, past_due, canceled …) or none" }),
 		periodEnd: z.number().int().nullable(),
 		provider: z.string().nullable(),
+		cancelAtPeriodEnd: z
+			.boolean()
+			.openapi({ description: "The subscription ends at periodEnd (canceled at period end); the plan is kept until then" }),
+		trialEnd: z.number().int().nullable().openapi({ description: "End of the trial (ms), while trialing" }),
+		graceUntil: z.number().int().nullable().openapi({
+			description: "While past_due: the plan is kept until then (7 days after the payment failed), then falls back to free",
+		}),
 		entitlements: z.object({
 			features: z.record(z.string(), z.boolean()),
 			limits: z.object({
@@ -37,12 +47,12 @@ export const checkout = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/billing/checkout",
 	tags: ["billing"],
-	summary: "Start a Stripe Checkout subscription for a paid plan (org:admin)",
+	summary: "Start a Stripe Checkout subscription for a paid plan (org:billing:manage)",
 	description:
 		"An organization has at most one live (active, trialing, past_due) subscription: while it has one, this answers 409 " +
 		"and the plan is changed or the subscription canceled through the billing portal (POST /api/orgs/{orgId}/billing/portal).",
 	security: [{ bearer: [] }],
-	middleware: tenantMiddleware(requireRole("org:admin")),
+	middleware: manage(),
 	request: {
 		params: OrgIdParam,
 		body: {
@@ -62,5 +72,127 @@ export const checkout = createRoute({
 		201: jsonContent(z.object({ id: z.string(), url: z.string().nullable() }).openapi("CheckoutSession"), "Session created"),
 		...orgErrors,
 		409: problem("The organization already has a live subscription: change it in the billing portal"),
+	},
+});
+
+const noCustomer = problem("The organization has no Stripe customer yet (subscribe with checkout first)");
+
+export const portal = createRoute({
+	method: "post",
+	path: "/api/orgs/{orgId}/billing/portal",
+	tags: ["billing"],
+	summary: "A Stripe Billing Portal session: change plan, payment method, cancel (org:billing:manage)",
+	description:
+		"Creates a short-lived Billing Portal session for the organization's Stripe customer and answers with its URL; " +
+		"send the user there. Changes made in the portal come back through the Stripe webhook.",
+	security: [{ bearer: [] }],
+	middleware: manage(),
+	request: {
+		params: OrgIdParam,
+		body: {
+			required: false,
+			content: {
+				"application/json": {
+					schema: z.strictObject({
+						returnUrl: z
+							.url({ protocol: /^https?$/ })
+							.max(2048)
+							.optional()
+							.openapi({ description: "Where the portal sends the user back (default: the portal configuration's)" }),
+					}),
+				},
+			},
+		},
+	},
+	responses: {
+		201: jsonContent(z.object({ id: z.string(), url: z.string() }).openapi("BillingPortalSession"), "Session created"),
+		...orgErrors,
+		409: noCustomer,
+		503: problem("Stripe could not be reached"),
+	},
+});
+
+export const SubscriptionStateSchema = z
+	.object({
+		subscriptionId: z.string(),
+		plan: z.enum(["free", "pro", "enterprise"]),
+		status: z.string().openapi({ description: "Stripe's status after the call (canceled when canceled now)" }),
+		cancelAtPeriodEnd: z.boolean(),
+		cancelAt: z.number().int().nullable().openapi({ description: "When it ends (ms), if scheduled" }),
+		canceledAt: z.number().int().nullable(),
+		currentPeriodEnd: z.number().int().nullable(),
+		trialEnd: z.number().int().nullable(),
+	})
+	.openapi("SubscriptionState");
+
+export const cancel = createRoute({
+	method: "post",
+	path: "/api/orgs/{orgId}/billing/cancel",
+	tags: ["billing"],
+	summary: "Cancel the subscription at period end, or now (org:billing:manage)",
+	description:
+		"`atPeriodEnd: true` sets Stripe's cancel_at_period_end: the plan is kept until the period ends. " +
+		"`atPeriodEnd: false` cancels now. Answers with the subscription as Stripe returned it; the plan follows " +
+		"through the Stripe webhook (and, if that event is lost, the cron's period-end check).",
+	security: [{ bearer: [] }],
+	middleware: manage(),
+	request: {
+		params: OrgIdParam,
+		body: {
+			required: true,
+			content: { "application/json": { schema: z.strictObject({ atPeriodEnd: z.boolean() }) } },
+		},
+	},
+	responses: {
+		200: jsonContent(SubscriptionStateSchema, "The subscription after the call"),
+		...orgErrors,
+		409: problem("No live subscription, or Stripe refused the change"),
+		503: problem("Stripe could not be reached"),
+	},
+});
+
+export const InvoiceSchema = z
+	.object({
+		id: z.string(),
+		number: z.string().nullable(),
+		status: z.string().nullable().openapi({ description: "draft, open, paid, uncollectible or void" }),
+		currency: z.string(),
+		total: z.number().int(),
+		amountDue: z.number().int(),
+		amountPaid: z.number().int(),
+		created: z.number().int(),
+		periodStart: z.number().int(),
+		periodEnd: z.number().int(),
+		hostedInvoiceUrl: z.string().nullable(),
+		invoicePdf: z.string().nullable(),
+		subscriptionId: z.string().nullable(),
+	})
+	.openapi("Invoice");
+
+export const invoices = createRoute({
+	method: "get",
+	path: "/api/orgs/{orgId}/billing/invoices",
+	tags: ["billing"],
+	summary: "The organization's invoices from Stripe, newest first (org:billing:manage)",
+	description: "Paginated: `nextCursor` (Stripe's last invoice id, used as starting_after) continues the list. Never billed: empty.",
+	security: [{ bearer: [] }],
+	middleware: manage(),
+	request: {
+		params: OrgIdParam,
+		query: CursorQuery.extend({
+			cursor: z
+				.string()
+				.regex(/^in_[A-Za-z0-9_]{1,250}$/, "not a cursor from this list")
+				.optional()
+				.openapi({ description: "nextCursor of the previous page" }),
+		}),
+	},
+	responses: {
+		200: jsonContent(
+			z.object({ data: z.array(InvoiceSchema), nextCursor: z.string().nullable() }).openapi("InvoicePage"),
+			"A page of invoices",
+		),
+		...orgErrors,
+		503: problem("Stripe could not be reached"),
 	},
 });

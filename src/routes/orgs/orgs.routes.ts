@@ -94,9 +94,9 @@ export const listEvents = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/events",
 	tags: ["organizations"],
-	summary: "Identity events received for the organization (org:admin)",
+	summary: "Identity events received for the organization (org:events:read; admins hold it)",
 	security: [{ bearer: [] }],
-	middleware: tenantMiddleware(requireRole("org:admin")),
+	middleware: tenantMiddleware(requirePermission("org:events:read")),
 	request: {
 		params: OrgIdParam,
 		query: CursorQuery.extend({ type: z.string().max(100).optional().openapi({ example: "user.updated" }) }),

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { ignore, type Planner, planOf, softDelete, staleRow, upsertUser } from "./shared";
 
 /** user.created / user.updated: upsert ordered by the user's updated_at; a deleted user stays deleted. */
@@ -10,10 +11,28 @@ const upsert: Planner = (e) => {
 	});
 };
 
-/** user.deleted: tombstone ordered by the envelope's time. */
+/**
+ * user.deleted: tombstone ordered by the envelope's time, and the user's personal data scrubbed. The
+ * row keeps its id (memberships, orders and audit entries refer to it) but loses email, names and
+ * image; nothing writes them back (user and membership upserts skip deleted users). The raw payloads
+ * of the user's own user.created / user.updated events are reduced to their type and the user id.
+ * Audit entries name users by id only and are left as they are (their hash chain covers them).
+ * Other raw payloads that mention the user (organizationMembership.*) go with the event retention
+ * (services/retention.ts).
+ */
 const remove: Planner = (e) => {
 	if (!e.id) return ignore(e);
-	return planOf(e, { statements: [softDelete("users", e.id, e.eventTs, e.now)], invalidate: { all: true } });
+	return planOf(e, {
+		statements: [
+			softDelete("users", e.id, e.eventTs, e.now),
+			sql`UPDATE users SET email = NULL, first_name = NULL, last_name = NULL, image_url = NULL, updated_at = ${e.now}
+				WHERE id = ${e.id}`,
+			sql`UPDATE events SET payload = json_object('type', type, 'object', 'event', 'redacted', json('true'),
+					'data', json_object('id', entity_id, 'object', 'user'))
+				WHERE organization_id IS NULL AND type IN ('user.created', 'user.updated') AND entity_id = ${e.id}`,
+		],
+		invalidate: { all: true },
+	});
 };
 
 export const userPlanners: Record<string, Planner> = {

@@ -1,0 +1,157 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { runScheduled } from "../../src/queue/consumer";
+import { EVENT_RETENTION_DAYS } from "../../src/services/retention";
+import { deletedData, envelope, membershipData, userData } from "../helpers/clerk";
+import { seedOrg, uid } from "../helpers/factories";
+import { deliver, eventRow, messageFor } from "../helpers/queue";
+import { captureTenantEvents } from "../helpers/tenant-queue";
+
+const DAY = 24 * 60 * 60 * 1000;
+
+const userRow = (id: string) =>
+	env.DB.prepare("SELECT id, email, first_name, last_name, image_url, deleted_at FROM users WHERE id = ?")
+		.bind(id)
+		.first<Record<string, unknown>>();
+
+describe("user.deleted scrubs personal data", () => {
+	it("the users row keeps its id (memberships still refer to it) but loses email, names and image; raw payloads too", async () => {
+		const sent = captureTenantEvents(vi);
+		const orgId = await seedOrg();
+		const userId = uid("user");
+		const email = `grace-${userId}@example.com`;
+		const created = messageFor(envelope("user.created", userData(userId, { email, first: "Grace", last: "Hopper" })));
+		await deliver([created]);
+		const memId = uid("orgmem");
+		await deliver([messageFor(envelope("organizationMembership.created", membershipData(memId, orgId, userId)))]);
+		expect(await userRow(userId)).toMatchObject({ email, first_name: "Grace", last_name: "Hopper" });
+
+		await deliver([messageFor(envelope("user.deleted", deletedData(userId, "user"), Date.now()))]);
+		expect(await userRow(userId)).toEqual({
+			id: userId,
+			email: null,
+			first_name: null,
+			last_name: null,
+			image_url: null,
+			deleted_at: expect.any(Number),
+		});
+		const membership = await env.DB.prepare("SELECT user_id FROM memberships WHERE organization_id = ? AND user_id = ?")
+			.bind(orgId, userId)
+			.first();
+		expect(membership).toEqual({ user_id: userId });
+		// The stored raw payload of the user's own event keeps its type and the id only.
+		const payload = String((await eventRow(created.svixId))!.payload);
+		expect(payload).not.toContain(email);
+		expect(payload).not.toContain("Grace");
+		expect(JSON.parse(payload)).toMatchObject({ type: "user.created", redacted: true, data: { id: userId } });
+
+		// Late events that carry the user's data write nothing back.
+		await deliver([messageFor(envelope("user.updated", userData(userId, { email, updatedAt: Date.now() + DAY })))]);
+		await deliver([
+			messageFor(envelope("organizationMembership.updated", membershipData(memId, orgId, userId, { updatedAt: Date.now() + DAY }))),
+		]);
+		expect(await userRow(userId)).toMatchObject({ email: null, first_name: null, last_name: null, image_url: null });
+
+		// Audit entries name the user by id only.
+		const audits = sent.filter((m) => m.kind === "audit" && JSON.stringify(m).includes(userId));
+		expect(audits.length).toBeGreaterThan(0);
+		for (const a of audits) {
+			expect(JSON.stringify(a)).not.toContain(email);
+			expect(JSON.stringify(a)).not.toContain("Grace");
+		}
+	});
+});
+
+describe("retention: the cron prunes payloads, delivery logs and idempotency keys, never audit entries", () => {
+	const old = (now: number) => now - (EVENT_RETENTION_DAYS + 1) * DAY;
+	const recent = (now: number) => now - (EVENT_RETENTION_DAYS - 1) * DAY;
+
+	async function seedEvent(id: string, receivedAt: number, outcome: string) {
+		await env.DB.prepare(
+			`INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at, processed_at, outcome, attempts)
+			VALUES (?, NULL, 'clerk', 'user.updated', 'user_x', '{"email":"x@example.com"}', ?, ?, ?, ?, 1)`,
+		)
+			.bind(id, receivedAt, receivedAt, outcome === "queued" ? null : receivedAt, outcome)
+			.run();
+	}
+	async function seedDelivery(id: string, orgId: string, updatedAt: number, status: string) {
+		await env.DB.prepare(
+			`INSERT INTO webhook_deliveries (id, organization_id, endpoint_id, event_id, event_type, payload, status, attempts, created_at, updated_at)
+			VALUES (?, ?, 'whe_x', ?, 'order.created', '{}', ?, 1, ?, ?)`,
+		)
+			.bind(id, orgId, `evt_${id}`, status, updatedAt, updatedAt)
+			.run();
+	}
+	async function seedKey(orgId: string, key: string, createdAt: number, state: "done" | "pending", leaseUntil: number | null) {
+		await env.DB.prepare(
+			`INSERT INTO idempotency_keys (organization_id, key, user_id, request_hash, state, status, response_body, created_at, lease_until)
+			VALUES (?, ?, 'user_x', 'h', ?, 201, '{}', ?, ?)`,
+		)
+			.bind(orgId, key, state, createdAt, leaseUntil)
+			.run();
+	}
+
+	it(`after ${EVENT_RETENTION_DAYS} days: finished rows go, in-flight rows and audit entries stay`, async () => {
+		const now = Date.now();
+		const orgId = await seedOrg();
+		const p = uid("ret");
+		await seedEvent(`${p}_old_processed`, old(now), "processed");
+		await seedEvent(`${p}_old_failed`, old(now), "failed");
+		await seedEvent(`${p}_old_queued`, old(now), "queued");
+		await seedEvent(`${p}_recent`, recent(now), "processed");
+		await seedDelivery(`${p}_old_ok`, orgId, old(now), "succeeded");
+		await seedDelivery(`${p}_old_failed`, orgId, old(now), "failed");
+		await seedDelivery(`${p}_old_retrying`, orgId, old(now), "retrying");
+		await seedDelivery(`${p}_recent`, orgId, recent(now), "succeeded");
+		await seedKey(orgId, `${p}_old_done`, old(now), "done", null);
+		await seedKey(orgId, `${p}_old_stuck`, old(now), "pending", old(now) + 30_000);
+		await seedKey(orgId, `${p}_recent`, recent(now), "done", null);
+		await env.DB.prepare(
+			`INSERT INTO audit_logs (id, organization_id, seq, event_id, actor_type, actor_id, action, occurred_at, prev_hash, hash)
+			VALUES (?, ?, 1, ?, 'system', NULL, 'plan.changed', ?, 'genesis', 'h1')`,
+		)
+			.bind(`aud_${p}`, orgId, `evt_${p}`, now - 400 * DAY)
+			.run();
+
+		await runScheduled(env, now);
+
+		const ids = async (sql: string) =>
+			((await env.DB.prepare(sql).bind(`${p}%`).all<{ id: string }>()).results.map((r) => r.id) ?? []).sort();
+		expect(await ids("SELECT svix_id AS id FROM events WHERE svix_id LIKE ?")).toEqual([`${p}_old_queued`, `${p}_recent`]);
+		expect(await ids("SELECT id FROM webhook_deliveries WHERE id LIKE ?")).toEqual([`${p}_old_retrying`, `${p}_recent`]);
+		expect(await ids("SELECT key AS id FROM idempotency_keys WHERE key LIKE ?")).toEqual([`${p}_recent`]);
+		expect(await ids("SELECT id FROM audit_logs WHERE id LIKE ?")).toEqual([]);
+		expect(await env.DB.prepare("SELECT id FROM audit_logs WHERE id = ?").bind(`aud_${p}`).first()).toEqual({ id: `aud_${p}` });
+	});
+
+	it("an idempotency key is kept at least as long as it can be replayed (24 h)", async () => {
+		const now = Date.now();
+		const orgId = await seedOrg();
+		const p = uid("key");
+		await seedKey(orgId, `${p}_fresh`, now - 60_000, "done", null);
+		await runScheduled(env, now);
+		expect(await env.DB.prepare("SELECT key FROM idempotency_keys WHERE key = ?").bind(`${p}_fresh`).first()).toEqual({
+			key: `${p}_fresh`,
+		});
+	});
+
+	it("prunes in bounded batches: one run deletes at most 2,000 rows of a table, the next run the rest", async () => {
+		const now = Date.now();
+		const p = uid("bulk");
+		// 2,100 expired events, older than anything else in the table (pruned oldest first).
+		await env.DB.prepare(
+			`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2100)
+			INSERT INTO events (svix_id, source, type, payload, event_timestamp, received_at, processed_at, outcome, attempts)
+			SELECT ? || '_' || i, 'clerk', 'user.updated', '{}', i, 1000 + i, 1000 + i, 'processed', 1 FROM n`,
+		)
+			.bind(p)
+			.run();
+		const left = async () =>
+			(await env.DB.prepare("SELECT count(*) AS n FROM events WHERE svix_id LIKE ?").bind(`${p}_%`).first<{ n: number }>())!.n;
+		expect(await left()).toBe(2100);
+		await runScheduled(env, now);
+		expect(await left()).toBe(100);
+		await runScheduled(env, now);
+		expect(await left()).toBe(0);
+	});
+});
