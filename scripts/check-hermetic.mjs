@@ -7,10 +7,10 @@
 // key leaks in. Exits with vitest's status. The working copy (and its own .dev.vars) is never touched.
 import { spawnSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { env, parseArgs, ROOT, usage } from "./lib.mjs";
+import { copyProject, env, parseArgs, ROOT, usage } from "./lib.mjs";
 
 const HELP = `usage: node scripts/check-hermetic.mjs [--keep] [test files...]
   Runs tests in a temporary copy of the project next to a populated .dev.vars and .env; fails if any value leaks in.
@@ -23,9 +23,7 @@ usage(args, HELP);
 const files = args._.length > 0 ? args._ : ["test/unit/hermetic.test.ts", "test/integration/orgs.test.ts", "test/integration/auth.security.test.ts"];
 
 const dir = mkdtempSync(join(tmpdir(), "edge-tenant-hermetic-"));
-for (const entry of ["src", "test", "migrations", "wrangler.toml", "package.json", "tsconfig.json", "worker-configuration.d.ts"])
-	cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
-symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
+copyProject(dir);
 
 const pem = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "pem" }).toString();
 const populated = [

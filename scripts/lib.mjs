@@ -1,5 +1,5 @@
 // Shared helpers for the local development scripts (Node, not the Worker).
-import { existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -42,6 +42,17 @@ export function parseArgs(argv) {
 		else args[k] = true;
 	}
 	return args;
+}
+
+/**
+ * Copies what a fresh clone has (sources, scripts, migrations, configs, README) into `dir` and links node_modules,
+ * with no .dev.vars, .env or .wrangler state: for checks that need a fresh checkout (walkthrough, check-hermetic).
+ */
+export function copyProject(dir) {
+	const entries = ["src", "scripts", "test", "migrations", "wrangler.toml", "package.json", "tsconfig.json"];
+	for (const entry of [...entries, "worker-configuration.d.ts", "README.md"])
+		if (existsSync(join(ROOT, entry))) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+	symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
 }
 
 /** Prints `text` and exits 0 when --help (or -h) was given. */
