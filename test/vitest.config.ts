@@ -1,4 +1,5 @@
-import { copyFileSync, mkdtempSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
@@ -17,7 +18,9 @@ const root = path.resolve(import.meta.dirname, "..");
  * scripts/check-hermetic.mjs proves it: it runs tests next to a populated .dev.vars and .env.
  */
 function isolatedWranglerConfig(): string {
-	const dir = mkdtempSync(path.join(tmpdir(), "edge-tenant-test-"));
+	// One directory per checkout (the config is loaded more than once per run), holding nothing but the copy.
+	const dir = path.join(tmpdir(), `edge-tenant-test-${createHash("sha256").update(root).digest("hex").slice(0, 12)}`);
+	mkdirSync(dir, { recursive: true });
 	const configPath = path.join(dir, "wrangler.toml");
 	copyFileSync(path.join(root, "wrangler.toml"), configPath);
 	return configPath;
