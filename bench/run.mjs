@@ -15,6 +15,16 @@ import { Webhook } from "svix";
 import { parseArgs, ROOT } from "../scripts/lib.mjs";
 
 const args = parseArgs(process.argv.slice(2));
+if (args.help) {
+	console.log(`usage: npm run bench [-- identity|webhooks|ratelimit|all] [options]
+  Builds the Worker (wrangler deploy --dry-run into bench/.out) and serves it with Miniflare; load from Node.
+  identity|webhooks|ratelimit|all  which benchmark (default all)
+  --seconds <n>      seconds per measured route and round (default 5)
+  --concurrency <n>  concurrent connections (default 32)
+  --rounds <n>       interleaved rounds; the median round counts (default 3)
+  --help             this text`);
+	process.exit(0);
+}
 const which = args._[0] ?? "all";
 const SECONDS = Number(args.seconds ?? 5);
 const CONCURRENCY = Number(args.concurrency ?? 32);

@@ -1,11 +1,14 @@
 // Shared helpers for the local development scripts (Node, not the Worker).
-import { existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEV_VARS = join(ROOT, ".dev.vars");
 export const DEV_KEY = join(ROOT, ".dev-jwt-key.json");
+/** Written by `npm run dev` once the server answers: {url, port, persistTo, pid} (git-ignored, under .wrangler/). */
+export const DEV_SERVER_FILE = join(ROOT, ".wrangler", "dev-server.json");
+export const DEFAULT_URL = "http://localhost:8787";
 
 /** Minimal dotenv reader for .dev.vars (KEY=value, optional quotes, # comments). */
 export function readDevVars() {
@@ -25,6 +28,10 @@ export function parseArgs(argv) {
 	const args = { _: [] };
 	for (let i = 0; i < argv.length; i++) {
 		const a = argv[i];
+		if (a === "-h") {
+			args.help = true;
+			continue;
+		}
 		if (!a.startsWith("--")) {
 			args._.push(a);
 			continue;
@@ -35,6 +42,41 @@ export function parseArgs(argv) {
 		else args[k] = true;
 	}
 	return args;
+}
+
+/**
+ * Copies what a fresh clone has (sources, scripts, migrations, configs, README) into `dir` and links node_modules,
+ * with no .dev.vars, .env or .wrangler state: for checks that need a fresh checkout (walkthrough, check-hermetic).
+ */
+export function copyProject(dir) {
+	const entries = ["src", "scripts", "test", "migrations", "wrangler.toml", "package.json", "tsconfig.json"];
+	for (const entry of [...entries, "worker-configuration.d.ts", "README.md"])
+		if (existsSync(join(ROOT, entry))) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+	symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
+}
+
+/** Prints `text` and exits 0 when --help (or -h) was given. */
+export function usage(args, text) {
+	if (!args.help) return;
+	console.log(text);
+	process.exit(0);
+}
+
+/** What `npm run dev` wrote about the running server, or null (not started, or stopped). */
+export function readDevServer() {
+	if (!existsSync(DEV_SERVER_FILE)) return null;
+	try {
+		const info = JSON.parse(readFileSync(DEV_SERVER_FILE, "utf8"));
+		return typeof info.url === "string" ? info : null;
+	} catch {
+		return null;
+	}
+}
+
+/** Base URL of the Worker: --url, else the running `npm run dev` server, else http://localhost:8787. */
+export function baseUrl(args) {
+	const url = typeof args.url === "string" ? args.url : (readDevServer()?.url ?? DEFAULT_URL);
+	return url.replace(/\/+$/, "");
 }
 
 /** Permissions of the seeded system roles (see migrations/0001_seed_system_roles.sql). */
@@ -69,4 +111,13 @@ export const ROLE_PERMISSIONS = {
 	],
 };
 
-export const env = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
+/**
+ * Environment for the wrangler processes: no telemetry, no Request.cf fetch (it needs the internet and warns
+ * without it), and no ANSI colour unless the output is a terminal.
+ */
+export const env = {
+	...process.env,
+	WRANGLER_SEND_METRICS: "false",
+	CLOUDFLARE_CF_FETCH_ENABLED: "false",
+	...(process.stdout.isTTY ? {} : { NO_COLOR: "1", FORCE_COLOR: "0" }),
+};

@@ -2,15 +2,38 @@
 // `npm run webhook:send -- --type user.created --id user_42 --email jo@example.com [--first Jo] [--last Doe]`
 // `npm run webhook:send -- --type organizationMembership.created --org org_demo --user user_42 --role org:member`
 // `npm run webhook:send -- --file payload.json`   (a full Clerk envelope)
-// Signs a Clerk-shaped event with CLERK_WEBHOOK_SECRET from .dev.vars (svix) and POSTs it to the local Worker.
+// Signs a Clerk-shaped event with CLERK_WEBHOOK_SECRET from .dev.vars (svix) and POSTs it to the local Worker;
+// with --wait, polls the local D1 until the queue consumer has recorded the event's outcome.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Webhook } from "svix";
-import { parseArgs, readDevVars } from "./lib.mjs";
+import { baseUrl, parseArgs, ROOT, readDevServer, readDevVars, usage } from "./lib.mjs";
 
+const HELP = `usage: npm run -s webhook:send -- --type <type> [options]
+  Signs a Clerk-shaped event (svix, CLERK_WEBHOOK_SECRET from .dev.vars) and POSTs it to /api/webhooks/clerk.
+  Prints the answer: 202 {"status":"queued","svixId":"msg_..."}.
+  --type <type>       user.created (default), user.updated, user.deleted, organization.created|updated|deleted,
+                      organizationMembership.created|updated|deleted, or any other type (sent as is)
+  --id <id>           the entity id (user, organization or membership; default: random)
+  --email <address>   user.*: primary email; membership: the member's identifier
+  --first, --last     user.* / membership: first and last name
+  --org <id>          membership: the organization (default org_demo); organization.*: its id
+  --user <id>         membership: the member's user id
+  --role <role>       membership: org:member (default) or org:admin
+  --name, --slug      organization name and slug
+  --file <path>       send this file as the body (a full Clerk envelope) instead
+  --wait [seconds]    then wait until the queue consumer has processed the event (default deadline 30 s); prints
+                      "<svixId> <outcome>" and exits 1 if it failed or the deadline passed
+  --url <base>        the Worker (default: the running npm run dev, from .wrangler/dev-server.json, else
+                      http://localhost:8787)
+  --persist-to <dir>  --wait: the dev server's local state (default: from .wrangler/dev-server.json)
+  --help              this text`;
 const args = parseArgs(process.argv.slice(2));
-const url = args.url ?? "http://localhost:8787/api/webhooks/clerk";
-const secret = readDevVars().CLERK_WEBHOOK_SECRET;
+usage(args, HELP);
+const url = String(args.url ?? "").endsWith("/api/webhooks/clerk") ? args.url : `${baseUrl(args)}/api/webhooks/clerk`;
+const devVars = readDevVars();
+const secret = devVars.CLERK_WEBHOOK_SECRET || devVars.CLERK_WEBHOOK_SIGNING_SECRET;
 if (!secret) {
 	console.error("CLERK_WEBHOOK_SECRET is not in .dev.vars: run `npm run dev` once first");
 	process.exit(1);
@@ -79,15 +102,63 @@ const body = args.file
 	: JSON.stringify({ data: data(type), object: "event", type, timestamp: now, instance_id: "ins_local" });
 const msgId = `msg_${randomUUID().replaceAll("-", "")}`;
 const signature = new Webhook(secret).sign(msgId, new Date(), body);
-const res = await fetch(url, {
+let res;
+try {
+	res = await fetch(url, {
 	method: "POST",
 	headers: {
 		"content-type": "application/json",
 		"svix-id": msgId,
 		"svix-timestamp": String(Math.floor(Date.now() / 1000)),
-		"svix-signature": signature,
-	},
-	body,
-});
+			"svix-signature": signature,
+		},
+		body,
+	});
+} catch (err) {
+	console.error(`POST ${url} failed (${err instanceof Error ? (err.cause?.code ?? err.message) : String(err)}): is \`npm run dev\` running?`);
+	process.exit(1);
+}
 console.log(res.status, await res.text());
-process.exit(res.ok ? 0 : 1);
+if (!res.ok) process.exit(1);
+if (args.wait) process.exit(await waitProcessed(msgId, args.wait === true ? 30 : Number(args.wait)));
+
+/** The local D1 database id of the DB binding (wrangler uses preview_database_id locally when there is one). */
+function localDatabaseId() {
+	const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+	const block = toml.split(/^\[\[/m).find((b) => b.startsWith("d1_databases]]") && /binding\s*=\s*"DB"/.test(b)) ?? "";
+	const id = (key) => new RegExp(`^\\s*${key}\\s*=\\s*"([^"]+)"`, "m").exec(block)?.[1];
+	return id("preview_database_id") ?? id("database_id");
+}
+
+/**
+ * Polls the dev server's local D1 (read through Miniflare, as `wrangler d1 execute --local` does) until the
+ * consumer has written the event's row with an outcome other than `queued`. Returns the exit code.
+ */
+async function waitProcessed(svixId, seconds) {
+	const persistTo = args["persist-to"] ?? readDevServer()?.persistTo ?? join(ROOT, ".wrangler", "state");
+	const { Miniflare } = await import("miniflare");
+	const mf = new Miniflare({
+		modules: true,
+		script: "export default {}",
+		d1Databases: { DB: localDatabaseId() },
+		d1Persist: join(persistTo, "v3", "d1"),
+	});
+	const deadline = Date.now() + seconds * 1000;
+	try {
+		const db = await mf.getD1Database("DB");
+		for (;;) {
+			const row = await db.prepare("SELECT outcome, error FROM events WHERE svix_id = ?").bind(svixId).first();
+			if (row && row.outcome !== "queued") {
+				console.log(`${svixId} ${row.outcome}${row.error ? `: ${row.error}` : ""}`);
+				return row.outcome === "failed" ? 1 : 0;
+			}
+			if (Date.now() > deadline) {
+				console.error(`${svixId} not processed within ${seconds} s (${row ? "still queued" : "not consumed yet"})`);
+				return 1;
+			}
+			await new Promise((r) => setTimeout(r, 250));
+		}
+	} finally {
+		await mf.dispose();
+	}
+}

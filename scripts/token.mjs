@@ -4,14 +4,27 @@
 // (`v: 2`, `o: {id, slg, rol, per, fpm}`, `fea`) or, with --v1, the old names (org_id, org_role, …).
 import { existsSync, readFileSync } from "node:fs";
 import { importJWK, SignJWT } from "jose";
-import { DEV_KEY, parseArgs, ROLE_PERMISSIONS, readDevVars } from "./lib.mjs";
+import { baseUrl, DEV_KEY, parseArgs, ROLE_PERMISSIONS, readDevVars, usage } from "./lib.mjs";
 
+const HELP = `usage: npm run -s token -- --user <userId> [options]
+  Prints a session token signed with the local development key (.dev-jwt-key.json, written by npm run dev).
+  --user <id>          subject (required), e.g. user_demo_admin
+  --org <id>           active organization, e.g. org_demo (omit: no active organization)
+  --role <role>        role in that organization: org:admin or org:member (default org:member)
+  --permissions <a,b>  permissions instead of the role's seeded ones (comma-separated org:<feature>:<name>)
+  --slug <slug>        organization slug claim (default: the org id)
+  --v1                 Clerk's v1 claim names (org_id, org_role, org_slug, org_permissions) instead of v2
+  --ttl <seconds>      lifetime (default 3600; the service refuses more than 24 h)
+  --azp <origin>       authorized party (default: the first CLERK_AUTHORIZED_PARTIES entry in .dev.vars)
+  --check              also call GET /api/me on the dev server with the token; exit 1 if it is refused
+  --url <base>         server for --check (default: the running npm run dev, from .wrangler/dev-server.json,
+                       else http://localhost:8787)
+  --help               this text`;
 const args = parseArgs(process.argv.slice(2));
-if (args.help || !args.user) {
-	console.error(
-		"usage: npm run token -- --user <userId> [--org <orgId>] [--role org:admin|org:member] [--slug <slug>] [--v1] [--ttl <seconds>] [--azp <origin>]",
-	);
-	process.exit(args.help ? 0 : 2);
+usage(args, HELP);
+if (!args.user || args.user === true) {
+	console.error(HELP);
+	process.exit(2);
 }
 if (!existsSync(DEV_KEY)) {
 	console.error("no local signing key yet: run `npm run dev` once (it writes .dev.vars and .dev-jwt-key.json)");
@@ -62,3 +75,9 @@ const token = await new SignJWT(claims)
 	.setExpirationTime(now + Number(args.ttl ?? 3600))
 	.sign(key);
 process.stdout.write(`${token}\n`);
+if (args.check) {
+	const res = await fetch(`${baseUrl(args)}/api/me`, { headers: { authorization: `Bearer ${token}` } });
+	const text = await res.text();
+	console.error(`GET ${baseUrl(args)}/api/me: ${res.status} ${text}`);
+	process.exit(res.ok ? 0 : 1);
+}
