@@ -9,6 +9,8 @@ export async function whoAmI(): Promise<string | null> {
 	const res = await api.api.me.$get();
 	if (!res.ok) return null;
 	const me = await res.json();
+	// A session answers with the user; an API key (sk_live_...) with user null and the key instead.
+	if (!me.user) return null;
 	const email: string | null = me.user.email;
 	// @ts-expect-error the types are real, not `any`: /api/me has no such field
 	void me.user.password;
