@@ -50,7 +50,7 @@ export function parseArgs(argv) {
  */
 export function copyProject(dir) {
 	const entries = ["src", "scripts", "test", "migrations", "wrangler.toml", "package.json", "tsconfig.json"];
-	for (const entry of [...entries, "worker-configuration.d.ts", "README.md"])
+	for (const entry of [...entries, "worker-configuration.d.ts", "README.md", "public"])
 		if (existsSync(join(ROOT, entry))) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
 	symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
 }

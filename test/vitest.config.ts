@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
@@ -14,7 +14,7 @@ const root = path.resolve(import.meta.dirname, "..");
  * the wrangler config it is given, and a developer's real values there (CLERK_JWT_KEY, …) would override the fake
  * Clerk instance the tests run against. The pool therefore reads a copy of wrangler.toml in an empty temporary
  * directory, so the only variables are wrangler.toml's [vars] and TEST_VARS. `main` is passed explicitly and the
- * migrations are read from the repository, so no relative path in the copy is resolved.
+ * migrations are read from the repository; the assets directory is rewritten to an absolute path.
  * scripts/check-hermetic.mjs proves it: it runs tests next to a populated .dev.vars and .env.
  */
 function isolatedWranglerConfig(): string {
@@ -22,7 +22,12 @@ function isolatedWranglerConfig(): string {
 	const dir = path.join(tmpdir(), `edge-tenant-test-${createHash("sha256").update(root).digest("hex").slice(0, 12)}`);
 	mkdirSync(dir, { recursive: true });
 	const configPath = path.join(dir, "wrangler.toml");
-	copyFileSync(path.join(root, "wrangler.toml"), configPath);
+	// The one relative path the copy holds, [assets] directory, is made absolute (the /docs viewer files).
+	const toml = readFileSync(path.join(root, "wrangler.toml"), "utf8").replace(
+		/^(directory\s*=\s*)"\.\/public"/m,
+		(_, key: string) => `${key}${JSON.stringify(path.join(root, "public"))}`,
+	);
+	writeFileSync(configPath, toml);
 	return configPath;
 }
 // Never read process.env into the bindings either (wrangler's CLOUDFLARE_INCLUDE_PROCESS_ENV), nor .env files.
