@@ -202,12 +202,13 @@ describe("Location on created resources", () => {
 				"POST /api/orgs/{orgId}/orders",
 				"POST /api/orgs/{orgId}/webhooks",
 				"POST /api/orgs/{orgId}/invitations",
+				"POST /api/orgs/{orgId}/api-keys",
 				"POST /api/payments/orders",
 			].sort(),
 		);
 	});
 
-	it("store, webhook endpoint, invitation and payment order creates send Location to the new resource", async () => {
+	it("store, webhook endpoint, invitation, API key and payment order creates send Location to the new resource", async () => {
 		const clerk = fakeClerkApi();
 		const receiver = fakeReceiver();
 		const razorpay = fakeRazorpay();
@@ -243,6 +244,7 @@ describe("Location on created resources", () => {
 		await expectLocation(`${t.base}/orders`, { items: [{ productId, quantity: 1 }] });
 		await expectLocation(`${t.base}/webhooks`, { url: "https://hooks.tenant.example.com/in", eventTypes: ["order.created"] });
 		await expectLocation(`${t.base}/invitations`, { emailAddress: "new.person@example.com", role: "org:member" }, false);
+		await expectLocation(`${t.base}/api-keys`, { name: "ci", permissions: ["org:products:read"] });
 		await expectLocation("/api/payments/orders", { amount: 49900, currency: "INR" });
 	});
 });

@@ -22,6 +22,7 @@ const GATES: Record<string, { method: string; path: string }> = {
 	"org:audit:read": { method: "GET", path: "/audit-logs" },
 	"org:usage:read": { method: "GET", path: "/usage" },
 	"org:webhooks:manage": { method: "GET", path: "/webhooks" },
+	"org:api_keys:manage": { method: "GET", path: "/api-keys" },
 };
 
 /**
