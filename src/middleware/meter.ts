@@ -2,6 +2,7 @@ import { createMiddleware } from "hono/factory";
 import type { AddResult } from "../durable-objects/usage-counter";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { usageCounter } from "../services/usage";
 
 /** An isolate sends its counted calls to the organization's UsageCounter at most this often… */
 export const METER_FLUSH_MS = 1_000;
@@ -72,7 +73,7 @@ export function meter() {
 			const count = state.pending;
 			state.pending = 0;
 			state.lastFlush = now;
-			const stub = c.env.USAGE.get(c.env.USAGE.idFromName(`usage:${organization.id}`));
+			const stub = usageCounter(c.env, organization.id);
 			const flush = stub
 				.add({ organizationId: organization.id, count, quota })
 				.then((r: AddResult) => {

@@ -1,12 +1,15 @@
 import type { Env } from "../env";
 
+/** The organization's UsageCounter object: one per organization, the same name for the meter and the report. */
+export const usageCounter = (env: Pick<Env, "USAGE">, organizationId: string) =>
+	env.USAGE.get(env.USAGE.idFromName(`usage:${organizationId}`));
+
 /**
  * The organization's API usage this month against its quota, read from its UsageCounter object:
  * the calendar month (UTC) as the period, the daily counts, what remains and the percentage used.
  */
 export async function usageReport(env: Pick<Env, "USAGE">, organizationId: string, quota: number) {
-	const stub = env.USAGE.get(env.USAGE.idFromName(`usage:${organizationId}`));
-	const summary = await stub.summary();
+	const summary = await usageCounter(env, organizationId).summary();
 	const [y, m] = summary.month.split("-").map(Number) as [number, number];
 	return {
 		organizationId,

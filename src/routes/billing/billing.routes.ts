@@ -27,6 +27,7 @@ export const BillingSchema = z
 				userRequestsPerMinute: z.number().int(),
 				monthlyApiQuota: z.number().int(),
 				seats: z.number().int(),
+				apiKeys: z.number().int(),
 			}),
 		}),
 	})
