@@ -4,6 +4,7 @@ import type { AppEnv } from "./env";
 import { createRouter, jsonBodyLimit, notFoundOr405, onError } from "./lib/create-app";
 import { init, securityHeaders } from "./middleware/init";
 import { rateLimitMiddlewares } from "./middleware/rate-limit";
+import { tenantStoreGateway } from "./middleware/tenant-store";
 import { finishDocument, type DocFacts } from "./openapi";
 import { adminRouter } from "./routes/admin/admin.index";
 import { apiKeysRouter } from "./routes/api-keys/api-keys.index";
@@ -27,6 +28,8 @@ export function createApp() {
 	app.use("*", securityHeaders());
 	app.use("*", init());
 	app.use("/api/*", allowedOriginsCors);
+	// Tenant data (catalogue, orders, audit log, outgoing webhooks) is served by the tenant's own store.
+	app.use("/api/orgs/:orgId/*", tenantStoreGateway());
 	// A JSON route sent another media type answers 415: @hono/zod-openapi's media-type gate (HTTPException
 	// 415 -> UNSUPPORTED_MEDIA_TYPE in onError); finishDocument documents it.
 	// JSON bodies of the API are small; webhook routes apply their own cap to the raw body.

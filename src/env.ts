@@ -5,6 +5,7 @@ import type { Logger } from "./lib/logger";
 import type { WebhookMessage } from "./queue/messages";
 import type { TenantEvent } from "./queue/tenant-events";
 import type { OrgAccess } from "./services/access";
+import type { StoreHost } from "./tenant-store/host";
 
 /** Every string-valued entry of the generated bindings: wrangler.toml [vars] plus the names in .dev.vars.example. */
 type SettingName = { [K in keyof Cloudflare.Env]: Cloudflare.Env[K] extends string ? K : never }[keyof Cloudflare.Env];
@@ -29,6 +30,8 @@ export type AppEnv = {
 		logger: Logger;
 		auth: AuthContext;
 		access: OrgAccess;
+		/** Set only while a tenant store object serves the request (tenant-store/object.ts). */
+		store: StoreHost | undefined;
 	};
 };
 

@@ -4,6 +4,7 @@ import { handleQueue, runScheduled } from "./queue/consumer";
 
 export { RateLimiter } from "./durable-objects/rate-limiter";
 export { UsageCounter } from "./durable-objects/usage-counter";
+export { TenantStoreObject } from "./tenant-store/object";
 
 const app = createApp();
 

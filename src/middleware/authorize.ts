@@ -19,7 +19,10 @@ export function requireOrgMember() {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		const orgId = c.req.param("orgId");
 		if (!orgId) throw new ApiError("NOT_FOUND", "organization not found");
-		c.set("access", notSuspended(await resolveOrgAccess(c.get("db"), c.get("auth"), orgId)));
+		// In a tenant store: the store's mirror of the directory answers (no D1 read on the request path).
+		const store = c.get("store");
+		const access = store ? await store.access(c.get("auth"), orgId) : await resolveOrgAccess(c.get("db"), c.get("auth"), orgId);
+		c.set("access", notSuspended(access));
 		await next();
 	});
 }

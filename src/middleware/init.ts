@@ -46,13 +46,15 @@ export function init() {
 		c.header("X-Request-Id", requestId);
 		const { config, issues } = configState(c.env);
 		c.set("config", config);
-		c.set("db", createDb(c.env.DB));
+		// A tenant store object serves with its own database (tenant-store/object.ts).
+		c.set("db", c.get("store")?.db ?? createDb(c.env.DB));
 		const logger = createLogger(config.LOG_LEVEL, { requestId });
 		c.set("logger", logger);
 		if (issues.length > 0 && !CONFIGURATION_FREE.has(c.req.path)) throw new EnvError(issues);
 		await next();
 		c.header("X-Request-Id", requestId);
-		noteResponse(monitorDeps(c), c.req.path, c.res.status);
+		// Noted once, by the Worker (a tenant store serves requests the Worker already notes).
+		if (!c.get("store")) noteResponse(monitorDeps(c), c.req.path, c.res.status);
 		const auth = c.get("auth");
 		logger.info("request", {
 			method: c.req.method,

@@ -68,7 +68,8 @@ export async function takeRateLimit(c: Context<AppEnv>, scope: Scope): Promise<R
 	if (config.RATE_LIMIT_MODE === "off") return {};
 	const write = !READ_METHODS.has(c.req.method);
 	const mode: LimitMode = write ? "strict" : config.RATE_LIMIT_MODE;
-	const limiter = new DurableObjectRateLimiter(c.env.RATE_LIMITER);
+	// In a tenant store the buckets are the store's own (tenant-store/object.ts); elsewhere the RateLimiter objects.
+	const limiter = c.get("store")?.limiter ?? new DurableObjectRateLimiter(c.env.RATE_LIMITER);
 
 	let decision: Decision;
 	try {

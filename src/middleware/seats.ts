@@ -10,7 +10,9 @@ export function requireSeat() {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		// An API key holds no seat (it is not a member): nothing to look up.
 		if (c.get("access").source === "api_key") return next();
-		const standing = await seatStanding(c.get("db"), c.get("access").organization.id, c.get("auth").userId);
+		const orgId = c.get("access").organization.id;
+		const store = c.get("store");
+		const standing = store ? await store.seat(orgId, c.get("auth").userId) : await seatStanding(c.get("db"), orgId, c.get("auth").userId);
 		if (!standing.served) throw seatRefusal(standing);
 		await next();
 	});

@@ -5,6 +5,7 @@ import { appendAudit } from "../services/audit";
 import { publish } from "../services/events-bus";
 import { parkDeadLetters, pendingInOutbox, relayOutbox } from "../services/outbox";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
+import { storeRoute, storeStub } from "../tenant-store/directory";
 import { backoffSeconds } from "./backoff";
 import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant-events";
 
@@ -18,6 +19,7 @@ export const TENANT_DLQ = "tenant-events-dlq";
  */
 export async function processTenantBatch(env: Env, db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
 	const audits: { msg: Message<unknown>; body: AuditMessage }[] = [];
+	const toStores = new Map<string, { msg: Message<unknown>; body: TenantEvent }[]>();
 	for (const msg of batch.messages) {
 		const parsed = TenantEventSchema.safeParse(msg.body);
 		if (!parsed.success) {
@@ -26,6 +28,11 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			continue;
 		}
 		const body = parsed.data;
+		// A tenant with its own store applies its events there (tenant-store/object.ts).
+		if ((await storeRoute(env, body.organizationId)).state === "store") {
+			toStores.set(body.organizationId, [...(toStores.get(body.organizationId) ?? []), { msg, body }]);
+			continue;
+		}
 		if (body.kind === "audit") {
 			audits.push({ msg, body });
 			continue;
@@ -45,6 +52,7 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
 		}
 	}
+	for (const [orgId, list] of toStores) await applyInStore(env, orgId, list, logger);
 	if (audits.length > 0) {
 		const failed = await appendAudit(
 			db,
@@ -55,6 +63,36 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			else a.msg.ack();
 		}
 		if (failed.size > 0) logger.warn("audit append conflicted, retrying", { organizations: failed.size });
+	}
+}
+
+/**
+ * One tenant's events, in its store: audit entries and outgoing events applied in one call (the store
+ * is idempotent on their ids), each delivery attempted by the store (it holds the endpoint and its
+ * secret) and retried with the backoff it returns.
+ */
+async function applyInStore(env: Env, orgId: string, list: { msg: Message<unknown>; body: TenantEvent }[], logger: Logger): Promise<void> {
+	const stub = storeStub(env, orgId, (await storeRoute(env, orgId)).region);
+	const events = list.filter((e) => e.body.kind !== "webhook.deliver");
+	if (events.length > 0) {
+		try {
+			await stub.apply(events.map((e) => e.body));
+			for (const e of events) e.msg.ack();
+		} catch (err) {
+			logger.error("tenant store could not apply events, retrying", { orgId, ...errorFields(err) });
+			for (const e of events) e.msg.retry({ delaySeconds: backoffSeconds(e.msg.attempts) });
+		}
+	}
+	for (const e of list) {
+		if (e.body.kind !== "webhook.deliver") continue;
+		try {
+			const result = await stub.deliver(e.body.deliveryId, orgId);
+			if (result.retryInSeconds !== undefined) e.msg.retry({ delaySeconds: result.retryInSeconds });
+			else e.msg.ack();
+		} catch (err) {
+			logger.error("delivery failed in the tenant store, retrying", { orgId, ...errorFields(err) });
+			e.msg.retry({ delaySeconds: backoffSeconds(e.msg.attempts) });
+		}
 	}
 }
 

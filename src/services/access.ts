@@ -29,7 +29,8 @@ export interface OrgAccess {
 	suspended: boolean;
 }
 
-interface Lookup {
+/** What the directory says of one principal in one organization (the tenant store mirrors it). */
+export interface Lookup {
 	organization: OrgSummary | null;
 	limits: PlanLimits;
 	suspended: boolean;
@@ -56,6 +57,16 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 	const key = `${orgId}|${userId}`;
 	const hit = accessCache.get(key);
 	if (hit) return hit;
+	const result = await directoryLookup(db, orgId, userId);
+	accessCache.set(key, result, ACCESS_CACHE_TTL_MS);
+	return result;
+}
+
+/** Where resolveOrgAccess reads the directory's facts from (default: D1 with the isolate's 5 s cache). */
+export type LookupSource = (orgId: string, userId: string) => Promise<Lookup>;
+
+/** The directory's facts for (organization, principal), read from D1 now (no cache). */
+export async function directoryLookup(db: Database, orgId: string, userId: string): Promise<Lookup> {
 	// One round trip: the organization, the membership (tombstones included) and its role's permissions.
 	const [orgRes, memberRes, permRes] = await runBatch(db.$client, [
 		sql`SELECT id, name, slug, image_url AS imageUrl, plan, created_at AS createdAt, updated_at AS updatedAt,
@@ -97,7 +108,6 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 		membership: m === undefined ? undefined : { role: m.deletedAt === null ? m.role : null },
 		rolePermissions: permRows.map((r) => r.key),
 	};
-	accessCache.set(key, result, ACCESS_CACHE_TTL_MS);
 	return result;
 }
 
@@ -116,8 +126,13 @@ async function permissionsOfRole(db: Database, orgId: string, role: string): Pro
  * the token's org claims are trusted and the membership is upserted as a placeholder that the
  * webhook later overwrites. 404 for an unknown or deleted organization, 403 for a non-member.
  */
-export async function resolveOrgAccess(db: Database, auth: AuthContext, orgId: string): Promise<OrgAccess> {
-	const found = await lookup(db, orgId, auth.userId);
+export async function resolveOrgAccess(
+	db: Database,
+	auth: AuthContext,
+	orgId: string,
+	source: LookupSource = (o, u) => lookup(db, o, u),
+): Promise<OrgAccess> {
+	const found = await source(orgId, auth.userId);
 	// An API key (principal apikey:<id>, never a member) acts in its own organization only, with exactly
 	// its own permissions and no role; any other organization answers as it does to a non-member.
 	if (auth.apiKey) {

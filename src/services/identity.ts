@@ -227,9 +227,9 @@ function forgetSeats(orgId: string): void {
 }
 
 /** The member's place in seat order and whether it is within the seats; served when not a D1 member. */
-export async function seatStanding(db: Database, orgId: string, userId: string): Promise<SeatStanding> {
+export async function seatStanding(db: Database, orgId: string, userId: string, cached = true): Promise<SeatStanding> {
 	const key = `${orgId}|${userId}`;
-	const hit = seatCache.get(key);
+	const hit = cached ? seatCache.get(key) : undefined;
 	if (hit) return hit;
 	const row = await db.get<{ plan: string | null; seatLimit: number | null; members: number; ahead: number }>(sql`
 		SELECT o.plan AS plan, o.seat_limit AS seatLimit,

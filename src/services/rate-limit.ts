@@ -19,7 +19,7 @@ export interface Decision {
 /** Strict: every request is one atomic take in the Durable Object. Lease: see DurableObjectRateLimiter. */
 export type LimitMode = "strict" | "lease";
 
-interface RateLimiter {
+export interface RateLimiter {
 	limit(key: string, rule: LimitRule, mode: LimitMode): Promise<Decision>;
 }
 
@@ -144,6 +144,37 @@ export class DurableObjectRateLimiter implements RateLimiter {
 			remaining: r.remaining + pool - 1,
 			resetSeconds: seconds(r.resetMs),
 			retryAfterSeconds: 0,
+		};
+	}
+}
+
+/**
+ * Token buckets held in memory by the one object that owns them (a tenant store: its tenant, member
+ * and API-key buckets). The object runs one request at a time and is the only writer, so a take is
+ * exact without a call to another object; a restarted object starts with full buckets.
+ */
+export class LocalRateLimiter implements RateLimiter {
+	private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+	constructor(private readonly now: () => number = Date.now) {}
+
+	async limit(key: string, rule: LimitRule, _mode: LimitMode): Promise<Decision> {
+		const now = this.now();
+		const limit = Math.max(1, Math.floor(rule.limit));
+		const rate = limit / rule.windowMs;
+		const b = this.buckets.get(key) ?? { tokens: limit, at: now };
+		b.tokens = Math.min(limit, b.tokens + Math.max(0, now - b.at) * rate);
+		b.at = now;
+		const allowed = b.tokens >= 1 - 1e-9;
+		if (allowed) b.tokens -= 1;
+		this.buckets.set(key, b);
+		if (this.buckets.size > 10_000) this.buckets.delete(this.buckets.keys().next().value as string);
+		return {
+			allowed,
+			limit,
+			remaining: Math.max(0, Math.floor(b.tokens + 1e-9)),
+			resetSeconds: seconds((limit - b.tokens) / rate),
+			retryAfterSeconds: allowed ? 0 : Math.max(1, seconds((1 - b.tokens) / rate)),
 		};
 	}
 }

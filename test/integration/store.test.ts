@@ -1,7 +1,7 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { uid } from "../helpers/factories";
 import { type Body, call, type Problem } from "../helpers/request";
+import { storeSql } from "../helpers/store";
 import { seedTenant, type Tenant } from "../helpers/tenant";
 
 type Product = Body<"POST /api/orgs/:orgId/products">;
@@ -75,8 +75,8 @@ describe("products", () => {
 			expect(res.status, res.text).toBe(400);
 			expect(res.headers.get("content-type")).toBe("application/problem+json");
 			expect(res.json.errors).toEqual(expect.arrayContaining([expect.objectContaining({ path: field })]));
-			const count = await env.DB.prepare("SELECT count(*) AS n FROM products WHERE organization_id = ?").bind(s.orgId).first();
-			expect(count).toEqual({ n: 0 });
+			const count = await storeSql(s.orgId, "SELECT count(*) AS n FROM products");
+			expect(count).toEqual([{ n: 0 }]);
 		});
 	});
 
@@ -155,8 +155,8 @@ describe("Idempotency-Key", () => {
 		expect(second.status).toBe(201);
 		expect(second.json).toEqual(first.json);
 		expect(second.headers.get("idempotent-replayed")).toBe("true");
-		const rows = await env.DB.prepare("SELECT count(*) AS n FROM products WHERE organization_id = ?").bind(s.orgId).first();
-		expect(rows).toEqual({ n: 1 });
+		const rows = await storeSql(s.orgId, "SELECT count(*) AS n FROM products WHERE organization_id = ?", s.orgId);
+		expect(rows).toEqual([{ n: 1 }]);
 		const other = await call<Body<"POST /api/orgs/:orgId/products">>("POST", `${s.base}/products`, { token: s.admin.token, headers, body: { ...body, name: "Different" } });
 		expect(other.status, other.text).toBe(409);
 	});
@@ -172,7 +172,7 @@ describe("Idempotency-Key", () => {
 		expect(first.status).toBe(201);
 		const reuse = { name: "New", sku: uid("S"), priceMinor: 2, currency: "INR" };
 		expect((await call<Body<"POST /api/orgs/:orgId/products">>("POST", `${s.base}/products`, { token: s.admin.token, headers: { "idempotency-key": key }, body: reuse })).status).toBe(409);
-		await env.DB.prepare("UPDATE idempotency_keys SET created_at = created_at - 86400001 WHERE organization_id = ? AND key = ?").bind(s.orgId, key).run();
+		await storeSql(s.orgId, "UPDATE idempotency_keys SET created_at = created_at - 86400001 WHERE organization_id = ? AND key = ?", s.orgId, key);
 		const again = await call<Body<"POST /api/orgs/:orgId/products">>("POST", `${s.base}/products`, { token: s.admin.token, headers: { "idempotency-key": key }, body: reuse });
 		expect(again.status, again.text).toBe(201);
 		expect(again.json.name).toBe("New");

@@ -48,6 +48,13 @@ export const organizations = sqliteTable(
 		suspendedAt: integer("suspended_at"),
 		/** Where the tenant's data lives; changeable by an operator only while the tenant has no data. */
 		dataRegion: text("data_region", { enum: ["default", "eu"] }).notNull().default("default"),
+		/**
+		 * Where the tenant's data is served from (tenant-store/directory.ts): null or 'store' its own store,
+		 * 'd1' the shared tables until the upgrade job moves it, 'migrating', 'deleted' (offboarded).
+		 */
+		storeState: text("store_state", { enum: ["store", "d1", "migrating", "deleted"] }),
+		/** The schema version the tenant's store last reported (the cron's rollout nudge records it). */
+		storeSchemaVersion: integer("store_schema_version"),
 		...mirrored,
 	},
 	(t) => [index("organizations_slug_idx").on(t.slug)],

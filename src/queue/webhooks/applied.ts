@@ -7,6 +7,7 @@ import { outcomesOf } from "../../services/events-log";
 import { activeOrgIdsOf } from "../../services/identity";
 import { invalidateUser } from "../../services/users";
 import type { WebhookMessage } from "../messages";
+import { storeRoute, storeStub } from "../../tenant-store/directory";
 import type { TenantEvent } from "../tenant-events";
 import type { Planned } from "./planners";
 
@@ -17,6 +18,24 @@ export function invalidateCaches(t: Planned): void {
 		clearAccessCache();
 		invalidateUser();
 	} else if (p.invalidate.orgId) invalidateAccess(p.invalidate.orgId, p.invalidate.userId);
+}
+
+/**
+ * Tells the stores of the organizations an applied batch changed (membership, organization) to forget
+ * their mirrored directory answers, before the messages are acked: once an event is consumed, the
+ * tenant's next request sees it (a removed member gets 403). Changes to global roles or users reach
+ * the stores when their mirror expires (tenant-store/object.ts MIRROR_TTL_MS).
+ */
+export async function notifyStores(env: Env, applied: Planned[], logger: Logger): Promise<void> {
+	const orgIds = new Set(applied.map((t) => t.plan.invalidate.orgId).filter((o): o is string => typeof o === "string"));
+	for (const orgId of orgIds) {
+		try {
+			const route = await storeRoute(env, orgId);
+			if (route.state === "store") await storeStub(env, orgId, route.region).directoryChanged();
+		} catch (err) {
+			logger.warn("could not tell the tenant store its directory changed", { orgId, ...errorFields(err) });
+		}
+	}
 }
 
 /**

@@ -5,7 +5,7 @@ import { errorFields, type Logger } from "../../lib/logger";
 import { isFinal, outcomesOf, recordAttemptFailed } from "../../services/events-log";
 import { backoffSeconds } from "../backoff";
 import type { WebhookMessage } from "../messages";
-import { emitApplied, invalidateCaches } from "./applied";
+import { emitApplied, invalidateCaches, notifyStores } from "./applied";
 import { type Planned, parseMessage, planMessage } from "./planners";
 
 /**
@@ -59,6 +59,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 	try {
 		await runBatch(db.$client, all);
 		await emitApplied(env, db, todo, logger);
+		await notifyStores(env, todo, logger);
 		for (const t of todo) {
 			invalidateCaches(t);
 			t.msg.ack();
@@ -74,6 +75,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 		try {
 			await runBatch(db.$client, t.statements);
 			await emitApplied(env, db, [t], logger);
+			await notifyStores(env, [t], logger);
 			invalidateCaches(t);
 			t.msg.ack();
 		} catch (err) {

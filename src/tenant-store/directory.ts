@@ -1,0 +1,58 @@
+import type { Env } from "../env";
+import { TtlCache } from "../lib/ttl-cache";
+import type { TenantStoreObject } from "./object";
+
+/**
+ * Where a tenant's data is served from, as the directory (D1 `organizations`) says:
+ * - "store": its own SQLite Durable Object (every organization created since the tenant stores shipped;
+ *   `store_state` NULL or 'store');
+ * - "d1": the shared D1 tables, until the upgrade job (tenant-store/upgrade.ts) moves it;
+ * - "migrating": being moved — reads still come from the shared tables, writes answer 503 Retry-After;
+ * - "deleted": offboarded by an operator (store wiped, directory row kept).
+ */
+export type StoreState = "store" | "d1" | "migrating" | "deleted";
+
+export interface StoreRoute {
+	state: StoreState;
+	/** The store's jurisdiction: "eu" keeps it in the EU (Durable Object jurisdiction), "default" anywhere. */
+	region: "default" | "eu";
+}
+
+// A route is final once it says "store" (a tenant never goes back): kept for 10 minutes. Other states
+// change with the upgrade job, which waits longer than this between its phases (see upgrade.ts).
+const FINAL_TTL_MS = 600_000;
+export const TRANSIENT_TTL_MS = 5_000;
+const routes = new TtlCache<string, StoreRoute>(50_000);
+
+/** Forgets the cached route of one organization (the upgrade job and operator deletion call it). */
+export function forgetStoreRoute(orgId: string): void {
+	routes.delete(orgId);
+}
+
+/** The organization's route; an organization the directory does not know yet is a (new) store tenant. */
+export async function storeRoute(env: Pick<Env, "DB">, orgId: string): Promise<StoreRoute> {
+	const hit = routes.get(orgId);
+	if (hit) return hit;
+	const row = await env.DB.prepare("SELECT store_state AS state, data_region AS region FROM organizations WHERE id = ?")
+		.bind(orgId)
+		.first<{ state: string | null; region: string | null }>();
+	const state: StoreState = row?.state === "d1" || row?.state === "migrating" || row?.state === "deleted" ? row.state : "store";
+	const route: StoreRoute = { state, region: row?.region === "eu" ? "eu" : "default" };
+	// An unknown organization is not cached: its directory row may arrive with its region any moment.
+	if (row) routes.set(orgId, route, state === "store" ? FINAL_TTL_MS : TRANSIENT_TTL_MS);
+	return route;
+}
+
+/**
+ * The tenant's store object: named by the organization id, in the EU jurisdiction for region "eu"
+ * (an object's jurisdiction is fixed when it is created, so the region is too once it holds data).
+ */
+export function storeStub(env: Pick<Env, "TENANT_STORE">, orgId: string, region: StoreRoute["region"]): DurableObjectStub<TenantStoreObject> {
+	const ns = region === "eu" ? env.TENANT_STORE.jurisdiction("eu") : env.TENANT_STORE;
+	return ns.get(ns.idFromName(orgId));
+}
+
+/** The store of an organization by its directory route (for consumers and operator paths). */
+export async function storeOf(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<DurableObjectStub<TenantStoreObject>> {
+	return storeStub(env, orgId, (await storeRoute(env, orgId)).region);
+}

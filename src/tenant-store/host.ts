@@ -1,0 +1,20 @@
+import type { AuthContext } from "../auth/claims";
+import type { Database } from "../db/client";
+import type { OrgAccess } from "../services/access";
+import type { SeatStanding } from "../services/identity";
+import type { RateLimiter } from "../services/rate-limit";
+
+/**
+ * What a tenant store object gives the request it serves (`c.var.store`): the middleware and routes
+ * are the Worker's own, and ask the host instead of D1 and the shared Durable Objects.
+ */
+export interface StoreHost {
+	/** The tenant's database: the object's own SQLite. */
+	db: Database;
+	/** The caller's standing, from the store's mirror of the directory (membership, role, plan). */
+	access(auth: AuthContext, orgId: string): Promise<OrgAccess>;
+	/** The member's seat standing, from the same mirror. */
+	seat(orgId: string, userId: string): Promise<SeatStanding>;
+	/** The tenant's rate-limit buckets, held by the object. */
+	limiter: RateLimiter;
+}

@@ -1,0 +1,416 @@
+import { DurableObject } from "cloudflare:workers";
+import { Hono } from "hono";
+import { notFoundOr405, onError } from "../lib/create-app";
+import { createApp } from "../app";
+import type { AuthContext } from "../auth/claims";
+import { type Database, createDb } from "../db/client";
+import type { AppEnv, Env } from "../env";
+import { createLogger, errorFields } from "../lib/logger";
+import type { DeliverMessage, TenantEvent } from "../queue/tenant-events";
+import { directoryLookup, type Lookup, type OrgAccess, resolveOrgAccess } from "../services/access";
+import { appendAudit } from "../services/audit";
+import { type SeatStanding, seatStanding } from "../services/identity";
+import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
+import { parkInOutbox, pendingInOutbox, relayOutbox } from "../services/outbox";
+import { LocalRateLimiter } from "../services/rate-limit";
+import type { StoreHost } from "./host";
+import { LATEST_TENANT_SCHEMA, TENANT_MIGRATIONS } from "./migrations";
+import { COUNTED_TABLES } from "./migrations/v2";
+import { SqlD1 } from "./sql-d1";
+
+/** Idempotency keys are kept this long, then the store's alarm deletes them. */
+export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+/** A mirrored directory answer is re-read after this long even if nobody said it changed. */
+const MIRROR_TTL_MS = 300_000;
+/** Outbox rows the alarm could not hand on are tried again after this long. */
+const OUTBOX_RETRY_MS = 5_000;
+
+/** The schema version stores migrate to (tests lower it to show a rollout; see setStoreSchemaTarget). */
+let schemaTarget = LATEST_TENANT_SCHEMA;
+
+/** Test hook: the version a store migrates to on its next call (a deploy, as a store sees it). */
+export function setStoreSchemaTarget(version: number): void {
+	schemaTarget = Math.max(1, Math.min(LATEST_TENANT_SCHEMA, version));
+}
+
+interface MirrorEntry {
+	lookup: Lookup;
+	seat: SeatStanding;
+}
+
+/** A store's figures for operators and the upgrade job. */
+export interface StoreStats {
+	organizationId: string | null;
+	schemaVersion: number;
+	state: string;
+	counts: Record<string, number>;
+	auditHead: { seq: number; hash: string } | null;
+	databaseBytes: number;
+	outboxPending: number;
+}
+
+/**
+ * One tenant's data in its own SQLite Durable Object (named by the organization id): catalogue,
+ * orders, idempotency keys, the audit chain, outgoing webhook endpoints, deliveries and their outbox,
+ * the tenant's rate-limit buckets, and a mirror of the directory's answer for its members.
+ *
+ * The Worker verifies the caller's token and calls `serve(request, auth)`: the object runs the
+ * Worker's own routes (the same Hono app) against its database, with `c.var.store` pointing the
+ * middleware at the object (membership from the mirror, buckets held here), so a tenant request is
+ * one object call: no D1 read and no queue send on its path. A change writes its audit entry and
+ * outgoing event as outbox rows in its own transaction; the object then applies them itself (the
+ * audit chain's sequence and hash are assigned here), and its alarm hands deliveries to the
+ * tenant-events queue and re-applies whatever an interrupted request left in the outbox.
+ */
+export class TenantStoreObject extends DurableObject<Env> {
+	private readonly sqlD1: SqlD1;
+	readonly db: Database;
+	private version = 0;
+	private app: Hono<AppEnv> | undefined;
+	private readonly limiter = new LocalRateLimiter();
+	/** Applying events is serialised: two requests never extend the audit chain at once. */
+	private applying: Promise<unknown> = Promise.resolve();
+	private readonly storeEnv: Env;
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		super(ctx, env);
+		this.sqlD1 = new SqlD1(ctx.storage.sql, ctx.storage);
+		this.db = createDb(this.sqlD1.asD1());
+		// Inside the store, the tenant-events queue is the object itself: what a route publishes is applied here.
+		const local = {
+			send: async (body: TenantEvent) => this.apply([body]),
+			sendBatch: async (messages: Iterable<MessageSendRequest<TenantEvent>>) => this.apply([...messages].map((m) => m.body)),
+		} as unknown as Queue<TenantEvent>;
+		this.storeEnv = { ...env, TENANT_EVENTS: local };
+		ctx.blockConcurrencyWhile(async () => this.migrate());
+	}
+
+	// --- schema -------------------------------------------------------------------------------------
+
+	private meta(key: string): string | null {
+		const exists = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'").toArray();
+		if (exists.length === 0) return null;
+		const row = this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM store_meta WHERE key = ?", key).toArray()[0];
+		return row?.value ?? null;
+	}
+
+	private setMeta(key: string, value: string): void {
+		this.ctx.storage.sql.exec("INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+	}
+
+	/** Applies the versions this store lacks, each in its own transaction (expand-only: see migrations/index.ts). */
+	private migrate(): void {
+		if (this.version === 0) this.version = Number(this.meta("schema_version") ?? 0);
+		while (this.version < schemaTarget) {
+			const next = this.version + 1;
+			this.ctx.storage.transactionSync(() => {
+				for (const statement of TENANT_MIGRATIONS[next - 1] ?? []) this.ctx.storage.sql.exec(statement);
+				this.setMeta("schema_version", String(next));
+			});
+			this.version = next;
+		}
+	}
+
+	/** The first caller names the organization; any other organization's call is refused. */
+	private bind(orgId: string): void {
+		this.migrate();
+		const owner = this.meta("organization_id");
+		if (owner === null) this.setMeta("organization_id", orgId);
+		else if (owner !== orgId) throw new Error("this tenant store belongs to another organization");
+	}
+
+	/** The schema version this store runs (applying what a deploy added); the cron reports it to the directory. */
+	async schemaVersion(): Promise<number> {
+		this.migrate();
+		return this.version;
+	}
+
+	// --- requests -----------------------------------------------------------------------------------
+
+	/**
+	 * Serves one tenant request the Worker authenticated (`auth`). 503 while an upgrade imports the
+	 * tenant's rows into this store.
+	 */
+	async serve(request: Request, auth: AuthContext, orgId: string): Promise<Response> {
+		this.bind(orgId);
+		if (this.meta("state") === "importing") {
+			return Response.json(
+				{ type: "about:blank", title: "Service Unavailable", status: 503, code: "UPSTREAM_UNAVAILABLE", detail: "this tenant's data is being moved; retry shortly" },
+				{ status: 503, headers: { "content-type": "application/problem+json", "Retry-After": "5" } },
+			);
+		}
+		const response = await this.appFor().fetch(request, this.storeEnv, {
+			waitUntil: (p: Promise<unknown>) => this.ctx.waitUntil(p),
+			passThroughOnException: () => {},
+			props: { auth },
+		} as unknown as ExecutionContext);
+		await this.armAlarm();
+		return response;
+	}
+
+	private appFor(): Hono<AppEnv> {
+		if (this.app) return this.app;
+		const host: StoreHost = {
+			db: this.db,
+			access: (auth, orgId) => this.access(auth, orgId),
+			seat: (orgId, userId) => this.seat(orgId, userId),
+			limiter: this.limiter,
+		};
+		const app = new Hono<AppEnv>();
+		app.use("*", async (c, next) => {
+			c.set("store", host);
+			c.set("auth", (c.executionCtx as unknown as { props: { auth: AuthContext } }).props.auth);
+			await next();
+		});
+		const routes = createApp();
+		app.route("/", routes);
+		app.notFound(notFoundOr405(() => routes.routes));
+		app.onError(onError);
+		this.app = app;
+		return app;
+	}
+
+	// --- directory mirror ---------------------------------------------------------------------------
+
+	private mirrored(principal: string): MirrorEntry | null {
+		const row = this.ctx.storage.sql
+			.exec<{ lookup: string; refreshed_at: number }>("SELECT lookup, refreshed_at FROM mirror_access WHERE principal = ?", principal)
+			.toArray()[0];
+		if (!row || Date.now() - row.refreshed_at > MIRROR_TTL_MS) return null;
+		return JSON.parse(row.lookup) as MirrorEntry;
+	}
+
+	private async mirror(orgId: string, principal: string): Promise<MirrorEntry> {
+		const hit = this.mirrored(principal);
+		if (hit) return hit;
+		const directory = createDb(this.env.DB);
+		const entry: MirrorEntry = {
+			lookup: await directoryLookup(directory, orgId, principal),
+			seat: await seatStanding(directory, orgId, principal, false),
+		};
+		// Placeholder memberships (token claims before the webhook) are not mirrored: re-read until real.
+		if (entry.lookup.membership !== undefined || principal.startsWith("apikey:")) {
+			this.ctx.storage.sql.exec(
+				"INSERT INTO mirror_access (principal, lookup, refreshed_at) VALUES (?, ?, ?) ON CONFLICT (principal) DO UPDATE SET lookup = excluded.lookup, refreshed_at = excluded.refreshed_at",
+				principal,
+				JSON.stringify(entry),
+				Date.now(),
+			);
+		}
+		return entry;
+	}
+
+	private async access(auth: AuthContext, orgId: string): Promise<OrgAccess> {
+		const directory = createDb(this.env.DB);
+		return resolveOrgAccess(directory, auth, orgId, async (o, principal) => (await this.mirror(o, principal)).lookup);
+	}
+
+	private async seat(orgId: string, userId: string): Promise<SeatStanding> {
+		return (await this.mirror(orgId, userId)).seat;
+	}
+
+	/**
+	 * The directory changed for this tenant (Clerk consumer, operator, billing): forget the mirrored
+	 * answers — of one principal, or of all (a plan or seat change concerns every member).
+	 */
+	async directoryChanged(principal?: string): Promise<void> {
+		this.migrate();
+		if (principal) this.ctx.storage.sql.exec("DELETE FROM mirror_access WHERE principal = ?", principal);
+		else this.ctx.storage.sql.exec("DELETE FROM mirror_access");
+	}
+
+	// --- events ---------------------------------------------------------------------------------------
+
+	/**
+	 * Applies tenant events in this store: audit entries join the chain (idempotent on the event id),
+	 * outgoing events fan out into deliveries, deliveries wait in the outbox for the alarm. The queue
+	 * consumer calls it for events produced outside the store (members, billing, API keys).
+	 */
+	async apply(messages: TenantEvent[]): Promise<void> {
+		this.migrate();
+		const run = this.applying.then(() => this.applyNow(messages));
+		this.applying = run.catch(() => undefined);
+		return run;
+	}
+
+	private async applyNow(messages: TenantEvent[]): Promise<void> {
+		const audits = messages.filter((m) => m.kind === "audit");
+		if (audits.length > 0) {
+			const failed = await appendAudit(this.db, audits);
+			if (failed.size > 0) throw new Error("audit append failed");
+		}
+		const deliveries: DeliverMessage[] = messages.filter((m) => m.kind === "webhook.deliver");
+		for (const m of messages) if (m.kind === "webhook.event") deliveries.push(...(await fanOut(this.db, m)));
+		if (deliveries.length > 0) {
+			await parkInOutbox(this.db, deliveries);
+			await this.armAlarm();
+		}
+	}
+
+	/** One delivery attempt (the tenant-events consumer calls it for a webhook.deliver message). */
+	async deliver(deliveryId: string, orgId: string): Promise<{ retryInSeconds?: number }> {
+		this.migrate();
+		const result = await attemptDelivery(this.db, deliveryId, orgId);
+		if (result.publish.length > 0) await this.apply(result.publish);
+		return result.retryInSeconds === undefined ? {} : { retryInSeconds: result.retryInSeconds };
+	}
+
+	private async armAlarm(): Promise<void> {
+		const pending = this.ctx.storage.sql.exec("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").toArray().length > 0;
+		const keys = this.ctx.storage.sql.exec<{ t: number | null }>("SELECT min(created_at) AS t FROM idempotency_keys").toArray()[0]?.t ?? null;
+		const want = pending ? Date.now() : keys !== null ? keys + IDEMPOTENCY_TTL_MS : null;
+		if (want === null) return;
+		const current = await this.ctx.storage.getAlarm();
+		if (current === null || current > want) await this.ctx.storage.setAlarm(want);
+	}
+
+	/**
+	 * The object's one alarm: re-applies events an interrupted request left in the outbox, hands
+	 * deliveries to the tenant-events queue (deleted once it accepted them), purges idempotency keys
+	 * older than 24 h, and sets itself for whatever is next.
+	 */
+	override async alarm(): Promise<void> {
+		const logger = createLogger("info", { store: this.meta("organization_id") ?? "unbound" });
+		this.migrate();
+		this.ctx.storage.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", Date.now() - IDEMPOTENCY_TTL_MS);
+		const rows = await pendingInOutbox(this.db, 100);
+		const local = rows.filter((r) => !r.body.includes('"kind":"webhook.deliver"'));
+		const outgoing = rows.filter((r) => r.body.includes('"kind":"webhook.deliver"'));
+		try {
+			if (local.length > 0) {
+				await this.apply(local.map((r) => JSON.parse(r.body) as TenantEvent));
+				for (const r of local) this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", r.id);
+			}
+		} catch (err) {
+			logger.error("store events could not be applied", errorFields(err));
+		}
+		const sent = await relayOutbox(this.env, this.db, outgoing, logger);
+		if (sent < outgoing.length || rows.length === 100) {
+			await this.ctx.storage.setAlarm(Date.now() + (sent < outgoing.length ? OUTBOX_RETRY_MS : 0));
+			return;
+		}
+		await this.armAlarm();
+	}
+
+	// --- operators and the upgrade job ------------------------------------------------------------------
+
+	/** Counts (maintained counters from schema v2), the audit head and the database size. */
+	async stats(): Promise<StoreStats> {
+		this.migrate();
+		const counts: Record<string, number> = {};
+		if (this.version >= 2) {
+			for (const r of this.ctx.storage.sql.exec<{ name: string; value: number }>("SELECT name, value FROM store_counters")) counts[r.name] = r.value;
+		} else {
+			for (const t of COUNTED_TABLES) counts[t] = Number(this.ctx.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${t}`).one().n);
+		}
+		const head = this.ctx.storage.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_logs ORDER BY seq DESC LIMIT 1").toArray()[0];
+		const pending = this.ctx.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox WHERE status = 'pending'").one().n;
+		return {
+			organizationId: this.meta("organization_id"),
+			schemaVersion: this.version,
+			state: this.meta("state") ?? "active",
+			counts,
+			auditHead: head ? { seq: head.seq, hash: head.hash } : null,
+			databaseBytes: this.ctx.storage.sql.databaseSize,
+			outboxPending: Number(pending),
+		};
+	}
+
+	/** The tables a store holds tenant rows in, in export and import order (parents first). */
+	static readonly DATA_TABLES = [
+		"categories",
+		"products",
+		"variants",
+		"orders",
+		"order_items",
+		"order_status_history",
+		"idempotency_keys",
+		"audit_logs",
+		"audit_checkpoints",
+		"webhook_endpoints",
+		"webhook_deliveries",
+		"outbox",
+	] as const;
+
+	/**
+	 * The whole store as NDJSON, one line per row: `{"table": "...", "row": {...}}`, tables in
+	 * DATA_TABLES order, each by rowid (an operator export; the upgrade job's format too).
+	 */
+	async exportNdjson(): Promise<ReadableStream<Uint8Array>> {
+		this.migrate();
+		const sql = this.ctx.storage.sql;
+		const encoder = new TextEncoder();
+		const tables = [...TenantStoreObject.DATA_TABLES];
+		let table = tables.shift();
+		let after = 0;
+		return new ReadableStream<Uint8Array>({
+			pull(controller) {
+				while (table) {
+					const rows = sql.exec<Record<string, SqlStorageValue>>(`SELECT rowid AS _rowid, * FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT 500`, after).toArray();
+					if (rows.length === 0) {
+						table = tables.shift();
+						after = 0;
+						continue;
+					}
+					after = Number(rows[rows.length - 1]?._rowid);
+					const lines = rows.map(({ _rowid: _, ...row }) => `${JSON.stringify({ table, row })}\n`).join("");
+					controller.enqueue(encoder.encode(lines));
+					return;
+				}
+				controller.close();
+			},
+		});
+	}
+
+	/** The upgrade job starts moving the tenant's rows in: requests answer 503 until finishImport. */
+	async beginImport(orgId: string): Promise<void> {
+		this.bind(orgId);
+		this.setMeta("state", "importing");
+	}
+
+	/**
+	 * Rows of one table from the shared D1 tables (column names as stored), inserted as they are:
+	 * a row already here is left alone, so a resumed or repeated copy adds nothing twice.
+	 */
+	async importRows(table: string, rows: Record<string, SqlStorageValue>[]): Promise<number> {
+		this.migrate();
+		if (!(TenantStoreObject.DATA_TABLES as readonly string[]).includes(table)) throw new Error(`not a store table: ${table}`);
+		let written = 0;
+		this.ctx.storage.transactionSync(() => {
+			for (const row of rows) {
+				const cols = Object.keys(row);
+				const cursor = this.ctx.storage.sql.exec(
+					`INSERT OR IGNORE INTO ${table} (${cols.map((c) => `"${c.replaceAll('"', "")}"`).join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`,
+					...cols.map((c) => row[c] ?? null),
+				);
+				cursor.toArray();
+				written += cursor.rowsWritten > 0 ? 1 : 0;
+			}
+		});
+		return written;
+	}
+
+	/** Ends an import: the store serves requests again. */
+	async finishImport(): Promise<StoreStats> {
+		this.migrate();
+		this.setMeta("state", "active");
+		await this.armAlarm();
+		return this.stats();
+	}
+
+	/**
+	 * Offboarding: every row of the store is deleted (the object's storage wiped); the directory keeps
+	 * the organization's row, marked deleted, so the id is never reused by mistake.
+	 */
+	async wipe(): Promise<void> {
+		await this.ctx.storage.deleteAlarm();
+		await this.ctx.storage.deleteAll();
+		this.version = 0;
+		this.app = undefined;
+	}
+
+	/** Rows read and written by the store's statements since the object started (benchmarks read them). */
+	async rowCounters(): Promise<{ rowsRead: number; rowsWritten: number }> {
+		return { ...this.sqlD1.totals };
+	}
+}
