@@ -8,20 +8,42 @@ import { requireAuth } from "./auth";
 export const STORE_SEGMENTS = new Set(["categories", "products", "orders", "audit-logs", "webhooks"]);
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
 
+interface RouteEntry {
+	method: string;
+	path: string;
+}
+
+/** Whether some route of the app answers this method and path (otherwise the Worker answers 404/405 itself). */
+function routed(routes: readonly RouteEntry[], method: string, path: string): boolean {
+	const m = method === "HEAD" ? "GET" : method;
+	return routes.some((r) => r.method === m && new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}/?$`).test(path));
+}
+
+// Settings (string vars and secrets) of an env, computed once per env object: the store serves with the Worker's.
+const settingsOf = new WeakMap<object, Record<string, string>>();
+function settings(env: object): Record<string, string> {
+	let s = settingsOf.get(env);
+	if (!s) {
+		s = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === "string"));
+		settingsOf.set(env, s);
+	}
+	return s;
+}
+
 /**
  * Sends a tenant-data request to the tenant's store (tenant-store/object.ts) once the caller's token
  * verified: the store runs the route with its own database and mirror, so the Worker makes one
  * Durable Object call and no D1 call (the organization's route is cached: directory.ts). A tenant not
  * yet moved by the upgrade job is served here from the shared tables, as before; while it is being
  * moved its writes answer 503 with Retry-After. Inside the store this middleware does nothing.
- * @example app.use("/api/orgs/:orgId/*", tenantStoreGateway())
+ * @example app.use("/api/orgs/:orgId/*", tenantStoreGateway(() => app.routes))
  */
-export function tenantStoreGateway() {
+export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		if (c.get("store")) return next();
 		const orgId = c.req.param("orgId");
 		const segment = c.req.path.split("/")[4];
-		if (!orgId || !segment || !STORE_SEGMENTS.has(segment)) return next();
+		if (!orgId || !segment || !STORE_SEGMENTS.has(segment) || !routed(routes(), c.req.method, c.req.path)) return next();
 		const route = await storeRoute(c.env, orgId);
 		if (route.state === "d1") return next();
 		if (route.state === "migrating") {
@@ -35,7 +57,7 @@ export function tenantStoreGateway() {
 		await requireAuth()(c, async () => {
 			const forwarded = new Request(c.req.raw);
 			forwarded.headers.set("x-request-id", c.get("requestId"));
-			const res = await storeStub(c.env, orgId, route.region).serve(forwarded, c.get("auth"), orgId);
+			const res = await storeStub(c.env, orgId, route.region).serve(forwarded, c.get("auth"), orgId, settings(c.env));
 			// A fresh Response: the one from the object has immutable headers.
 			served = new Response(res.body, res);
 			c.res = served;

@@ -4,6 +4,7 @@ import type { Database } from "../db/client";
 import type { Env } from "../env";
 import type { Logger } from "../lib/logger";
 import type { TenantEvent } from "../queue/tenant-events";
+import { directoryChanged } from "../tenant-store/directory";
 import { invalidateAccess } from "./access";
 import { grantedPlanSql } from "./billing-sync";
 import { publish, systemAudit, tenantEvent } from "./events-bus";
@@ -61,6 +62,7 @@ export async function expireLapsedPlans(env: Env, db: Database, logger: Logger, 
 		);
 	});
 	await publish(env, messages, logger);
+	for (const orgId of changed) await directoryChanged(env, orgId);
 	if (changed.length > 0) logger.info("lapsed plans fell back", { organizations: changed.length });
 	return changed;
 }

@@ -117,8 +117,14 @@ export interface OperatorOrg {
 
 export type OperatorOrgPatch = Partial<Overrides & { plan: PlanId; suspended: boolean; dataRegion: DataRegion }>;
 
-const hasData = (orgId: string): SQL =>
-	sql`(EXISTS (SELECT 1 FROM products WHERE organization_id = ${orgId})
+/**
+ * Whether the tenant has data: asked of its store when it has one (`inStore`, from the store's
+ * counters), else of the shared tables.
+ */
+const hasData = (orgId: string, inStore?: boolean): SQL =>
+	inStore !== undefined
+		? sql`${inStore ? 1 : 0}`
+		: sql`(EXISTS (SELECT 1 FROM products WHERE organization_id = ${orgId})
 		OR EXISTS (SELECT 1 FROM categories WHERE organization_id = ${orgId})
 		OR EXISTS (SELECT 1 FROM orders WHERE organization_id = ${orgId}))`;
 
@@ -139,9 +145,9 @@ interface OrgRow {
 	deletedAt: number | null;
 }
 
-const selectOrg = (orgId: string): SQL => sql`SELECT id, name, slug, plan, data_region AS dataRegion, suspended_at AS suspendedAt,
+const selectOrg = (orgId: string, inStore?: boolean): SQL => sql`SELECT id, name, slug, plan, data_region AS dataRegion, suspended_at AS suspendedAt,
 	rate_limit_per_minute AS rateLimitPerMinute, user_rate_limit_per_minute AS userRateLimitPerMinute,
-	monthly_quota AS monthlyQuota, seat_limit AS seatLimit, ${hasData(orgId)} AS hasData,
+	monthly_quota AS monthlyQuota, seat_limit AS seatLimit, ${hasData(orgId, inStore)} AS hasData,
 	created_at AS createdAt, updated_at AS updatedAt, deleted_at AS deletedAt
 	FROM organizations WHERE id = ${orgId}`;
 
@@ -169,16 +175,16 @@ function view(r: OrgRow): OperatorOrg {
 	};
 }
 
-async function readOrg(db: Database, orgId: string): Promise<OrgRow> {
-	const [res] = await runBatch<OrgRow>(db.$client, [selectOrg(orgId)]);
+async function readOrg(db: Database, orgId: string, inStore?: boolean): Promise<OrgRow> {
+	const [res] = await runBatch<OrgRow>(db.$client, [selectOrg(orgId, inStore)]);
 	const row = res?.results[0];
 	if (!row) throw new ApiError("NOT_FOUND", "organization not found");
 	return row;
 }
 
 /** One organization as an operator sees it (deleted ones too, with deletedAt); 404 unknown. */
-export async function getOperatorOrg(db: Database, orgId: string): Promise<OperatorOrg> {
-	return view(await readOrg(db, orgId));
+export async function getOperatorOrg(db: Database, orgId: string, inStore?: boolean): Promise<OperatorOrg> {
+	return view(await readOrg(db, orgId, inStore));
 }
 
 const COLUMNS: Record<keyof Omit<OperatorOrgPatch, "suspended">, string> = {
@@ -197,8 +203,14 @@ const COLUMNS: Record<keyof Omit<OperatorOrgPatch, "suspended">, string> = {
  * changed). The access cache of this isolate is invalidated, so the change applies at once here and
  * within the cache's 5 s elsewhere. 404 unknown or deleted organization.
  */
-export async function updateOperatorOrg(db: Database, orgId: string, patch: OperatorOrgPatch, log: ChangeLog): Promise<OperatorOrg> {
-	const current = await readOrg(db, orgId);
+export async function updateOperatorOrg(
+	db: Database,
+	orgId: string,
+	patch: OperatorOrgPatch,
+	log: ChangeLog,
+	inStore?: boolean,
+): Promise<OperatorOrg> {
+	const current = await readOrg(db, orgId, inStore);
 	if (current.deletedAt !== null) throw new ApiError("NOT_FOUND", "organization not found");
 	const was = view(current);
 	const now = Date.now();
@@ -220,7 +232,7 @@ export async function updateOperatorOrg(db: Database, orgId: string, patch: Oper
 	if (sets.length === 0) return was;
 	const regionChange = patch.dataRegion !== undefined && patch.dataRegion !== was.dataRegion;
 	// Both statements see the same state inside the batch: the entry is written exactly when the update applies.
-	const applies = sql`EXISTS (SELECT 1 FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL) AND ${regionChange ? sql`NOT ${hasData(orgId)}` : sql`1`}`;
+	const applies = sql`EXISTS (SELECT 1 FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL) AND ${regionChange ? sql`NOT ${hasData(orgId, inStore)}` : sql`1`}`;
 	const audit = auditEntry(log.meta, {
 		organizationId: orgId,
 		action: "organization.operator_updated",
@@ -232,7 +244,7 @@ export async function updateOperatorOrg(db: Database, orgId: string, patch: Oper
 	const results = await runBatch(db.$client, [
 		outboxInsert(audit, { when: applies }),
 		sql`UPDATE organizations SET ${sql.join(sets, sql`, `)}, updated_at = ${now} WHERE id = ${orgId} AND ${applies}`,
-		selectOrg(orgId),
+		selectOrg(orgId, inStore),
 	]);
 	collectOutbox(log, results);
 	invalidateAccess(orgId);

@@ -56,3 +56,23 @@ export function storeStub(env: Pick<Env, "TENANT_STORE">, orgId: string, region:
 export async function storeOf(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<DurableObjectStub<TenantStoreObject>> {
 	return storeStub(env, orgId, (await storeRoute(env, orgId)).region);
 }
+
+/**
+ * Tells a store tenant's store that its directory facts changed (plan, limits, suspension, members),
+ * so its next request reads them again; nothing for a tenant still on the shared tables.
+ */
+export async function directoryChanged(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<void> {
+	const route = await storeRoute(env, orgId);
+	if (route.state === "store") await storeStub(env, orgId, route.region).directoryChanged();
+}
+
+/**
+ * Whether a store tenant's store holds catalogue or order rows (undefined for a tenant on the shared
+ * tables: the caller asks D1). An organization without a store yet has none.
+ */
+export async function storeHasData(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<boolean | undefined> {
+	const route = await storeRoute(env, orgId);
+	if (route.state !== "store") return undefined;
+	const { counts } = await storeStub(env, orgId, route.region).stats();
+	return (counts.products ?? 0) + (counts.categories ?? 0) + (counts.orders ?? 0) > 0;
+}

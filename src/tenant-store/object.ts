@@ -70,7 +70,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private readonly limiter = new LocalRateLimiter();
 	/** Applying events is serialised: two requests never extend the audit chain at once. */
 	private applying: Promise<unknown> = Promise.resolve();
-	private readonly storeEnv: Env;
+	private readonly local: Queue<TenantEvent>;
+	/** The env the routes see, per set of settings the Worker sent (one in production; tests vary them). */
+	private readonly envs = new Map<string, Env>();
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -81,7 +83,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 			send: async (body: TenantEvent) => this.apply([body]),
 			sendBatch: async (messages: Iterable<MessageSendRequest<TenantEvent>>) => this.apply([...messages].map((m) => m.body)),
 		} as unknown as Queue<TenantEvent>;
-		this.storeEnv = { ...env, TENANT_EVENTS: local };
+		this.local = local;
 		ctx.blockConcurrencyWhile(async () => this.migrate());
 	}
 
@@ -131,7 +133,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * Serves one tenant request the Worker authenticated (`auth`). 503 while an upgrade imports the
 	 * tenant's rows into this store.
 	 */
-	async serve(request: Request, auth: AuthContext, orgId: string): Promise<Response> {
+	async serve(request: Request, auth: AuthContext, orgId: string, settings: Record<string, string> = {}): Promise<Response> {
 		this.bind(orgId);
 		if (this.meta("state") === "importing") {
 			return Response.json(
@@ -139,13 +141,28 @@ export class TenantStoreObject extends DurableObject<Env> {
 				{ status: 503, headers: { "content-type": "application/problem+json", "Retry-After": "5" } },
 			);
 		}
-		const response = await this.appFor().fetch(request, this.storeEnv, {
+		const response = await this.appFor().fetch(request, this.envFor(settings), {
 			waitUntil: (p: Promise<unknown>) => this.ctx.waitUntil(p),
 			passThroughOnException: () => {},
 			props: { auth },
 		} as unknown as ExecutionContext);
 		await this.armAlarm();
 		return response;
+	}
+
+	/**
+	 * The object's bindings with the Worker's settings (vars and secrets, so the store runs with the
+	 * configuration of the Worker that called it) and the local tenant-events queue.
+	 */
+	private envFor(settings: Record<string, string>): Env {
+		const key = JSON.stringify(settings);
+		let env = this.envs.get(key);
+		if (!env) {
+			env = { ...this.env, ...settings, TENANT_EVENTS: this.local };
+			if (this.envs.size >= 8) this.envs.clear();
+			this.envs.set(key, env);
+		}
+		return env;
 	}
 
 	private appFor(): Hono<AppEnv> {

@@ -3,6 +3,7 @@ import { requestMeta } from "../../middleware/request-meta";
 import { listAllEvents, replayEvent } from "../../services/events-log";
 import { getOperatorOrg, operatorHealth, updateOperatorOrg } from "../../services/operator";
 import { changeLog, listOutbox, relayOutbox, replayOutboxRow } from "../../services/outbox";
+import { directoryChanged, storeHasData } from "../../tenant-store/directory";
 import * as routes from "./admin.routes";
 
 export const adminRouter = createRouter()
@@ -14,11 +15,16 @@ export const adminRouter = createRouter()
 	})
 	.openapi(routes.health, async (c) => c.json(await operatorHealth(c.get("db")), 200))
 	.openapi(routes.listEvents, async (c) => c.json(await listAllEvents(c.get("db"), c.req.valid("query")), 200))
-	.openapi(routes.getOrg, async (c) => c.json(await getOperatorOrg(c.get("db"), c.req.valid("param").orgId), 200))
+	.openapi(routes.getOrg, async (c) => {
+		const { orgId } = c.req.valid("param");
+		return c.json(await getOperatorOrg(c.get("db"), orgId, await storeHasData(c.env, orgId)), 200);
+	})
 	.openapi(routes.updateOrg, async (c) => {
 		const { orgId } = c.req.valid("param");
 		const log = changeLog(requestMeta(c));
-		const org = await updateOperatorOrg(c.get("db"), orgId, c.req.valid("json"), log);
+		const org = await updateOperatorOrg(c.get("db"), orgId, c.req.valid("json"), log, await storeHasData(c.env, orgId));
+		// The tenant's store reads plan, limits and suspension again on its next request.
+		await directoryChanged(c.env, orgId);
 		// The audit entry committed with the change (outbox); relayed now, else by the cron.
 		c.executionCtx.waitUntil(relayOutbox(c.env, c.get("db"), log.written, c.get("logger")));
 		c.get("logger").info("organization overridden by an operator", { orgId, operator: c.get("auth").userId });
