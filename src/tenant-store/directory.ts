@@ -1,6 +1,5 @@
 import type { Env } from "../env";
 import { TtlCache } from "../lib/ttl-cache";
-import type { TenantStoreObject } from "./object";
 
 /**
  * Where a tenant's data is served from, as the directory (D1 `organizations`) says:
@@ -47,13 +46,16 @@ export async function storeRoute(env: Pick<Env, "DB">, orgId: string): Promise<S
  * The tenant's store object: named by the organization id, in the EU jurisdiction for region "eu"
  * (an object's jurisdiction is fixed when it is created, so the region is too once it holds data).
  */
-export function storeStub(env: Pick<Env, "TENANT_STORE">, orgId: string, region: StoreRoute["region"]): DurableObjectStub<TenantStoreObject> {
+/** A stub of the tenant store object (typed from the binding, so this module does not import the object). */
+export type StoreStub = ReturnType<Env["TENANT_STORE"]["get"]>;
+
+export function storeStub(env: Pick<Env, "TENANT_STORE">, orgId: string, region: StoreRoute["region"]): StoreStub {
 	const ns = region === "eu" ? env.TENANT_STORE.jurisdiction("eu") : env.TENANT_STORE;
 	return ns.get(ns.idFromName(orgId));
 }
 
 /** The store of an organization by its directory route (for consumers and operator paths). */
-export async function storeOf(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<DurableObjectStub<TenantStoreObject>> {
+export async function storeOf(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<StoreStub> {
 	return storeStub(env, orgId, (await storeRoute(env, orgId)).region);
 }
 

@@ -1,7 +1,6 @@
 import type { AuthContext } from "../auth/claims";
 import type { Database } from "../db/client";
 import type { OrgAccess } from "../services/access";
-import type { SeatStanding } from "../services/identity";
 import type { RateLimiter } from "../services/rate-limit";
 
 /**
@@ -13,8 +12,8 @@ export interface StoreHost {
 	db: Database;
 	/** The caller's standing, from the store's mirror of the directory (membership, role, plan). */
 	access(auth: AuthContext, orgId: string): Promise<OrgAccess>;
-	/** The member's seat standing, from the same mirror. */
-	seat(orgId: string, userId: string): Promise<SeatStanding>;
+	/** The member's seat standing (services/identity.ts SeatStanding), from the same mirror. */
+	seat(orgId: string, userId: string): Promise<{ served: boolean; place: number; members: number; seats: number; plan: string }>;
 	/** The tenant's rate-limit buckets, held by the object. */
 	limiter: RateLimiter;
 }
