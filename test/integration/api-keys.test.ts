@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { API_KEY_CACHE_TTL_MS, API_KEY_PATTERN, ROTATION_GRACE_MS, setApiKeyClock } from "../../src/auth/api-key";
@@ -6,6 +7,7 @@ import { PLANS } from "../../src/services/plans";
 import type { AuditMessage } from "../../src/queue/tenant-events";
 import { seedOrg } from "../helpers/factories";
 import { type Body, call, callWithEnv, type Problem, type TestResponse } from "../helpers/request";
+import { storeOf, storeSql, withStoreVars } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 
@@ -73,18 +75,16 @@ describe("creating keys", () => {
 		expect(other.key).not.toBe(created.key);
 	});
 
-	it("stores only the SHA-256: the plaintext is in no text column of D1 (api_keys, audit_logs, every table)", async () => {
+	it("stores only the SHA-256: the plaintext is in no text column of D1 or of the tenant's store (api_keys, audit_logs, every table)", async () => {
 		const t = await seedTenant();
 		const sent = captureTenantEvents(vi);
 		const created = await createKey(t.base, t.admin.token);
 		const rotated = await call<Created>("POST", `${t.base}/api-keys/${created.id}/rotate`, { token: t.admin.token });
 		expect(rotated.status, rotated.text).toBe(200);
-		// The audit entries reach D1 through the tenant-events consumer.
+		// The audit entries reach the tenant's store through the tenant-events consumer.
 		await deliverTenant(sent);
-		const audit = await env.DB.prepare("SELECT count(*) AS n FROM audit_logs WHERE organization_id = ? AND action LIKE 'api_key.%'")
-			.bind(t.orgId)
-			.first<{ n: number }>();
-		expect(audit?.n).toBe(2);
+		const audit = await storeSql<{ n: number }>(t.orgId, "SELECT count(*) AS n FROM audit_logs WHERE organization_id = ? AND action LIKE 'api_key.%'", t.orgId);
+		expect(audit).toEqual([{ n: 2 }]);
 
 		const digest = async (s: string) =>
 			[...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)))]
@@ -95,26 +95,44 @@ describe("creating keys", () => {
 			.first<{ hash: string; previousHash: string }>();
 		expect(row).toEqual({ hash: await digest(rotated.json.key), previousHash: await digest(created.key) });
 
-		const tables = await env.DB.prepare(
-			"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_%'",
-		).all<{ name: string }>();
-		const names = tables.results.map((r) => r.name);
-		expect(names).toEqual(expect.arrayContaining(["api_keys", "audit_logs"]));
+		const secrets = [created.key, rotated.json.key].map((k) => k.slice(8));
+		const tablesSql =
+			"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_%'";
+		const textColumns = (cols: { name: string; type: string }[]) => cols.filter((c) => /text|char|clob|blob|^$/i.test(c.type)).map((c) => c.name);
+		// instr, not LIKE: a 51-character pattern is past D1's LIKE limit.
+		const hitSql = (table: string, col: string) => `SELECT count(*) AS n FROM "${table}" WHERE instr(CAST("${col}" AS TEXT), ?) > 0`;
+
+		const d1Tables = (await env.DB.prepare(tablesSql).all<{ name: string }>()).results.map((r) => r.name);
+		expect(d1Tables).toEqual(expect.arrayContaining(["api_keys"]));
 		let scanned = 0;
-		for (const table of names) {
+		for (const table of d1Tables) {
 			const cols = await env.DB.prepare(`SELECT name, type FROM pragma_table_info('${table}')`).all<{ name: string; type: string }>();
-			for (const col of cols.results.filter((c) => /text|char|clob|blob|^$/i.test(c.type))) {
-				for (const secret of [created.key, rotated.json.key]) {
-					// instr, not LIKE: a 51-character pattern is past D1's LIKE limit.
-					const hit = await env.DB.prepare(`SELECT count(*) AS n FROM "${table}" WHERE instr(CAST("${col.name}" AS TEXT), ?) > 0`)
-						.bind(secret.slice(8))
-						.first<{ n: number }>();
-					expect(hit?.n, `${table}.${col.name}`).toBe(0);
+			for (const col of textColumns(cols.results)) {
+				for (const secret of secrets) {
+					const hit = await env.DB.prepare(hitSql(table, col)).bind(secret).first<{ n: number }>();
+					expect(hit?.n, `D1 ${table}.${col}`).toBe(0);
 				}
 				scanned++;
 			}
 		}
 		expect(scanned).toBeGreaterThan(20);
+
+		// The tenant's store (its audit chain, outbox, …), scanned inside the object in one call.
+		const store = await runInDurableObject(storeOf(t.orgId), (_obj, state) => {
+			const sql = state.storage.sql;
+			const out = { tables: [] as string[], hits: [] as string[], scanned: 0 };
+			for (const { name: table } of sql.exec<{ name: string }>(tablesSql).toArray()) {
+				out.tables.push(table);
+				for (const col of textColumns(sql.exec<{ name: string; type: string }>(`SELECT name, type FROM pragma_table_info('${table}')`).toArray())) {
+					for (const secret of secrets) if (sql.exec<{ n: number }>(hitSql(table, col), secret).one().n > 0) out.hits.push(`${table}.${col}`);
+					out.scanned++;
+				}
+			}
+			return out;
+		});
+		expect(store.tables).toEqual(expect.arrayContaining(["audit_logs", "outbox", "idempotency_keys"]));
+		expect(store.hits).toEqual([]);
+		expect(store.scanned).toBeGreaterThan(20);
 	});
 
 	it("validates permissions: unknown 400, not held by the creator 403, members without org:api_keys:manage 403", async () => {
@@ -245,22 +263,35 @@ describe("a key as principal apikey:<id>", () => {
 	});
 
 	it("is rate-limited in its own bucket (429 with headers) without spending the members' budget", async () => {
-		const t = await seedTenant();
+		// The tenant's budget is 4 a minute: what the key's refused request does not take, the members still have.
+		const t = await seedTenant({ limits: { rateLimitPerMinute: 4 } });
 		const limited = await createKey(t.base, t.admin.token, { rateLimitPerMinute: 2 });
 		const other = await createKey(t.base, t.admin.token);
-		const strict = { RATE_LIMIT_MODE: "strict" };
-		for (let i = 0; i < 2; i++) {
-			const ok = await callWithEnv(strict, "GET", `${t.base}/products`, { token: limited.key });
-			expect(ok.status, ok.text).toBe(200);
-			expect(ok.headers.get("ratelimit-limit")).toBe("2");
-		}
-		const refused = await callWithEnv<Problem>(strict, "GET", `${t.base}/products`, { token: limited.key });
-		expect(refused.status, refused.text).toBe(429);
-		expect(refused.json.code).toBe("RATE_LIMITED");
-		expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
-		expect(refused.headers.get("ratelimit-remaining")).toBe("0");
-		expect((await callWithEnv(strict, "GET", `${t.base}/products`, { token: other.key })).status).toBe(200);
-		expect((await callWithEnv(strict, "GET", `${t.base}/products`, { token: t.admin.token })).status).toBe(200);
+		// /products is served by the tenant's store, whose buckets it holds itself (services/rate-limit.ts LocalRateLimiter).
+		const products = <T = unknown>(token: string) => call<T>("GET", `${t.base}/products`, { token });
+		await withStoreVars(t.orgId, { RATE_LIMIT_MODE: "strict" }, async () => {
+			for (let i = 0; i < 2; i++) {
+				const ok = await products(limited.key);
+				expect(ok.status, ok.text).toBe(200);
+				expect(ok.headers.get("ratelimit-limit")).toBe("2");
+				expect(ok.headers.get("ratelimit-remaining")).toBe(String(1 - i));
+			}
+			const refused = await products<Problem>(limited.key);
+			expect(refused.status, refused.text).toBe(429);
+			expect(refused.json.code).toBe("RATE_LIMITED");
+			expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+			expect(refused.headers.get("ratelimit-limit")).toBe("2");
+			expect(refused.headers.get("ratelimit-remaining")).toBe("0");
+			// The refusal took nothing of the tenant's 4: two are left, for another key and a member.
+			const second = await products(other.key);
+			expect(second.status, second.text).toBe(200);
+			expect(second.headers.get("ratelimit-remaining")).toBe("1");
+			const admin = await products(t.admin.token);
+			expect(admin.status, admin.text).toBe(200);
+			expect(admin.headers.get("ratelimit-remaining")).toBe("0");
+			// And the keys' requests did count in the tenant's bucket: it is now spent for everyone.
+			expect((await products(t.member.token)).status).toBe(429);
+		});
 	});
 
 	it("is counted in the tenant's bucket too", async () => {

@@ -1,8 +1,9 @@
-import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { sha256Hex } from "../../src/lib/crypto";
+import { SqlD1 } from "../../src/tenant-store/sql-d1";
 import { uid } from "../helpers/factories";
-import { type Body, call, callWithEnv, get, type Problem } from "../helpers/request";
+import { type Body, call, get, type Problem, type TestResponse } from "../helpers/request";
+import { storeSql } from "../helpers/store";
 import { seedTenant, type Tenant } from "../helpers/tenant";
 
 // Regression tests for issue 16 (items 1, 3, 4, 5, 10) and issue 20 (hidden rules, schema-valid 500s).
@@ -25,18 +26,51 @@ async function createProduct(t: Tenant, over: Record<string, unknown> = {}): Pro
 	return res.json;
 }
 
-/** Products inserted directly (fast bulk seeding, or rows older than today's schema bounds). */
+/**
+ * Products inserted directly in the tenant's store, in one statement (fast bulk seeding, or rows older
+ * than today's schema bounds).
+ */
 async function insertProducts(orgId: string, rows: { name?: string; priceMinor: number; stock: number }[]): Promise<string[]> {
 	const now = Date.now();
-	const ids = rows.map(() => uid("prd"));
-	await env.DB.batch(
-		rows.map((r, i) =>
-			env.DB.prepare(
-				"INSERT INTO products (id, organization_id, name, sku, price_minor, currency, status, stock, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'INR', 'active', ?, 1, ?, ?)",
-			).bind(ids[i]!, orgId, r.name ?? `Item ${i}`, uid("SKU"), r.priceMinor, r.stock, now + i, now + i),
-		),
+	const seeded = rows.map((r, i) => ({ id: uid("prd"), name: r.name ?? `Item ${i}`, sku: uid("SKU"), price: r.priceMinor, stock: r.stock, at: now + i }));
+	await storeSql(
+		orgId,
+		`INSERT INTO products (id, organization_id, name, sku, price_minor, currency, status, stock, version, created_at, updated_at)
+		SELECT value ->> 'id', ?, value ->> 'name', value ->> 'sku', value ->> 'price', 'INR', 'active', value ->> 'stock', 1, value ->> 'at', value ->> 'at'
+		FROM json_each(?)`,
+		orgId,
+		JSON.stringify(seeded),
 	);
-	return ids;
+	return seeded.map((r) => r.id);
+}
+
+/** The statements of one store batch: SqlD1's own (their SQL is `query`). */
+type StoreStatement = Parameters<SqlD1["batch"]>[0][number];
+/**
+ * The work's own batch in a tenant store: every change writes its outbox rows (audit entry, outgoing
+ * event) in the batch that commits it (services/store/shared.ts commitBatch); reads and the audit
+ * chain's own batches write none.
+ */
+const isWorkBatch = (statements: StoreStatement[]) => statements.some((st) => /^\s*insert\s+into\s+"?outbox"?\s/i.test(st.query));
+
+/**
+ * Runs `request` while the tenant stores' database batches go through `around` (the original batch as
+ * `run`), then restores them: a crash or a race injected at the store's database, where the D1 binding
+ * used to be replaced for one request.
+ */
+async function withStoreBatches<T>(
+	around: (db: SqlD1, statements: StoreStatement[], run: () => Promise<D1Result[]>) => Promise<D1Result[]>,
+	request: () => Promise<T>,
+): Promise<T> {
+	const batch = SqlD1.prototype.batch;
+	const spy = vi.spyOn(SqlD1.prototype, "batch").mockImplementation(async function (this: SqlD1, statements) {
+		return around(this, statements, () => batch.call(this, statements) as Promise<D1Result[]>) as never;
+	});
+	try {
+		return await request();
+	} finally {
+		spy.mockRestore();
+	}
 }
 
 const patch = <T>(t: Tenant, path: string, body: unknown) => call<T>("PATCH", `${t.base}${path}`, { token: t.admin.token, body });
@@ -55,8 +89,8 @@ describe("PATCH changes exactly the fields sent (issue 16 item 1)", () => {
 		const repriced = await patch<Product>(t, `/products/${p.id}`, { priceMinor: 100 });
 		expect(repriced.status, repriced.text).toBe(200);
 		expect(repriced.json).toMatchObject({ status: "archived", priceMinor: 100, name: "Renamed", description: "Strong", categoryId: cat.id });
-		const stored = await env.DB.prepare("SELECT status, description, price_minor AS p FROM products WHERE id = ?").bind(p.id).first();
-		expect(stored).toEqual({ status: "archived", description: "Strong", p: 100 });
+		const stored = await storeSql(t.orgId, "SELECT status, description, price_minor AS p FROM products WHERE id = ?", p.id);
+		expect(stored).toEqual([{ status: "archived", description: "Strong", p: 100 }]);
 	});
 
 	it("variants and categories: a one-field PATCH leaves the other fields alone", async () => {
@@ -141,16 +175,16 @@ describe("orders at the documented maximum (issue 16 items 3 and 5)", () => {
 		expect(res.json.items).toHaveLength(50);
 		expect(res.json.totalMinor).toBe(5_000_000_000_000_000);
 		expect(Number.isSafeInteger(res.json.totalMinor)).toBe(true);
-		const stock = await env.DB.prepare("SELECT count(*) AS n, sum(stock) AS s FROM products WHERE organization_id = ?").bind(t.orgId).first();
-		expect(stock).toEqual({ n: 50, s: 0 });
+		const stock = await storeSql(t.orgId, "SELECT count(*) AS n, sum(stock) AS s FROM products WHERE organization_id = ?", t.orgId);
+		expect(stock).toEqual([{ n: 50, s: 0 }]);
 		const got = await get<Order>(`${t.base}/orders/${res.json.id}`, t.admin.token);
 		expect(got.json.items).toHaveLength(50);
 		expect(got.json.history).toHaveLength(1);
 		// Cancelling puts all 50 lines back.
 		const cancel = await call<Order>("POST", `${t.base}/orders/${res.json.id}/status`, { token: t.admin.token, body: { status: "cancelled" } });
 		expect(cancel.status, cancel.text).toBe(200);
-		const back = await env.DB.prepare("SELECT min(stock) AS lo, max(stock) AS hi FROM products WHERE organization_id = ?").bind(t.orgId).first();
-		expect(back).toEqual({ lo: 1000, hi: 1000 });
+		const back = await storeSql(t.orgId, "SELECT min(stock) AS lo, max(stock) AS hi FROM products WHERE organization_id = ?", t.orgId);
+		expect(back).toEqual([{ lo: 1000, hi: 1000 }]);
 	});
 
 	it("50 lines with variants: 201", async () => {
@@ -158,12 +192,16 @@ describe("orders at the documented maximum (issue 16 items 3 and 5)", () => {
 		const [pid] = await insertProducts(t.orgId, [{ priceMinor: 100, stock: 0 }]);
 		const now = Date.now();
 		const vids = Array.from({ length: 50 }, () => uid("var"));
-		await env.DB.batch(
-			vids.map((id, i) =>
-				env.DB.prepare(
-					"INSERT INTO variants (id, organization_id, product_id, name, sku, price_minor, stock, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 3, 1, ?, ?)",
-				).bind(id, t.orgId, pid!, `v${i}`, uid("V"), i === 0 ? null : i, now, now),
-			),
+		const variants = vids.map((id, i) => ({ id, name: `v${i}`, sku: uid("V"), price: i === 0 ? null : i }));
+		await storeSql(
+			t.orgId,
+			`INSERT INTO variants (id, organization_id, product_id, name, sku, price_minor, stock, version, created_at, updated_at)
+			SELECT value ->> 'id', ?, ?, value ->> 'name', value ->> 'sku', value ->> 'price', 3, 1, ?, ? FROM json_each(?)`,
+			t.orgId,
+			pid!,
+			now,
+			now,
+			JSON.stringify(variants),
 		);
 		const res = await call<Order>("POST", `${t.base}/orders`, {
 			token: t.admin.token,
@@ -171,8 +209,8 @@ describe("orders at the documented maximum (issue 16 items 3 and 5)", () => {
 		});
 		expect(res.status, res.text).toBe(201);
 		expect(res.json.totalMinor).toBe(2 * 100 + 2 * ((49 * 50) / 2));
-		const v = await env.DB.prepare("SELECT min(stock) AS lo, max(stock) AS hi FROM variants WHERE organization_id = ?").bind(t.orgId).first();
-		expect(v).toEqual({ lo: 1, hi: 1 });
+		const v = await storeSql(t.orgId, "SELECT count(*) AS n, min(stock) AS lo, max(stock) AS hi FROM variants WHERE organization_id = ?", t.orgId);
+		expect(v).toEqual([{ n: 50, lo: 1, hi: 1 }]);
 		const short = await call<Problem>("POST", `${t.base}/orders`, {
 			token: t.admin.token,
 			body: { items: vids.map((variantId) => ({ productId: pid!, variantId, quantity: 2 })) },
@@ -209,8 +247,8 @@ describe("orders at the documented maximum (issue 16 items 3 and 5)", () => {
 		const rounded = await call<Problem>("POST", `${t.base}/orders`, { token: t.admin.token, body: { items: [{ productId: huge!, quantity: 1 }] } });
 		expect(rounded.status, rounded.text).toBe(400);
 		// Refused orders take no stock.
-		const s = await env.DB.prepare("SELECT stock FROM products WHERE id IN (?, ?) ORDER BY stock").bind(cheap!, huge!).all();
-		expect(s.results).toEqual([{ stock: 10 }, { stock: 10_000 }]);
+		const s = await storeSql(t.orgId, "SELECT stock FROM products WHERE id IN (?, ?) ORDER BY stock", cheap!, huge!);
+		expect(s).toEqual([{ stock: 10 }, { stock: 10_000 }]);
 	});
 });
 
@@ -264,11 +302,15 @@ describe("Idempotency-Key after a crash (issue 16 item 10)", () => {
 	/** A pending claim as left by a request whose isolate died after claiming the key `ageMs` ago. */
 	async function orphanClaim(t: Tenant, key: string, path: string, body: unknown, ageMs: number) {
 		const hash = await sha256Hex(`POST ${path}\n${t.admin.id}\n${JSON.stringify(body)}`);
-		await env.DB.prepare(
+		await storeSql(
+			t.orgId,
 			"INSERT INTO idempotency_keys (organization_id, key, user_id, request_hash, state, created_at) VALUES (?, ?, ?, ?, 'pending', ?)",
-		)
-			.bind(t.orgId, key, t.admin.id, hash, Date.now() - ageMs)
-			.run();
+			t.orgId,
+			key,
+			t.admin.id,
+			hash,
+			Date.now() - ageMs,
+		);
 	}
 
 	it("a claim whose work never committed: once its lease expired, the retry runs the work (once)", async () => {
@@ -282,8 +324,8 @@ describe("Idempotency-Key after a crash (issue 16 item 10)", () => {
 		expect(again.status).toBe(201);
 		expect(again.headers.get("idempotent-replayed")).toBe("true");
 		expect(again.json).toEqual(retry.json);
-		const n = await env.DB.prepare("SELECT count(*) AS n FROM products WHERE organization_id = ?").bind(t.orgId).first();
-		expect(n).toEqual({ n: 1 });
+		const n = await storeSql(t.orgId, "SELECT count(*) AS n FROM products WHERE organization_id = ?", t.orgId);
+		expect(n).toEqual([{ n: 1 }]);
 	});
 
 	it("a claim still within its lease is in progress (409); another body under an expired lease is still a 409", async () => {
@@ -304,36 +346,26 @@ describe("Idempotency-Key after a crash (issue 16 item 10)", () => {
 		const p = await createProduct(t, { stock: 5 });
 		const key = uid("key");
 		const body = { items: [{ productId: p.id, quantity: 2 }] };
-		// The database commits the order's batch, then the request dies before it can answer.
+		// The store's database commits the order's batch, then the request dies before it can answer.
 		let crashed = false;
-		const crashingDb = new Proxy(env.DB, {
-			get(target, prop) {
-				if (prop === "batch") {
-					return async (statements: D1PreparedStatement[]) => {
-						const results = await target.batch(statements);
-						if (!crashed && statements.length >= 4) {
-							crashed = true;
-							throw new Error("isolate died after the commit");
-						}
-						return results;
-					};
+		const first = await withStoreBatches(
+			async (_db, statements, run) => {
+				const results = await run();
+				if (!crashed && isWorkBatch(statements)) {
+					crashed = true;
+					throw new Error("isolate died after the commit");
 				}
-				const value: unknown = Reflect.get(target, prop);
-				return typeof value === "function" ? value.bind(target) : value;
+				return results;
 			},
-		});
-		const first = await callWithEnv<Problem>({ DB: crashingDb }, "POST", `${t.base}/orders`, {
-			token: t.admin.token,
-			headers: { "idempotency-key": key },
-			body,
-		});
+			() => call<Problem>("POST", `${t.base}/orders`, { token: t.admin.token, headers: { "idempotency-key": key }, body }),
+		);
 		expect(crashed).toBe(true);
 		expect(first.status).toBe(500);
 		const retry = await call<Order>("POST", `${t.base}/orders`, { token: t.admin.token, headers: { "idempotency-key": key }, body });
 		expect(retry.status, retry.text).toBe(201);
 		expect(retry.headers.get("idempotent-replayed")).toBe("true");
-		const orders = await env.DB.prepare("SELECT id FROM orders WHERE organization_id = ?").bind(t.orgId).all<{ id: string }>();
-		expect(orders.results.map((o) => o.id)).toEqual([retry.json.id]);
+		const orders = await storeSql<{ id: string }>(t.orgId, "SELECT id FROM orders WHERE organization_id = ?", t.orgId);
+		expect(orders.map((o) => o.id)).toEqual([retry.json.id]);
 		expect(retry.json.items).toHaveLength(1);
 		expect((await get<Product>(`${t.base}/products/${p.id}`, t.admin.token)).json.stock).toBe(3);
 		// The replay is the answer the request would have given.
@@ -345,51 +377,53 @@ describe("Idempotency-Key after a crash (issue 16 item 10)", () => {
 		const t = await seedTenant();
 		const p = await createProduct(t, { stock: 5 });
 		const key = uid("key");
+		// The store's database commits the first write to products, then the request dies before it can answer:
+		// the work's batch, or a single statement after the claim (it counts as the work too).
 		let crashed = false;
-		const crashingDb = new Proxy(env.DB, {
-			get(target, prop) {
-				if (prop === "batch") {
-					return async (statements: D1PreparedStatement[]) => {
-						const results = await target.batch(statements);
-						if (!crashed) {
+		const writesProducts = (query: string) => /^\s*update\s+"?products"?\s/i.test(query);
+		const prepare = SqlD1.prototype.prepare;
+		const single = vi.spyOn(SqlD1.prototype, "prepare").mockImplementation(function (this: SqlD1, query: string) {
+			const stmt = prepare.call(this, query);
+			if (crashed || !writesProducts(query)) return stmt;
+			const handler: ProxyHandler<object> = {
+				get(target, k) {
+					const v: unknown = Reflect.get(target, k);
+					if (typeof v !== "function") return v;
+					const f = (v as (...a: unknown[]) => unknown).bind(target);
+					if (k === "bind") return (...a: unknown[]) => new Proxy(f(...a) as object, handler);
+					if (k === "all" || k === "run" || k === "raw" || k === "first") {
+						return async (...a: unknown[]) => {
+							await f(...a);
 							crashed = true;
 							throw new Error("isolate died after the commit");
-						}
-						return results;
-					};
-				}
-				if (prop === "prepare") {
-					// A single statement after the claim counts as the work too.
-					return (query: string) => {
-						const stmt = target.prepare(query);
-						if (crashed || !/^update\s+"?products"?/i.test(query)) return stmt;
-						return new Proxy(stmt, {
-							get(s, k) {
-								const v: unknown = Reflect.get(s, k);
-								if (typeof v !== "function") return v;
-								const f = (v as (...a: unknown[]) => unknown).bind(s);
-								if (k === "bind") return (...a: unknown[]) => new Proxy(f(...a) as object, this);
-								if (k === "all" || k === "run" || k === "raw" || k === "first") {
-									return async (...a: unknown[]) => {
-										await f(...a);
-										crashed = true;
-										throw new Error("isolate died after the commit");
-									};
-								}
-								return f;
-							},
-						});
-					};
-				}
-				const value: unknown = Reflect.get(target, prop);
-				return typeof value === "function" ? value.bind(target) : value;
-			},
+						};
+					}
+					return f;
+				},
+			};
+			return new Proxy(stmt, handler) as typeof stmt;
 		});
-		const first = await callWithEnv<Problem>({ DB: crashingDb }, "POST", `${t.base}/products/${p.id}/inventory`, {
-			token: t.admin.token,
-			headers: { "idempotency-key": key },
-			body: { delta: -2 },
-		});
+		let first: TestResponse<Problem>;
+		try {
+			first = await withStoreBatches(
+				async (_db, statements, run) => {
+					const results = await run();
+					if (!crashed && statements.some((st) => writesProducts(st.query))) {
+						crashed = true;
+						throw new Error("isolate died after the commit");
+					}
+					return results;
+				},
+				() =>
+					call<Problem>("POST", `${t.base}/products/${p.id}/inventory`, {
+						token: t.admin.token,
+						headers: { "idempotency-key": key },
+						body: { delta: -2 },
+					}),
+			);
+		} finally {
+			single.mockRestore();
+		}
 		expect(crashed).toBe(true);
 		expect(first.status).toBe(500);
 		const retry = await call<Body<"POST /api/orgs/:orgId/products/:productId/inventory">>("POST", `${t.base}/products/${p.id}/inventory`, {
@@ -406,34 +440,29 @@ describe("Idempotency-Key after a crash (issue 16 item 10)", () => {
 		const t = await seedTenant();
 		const key = uid("key");
 		// Just before the work's batch runs, a retry takes the expired claim over (a new token).
-		const takenOver = new Proxy(env.DB, {
-			get(target, prop) {
-				if (prop === "batch") {
-					return async (statements: D1PreparedStatement[]) => {
-						await target
-							.prepare("UPDATE idempotency_keys SET claim_token = 'the-retry' WHERE organization_id = ? AND key = ?")
-							.bind(t.orgId, key)
-							.run();
-						return target.batch(statements);
-					};
+		let takenOver = false;
+		const res = await withStoreBatches(
+			async (db, statements, run) => {
+				if (!takenOver && isWorkBatch(statements)) {
+					takenOver = true;
+					db.sql.exec("UPDATE idempotency_keys SET claim_token = 'the-retry' WHERE organization_id = ? AND key = ?", t.orgId, key);
 				}
-				const value: unknown = Reflect.get(target, prop);
-				return typeof value === "function" ? value.bind(target) : value;
+				return run();
 			},
-		});
-		const res = await callWithEnv<Problem>({ DB: takenOver }, "POST", `${t.base}/products`, {
-			token: t.admin.token,
-			headers: { "idempotency-key": key },
-			body: productBody(),
-		});
+			() =>
+				call<Problem>("POST", `${t.base}/products`, {
+					token: t.admin.token,
+					headers: { "idempotency-key": key },
+					body: productBody(),
+				}),
+		);
+		expect(takenOver).toBe(true);
 		expect(res.status, res.text).toBe(409);
-		const n = await env.DB.prepare("SELECT count(*) AS n FROM products WHERE organization_id = ?").bind(t.orgId).first();
-		expect(n).toEqual({ n: 0 });
+		const n = await storeSql(t.orgId, "SELECT count(*) AS n FROM products WHERE organization_id = ?", t.orgId);
+		expect(n).toEqual([{ n: 0 }]);
 		// The retry's claim is untouched.
-		const row = await env.DB.prepare("SELECT state, claim_token AS token FROM idempotency_keys WHERE organization_id = ? AND key = ?")
-			.bind(t.orgId, key)
-			.first();
-		expect(row).toEqual({ state: "pending", token: "the-retry" });
+		const row = await storeSql(t.orgId, "SELECT state, claim_token AS token FROM idempotency_keys WHERE organization_id = ? AND key = ?", t.orgId, key);
+		expect(row).toEqual([{ state: "pending", token: "the-retry" }]);
 	});
 
 	it("an order transition whose answer was lost: the retry gets the stored answer, not a 409", async () => {
@@ -441,24 +470,22 @@ describe("Idempotency-Key after a crash (issue 16 item 10)", () => {
 		const p = await createProduct(t, { stock: 5 });
 		const order = (await call<Order>("POST", `${t.base}/orders`, { token: t.admin.token, body: { items: [{ productId: p.id, quantity: 2 }] } })).json;
 		const key = uid("key");
-		// The transition reads the order (one batch), then commits its own batch and dies before answering.
-		let batches = 0;
-		const crashingDb = new Proxy(env.DB, {
-			get(target, prop) {
-				if (prop === "batch") {
-					return async (statements: D1PreparedStatement[]) => {
-						const results = await target.batch(statements);
-						if (++batches === 2) throw new Error("isolate died after the commit");
-						return results;
-					};
-				}
-				const value: unknown = Reflect.get(target, prop);
-				return typeof value === "function" ? value.bind(target) : value;
-			},
-		});
+		// The transition reads the order (a batch of reads), then commits its own batch and dies before answering.
+		const batches: ("read" | "work")[] = [];
 		const path = `${t.base}/orders/${order.id}/status`;
 		const body = { status: "cancelled", note: "changed my mind" };
-		const first = await callWithEnv<Problem>({ DB: crashingDb }, "POST", path, { token: t.admin.token, headers: { "idempotency-key": key }, body });
+		const first = await withStoreBatches(
+			async (_db, statements, run) => {
+				const results = await run();
+				if (statements.some((st) => /order_status_history|\borders\b/i.test(st.query))) {
+					batches.push(isWorkBatch(statements) ? "work" : "read");
+					if (batches.length === 2) throw new Error("isolate died after the commit");
+				}
+				return results;
+			},
+			() => call<Problem>("POST", path, { token: t.admin.token, headers: { "idempotency-key": key }, body }),
+		);
+		expect(batches).toEqual(["read", "work"]);
 		expect(first.status).toBe(500);
 		const retry = await call<Order>("POST", path, { token: t.admin.token, headers: { "idempotency-key": key }, body });
 		expect(retry.status, retry.text).toBe(200);

@@ -1,12 +1,16 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
+import { TenantStoreObject } from "../../src/tenant-store/object";
 import { seedUser, uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
 import { stubNetwork } from "../helpers/network";
 import { type Body, call } from "../helpers/request";
-import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
+import { runStoreAlarm, storeOf, storeSql } from "../helpers/store";
+import { captureTenantEvents } from "../helpers/tenant-queue";
 import { seedTenant, type Tenant } from "../helpers/tenant";
+import { eventually } from "../helpers/wait";
 
 /** Placeholders for the ids a tenant's paths and bodies refer to, filled from the tenant's data. */
 interface Ids {
@@ -75,12 +79,22 @@ async function tenantWithData(): Promise<Seeded> {
 		items: [{ productId: prd.id, quantity: 1 }],
 		customerEmail: `${secret.toLowerCase()}@example.com`,
 	});
-	// The order's event fans out to the endpoint: a real delivery (its sending stays captured).
-	await deliverTenant(sent.filter((m) => m.kind === "webhook.event" && m.type === "order.created"));
-	const delivery = await env.DB.prepare("SELECT id FROM webhook_deliveries WHERE organization_id = ? AND endpoint_id = ?")
-		.bind(t.orgId, endpoint.id)
-		.first<{ id: string }>();
+	// The store fans the order's event out to the endpoint: a real delivery, which its alarm hands to the
+	// tenant-events queue (captured: it is never attempted, so nothing of it changes later).
+	const [delivery] = await eventually(
+		() => storeSql<{ id: string }>(t.orgId, "SELECT id FROM webhook_deliveries WHERE organization_id = ? AND endpoint_id = ?", t.orgId, endpoint.id),
+		(rows) => rows.length > 0,
+	);
 	if (!delivery) throw new Error("seeding failed: no delivery");
+	await runStoreAlarm(t.orgId);
+	const handedOn = await eventually(
+		async () => ({
+			pending: (await storeSql<{ n: number }>(t.orgId, "SELECT count(*) AS n FROM outbox WHERE status = 'pending'"))[0]?.n,
+			sent: sent.some((m) => m.kind === "webhook.deliver" && m.deliveryId === delivery.id),
+		}),
+		(v) => v.pending === 0 && v.sent,
+	);
+	if (!handedOn.sent || handedOn.pending !== 0) throw new Error(`seeding failed: the delivery was not handed on (${JSON.stringify(handedOn)})`);
 	const invitationId = uid("orginv");
 	await env.DB.prepare(
 		"INSERT INTO invitations (id, organization_id, email, role, status, source_updated_at, created_at, updated_at) VALUES (?, ?, ?, 'org:member', 'pending', 1, 0, 0)",
@@ -185,24 +199,21 @@ afterAll(() => {
 	vi.restoreAllMocks();
 });
 
-/** Everything of B a write could change. */
+/** Everything of B a write could change: its directory rows (D1) and its data (B's store). */
 async function snapshotB() {
-	const q = (sql: string) => env.DB.prepare(sql).bind(B.orgId).all();
+	const q = async (sql: string) => (await env.DB.prepare(sql).bind(B.orgId).all()).results;
+	const store = (sql: string) => storeSql(B.orgId, sql, B.orgId);
 	return {
-		organization: (await q("SELECT plan, monthly_quota, rate_limit_per_minute FROM organizations WHERE id = ?")).results,
-		products: (await q("SELECT id, name, sku, stock, version FROM products WHERE organization_id = ? ORDER BY id")).results,
-		variants: (await q("SELECT id, name, stock, version FROM variants WHERE organization_id = ? ORDER BY id")).results,
-		categories: (await q("SELECT id, name, version FROM categories WHERE organization_id = ? ORDER BY id")).results,
-		orders: (await q("SELECT id, status, version FROM orders WHERE organization_id = ? ORDER BY id")).results,
-		endpoints: (
-			await q("SELECT id, url, status, version FROM webhook_endpoints WHERE organization_id = ? ORDER BY id")
-		).results,
-		deliveries: (await q("SELECT id, status, attempts FROM webhook_deliveries WHERE organization_id = ? ORDER BY id")).results,
-		memberships: (await q("SELECT user_id, role, deleted_at FROM memberships WHERE organization_id = ? ORDER BY id")).results,
-		invitations: (await q("SELECT id, status FROM invitations WHERE organization_id = ? ORDER BY id")).results,
-		apiKeys: (
-			await q("SELECT id, name, hash, permissions, rate_limit_per_minute, revoked_at FROM api_keys WHERE organization_id = ? ORDER BY id")
-		).results,
+		organization: await q("SELECT plan, monthly_quota, rate_limit_per_minute FROM organizations WHERE id = ?"),
+		products: await store("SELECT id, name, sku, stock, version FROM products WHERE organization_id = ? ORDER BY id"),
+		variants: await store("SELECT id, name, stock, version FROM variants WHERE organization_id = ? ORDER BY id"),
+		categories: await store("SELECT id, name, version FROM categories WHERE organization_id = ? ORDER BY id"),
+		orders: await store("SELECT id, status, version FROM orders WHERE organization_id = ? ORDER BY id"),
+		endpoints: await store("SELECT id, url, status, version FROM webhook_endpoints WHERE organization_id = ? ORDER BY id"),
+		deliveries: await store("SELECT id, status, attempts FROM webhook_deliveries WHERE organization_id = ? ORDER BY id"),
+		memberships: await q("SELECT user_id, role, deleted_at FROM memberships WHERE organization_id = ? ORDER BY id"),
+		invitations: await q("SELECT id, status FROM invitations WHERE organization_id = ? ORDER BY id"),
+		apiKeys: await q("SELECT id, name, hash, permissions, rate_limit_per_minute, revoked_at FROM api_keys WHERE organization_id = ? ORDER BY id"),
 	};
 }
 
@@ -295,6 +306,44 @@ describe("the battery", () => {
 			"/api-keys/:keyId/rotate",
 		]) {
 			expect(paths.some((x) => x.includes(p)), p).toBe(true);
+		}
+	});
+});
+
+describe("each tenant's data is in its own store", () => {
+	it("B's rows are in B's store, and nothing of B is in A's store (every table, every column)", async () => {
+		/** Per data table of the store: rows of its own organization, rows of any other, and rows mentioning `secret`. */
+		const census = (orgId: string, secret: string) =>
+			runInDurableObject(storeOf(orgId), (_obj, state) => {
+				const sql = state.storage.sql;
+				const out: Record<string, { own: number; foreign: number; mentions: number }> = {};
+				for (const table of TenantStoreObject.DATA_TABLES) {
+					const cols = sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('${table}')`).toArray().map((c) => c.name);
+					const mention = cols.map((c) => `instr(lower(CAST("${c}" AS TEXT)), lower(?)) > 0`).join(" OR ");
+					out[table] = {
+						own: sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE organization_id IS ?`, orgId).one().n,
+						foreign: sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE organization_id IS NOT ?`, orgId).one().n,
+						mentions: sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE ${mention}`, ...cols.map(() => secret)).one().n,
+					};
+				}
+				return out;
+			});
+		const inA = await census(A.orgId, B.secret);
+		for (const [table, c] of Object.entries(inA)) {
+			expect(c.foreign, `A's store, ${table}: rows of another organization`).toBe(0);
+			expect(c.mentions, `A's store, ${table}: rows mentioning B's marker`).toBe(0);
+		}
+		const inB = await census(B.orgId, B.secret);
+		for (const table of ["categories", "products", "variants", "orders", "order_items", "webhook_endpoints", "webhook_deliveries", "audit_logs"]) {
+			expect(inB[table]?.own, `B's store, ${table}`).toBeGreaterThan(0);
+		}
+		for (const [table, c] of Object.entries(inB)) expect(c.foreign, `B's store, ${table}: rows of another organization`).toBe(0);
+		// The census finds the marker where it is: B's own rows carry it.
+		for (const table of ["categories", "products", "variants", "orders", "webhook_endpoints"]) expect(inB[table]?.mentions, `B's store, ${table}`).toBeGreaterThan(0);
+		// The shared D1 tables hold none of either tenant's data any more.
+		for (const table of ["categories", "products", "variants", "orders", "webhook_endpoints", "webhook_deliveries", "audit_logs"]) {
+			const n = await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE organization_id IN (?, ?)`).bind(A.orgId, B.orgId).first<{ n: number }>();
+			expect(n?.n, `D1 ${table}`).toBe(0);
 		}
 	});
 });
