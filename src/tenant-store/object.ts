@@ -293,6 +293,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const rows = await pendingInOutbox(this.db, 100);
 		const local = rows.filter((r) => !r.body.includes('"kind":"webhook.deliver"'));
 		const outgoing = rows.filter((r) => r.body.includes('"kind":"webhook.deliver"'));
+		// Rows left pending (events not applied, deliveries the queue refused) are tried again after
+		// OUTBOX_RETRY_MS, not at once: an alarm re-armed for now would run again and again.
+		let retry = false;
 		try {
 			if (local.length > 0) {
 				await this.apply(local.map((r) => JSON.parse(r.body) as TenantEvent));
@@ -300,10 +303,12 @@ export class TenantStoreObject extends DurableObject<Env> {
 			}
 		} catch (err) {
 			logger.error("store events could not be applied", errorFields(err));
+			retry = true;
 		}
 		const sent = await relayOutbox(this.env, this.db, outgoing, logger);
-		if (sent < outgoing.length || rows.length === 100) {
-			await this.ctx.storage.setAlarm(Date.now() + (sent < outgoing.length ? OUTBOX_RETRY_MS : 0));
+		if (sent < outgoing.length) retry = true;
+		if (retry || rows.length === 100) {
+			await this.ctx.storage.setAlarm(Date.now() + (retry ? OUTBOX_RETRY_MS : 0));
 			return;
 		}
 		await this.armAlarm();

@@ -1,5 +1,9 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import type { vi as Vi } from "vitest";
+import type { TenantEvent } from "../../src/queue/tenant-events";
+import type { TenantStoreObject } from "../../src/tenant-store/object";
+import { eventually } from "./wait";
 
 /** The tenant's store object (tenant-store/object.ts), as the Worker addresses it (default region). */
 export const storeOf = (orgId: string) => env.TENANT_STORE.get(env.TENANT_STORE.idFromName(orgId));
@@ -13,31 +17,43 @@ export async function storeSql<T = Record<string, unknown>>(orgId: string, query
 	return runInDurableObject(storeOf(orgId), (_obj, state) => state.storage.sql.exec(query, ...(params as SqlStorageValue[])).toArray() as T[]);
 }
 
+/**
+ * Runs `fn` inside the tenant's store object, the instance typed as the store (its Env is the Worker's,
+ * which the pool's DurableObject constraint does not accept as is).
+ */
+export function inStore<R>(orgId: string, fn: (store: TenantStoreObject, state: DurableObjectState) => R | Promise<R>): Promise<R> {
+	return runInDurableObject(storeOf(orgId), (instance, state) => fn(instance as unknown as TenantStoreObject, state));
+}
+
 /** Runs the store's alarm now if one is set (outbox relay, idempotency purge); true when it ran. */
 export function runStoreAlarm(orgId: string): Promise<boolean> {
 	return runDurableObjectAlarm(storeOf(orgId));
 }
 
 /**
- * Runs `fn` with some vars of the tenant's store overridden (RATE_LIMIT_MODE …): what callWithEnv does
- * for the Worker. The store serves with its own env (its binding's, copied when the object starts),
- * which callWithEnv's overrides do not reach; the store's requests during `fn` run with these vars.
- * @example await withStoreVars(t.orgId, { RATE_LIMIT_MODE: "strict" }, () => call("GET", `${t.base}/products`, …));
+ * Lets the store's alarm hand what its outbox holds (deliveries) to the tenant-events queue: runs the
+ * alarm now if it is set (the runtime may also have fired it already), then waits until no row is
+ * pending. Throws if rows are still pending at the deadline.
  */
-export async function withStoreVars<T>(orgId: string, vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-	const swap = (next: (current: Record<string, unknown>) => Record<string, unknown>) =>
-		runInDurableObject(storeOf(orgId), (obj) => {
-			// The env the object's app runs with (tenant-store/object.ts `storeEnv`); parsed config is cached per env object, so it is replaced, not mutated.
-			const o = obj as unknown as { storeEnv?: Record<string, unknown> };
-			if (!o.storeEnv) throw new Error("the tenant store no longer keeps its env in `storeEnv`: update withStoreVars");
-			const before = o.storeEnv;
-			o.storeEnv = next(before);
-			return before;
+export async function drainStore(orgId: string): Promise<void> {
+	await runStoreAlarm(orgId);
+	const pending = () => storeSql<{ n: number }>(orgId, "SELECT count(*) AS n FROM outbox WHERE status = 'pending'");
+	const [left] = await eventually(pending, ([r]) => r?.n === 0);
+	if (left?.n !== 0) throw new Error(`the store of ${orgId} still has ${left?.n} pending outbox rows`);
+}
+
+/**
+ * Records the events the store applies through its own local queue (its requests' relays, its
+ * alarm), passing them on unchanged; restored with the test's spies.
+ */
+export async function recordApplied(vi: typeof Vi, orgId: string): Promise<TenantEvent[]> {
+	const applied: TenantEvent[] = [];
+	await inStore(orgId, (store) => {
+		const apply = store.apply.bind(store);
+		vi.spyOn(store, "apply").mockImplementation(async (messages) => {
+			applied.push(...messages);
+			return apply(messages);
 		});
-	const original = await swap((current) => ({ ...current, ...vars }));
-	try {
-		return await fn();
-	} finally {
-		await swap(() => original);
-	}
+	});
+	return applied;
 }

@@ -7,7 +7,7 @@ import { PLANS } from "../../src/services/plans";
 import type { AuditMessage } from "../../src/queue/tenant-events";
 import { seedOrg } from "../helpers/factories";
 import { type Body, call, callWithEnv, type Problem, type TestResponse } from "../helpers/request";
-import { storeOf, storeSql, withStoreVars } from "../helpers/store";
+import { storeOf, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 
@@ -268,8 +268,9 @@ describe("a key as principal apikey:<id>", () => {
 		const limited = await createKey(t.base, t.admin.token, { rateLimitPerMinute: 2 });
 		const other = await createKey(t.base, t.admin.token);
 		// /products is served by the tenant's store, whose buckets it holds itself (services/rate-limit.ts LocalRateLimiter).
-		const products = <T = unknown>(token: string) => call<T>("GET", `${t.base}/products`, { token });
-		await withStoreVars(t.orgId, { RATE_LIMIT_MODE: "strict" }, async () => {
+		// callWithEnv's settings reach the store: the Worker sends its settings with each request it forwards.
+		const products = <T = unknown>(token: string) => callWithEnv<T>({ RATE_LIMIT_MODE: "strict" }, "GET", `${t.base}/products`, { token });
+		{
 			for (let i = 0; i < 2; i++) {
 				const ok = await products(limited.key);
 				expect(ok.status, ok.text).toBe(200);
@@ -291,7 +292,7 @@ describe("a key as principal apikey:<id>", () => {
 			expect(admin.headers.get("ratelimit-remaining")).toBe("0");
 			// And the keys' requests did count in the tenant's bucket: it is now spent for everyone.
 			expect((await products(t.member.token)).status).toBe(429);
-		});
+		}
 	});
 
 	it("is counted in the tenant's bucket too", async () => {

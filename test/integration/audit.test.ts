@@ -1,13 +1,13 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
-import { createDb } from "../../src/db/client";
-import { appendAudit, VERIFY_MAX_ENTRIES } from "../../src/services/audit";
+import { describe, expect, it, type MockInstance, vi } from "vitest";
+import { VERIFY_MAX_ENTRIES } from "../../src/services/audit";
 import { systemAudit } from "../../src/services/events-bus";
 import { envelope, membershipData } from "../helpers/clerk";
 import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
 import { deliver, messageFor } from "../helpers/queue";
 import { type Body, call, callWithEnv, type Item } from "../helpers/request";
+import { inStore, storeOf, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 
@@ -30,13 +30,13 @@ describe("audit log", () => {
 			body: { priceMinor: 250 },
 		});
 		expect(patch.status).toBe(200);
-		// Nothing was written to D1 by the requests themselves…
+		// The tenant's store chains the entries itself, after each change's transaction: nothing is written
+		// to D1 and nothing goes through the tenant-events queue.
 		expect(await env.DB.prepare("SELECT count(*) AS n FROM audit_logs WHERE organization_id = ?").bind(t.orgId).first()).toEqual({
 			n: 0,
 		});
-		// …the consumer writes the entries.
-		const result = await deliverTenant(sent);
-		expect(result.explicitAcks).toHaveLength(sent.length);
+		expect(sent.filter((m) => m.organizationId === t.orgId)).toEqual([]);
+		expect(await storeSql(t.orgId, "SELECT action FROM audit_logs ORDER BY seq")).toEqual([{ action: "product.created" }, { action: "product.updated" }]);
 		const list = await call<AuditList>("GET", `/api/orgs/${t.orgId}/audit-logs`, { token: t.admin.token });
 		expect(list.status, list.text).toBe(200);
 		expect(list.json.data.map((e) => e.action)).toEqual(["product.updated", "product.created"]);
@@ -98,68 +98,70 @@ describe("audit log", () => {
 			intact: true,
 			entries: 5,
 		});
-		// The table itself refuses updates and deletes.
-		await expect(
-			env.DB.prepare("UPDATE audit_logs SET action = 'x' WHERE organization_id = ?").bind(t.orgId).run(),
-		).rejects.toThrow(/append-only/);
-		await expect(env.DB.prepare("DELETE FROM audit_logs WHERE organization_id = ?").bind(t.orgId).run()).rejects.toThrow(
-			/append-only/,
-		);
-		// Someone with database access drops the guard and rewrites entry 3.
-		await env.DB.exec("DROP TRIGGER audit_logs_no_update");
-		try {
-			await env.DB.prepare("UPDATE audit_logs SET action = 'step.harmless' WHERE organization_id = ? AND seq = 3")
-				.bind(t.orgId)
-				.run();
-			const verify = async (q = "") =>
-				(await call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify${q}`, { token: t.admin.token })).json;
-			// Entry 3 is before the checkpoint (5): a default call does not re-hash it…
-			expect(await verify()).toMatchObject({ intact: true, entries: 0, checkedThrough: 5, nextCursor: null });
-			// …a run from genesis does, and moves the checkpoint back to the last intact entry…
-			expect(await verify("?full=1")).toMatchObject({
-				intact: false,
-				entries: 2,
-				checkedThrough: 2,
-				nextCursor: null,
-				headSeq: 5,
-				brokenAt: { seq: 3, reason: "hash mismatch" },
-			});
-			// …so every later call reports the break again.
-			expect(await verify()).toMatchObject({ intact: false, entries: 0, checkedThrough: 2, brokenAt: { seq: 3 } });
-		} finally {
-			await env.DB.exec(
-				"CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs BEGIN SELECT RAISE(ABORT, 'audit_logs is append-only'); END;",
-			);
-		}
+		// The table in the tenant's store itself refuses updates and deletes.
+		await expect(storeSql(t.orgId, "UPDATE audit_logs SET action = 'x'")).rejects.toThrow(/append-only/);
+		await expect(storeSql(t.orgId, "DELETE FROM audit_logs")).rejects.toThrow(/append-only/);
+		expect(await storeSql(t.orgId, "SELECT count(*) AS n FROM audit_logs WHERE action LIKE 'step.%'")).toEqual([{ n: 5 }]);
+		// Someone with access to the store's database drops the guard and rewrites entry 3.
+		await storeSql(t.orgId, "DROP TRIGGER audit_logs_no_update");
+		expect(await storeSql(t.orgId, "UPDATE audit_logs SET action = 'step.harmless' WHERE seq = 3 RETURNING seq")).toEqual([{ seq: 3 }]);
+		const verify = async (q = "") =>
+			(await call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify${q}`, { token: t.admin.token })).json;
+		// Entry 3 is before the checkpoint (5): a default call does not re-hash it…
+		expect(await verify()).toMatchObject({ intact: true, entries: 0, checkedThrough: 5, nextCursor: null });
+		// …a run from genesis does, and moves the checkpoint back to the last intact entry…
+		expect(await verify("?full=1")).toMatchObject({
+			intact: false,
+			entries: 2,
+			checkedThrough: 2,
+			nextCursor: null,
+			headSeq: 5,
+			brokenAt: { seq: 3, reason: "hash mismatch" },
+		});
+		// …so every later call reports the break again.
+		expect(await verify()).toMatchObject({ intact: false, entries: 0, checkedThrough: 2, brokenAt: { seq: 3 } });
 	});
 
 	it("verify is bounded per call: a long chain takes several calls along nextCursor, then resumes from the checkpoint", async () => {
 		const t = await seedTenant();
-		const db = createDb(env.DB);
+		const store = storeOf(t.orgId);
 		const entries = (n: number, from: number) =>
 			Array.from({ length: n }, (_, i) =>
 				systemAudit({ organizationId: t.orgId, action: `bulk.${from + i}`, occurredAt: 1_700_000_000_000 + from + i }),
 			);
 		const length = 2 * VERIFY_MAX_ENTRIES + 300;
-		expect(await appendAudit(db, entries(length, 0))).toEqual(new Set());
+		// Appended in the tenant's store, as the consumer does.
+		await store.apply(entries(length, 0));
 
+		// The statements of the store's database handle, and D1's.
+		let storePrepare!: MockInstance;
+		let storeBatch!: MockInstance;
+		await inStore(t.orgId, (obj) => {
+			storePrepare = vi.spyOn(obj.db.$client, "prepare");
+			storeBatch = vi.spyOn(obj.db.$client, "batch");
+		});
 		const prepare = vi.spyOn(env.DB, "prepare");
 		const batch = vi.spyOn(env.DB, "batch");
 		const verify = async (q = "") => {
-			prepare.mockClear();
-			batch.mockClear();
+			for (const spy of [storePrepare, storeBatch, prepare, batch]) spy.mockClear();
+			const rowsBefore = (await store.rowCounters()).rowsRead;
 			const res = await callWithEnv({}, "GET", `/api/orgs/${t.orgId}/audit-logs/verify${q}`, { token: t.admin.token });
 			expect(res.status, res.text).toBe(200);
-			// Bounded D1 work per call whatever the chain length: the verification's own statements (checkpoint
-			// and head in one batch, at most 4 chunk reads, the checkpoint write), besides the tenant lookups.
-			const audit = prepare.mock.calls.filter(([q]) => /audit_(logs|checkpoints)/.test(q));
+			const rowsRead = (await store.rowCounters()).rowsRead - rowsBefore;
+			// Bounded work per call whatever the chain length, all of it in the tenant's store: the verification's
+			// own statements (checkpoint and head in one batch, at most 4 chunk reads, the checkpoint write) and
+			// at most one slice of entries read, the checkpoint and head included.
+			const audit = storePrepare.mock.calls.filter(([sql]) => /audit_(logs|checkpoints)/.test(String(sql)));
 			expect(audit.length).toBeLessThanOrEqual(7);
-			// The rest is the request's fixed cost, whatever the chain length: the access lookup (3), the seat
-			// check (1) and, when its refresh is due, the session-revocation list (2).
-			expect(prepare.mock.calls.length - audit.length).toBeLessThanOrEqual(6);
-			// Batches: the access lookup, the verification's checkpoint and head, the revocation refresh when due.
+			expect(storePrepare.mock.calls.length - audit.length).toBeLessThanOrEqual(2);
+			expect(storeBatch.mock.calls.length).toBeLessThanOrEqual(1);
+			expect(rowsRead).toBeLessThanOrEqual(VERIFY_MAX_ENTRIES + 10);
+			// D1 only answers the request's fixed cost: the store route and the store's mirror of the caller's
+			// access (organization, membership, permissions, seat), and the session-revocation list when due.
+			expect(prepare.mock.calls.filter(([sql]) => /audit_(logs|checkpoints)/.test(sql))).toEqual([]);
+			expect(prepare.mock.calls.length).toBeLessThanOrEqual(7);
 			expect(batch.mock.calls.length).toBeLessThanOrEqual(3);
-			return res.json as Verify;
+			return { ...(res.json as Verify), rowsRead };
 		};
 		const first = await verify();
 		expect(first).toMatchObject({ intact: true, entries: VERIFY_MAX_ENTRIES, checkedThrough: VERIFY_MAX_ENTRIES, headSeq: length });
@@ -170,15 +172,16 @@ describe("audit log", () => {
 		expect(reports.every((r) => r.intact && r.entries <= VERIFY_MAX_ENTRIES)).toBe(true);
 		expect(reports.at(-1)).toMatchObject({ checkedThrough: length, nextCursor: null });
 		const head = reports.at(-1)!.headHash;
-		const { results } = await env.DB.prepare("SELECT hash FROM audit_logs WHERE organization_id = ? AND seq = ?")
-			.bind(t.orgId, length)
-			.all<{ hash: string }>();
-		expect(head).toBe(results[0]!.hash);
+		expect(await storeSql(t.orgId, "SELECT hash FROM audit_logs WHERE seq = ?", length)).toEqual([{ hash: head }]);
 
-		// The checkpoint is at the head: the next call re-hashes nothing, and new entries only are checked.
-		expect(await verify()).toMatchObject({ intact: true, entries: 0, checkedThrough: length, nextCursor: null });
-		expect(await appendAudit(db, entries(5, length))).toEqual(new Set());
-		expect(await verify()).toMatchObject({ intact: true, entries: 5, checkedThrough: length + 5, headSeq: length + 5 });
+		// The checkpoint is at the head: the next call re-hashes nothing (reads a few rows), and new entries only are checked.
+		const resumed = await verify();
+		expect(resumed).toMatchObject({ intact: true, entries: 0, checkedThrough: length, nextCursor: null });
+		expect(resumed.rowsRead).toBeLessThan(10);
+		await store.apply(entries(5, length));
+		const next = await verify();
+		expect(next).toMatchObject({ intact: true, entries: 5, checkedThrough: length + 5, headSeq: length + 5 });
+		expect(next.rowsRead).toBeLessThan(20);
 	});
 
 	it("a cursor is the client's: a forged one is reported, anchors nothing, and a malformed one answers 400", async () => {
@@ -273,18 +276,20 @@ describe("audit log", () => {
 });
 
 describe("outbox", () => {
-	it("if the tenant-events queue refuses, entries wait in the D1 outbox and the cron re-sends them", async () => {
+	it("if the tenant-events queue refuses an entry made outside the store, it waits in the D1 outbox and the cron re-sends it into the store's chain", async () => {
 		const t = await seedTenant();
 		const down = vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
-		const res = await call("POST", `/api/orgs/${t.orgId}/categories`, {
+		// API keys live in the directory (D1): their audit entries reach the store through the queue.
+		const res = await call<Body<"POST /api/orgs/:orgId/api-keys">>("POST", `/api/orgs/${t.orgId}/api-keys`, {
 			token: t.admin.token,
-			body: { name: "Kept", slug: uid("kept").toLowerCase().replace(/_/g, "-") },
+			body: { name: "ci", permissions: ["org:products:read"] },
 		});
 		expect(res.status, res.text).toBe(201);
+		expect(down).toHaveBeenCalled();
 		const parked = await env.DB.prepare("SELECT body FROM outbox WHERE organization_id = ?")
 			.bind(t.orgId)
 			.all<{ body: string }>();
-		expect(parked.results.map((r) => JSON.parse(r.body).action)).toEqual(["category.created"]);
+		expect(parked.results.map((r) => JSON.parse(r.body).action)).toEqual(["api_key.created"]);
 		down.mockRestore();
 
 		const sent = captureTenantEvents(vi);
@@ -293,11 +298,14 @@ describe("outbox", () => {
 		const ctx = createExecutionContext();
 		await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, ctx);
 		await waitOnExecutionContext(ctx);
-		expect(
-			sent.filter((m) => m.kind === "audit" && m.organizationId === t.orgId).map((m) => (m.kind === "audit" ? m.action : "")),
-		).toEqual(["category.created"]);
+		const ours = sent.filter((m) => m.organizationId === t.orgId);
+		expect(ours.map((m) => (m.kind === "audit" ? m.action : ""))).toEqual(["api_key.created"]);
 		expect(await env.DB.prepare("SELECT count(*) AS n FROM outbox WHERE organization_id = ?").bind(t.orgId).first()).toEqual({
 			n: 0,
 		});
+		// The consumer applies it in the tenant's store.
+		expect((await deliverTenant(ours)).explicitAcks).toHaveLength(1);
+		const list = await call<AuditList>("GET", `/api/orgs/${t.orgId}/audit-logs`, { token: t.admin.token });
+		expect(list.json.data).toEqual([expect.objectContaining({ action: "api_key.created", target: { type: "api_key", id: res.json.id } })]);
 	});
 });

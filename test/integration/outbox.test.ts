@@ -1,46 +1,50 @@
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it, type MockInstance, vi } from "vitest";
+import worker from "../../src/index";
 import type { TenantEvent } from "../../src/queue/tenant-events";
 import { OUTBOX_MAX_RELAYS } from "../../src/services/outbox";
-import worker from "../../src/index";
+import type { TenantStoreObject } from "../../src/tenant-store/object";
 import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
+import { fakeReceiver, stubNetwork } from "../helpers/network";
 import { type Body, call } from "../helpers/request";
+import { drainStore, inStore, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 import { TEST_OPERATOR } from "../helpers/vars";
+import { eventually } from "../helpers/wait";
 
 type AuditList = Body<"GET /api/orgs/:orgId/audit-logs">;
+interface OutboxRow {
+	id: string;
+	body: string;
+	status: string;
+	attempts: number;
+	lastError: string | null;
+}
 
-/** Runs the Worker's cron handler (the outbox drain) to the end. */
+/** Runs the Worker's cron handler (the D1 outbox drain) to the end. */
 async function runCron() {
 	const ctx = createExecutionContext();
 	await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, ctx);
 	await waitOnExecutionContext(ctx);
 }
 
-/**
- * A request whose waitUntil work is dropped, as when the isolate dies right after the response: the
- * execution context never runs (or awaits) what is handed to it.
- */
-async function callDroppingWaitUntil(method: string, path: string, opts: { token: string; body?: unknown; headers?: Record<string, string> }) {
-	const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
-	const headers: Record<string, string> = { authorization: `Bearer ${opts.token}`, ...opts.headers };
-	if (opts.body !== undefined) headers["content-type"] = "application/json";
-	const req = new Request(`https://api.test${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-	const res = await worker.fetch(req, env, ctx);
-	const text = await res.text();
-	return { status: res.status, text, json: text ? JSON.parse(text) : null };
-}
+const OUTBOX_COLUMNS = "id, body, status, attempts, last_error AS lastError";
 
-const outboxRows = async (orgId: string) =>
-	(
-		await env.DB.prepare("SELECT id, body, status, attempts, last_error AS lastError FROM outbox WHERE organization_id = ? ORDER BY created_at, id")
-			.bind(orgId)
-			.all<{ id: string; body: string; status: string; attempts: number; lastError: string | null }>()
-	).results;
+/** The tenant store's outbox (the store's own changes and deliveries), oldest first. */
+const storeOutbox = (orgId: string) => storeSql<OutboxRow>(orgId, `SELECT ${OUTBOX_COLUMNS} FROM outbox ORDER BY created_at, id`);
 
+/** D1's outbox rows of the organization (changes made outside the store: directory, operators). */
+const d1Outbox = async (orgId: string) =>
+	(await env.DB.prepare(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE organization_id = ? ORDER BY created_at, id`).bind(orgId).all<OutboxRow>())
+		.results;
+
+/** The actions of the store's audit chain, in chain order. */
+const chain = async (orgId: string) => (await storeSql<{ action: string }>(orgId, "SELECT action FROM audit_logs ORDER BY seq")).map((r) => r.action);
+
+/** The audit log as the API lists it, oldest first. */
 const auditActions = async (orgId: string, token: string) => {
 	const list = await call<AuditList>("GET", `/api/orgs/${orgId}/audit-logs?limit=100`, { token });
 	expect(list.status, list.text).toBe(200);
@@ -49,78 +53,75 @@ const auditActions = async (orgId: string, token: string) => {
 
 const ofOrg = (sent: TenantEvent[], orgId: string) => sent.filter((m) => m.organizationId === orgId);
 
+/**
+ * The request is interrupted after its change committed, as when the object is reset: the store's apply
+ * fails `before` applying the events (nothing applied), or `after` (applied, but their outbox rows not
+ * deleted). It fails for the alarm too until the spy is restored.
+ */
+async function interruptApply(orgId: string, when: "before" | "after") {
+	let spy!: MockInstance<TenantStoreObject["apply"]>;
+	await inStore(orgId, (store) => {
+		const apply = store.apply.bind(store);
+		spy = vi.spyOn(store, "apply").mockImplementation(async (messages) => {
+			if (when === "after") await apply(messages);
+			throw new Error("interrupted");
+		});
+	});
+	return spy;
+}
+
+const slug = (p: string) => uid(p).toLowerCase().replaceAll("_", "-");
+
 describe("transactional outbox", () => {
-	it("a store write commits its audit entry in the outbox with it; the relay sends it right away and deletes the row", async () => {
+	it("a store change's audit entry is in the store's chain when the request returns: no outbox row is left, nothing goes through the queue", async () => {
 		const t = await seedTenant();
 		const sent = captureTenantEvents(vi);
-		const res = await call("POST", `${t.base}/categories`, {
+		const res = await call<Body<"POST /api/orgs/:orgId/categories">>("POST", `${t.base}/categories`, {
 			token: t.admin.token,
-			body: { name: "Relayed", slug: uid("rel").toLowerCase().replaceAll("_", "-") },
-			settle: true,
+			body: { name: "Chained", slug: slug("chn") },
 		});
 		expect(res.status, res.text).toBe(201);
-		expect(ofOrg(sent, t.orgId)).toEqual([expect.objectContaining({ kind: "audit", action: "category.created", relays: 1 })]);
-		// Accepted by the queue: the row is gone.
-		expect(await outboxRows(t.orgId)).toEqual([]);
-		await deliverTenant(ofOrg(sent, t.orgId));
-		expect(await auditActions(t.orgId, t.admin.token)).toEqual(["category.created"]);
+		expect(await chain(t.orgId)).toEqual(["category.created"]);
+		expect(await storeOutbox(t.orgId)).toEqual([]);
+		expect(await d1Outbox(t.orgId)).toEqual([]);
+		expect(ofOrg(sent, t.orgId)).toEqual([]);
+		const list = await call<AuditList>("GET", `${t.base}/audit-logs`, { token: t.admin.token });
+		expect(list.json.data).toEqual([
+			expect.objectContaining({ seq: 1, action: "category.created", actor: { type: "user", id: t.admin.id }, target: { type: "category", id: res.json.id } }),
+		]);
 	});
 
-	it("the queue refuses the send after the write committed: the entry stays in the outbox and reaches the audit chain once the cron relays it", async () => {
+	it("the relay is interrupted before the events are applied: every store mutation's rows stay in the store's outbox, and the alarm applies each exactly once", async () => {
 		const t = await seedTenant();
-		const down = vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
-		const res = await call<Body<"POST /api/orgs/:orgId/products">>("POST", `${t.base}/products`, {
-			token: t.admin.token,
-			body: { name: "Kept", sku: uid("K"), priceMinor: 100, currency: "INR", status: "active" },
-			settle: true,
-		});
-		expect(res.status, res.text).toBe(201);
-		expect(down).toHaveBeenCalled();
-		const parked = await outboxRows(t.orgId);
-		expect(parked).toHaveLength(1);
-		expect(parked[0]).toMatchObject({ status: "pending", attempts: 0, lastError: "queue unavailable" });
-		expect(JSON.parse(parked[0]!.body)).toMatchObject({ kind: "audit", action: "product.created", targetId: res.json.id });
-		down.mockRestore();
-
-		const sent = captureTenantEvents(vi);
-		await runCron();
-		expect(ofOrg(sent, t.orgId).map((m) => m.kind === "audit" && m.action)).toEqual(["product.created"]);
-		expect(await outboxRows(t.orgId)).toEqual([]);
-		await deliverTenant(ofOrg(sent, t.orgId));
-		expect(await auditActions(t.orgId, t.admin.token)).toEqual(["product.created"]);
-	});
-
-	it("the relay is dropped (the isolate dies after the commit): every store mutation's entry is still relayed by the cron, and written once", async () => {
-		const t = await seedTenant();
-		// The queue takes the relay's messages but never answers, and the waitUntil work is never run to the end.
-		const inFlight: TenantEvent[] = [];
-		vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockImplementation((msgs) => {
-			for (const m of msgs) inFlight.push(m.body as TenantEvent);
-			return new Promise(() => {});
-		});
+		const interrupted = await interruptApply(t.orgId, "before");
 		const as = { token: t.admin.token };
-		const cat = await callDroppingWaitUntil("POST", `${t.base}/categories`, { ...as, body: { name: "C", slug: uid("c").toLowerCase().replaceAll("_", "-") } });
+		const cat = await call<Body<"POST /api/orgs/:orgId/categories">>("POST", `${t.base}/categories`, { ...as, body: { name: "C", slug: slug("c") } });
 		expect(cat.status, cat.text).toBe(201);
-		expect((await callDroppingWaitUntil("PATCH", `${t.base}/categories/${cat.json.id}`, { ...as, body: { name: "C2" } })).status).toBe(200);
-		const product = await callDroppingWaitUntil("POST", `${t.base}/products`, {
+		expect((await call("PATCH", `${t.base}/categories/${cat.json.id}`, { ...as, body: { name: "C2" } })).status).toBe(200);
+		const product = await call<Body<"POST /api/orgs/:orgId/products">>("POST", `${t.base}/products`, {
 			...as,
 			body: { name: "P", sku: uid("P"), priceMinor: 500, currency: "INR", status: "active", stock: 5 },
 		});
 		expect(product.status, product.text).toBe(201);
 		const p = `${t.base}/products/${product.json.id}`;
-		expect((await callDroppingWaitUntil("PATCH", p, { ...as, body: { priceMinor: 600 } })).status).toBe(200);
-		expect((await callDroppingWaitUntil("POST", `${p}/inventory`, { ...as, body: { delta: 3 } })).status).toBe(200);
-		const variant = await callDroppingWaitUntil("POST", `${p}/variants`, { ...as, body: { name: "V", sku: uid("V"), stock: 1 } });
+		expect((await call("PATCH", p, { ...as, body: { priceMinor: 600 } })).status).toBe(200);
+		expect((await call("POST", `${p}/inventory`, { ...as, body: { delta: 3 } })).status).toBe(200);
+		const variant = await call<Body<"POST /api/orgs/:orgId/products/:productId/variants">>("POST", `${p}/variants`, {
+			...as,
+			body: { name: "V", sku: uid("V"), stock: 1 },
+		});
 		expect(variant.status, variant.text).toBe(201);
-		expect((await callDroppingWaitUntil("PATCH", `${p}/variants/${variant.json.id}`, { ...as, body: { name: "V2" } })).status).toBe(200);
-		expect((await callDroppingWaitUntil("DELETE", `${p}/variants/${variant.json.id}`, as)).status).toBe(204);
-		const order = await callDroppingWaitUntil("POST", `${t.base}/orders`, { ...as, body: { items: [{ productId: product.json.id, quantity: 2 }] } });
+		expect((await call("PATCH", `${p}/variants/${variant.json.id}`, { ...as, body: { name: "V2" } })).status).toBe(200);
+		expect((await call("DELETE", `${p}/variants/${variant.json.id}`, as)).status).toBe(204);
+		const order = await call<Body<"POST /api/orgs/:orgId/orders">>("POST", `${t.base}/orders`, {
+			...as,
+			body: { items: [{ productId: product.json.id, quantity: 2 }] },
+		});
 		expect(order.status, order.text).toBe(201);
-		const moved = await callDroppingWaitUntil("POST", `${t.base}/orders/${order.json.id}/status`, { ...as, body: { status: "cancelled" } });
+		const moved = await call("POST", `${t.base}/orders/${order.json.id}/status`, { ...as, body: { status: "cancelled" } });
 		expect(moved.status, moved.text).toBe(200);
-		expect((await callDroppingWaitUntil("DELETE", `${t.base}/categories/${cat.json.id}`, as)).status).toBe(204);
-		expect((await callDroppingWaitUntil("DELETE", p, as)).status).toBe(204);
-		vi.restoreAllMocks();
+		expect((await call("DELETE", `${t.base}/categories/${cat.json.id}`, as)).status).toBe(204);
+		expect((await call("DELETE", p, as)).status).toBe(204);
 
 		const expected = [
 			"category.created",
@@ -136,20 +137,27 @@ describe("transactional outbox", () => {
 			"category.deleted",
 			"product.deleted",
 		];
-		// Every change left its rows in the outbox (entries, plus the two outgoing order events).
-		const pending = await outboxRows(t.orgId);
-		expect(pending.every((r) => r.status === "pending")).toBe(true);
+		// Every change left its rows in the store's outbox (entries, plus the two outgoing order events);
+		// nothing reached the chain.
+		expect(interrupted).toHaveBeenCalled();
+		const pending = await storeOutbox(t.orgId);
+		expect(pending.every((r) => r.status === "pending" && r.attempts === 0)).toBe(true);
 		expect(pending.map((r) => JSON.parse(r.body)).filter((m) => m.kind === "audit").map((m) => m.action)).toEqual(expected);
 		expect(pending.map((r) => JSON.parse(r.body)).filter((m) => m.kind === "webhook.event").map((m) => m.type)).toEqual([
 			"order.created",
 			"order.status_changed",
 		]);
+		expect(await chain(t.orgId)).toEqual([]);
+		// The alarm tried them too and failed: it tries again after a pause, not in a loop.
+		const retryAt = await eventually(
+			() => inStore(t.orgId, (_store, state) => state.storage.getAlarm()),
+			(at) => at !== null && at > Date.now() + 1_000,
+		);
+		expect(retryAt).toBeGreaterThan(Date.now() + 1_000);
 
-		const sent = captureTenantEvents(vi);
-		await runCron();
-		expect(await outboxRows(t.orgId)).toEqual([]);
-		// The relay's messages may have reached the queue after all: both copies are consumed, each entry written once.
-		await deliverTenant([...ofOrg(inFlight, t.orgId), ...ofOrg(sent, t.orgId)].filter((m) => m.kind === "audit"));
+		interrupted.mockRestore();
+		await drainStore(t.orgId);
+		expect(await storeOutbox(t.orgId)).toEqual([]);
 		expect(await auditActions(t.orgId, t.admin.token)).toEqual(expected);
 		const entries = await call<AuditList>("GET", `${t.base}/audit-logs?limit=100`, as);
 		const byAction = (a: string) => entries.json.data.find((e) => e.action === a)!;
@@ -162,37 +170,111 @@ describe("transactional outbox", () => {
 		expect(verify.json).toMatchObject({ intact: true, entries: expected.length });
 	});
 
-	it("a change that does not commit writes no outbox row (409 duplicate, 412 stale If-Match, 409 insufficient stock)", async () => {
+	it("the request is interrupted after the events were applied but before their rows were deleted: the alarm applies them again, and each entry is written once", async () => {
 		const t = await seedTenant();
-		captureTenantEvents(vi);
-		const sku = uid("D");
-		const body = { name: "D", sku, priceMinor: 1, currency: "INR", status: "active", stock: 1 };
-		const first = await call<Body<"POST /api/orgs/:orgId/products">>("POST", `${t.base}/products`, { token: t.admin.token, body, settle: true });
-		expect(first.status).toBe(201);
-		expect((await call("POST", `${t.base}/products`, { token: t.admin.token, body, settle: true })).status).toBe(409);
-		const p = `${t.base}/products/${first.json.id}`;
-		const stale = await call("PATCH", p, { token: t.admin.token, body: { name: "E" }, headers: { "if-match": 'W/"7"' }, settle: true });
-		expect(stale.status, stale.text).toBe(412);
-		expect((await call("POST", `${p}/inventory`, { token: t.admin.token, body: { delta: -5 }, settle: true })).status).toBe(409);
-		// Only the one create was written (and relayed, so the row is gone); a change's rows never outlive a rollback.
-		expect(await outboxRows(t.orgId)).toEqual([]);
-		vi.restoreAllMocks();
-		const down = vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockRejectedValue(new Error("down"));
-		expect((await call("POST", `${t.base}/products`, { token: t.admin.token, body, settle: true })).status).toBe(409);
-		expect((await call("PATCH", p, { token: t.admin.token, body: { name: "E" }, headers: { "if-match": 'W/"7"' }, settle: true })).status).toBe(412);
-		expect(down).not.toHaveBeenCalled();
-		expect(await outboxRows(t.orgId)).toEqual([]);
+		const interrupted = await interruptApply(t.orgId, "after");
+		const as = { token: t.admin.token };
+		const cat = await call<Body<"POST /api/orgs/:orgId/categories">>("POST", `${t.base}/categories`, { ...as, body: { name: "C", slug: slug("c") } });
+		expect(cat.status, cat.text).toBe(201);
+		expect((await call("PATCH", `${t.base}/categories/${cat.json.id}`, { ...as, body: { name: "C2" } })).status).toBe(200);
+		expect(await chain(t.orgId)).toEqual(["category.created", "category.updated"]);
+		const left = await storeOutbox(t.orgId);
+		expect(left.map((r) => JSON.parse(r.body).action)).toEqual(["category.created", "category.updated"]);
+
+		interrupted.mockRestore();
+		await drainStore(t.orgId);
+		expect(await storeOutbox(t.orgId)).toEqual([]);
+		// A copy of an applied entry's row written again directly (a second interrupted relay) is harmless too.
+		await storeSql(
+			t.orgId,
+			"INSERT INTO outbox (id, organization_id, body, created_at, attempts, status) VALUES (?, ?, ?, ?, 0, 'pending')",
+			left[0]!.id,
+			t.orgId,
+			left[0]!.body,
+			Date.now(),
+		);
+		// The store's next request arms its alarm for the pending row.
+		expect((await call("GET", `${t.base}/categories`, as)).status).toBe(200);
+		await drainStore(t.orgId);
+		expect(await chain(t.orgId)).toEqual(["category.created", "category.updated"]);
+		const verify = await call<Body<"GET /api/orgs/:orgId/audit-logs/verify">>("GET", `${t.base}/audit-logs/verify`, as);
+		expect(verify.json).toMatchObject({ intact: true, entries: 2 });
 	});
 
-	it(`an always-failing event stops after ${OUTBOX_MAX_RELAYS} relays and stays failed, with no further queue traffic`, async () => {
+	it("a change that does not commit writes no outbox row (409 duplicate, 412 stale If-Match, 409 insufficient stock)", async () => {
 		const t = await seedTenant();
-		let sent = captureTenantEvents(vi);
-		const res = await call("POST", `${t.base}/categories`, {
+		const sku = uid("D");
+		const body = { name: "D", sku, priceMinor: 1, currency: "INR", status: "active", stock: 1 };
+		const first = await call<Body<"POST /api/orgs/:orgId/products">>("POST", `${t.base}/products`, { token: t.admin.token, body });
+		expect(first.status).toBe(201);
+		expect((await call("POST", `${t.base}/products`, { token: t.admin.token, body })).status).toBe(409);
+		const p = `${t.base}/products/${first.json.id}`;
+		const stale = await call("PATCH", p, { token: t.admin.token, body: { name: "E" }, headers: { "if-match": 'W/"7"' } });
+		expect(stale.status, stale.text).toBe(412);
+		expect((await call("POST", `${p}/inventory`, { token: t.admin.token, body: { delta: -5 } })).status).toBe(409);
+		// Only the one create was written (and applied, so its rows are gone); a change's rows never outlive a rollback.
+		expect(await storeOutbox(t.orgId)).toEqual([]);
+		expect(await chain(t.orgId)).toEqual(["product.created"]);
+		// With the apply failing, any row written would stay in the outbox: the refused changes leave none.
+		const interrupted = await interruptApply(t.orgId, "before");
+		expect((await call("POST", `${t.base}/products`, { token: t.admin.token, body })).status).toBe(409);
+		expect((await call("PATCH", p, { token: t.admin.token, body: { name: "E" }, headers: { "if-match": 'W/"7"' } })).status).toBe(412);
+		expect(interrupted).not.toHaveBeenCalled();
+		expect(await storeOutbox(t.orgId)).toEqual([]);
+		expect(await chain(t.orgId)).toEqual(["product.created"]);
+	});
+
+	it("deliveries leave the store through its alarm: while the queue refuses them they stay pending in the store's outbox, and a later alarm sends them", async () => {
+		const receiver = fakeReceiver();
+		stubNetwork(vi, { routes: receiver.routes });
+		const t = await seedTenant({ plan: "pro" });
+		const ep = await call("POST", `${t.base}/webhooks`, {
 			token: t.admin.token,
-			body: { name: "Doomed", slug: uid("d").toLowerCase().replaceAll("_", "-") },
-			settle: true,
+			body: { url: "https://hooks.tenant.example.com/in", eventTypes: ["order.created"] },
 		});
-		expect(res.status).toBe(201);
+		expect(ep.status, ep.text).toBe(201);
+		const down = vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
+		const product = await call<Body<"POST /api/orgs/:orgId/products">>("POST", `${t.base}/products`, {
+			token: t.admin.token,
+			body: { name: "W", sku: uid("W"), priceMinor: 500, currency: "INR", status: "active", stock: 2 },
+		});
+		expect(product.status, product.text).toBe(201);
+		const order = await call("POST", `${t.base}/orders`, { token: t.admin.token, body: { items: [{ productId: product.json.id, quantity: 1 }] } });
+		expect(order.status, order.text).toBe(201);
+		// The changes and their entries do not wait for the queue.
+		expect(await chain(t.orgId)).toEqual(["webhook_endpoint.created", "product.created", "order.created"]);
+		// The order's event fanned out into one delivery, which waits in the store's outbox: the alarm tried
+		// to hand it to the queue and kept it.
+		const [delivery, ...more] = await storeSql<{ id: string; status: string }>(t.orgId, "SELECT id, status FROM webhook_deliveries");
+		expect(more).toEqual([]);
+		expect(delivery).toMatchObject({ status: "pending" });
+		const parked = await eventually(
+			() => storeOutbox(t.orgId),
+			(rows) => rows.some((r) => r.lastError !== null),
+		);
+		expect(parked).toEqual([expect.objectContaining({ id: delivery!.id, status: "pending", attempts: 0, lastError: "queue unavailable" })]);
+		expect(JSON.parse(parked[0]!.body)).toEqual({ kind: "webhook.deliver", deliveryId: delivery!.id, organizationId: t.orgId });
+		expect(down).toHaveBeenCalled();
+		down.mockRestore();
+
+		const sent = captureTenantEvents(vi);
+		await drainStore(t.orgId);
+		expect(ofOrg(sent, t.orgId)).toEqual([{ kind: "webhook.deliver", deliveryId: delivery!.id, organizationId: t.orgId, relays: 1 }]);
+		expect(await storeOutbox(t.orgId)).toEqual([]);
+		await deliverTenant(ofOrg(sent, t.orgId));
+		expect(receiver.state.received).toHaveLength(1);
+		expect(JSON.parse(receiver.state.received[0]!.body)).toMatchObject({ type: "order.created" });
+		expect(await storeSql(t.orgId, "SELECT status, attempts FROM webhook_deliveries")).toEqual([{ status: "succeeded", attempts: 1 }]);
+	});
+
+	it(`an event that goes through the queue and always fails stops after ${OUTBOX_MAX_RELAYS} relays and stays failed, with no further queue traffic`, async () => {
+		const t = await seedTenant();
+		const operator = await signToken({ userId: TEST_OPERATOR });
+		let sent = captureTenantEvents(vi);
+		// An operator's change is made in the directory (D1): its entry is committed in D1's outbox with it,
+		// relayed to the tenant-events queue, and applied in the tenant's store by the consumer.
+		const res = await call("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { rateLimitPerMinute: 50 }, settle: true });
+		expect(res.status, res.text).toBe(200);
 		let relays = 0;
 		// Each relay is retried by the queue until max_retries, then dead-lettered (the consumer always fails):
 		// the dead-letter consumer gets it back. Then the cron runs again.
@@ -200,7 +282,7 @@ describe("transactional outbox", () => {
 			const ours = ofOrg(sent, t.orgId);
 			relays += ours.length;
 			if (ours.length > 0) {
-				expect(ours).toEqual([expect.objectContaining({ action: "category.created", relays: relays })]);
+				expect(ours).toEqual([expect.objectContaining({ action: "organization.operator_updated", relays: relays })]);
 				const dlq = await deliverTenant(ours, { queue: "tenant-events-dlq" });
 				expect(dlq.explicitAcks).toHaveLength(1);
 			}
@@ -209,25 +291,25 @@ describe("transactional outbox", () => {
 			await runCron();
 		}
 		expect(relays).toBe(OUTBOX_MAX_RELAYS);
-		expect(await outboxRows(t.orgId)).toEqual([
+		expect(await d1Outbox(t.orgId)).toEqual([
 			expect.objectContaining({ status: "failed", attempts: OUTBOX_MAX_RELAYS, lastError: `dead-lettered after relay ${OUTBOX_MAX_RELAYS}` }),
 		]);
-		// The failed row is left alone by the cron.
+		// The failed row is left alone by the cron, and the entry never reached the store.
 		expect(ofOrg(sent, t.orgId)).toEqual([]);
+		expect(await chain(t.orgId)).toEqual([]);
 
 		// An operator sees it and re-arms it; the next cron run sends it again.
-		const operator = await signToken({ userId: TEST_OPERATOR });
 		const failed = await call<Body<"GET /api/admin/outbox">>("GET", "/api/admin/outbox?status=failed&limit=100", { token: operator });
 		expect(failed.status, failed.text).toBe(200);
 		const row = failed.json.data.find((r) => r.organizationId === t.orgId)!;
-		expect(row).toMatchObject({ status: "failed", attempts: OUTBOX_MAX_RELAYS, event: { kind: "audit", action: "category.created" } });
+		expect(row).toMatchObject({ status: "failed", attempts: OUTBOX_MAX_RELAYS, event: { kind: "audit", action: "organization.operator_updated" } });
 		expect((await call("POST", `/api/admin/outbox/${row.id}/replay`, { token: t.admin.token })).status).toBe(403);
 		expect((await call("POST", "/api/admin/outbox/aud_missing/replay", { token: operator })).status).toBe(404);
 		const replay = await call("POST", `/api/admin/outbox/${row.id}/replay`, { token: operator });
 		expect(replay.status, replay.text).toBe(202);
 		await runCron();
-		expect(ofOrg(sent, t.orgId)).toEqual([expect.objectContaining({ action: "category.created", relays: 1 })]);
+		expect(ofOrg(sent, t.orgId)).toEqual([expect.objectContaining({ action: "organization.operator_updated", relays: 1 })]);
 		await deliverTenant(ofOrg(sent, t.orgId));
-		expect(await auditActions(t.orgId, t.admin.token)).toEqual(["category.created"]);
+		expect(await auditActions(t.orgId, t.admin.token)).toEqual(["organization.operator_updated"]);
 	});
 });

@@ -5,6 +5,7 @@ import { DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, refuseUrl } from "../../src/servi
 import { uid } from "../helpers/factories";
 import { fakeDns, fakeReceiver, type Handler, stubNetwork } from "../helpers/network";
 import { type Body, call, type Problem } from "../helpers/request";
+import { drainStore, recordApplied, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 
@@ -16,7 +17,20 @@ beforeEach(() => {
 });
 
 type Endpoint = Body<"GET /api/orgs/:orgId/webhooks/:endpointId">;
+type Events = ReturnType<typeof captureTenantEvents>;
 type Deliveries = Body<"GET /api/orgs/:orgId/webhooks/:endpointId/deliveries">;
+
+/**
+ * The deliveries the tenant's store handed to the tenant-events queue: the store fans an event out into
+ * deliveries, which wait in its outbox until its alarm sends them (drainStore runs it).
+ */
+async function sentDeliveries(orgId: string, sent: Events) {
+	await drainStore(orgId);
+	return sent.filter((m) => m.kind === "webhook.deliver" && m.organizationId === orgId);
+}
+
+const deliveryRows = (orgId: string) =>
+	storeSql<{ id: string; endpointId: string; eventId: string }>(orgId, "SELECT id, endpoint_id AS endpointId, event_id AS eventId FROM webhook_deliveries ORDER BY created_at, id");
 
 const proTenant = async () => {
 	const t = await seedTenant({ plan: "pro" });
@@ -101,6 +115,8 @@ describe("delivery", () => {
 		});
 		expect(other.status).toBe(201);
 		const sent = captureTenantEvents(vi);
+		// The outgoing events a change commits are applied in the tenant's store (not sent to the queue).
+		const applied = await recordApplied(vi, t.orgId);
 		const p = (
 			await call<Body<"POST /api/orgs/:orgId/products">>("POST", `/api/orgs/${t.orgId}/products`, {
 				token: t.token,
@@ -108,13 +124,13 @@ describe("delivery", () => {
 			})
 		).json;
 		await call("POST", `/api/orgs/${t.orgId}/orders`, { token: t.token, body: { items: [{ productId: p.id, quantity: 1 }] } });
-		const events = sent.filter((m) => m.kind === "webhook.event");
+		const events = applied.filter((m) => m.kind === "webhook.event");
 		expect(events.map((e) => (e.kind === "webhook.event" ? e.type : ""))).toEqual(["order.created"]);
-		// Fan-out: one delivery per subscribed endpoint (not the membership-only one).
-		sent.length = 0;
-		await deliverTenant(events);
-		const deliveries = sent.filter((m) => m.kind === "webhook.deliver");
-		expect(deliveries).toHaveLength(1);
+		expect(sent.filter((m) => m.kind === "webhook.event")).toEqual([]);
+		// Fan-out: one delivery per subscribed endpoint (not the membership-only one), sent by the store's alarm.
+		expect((await deliveryRows(t.orgId)).map((d) => d.endpointId)).toEqual([ep.id]);
+		const deliveries = await sentDeliveries(t.orgId, sent);
+		expect(deliveries).toEqual([expect.objectContaining({ deliveryId: (await deliveryRows(t.orgId))[0]!.id })]);
 		await deliverTenant(deliveries);
 		expect(receiver.state.received).toHaveLength(1);
 		const hit = receiver.state.received[0]!;
@@ -140,8 +156,10 @@ describe("delivery", () => {
 		]);
 		// A redelivered event message does not deliver twice.
 		sent.length = 0;
-		await deliverTenant(events);
-		expect(sent.filter((m) => m.kind === "webhook.deliver")).toHaveLength(0);
+		const again = await deliverTenant(events);
+		expect(again.explicitAcks).toHaveLength(1);
+		expect(await deliveryRows(t.orgId)).toHaveLength(1);
+		expect(await sentDeliveries(t.orgId, sent)).toHaveLength(0);
 	});
 
 	it("a failing endpoint is retried on an exponential schedule, every attempt logged, until it gives up", async () => {
@@ -150,10 +168,11 @@ describe("delivery", () => {
 		receiver.state.status = 500;
 		const sent = captureTenantEvents(vi);
 		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
-		const msg = sent.find((m) => m.kind === "webhook.deliver")!;
+		const [msg] = await sentDeliveries(t.orgId, sent);
+		expect(msg).toBeDefined();
 		const delays: (number | undefined)[] = [];
 		for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-			const r = await deliverTenant([msg], { attempts: attempt });
+			const r = await deliverTenant([msg!], { attempts: attempt });
 			delays.push(r.delays[r.ids[0]!]);
 		}
 		expect(delays).toEqual([5, 20, 80, 320, 1280, 3600, 3600, undefined]);
@@ -170,15 +189,22 @@ describe("delivery", () => {
 		for (let i = 0; i < DISABLE_AFTER_FAILURES; i++) {
 			await deliverTenant([tenantEvent(t.orgId, "plan.changed", { n: i })]);
 		}
-		for (const m of sent.filter((x) => x.kind === "webhook.deliver")) await deliverTenant([m]);
+		const first = await sentDeliveries(t.orgId, sent);
+		expect(first).toHaveLength(DISABLE_AFTER_FAILURES);
+		for (const m of first) await deliverTenant([m]);
 		const state = (await call<Endpoint>("GET", `${t.base}/${ep.id}`, { token: t.token })).json;
 		expect(state).toMatchObject({ status: "disabled", consecutiveFailures: DISABLE_AFTER_FAILURES });
 		expect(state.disabledReason).toContain("consecutive failed attempts");
-		expect(sent.some((m) => m.kind === "audit" && m.action === "webhook_endpoint.disabled")).toBe(true);
+		// The store audits it in its own chain, once.
+		const audited = await call<Body<"GET /api/orgs/:orgId/audit-logs">>("GET", `/api/orgs/${t.orgId}/audit-logs?action=webhook_endpoint.disabled`, {
+			token: t.token,
+		});
+		expect(audited.json.data).toEqual([expect.objectContaining({ actor: { type: "system", id: null }, target: { type: "webhook_endpoint", id: ep.id } })]);
 		// Disabled: new events are not fanned out to it.
-		const before = sent.length;
+		sent.length = 0;
 		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { n: "late" })]);
-		expect(sent.slice(before).filter((m) => m.kind === "webhook.deliver")).toHaveLength(0);
+		expect(await sentDeliveries(t.orgId, sent)).toHaveLength(0);
+		expect(await deliveryRows(t.orgId)).toHaveLength(DISABLE_AFTER_FAILURES);
 
 		const log = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0]!;
 		expect((await call("POST", `${t.base}/${ep.id}/deliveries/${log.id}/replay`, { token: t.token })).status).toBe(409);
@@ -189,9 +215,11 @@ describe("delivery", () => {
 		receiver.state.status = 200;
 		const replay = await call<Body<"POST /api/orgs/:orgId/webhooks/:endpointId/deliveries/:deliveryId/replay">>("POST", `${t.base}/${ep.id}/deliveries/${log.id}/replay`, { token: t.token });
 		expect(replay.status, replay.text).toBe(202);
-		await deliverTenant(sent.filter((m) => m.kind === "webhook.deliver" && m.deliveryId === replay.json.deliveryId));
-		const replayed = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0];
-		expect(replayed).toMatchObject({ id: replay.json.deliveryId, eventId: log.eventId, status: "succeeded" });
+		const replayed = await sentDeliveries(t.orgId, sent);
+		expect(replayed).toEqual([expect.objectContaining({ deliveryId: replay.json.deliveryId })]);
+		await deliverTenant(replayed);
+		const latest = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0];
+		expect(latest).toMatchObject({ id: replay.json.deliveryId, eventId: log.eventId, status: "succeeded" });
 		expect(receiver.state.received.at(-1)!.headers.get("webhook-id")).toBe(log.eventId);
 	});
 });
@@ -207,8 +235,9 @@ describe("delivery-time destination checks", () => {
 		expect(res.status, res.text).toBe(201);
 		const sent = captureTenantEvents(vi);
 		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
-		const msg = sent.find((m) => m.kind === "webhook.deliver")!;
-		const run = await deliverTenant([msg], { attempts });
+		const [msg] = await sentDeliveries(t.orgId, sent);
+		expect(msg).toBeDefined();
+		const run = await deliverTenant([msg!], { attempts });
 		const [log] = (await call<Deliveries>("GET", `${t.base}/${res.json.id}/deliveries`, { token: t.token })).json.data;
 		return { run, log: log!, t, endpointId: res.json.id };
 	}

@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { METER_FLUSH_MS, resetMeterState, setMeterClock } from "../../src/middleware/meter";
 import { PLANS } from "../../src/services/plans";
 import { type Body, call, type Problem } from "../helpers/request";
+import { storeSql } from "../helpers/store";
 import { seedTenant } from "../helpers/tenant";
 import { eventually } from "../helpers/wait";
 
@@ -82,16 +83,10 @@ describe("usage metering", () => {
 		const alerts = [];
 		for (const n of [40, 15, 30, 5, 20, 5, 50]) alerts.push((await add(n)).alerts);
 		expect(alerts).toEqual([[], [50], [80], [], [100], [], []]);
-		// Through the real tenant-events queue into the audit log, exactly once each: poll with a deadline.
+		// Through the real tenant-events queue into the audit log of the tenant's store, exactly once each:
+		// poll with a deadline.
 		const rows = await eventually(
-			async () =>
-				(
-					await env.DB.prepare(
-						"SELECT after FROM audit_logs WHERE organization_id = ? AND action = 'usage.threshold_reached' ORDER BY seq",
-					)
-						.bind(t.orgId)
-						.all<{ after: string }>()
-				).results,
+			() => storeSql<{ after: string }>(t.orgId, "SELECT after FROM audit_logs WHERE action = 'usage.threshold_reached' ORDER BY seq"),
 			(r) => r.length >= 3,
 		);
 		expect(rows.map((r) => JSON.parse(r.after).threshold)).toEqual([50, 80, 100]);
