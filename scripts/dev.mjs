@@ -3,30 +3,43 @@
 //  1. writes .dev.vars on first run (a local signing key, issuer, webhook secret) unless it exists;
 //  2. applies D1 migrations to the local database (prints the migrations table once);
 //  3. seeds a demo organization (org_demo) with an admin (user_demo_admin) and a member (user_demo_member);
-//  4. runs `wrangler dev` on --port or the first free port from 8787 (other arguments are passed through);
-//  5. once it answers, writes {url, port, persistTo, pid} to .wrangler/dev-server.json (read by `npm run token`,
-//     `npm run webhook:send` and `npm run -s dev:url`) and prints the misconfigured variables, if any
-//     (the names GET /api/health/ready lists).
+//  4. unless .dev.vars configures them, starts the fake Razorpay and Stripe (scripts/fake-providers.mjs, in this
+//     process, on 8790 or the next free port) and points the Worker at it with keys it issues (wrangler --var);
+//  5. runs `wrangler dev` on --port or the first free port from 8787 (other arguments are passed through);
+//  6. once it answers, writes {url, port, persistTo, pid, fakeProviders} to .wrangler/dev-server.json (read by
+//     `npm run token`, `npm run webhook:send` and `npm run -s dev:url`) and prints the misconfigured variables, if
+//     any (the names GET /api/health/ready lists).
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { exportJWK, generateKeyPair } from "jose";
+import { startFakeProvidersFrom } from "./fake-providers.mjs";
 import { DEV_KEY, DEV_SERVER_FILE, DEV_VARS, env, parseArgs, ROOT, readDevVars, usage } from "./lib.mjs";
 
 const HELP = `usage: npm run dev [-- options]
   Local service: writes .dev.vars on first run, migrates and seeds the local D1, starts wrangler dev.
   --port <n>          port to listen on (default: 8787, or the next free port after it)
   --persist-to <dir>  local state directory for D1, Queues, Durable Objects (default: .wrangler/state)
+  --fake-providers    serve Razorpay and Stripe from the local fake even when .dev.vars has their keys
+  --no-fake-providers never start the fake (the payment routes then need keys in .dev.vars)
   --help              this text
+  Payment providers: a provider with no variable of its own in .dev.vars (RAZORPAY_* / STRIPE_*) is served by
+  scripts/fake-providers.mjs on http://localhost:8790 (or the next free port), started here: the Worker gets
+  RAZORPAY_API_BASE / STRIPE_API_BASE pointing at it and test keys it accepts (wrangler --var, .dev.vars is left
+  as it is). \`npm run -s dev:url -- --fake-providers\` prints its URL; npm run fake-providers -- --help lists
+  what it answers.
   Any other option is passed to \`wrangler dev\` (e.g. --ip 0.0.0.0, --log-level debug).
   Once the server answers, its URL is written to .wrangler/dev-server.json: \`npm run token\` and
   \`npm run webhook:send\` use it (or --url), \`npm run -s dev:url\` prints it.`;
 
-const passthrough = process.argv.slice(2);
-const args = parseArgs(passthrough);
+const OWN_FLAGS = new Set(["--fake-providers", "--no-fake-providers"]);
+const args = parseArgs(process.argv.slice(2).filter((a) => !OWN_FLAGS.has(a)));
 usage(args, HELP);
+const ownFlags = new Set(process.argv.slice(2).filter((a) => OWN_FLAGS.has(a)));
+/** What is passed on to wrangler dev: everything but this script's own flags. */
+const passthrough = process.argv.slice(2).filter((a) => !OWN_FLAGS.has(a));
 
 const wrangler = join(ROOT, "node_modules", ".bin", "wrangler");
 const tty = Boolean(process.stdout.isTTY);
@@ -39,6 +52,8 @@ async function ensureDevVars() {
 		lines.push("# Written by `npm run dev` for local use only. Never deploy these values.");
 		lines.push("# To use a real Clerk instance set CLERK_JWKS_URL (or CLERK_JWT_KEY) and CLERK_ISSUER here;");
 		lines.push("# the local development key below is then ignored.");
+		lines.push("# Razorpay and Stripe: while no RAZORPAY_* / STRIPE_* variable is set here, npm run dev serves each from a");
+		lines.push("# local fake (scripts/fake-providers.mjs) with keys it issues; set test-mode keys here to use the real one.");
 	}
 	if (!vars.CLERK_ISSUER && !vars.CLERK_PUBLISHABLE_KEY) lines.push("CLERK_ISSUER=https://clerk.dev.local");
 	if (!vars.CLERK_WEBHOOK_SECRET && !vars.CLERK_WEBHOOK_SIGNING_SECRET)
@@ -116,9 +131,45 @@ printMigrations(wranglerQuiet(["d1", "migrations", "apply", "DB", "--local", ...
 wranglerQuiet(["d1", "execute", "DB", "--local", ...persistArgs, "--file", join(ROOT, "scripts", "seed.sql")], "seeding");
 console.log("[dev] local D1 seeded: org_demo, user_demo_admin (org:admin), user_demo_member (org:member)");
 
+/**
+ * The providers the fake serves: each one .dev.vars says nothing about (no RAZORPAY_* / STRIPE_* variable), all
+ * with --fake-providers, none with --no-fake-providers.
+ */
+function fakedProviders() {
+	if (ownFlags.has("--no-fake-providers")) return [];
+	const vars = readDevVars();
+	const configured = (prefix) => Object.entries(vars).some(([k, v]) => k.startsWith(prefix) && v.trim() !== "");
+	return ["razorpay", "stripe"].filter((p) => ownFlags.has("--fake-providers") || !configured(`${p.toUpperCase()}_`));
+}
+
+const faked = fakedProviders();
+/** wrangler dev --var NAME:value for the fake: its URL and the test keys it issues (they win over .dev.vars). */
+const fakeVars = [];
+let fake = null;
+if (faked.length > 0) {
+	// Its state (and the keys it issued) lives beside the local D1, so both survive a restart together.
+	fake = await startFakeProvidersFrom(
+		8790,
+		{ serviceUrl: url, persistTo, stateFile: join(persistTo, "fake-providers.json"), issueKeys: true },
+		[port], // wrangler dev binds `port` only later
+	);
+	const k = fake.keys;
+	if (faked.includes("razorpay")) {
+		fakeVars.push(`RAZORPAY_API_BASE:${fake.url}`, `RAZORPAY_KEY_ID:${k.razorpayKeyId}`);
+		fakeVars.push(`RAZORPAY_KEY_SECRET:${k.razorpayKeySecret}`, `RAZORPAY_WEBHOOK_SECRET:${k.razorpayWebhookSecret}`);
+	}
+	if (faked.includes("stripe")) {
+		fakeVars.push(`STRIPE_API_BASE:${fake.url}`, `STRIPE_SECRET_KEY:${k.stripeSecretKey}`);
+		fakeVars.push(`STRIPE_WEBHOOK_SECRET:${k.stripeWebhookSecret}`);
+	}
+	const names = faked.map((p) => (p === "razorpay" ? "Razorpay" : "Stripe")).join(" and ");
+	console.log(`[dev] fake ${names} on ${fake.url} (scripts/fake-providers.mjs; --no-fake-providers to turn it off)`);
+}
+
 const devArgs = ["dev", ...passthrough];
 if (!option("port")) devArgs.push("--port", String(port));
 if (!option("inspector-port")) devArgs.push("--inspector-port", String(await freePort(9229)));
+for (const v of fakeVars) devArgs.push("--var", v);
 const child = spawn(wrangler, devArgs, {
 	cwd: ROOT,
 	stdio: ["inherit", "pipe", "pipe"],
@@ -180,7 +231,8 @@ async function waitReady(deadlineMs) {
 
 if (await waitReady(Date.now() + 180_000)) {
 	mkdirSync(dirname(DEV_SERVER_FILE), { recursive: true });
-	writeFileSync(DEV_SERVER_FILE, `${JSON.stringify({ url, port, persistTo, pid: process.pid })}\n`);
+	const fakeProviders = fake ? { url: fake.url, providers: faked } : null;
+	writeFileSync(DEV_SERVER_FILE, `${JSON.stringify({ url, port, persistTo, pid: process.pid, fakeProviders })}\n`);
 	console.log(`[dev] ready on ${url} (written to .wrangler/dev-server.json for npm run token / webhook:send)`);
 	try {
 		const res = await fetch(`${url}/api/health/ready`);

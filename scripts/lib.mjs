@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEV_VARS = join(ROOT, ".dev.vars");
 export const DEV_KEY = join(ROOT, ".dev-jwt-key.json");
-/** Written by `npm run dev` once the server answers: {url, port, persistTo, pid} (git-ignored, under .wrangler/). */
+/** Written by `npm run dev` once the server answers: {url, port, persistTo, pid, fakeProviders: {url, providers} or null} (git-ignored, under .wrangler/). */
 export const DEV_SERVER_FILE = join(ROOT, ".wrangler", "dev-server.json");
 export const DEFAULT_URL = "http://localhost:8787";
 
@@ -70,6 +70,44 @@ export function readDevServer() {
 		return typeof info.url === "string" ? info : null;
 	} catch {
 		return null;
+	}
+}
+
+/** The local D1 database id of the DB binding (wrangler uses preview_database_id locally when there is one). */
+function localDatabaseId() {
+	const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+	const block = toml.split(/^\[\[/m).find((b) => b.startsWith("d1_databases]]") && /binding\s*=\s*"DB"/.test(b)) ?? "";
+	const id = (key) => new RegExp(`^\\s*${key}\\s*=\\s*"([^"]+)"`, "m").exec(block)?.[1];
+	return id("preview_database_id") ?? id("database_id");
+}
+
+/**
+ * The dev server's local D1 database, read through Miniflare as `wrangler d1 execute --local` does (while
+ * `wrangler dev` runs). `persistTo` is its state directory (default: from .wrangler/dev-server.json).
+ * Call dispose() when done.
+ */
+export async function openLocalD1(persistTo = readDevServer()?.persistTo ?? join(ROOT, ".wrangler", "state")) {
+	const { Miniflare } = await import("miniflare");
+	const mf = new Miniflare({
+		modules: true,
+		script: "export default {}",
+		d1Databases: { DB: localDatabaseId() },
+		d1Persist: join(persistTo, "v3", "d1"),
+	});
+	return { db: await mf.getD1Database("DB"), dispose: () => mf.dispose() };
+}
+
+/**
+ * Polls the events table (every incoming provider webhook, by its id: svix id, Stripe event id, Razorpay event
+ * id) until the queue consumer has written an outcome other than `queued`. Returns {outcome, error}, or null when
+ * `deadlineMs` passed first (`queued` is then the last outcome seen, or null if the row was not written yet).
+ */
+export async function waitForEvent(db, id, deadlineMs) {
+	for (;;) {
+		const row = await db.prepare("SELECT outcome, error FROM events WHERE svix_id = ?").bind(id).first();
+		if (row && row.outcome !== "queued") return row;
+		if (Date.now() > deadlineMs) return null;
+		await new Promise((r) => setTimeout(r, 250));
 	}
 }
 

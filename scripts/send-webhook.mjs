@@ -6,9 +6,8 @@
 // with --wait, polls the local D1 until the queue consumer has recorded the event's outcome.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Webhook } from "svix";
-import { baseUrl, parseArgs, ROOT, readDevServer, readDevVars, usage } from "./lib.mjs";
+import { baseUrl, openLocalD1, parseArgs, readDevVars, usage, waitForEvent } from "./lib.mjs";
 
 const HELP = `usage: npm run -s webhook:send -- --type <type> [options]
   Signs a Clerk-shaped event (svix, CLERK_WEBHOOK_SECRET from .dev.vars) and POSTs it to /api/webhooks/clerk.
@@ -122,43 +121,18 @@ console.log(res.status, await res.text());
 if (!res.ok) process.exit(1);
 if (args.wait) process.exit(await waitProcessed(msgId, args.wait === true ? 30 : Number(args.wait)));
 
-/** The local D1 database id of the DB binding (wrangler uses preview_database_id locally when there is one). */
-function localDatabaseId() {
-	const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
-	const block = toml.split(/^\[\[/m).find((b) => b.startsWith("d1_databases]]") && /binding\s*=\s*"DB"/.test(b)) ?? "";
-	const id = (key) => new RegExp(`^\\s*${key}\\s*=\\s*"([^"]+)"`, "m").exec(block)?.[1];
-	return id("preview_database_id") ?? id("database_id");
-}
-
-/**
- * Polls the dev server's local D1 (read through Miniflare, as `wrangler d1 execute --local` does) until the
- * consumer has written the event's row with an outcome other than `queued`. Returns the exit code.
- */
+/** Waits until the queue consumer has processed the event (the local D1 events table). Returns the exit code. */
 async function waitProcessed(svixId, seconds) {
-	const persistTo = args["persist-to"] ?? readDevServer()?.persistTo ?? join(ROOT, ".wrangler", "state");
-	const { Miniflare } = await import("miniflare");
-	const mf = new Miniflare({
-		modules: true,
-		script: "export default {}",
-		d1Databases: { DB: localDatabaseId() },
-		d1Persist: join(persistTo, "v3", "d1"),
-	});
-	const deadline = Date.now() + seconds * 1000;
+	const { db, dispose } = await openLocalD1(args["persist-to"]);
 	try {
-		const db = await mf.getD1Database("DB");
-		for (;;) {
-			const row = await db.prepare("SELECT outcome, error FROM events WHERE svix_id = ?").bind(svixId).first();
-			if (row && row.outcome !== "queued") {
-				console.log(`${svixId} ${row.outcome}${row.error ? `: ${row.error}` : ""}`);
-				return row.outcome === "failed" ? 1 : 0;
-			}
-			if (Date.now() > deadline) {
-				console.error(`${svixId} not processed within ${seconds} s (${row ? "still queued" : "not consumed yet"})`);
-				return 1;
-			}
-			await new Promise((r) => setTimeout(r, 250));
+		const row = await waitForEvent(db, svixId, Date.now() + seconds * 1000);
+		if (!row) {
+			console.error(`${svixId} not processed within ${seconds} s`);
+			return 1;
 		}
+		console.log(`${svixId} ${row.outcome}${row.error ? `: ${row.error}` : ""}`);
+		return row.outcome === "failed" ? 1 : 0;
 	} finally {
-		await mf.dispose();
+		await dispose();
 	}
 }
