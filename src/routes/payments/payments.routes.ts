@@ -4,7 +4,7 @@ import { requireActiveOrg } from "../../middleware/authorize";
 import { idempotency } from "../../middleware/idempotency";
 import { meter } from "../../middleware/meter";
 import { rateLimit } from "../../middleware/rate-limit";
-import { jsonContent, orgErrors, problem } from "../../openapi";
+import { IdempotencyKeyHeader, jsonContent, orgErrors, problem } from "../../openapi";
 import { MAX_ORDER_AMOUNT } from "../../services/razorpay";
 
 const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant"), meter()];
@@ -87,7 +87,10 @@ export const createOrder = createRoute({
 	summary: "Create a Razorpay order for the active organization",
 	security: [{ bearer: [] }],
 	middleware: [...middleware, idempotency()],
-	request: { body: { required: true, content: { "application/json": { schema: CreatePaymentOrder } } } },
+	request: {
+		headers: IdempotencyKeyHeader,
+		body: { required: true, content: { "application/json": { schema: CreatePaymentOrder } } },
+	},
 	responses: {
 		201: jsonContent(PaymentOrderSchema, "Created at Razorpay and stored (CREATED)"),
 		...orgErrors,
