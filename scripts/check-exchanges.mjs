@@ -139,6 +139,7 @@ function check(x, op) {
 
 	// A request the server accepted must be one the document allows.
 	if (x.status >= 200 && x.status < 300) {
+		if (x.requestBody === undefined && x.requestLength > 0) problems.push(`accepted request body of ${x.requestLength} characters was not recorded, so not checked`);
 		const req = { method: x.method, path: x.url, headers: x.requestHeaders, body: x.requestBody };
 		const result = api.validateRequest(req, op);
 		if (!result.valid) problems.push(`accepted request is invalid per the document: ${ajvText(result.errors)}`);
@@ -201,6 +202,11 @@ const canaries = [
 	[{ ...health, responseHeaders: { "content-type": "application/json" } }, "x-request-id"],
 	[{ ...health, responseHeaders: { ...health.responseHeaders, "content-type": "text/plain" } }, "Content-Type text/plain is not declared"],
 	[{ ...health, method: "POST" }, "answered 200 but is no operation of the document"],
+	[
+		{ ...health, url: "/api/me", status: 401, responseHeaders: { ...health.responseHeaders, "content-type": "application/problem+json" }, responseBody: "{}" },
+		"body does not match the schema",
+	],
+	[{ ...health, url: "/api/orgs/org_canary/products?limit=500", responseBody: '{"data":[],"nextCursor":null}' }, "accepted request is invalid"],
 	[
 		{
 			...health,

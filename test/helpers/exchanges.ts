@@ -14,8 +14,10 @@ export interface Exchange {
 	/** Path and query string, as sent. */
 	url: string;
 	requestHeaders: Record<string, string>;
-	/** The raw request body; absent when none was sent. */
+	/** The raw request body; absent when none was sent or when it was over BODY_CAP (requestLength says how long). */
 	requestBody?: string;
+	/** The request body's length in characters (0 without one). */
+	requestLength: number;
 	status: number;
 	responseHeaders: Record<string, string>;
 	/** The raw response body; absent when empty or when it was over BODY_CAP (responseLength says how long it was). */
@@ -30,7 +32,7 @@ declare module "vitest" {
 	}
 }
 
-/** Bodies above this are not kept (the served document, ~0.8 MB, is fetched by several tests). */
+/** Bodies above this are not kept (the served document, ~0.8 MB, is fetched by several tests; body-cap tests send more). */
 const BODY_CAP = 256 * 1024;
 
 const recorded: Exchange[] = [];
@@ -44,7 +46,8 @@ export async function recordExchange(sent: Request, res: { status: number; heade
 		method: sent.method,
 		url: url.pathname + url.search,
 		requestHeaders: Object.fromEntries(sent.headers),
-		...(requestBody === undefined ? {} : { requestBody }),
+		...(requestBody !== undefined && requestBody.length <= BODY_CAP ? { requestBody } : {}),
+		requestLength: requestBody?.length ?? 0,
 		status: res.status,
 		responseHeaders: Object.fromEntries(res.headers),
 		...(res.text && res.text.length <= BODY_CAP ? { responseBody: res.text } : {}),
