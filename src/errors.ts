@@ -137,14 +137,18 @@ export function problemBody(code: ErrorCode, detail: string, requestId: string, 
 /** A problem+json Response, for places outside Hono's onError (queue, entry). */
 /**
  * zod issues as per-field errors; unknown fields are reported one by one, so a client sees exactly
- * which to drop.
+ * which to drop. A value that matches no branch of a union is reported against the branch it came
+ * closest to (the fewest issues; the first on a tie), not as one "Invalid input".
  */
 export function fieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
-	return issues.flatMap((i) =>
-		i.code === "unrecognized_keys"
-			? i.keys.map((k) => ({ path: [...i.path, k].map(String).join("."), message: "unknown field" }))
-			: [{ path: i.path.map(String).join(".") || "(root)", message: i.message }],
-	);
+	return issues.flatMap((i): FieldError[] => {
+		if (i.code === "unrecognized_keys") return i.keys.map((k) => ({ path: [...i.path, k].map(String).join("."), message: "unknown field" }));
+		if (i.code === "invalid_union" && i.errors.length > 0) {
+			const closest = i.errors.reduce((best, branch) => (branch.length < best.length ? branch : best));
+			return fieldErrors(closest.map((b) => ({ ...b, path: [...i.path, ...b.path] }) as z.core.$ZodIssue));
+		}
+		return [{ path: i.path.map(String).join(".") || "(root)", message: i.message }];
+	});
 }
 
 export function problemResponse(

@@ -47,6 +47,7 @@ interface DocResponse {
 }
 interface DocOperation {
 	operationId?: string;
+	deprecated?: boolean;
 	security?: Record<string, string[]>[];
 	parameters?: { name?: string; in?: string }[];
 	requestBody?: { content?: Json };
@@ -144,6 +145,26 @@ const RESPONSE_HEADERS = {
 		description: "Path of the created resource (an Idempotency-Key replay answers without it).",
 		schema: { type: "string", format: "uri-reference" },
 	},
+	"Cache-Control": {
+		description: "`no-store` on the answers of authenticated operations that passed authentication.",
+		schema: { type: "string" },
+	},
+	"Idempotent-Replayed": {
+		description:
+			"`true` when this is the stored answer to an earlier request with the same Idempotency-Key (nothing was " +
+			"done again); absent on a first answer.",
+		schema: { type: "string", enum: ["true"] },
+	},
+	Deprecation: {
+		description:
+			"`true`: this operation is a deprecated alias; Link names its successor. Sent on every answer that reaches " +
+			"the operation, errors included (not on refusals made before routing, such as 413 or a 500 for a misconfiguration).",
+		schema: { type: "string", enum: ["true"] },
+	},
+	Link: {
+		description: 'The successor of this deprecated alias: `<path>; rel="successor-version"`. Sent with Deprecation.',
+		schema: { type: "string" },
+	},
 } as const;
 
 type HeaderName = keyof typeof RESPONSE_HEADERS;
@@ -194,7 +215,8 @@ export interface DocFacts {
  *   415 (JSON) with a request body; 503 on rate-limited writes (the limiter fails closed);
  * - response headers by reference: X-Request-Id on every response, RateLimit-* on rate-limited ones,
  *   Retry-After on 429 and 503, WWW-Authenticate on 401, Allow on 405, Location on a 201 that creates an item of a
- *   collection (POST P with an item path P/{id}).
+ *   collection (POST P with an item path P/{id}), Cache-Control on authenticated operations, Idempotent-Replayed
+ *   on the 2xx of operations that take Idempotency-Key, Deprecation and Link on deprecated aliases.
  */
 export function finishDocument<D extends { paths?: unknown; components?: unknown }>(doc: D, facts: DocFacts): D {
 	const paths = (doc.paths ?? {}) as Record<string, Record<string, DocOperation>>;
@@ -248,6 +270,12 @@ export function finishDocument<D extends { paths?: unknown; components?: unknown
 				if (status === "401") headers["WWW-Authenticate"] = headerRef("WWW-Authenticate");
 				if (status === "405") headers.Allow = headerRef("Allow");
 				if (status === "201" && method === "post" && itemPaths.has(path)) headers.Location = headerRef("Location");
+				if (secured) headers["Cache-Control"] = headerRef("Cache-Control");
+				if (status.startsWith("2") && params.has("header:idempotency-key")) headers["Idempotent-Replayed"] = headerRef("Idempotent-Replayed");
+				if (op.deprecated) {
+					headers.Deprecation = headerRef("Deprecation");
+					headers.Link = headerRef("Link");
+				}
 				r[status] = { ...response, headers };
 			}
 		}
@@ -279,6 +307,23 @@ export const OrgIdParam = z.object({
 		.min(1)
 		.max(128)
 		.openapi({ param: { name: "orgId", in: "path" }, example: "org_2abc" }),
+});
+
+/**
+ * The Idempotency-Key request header of the POSTs that run the idempotency() middleware, with the shape that
+ * middleware enforces (1-255 visible ASCII characters, else 400).
+ */
+export const IdempotencyKeyHeader = z.object({
+	"idempotency-key": z
+		.string()
+		.regex(/^[\x21-\x7e]{1,255}$/)
+		.optional()
+		.openapi({
+			description:
+				"Optional. The same key with the same request (method, path, caller, body) within 24 h answers the first " +
+				"2xx again (Idempotent-Replayed: true) and does nothing again; with another request, or while the first is " +
+				"still running, 409.",
+		}),
 });
 
 export const CursorQuery = z.object({

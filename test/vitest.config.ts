@@ -71,7 +71,9 @@ export default defineConfig(async () => {
 		],
 		test: {
 			include: ["test/**/*.test.ts"],
-			setupFiles: ["test/setup/apply-migrations.ts", "test/setup/network.ts"],
+			setupFiles: ["test/setup/apply-migrations.ts", "test/setup/network.ts", "test/setup/exchanges.ts"],
+			// Every exchange with the Worker goes to dist/exchanges.json for `npm run check:exchanges`.
+			reporters: ["default", "./scripts/exchange-reporter.mjs"],
 			testTimeout: 20_000,
 		},
 	};

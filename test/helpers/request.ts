@@ -4,6 +4,7 @@ import type { ExtractSchema } from "hono/types";
 import type { AppType } from "../../src/app";
 import type { Problem } from "../../src/errors";
 import worker from "../../src/index";
+import { recordExchange } from "./exchanges";
 
 export type { Problem };
 
@@ -71,6 +72,16 @@ async function read<T>(res: Response): Promise<TestResponse<T>> {
 	return { status: res.status, headers: res.headers, json: json as T, text };
 }
 
+/**
+ * Sends `req` and reads the answer; the exchange is recorded for the OpenAPI exchange check (exchanges.ts).
+ */
+async function exchange<T>(req: Request, send: (req: Request) => Promise<Response>): Promise<TestResponse<T>> {
+	const sent = req.clone();
+	const res = await read<T>(await send(req));
+	await recordExchange(sent, res);
+	return res;
+}
+
 /** Calls the Worker's fetch handler directly with an execution context and waits for its background work. */
 async function settled(req: Request, overrides: Record<string, unknown> = {}): Promise<Response> {
 	const ctx = createExecutionContext();
@@ -81,8 +92,20 @@ async function settled(req: Request, overrides: Record<string, unknown> = {}): P
 
 /** Calls the Worker through its default export, as a client would. */
 export async function call<T = unknown>(method: string, path: string, opts: CallOptions = {}): Promise<TestResponse<T>> {
-	const req = build(method, path, opts);
-	return read<T>(opts.settle ? await settled(req) : await exports.default.fetch(req));
+	return exchange<T>(build(method, path, opts), (req) => (opts.settle ? settled(req) : exports.default.fetch(req)));
+}
+
+/**
+ * `fetch` for a client under test (hono's hc, …): calls the Worker through its default export and records
+ * the exchange like call().
+ */
+export async function fetchWorker(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+	const req = new Request(input, init);
+	const sent = req.clone();
+	const res = await exports.default.fetch(req);
+	const text = await res.clone().text();
+	await recordExchange(sent, { status: res.status, headers: res.headers, text });
+	return res;
 }
 
 export const get = <T = unknown>(path: string, token?: string, headers?: Record<string, string>) =>
@@ -95,5 +118,5 @@ export async function callWithEnv<T = unknown>(
 	path: string,
 	opts: Omit<CallOptions, "settle"> = {},
 ): Promise<TestResponse<T>> {
-	return read<T>(await settled(build(method, path, opts), overrides));
+	return exchange<T>(build(method, path, opts), (req) => settled(req, overrides));
 }

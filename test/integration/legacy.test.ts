@@ -76,6 +76,18 @@ describe("deprecated aliases", () => {
 			body: { razorpayOrderId: order.razorpayOrderId, razorpay_payment_id: paymentId, razorpaySignature },
 		});
 		expect(mixed.status).toBe(400);
+		// Reported field by field against the closer form (here the camelCase one), not as one "Invalid input".
+		expect(mixed.json.errors).toEqual([
+			{ path: "razorpayPaymentId", message: expect.any(String) },
+			{ path: "razorpay_payment_id", message: "unknown field" },
+		]);
+		// Both forms are in the document: Checkout's names, and the camelCase ones marked deprecated.
+		type Doc = { paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { anyOf?: unknown[] } }> } }>> };
+		const schema = (await get<Doc>("/api/openapi.json")).json.paths["/api/payments/verify"]!.post!.requestBody.content["application/json"]!.schema;
+		expect(schema.anyOf).toEqual([
+			expect.objectContaining({ required: ["razorpay_order_id", "razorpay_payment_id", "razorpay_signature"], additionalProperties: false }),
+			expect.objectContaining({ required: ["razorpayOrderId", "razorpayPaymentId", "razorpaySignature"], additionalProperties: false, deprecated: true }),
+		]);
 	});
 
 	it("the aliases are documented as deprecated", async () => {

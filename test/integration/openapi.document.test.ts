@@ -3,7 +3,7 @@ import { operationIdFor } from "../../src/openapi";
 import { fakeClerkApi } from "../helpers/clerk-api";
 import { uid } from "../helpers/factories";
 import { fakeRazorpay, fakeReceiver, stubNetwork } from "../helpers/network";
-import { call, callWithEnv, get } from "../helpers/request";
+import { call, callWithEnv, get, type Problem } from "../helpers/request";
 import { seedTenant } from "../helpers/tenant";
 import { TEST_AZP } from "../helpers/vars";
 
@@ -18,8 +18,9 @@ interface DocResponse {
 }
 interface Operation {
 	operationId?: string;
+	deprecated?: boolean;
 	security?: Record<string, string[]>[];
-	parameters?: { name: string; in: string; required?: boolean }[];
+	parameters?: { name: string; in: string; required?: boolean; description?: string; schema?: { pattern?: string } }[];
 	requestBody?: { required?: boolean; content: Record<string, { schema: { required?: string[] } }> };
 	responses: Record<string, DocResponse>;
 }
@@ -28,7 +29,7 @@ interface Doc {
 	servers?: { url: string }[];
 	components: {
 		securitySchemes: Record<string, { type: string; in?: string; name?: string; scheme?: string; description?: string }>;
-		headers: Record<string, { required?: boolean; schema: unknown }>;
+		headers: Record<string, { required?: boolean; description?: string; schema: unknown }>;
 	};
 	paths: Record<string, Record<string, Operation>>;
 }
@@ -56,6 +57,7 @@ const SECURED = [{ bearer: [] }, { session: [] }];
 
 const headerRef = (name: string) => ({ $ref: `#/components/headers/${name}` });
 const RATE_LIMIT = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"];
+const MORE_HEADERS = ["Cache-Control", "Idempotent-Replayed", "Deprecation", "Link"];
 
 describe("OpenAPI document quality", () => {
 	it("has servers, a license, a contact and the shared components", async () => {
@@ -72,7 +74,7 @@ describe("OpenAPI document quality", () => {
 		expect(schemes.clerkStandardWebhooks).toMatchObject({ type: "apiKey", in: "header", name: "webhook-signature" });
 		expect(schemes.razorpaySignature).toMatchObject({ type: "apiKey", in: "header", name: "x-razorpay-signature" });
 		expect(schemes.stripeSignature).toMatchObject({ type: "apiKey", in: "header", name: "stripe-signature" });
-		for (const h of ["X-Request-Id", ...RATE_LIMIT, "Retry-After", "WWW-Authenticate", "Allow", "Location"]) {
+		for (const h of ["X-Request-Id", ...RATE_LIMIT, "Retry-After", "WWW-Authenticate", "Allow", "Location", ...MORE_HEADERS]) {
 			expect(doc.components.headers[h], h).toBeDefined();
 		}
 	});
@@ -184,6 +186,78 @@ describe("OpenAPI document quality", () => {
 		expect(res.status, res.text).toBe(200);
 		for (const h of RATE_LIMIT) expect(res.headers.get(h), h).toMatch(/^\d+$/);
 		expect(res.headers.get("x-request-id")).toBeTruthy();
+	});
+});
+
+describe("the other headers the server sends, and the write preconditions", () => {
+	it("declares Cache-Control on authenticated operations, Idempotent-Replayed on the 2xx of Idempotency-Key operations, Deprecation and Link on deprecated aliases", async () => {
+		const doc = await served();
+		const deprecated: string[] = [];
+		for (const { where, op } of operations(doc)) {
+			const secured = !PUBLIC.has(where) && !WEBHOOKS[where];
+			const idempotent = (op.parameters ?? []).some((p) => p.in === "header" && p.name === "idempotency-key");
+			if (op.deprecated) deprecated.push(where);
+			for (const [status, r] of Object.entries(op.responses)) {
+				const at = `${where} ${status}`;
+				expect(r.headers?.["Cache-Control"], at).toEqual(secured ? headerRef("Cache-Control") : undefined);
+				expect(r.headers?.["Idempotent-Replayed"], at).toEqual(idempotent && status.startsWith("2") ? headerRef("Idempotent-Replayed") : undefined);
+				expect(r.headers?.Deprecation, at).toEqual(op.deprecated ? headerRef("Deprecation") : undefined);
+				expect(r.headers?.Link, at).toEqual(op.deprecated ? headerRef("Link") : undefined);
+			}
+		}
+		expect(deprecated.sort()).toEqual(["GET /api/org/{orgId}/admin-data", "POST /api/payments/create-order"]);
+		// Every POST that runs the idempotency middleware declares the header, with the shape it enforces.
+		for (const where of ["POST /api/payments/orders", "POST /api/payments/create-order", "POST /api/orgs/{orgId}/orders"]) {
+			const [method, path] = where.split(" ") as [string, string];
+			const key = doc.paths[path]![method.toLowerCase()]!.parameters?.find((p) => p.name === "idempotency-key");
+			expect(key, where).toMatchObject({ in: "header", schema: { pattern: "^[\\x21-\\x7e]{1,255}$" } });
+			expect(key?.required ?? false, where).toBe(false);
+		}
+		// x-d1-bookmark is not sent by any route, so it is not declared.
+		expect(doc.components.headers["x-d1-bookmark"]).toBeUndefined();
+	});
+
+	it("a replayed POST sends Idempotent-Replayed: true, declared for its status; the first answer does not", async () => {
+		const t = await seedTenant();
+		const doc = await served();
+		const key = uid("key");
+		const send = () =>
+			call<{ id: string }>("POST", `${t.base}/categories`, { token: t.admin.token, headers: { "idempotency-key": key }, body: { name: "Tea", slug: "tea" } });
+		const first = await send();
+		expect(first.status, first.text).toBe(201);
+		expect(first.headers.get("idempotent-replayed")).toBeNull();
+		const replay = await send();
+		expect(replay.status, replay.text).toBe(201);
+		expect(replay.headers.get("idempotent-replayed")).toBe("true");
+		expect(replay.json.id).toBe(first.json.id);
+		expect(doc.paths["/api/orgs/{orgId}/categories"]!.post!.responses["201"]!.headers?.["Idempotent-Replayed"]).toEqual(headerRef("Idempotent-Replayed"));
+	});
+
+	it("If-Match is optional on every write that takes it (no 428 anywhere): without it the write is unconditional, a stale one is a 412", async () => {
+		const doc = await served();
+		let ifMatch = 0;
+		for (const { where, op } of operations(doc)) {
+			expect(Object.keys(op.responses), where).not.toContain("428");
+			for (const p of op.parameters ?? []) {
+				if (p.name !== "if-match") continue;
+				ifMatch++;
+				expect(p.required ?? false, where).toBe(false);
+				expect(p.description, where).toMatch(/Optional.*412.*unconditional.*428/s);
+			}
+		}
+		expect(ifMatch).toBeGreaterThanOrEqual(7);
+
+		const t = await seedTenant();
+		const created = await call<{ id: string }>("POST", `${t.base}/categories`, { token: t.admin.token, body: { name: "Tea", slug: "tea" } });
+		expect(created.status, created.text).toBe(201);
+		const path = `${t.base}/categories/${created.json.id}`;
+		const etag = created.headers.get("etag")!;
+		const unconditional = await call("PATCH", path, { token: t.admin.token, body: { name: "Chai" } });
+		expect(unconditional.status, unconditional.text).toBe(200);
+		const stale = await call<Problem>("PATCH", path, { token: t.admin.token, headers: { "if-match": etag }, body: { name: "Masala" } });
+		expect(stale.status, stale.text).toBe(412);
+		const current = await call("PATCH", path, { token: t.admin.token, headers: { "if-match": unconditional.headers.get("etag")! }, body: { name: "Masala" } });
+		expect(current.status, current.text).toBe(200);
 	});
 });
 

@@ -1,4 +1,3 @@
-import { exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
 import { createClient } from "../../src/client";
@@ -10,7 +9,7 @@ import { EventSchema, MemberSchema, OrganizationSchema } from "../../src/routes/
 import { ProductSchema } from "../../src/routes/store/store.routes";
 import { UsageSchema } from "../../src/routes/usage/usage.routes";
 import { signToken } from "../helpers/jwt";
-import { callWithEnv, get } from "../helpers/request";
+import { callWithEnv, fetchWorker, get } from "../helpers/request";
 import { seedTenant } from "../helpers/tenant";
 
 /** The parts of the OpenAPI document these tests read. */
@@ -80,11 +79,7 @@ describe("OpenAPI document", () => {
 	it("the typed hono client works against the Worker", async () => {
 		const t = await seedTenant();
 		const token = t.member.token;
-		const api = createClient(
-			"https://api.test",
-			async () => token,
-			(input, init) => exports.default.fetch(new Request(input, init)),
-		);
+		const api = createClient("https://api.test", async () => token, fetchWorker);
 		const health = await api.api.health.$get();
 		expect(await health.json()).toMatchObject({ status: "ok" });
 		const members = await api.api.orgs[":orgId"].members.$get({ param: { orgId: t.orgId }, query: { limit: "1" } });

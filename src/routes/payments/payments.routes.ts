@@ -4,7 +4,7 @@ import { requireActiveOrg } from "../../middleware/authorize";
 import { idempotency } from "../../middleware/idempotency";
 import { meter } from "../../middleware/meter";
 import { rateLimit } from "../../middleware/rate-limit";
-import { jsonContent, orgErrors, problem } from "../../openapi";
+import { IdempotencyKeyHeader, jsonContent, orgErrors, problem } from "../../openapi";
 import { MAX_ORDER_AMOUNT } from "../../services/razorpay";
 
 const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant"), meter()];
@@ -54,31 +54,33 @@ const VerifyPaymentFields = z.strictObject({
 });
 
 // Deprecated: clients of the earlier Spring system send the same three fields in camelCase.
-const CAMEL_TO_SNAKE = new Map([
-	["razorpayOrderId", "razorpay_order_id"],
-	["razorpayPaymentId", "razorpay_payment_id"],
-	["razorpaySignature", "razorpay_signature"],
-]);
+const VerifyPaymentCamelCase = z
+	.strictObject({
+		razorpayOrderId: VerifyPaymentFields.shape.razorpay_order_id,
+		razorpayPaymentId: VerifyPaymentFields.shape.razorpay_payment_id,
+		razorpaySignature: VerifyPaymentFields.shape.razorpay_signature,
+	})
+	.openapi({ deprecated: true, description: "Deprecated: the same three fields in camelCase, for clients of the earlier system." });
 
-/** What a client may send: Checkout's names, or (deprecated) the same fields in camelCase. */
-type VerifyPaymentInput =
-	| z.input<typeof VerifyPaymentFields>
-	| { razorpayOrderId: string; razorpayPaymentId: string; razorpaySignature: string };
-
-/** A camelCase body (any of the three camelCase names, none of the snake_case ones) in Checkout's names. */
-function fromCamelCase(v: VerifyPaymentInput): unknown {
-	if (typeof v !== "object" || v === null || Array.isArray(v)) return v;
-	const keys = Object.keys(v);
-	if (!keys.some((k) => CAMEL_TO_SNAKE.has(k)) || keys.some((k) => k.startsWith("razorpay_"))) return v;
-	return Object.fromEntries(Object.entries(v).map(([k, x]) => [CAMEL_TO_SNAKE.get(k) ?? k, x]));
-}
-
-/** Checkout's snake_case fields, or (deprecated) the same fields in camelCase; handlers see snake_case. */
-const VerifyPayment = z.preprocess<unknown, typeof VerifyPaymentFields, VerifyPaymentInput>(fromCamelCase, VerifyPaymentFields).openapi({
-	description:
-		"Checkout's `razorpay_order_id`, `razorpay_payment_id`, `razorpay_signature`. Deprecated: the same fields in camelCase " +
-		"(`razorpayOrderId`, `razorpayPaymentId`, `razorpaySignature`) are accepted for clients of the earlier system.",
-});
+/**
+ * Checkout's snake_case fields, or (deprecated) the same fields in camelCase; handlers see snake_case. Both forms are
+ * in the document (anyOf); a mix of the two is neither. A body that is neither is reported against the form it is
+ * closest to (fieldErrors picks the union branch with the fewest issues).
+ */
+const VerifyPayment = z
+	.union([
+		VerifyPaymentFields,
+		VerifyPaymentCamelCase.transform((v) => ({
+			razorpay_order_id: v.razorpayOrderId,
+			razorpay_payment_id: v.razorpayPaymentId,
+			razorpay_signature: v.razorpaySignature,
+		})),
+	])
+	.openapi({
+		description:
+			"Checkout's `razorpay_order_id`, `razorpay_payment_id`, `razorpay_signature`. Deprecated: the same fields in camelCase " +
+			"(`razorpayOrderId`, `razorpayPaymentId`, `razorpaySignature`) are accepted for clients of the earlier system.",
+	});
 
 export const createOrder = createRoute({
 	method: "post",
@@ -87,7 +89,10 @@ export const createOrder = createRoute({
 	summary: "Create a Razorpay order for the active organization",
 	security: [{ bearer: [] }],
 	middleware: [...middleware, idempotency()],
-	request: { body: { required: true, content: { "application/json": { schema: CreatePaymentOrder } } } },
+	request: {
+		headers: IdempotencyKeyHeader,
+		body: { required: true, content: { "application/json": { schema: CreatePaymentOrder } } },
+	},
 	responses: {
 		201: jsonContent(PaymentOrderSchema, "Created at Razorpay and stored (CREATED)"),
 		...orgErrors,

@@ -3,7 +3,7 @@ import type { MiddlewareHandler } from "hono";
 import { requirePermission } from "../../middleware/authorize";
 import { idempotency } from "../../middleware/idempotency";
 import { tenantMiddleware } from "../../middleware/tenant";
-import { CursorQuery, jsonContent, orgErrors, problem } from "../../openapi";
+import { CursorQuery, IdempotencyKeyHeader, jsonContent, orgErrors, problem } from "../../openapi";
 
 // --- schemas ---------------------------------------------------------------------------------
 
@@ -187,10 +187,12 @@ const IfMatch = z.object({
 		.string()
 		.max(100)
 		.optional()
-		.openapi({ description: 'ETag from a previous read, e.g. "3"; a stale one is a 412' }),
-});
-const IdempotencyKey = z.object({
-	"idempotency-key": z.string().max(255).optional().openapi({ description: "Same key and body: same answer, no second row" }),
+		.openapi({
+			description:
+				'Optional precondition: the ETag of a previous read, e.g. "3". With it the write applies only while the ' +
+				"resource is still at that version, else 412 (so does a value that names no version of ours); `*` or no " +
+				"If-Match makes the write unconditional (last write wins). Never required: this API does not answer 428.",
+		}),
 });
 const etagHeader = { ETag: { schema: { type: "string" as const }, description: "Version of the resource, for If-Match" } };
 const ok = <T extends z.ZodType>(schema: T, description: string, withEtag = false) => ({
@@ -233,7 +235,7 @@ export const createCategory = tenantRoute(W, {
 	method: "post",
 	path: `${base}/categories`,
 	summary: "Create a category",
-	request: { params: z.object(OrgParam), headers: IdempotencyKey, body: body(CategoryCreate) },
+	request: { params: z.object(OrgParam), headers: IdempotencyKeyHeader, body: body(CategoryCreate) },
 	responses: { 201: ok(CategorySchema, "Created", true), ...writeErrors },
 });
 const categoryParams = z.object({ ...OrgParam, categoryId: id("categoryId", "cat_1") });
@@ -284,7 +286,7 @@ export const createProduct = tenantRoute(W, {
 	method: "post",
 	path: `${base}/products`,
 	summary: "Create a product",
-	request: { params: z.object(OrgParam), headers: IdempotencyKey, body: body(ProductCreate) },
+	request: { params: z.object(OrgParam), headers: IdempotencyKeyHeader, body: body(ProductCreate) },
 	responses: { 201: ok(ProductSchema, "Created", true), ...writeErrors },
 });
 const productParams = z.object({ ...OrgParam, productId: id("productId", "prd_1") });
@@ -313,7 +315,7 @@ export const adjustInventory = tenantRoute(W, {
 	method: "post",
 	path: `${base}/products/{productId}/inventory`,
 	summary: "Adjust stock atomically by a delta (never below zero)",
-	request: { params: productParams, headers: IdempotencyKey, body: body(InventoryAdjust) },
+	request: { params: productParams, headers: IdempotencyKeyHeader, body: body(InventoryAdjust) },
 	responses: {
 		200: ok(
 			z.object({ productId: z.string(), variantId: z.string().nullable(), stock: z.number().int() }).openapi("Inventory"),
@@ -336,7 +338,7 @@ export const createVariant = tenantRoute(W, {
 	method: "post",
 	path: `${base}/products/{productId}/variants`,
 	summary: "Create a variant",
-	request: { params: productParams, headers: IdempotencyKey, body: body(VariantCreate) },
+	request: { params: productParams, headers: IdempotencyKeyHeader, body: body(VariantCreate) },
 	responses: { 201: ok(VariantSchema, "Created", true), ...writeErrors },
 });
 const variantParams = z.object({ ...OrgParam, productId: id("productId", "prd_1"), variantId: id("variantId", "var_1") });
@@ -368,7 +370,7 @@ export const createOrder = tenantRoute("org:orders:write", {
 	method: "post",
 	path: `${base}/orders`,
 	summary: "Create an order (items copy name, sku and price; stock is taken atomically)",
-	request: { params: z.object(OrgParam), headers: IdempotencyKey, body: body(OrderCreate) },
+	request: { params: z.object(OrgParam), headers: IdempotencyKeyHeader, body: body(OrderCreate) },
 	responses: { 201: ok(OrderDetailSchema, "Created", true), ...writeErrors },
 });
 const orderParams = z.object({ ...OrgParam, orderId: id("orderId", "ord_1") });
@@ -383,6 +385,6 @@ export const transitionOrder = tenantRoute("org:orders:write", {
 	method: "post",
 	path: `${base}/orders/{orderId}/status`,
 	summary: "Move an order: pending→paid|cancelled, paid→fulfilled|cancelled",
-	request: { params: orderParams, headers: IfMatch.merge(IdempotencyKey), body: body(OrderTransition) },
+	request: { params: orderParams, headers: IfMatch.merge(IdempotencyKeyHeader), body: body(OrderTransition) },
 	responses: { 200: ok(OrderDetailSchema, "Updated", true), ...writeErrors },
 });
