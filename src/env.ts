@@ -118,7 +118,7 @@ const configShape = {
 	RAZORPAY_KEY_ID: optionalString,
 	RAZORPAY_KEY_SECRET: secret,
 	RAZORPAY_WEBHOOK_SECRET: secret,
-	// The SDK takes a host, port and protocol, not a path.
+	// Scheme, host and port only: the API paths (/v1/…) are appended to it.
 	STRIPE_API_BASE: apiBase(STRIPE_DEFAULT_BASE).refine((v) => new URL(v).pathname === "/", "must have no path"),
 	STRIPE_SECRET_KEY: secret,
 	STRIPE_WEBHOOK_SECRET: secret,

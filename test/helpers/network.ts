@@ -70,13 +70,26 @@ export function fakeRazorpay() {
 	return { calls, routes };
 }
 
+/** A request body as text (form bodies: Request#text() warns on a non-text content type). */
+const bodyText = async (req: Request) => new TextDecoder().decode(await req.arrayBuffer());
+
 /** Stripe's Checkout Sessions API (recorded response shape); `calls` records what the Worker sent. */
 export function fakeStripe() {
-	const calls: { url: string; body: string }[] = [];
+	const calls: { url: string; body: string; auth: string | null; idempotencyKey: string | null; stripeVersion: string | null }[] = [];
+	const record = async (req: Request) => {
+		const call = {
+			url: req.url,
+			body: await bodyText(req),
+			auth: req.headers.get("authorization"),
+			idempotencyKey: req.headers.get("idempotency-key"),
+			stripeVersion: req.headers.get("stripe-version"),
+		};
+		calls.push(call);
+		return call;
+	};
 	const routes: Record<string, Handler> = {
 		"https://api.stripe.com/v1/checkout/sessions": async (req) => {
-			const body = await req.text();
-			calls.push({ url: req.url, body });
+			await record(req);
 			const id = `cs_test_${uid("s").slice(-20)}`;
 			return Response.json({
 				id,
