@@ -161,7 +161,10 @@ export async function verifyStripeWebhook(
 	return event;
 }
 
-/** A subscription Checkout Session for the organization; the webhook later moves its plan. */
+/**
+ * A subscription Checkout Session for the organization (the plan's monthly price, plus the metered
+ * price when the plan bills usage and STRIPE_METERED_PRICE_ID is set); the webhook later moves its plan.
+ */
 export async function createCheckoutSession(
 	config: Config,
 	input: {
@@ -190,6 +193,8 @@ export async function createCheckoutSession(
 						product_data: { name: `${plan.name} plan`, metadata: { plan: plan.id } },
 					},
 				},
+				// Usage-based billing: the metered price bills what the meter receives (no quantity for it).
+				...(plan.meteredBilling && config.STRIPE_METERED_PRICE_ID ? [{ price: config.STRIPE_METERED_PRICE_ID }] : []),
 			],
 			metadata: { organizationId: input.organizationId, plan: plan.id },
 			subscription_data: { metadata: { organizationId: input.organizationId, plan: plan.id } },
@@ -366,5 +371,39 @@ export async function listStripeInvoices(
 	} catch (err) {
 		// An unknown starting_after (a cursor not from this list) is Stripe's 400 resource_missing.
 		throw stripeFailure(err, "the invoice list", "BAD_REQUEST");
+	}
+}
+
+/** One usage report for a Billing Meter: `value` more units for the customer, deduplicated by `identifier`. */
+interface MeterEventInput {
+	eventName: string;
+	customerId: string;
+	value: number;
+	/** Unique per report (Stripe keeps identifiers for at least 24 hours and refuses a second event with one). */
+	identifier: string;
+	/** When the usage happened, in seconds (Stripe takes the past 35 days up to 5 minutes ahead). */
+	timestamp: number;
+}
+
+/**
+ * Reports usage to a Billing Meter (POST /v1/billing/meter_events; the meter's default payload keys
+ * stripe_customer_id and value). The identifier deduplicates across attempts: Stripe refusing an
+ * identifier it already holds means the event was recorded before, which counts as delivered. (Not the
+ * Idempotency-Key: Stripe replays a key's first answer for 24 hours, a 500 included.)
+ * Answers "recorded" or "duplicate"; throws a 409 problem for another refusal and a 503 otherwise.
+ */
+export async function reportMeterEvent(config: Config, input: MeterEventInput): Promise<"recorded" | "duplicate"> {
+	requireKey(config);
+	try {
+		await stripeRequest(config, "POST", "/v1/billing/meter_events", {
+			event_name: input.eventName,
+			payload: { stripe_customer_id: input.customerId, value: String(input.value) },
+			identifier: input.identifier,
+			timestamp: input.timestamp,
+		});
+		return "recorded";
+	} catch (err) {
+		if (isInvalidRequest(err) && /already exists with identifier/i.test(err.message)) return "duplicate";
+		throw stripeFailure(err, "the meter event");
 	}
 }
