@@ -121,10 +121,13 @@ const configShape = {
 	RAZORPAY_KEY_ID: optionalString,
 	RAZORPAY_KEY_SECRET: secret,
 	RAZORPAY_WEBHOOK_SECRET: secret,
-	// The SDK takes a host, port and protocol, not a path.
+	// Scheme, host and port only: the API paths (/v1/…) are appended to it.
 	STRIPE_API_BASE: apiBase(STRIPE_DEFAULT_BASE).refine((v) => new URL(v).pathname === "/", "must have no path"),
 	STRIPE_SECRET_KEY: secret,
 	STRIPE_WEBHOOK_SECRET: secret,
+	// A Billing Meter's event_name (Stripe allows 100 characters) and the metered price on it.
+	STRIPE_METER_EVENT_NAME: optionalString.pipe(z.string().max(100, "at most 100 characters").optional()),
+	STRIPE_METERED_PRICE_ID: optionalString.pipe(z.string().startsWith("price_", "must start with price_").optional()),
 } satisfies Record<SettingName, z.ZodType>;
 
 /**

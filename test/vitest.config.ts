@@ -58,6 +58,8 @@ export default defineConfig(async () => {
 	const migrations = await readD1Migrations(path.join(root, "migrations"));
 	return {
 		root,
+		// The Worker's "zod" (wrangler.toml [alias]): zod's namespace without what the Worker never uses.
+		resolve: { alias: [{ find: /^zod$/, replacement: path.join(root, "src/lib/zod/index.ts") }] },
 		plugins: [
 			quietStripeSourcemaps,
 			cloudflareTest({

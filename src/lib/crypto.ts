@@ -29,3 +29,18 @@ export function timingSafeEqual(a: string, b: string): boolean {
 	for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
 	return diff === 0;
 }
+
+const WEBHOOK_SECRET_PREFIX = "whsec_";
+
+/**
+ * A Standard Webhooks (Svix) signature header value: `v1,` + base64(HMAC-SHA256(key, "<id>.<timestamp>.<payload>")),
+ * the key being the base64-decoded secret after `whsec_`; what svix's Webhook#sign computes.
+ */
+export async function standardWebhookSignature(secret: string, id: string, timestampSeconds: number, payload: string): Promise<string> {
+	const b64 = secret.startsWith(WEBHOOK_SECRET_PREFIX) ? secret.slice(WEBHOOK_SECRET_PREFIX.length) : secret;
+	const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+	if (raw.length === 0) throw new Error("empty webhook secret");
+	const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+	const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(`${id}.${timestampSeconds}.${payload}`)));
+	return `v1,${btoa(String.fromCharCode(...mac))}`;
+}

@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { subscriptions } from "../db/schema";
+import { organizations, subscriptions } from "../db/schema";
 import type { Config, Env } from "../env";
 import type { Logger } from "../lib/logger";
 import type { RequestMeta } from "../lib/request-meta";
@@ -73,6 +73,17 @@ async function stripeCustomerOf(db: Database, organizationId: string): Promise<s
 		);
 	}
 	return customerId;
+}
+
+/**
+ * The Stripe customer an organization's API calls are billed to: the customer of the live subscription
+ * that grants its plan, when that plan bills usage (meteredBilling); null when nothing is to be billed.
+ */
+export async function meteredCustomer(db: Database, organizationId: string): Promise<string | null> {
+	const [org] = await db.select({ plan: organizations.plan }).from(organizations).where(eq(organizations.id, organizationId));
+	if (!org || !PLANS[planOf(org.plan)].meteredBilling) return null;
+	const subs = await subscriptionsOf(db, organizationId);
+	return currentSubscription(subs.filter((s) => isLiveSubscription(s.status) && s.customerId))?.customerId ?? null;
 }
 
 /** A Stripe Billing Portal session for the organization's customer (change plan, payment method, cancel). */

@@ -1,7 +1,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import { Webhook } from "svix";
 import type { Database } from "../db/client";
 import { webhookDeliveries, webhookEndpoints } from "../db/schema";
+import { standardWebhookSignature } from "../lib/crypto";
 import { newId } from "../lib/ids";
 import { dohResolver, type Resolver, refuseAddress, refuseResolvedHost } from "../lib/net-policy";
 import type { DeliverMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
@@ -185,7 +185,7 @@ export async function attemptDelivery(
 	const refused = await refuseDestination(endpoint.url, resolve);
 	let error: string | null = refused?.error ?? null;
 	if (!error) {
-		const signature = new Webhook(endpoint.secret).sign(delivery.eventId, new Date(now), delivery.payload);
+		const signature = await standardWebhookSignature(endpoint.secret, delivery.eventId, Math.floor(now / 1000), delivery.payload);
 		try {
 			const res = await fetch(endpoint.url, {
 				method: "POST",

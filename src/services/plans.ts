@@ -25,12 +25,25 @@ interface Plan {
 	currency: string;
 	features: Record<Feature, boolean>;
 	limits: PlanLimits;
+	/**
+	 * Usage-based billing: the organization's API calls are reported to Stripe's Billing Meter
+	 * (STRIPE_METER_EVENT_NAME) for a metered price to bill, and Checkout adds that price
+	 * (STRIPE_METERED_PRICE_ID) next to the monthly one. See services/metered-billing.ts.
+	 */
+	meteredBilling: boolean;
 }
 
 /** A monthly plan priced in US cents; it has the features listed, every other one is off. */
-function plan(id: PlanId, name: string, priceMinor: number, has: readonly Feature[], limits: PlanLimits): Plan {
+function plan(
+	id: PlanId,
+	name: string,
+	priceMinor: number,
+	has: readonly Feature[],
+	limits: PlanLimits,
+	meteredBilling = false,
+): Plan {
 	const features = Object.fromEntries(FEATURES.map((f) => [f, has.includes(f)])) as Record<Feature, boolean>;
-	return { id, name, priceMinor, currency: "usd", features, limits };
+	return { id, name, priceMinor, currency: "usd", features, limits, meteredBilling };
 }
 
 export const PLANS: Record<PlanId, Plan> = {
@@ -48,13 +61,15 @@ export const PLANS: Record<PlanId, Plan> = {
 		seats: 50,
 		apiKeys: 50,
 	}),
-	enterprise: plan("enterprise", "Enterprise", 49_900, FEATURES, {
-		requestsPerMinute: 12_000,
-		userRequestsPerMinute: 2_000,
-		monthlyApiQuota: 100_000_000,
-		seats: 1_000,
-		apiKeys: 1_000,
-	}),
+	// Enterprise opts in to usage-based billing (its API calls are billed by a metered price).
+	enterprise: plan(
+		"enterprise",
+		"Enterprise",
+		49_900,
+		FEATURES,
+		{ requestsPerMinute: 12_000, userRequestsPerMinute: 2_000, monthlyApiQuota: 100_000_000, seats: 1_000, apiKeys: 1_000 },
+		true,
+	),
 };
 
 export function planOf(plan: string | null | undefined): PlanId {

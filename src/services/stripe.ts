@@ -1,11 +1,15 @@
-import Stripe from "stripe";
 import type { Config } from "../env";
 import { ApiError } from "../errors";
+import { hmacSha256Hex, timingSafeEqual } from "../lib/crypto";
 import { PLANS, type PlanId } from "./plans";
 
-export const STRIPE_TOLERANCE_SECONDS = 300;
-/** Web Crypto for signature checks (no Node crypto in Workers). */
-export const stripeCrypto = Stripe.createSubtleCryptoProvider();
+/** How old a signed webhook may be, in seconds (Stripe's SDK default). */
+const STRIPE_TOLERANCE_SECONDS = 300;
+/** The API version every request pins (the one stripe-node 23.1.0 sent); the shapes read below are its own. */
+const STRIPE_API_VERSION = "2026-10-28.endive";
+const TIMEOUT_MS = 10_000;
+/** One retry, after this long, for what Stripe's SDK retries: no answer, 409, 5xx, or Stripe-Should-Retry: true. */
+const RETRY_DELAY_MS = 500;
 
 /**
  * The envelope fields every Stripe event has (id evt_…, type, created in seconds), checked on a body
@@ -23,34 +27,144 @@ export function stripeEventEnvelope(event: unknown): { id: string; type: string;
 	return { id: e.id as string, type: e.type as string, created: e.created as number };
 }
 
-// One client per secret key and API base, reused across requests: it holds no per-request state.
-const clients = new Map<string, Stripe>();
-
-/**
- * Stripe SDK on the fetch HTTP client, talking to STRIPE_API_BASE (the real API by default; a proxy
- * or a local fake otherwise). Webhook verification alone needs no API key.
- */
-export function stripeClient(config: Pick<Config, "STRIPE_SECRET_KEY" | "STRIPE_API_BASE">): Stripe {
-	const key = config.STRIPE_SECRET_KEY ?? "sk_unset";
-	const cacheKey = `${config.STRIPE_API_BASE} ${key}`;
-	let client = clients.get(cacheKey);
-	if (!client) {
-		const base = new URL(config.STRIPE_API_BASE);
-		// fetch is looked up per call (not captured), so it is always the runtime's current global.
-		client = new Stripe(key, {
-			httpClient: Stripe.createFetchHttpClient((input, init) => fetch(input, init)),
-			maxNetworkRetries: 1,
-			timeout: 10_000,
-			host: base.hostname,
-			protocol: base.protocol === "http:" ? "http" : "https",
-			...(base.port ? { port: base.port } : {}),
-		});
-		clients.set(cacheKey, client);
+/** A Stripe API error: its HTTP status and Stripe's error type, code and message. */
+class StripeApiError extends Error {
+	constructor(
+		readonly status: number,
+		readonly type: string | undefined,
+		readonly code: string | undefined,
+		message: string,
+	) {
+		super(message);
 	}
-	return client;
 }
 
-/** A subscription Checkout Session for the organization; the webhook later moves its plan. */
+/** What Stripe's SDK calls StripeInvalidRequestError: a 400 or 404 that is neither a rate limit nor an idempotency clash. */
+function isInvalidRequest(err: unknown): err is StripeApiError {
+	return (
+		err instanceof StripeApiError &&
+		(err.status === 400 || err.status === 404) &&
+		err.type !== "idempotency_error" &&
+		err.code !== "rate_limit"
+	);
+}
+
+type FormValue = string | number | boolean | null | undefined | FormValue[] | { [key: string]: FormValue };
+
+/**
+ * Stripe's form encoding of nested parameters, as its SDKs write it: `metadata[plan]=pro`,
+ * `line_items[0][price_data][currency]=usd`; undefined is left out, null is an empty value (unset).
+ * Brackets stay readable (Stripe accepts them encoded or not).
+ */
+function stripeForm(params: Record<string, FormValue>): string {
+	const pairs: string[] = [];
+	const enc = (v: string) =>
+		encodeURIComponent(v)
+			.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+			.replace(/%5B/g, "[")
+			.replace(/%5D/g, "]");
+	const add = (key: string, value: FormValue) => {
+		if (value === undefined) return;
+		if (value === null || typeof value !== "object") pairs.push(`${enc(key)}=${enc(value === null ? "" : String(value))}`);
+		else if (Array.isArray(value)) value.forEach((v, i) => add(`${key}[${i}]`, v));
+		else for (const [k, v] of Object.entries(value)) add(`${key}[${k}]`, v);
+	};
+	for (const [k, v] of Object.entries(params)) add(k, v);
+	return pairs.join("&");
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One call to Stripe's v1 API at STRIPE_API_BASE (the real API by default; a proxy or a local fake
+ * otherwise): a form-encoded body for POST, the query string otherwise, the pinned API version, and
+ * an Idempotency-Key on every POST that its retry reuses.
+ */
+async function stripeRequest<T>(
+	config: Pick<Config, "STRIPE_SECRET_KEY" | "STRIPE_API_BASE">,
+	method: "GET" | "POST" | "DELETE",
+	path: string,
+	params: Record<string, FormValue> = {},
+): Promise<T> {
+	const form = stripeForm(params);
+	const url = new URL(path, config.STRIPE_API_BASE);
+	if (method !== "POST" && form) url.search = form;
+	const headers: Record<string, string> = {
+		accept: "application/json",
+		authorization: `Bearer ${config.STRIPE_SECRET_KEY ?? "sk_unset"}`,
+		"content-type": "application/x-www-form-urlencoded",
+		"stripe-version": STRIPE_API_VERSION,
+	};
+	// As Stripe's SDK does: a fresh key per POST, the same for its retry (Stripe then replays the first answer).
+	if (method === "POST") headers["idempotency-key"] = crypto.randomUUID();
+	for (let attempt = 0; ; attempt++) {
+		let res: Response;
+		try {
+			res = await fetch(url, { method, headers, signal: AbortSignal.timeout(TIMEOUT_MS), ...(method === "POST" ? { body: form } : {}) });
+		} catch (err) {
+			if (attempt === 0) {
+				await sleep(RETRY_DELAY_MS);
+				continue;
+			}
+			throw err;
+		}
+		const should = res.headers.get("stripe-should-retry");
+		if (attempt === 0 && should !== "false" && (should === "true" || res.status === 409 || res.status >= 500)) {
+			await res.body?.cancel();
+			await sleep(RETRY_DELAY_MS);
+			continue;
+		}
+		let body: { error?: { type?: string; code?: string; message?: string } };
+		try {
+			body = JSON.parse(await res.text()) as typeof body;
+		} catch {
+			throw new StripeApiError(res.status, "api_error", undefined, "Invalid JSON received from the Stripe API");
+		}
+		if (body.error || !res.ok) {
+			const e = body.error ?? {};
+			throw new StripeApiError(res.status, e.type, e.code, e.message ?? `Stripe answered ${res.status}`);
+		}
+		return body as T;
+	}
+}
+
+/**
+ * Checks a Stripe-Signature header (`t=<seconds>,v1=<hex>[,v1=…]`) the way Stripe's SDK does:
+ * HMAC-SHA256 of `<t>.<raw body>` with the endpoint secret, compared in constant time with every v1
+ * signature, and the timestamp no older than the tolerance. Answers the parsed event; throws otherwise.
+ */
+export async function verifyStripeWebhook(
+	raw: string,
+	header: string,
+	secret: string,
+	tolerance = STRIPE_TOLERANCE_SECONDS,
+	now = Date.now(),
+): Promise<unknown> {
+	if (!raw) throw new Error("no webhook payload");
+	if (!secret.trim()) throw new Error("no webhook secret");
+	let timestamp = -1;
+	const signatures: string[] = [];
+	for (const item of header.split(",")) {
+		const [k, v = ""] = item.split("=");
+		if (k === "t") timestamp = /^\d+$/.test(v) ? Number(v) : -1;
+		if (k === "v1") signatures.push(v);
+	}
+	if (timestamp < 0 || signatures.length === 0) throw new Error("no timestamp or no v1 signature");
+	const expected = await hmacSha256Hex(secret, `${timestamp}.${raw}`);
+	// Every signature is compared (no early exit), each in constant time.
+	let found = false;
+	for (const s of signatures) found = timingSafeEqual(expected, s) || found;
+	if (!found) throw new Error("no signature matches");
+	if (tolerance > 0 && Math.floor(now / 1000) - timestamp > tolerance) throw new Error("timestamp outside the tolerance");
+	const event = JSON.parse(raw) as { object?: unknown } | null;
+	if (event?.object === "v2.core.event") throw new Error("a thin event notification is not a webhook event");
+	return event;
+}
+
+/**
+ * A subscription Checkout Session for the organization (the plan's monthly price, plus the metered
+ * price when the plan bills usage and STRIPE_METERED_PRICE_ID is set); the webhook later moves its plan.
+ */
 export async function createCheckoutSession(
 	config: Config,
 	input: {
@@ -65,7 +179,7 @@ export async function createCheckoutSession(
 	if (!config.STRIPE_SECRET_KEY) throw new ApiError("BAD_ENVIRONMENT", "STRIPE_SECRET_KEY is not configured");
 	const plan = PLANS[input.plan];
 	try {
-		const session = await stripeClient(config).checkout.sessions.create({
+		const session = await stripeRequest<{ id: string; url: string | null }>(config, "POST", "/v1/checkout/sessions", {
 			mode: "subscription",
 			client_reference_id: input.organizationId,
 			...(input.customerId ? { customer: input.customerId } : input.email ? { customer_email: input.email } : {}),
@@ -79,23 +193,23 @@ export async function createCheckoutSession(
 						product_data: { name: `${plan.name} plan`, metadata: { plan: plan.id } },
 					},
 				},
+				// Usage-based billing: the metered price bills what the meter receives (no quantity for it).
+				...(plan.meteredBilling && config.STRIPE_METERED_PRICE_ID ? [{ price: config.STRIPE_METERED_PRICE_ID }] : []),
 			],
 			metadata: { organizationId: input.organizationId, plan: plan.id },
 			subscription_data: { metadata: { organizationId: input.organizationId, plan: plan.id } },
 			success_url: input.successUrl,
 			cancel_url: input.cancelUrl,
 		});
-		return { id: session.id, url: session.url };
+		return { id: session.id, url: session.url ?? null };
 	} catch (err) {
-		if (err instanceof Stripe.errors.StripeInvalidRequestError)
-			throw new ApiError("BAD_REQUEST", `Stripe refused the session: ${err.message}`);
-		throw new ApiError("UPSTREAM_UNAVAILABLE", "Stripe could not be reached");
+		throw stripeFailure(err, "the session", "BAD_REQUEST");
 	}
 }
 
 /** A Stripe failure as a problem: Stripe's refusal is `refused` (409 by default) with its message, anything else a 503. */
 function stripeFailure(err: unknown, what: string, refused: "CONFLICT" | "BAD_REQUEST" = "CONFLICT"): ApiError {
-	if (err instanceof Stripe.errors.StripeInvalidRequestError) return new ApiError(refused, `Stripe refused ${what}: ${err.message}`);
+	if (isInvalidRequest(err)) return new ApiError(refused, `Stripe refused ${what}: ${err.message}`);
 	return new ApiError("UPSTREAM_UNAVAILABLE", "Stripe could not be reached");
 }
 
@@ -110,7 +224,7 @@ export async function createPortalSession(
 ): Promise<{ id: string; url: string }> {
 	requireKey(config);
 	try {
-		const session = await stripeClient(config).billingPortal.sessions.create({
+		const session = await stripeRequest<{ id: string; url: string }>(config, "POST", "/v1/billing_portal/sessions", {
 			customer: input.customerId,
 			...(input.returnUrl ? { return_url: input.returnUrl } : {}),
 		});
@@ -133,9 +247,22 @@ export interface StripeSubscriptionState {
 
 const msOrNull = (v: number | null | undefined) => (typeof v === "number" ? v * 1000 : null);
 
-function subscriptionState(sub: Stripe.Subscription): StripeSubscriptionState {
+/** The fields of a Stripe subscription read here. */
+interface StripeSubscription {
+	id: string;
+	status: string;
+	cancel_at_period_end?: boolean | null;
+	cancel_at?: number | null;
+	canceled_at?: number | null;
+	trial_end?: number | null;
+	/** Before API version 2025-03-31 only. */
+	current_period_end?: number | null;
+	items?: { data?: { current_period_end?: number | null }[] } | null;
+}
+
+function subscriptionState(sub: StripeSubscription): StripeSubscriptionState {
 	// Since API version 2025-03-31 the period is on the items; earlier versions had it on the subscription.
-	const legacy = (sub as unknown as { current_period_end?: number | null }).current_period_end;
+	const legacy = sub.current_period_end;
 	const fromItems = sub.items?.data?.map((i) => i.current_period_end).filter((v) => typeof v === "number") ?? [];
 	return {
 		subscriptionId: sub.id,
@@ -159,10 +286,10 @@ export async function cancelStripeSubscription(
 ): Promise<StripeSubscriptionState> {
 	requireKey(config);
 	try {
-		const client = stripeClient(config);
+		const path = `/v1/subscriptions/${encodeURIComponent(subscriptionId)}`;
 		const sub = atPeriodEnd
-			? await client.subscriptions.update(subscriptionId, { cancel_at_period_end: true })
-			: await client.subscriptions.cancel(subscriptionId);
+			? await stripeRequest<StripeSubscription>(config, "POST", path, { cancel_at_period_end: true })
+			: await stripeRequest<StripeSubscription>(config, "DELETE", path);
 		return subscriptionState(sub);
 	} catch (err) {
 		throw stripeFailure(err, "the cancellation");
@@ -186,9 +313,29 @@ export interface InvoiceView {
 	subscriptionId: string | null;
 }
 
-function invoiceView(inv: Stripe.Invoice): InvoiceView {
+/** The fields of a Stripe invoice read here. */
+interface StripeInvoice {
+	id?: string;
+	number?: string | null;
+	status?: string | null;
+	currency: string;
+	total: number;
+	amount_due: number;
+	amount_paid: number;
+	created: number;
+	period_start: number;
+	period_end: number;
+	hosted_invoice_url?: string | null;
+	invoice_pdf?: string | null;
+	/** Since API version 2025-03-31. */
+	parent?: { subscription_details?: { subscription?: string | { id: string } | null } | null } | null;
+	/** Before API version 2025-03-31. */
+	subscription?: string | { id: string } | null;
+}
+
+function invoiceView(inv: StripeInvoice): InvoiceView {
 	const parentSub = inv.parent?.subscription_details?.subscription;
-	const legacySub = (inv as unknown as { subscription?: string | { id: string } | null }).subscription;
+	const legacySub = inv.subscription;
 	const sub = parentSub ?? legacySub ?? null;
 	return {
 		id: inv.id ?? "",
@@ -214,7 +361,7 @@ export async function listStripeInvoices(
 ): Promise<{ data: InvoiceView[]; nextCursor: string | null }> {
 	requireKey(config);
 	try {
-		const page = await stripeClient(config).invoices.list({
+		const page = await stripeRequest<{ data: StripeInvoice[]; has_more: boolean }>(config, "GET", "/v1/invoices", {
 			customer: input.customerId,
 			limit: input.limit,
 			...(input.startingAfter ? { starting_after: input.startingAfter } : {}),
@@ -224,5 +371,39 @@ export async function listStripeInvoices(
 	} catch (err) {
 		// An unknown starting_after (a cursor not from this list) is Stripe's 400 resource_missing.
 		throw stripeFailure(err, "the invoice list", "BAD_REQUEST");
+	}
+}
+
+/** One usage report for a Billing Meter: `value` more units for the customer, deduplicated by `identifier`. */
+interface MeterEventInput {
+	eventName: string;
+	customerId: string;
+	value: number;
+	/** Unique per report (Stripe keeps identifiers for at least 24 hours and refuses a second event with one). */
+	identifier: string;
+	/** When the usage happened, in seconds (Stripe takes the past 35 days up to 5 minutes ahead). */
+	timestamp: number;
+}
+
+/**
+ * Reports usage to a Billing Meter (POST /v1/billing/meter_events; the meter's default payload keys
+ * stripe_customer_id and value). The identifier deduplicates across attempts: Stripe refusing an
+ * identifier it already holds means the event was recorded before, which counts as delivered. (Not the
+ * Idempotency-Key: Stripe replays a key's first answer for 24 hours, a 500 included.)
+ * Answers "recorded" or "duplicate"; throws a 409 problem for another refusal and a 503 otherwise.
+ */
+export async function reportMeterEvent(config: Config, input: MeterEventInput): Promise<"recorded" | "duplicate"> {
+	requireKey(config);
+	try {
+		await stripeRequest(config, "POST", "/v1/billing/meter_events", {
+			event_name: input.eventName,
+			payload: { stripe_customer_id: input.customerId, value: String(input.value) },
+			identifier: input.identifier,
+			timestamp: input.timestamp,
+		});
+		return "recorded";
+	} catch (err) {
+		if (isInvalidRequest(err) && /already exists with identifier/i.test(err.message)) return "duplicate";
+		throw stripeFailure(err, "the meter event");
 	}
 }

@@ -70,13 +70,75 @@ export function fakeRazorpay() {
 	return { calls, routes };
 }
 
-/** Stripe's Checkout Sessions API (recorded response shape); `calls` records what the Worker sent. */
+/** A billing meter event as Stripe holds it: `payload.value` is a string of an integer. */
+export interface StripeMeterEvent {
+	event_name: string;
+	identifier: string;
+	timestamp: number;
+	payload: { stripe_customer_id: string; value: string };
+}
+
+/** A request body as text (form bodies: Request#text() warns on a non-text content type). */
+const bodyText = async (req: Request) => new TextDecoder().decode(await req.arrayBuffer());
+
+/**
+ * Stripe's Checkout Sessions and Billing Meter Events APIs (recorded response shapes); `calls` records
+ * what the Worker sent. As Stripe does, a meter event whose identifier Stripe already holds is refused
+ * (400 "An event already exists with identifier …", Stripe-Should-Retry: false), and a repeated
+ * Idempotency-Key replays the first answer, errors included. `meter.failNext` answers that many
+ * requests 500 after recording their event (Stripe took it, the Worker never learns);
+ * `meter.downNext` answers that many 503 without recording anything.
+ */
 export function fakeStripe() {
-	const calls: { url: string; body: string }[] = [];
+	const calls: { url: string; body: string; auth: string | null; idempotencyKey: string | null; stripeVersion: string | null }[] = [];
+	const meter = { events: [] as StripeMeterEvent[], failNext: 0, downNext: 0 };
+	const replays = new Map<string, Response>();
+	const record = async (req: Request) => {
+		const call = {
+			url: req.url,
+			body: await bodyText(req),
+			auth: req.headers.get("authorization"),
+			idempotencyKey: req.headers.get("idempotency-key"),
+			stripeVersion: req.headers.get("stripe-version"),
+		};
+		calls.push(call);
+		return call;
+	};
 	const routes: Record<string, Handler> = {
+		"https://api.stripe.com/v1/billing/meter_events": async (req) => {
+			const { body, idempotencyKey } = await record(req);
+			if (meter.downNext > 0) {
+				meter.downNext--;
+				return Response.json({ error: { type: "api_error", message: "Service unavailable" } }, { status: 503 });
+			}
+			const replay = idempotencyKey ? replays.get(idempotencyKey) : undefined;
+			if (replay) return replay.clone();
+			const form = new URLSearchParams(body);
+			const event: StripeMeterEvent = {
+				event_name: form.get("event_name") ?? "",
+				identifier: form.get("identifier") ?? "",
+				timestamp: Number(form.get("timestamp") ?? Math.floor(Date.now() / 1000)),
+				payload: { stripe_customer_id: form.get("payload[stripe_customer_id]") ?? "", value: form.get("payload[value]") ?? "" },
+			};
+			let answer: Response;
+			if (meter.events.some((e) => e.identifier === event.identifier)) {
+				answer = Response.json(
+					{ error: { type: "invalid_request_error", message: `An event already exists with identifier ${event.identifier}.` } },
+					{ status: 400, headers: { "stripe-should-retry": "false" } },
+				);
+			} else {
+				meter.events.push(event);
+				answer = Response.json({ object: "billing.meter_event", created: Math.floor(Date.now() / 1000), livemode: false, ...event });
+				if (meter.failNext > 0) {
+					meter.failNext--;
+					answer = Response.json({ error: { type: "api_error", message: "An unknown error occurred" } }, { status: 500 });
+				}
+			}
+			if (idempotencyKey) replays.set(idempotencyKey, answer.clone());
+			return answer;
+		},
 		"https://api.stripe.com/v1/checkout/sessions": async (req) => {
-			const body = await req.text();
-			calls.push({ url: req.url, body });
+			await record(req);
 			const id = `cs_test_${uid("s").slice(-20)}`;
 			return Response.json({
 				id,
@@ -87,7 +149,7 @@ export function fakeStripe() {
 			});
 		},
 	};
-	return { calls, routes };
+	return { calls, meter, routes };
 }
 
 /** A tenant's receiving server for outgoing webhooks: records deliveries, answers with `status`. */

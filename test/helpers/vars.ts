@@ -6,7 +6,7 @@ export const TEST_AZP = "https://app.test.example";
 export const TEST_OPERATOR = "user_operator";
 
 export const TEST_RAZORPAY = { keyId: "rzp_test_key", keySecret: "rzp_test_secret", webhookSecret: "rzp_webhook_secret" };
-export const TEST_STRIPE = { secretKey: "sk_test_123", webhookSecret: "whsec_stripe_test_secret" };
+export const TEST_STRIPE = { secretKey: "sk_test_123", webhookSecret: "whsec_stripe_test_secret", meterEventName: "api_calls" };
 /** Clerk Backend API key; tests stub https://api.clerk.com/ (test/helpers/clerk-api.ts). */
 export const TEST_CLERK_SECRET_KEY = "sk_test_clerk_backend";
 
@@ -16,6 +16,7 @@ export const TEST_VARS = {
 	RAZORPAY_WEBHOOK_SECRET: TEST_RAZORPAY.webhookSecret,
 	STRIPE_SECRET_KEY: TEST_STRIPE.secretKey,
 	STRIPE_WEBHOOK_SECRET: TEST_STRIPE.webhookSecret,
+	STRIPE_METER_EVENT_NAME: TEST_STRIPE.meterEventName,
 	CLERK_ISSUER: TEST_ISSUER,
 	CLERK_JWKS_URL: TEST_JWKS_URL,
 	CLERK_AUTHORIZED_PARTIES: `${TEST_AZP},https://admin.test.example`,

@@ -247,7 +247,7 @@ describe("Stripe", () => {
 			},
 		});
 
-	it("checkout (org:admin) creates a subscription Checkout Session through the SDK's fetch client", async () => {
+	it("checkout (org:admin) creates a subscription Checkout Session: form-encoded, Bearer key, pinned version, Idempotency-Key", async () => {
 		const t = await tenant();
 		const body = { plan: "pro", successUrl: "https://app.example/ok", cancelUrl: "https://app.example/cancel" };
 		const res = await call<Body<"POST /api/orgs/:orgId/billing/checkout">>("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.admin.token, body });
@@ -258,6 +258,14 @@ describe("Stripe", () => {
 		expect(sent.get("client_reference_id")).toBe(t.orgId);
 		expect(sent.get("subscription_data[metadata][organizationId]")).toBe(t.orgId);
 		expect(sent.get("line_items[0][price_data][unit_amount]")).toBe(String(PLANS.pro.priceMinor));
+		expect(sent.get("line_items[0][price_data][recurring][interval]")).toBe("month");
+		expect(sent.get("line_items[0][price_data][product_data][metadata][plan]")).toBe("pro");
+		expect(sent.get("success_url")).toBe("https://app.example/ok");
+		expect(stripeApi.calls[0]).toMatchObject({
+			auth: `Bearer ${TEST_STRIPE.secretKey}`,
+			stripeVersion: expect.stringMatching(/^\d{4}-\d{2}-\d{2}\.\w+$/),
+			idempotencyKey: expect.stringMatching(/^[0-9a-f-]{36}$/),
+		});
 		expect((await call("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.member.token, body })).status).toBe(403);
 	});
 
@@ -265,6 +273,10 @@ describe("Stripe", () => {
 		["tampered", async (raw: string) => ({ raw: raw.replace('"pro"', '"enterprise"'), sig: await sign(raw) })],
 		["wrong secret", async (raw: string) => ({ raw, sig: await sign(raw, undefined, "whsec_wrong") })],
 		["stale (301 s)", async (raw: string) => ({ raw, sig: await sign(raw, Math.floor(Date.now() / 1000) - 301) })],
+		["without t=", async (raw: string) => ({ raw, sig: (await sign(raw)).replace(/^t=\d+,/, "") })],
+		["without v1=", async (raw: string) => ({ raw, sig: (await sign(raw)).replace(/,v1=.*$/, "") })],
+		["v0 only", async (raw: string) => ({ raw, sig: (await sign(raw)).replace(",v1=", ",v0=") })],
+		["signed for another timestamp", async (raw: string) => ({ raw, sig: (await sign(raw)).replace(/^t=(\d+)/, (_m, t) => `t=${Number(t) - 1}`) })],
 	])("webhook %s: 401, nothing queued", async (_n, make) => {
 		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send");
 		const { raw, sig } = await make(subscriptionEvent("customer.subscription.updated", "org_x"));
@@ -274,6 +286,17 @@ describe("Stripe", () => {
 		});
 		expect(res.status, res.text).toBe(401);
 		expect(send).not.toHaveBeenCalled();
+	});
+
+	it("webhook: any one of several v1 signatures verifies (secret rotation); 290 s old is within the tolerance", async () => {
+		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send").mockResolvedValue(undefined as never);
+		const raw = subscriptionEvent("customer.subscription.updated", "org_x");
+		const ts = Math.floor(Date.now() / 1000) - 290;
+		const v1 = async (secret?: string) => (await sign(raw, ts, secret)).split(",v1=")[1];
+		const header = `t=${ts},v1=${await v1("whsec_previous")},v1=${await v1()}`;
+		const res = await call("POST", "/api/webhooks/stripe", { body: raw, headers: { "content-type": "application/json", "stripe-signature": header } });
+		expect(res.status, res.text).toBe(202);
+		expect(send).toHaveBeenCalledTimes(1);
 	});
 
 	it("subscription events move the plan: entitlements and rate limits follow; older events never win", async () => {

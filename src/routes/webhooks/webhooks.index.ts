@@ -1,5 +1,4 @@
 import type { Context } from "hono";
-import type Stripe from "stripe";
 import { createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { ApiError, fieldErrors } from "../../errors";
@@ -8,7 +7,7 @@ import { takeRateLimit } from "../../middleware/rate-limit";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "../../queue/messages";
 import { ms } from "../../services/clerk-sync/shared";
 import { verifyWebhookSignature } from "../../services/razorpay";
-import { STRIPE_TOLERANCE_SECONDS, stripeClient, stripeCrypto, stripeEventEnvelope } from "../../services/stripe";
+import { stripeEventEnvelope, verifyStripeWebhook } from "../../services/stripe";
 import { isTimestamp, signatureHeaders, verifySignature } from "./signature";
 import * as routes from "./webhooks.routes";
 
@@ -183,15 +182,9 @@ export const webhooksRouter = createRouter()
 		const signature = c.req.header("stripe-signature");
 		if (!signature) throw new ApiError("BAD_REQUEST", "missing header stripe-signature");
 		const raw = await readCapped(c.req.raw);
-		let event: Stripe.Event;
+		let event: unknown;
 		try {
-			event = await stripeClient(config).webhooks.constructEventAsync(
-				raw,
-				signature,
-				config.STRIPE_WEBHOOK_SECRET,
-				STRIPE_TOLERANCE_SECONDS,
-				stripeCrypto,
-			);
+			event = await verifyStripeWebhook(raw, signature, config.STRIPE_WEBHOOK_SECRET);
 		} catch {
 			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
 		}
