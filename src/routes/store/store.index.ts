@@ -22,6 +22,12 @@ async function change<T>(c: Context<AppEnv>, work: (log: ChangeLog) => Promise<T
 	const log = changeLog(requestMeta(c));
 	const result = await work(log);
 	const relay = relayOutbox(c.env, c.get("db"), log.written, c.get("logger"));
+	// In a tenant store the relay is the store applying its own events (audit chain, fan-out): awaited,
+	// so the entry is in the chain when the answer leaves. An interrupted one is applied by its alarm.
+	if (c.get("store")) {
+		await relay;
+		return result;
+	}
 	try {
 		c.executionCtx.waitUntil(relay);
 	} catch {
