@@ -175,8 +175,14 @@ async function start(env: UpgradeEnv, now: number, n: number, budget: Budget, on
 		.all<{ id: string }>();
 	let started = 0;
 	for (const { id } of results) {
-		if (!budget.take(2)) break;
-		const [flip] = await env.DB.batch([
+		if (!budget.take(3)) break;
+		// One atomic batch: a row left under way for an organization that is back on 'd1' (put back by
+		// hand) is stale and abandoned; the organization becomes 'migrating' with a fresh `waiting` row.
+		const [, flip] = await env.DB.batch([
+			env.DB.prepare(
+				`UPDATE store_upgrades SET phase = 'abandoned', updated_at = ?2 WHERE organization_id = ?1 AND phase IN ('waiting', 'copying')
+					AND EXISTS (SELECT 1 FROM organizations WHERE id = ?1 AND store_state = 'd1')`,
+			).bind(id, now),
 			env.DB.prepare("UPDATE organizations SET store_state = 'migrating' WHERE id = ? AND store_state = 'd1'").bind(id),
 			env.DB.prepare(
 				`INSERT INTO store_upgrades (organization_id, phase, copied, detail, started_at, updated_at)

@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runScheduled } from "../../src/queue/consumer";
+import { systemAudit } from "../../src/services/events-bus";
 import { forgetStoreRoute } from "../../src/tenant-store/directory";
 import { LATEST_TENANT_SCHEMA } from "../../src/tenant-store/migrations";
 import { COUNTED_TABLES } from "../../src/tenant-store/migrations/v2";
@@ -10,6 +11,7 @@ import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
 import { type Body, call, type Problem } from "../helpers/request";
 import { storeOf, storeSql } from "../helpers/store";
+import { deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant, type Tenant } from "../helpers/tenant";
 import { TEST_OPERATOR } from "../helpers/vars";
 
@@ -305,6 +307,11 @@ describe("DELETE /api/admin/orgs/:orgId", () => {
 			expect(await storeSql(t.orgId, `SELECT count(*) AS n FROM ${table}`), table).toEqual([{ n: 0 }]);
 		}
 		expect(await runInDurableObject(storeOf(t.orgId), (_o, state) => state.storage.getAlarm())).toBeNull();
+		// A tenant event still queued for it is dropped: written neither to the store nor to the shared tables.
+		const late = await deliverTenant([systemAudit({ organizationId: t.orgId, action: "member.updated" })]);
+		expect(late.explicitAcks).toHaveLength(1);
+		expect(await storeSql(t.orgId, "SELECT count(*) AS n FROM audit_logs")).toEqual([{ n: 0 }]);
+		expect(await env.DB.prepare("SELECT count(*) AS n FROM audit_logs WHERE organization_id = ?").bind(t.orgId).first()).toEqual({ n: 0 });
 		// The directory row is kept, marked deleted; the operator still sees it; its export is gone.
 		expect(await env.DB.prepare("SELECT store_state, deleted_at FROM organizations WHERE id = ?").bind(t.orgId).first()).toEqual({
 			store_state: "deleted",
