@@ -4,6 +4,8 @@ import { parseEnv } from "../env";
 import { createLogger, errorFields } from "../lib/logger";
 import { expireLapsedPlans } from "../services/billing-periods";
 import { pruneExpired } from "../services/retention";
+import { nudgeStores } from "../tenant-store/rollout";
+import { runStoreUpgrades } from "../tenant-store/upgrade";
 import { drainOutbox, processTenantBatch, recordTenantDeadLetters, TENANT_DLQ, TENANT_QUEUE } from "./tenant-consumer";
 import { processWebhookBatch } from "./webhooks/batch";
 import { recordDeadLetters } from "./webhooks/dead-letters";
@@ -26,8 +28,10 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promi
 /**
  * Cron (every minute): re-send tenant events parked in the outbox; fall lapsed subscriptions back to
  * what they still pay for (services/billing-periods.ts); prune payloads, delivery logs and idempotency
- * keys past their retention (services/retention.ts). Each part runs even if another one failed.
- * `now` is the run's clock (tests pass one).
+ * keys past their retention (services/retention.ts); move organizations still on the shared tables
+ * into their tenant stores, a bounded step per run (tenant-store/upgrade.ts); call idle stores behind
+ * the latest schema version so they migrate, and record their versions (tenant-store/rollout.ts).
+ * Each part runs even if another one failed. `now` is the run's clock (tests pass one).
  */
 export async function runScheduled(env: Env, now = Date.now()): Promise<void> {
 	const config = parseEnv(env);
@@ -47,6 +51,20 @@ export async function runScheduled(env: Env, now = Date.now()): Promise<void> {
 			async () => {
 				const pruned = await pruneExpired(db, now);
 				if (pruned.events + pruned.deliveries + pruned.idempotencyKeys > 0) logger.info("pruned", { ...pruned });
+			},
+		],
+		[
+			"store-upgrades",
+			async () => {
+				const r = await runStoreUpgrades(env, now, logger);
+				if (r.started + r.copied + r.flipped + r.failed > 0) logger.info("tenant store upgrades", { ...r });
+			},
+		],
+		[
+			"store-rollout",
+			async () => {
+				const r = await nudgeStores(env, logger);
+				if (Object.keys(r.versions).length + r.failed > 0) logger.info("tenant store rollout nudged", { ...r });
 			},
 		],
 	];

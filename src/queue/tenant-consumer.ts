@@ -11,6 +11,8 @@ import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant
 
 export const TENANT_QUEUE = "tenant-events";
 export const TENANT_DLQ = "tenant-events-dlq";
+/** An event of a tenant being moved to its store is retried after this long. */
+const MIGRATING_RETRY_SECONDS = 120;
 
 /**
  * tenant-events consumer. Audit entries of one batch are chained per organization in one D1 batch
@@ -28,9 +30,21 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			continue;
 		}
 		const body = parsed.data;
+		const { state } = await storeRoute(env, body.organizationId);
 		// A tenant with its own store applies its events there (tenant-store/object.ts).
-		if ((await storeRoute(env, body.organizationId)).state === "store") {
+		if (state === "store") {
 			toStores.set(body.organizationId, [...(toStores.get(body.organizationId) ?? []), { msg, body }]);
+			continue;
+		}
+		// Being moved to its store (tenant-store/upgrade.ts): its shared-table rows must not change until
+		// the flip, so the event waits in the queue (past its retries, in the outbox) and then goes to the store.
+		if (state === "migrating") {
+			msg.retry({ delaySeconds: MIGRATING_RETRY_SECONDS });
+			continue;
+		}
+		if (state === "deleted") {
+			logger.warn("tenant event of an offboarded organization dropped", { kind: body.kind, orgId: body.organizationId });
+			msg.ack();
 			continue;
 		}
 		if (body.kind === "audit") {

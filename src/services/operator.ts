@@ -1,9 +1,16 @@
 import { type SQL, sql } from "drizzle-orm";
 import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
+import { apiKeys } from "../db/schema";
+import type { Env } from "../env";
 import { ApiError } from "../errors";
+import { forgetStoreRoute, storeStub } from "../tenant-store/directory";
+import { type ExportRecord, keysetChunk, type KeysetTable, recordStream, storeRecords, typedRow } from "../tenant-store/records";
 import { invalidateAccess } from "./access";
+import { apiKeyView } from "./api-keys";
+import { listOrgEvents } from "./events-log";
 import { auditEntry } from "./events-bus";
+import { listMembers } from "./identity";
 import { type ChangeLog, collectOutbox, outboxInsert } from "./outbox";
 import { limitsFor, type PlanId, type PlanLimits, planOf } from "./plans";
 
@@ -254,4 +261,143 @@ export async function updateOperatorOrg(
 		throw new ApiError("CONFLICT", "dataRegion can only be changed while the organization has no data (products, categories or orders)");
 	}
 	return view(row);
+}
+
+// --- export and offboarding -------------------------------------------------------------------------
+
+interface Placement {
+	state: string | null;
+	region: "default" | "eu";
+}
+
+/** Where the organization's data is (read from the directory's primary, not a cached route); 404 unknown. */
+async function placement(db: Database, orgId: string): Promise<Placement> {
+	const row = await db.$client
+		.prepare("SELECT store_state AS state, data_region AS region FROM organizations WHERE id = ?")
+		.bind(orgId)
+		.first<{ state: string | null; region: string | null }>();
+	if (!row) throw new ApiError("NOT_FOUND", "organization not found");
+	return { state: row.state, region: row.region === "eu" ? "eu" : "default" };
+}
+
+const PAGE = 100;
+
+/** Directory rows of the organization the API does not render, as stored, one keyset table at a time. */
+async function* storedRows(db: Database, type: string, spec: KeysetTable, orgId: string, omit: string[] = []): AsyncGenerator<ExportRecord[]> {
+	let after: unknown[] | null = null;
+	do {
+		const chunk = await keysetChunk(db.$client, spec, orgId, after, PAGE);
+		yield chunk.rows.map((row) => ({ type, data: Object.fromEntries(Object.entries(row).filter(([k]) => !omit.includes(k))) }));
+		after = chunk.next;
+	} while (after);
+}
+
+/**
+ * The organization's records in the directory (D1): the organization as operators see it, members and
+ * API keys and events as the API renders them; invitations, subscriptions, payment orders and
+ * transactions, daily usage and revoked keys (never a key's hash) as stored.
+ */
+async function* directoryRecords(db: Database, orgId: string, hasData: boolean | undefined): AsyncGenerator<ExportRecord[]> {
+	yield [{ type: "organization", data: await getOperatorOrg(db, orgId, hasData) }];
+	let cursor: string | null | undefined;
+	do {
+		const p = await listMembers(db, orgId, { cursor: cursor ?? undefined, limit: PAGE });
+		yield p.data.map((data) => ({ type: "member", data }));
+		cursor = p.nextCursor;
+	} while (cursor);
+	yield* storedRows(db, "invitation", { table: "invitations", keys: ["created_at", "rowid"] }, orgId);
+	let after: unknown[] | null = null;
+	do {
+		const chunk = await keysetChunk(db.$client, { table: "api_keys", keys: ["created_at", "id"] }, orgId, after, PAGE);
+		yield chunk.rows.map((raw) => {
+			if (raw.revoked_at === null) return { type: "api_key", data: apiKeyView(typedRow(apiKeys, raw)) };
+			const { hash: _h, previous_hash: _p, ...stored } = raw;
+			return { type: "revoked_api_key", data: stored };
+		});
+		after = chunk.next;
+	} while (after);
+	yield* storedRows(db, "subscription", { table: "subscriptions", keys: ["rowid"] }, orgId);
+	yield* storedRows(db, "payment_order", { table: "payment_orders", keys: ["created_at", "rowid"] }, orgId);
+	yield* storedRows(db, "payment_transaction", { table: "payment_transactions", keys: ["payment_order_id", "rowid"] }, orgId);
+	yield* storedRows(db, "usage_day", { table: "usage_daily", keys: ["day", "metric"] }, orgId);
+	cursor = undefined;
+	do {
+		const p = await listOrgEvents(db, orgId, { cursor: cursor ?? undefined, limit: PAGE });
+		yield p.data.map((data) => ({ type: "event", data }));
+		cursor = p.nextCursor;
+	} while (cursor);
+}
+
+/** One stream after the other: a source is opened only once the previous one is read to its end. */
+function concatStreams(sources: (() => Promise<ReadableStream<Uint8Array>>)[]): ReadableStream<Uint8Array> {
+	let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+	return new ReadableStream<Uint8Array>({
+		async pull(controller) {
+			for (;;) {
+				if (!reader) {
+					const next = sources.shift();
+					if (!next) {
+						controller.close();
+						return;
+					}
+					reader = (await next()).getReader();
+				}
+				const { done, value } = await reader.read();
+				if (!done) {
+					controller.enqueue(value);
+					return;
+				}
+				reader = undefined;
+			}
+		},
+		async cancel(reason) {
+			await reader?.cancel(reason);
+		},
+	});
+}
+
+/**
+ * A tenant's whole data as NDJSON (GET /api/admin/orgs/:orgId/export, API.md): its directory records,
+ * then its store's (streamed from the store object; from the shared tables for an organization the
+ * upgrade job has not moved yet). 404 unknown or deleted (its store was wiped).
+ */
+export async function exportTenant(env: Pick<Env, "TENANT_STORE">, db: Database, orgId: string): Promise<ReadableStream<Uint8Array>> {
+	const where = await placement(db, orgId);
+	if (where.state === "deleted") throw new ApiError("NOT_FOUND", "organization deleted: its data was wiped");
+	const inStore = where.state === null || where.state === "store";
+	const stub = storeStub(env, orgId, where.region);
+	const hasData = inStore ? (await stub.stats()).counts : undefined;
+	const sources = [
+		async () =>
+			recordStream(
+				directoryRecords(db, orgId, hasData ? (hasData.products ?? 0) + (hasData.categories ?? 0) + (hasData.orders ?? 0) > 0 : undefined),
+			),
+		inStore ? () => stub.exportNdjson() : async () => recordStream(storeRecords(db.$client, orgId, { outbox: false })),
+	];
+	return concatStreams(sources);
+}
+
+export interface Offboarded {
+	status: "deleted";
+	organizationId: string;
+	deletedAt: number;
+}
+
+/**
+ * Offboards a tenant (DELETE /api/admin/orgs/:orgId): the directory row is kept, marked deleted
+ * (`store_state` 'deleted', `deleted_at`), so every route of the organization answers 404; an upgrade
+ * under way is abandoned; then the tenant's store is wiped. Idempotent: a repeat wipes again (retry a
+ * failed call). Rows the shared D1 tables still hold for it stay (README: "Operating tenant stores").
+ */
+export async function offboardTenant(env: Pick<Env, "TENANT_STORE">, db: Database, orgId: string, now = Date.now()): Promise<Offboarded> {
+	const where = await placement(db, orgId);
+	const [, , read] = await runBatch<{ deletedAt: number }>(db.$client, [
+		sql`UPDATE organizations SET store_state = 'deleted', deleted_at = coalesce(deleted_at, ${now}), updated_at = ${now} WHERE id = ${orgId}`,
+		sql`UPDATE store_upgrades SET phase = 'abandoned', updated_at = ${now} WHERE organization_id = ${orgId} AND phase IN ('waiting', 'copying')`,
+		sql`SELECT deleted_at AS deletedAt FROM organizations WHERE id = ${orgId}`,
+	]);
+	forgetStoreRoute(orgId);
+	invalidateAccess(orgId);
+	await storeStub(env, orgId, where.region).wipe();
+	return { status: "deleted", organizationId: orgId, deletedAt: read?.results[0]?.deletedAt ?? now };
 }

@@ -42,16 +42,31 @@ export async function storeRoute(env: Pick<Env, "DB">, orgId: string): Promise<S
 	return route;
 }
 
-/**
- * The tenant's store object: named by the organization id, in the EU jurisdiction for region "eu"
- * (an object's jurisdiction is fixed when it is created, so the region is too once it holds data).
- */
+// Whether this runtime refused jurisdiction("eu") as unimplemented (workerd: wrangler dev, Miniflare,
+// the tests); module scope: it is a property of the runtime, the same for every request.
+let jurisdictionsUnimplemented = false;
+
 /** A stub of the tenant store object (typed from the binding, so this module does not import the object). */
 export type StoreStub = ReturnType<Env["TENANT_STORE"]["get"]>;
 
+/**
+ * The tenant's store object: named by the organization id, in the EU jurisdiction for region "eu"
+ * (an object's jurisdiction is fixed when it is created, so the region is too once it holds data).
+ * workerd does not implement jurisdictions ("Jurisdiction restrictions are not implemented in
+ * workerd"): there, and only on that error, an EU tenant's store is the object named `eu:<orgId>`, a
+ * different object from the one its id names, so routing behaves as deployed (README, "Residency").
+ */
 export function storeStub(env: Pick<Env, "TENANT_STORE">, orgId: string, region: StoreRoute["region"]): StoreStub {
-	const ns = region === "eu" ? env.TENANT_STORE.jurisdiction("eu") : env.TENANT_STORE;
-	return ns.get(ns.idFromName(orgId));
+	if (region === "eu" && !jurisdictionsUnimplemented) {
+		try {
+			const eu = env.TENANT_STORE.jurisdiction("eu");
+			return eu.get(eu.idFromName(orgId));
+		} catch (err) {
+			if (!(err instanceof Error && err.message.includes("not implemented in workerd"))) throw err;
+			jurisdictionsUnimplemented = true;
+		}
+	}
+	return env.TENANT_STORE.get(env.TENANT_STORE.idFromName(region === "eu" ? `eu:${orgId}` : orgId));
 }
 
 /** The store of an organization by its directory route (for consumers and operator paths). */

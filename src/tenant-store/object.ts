@@ -16,6 +16,7 @@ import { LocalRateLimiter } from "../services/rate-limit";
 import type { StoreHost } from "./host";
 import { LATEST_TENANT_SCHEMA, TENANT_MIGRATIONS } from "./migrations";
 import { COUNTED_TABLES } from "./migrations/v2";
+import { type ExportRecord, recordStream, storeRecords } from "./records";
 import { SqlD1 } from "./sql-d1";
 
 /** Idempotency keys are kept this long, then the store's alarm deletes them. */
@@ -338,7 +339,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		};
 	}
 
-	/** The tables a store holds tenant rows in, in export and import order (parents first). */
+	/** The tables a store holds tenant rows in, in import order (parents first). */
 	static readonly DATA_TABLES = [
 		"categories",
 		"products",
@@ -354,49 +355,49 @@ export class TenantStoreObject extends DurableObject<Env> {
 		"outbox",
 	] as const;
 
+	private static dataTable(table: string): string {
+		if (!(TenantStoreObject.DATA_TABLES as readonly string[]).includes(table)) throw new Error(`not a store table: ${table}`);
+		return table;
+	}
+
 	/**
-	 * The whole store as NDJSON, one line per row: `{"table": "...", "row": {...}}`, tables in
-	 * DATA_TABLES order, each by rowid (an operator export; the upgrade job's format too).
+	 * The tenant's records as NDJSON (operator export, API.md): one `{"type", "data"}` line per record,
+	 * `data` as the API renders it (tenant-store/records.ts), streamed a page at a time. Reads are not
+	 * one snapshot: a write between two pages shows in the later one (suspend the tenant first for a
+	 * frozen export). An unbound (never used) store exports nothing.
 	 */
 	async exportNdjson(): Promise<ReadableStream<Uint8Array>> {
 		this.migrate();
-		const sql = this.ctx.storage.sql;
-		const encoder = new TextEncoder();
-		const tables = [...TenantStoreObject.DATA_TABLES];
-		let table = tables.shift();
-		let after = 0;
-		return new ReadableStream<Uint8Array>({
-			pull(controller) {
-				while (table) {
-					const rows = sql.exec<Record<string, SqlStorageValue>>(`SELECT rowid AS _rowid, * FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT 500`, after).toArray();
-					if (rows.length === 0) {
-						table = tables.shift();
-						after = 0;
-						continue;
-					}
-					after = Number(rows[rows.length - 1]?._rowid);
-					const lines = rows.map(({ _rowid: _, ...row }) => `${JSON.stringify({ table, row })}\n`).join("");
-					controller.enqueue(encoder.encode(lines));
-					return;
-				}
-				controller.close();
-			},
-		});
+		const orgId = this.meta("organization_id");
+		async function* none(): AsyncGenerator<ExportRecord[]> {}
+		return recordStream(orgId === null ? none() : storeRecords(this.db.$client, orgId, { outbox: true }));
 	}
 
-	/** The upgrade job starts moving the tenant's rows in: requests answer 503 until finishImport. */
-	async beginImport(orgId: string): Promise<void> {
+	/**
+	 * The upgrade job starts moving the tenant's rows in: requests answer 503 until finishImport. With
+	 * `fresh`, what an earlier, abandoned attempt imported is deleted first (the shared tables may have
+	 * changed since, and INSERT OR IGNORE would keep the old rows); refused if the store serves data.
+	 */
+	async beginImport(orgId: string, fresh = false): Promise<void> {
+		this.migrate();
+		if (fresh && this.meta("state") !== "importing") {
+			const counts = await this.tableCounts([...TenantStoreObject.DATA_TABLES]);
+			if (Object.values(counts).some((n) => n > 0)) throw new Error("this tenant store already holds data; not importing over it");
+		}
+		if (fresh) await this.wipe();
 		this.bind(orgId);
 		this.setMeta("state", "importing");
 	}
 
 	/**
 	 * Rows of one table from the shared D1 tables (column names as stored), inserted as they are:
-	 * a row already here is left alone, so a resumed or repeated copy adds nothing twice.
+	 * a row already here is left alone, so a resumed or repeated copy adds nothing twice. Only while
+	 * importing (between beginImport and finishImport).
 	 */
 	async importRows(table: string, rows: Record<string, SqlStorageValue>[]): Promise<number> {
 		this.migrate();
-		if (!(TenantStoreObject.DATA_TABLES as readonly string[]).includes(table)) throw new Error(`not a store table: ${table}`);
+		TenantStoreObject.dataTable(table);
+		if (this.meta("state") !== "importing") throw new Error("this tenant store is not importing");
 		let written = 0;
 		this.ctx.storage.transactionSync(() => {
 			for (const row of rows) {
@@ -412,6 +413,14 @@ export class TenantStoreObject extends DurableObject<Env> {
 		return written;
 	}
 
+	/** Rows per table, counted (COUNT(*), not the maintained counters): the upgrade job's verification. */
+	async tableCounts(tables: string[]): Promise<Record<string, number>> {
+		this.migrate();
+		const counts: Record<string, number> = {};
+		for (const t of tables) counts[t] = Number(this.ctx.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${TenantStoreObject.dataTable(t)}`).one().n);
+		return counts;
+	}
+
 	/** Ends an import: the store serves requests again. */
 	async finishImport(): Promise<StoreStats> {
 		this.migrate();
@@ -421,8 +430,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 	}
 
 	/**
-	 * Offboarding: every row of the store is deleted (the object's storage wiped); the directory keeps
-	 * the organization's row, marked deleted, so the id is never reused by mistake.
+	 * Offboarding: every row of the store is deleted (the object's storage and alarm wiped); the
+	 * directory keeps the organization's row, marked deleted, so the id is never reused by mistake. A
+	 * later call to the object finds an empty store (it creates its schema again, with no rows).
 	 */
 	async wipe(): Promise<void> {
 		await this.ctx.storage.deleteAlarm();

@@ -39,6 +39,8 @@ describe("operator API: access", () => {
 			["GET", "/api/admin/events?outcome=failed"],
 			["GET", `/api/admin/orgs/${t.orgId}`],
 			["PATCH", `/api/admin/orgs/${t.orgId}`, { suspended: true }],
+			["GET", `/api/admin/orgs/${t.orgId}/export`],
+			["DELETE", `/api/admin/orgs/${t.orgId}`],
 		] as const) {
 			expect((await call(method, path, { body })).status).toBe(401);
 			const denied = await call<Problem>(method, path, { token: t.admin.token, body });
@@ -46,7 +48,7 @@ describe("operator API: access", () => {
 			expect(denied.json.detail).toBe("operator access required");
 		}
 		// Nothing changed.
-		expect((await call<Org>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator })).json.suspended).toBe(false);
+		expect((await call<Org>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator })).json).toMatchObject({ suspended: false, deletedAt: null });
 	});
 });
 
@@ -238,6 +240,7 @@ describe("GET/PATCH /api/admin/orgs/:orgId", () => {
 		const doc = await call<{ paths: Record<string, Record<string, unknown>> }>("GET", "/api/openapi.json");
 		expect(Object.keys(doc.json.paths["/api/admin/health"]!)).toEqual(["get"]);
 		expect(Object.keys(doc.json.paths["/api/admin/events"]!)).toEqual(["get"]);
-		expect(Object.keys(doc.json.paths["/api/admin/orgs/{orgId}"]!).sort()).toEqual(["get", "patch"]);
+		expect(Object.keys(doc.json.paths["/api/admin/orgs/{orgId}"]!).sort()).toEqual(["delete", "get", "patch"]);
+		expect(Object.keys(doc.json.paths["/api/admin/orgs/{orgId}/export"]!)).toEqual(["get"]);
 	});
 });

@@ -1,7 +1,7 @@
 import { createRouter } from "../../lib/create-app";
 import { requestMeta } from "../../middleware/request-meta";
 import { listAllEvents, replayEvent } from "../../services/events-log";
-import { getOperatorOrg, operatorHealth, updateOperatorOrg } from "../../services/operator";
+import { exportTenant, getOperatorOrg, offboardTenant, operatorHealth, updateOperatorOrg } from "../../services/operator";
 import { changeLog, listOutbox, relayOutbox, replayOutboxRow } from "../../services/outbox";
 import { directoryChanged, storeHasData } from "../../tenant-store/directory";
 import * as routes from "./admin.routes";
@@ -29,6 +29,19 @@ export const adminRouter = createRouter()
 		c.executionCtx.waitUntil(relayOutbox(c.env, c.get("db"), log.written, c.get("logger")));
 		c.get("logger").info("organization overridden by an operator", { orgId, operator: c.get("auth").userId });
 		return c.json(org, 200);
+	})
+	.openapi(routes.exportOrg, async (c) => {
+		const { orgId } = c.req.valid("param");
+		const body = await exportTenant(c.env, c.get("db"), orgId);
+		c.get("logger").info("tenant exported by an operator", { orgId, operator: c.get("auth").userId });
+		// @hono/zod-openapi types every `application/…json` media type (x-ndjson too) as a c.json() answer; this one is a stream.
+		return c.body(body, 200, { "Content-Type": "application/x-ndjson", "Cache-Control": "no-store" }) as never;
+	})
+	.openapi(routes.deleteOrg, async (c) => {
+		const { orgId } = c.req.valid("param");
+		const result = await offboardTenant(c.env, c.get("db"), orgId);
+		c.get("logger").warn("tenant offboarded by an operator: store wiped", { orgId, operator: c.get("auth").userId });
+		return c.json(result, 202);
 	})
 	.openapi(routes.listOutbox, async (c) => c.json(await listOutbox(c.get("db"), c.req.valid("query")), 200))
 	.openapi(routes.replayOutbox, async (c) => {

@@ -232,3 +232,47 @@ export const replayOutbox = createRoute({
 		404: problem("Unknown outbox row"),
 	},
 });
+
+export const exportOrg = createRoute({
+	...operator,
+	method: "get",
+	path: "/api/admin/orgs/{orgId}/export",
+	summary: "Export a tenant's whole data as NDJSON, streamed (operators only)",
+	description:
+		'One line per record: `{"type": …, "data": {…}}`. Directory records first (`organization`, `member`, `invitation`, ' +
+		"`api_key`, `revoked_api_key`, `subscription`, `payment_order`, `payment_transaction`, `usage_day`, `event`), then the " +
+		"tenant store's (`category`, `product`, `variant`, `order` with its items and history, `audit_entry`, `audit_checkpoint`, " +
+		"`webhook_endpoint`, `webhook_delivery` with its `endpointId` beside `data`, `idempotency_key`, `outbox_event`). `data` is the " +
+		"JSON the API answers for that resource; records the API does not render carry their stored columns (never a secret or a " +
+		"key hash). Pages are read one after the other, not as one snapshot: suspend the organization first for a frozen export.",
+	request: { params: OrgIdParam },
+	responses: {
+		200: {
+			description: "The tenant's records, one JSON object per line",
+			content: { "application/x-ndjson": { schema: z.string().openapi({ example: '{"type":"product","data":{"id":"prd_0123"}}\n' }) } },
+		},
+		...operatorErrors,
+		404: problem("Unknown or deleted organization"),
+	},
+});
+
+export const deleteOrg = createRoute({
+	...operator,
+	method: "delete",
+	path: "/api/admin/orgs/{orgId}",
+	summary: "Offboard a tenant: wipe its store, keep its directory row marked deleted (operators only)",
+	description:
+		"The organization's routes answer 404 from then on; GET /api/admin/orgs/{orgId} still shows it, with deletedAt. " +
+		"Idempotent: repeating it wipes the store again (retry after a 5xx). Export first (GET …/export) if the data is to be kept.",
+	request: { params: OrgIdParam },
+	responses: {
+		202: jsonContent(
+			z
+				.object({ status: z.literal("deleted"), organizationId: z.string(), deletedAt: z.number().int() })
+				.openapi("OrganizationOffboarded"),
+			"Wiped; the directory row is kept as deleted",
+		),
+		...operatorErrors,
+		404: problem("Unknown organization"),
+	},
+});

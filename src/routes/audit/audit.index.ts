@@ -1,8 +1,7 @@
 import { createRouter } from "../../lib/create-app";
 import { listAuditLogs, verifyChain } from "../../services/audit";
+import { auditEntryView } from "../../services/views";
 import * as routes from "./audit.routes";
-
-const parse = (v: string | null) => (v === null ? null : JSON.parse(v));
 
 export const auditRouter = createRouter()
 	.openapi(routes.listAuditLogs, async (c) => {
@@ -11,19 +10,7 @@ export const auditRouter = createRouter()
 		const p = await listAuditLogs(c.get("db"), orgId, q);
 		return c.json(
 			{
-				data: p.data.map((r) => ({
-					id: r.id,
-					seq: r.seq,
-					actor: { type: r.actorType, id: r.actorId },
-					action: r.action,
-					target: { type: r.targetType, id: r.targetId },
-					before: parse(r.before),
-					after: parse(r.after),
-					context: { ip: r.ip, country: r.country, userAgent: r.userAgent, requestId: r.requestId },
-					occurredAt: r.occurredAt,
-					prevHash: r.prevHash,
-					hash: r.hash,
-				})),
+				data: p.data.map(auditEntryView),
 				nextCursor: p.nextCursor,
 			},
 			200,

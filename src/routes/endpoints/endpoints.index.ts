@@ -10,21 +10,12 @@ import {
 	listEndpoints,
 	replayEndpointDelivery,
 	updateEndpoint,
-	type WebhookEndpoint,
 } from "../../services/endpoints";
 import { type AuditInput, publish, publishChange } from "../../services/events-bus";
+import { deliveryView, endpointView } from "../../services/views";
 import * as routes from "./endpoints.routes";
 
-const view = (e: WebhookEndpoint) => ({
-	id: e.id,
-	url: e.url,
-	eventTypes: JSON.parse(e.eventTypes) as string[],
-	status: e.status,
-	consecutiveFailures: e.consecutiveFailures,
-	disabledReason: e.disabledReason,
-	createdAt: e.createdAt,
-	updatedAt: e.updatedAt,
-});
+const view = endpointView;
 
 const orgId = (c: Context<AppEnv>) => c.get("access").organization.id;
 /** Audit entry for a committed change of an endpoint. */
@@ -62,7 +53,7 @@ export const endpointsRouter = createRouter()
 	.openapi(routes.listDeliveries, async (c) => {
 		const p = await listDeliveries(c.get("db"), orgId(c), c.req.valid("param").endpointId, c.req.valid("query"));
 		return c.json(
-			{ data: p.data.map(({ organizationId: _o, endpointId: _e, payload: _p, ...d }) => d), nextCursor: p.nextCursor },
+			{ data: p.data.map(deliveryView), nextCursor: p.nextCursor },
 			200,
 		);
 	})

@@ -5,6 +5,7 @@ import { etag, ifMatchVersion } from "../../lib/etag";
 import { type ChangeLog, changeLog, relayOutbox } from "../../services/outbox";
 import { strip } from "../../services/store/shared";
 import { TenantStore } from "../../services/tenant-store";
+import { orderView } from "../../services/views";
 import { idempotencyClaim, idempotentCommit } from "../../middleware/idempotency";
 import { requestMeta } from "../../middleware/request-meta";
 import * as routes from "./store.routes";
@@ -45,19 +46,7 @@ type Row = { id: string; organizationId: string; version: number };
 /** A row with its ETag; a 201 also carries the created resource's Location. */
 const rowJson = <T extends Row, S extends 200 | 201>(c: Context<AppEnv>, row: T, status: S) =>
 	c.json(strip(row), status, { ETag: etag(row.version), ...(status === 201 ? createdLocation(c, row.id) : {}) });
-function detail<
-	T extends {
-		organizationId: string;
-		items: { organizationId: string; orderId: string }[];
-		history: { organizationId: string; id: string; orderId: string }[];
-	},
->(o: T) {
-	return {
-		...strip(o),
-		items: o.items.map(({ organizationId: _o, orderId: _id, ...it }) => it),
-		history: o.history.map(({ organizationId: _o, id: _i, orderId: _id, ...h }) => h),
-	};
-}
+const detail = orderView;
 
 export const storeRouter = createRouter()
 	// categories

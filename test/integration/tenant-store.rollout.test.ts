@@ -1,0 +1,329 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { runScheduled } from "../../src/queue/consumer";
+import { systemAudit } from "../../src/services/events-bus";
+import { forgetStoreRoute } from "../../src/tenant-store/directory";
+import { LATEST_TENANT_SCHEMA } from "../../src/tenant-store/migrations";
+import { COUNTED_TABLES } from "../../src/tenant-store/migrations/v2";
+import { setStoreSchemaTarget } from "../../src/tenant-store/object";
+import { uid } from "../helpers/factories";
+import { signToken } from "../helpers/jwt";
+import { type Body, call, type Problem } from "../helpers/request";
+import { storeOf, storeSql } from "../helpers/store";
+import { deliverTenant } from "../helpers/tenant-queue";
+import { seedTenant, type Tenant } from "../helpers/tenant";
+import { TEST_OPERATOR } from "../helpers/vars";
+
+/** Operating tenant stores: a schema rollout across stores, residency, export and offboarding. */
+
+type Row = Record<string, unknown>;
+const slug = (prefix: string) => uid(prefix).toLowerCase().replaceAll("_", "-");
+
+let operator: string;
+beforeAll(async () => {
+	operator = await signToken({ userId: TEST_OPERATOR, expiresIn: 3600 });
+});
+
+async function ok<T = Row>(method: string, path: string, token: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
+	const res = await call<T>(method, path, { token, body, headers });
+	expect(res.status, `${method} ${path}: ${res.text}`).toBeLessThan(300);
+	return res.json;
+}
+
+/** A category, two products (one with a variant), an order moved to paid: the catalogue and orders in use. */
+async function useStore(t: Tenant) {
+	const category = await ok<{ id: string }>("POST", `${t.base}/categories`, t.admin.token, { name: "Tea", slug: slug("tea") });
+	const tea = await ok<{ id: string }>("POST", `${t.base}/products`, t.admin.token, {
+		name: "Assam",
+		sku: uid("SKU"),
+		priceMinor: 25000,
+		currency: "INR",
+		status: "active",
+		stock: 20,
+		categoryId: category.id,
+	});
+	const cup = await ok<{ id: string }>("POST", `${t.base}/products`, t.admin.token, { name: "Cup", sku: uid("SKU"), priceMinor: 900, currency: "INR", status: "active", stock: 5 });
+	const variant = await ok<{ id: string }>("POST", `${t.base}/products/${tea.id}/variants`, t.admin.token, { name: "Large", sku: uid("VAR"), stock: 4 });
+	const order = await ok<{ id: string }>(
+		"POST",
+		`${t.base}/orders`,
+		t.admin.token,
+		{ items: [{ productId: tea.id, quantity: 2 }, { productId: cup.id, quantity: 1 }, { productId: tea.id, variantId: variant.id, quantity: 1 }] },
+		{ "Idempotency-Key": uid("idem") },
+	);
+	await ok("POST", `${t.base}/orders/${order.id}/status`, t.admin.token, { status: "paid" });
+	return { category, tea, cup, variant, order };
+}
+
+const schemaOf = async (orgId: string) => {
+	const [meta] = await storeSql<{ value: string }>(orgId, "SELECT value FROM store_meta WHERE key = 'schema_version'");
+	const counters = await storeSql(orgId, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'store_counters'");
+	return { version: Number(meta?.value), hasCounters: counters.length === 1 };
+};
+const recorded = async (orgIds: string[]) =>
+	Promise.all(
+		orgIds.map(async (id) => (await env.DB.prepare("SELECT store_schema_version AS v FROM organizations WHERE id = ?").bind(id).first<{ v: number | null }>())?.v),
+	);
+
+describe("schema rollout: v1 → v2 reaches every store while v1 code still reads", () => {
+	afterEach(() => setStoreSchemaTarget(LATEST_TENANT_SCHEMA));
+
+	it("stores created and used at v1 migrate when the cron nudges them; the directory records each version; v1 reads work; counters are exact", async () => {
+		expect(LATEST_TENANT_SCHEMA).toBe(2);
+		setStoreSchemaTarget(1);
+		const tenants = await Promise.all(Array.from({ length: 6 }, () => seedTenant()));
+		const ids = tenants.map((t) => t.orgId);
+		const used = await Promise.all(tenants.map((t) => useStore(t)));
+		const productsBefore = await Promise.all(
+			tenants.map(async (t) => (await call<Body<"GET /api/orgs/:orgId/products">>("GET", `${t.base}/products`, { token: t.member.token })).json),
+		);
+		for (const id of ids) expect(await schemaOf(id)).toEqual({ version: 1, hasCounters: false });
+		expect(await recorded(ids)).toEqual(ids.map(() => null));
+
+		// The cron under v1 code records what the stores run.
+		await runScheduled(env, Date.now());
+		expect(await recorded(ids)).toEqual(ids.map(() => 1));
+
+		// The deploy of v2: no request reaches these stores, the cron's nudge migrates them all.
+		setStoreSchemaTarget(2);
+		await runScheduled(env, Date.now());
+		expect(await recorded(ids)).toEqual(ids.map(() => 2));
+		for (const id of ids) expect(await schemaOf(id)).toEqual({ version: 2, hasCounters: true });
+
+		for (const [i, t] of tenants.entries()) {
+			// v1-shaped reads (the columns v1 code selects) still work on a v2 store, through SQL and the API.
+			const v1Rows = await storeSql<Row>(
+				t.orgId,
+				"SELECT id, organization_id, category_id, name, sku, description, price_minor, currency, status, stock, version, created_at, updated_at FROM products ORDER BY created_at, id",
+			);
+			expect(v1Rows.map((r) => r.id)).toEqual([used[i]?.tea.id, used[i]?.cup.id]);
+			const products = await call<Body<"GET /api/orgs/:orgId/products">>("GET", `${t.base}/products`, { token: t.member.token });
+			expect(products.json).toEqual(productsBefore[i]);
+			const order = await call("GET", `${t.base}/orders/${used[i]?.order.id}`, { token: t.member.token });
+			expect(order.status, order.text).toBe(200);
+			// The maintained counters equal the real counts.
+			const counters = Object.fromEntries((await storeSql<{ name: string; value: number }>(t.orgId, "SELECT name, value FROM store_counters")).map((r) => [r.name, r.value]));
+			for (const table of COUNTED_TABLES) {
+				const [real] = await storeSql<{ n: number }>(t.orgId, `SELECT count(*) AS n FROM ${table}`);
+				expect(counters[table], `${table} of ${t.orgId}`).toBe(real?.n);
+			}
+			expect(counters).toMatchObject({ products: 2, variants: 1, categories: 1, orders: 1 });
+		}
+
+		// Kept exact by later writes.
+		const [t0] = tenants as [Tenant];
+		const temp = await ok<{ id: string }>("POST", `${t0.base}/products`, t0.admin.token, { name: "Temp", sku: uid("SKU"), priceMinor: 1, currency: "INR" });
+		expect((await storeSql(t0.orgId, "SELECT value FROM store_counters WHERE name = 'products'"))[0]).toEqual({ value: 3 });
+		await ok("DELETE", `${t0.base}/products/${temp.id}`, t0.admin.token);
+		await ok("POST", `${t0.base}/categories`, t0.admin.token, { name: "More", slug: slug("more") });
+		const after = Object.fromEntries((await storeSql<{ name: string; value: number }>(t0.orgId, "SELECT name, value FROM store_counters")).map((r) => [r.name, r.value]));
+		const [realProducts] = await storeSql<{ n: number }>(t0.orgId, "SELECT count(*) AS n FROM products");
+		expect(after).toMatchObject({ categories: 2, products: 2 });
+		expect(realProducts?.n).toBe(2);
+		expect((await storeOf(t0.orgId).stats()).counts).toEqual(after);
+
+		// Nothing left behind: another run nudges none of them.
+		await runScheduled(env, Date.now());
+		expect(await recorded(ids)).toEqual(ids.map(() => 2));
+	});
+});
+
+describe("residency: a tenant with data region eu", () => {
+	it("workerd refuses Durable Object jurisdictions; an eu tenant is still served, from its own object apart from the default one", async () => {
+		// What Miniflare (workerd) does: no jurisdictions at all. Deployed, storeStub uses jurisdiction("eu").
+		expect(() => env.TENANT_STORE.jurisdiction("eu")).toThrow(/Jurisdiction restrictions are not implemented in workerd/);
+
+		const t = await seedTenant();
+		await env.DB.prepare("UPDATE organizations SET data_region = 'eu' WHERE id = ?").bind(t.orgId).run();
+		forgetStoreRoute(t.orgId);
+		const { tea } = await useStore(t);
+		expect((await call("GET", `${t.base}/products/${tea.id}`, { token: t.member.token })).status).toBe(200);
+
+		// Locally the EU store is the object named eu:<orgId>: not the one a default-region tenant of that id would get.
+		const euId = env.TENANT_STORE.idFromName(`eu:${t.orgId}`);
+		const defaultId = env.TENANT_STORE.idFromName(t.orgId);
+		expect(euId.equals(defaultId)).toBe(false);
+		const count = async (id: DurableObjectId) =>
+			runInDurableObject(env.TENANT_STORE.get(id), (_o, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM products").one().n);
+		expect(await count(euId)).toBe(2);
+		expect(await count(defaultId)).toBe(0);
+		// Operator paths find the same store: the export has its rows.
+		expect((await exportOf(t.orgId)).of("product").map((p) => p.id)).toContain(tea.id);
+	});
+});
+
+type ExportLine = { type: string; data: Row; endpointId?: string };
+
+/** The export, read as a client would: a stream of UTF-8 bytes (decoded, not .text(): workerd warns on a non-text type). */
+async function exportOf(orgId: string) {
+	const res = await exports.default.fetch(
+		new Request(`https://api.test/api/admin/orgs/${orgId}/export`, { headers: { authorization: `Bearer ${operator}` } }),
+	);
+	const text = new TextDecoder().decode(await res.arrayBuffer());
+	expect(res.status, text).toBe(200);
+	expect(res.headers.get("content-type")).toBe("application/x-ndjson");
+	expect(text.endsWith("\n")).toBe(true);
+	const lines = text.trimEnd().split("\n").map((l) => JSON.parse(l) as ExportLine);
+	for (const l of lines) expect(Object.keys(l).sort()).toEqual(l.endpointId ? ["data", "endpointId", "type"] : ["data", "type"]);
+	const of = (type: string) => lines.filter((l) => l.type === type).map((l) => l.data);
+	return { lines, of };
+}
+
+/** Directory rows the API does not render (seeded as the payment, billing, usage and webhook paths write them). */
+async function seedDirectoryRows(orgId: string, userId: string) {
+	const now = Date.now();
+	const ids = { paymentOrder: uid("po"), subscription: uid("sub"), transaction: uid("ptx"), invitation: uid("inv"), event: uid("msg") };
+	await env.DB.batch([
+		env.DB.prepare(
+			"INSERT INTO payment_orders (id, organization_id, razorpay_order_id, amount, currency, receipt, status, created_by, created_at, updated_at) VALUES (?, ?, ?, 50000, 'INR', 'r-1', 'PAID', ?, ?, ?)",
+		).bind(ids.paymentOrder, orgId, uid("order"), userId, now, now),
+		env.DB.prepare(
+			"INSERT INTO payment_transactions (id, organization_id, payment_order_id, razorpay_payment_id, amount, currency, status, source, created_at, updated_at) VALUES (?, ?, ?, ?, 50000, 'INR', 'captured', 'verify', ?, ?)",
+		).bind(ids.transaction, orgId, ids.paymentOrder, uid("pay"), now, now),
+		env.DB.prepare(
+			"INSERT INTO subscriptions (organization_id, provider, customer_id, subscription_id, plan, status, source_updated_at, updated_at) VALUES (?, 'stripe', 'cus_1', ?, 'pro', 'active', ?, ?)",
+		).bind(orgId, ids.subscription, now, now),
+		env.DB.prepare("INSERT INTO usage_daily (organization_id, day, metric, count, updated_at) VALUES (?, '2026-01-02', 'api_calls', 42, ?)").bind(orgId, now),
+		env.DB.prepare(
+			"INSERT INTO invitations (id, organization_id, email, role, status, source_updated_at, created_at, updated_at) VALUES (?, ?, 'new@example.com', 'org:member', 'pending', 1, ?, ?)",
+		).bind(ids.invitation, orgId, now, now),
+		env.DB.prepare(
+			"INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at, processed_at, outcome) VALUES (?, ?, 'clerk', 'organization.updated', ?, '{}', ?, ?, ?, 'processed')",
+		).bind(ids.event, orgId, orgId, now, now, now),
+	]);
+	return ids;
+}
+
+describe("GET /api/admin/orgs/:orgId/export", () => {
+	it("streams every record of a tenant as NDJSON, its data as the API answers it", async () => {
+		const t = await seedTenant({ plan: "pro" });
+		const endpoint = await ok<{ id: string }>("POST", `${t.base}/webhooks`, t.admin.token, { url: "https://hooks.tenant.example.com/in", eventTypes: ["order.created"] });
+		const used = await useStore(t);
+		const key = await ok<{ id: string; secret: string }>("POST", `${t.base}/api-keys`, t.admin.token, { name: "ci", permissions: ["org:products:read"] });
+		const revoked = await ok<{ id: string }>("POST", `${t.base}/api-keys`, t.admin.token, { name: "old", permissions: [] });
+		await ok("DELETE", `${t.base}/api-keys/${revoked.id}`, t.admin.token);
+		await ok("GET", `${t.base}/audit-logs/verify`, t.admin.token);
+		const seeded = await seedDirectoryRows(t.orgId, t.admin.id);
+
+		const { lines, of } = await exportOf(t.orgId);
+		const types = new Set(lines.map((l) => l.type));
+		for (const type of [
+			"organization",
+			"member",
+			"invitation",
+			"api_key",
+			"revoked_api_key",
+			"subscription",
+			"payment_order",
+			"payment_transaction",
+			"usage_day",
+			"event",
+			"category",
+			"product",
+			"variant",
+			"order",
+			"audit_entry",
+			"audit_checkpoint",
+			"webhook_endpoint",
+			"webhook_delivery",
+			"idempotency_key",
+		]) {
+			expect(types, type).toContain(type);
+		}
+
+		// The API's own JSON for what the API renders.
+		const api = async (path: string) => (await call<{ data: Row[] }>("GET", `${t.base}${path}`, { token: t.admin.token })).json;
+		expect(of("organization")).toEqual([(await call("GET", `/api/admin/orgs/${t.orgId}`, { token: operator })).json]);
+		expect(of("member")).toEqual((await api("/members?limit=100")).data);
+		expect(of("category")).toEqual((await api("/categories?limit=100")).data);
+		expect(of("product")).toEqual((await api("/products?limit=100")).data);
+		expect(of("variant")).toEqual((await api(`/products/${used.tea.id}/variants`)).data);
+		expect(of("order")).toEqual([await ok("GET", `${t.base}/orders/${used.order.id}`, t.admin.token)]);
+		expect(of("webhook_endpoint")).toEqual((await api("/webhooks")).data);
+		expect(of("api_key")).toEqual((await api("/api-keys")).data);
+		expect(of("api_key").map((k) => k.id)).toEqual([key.id]);
+		expect(of("event")).toEqual((await api("/events")).data);
+		const audit = (await api("/audit-logs?limit=100")).data;
+		expect(of("audit_entry")).toEqual([...audit].sort((a, b) => Number(a.seq) - Number(b.seq)));
+		expect(audit.length).toBeGreaterThanOrEqual(6);
+		const deliveries = (await api(`/webhooks/${endpoint.id}/deliveries`)).data;
+		expect(deliveries.length).toBeGreaterThan(0);
+		expect(of("webhook_delivery").map((d) => d.id).sort()).toEqual(deliveries.map((d) => d.id).sort());
+		expect(lines.filter((l) => l.type === "webhook_delivery").every((l) => l.endpointId === endpoint.id)).toBe(true);
+		expect(Object.keys(of("webhook_delivery")[0] ?? {}).sort()).toEqual(Object.keys(deliveries[0] ?? {}).sort());
+
+		// Stored columns for the rest; never a secret or a key's hash.
+		expect(of("payment_order")).toEqual([expect.objectContaining({ id: seeded.paymentOrder, amount: 50000, status: "PAID" })]);
+		expect(of("payment_transaction")).toEqual([expect.objectContaining({ id: seeded.transaction, payment_order_id: seeded.paymentOrder })]);
+		expect(of("subscription")).toEqual([expect.objectContaining({ subscription_id: seeded.subscription, plan: "pro" })]);
+		expect(of("usage_day")).toEqual([expect.objectContaining({ day: "2026-01-02", metric: "api_calls", count: 42 })]);
+		expect(of("invitation")).toEqual([expect.objectContaining({ id: seeded.invitation, email: "new@example.com" })]);
+		expect(of("revoked_api_key")).toEqual([expect.objectContaining({ id: revoked.id, revoked_at: expect.any(Number) })]);
+		expect(of("revoked_api_key")[0]).not.toHaveProperty("hash");
+		expect(of("audit_checkpoint")).toEqual([expect.objectContaining({ organization_id: t.orgId, seq: expect.any(Number) })]);
+		expect(of("idempotency_key")).toEqual([expect.objectContaining({ organization_id: t.orgId, state: "done" })]);
+		const text = lines.map((l) => JSON.stringify(l)).join("\n");
+		expect(text).not.toContain(key.secret);
+		expect(text).not.toContain("whsec_");
+		// Only this tenant's records.
+		expect(lines.every((l) => !("organization_id" in l.data) || l.data.organization_id === t.orgId)).toBe(true);
+	});
+
+	it("404 for an unknown organization", async () => {
+		const res = await call<Problem>("GET", "/api/admin/orgs/org_missing/export", { token: operator });
+		expect(res.status).toBe(404);
+		expect(res.headers.get("content-type")).toBe("application/problem+json");
+	});
+});
+
+describe("DELETE /api/admin/orgs/:orgId", () => {
+	it("wipes the tenant's store and keeps its directory row as deleted; its routes then answer 404", async () => {
+		const t = await seedTenant({ plan: "pro" });
+		const { tea } = await useStore(t);
+		expect((await storeOf(t.orgId).stats()).counts.products).toBe(2);
+
+		const res = await call<Body<"DELETE /api/admin/orgs/:orgId", 202>>("DELETE", `/api/admin/orgs/${t.orgId}`, { token: operator });
+		expect(res.status, res.text).toBe(202);
+		expect(res.json).toEqual({ status: "deleted", organizationId: t.orgId, deletedAt: expect.any(Number) });
+
+		for (const [method, path, body] of [
+			["GET", `${t.base}/products`],
+			["GET", `${t.base}/products/${tea.id}`],
+			["POST", `${t.base}/categories`, { name: "x", slug: slug("x") }],
+			["GET", `${t.base}/orders`],
+			["GET", `${t.base}/audit-logs`],
+			["GET", t.base],
+			["GET", `${t.base}/members`],
+		] as const) {
+			const r = await call<Problem>(method, path, { token: t.admin.token, body });
+			expect(r.status, `${method} ${path}: ${r.text}`).toBe(404);
+		}
+		// The store is empty: no row in any of its tables, no audit head, no alarm.
+		const stats = await storeOf(t.orgId).stats();
+		expect(Object.values(stats.counts).every((n) => n === 0)).toBe(true);
+		expect(stats).toMatchObject({ auditHead: null, organizationId: null, outboxPending: 0 });
+		for (const table of ["categories", "products", "variants", "orders", "order_items", "audit_logs", "idempotency_keys", "mirror_access"]) {
+			expect(await storeSql(t.orgId, `SELECT count(*) AS n FROM ${table}`), table).toEqual([{ n: 0 }]);
+		}
+		expect(await runInDurableObject(storeOf(t.orgId), (_o, state) => state.storage.getAlarm())).toBeNull();
+		// A tenant event still queued for it is dropped: written neither to the store nor to the shared tables.
+		const late = await deliverTenant([systemAudit({ organizationId: t.orgId, action: "member.updated" })]);
+		expect(late.explicitAcks).toHaveLength(1);
+		expect(await storeSql(t.orgId, "SELECT count(*) AS n FROM audit_logs")).toEqual([{ n: 0 }]);
+		expect(await env.DB.prepare("SELECT count(*) AS n FROM audit_logs WHERE organization_id = ?").bind(t.orgId).first()).toEqual({ n: 0 });
+		// The directory row is kept, marked deleted; the operator still sees it; its export is gone.
+		expect(await env.DB.prepare("SELECT store_state, deleted_at FROM organizations WHERE id = ?").bind(t.orgId).first()).toEqual({
+			store_state: "deleted",
+			deleted_at: res.json.deletedAt,
+		});
+		const org = await call<Body<"GET /api/admin/orgs/:orgId">>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator });
+		expect(org.json.deletedAt).toBe(res.json.deletedAt);
+		const gone = await call<Problem>("GET", `/api/admin/orgs/${t.orgId}/export`, { token: operator });
+		expect(gone.status).toBe(404);
+		// Repeating it is harmless; an unknown organization is a 404.
+		const again = await call<Body<"DELETE /api/admin/orgs/:orgId", 202>>("DELETE", `/api/admin/orgs/${t.orgId}`, { token: operator });
+		expect(again.json.deletedAt).toBe(res.json.deletedAt);
+		expect((await call("DELETE", "/api/admin/orgs/org_missing", { token: operator })).status).toBe(404);
+	});
+});
