@@ -6,6 +6,8 @@
 //              a plain batch insert of the same rows (target ratio plain/consumer >= 0.5)
 //   ratelimit: a tenant route with lease-mode limits vs the same route unlimited (target >= 0.8), DO calls
 //              per request, and admitted vs limit under a burst (target overshoot <= 1%)
+//   cost     : each route's req/s, latency and workerd CPU per request vs bare Hono, raw D1 and Durable
+//              Object SELECTs, Clerk's verifyToken and hono/jwk; startup and bundle (bench/cost.mjs; not in "all")
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +15,7 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { Miniflare } from "miniflare";
 import { Webhook } from "svix";
 import { parseArgs, ROOT } from "../scripts/lib.mjs";
+import { COST_HELP, cost } from "./cost.mjs";
 
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
@@ -22,6 +25,7 @@ if (args.help) {
   --seconds <n>      seconds per measured route and round (default 5)
   --concurrency <n>  concurrent connections (default 32)
   --rounds <n>       interleaved rounds; the median round counts (default 3)
+${COST_HELP}
   --help             this text`);
 	process.exit(0);
 }
@@ -396,7 +400,8 @@ async function ratelimit() {
 	return { ratio: leased.rps / unlimited.rps };
 }
 
-build();
+if (which === "cost") await cost(args);
+else build();
 if (which === "identity" || which === "all") await identity();
 if (which === "webhooks" || which === "all") await webhooks();
 if (which === "ratelimit" || which === "all") await ratelimit();
