@@ -117,6 +117,14 @@ const configShape = {
 	RATE_LIMIT_MODE: z.enum(["lease", "strict", "off"]).optional().default("lease").catch("lease"),
 	RATE_LIMIT_FAIL_OPEN_READS: flag(true),
 	RATE_LIMIT_FAIL_OPEN_WRITES: flag(false),
+	/** Days raw provider webhook payloads, delivery logs and (D1) idempotency keys are kept (services/retention.ts). */
+	EVENT_RETENTION_DAYS: optionalString.pipe(
+		z
+			.string()
+			.regex(/^[1-9][0-9]{0,3}$/, "a whole number of days from 1 to 9999")
+			.transform(Number)
+			.optional(),
+	),
 	RAZORPAY_API_BASE: apiBase(RAZORPAY_DEFAULT_BASE),
 	RAZORPAY_KEY_ID: optionalString,
 	RAZORPAY_KEY_SECRET: secret,

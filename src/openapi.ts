@@ -115,6 +115,11 @@ const RESPONSE_HEADERS = {
 		required: true,
 		schema: { type: "string" },
 	},
+	"X-D1-Bookmark": {
+		description:
+			"The directory session's bookmark (D1 Sessions API). Send it back as `X-D1-Bookmark` on the next request to read your own writes from a read replica; absent on routes served by a tenant store.",
+		schema: { type: "string" },
+	},
 	"RateLimit-Limit": {
 		description: "Requests per minute allowed by the bucket that binds (absent when rate limiting is off or failed open).",
 		schema: integerHeader,
@@ -264,7 +269,11 @@ export function finishDocument<D extends { paths?: unknown; components?: unknown
 			if (media.some((m) => /json/i.test(m))) r["415"] ??= problemDoc("Unsupported media type: send the body as application/json");
 
 			for (const [status, response] of Object.entries(r)) {
-				const headers: Record<string, unknown> = { ...response.headers, "X-Request-Id": headerRef("X-Request-Id") };
+				const headers: Record<string, unknown> = {
+					...response.headers,
+					"X-Request-Id": headerRef("X-Request-Id"),
+					"X-D1-Bookmark": headerRef("X-D1-Bookmark"),
+				};
 				if (limited || status === "429") for (const h of RATE_LIMIT_HEADERS) headers[h] ??= headerRef(h);
 				if (status === "429" || status === "503") headers["Retry-After"] = headerRef("Retry-After");
 				if (status === "401") headers["WWW-Authenticate"] = headerRef("WWW-Authenticate");

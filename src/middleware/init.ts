@@ -1,6 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import { monitorDeps } from "./request-meta";
-import { createDb } from "../db/client";
+import { createDb, sessionDb } from "../db/client";
 import type { AppEnv } from "../env";
 import { configState, EnvError } from "../env";
 import { createLogger } from "../lib/logger";
@@ -46,13 +46,24 @@ export function init() {
 		c.header("X-Request-Id", requestId);
 		const { config, issues } = configState(c.env);
 		c.set("config", config);
-		// A tenant store object serves with its own database (tenant-store/object.ts).
-		c.set("db", c.get("store")?.db ?? createDb(c.env.DB));
+		// A tenant store object serves with its own database (tenant-store/object.ts). Elsewhere the
+		// directory is read through a D1 session: the client's bookmark (X-D1-Bookmark) makes it read its
+		// own writes on a replica; operator paths read the primary.
+		const store = c.get("store");
+		let session: D1DatabaseSession | undefined;
+		if (store) c.set("db", store.db);
+		else if (typeof c.env.DB.withSession === "function") {
+			const s = sessionDb(c.env.DB, { bookmark: c.req.header("x-d1-bookmark"), primary: c.req.path.startsWith("/api/admin/") });
+			session = s.session;
+			c.set("db", s.db);
+		} else c.set("db", createDb(c.env.DB));
 		const logger = createLogger(config.LOG_LEVEL, { requestId });
 		c.set("logger", logger);
 		if (issues.length > 0 && !CONFIGURATION_FREE.has(c.req.path)) throw new EnvError(issues);
 		await next();
 		c.header("X-Request-Id", requestId);
+		const bookmark = session?.getBookmark();
+		if (bookmark) c.header("X-D1-Bookmark", bookmark);
 		// Noted once, by the Worker (a tenant store serves requests the Worker already notes).
 		if (!c.get("store")) noteResponse(monitorDeps(c), c.req.path, c.res.status);
 		const auth = c.get("auth");

@@ -49,7 +49,7 @@ export async function runScheduled(env: Env, now = Date.now()): Promise<void> {
 		[
 			"retention",
 			async () => {
-				const pruned = await pruneExpired(db, now);
+				const pruned = await pruneExpired(db, now, config.EVENT_RETENTION_DAYS);
 				if (pruned.events + pruned.deliveries + pruned.idempotencyKeys > 0) logger.info("pruned", { ...pruned });
 			},
 		],
