@@ -496,7 +496,22 @@ describe("OpenAPI", () => {
 		);
 		expect(Object.keys(doc.json.paths["/api/orgs/{orgId}/api-keys/{keyId}"] ?? {}).sort()).toEqual(["delete", "get", "patch"]);
 		const bearer = doc.json.components.securitySchemes.bearer?.description ?? "";
-		for (const s of ["sk_live_", "base62 of 32 random bytes", "apikey:<id>", "5 s"]) expect(bearer).toContain(s);
+		// Format and how scanners match it; principal model and /api/me; the delays.
+		for (const s of ["sk_live_", "base62 of 32 random bytes", "sk_live_[0-9A-Za-z]{43}", "apikey:<id>", "MeApiKey", "role: null", "own bucket"]) {
+			expect(bearer).toContain(s);
+		}
+		expect(bearer).toContain(`within ${API_KEY_CACHE_TTL_MS / 1000} s`);
+		expect(bearer).toContain(`works for ${ROTATION_GRACE_MS / 1000} s more`);
+		// Each change names the audit action and webhook event it publishes.
+		const ops = doc.json.paths as Record<string, Record<string, { description?: string }>>;
+		for (const [path, method, event] of [
+			["/api/orgs/{orgId}/api-keys", "post", "api_key.created"],
+			["/api/orgs/{orgId}/api-keys/{keyId}", "patch", "api_key.updated"],
+			["/api/orgs/{orgId}/api-keys/{keyId}", "delete", "api_key.revoked"],
+			["/api/orgs/{orgId}/api-keys/{keyId}/rotate", "post", "api_key.rotated"],
+		] as const) {
+			expect(ops[path]?.[method]?.description, `${method} ${path}`).toContain(`\`${event}\``);
+		}
 	});
 });
 
