@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Benchmarks against the built Worker served by Miniflare/workerd directly (not `wrangler dev`,
-// whose proxy caps throughput). Usage: npm run bench [-- identity|webhooks|ratelimit|all] [--seconds 5] [--concurrency 32]
+// whose proxy caps throughput). Usage: npm run bench [-- identity|webhooks|ratelimit|apikey|all] [--seconds 5] [--concurrency 32]
 //   identity : GET /api/health vs authenticated GET /api/me (target: me >= 60% of health)
 //   webhooks : POST /api/webhooks/clerk ingest vs /api/health; 10,000 events through the queue consumer vs
 //              a plain batch insert of the same rows (target ratio plain/consumer >= 0.5)
 //   ratelimit: a tenant route with lease-mode limits vs the same route unlimited (target >= 0.8), DO calls
 //              per request, and admitted vs limit under a burst (target overshoot <= 1%)
+//   apikey   : GET /api/orgs/:orgId with a tenant API key vs the same route with a session token, lease-mode
+//              limits as deployed (target key/session >= 0.9)
 import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
@@ -16,9 +19,9 @@ import { parseArgs, ROOT } from "../scripts/lib.mjs";
 
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
-	console.log(`usage: npm run bench [-- identity|webhooks|ratelimit|all] [options]
+	console.log(`usage: npm run bench [-- identity|webhooks|ratelimit|apikey|all] [options]
   Builds the Worker (wrangler deploy --dry-run into bench/.out) and serves it with Miniflare; load from Node.
-  identity|webhooks|ratelimit|all  which benchmark (default all)
+  identity|webhooks|ratelimit|apikey|all  which benchmark (default all)
   --seconds <n>      seconds per measured route and round (default 5)
   --concurrency <n>  concurrent connections (default 32)
   --rounds <n>       interleaved rounds; the median round counts (default 3)
@@ -64,6 +67,7 @@ async function start(vars = {}) {
 		durableObjects: {
 			RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
 			USAGE: { className: "UsageCounter", useSQLite: true },
+			TENANT_STORE: { className: "TenantStoreObject", useSQLite: true },
 		},
 		bindings: {
 			CLERK_ISSUER: ISSUER,
@@ -396,7 +400,64 @@ async function ratelimit() {
 	return { ratio: leased.rps / unlimited.rps };
 }
 
+/**
+ * A tenant API key as POST /api/orgs/:orgId/api-keys makes one (auth/api-key.ts): `sk_live_` + base62 of
+ * 32 random bytes, left-padded to 43 characters; D1 holds only the SHA-256 (hex) of the whole secret.
+ */
+async function seedApiKey(db, { orgId, permissions }) {
+	const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	let n = BigInt(`0x${randomBytes(32).toString("hex")}`);
+	let body = "";
+	while (n > 0n) {
+		body = ALPHABET[Number(n % 62n)] + body;
+		n /= 62n;
+	}
+	const secret = `sk_live_${body.padStart(43, "0")}`;
+	const id = "key_bench";
+	const now = Date.now();
+	await db
+		.prepare(
+			"INSERT INTO api_keys (id, organization_id, name, hash, last4, permissions, created_by, created_at, updated_at) VALUES (?, ?, 'bench', ?, ?, ?, 'user_bench', ?, ?)",
+		)
+		.bind(id, orgId, createHash("sha256").update(secret).digest("hex"), secret.slice(-4), JSON.stringify(permissions), now, now)
+		.run();
+	return { id, secret };
+}
+
+async function apikey() {
+	console.log(
+		`\n# api key vs session token: GET /api/orgs/:orgId, ${SECONDS}s per route x ${ROUNDS} interleaved rounds, concurrency ${CONCURRENCY}, lease-mode limits`,
+	);
+	// As deployed (RATE_LIMIT_MODE=lease), with limits no run reaches: each side takes its own bucket
+	// (org:<id>:user:<id> or org:<id>:apikey:<id>) and the tenant's, and is metered.
+	const { mf, url, db } = await start({ RATE_LIMIT_MODE: "lease", BENCH_ORG_LIMIT: 100_000_000, BENCH_USER_LIMIT: 100_000_000 });
+	const key = await seedApiKey(db, { orgId: "org_bench", permissions: ["org:products:read"] });
+	const session = { authorization: `Bearer ${await token()}` };
+	const apiKey = { authorization: `Bearer ${key.secret}` };
+	// Both answer the organization (the key with role null): a wrong setup fails here, not as a fast 401.
+	for (const [who, headers] of [
+		["session", session],
+		["api key", apiKey],
+	]) {
+		const res = await fetch(`${url}/api/orgs/org_bench`, { headers });
+		if (res.status !== 200) throw new Error(`${who}: GET /api/orgs/org_bench answered ${res.status}: ${await res.text()}`);
+		await res.arrayBuffer();
+	}
+	const r = await interleaved([
+		{ name: "GET /api/orgs/:orgId (session)", make: () => [`${url}/api/orgs/org_bench`, { headers: session }] },
+		{ name: "GET /api/orgs/:orgId (api key)", make: () => [`${url}/api/orgs/org_bench`, { headers: apiKey }] },
+	]);
+	const [s, k] = [r["GET /api/orgs/:orgId (session)"], r["GET /api/orgs/:orgId (api key)"]];
+	const lastUsed = await db.prepare("SELECT last_used_at AS t FROM api_keys WHERE id = ?").bind(key.id).first();
+	await mf.dispose();
+	console.log(`median req/s: session ${s.rps} (p50 ${s.p50} ms), api key ${k.rps} (p50 ${k.p50} ms)`);
+	console.log(`last_used_at written behind: ${lastUsed.t ? new Date(lastUsed.t).toISOString() : "never"}`);
+	console.log(`ratio api key / session = ${(k.rps / s.rps).toFixed(2)}x (target >= 0.90)`);
+	return { session: s, apiKey: k, ratio: k.rps / s.rps };
+}
+
 build();
 if (which === "identity" || which === "all") await identity();
 if (which === "webhooks" || which === "all") await webhooks();
 if (which === "ratelimit" || which === "all") await ratelimit();
+if (which === "apikey" || which === "all") await apikey();

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { API_KEY_CACHE_TTL_MS, API_KEY_PATTERN, ROTATION_GRACE_MS } from "./auth/api-key";
 
 export const ProblemSchema = z
 	.object({
@@ -60,12 +61,27 @@ const SECURITY_SCHEMES = {
 		type: "http",
 		scheme: "bearer",
 		bearerFormat: "Clerk session JWT or tenant API key (sk_live_...)",
-		description:
-			"`Authorization: Bearer <token>`: a Clerk session token (JWT), or a tenant API key: `sk_live_` + base62 of " +
-			"32 random bytes (51 characters, /^sk_live_[0-9A-Za-z]{43}$/), created with POST /api/orgs/{orgId}/api-keys. " +
-			"A key acts as principal `apikey:<id>` with its own permissions (no role), only on its organization's " +
-			"/api/orgs/{orgId}/… routes and /api/me; revocation, permission changes and rotation reach every isolate " +
-			"within 5 s; a rotated-out secret works for 60 s more.",
+		description: [
+			"`Authorization: Bearer <token>`: a Clerk session token (JWT), or a tenant API key.",
+			"",
+			"**API key format.** `sk_live_` + base62 of 32 random bytes (alphabet 0-9A-Za-z, left-padded with `0` to 43 " +
+				`characters): 51 characters in all, \`${API_KEY_PATTERN.source}\`. Secret scanners match \`sk_live_[0-9A-Za-z]{43}\` ` +
+				"between non-alphanumeric characters; there is no checksum, the fixed prefix and length are the signal (Stripe's live " +
+				"secret keys share the prefix: ours have exactly 43 characters after it). Only the " +
+				"SHA-256 of the secret is stored; the API shows `prefix` and `last4`. A Bearer value starting with `sk_live_` is " +
+				"always taken as a key (a key in the `__session` cookie is refused). Keys are made with POST /api/orgs/{orgId}/api-keys.",
+			"",
+			"**Principal.** A key acts as `apikey:<id>`, only on its organization's /api/orgs/{orgId}/… routes (another " +
+				"organization answers as to a non-member: 403, or 404 when unknown) and GET /api/me (schema MeApiKey: " +
+				"`{user: null, apiKey: {id, name, prefix, last4, expiresAt}, organization: {id, slug, role: null, permissions}}`); " +
+				"other routes answer 403. It has exactly its own permissions (a subset of its creator's), no role (role-only routes " +
+				"answer 403) and no seat. It is rate-limited in its own bucket (its rateLimitPerMinute, else the plan's per-user " +
+				"limit), then in the tenant's, metered like any call, and is the actor `apikey:<id>` of its audit entries.",
+			"",
+			`**Delays.** Revocation, permission changes and rotation apply at once in the isolate that makes them and within ${API_KEY_CACHE_TTL_MS / 1000} s ` +
+				`in every other (key rows are cached per isolate for ${API_KEY_CACHE_TTL_MS / 1000} s). After a rotation the replaced secret works for ` +
+				`${ROTATION_GRACE_MS / 1000} s more (previousKeyExpiresAt); rotating again ends that at once. Expiry (expiresAt) is checked on every request.`,
+		].join("\n"),
 	},
 	session: {
 		type: "apiKey",

@@ -57,6 +57,34 @@ export function apiKeyView(row: ApiKeyRow): ApiKeyView {
 	};
 }
 
+/**
+ * The `data` of the api_key.created/updated/rotated/revoked outgoing webhook events (published next to
+ * the audit entries of the same names): the key after the change (as it was, for revoked) and who made
+ * it. Never the secret or its hash.
+ */
+export interface ApiKeyEventData {
+	id: string;
+	name: string;
+	prefix: string;
+	last4: string;
+	permissions: string[];
+	expiresAt: number | null;
+	/** The principal that made the change: a user id or apikey:<id>. */
+	actor: string | null;
+}
+
+export function apiKeyEventData(row: ApiKeyRow, actor: string | null): ApiKeyEventData {
+	return {
+		id: row.id,
+		name: row.name,
+		prefix: API_KEY_PREFIX,
+		last4: row.last4,
+		permissions: JSON.parse(row.permissions) as string[],
+		expiresAt: row.expiresAt,
+		actor,
+	};
+}
+
 /** Who creates or changes a key: the principal and the permissions it holds in the organization. */
 export interface KeyGrantor {
 	actor: string;
