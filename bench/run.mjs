@@ -6,6 +6,8 @@
 //              a plain batch insert of the same rows (target ratio plain/consumer >= 0.5)
 //   ratelimit: a tenant route with lease-mode limits vs the same route unlimited (target >= 0.8), DO calls
 //              per request, and admitted vs limit under a burst (target overshoot <= 1%)
+//   scale    : rows read per page as a tenant grows, audit verify on a 1M chain, 10,000 tenant stores, one
+//              tenant's req/s (bench/scale.mjs, its own bench-only Worker entry; not in "all")
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,12 +18,15 @@ import { parseArgs, ROOT } from "../scripts/lib.mjs";
 
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
-	console.log(`usage: npm run bench [-- identity|webhooks|ratelimit|all] [options]
+	console.log(`usage: npm run bench [-- identity|webhooks|ratelimit|all|scale] [options]
   Builds the Worker (wrangler deploy --dry-run into bench/.out) and serves it with Miniflare; load from Node.
   identity|webhooks|ratelimit|all  which benchmark (default all)
   --seconds <n>      seconds per measured route and round (default 5)
   --concurrency <n>  concurrent connections (default 32)
   --rounds <n>       interleaved rounds; the median round counts (default 3)
+  scale              rows read per page at 1k/10k/100k rows, audit verify on a 1M chain, 10,000 tenant
+                     stores, one tenant's req/s (not in "all"; see bench/scale.mjs); options:
+                     --sizes 1000,10000,100000 --chain 1000000 --tenants 10000
   --help             this text`);
 	process.exit(0);
 }
@@ -396,7 +401,11 @@ async function ratelimit() {
 	return { ratio: leased.rps / unlimited.rps };
 }
 
-build();
+if (which === "scale") {
+	// Not part of "all": several minutes, its own Worker entry (bench/scale.mjs).
+	const { scale } = await import("./scale.mjs");
+	await scale(args);
+} else build();
 if (which === "identity" || which === "all") await identity();
 if (which === "webhooks" || which === "all") await webhooks();
 if (which === "ratelimit" || which === "all") await ratelimit();
