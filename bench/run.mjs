@@ -8,6 +8,8 @@
 //              per request, and admitted vs limit under a burst (target overshoot <= 1%)
 //   apikey   : GET /api/orgs/:orgId with a tenant API key vs the same route with a session token, lease-mode
 //              limits as deployed (target key/session >= 0.9)
+//   scale    : rows read per page as a tenant grows, audit verify on a 1M chain, 10,000 tenant stores, one
+//              tenant's req/s (bench/scale.mjs, its own bench-only Worker entry; not in "all")
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -19,12 +21,15 @@ import { parseArgs, ROOT } from "../scripts/lib.mjs";
 
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
-	console.log(`usage: npm run bench [-- identity|webhooks|ratelimit|apikey|all] [options]
+	console.log(`usage: npm run bench [-- identity|webhooks|ratelimit|apikey|all|scale] [options]
   Builds the Worker (wrangler deploy --dry-run into bench/.out) and serves it with Miniflare; load from Node.
   identity|webhooks|ratelimit|apikey|all  which benchmark (default all)
   --seconds <n>      seconds per measured route and round (default 5)
   --concurrency <n>  concurrent connections (default 32)
   --rounds <n>       interleaved rounds; the median round counts (default 3)
+  scale              rows read per page at 1k/10k/100k rows, audit verify on a 1M chain, 10,000 tenant
+                     stores, one tenant's req/s (not in "all"; see bench/scale.mjs); options:
+                     --sizes 1000,10000,100000 --chain 1000000 --tenants 10000
   --help             this text`);
 	process.exit(0);
 }
@@ -456,7 +461,11 @@ async function apikey() {
 	return { session: s, apiKey: k, ratio: k.rps / s.rps };
 }
 
-build();
+if (which === "scale") {
+	// Not part of "all": several minutes, its own Worker entry (bench/scale.mjs).
+	const { scale } = await import("./scale.mjs");
+	await scale(args);
+} else build();
 if (which === "identity" || which === "all") await identity();
 if (which === "webhooks" || which === "all") await webhooks();
 if (which === "ratelimit" || which === "all") await ratelimit();

@@ -122,8 +122,12 @@ export class TenantStoreObject extends DurableObject<Env> {
 	// --- schema -------------------------------------------------------------------------------------
 
 	private meta(key: string): string | null {
-		const exists = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'").toArray();
-		if (exists.length === 0) return null;
+		// store_meta exists once a schema version is applied; the sqlite_master scan (about 80 rows read,
+		// twice per request before) is only for a store that has not migrated yet (new, or just wiped).
+		if (this.version === 0) {
+			const exists = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'").toArray();
+			if (exists.length === 0) return null;
+		}
 		const row = this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM store_meta WHERE key = ?", key).toArray()[0];
 		return row?.value ?? null;
 	}
