@@ -84,7 +84,7 @@ const dts = [
 	"/** The routes as the Worker's handlers type them (hono's ExtractSchema<AppType>). */",
 	`type RouteSchema = ${schema};`,
 	"/** RFC 9457 problem+json, the body of every error answer (src/errors.ts). */",
-	"export interface Problem { type: string; title: string; status: number; detail: string; requestId: string; code: string; errors?: { path: string; message: string }[] }",
+	"export interface Problem { type: string; title: string; status: number; detail: string; requestId: string; traceId: string; code: string; errors?: { path: string; message: string }[] }",
 	"/** Error statuses any route may answer with a Problem (auth, membership, guards, preconditions, limits, configuration). */",
 	"export type ProblemStatus = 400 | 401 | 402 | 403 | 404 | 405 | 409 | 412 | 413 | 415 | 422 | 429 | 500 | 502 | 503;",
 	"/** A query (or header) object whose fields are all optional may be left out. */",

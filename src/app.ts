@@ -84,10 +84,11 @@ export function createApp() {
 const cors_ = cors({
 	origin: (origin) => origin,
 	credentials: true,
-	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id"],
+	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id", "traceparent", "tracestate"],
 	allowMethods: ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
 	exposeHeaders: [
 		"X-Request-Id",
+		"traceparent",
 		"ETag",
 		"Retry-After",
 		"RateLimit-Limit",

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { API_KEY_CACHE_TTL_MS, API_KEY_PATTERN, ROTATION_GRACE_MS } from "./auth/api-key";
+import { TRACEPARENT_PATTERN } from "./lib/trace";
 
 export const ProblemSchema = z
 	.object({
@@ -8,6 +9,15 @@ export const ProblemSchema = z
 		status: z.number().int().openapi({ example: 403 }),
 		detail: z.string().openapi({ example: "missing permission org:members:read" }),
 		requestId: z.string().openapi({ example: "6f1c2c0e-4f6d-4d7e-9d55-2f2b8b9b7c11" }),
+		traceId: z
+			.string()
+			.regex(/^[0-9a-f]{32}$/)
+			.openapi({
+				description:
+					"Extension member: the request's W3C trace id (the caller's `traceparent` trace when it sent a valid one), " +
+					"as in the `traceparent` response header and in every log line of the request.",
+				example: "4bf92f3577b34da6a3ce929d0e0e4736",
+			}),
 		code: z.string().openapi({ example: "FORBIDDEN" }),
 		errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 	})
@@ -136,6 +146,14 @@ const RESPONSE_HEADERS = {
 			"The directory session's bookmark (D1 Sessions API). Send it back as `X-D1-Bookmark` on the next request to read your own writes from a read replica; absent on routes served by a tenant store.",
 		schema: { type: "string" },
 	},
+	traceparent: {
+		description:
+			"W3C Trace Context: `00-<trace id>-<span id>-<flags>`, this request's span. The trace id is the one of the " +
+			"request's `traceparent` header when it sent a valid one (continued), else a new one; it is `traceId` in " +
+			"problems and in every log line of the request (and of the tenant store and queue consumer work it caused).",
+		required: true,
+		schema: { type: "string", pattern: TRACEPARENT_PATTERN },
+	},
 	"RateLimit-Limit": {
 		description: "Requests per minute allowed by the bucket that binds (absent when rate limiting is off or failed open).",
 		schema: integerHeader,
@@ -234,7 +252,7 @@ export interface DocFacts {
  * - the problem responses the middleware can produce: 400, 405, 429, 500 everywhere; 401, 403 and 503
  *   where authenticated; 404 under a path parameter; 409 with Idempotency-Key; 412 with If-Match; 413 and
  *   415 (JSON) with a request body; 503 on rate-limited writes (the limiter fails closed);
- * - response headers by reference: X-Request-Id on every response, RateLimit-* on rate-limited ones,
+ * - response headers by reference: X-Request-Id and traceparent on every response, RateLimit-* on rate-limited ones,
  *   Retry-After on 429 and 503, WWW-Authenticate on 401, Allow on 405, Location on a 201 that creates an item of a
  *   collection (POST P with an item path P/{id}), Cache-Control on authenticated operations, Idempotent-Replayed
  *   on the 2xx of operations that take Idempotency-Key, Deprecation and Link on deprecated aliases.
@@ -289,6 +307,7 @@ export function finishDocument<D extends { paths?: unknown; components?: unknown
 					...response.headers,
 					"X-Request-Id": headerRef("X-Request-Id"),
 					"X-D1-Bookmark": headerRef("X-D1-Bookmark"),
+					traceparent: headerRef("traceparent"),
 				};
 				if (limited || status === "429") for (const h of RATE_LIMIT_HEADERS) headers[h] ??= headerRef(h);
 				if (status === "429" || status === "503") headers["Retry-After"] = headerRef("Retry-After");

@@ -6,7 +6,7 @@ import { isFinal, outcomesOf, recordAttemptFailed } from "../../services/events-
 import { backoffSeconds } from "../backoff";
 import type { WebhookMessage } from "../messages";
 import { emitApplied, invalidateCaches, notifyStores } from "./applied";
-import { type Planned, parseMessage, planMessage } from "./planners";
+import { eventLogger, type Planned, parseMessage, planMessage } from "./planners";
 
 /**
  * Applies a batch of webhook events. Idempotent on svix-id (an event already recorded is acked
@@ -43,7 +43,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 	const todo: Planned[] = [];
 	for (const f of fresh) {
 		if (isFinal(recorded.get(f.body.svixId)) && !f.body.replay) {
-			logger.debug("duplicate delivery acked", { svixId: f.body.svixId });
+			eventLogger(logger, f.body).debug("duplicate delivery acked");
 			f.msg.ack();
 		} else {
 			try {
@@ -63,6 +63,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 		for (const t of todo) {
 			invalidateCaches(t);
 			t.msg.ack();
+			applied(t, logger);
 		}
 		logger.info("webhook batch applied", { messages: todo.length, statements: all.length });
 		return;
@@ -78,10 +79,21 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 			await notifyStores(env, [t], logger);
 			invalidateCaches(t);
 			t.msg.ack();
+			applied(t, logger);
 		} catch (err) {
 			await retry(db, t, err, logger);
 		}
 	}
+}
+
+/** One line per applied event, on the event's trace (its ingest request's): how long it waited. */
+function applied(t: Planned, logger: Logger): void {
+	eventLogger(logger, t.body).info("webhook event applied", {
+		source: t.body.source,
+		type: t.body.type,
+		attempts: t.msg.attempts,
+		sinceReceivedMs: Date.now() - t.body.receivedAt,
+	});
 }
 
 /** Retries one message with backoff, after recording the failed attempt (best effort: D1 may be what failed). */
@@ -101,10 +113,9 @@ async function retry(
 			err instanceof Error ? err.message : String(err),
 		);
 	} catch (recordErr) {
-		logger.warn("could not record the failed attempt", { svixId: t.body.svixId, ...errorFields(recordErr) });
+		eventLogger(logger, t.body).warn("could not record the failed attempt", errorFields(recordErr));
 	}
-	logger.error("webhook event failed, retrying", {
-		svixId: t.body.svixId,
+	eventLogger(logger, t.body).error("webhook event failed, retrying", {
 		type: t.body.type,
 		attempts: t.msg.attempts,
 		delaySeconds,

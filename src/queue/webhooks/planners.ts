@@ -1,5 +1,6 @@
 import type { Database } from "../../db/client";
 import type { Logger } from "../../lib/logger";
+import { parseTraceparent } from "../../lib/trace";
 import { planRazorpayEvent, planStripeEvent } from "../../services/billing-sync";
 import { planClerkEvent } from "../../services/clerk-sync";
 import { recordAppliedSql } from "../../services/events-log";
@@ -22,6 +23,17 @@ export function parseMessage(msg: Message<unknown>, logger: Logger): WebhookMess
 		return null;
 	}
 	return parsed.data;
+}
+
+/**
+ * The logger for one event's lines: on the trace of the request that queued it (its `traceparent`:
+ * ingest or operator replay; `parentSpanId` is that request's span), so ingest and consumer lines join
+ * up. A message without one (queued before it existed) stays on the batch's trace.
+ */
+export function eventLogger(logger: Logger, body: WebhookMessage): Logger {
+	const parent = parseTraceparent(body.traceparent);
+	if (!parent) return logger.child({ svixId: body.svixId });
+	return logger.child({ traceId: parent.traceId, parentSpanId: parent.parentId, svixId: body.svixId });
 }
 
 /** Plans one event with the planner of its source (Clerk, Razorpay, Stripe). */

@@ -1,4 +1,5 @@
 import { createRouter } from "../../lib/create-app";
+import { traceparentOf } from "../../lib/trace";
 import { requestMeta } from "../../middleware/request-meta";
 import { listAllEvents, replayEvent } from "../../services/events-log";
 import { exportTenant, getOperatorOrg, offboardTenant, operatorHealth, updateOperatorOrg } from "../../services/operator";
@@ -9,7 +10,7 @@ import * as routes from "./admin.routes";
 export const adminRouter = createRouter()
 	.openapi(routes.replayEvent, async (c) => {
 		const { svixId } = c.req.valid("param");
-		await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId);
+		await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId, traceparentOf(c.get("trace")));
 		c.get("logger").info("event replay queued", { svixId, operator: c.get("auth").userId });
 		return c.json({ status: "queued" as const, svixId }, 202);
 	})

@@ -3,6 +3,7 @@ import { createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { ApiError, fieldErrors } from "../../errors";
 import { sha256Hex } from "../../lib/crypto";
+import { traceparentOf } from "../../lib/trace";
 import { takeRateLimit } from "../../middleware/rate-limit";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "../../queue/messages";
 import { ms } from "../../services/clerk-sync/shared";
@@ -54,9 +55,11 @@ const tooLarge = () => new ApiError("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_WEB
  * Puts a verified event on the queue; only a successful send may be answered with 2xx. What the
  * consumer would drop as unreadable (ids or types too long, a timestamp that is not a non-negative
  * integer) is refused here with 400, and what the queue would refuse with 413, so a 202 always
- * means the event will be processed or visibly fail.
+ * means the event will be processed or visibly fail. The message carries the request's `traceparent`.
  */
-async function enqueue(c: Context<AppEnv>, message: WebhookMessage): Promise<void> {
+async function enqueue(c: Context<AppEnv>, event: Omit<WebhookMessage, "traceparent">): Promise<void> {
+	// The consumer continues this request's trace (queue/webhooks/batch.ts).
+	const message: WebhookMessage = { ...event, traceparent: traceparentOf(c.get("trace")) };
 	const valid = WebhookMessageSchema.safeParse(message);
 	if (!valid.success) {
 		throw new ApiError("VALIDATION_FAILED", "event cannot be accepted", {
@@ -77,6 +80,7 @@ async function enqueue(c: Context<AppEnv>, message: WebhookMessage): Promise<voi
 		});
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "event could not be queued, retry later", { headers: { "Retry-After": "10" } });
 	}
+	c.get("logger").info("webhook event queued", { source: message.source, svixId: message.svixId, type: message.type });
 }
 
 /** Where a refused message field came from, for the client. */
