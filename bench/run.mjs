@@ -150,7 +150,7 @@ async function start(vars = {}) {
 			.bind(now, now),
 		db
 			.prepare(
-				"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at) VALUES ('orgmem_bench', 'org_bench', 'user_bench', 'org:admin', 1, ?, ?)",
+				"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at, user_email) VALUES ('orgmem_bench', 'org_bench', 'user_bench', 'org:admin', 1, ?, ?, 'b@bench.local')",
 			)
 			.bind(now, now),
 		// A tenant still on the shared D1 tables (store_state 'd1': the upgrade job has not moved it).
@@ -161,7 +161,7 @@ async function start(vars = {}) {
 			.bind(now, now),
 		db
 			.prepare(
-				"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at) VALUES ('orgmem_bench_d1', 'org_bench_d1', 'user_bench', 'org:admin', 1, ?, ?)",
+				"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at, user_email) VALUES ('orgmem_bench_d1', 'org_bench_d1', 'user_bench', 'org:admin', 1, ?, ?, 'b@bench.local')",
 			)
 			.bind(now, now),
 	]);

@@ -361,7 +361,8 @@ async function createTenant(env: Env, orgId: string, settings: Record<string, st
 async function bench(url: URL, req: Request, env: Env): Promise<Response> {
 	const body = (req.method === "POST" ? await req.json() : {}) as Record<string, unknown>;
 	switch (url.pathname) {
-		// Directory rows generated in D1 itself: organizations with user_bench as admin, members, events.
+		// Directory rows generated in D1 itself: organizations with user_bench as admin, members, events (each
+		// membership with its user's fields, as the Clerk consumer writes them: clerk-sync/shared.ts syncMemberUser).
 		case "/__bench/orgs": {
 			const { prefix, from, count, now } = body as { prefix: string; from: number; count: number; now: number };
 			const to = from + count - 1;
@@ -373,8 +374,8 @@ async function bench(url: URL, req: Request, env: Env): Promise<Response> {
 				).bind(from, to, prefix, now),
 				env.DB.prepare(
 					`WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
-					INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at)
-					SELECT printf('orgmem_%s%05d', ?3, i), printf('%s%05d', ?3, i), 'user_bench', 'org:admin', 1, ?4, ?4 FROM n`,
+					INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at, user_email)
+					SELECT printf('orgmem_%s%05d', ?3, i), printf('%s%05d', ?3, i), 'user_bench', 'org:admin', 1, ?4, ?4, 'b@bench.local' FROM n`,
 				).bind(from, to, prefix, now),
 			]);
 			return json({ ok: true });
@@ -390,8 +391,9 @@ async function bench(url: URL, req: Request, env: Env): Promise<Response> {
 				).bind(from, to, now),
 				env.DB.prepare(
 					`WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
-					INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at)
-					SELECT printf('orgmem_m%08d', i), ?3, printf('user_m%08d', i), 'org:member', 1, ?4 + i / 10, ?4 + i / 10 FROM n`,
+					INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at, user_email, user_first_name, user_last_name)
+					SELECT printf('orgmem_m%08d', i), ?3, printf('user_m%08d', i), 'org:member', 1, ?4 + i / 10, ?4 + i / 10,
+						printf('m%d@bench.local', i), 'Member', printf('%d', i) FROM n`,
 				).bind(from, to, orgId, now),
 			]);
 			return json({ ok: true });

@@ -1,4 +1,4 @@
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, exists, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { ApiError } from "../errors";
@@ -88,17 +88,31 @@ export async function deleteEndpoint(db: Database, orgId: string, endpointId: st
 	return before;
 }
 
-/** The endpoint's deliveries, newest first, one keyset page over (created_at, id) descending. */
+/**
+ * The endpoint's deliveries, newest first, one keyset page over (created_at, id) descending; 404 for an
+ * unknown endpoint. Each page reads at most limit + 2 rows (issue 19):
+ * - A first page checks the endpoint inside its query (uncorrelated, so SQLite reads its row once):
+ *   limit + 1 deliveries and the endpoint's row; a deleted endpoint (its deliveries stay until
+ *   retention prunes them) gives an empty page, then 404.
+ * - A cursor page reads limit + 1 deliveries and the cursor's own row, and no endpoint: the cursor
+ *   continues a list whose endpoint existed when it began.
+ * Only an empty page reads the endpoint again, to tell an unknown endpoint (404) from one without deliveries.
+ */
 export async function listDeliveries(db: Database, orgId: string, endpointId: string, q: PageQuery) {
-	await getEndpoint(db, orgId, endpointId);
-	return keysetPage(
+	const p = await keysetPage(
 		db,
 		webhookDeliveries,
 		"createdAt",
 		"desc",
-		and(eq(webhookDeliveries.organizationId, orgId), eq(webhookDeliveries.endpointId, endpointId)),
+		and(
+			eq(webhookDeliveries.organizationId, orgId),
+			eq(webhookDeliveries.endpointId, endpointId),
+			q.cursor ? undefined : exists(db.select({ one: sql`1` }).from(webhookEndpoints).where(own(orgId, endpointId))),
+		),
 		q,
 	);
+	if (p.data.length === 0) await getEndpoint(db, orgId, endpointId);
+	return p;
 }
 
 /** A new delivery of a past delivery's event; the endpoint must be enabled (409) and the delivery its own (404). */

@@ -33,35 +33,43 @@ interface Member {
 	createdAt: number;
 }
 
+/**
+ * The query of one page of members: memberships alone (each carries its user's email, names and
+ * deletion, see clerk-sync/shared.ts syncMemberUser), walking memberships_org_active_idx, so a page
+ * reads limit + 1 rows at any depth.
+ */
+export function membersPageQuery(db: Database, orgId: string, q: { cursor?: string; limit: number }) {
+	return db
+		.select({
+			id: memberships.id,
+			userId: memberships.userId,
+			role: memberships.role,
+			email: memberships.userEmail,
+			firstName: memberships.userFirstName,
+			lastName: memberships.userLastName,
+			createdAt: memberships.createdAt,
+		})
+		.from(memberships)
+		.where(
+			and(
+				eq(memberships.organizationId, orgId),
+				// The partial index's condition, so that SQLite walks it.
+				isNull(memberships.deletedAt),
+				isNull(memberships.userDeletedAt),
+				keysetAfter(memberships.createdAt, memberships.id, decodeCursor(q.cursor), "asc"),
+			),
+		)
+		.orderBy(asc(memberships.createdAt), asc(memberships.id))
+		.limit(q.limit + 1);
+}
+
 /** Active members of an organization (active users only), oldest first, keyset-paginated on (createdAt, id). */
 export async function listMembers(
 	db: Database,
 	orgId: string,
 	q: { cursor?: string; limit: number },
 ): Promise<{ data: Member[]; nextCursor: string | null }> {
-	const rows = await db
-		.select({
-			id: memberships.id,
-			userId: memberships.userId,
-			role: memberships.role,
-			email: users.email,
-			firstName: users.firstName,
-			lastName: users.lastName,
-			createdAt: memberships.createdAt,
-		})
-		.from(memberships)
-		.innerJoin(users, eq(users.id, memberships.userId))
-		.where(
-			and(
-				eq(memberships.organizationId, orgId),
-				isNull(memberships.deletedAt),
-				isNull(users.deletedAt),
-				keysetAfter(memberships.createdAt, memberships.id, decodeCursor(q.cursor), "asc"),
-			),
-		)
-		.orderBy(asc(memberships.createdAt), asc(memberships.id))
-		.limit(q.limit + 1);
-	return page(rows, q.limit, (r) => ({ k: r.createdAt, id: r.id }));
+	return page(await membersPageQuery(db, orgId, q), q.limit, (r) => ({ k: r.createdAt, id: r.id }));
 }
 
 interface OrgAdminData {
