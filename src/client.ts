@@ -8,6 +8,8 @@ import type { AppType } from "./app";
  */
 export const DECLARED_HEADERS = {
 	"X-Request-Id": "string",
+	"X-D1-Bookmark": "string",
+	traceparent: "string",
 	"RateLimit-Limit": "integer",
 	"RateLimit-Remaining": "integer",
 	"RateLimit-Reset": "integer",
