@@ -26,6 +26,8 @@ const MAX_WEBHOOK_BYTES = 96 * 1024;
 const MAX_QUEUE_MESSAGE_BYTES = 126_000;
 
 const SIGNATURE_CHALLENGE = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
+/** No signature at all: the credential of the operation's security scheme is missing (a 401, as for a missing Bearer token). */
+const SIGNATURE_MISSING = { "WWW-Authenticate": "Bearer" };
 
 /** The body's bytes, capped (413 past the cap, from the declared length when there is one). */
 async function readCappedBytes(req: Request): Promise<Uint8Array> {
@@ -111,6 +113,14 @@ export const webhooksRouter = createRouter()
 		if (!secret) throw new ApiError("BAD_ENVIRONMENT", "CLERK_WEBHOOK_SECRET is not configured");
 
 		// The signature is checked before any rate limit: correctly signed deliveries are never limited by IP.
+		if (!c.req.header("svix-signature") && !c.req.header("webhook-signature")) {
+			return refuseUnverified(
+				c,
+				new ApiError("UNAUTHORIZED", "a webhook signature (svix-signature or webhook-signature) is required", {
+					headers: SIGNATURE_MISSING,
+				}),
+			);
+		}
 		const found = signatureHeaders((name) => c.req.header(name));
 		if (!found.headers) {
 			return refuseUnverified(
@@ -164,8 +174,8 @@ export const webhooksRouter = createRouter()
 	.openapi(routes.razorpayWebhook, async (c) => {
 		const secret = c.get("config").RAZORPAY_WEBHOOK_SECRET;
 		if (!secret) throw new ApiError("BAD_ENVIRONMENT", "RAZORPAY_WEBHOOK_SECRET is not configured");
-		const signature = c.req.header("x-razorpay-signature");
-		if (!signature) throw new ApiError("BAD_REQUEST", "missing header x-razorpay-signature");
+		// Present: requireSignatureHeader answered 401 without it.
+		const signature = c.req.valid("header")["x-razorpay-signature"];
 		const raw = await readCapped(c.req.raw);
 		if (!(await verifyWebhookSignature(secret, raw, signature))) {
 			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
@@ -183,8 +193,8 @@ export const webhooksRouter = createRouter()
 	.openapi(routes.stripeWebhook, async (c) => {
 		const config = c.get("config");
 		if (!config.STRIPE_WEBHOOK_SECRET) throw new ApiError("BAD_ENVIRONMENT", "STRIPE_WEBHOOK_SECRET is not configured");
-		const signature = c.req.header("stripe-signature");
-		if (!signature) throw new ApiError("BAD_REQUEST", "missing header stripe-signature");
+		// Present: requireSignatureHeader answered 401 without it.
+		const signature = c.req.valid("header")["stripe-signature"];
 		const raw = await readCapped(c.req.raw);
 		let event: unknown;
 		try {
