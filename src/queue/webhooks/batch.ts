@@ -5,7 +5,7 @@ import { errorFields, type Logger } from "../../lib/logger";
 import { isFinal, outcomesOf, recordAttemptFailed } from "../../services/events-log";
 import { backoffSeconds } from "../backoff";
 import type { WebhookMessage } from "../messages";
-import { emitApplied, invalidateCaches, notifyStores } from "./applied";
+import { invalidateCaches, notifyStores, relayApplied } from "./applied";
 import { eventLogger, type Planned, parseMessage, planMessage } from "./planners";
 
 /**
@@ -16,6 +16,8 @@ import { eventLogger, type Planned, parseMessage, planMessage } from "./planners
  * max_retries, lands in the dead-letter queue. Planning is isolated the same way: a malformed
  * payload is recorded as failed (and acked: retrying cannot fix it), a planner that throws retries
  * only its own message. Each failed attempt is recorded (outcome failed, error, attempt number).
+ * The events' audit entries and outgoing events are outbox rows of the same batch (planners.ts),
+ * relayed once it committed: an applied event is always audited.
  */
 export async function processWebhookBatch(env: Env, db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
 	const now = Date.now();
@@ -57,8 +59,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 
 	const all = todo.flatMap((t) => t.statements);
 	try {
-		await runBatch(db.$client, all);
-		await emitApplied(env, db, todo, logger);
+		await relayApplied(env, db, await runBatch(db.$client, all), logger);
 		await notifyStores(env, todo, logger);
 		for (const t of todo) {
 			invalidateCaches(t);
@@ -74,8 +75,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 
 	for (const t of todo) {
 		try {
-			await runBatch(db.$client, t.statements);
-			await emitApplied(env, db, [t], logger);
+			await relayApplied(env, db, await runBatch(db.$client, t.statements), logger);
 			await notifyStores(env, [t], logger);
 			invalidateCaches(t);
 			t.msg.ack();
