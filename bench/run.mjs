@@ -15,6 +15,8 @@
 //              limits as deployed (target key/session >= 0.9)
 //   scale    : rows read per page as a tenant grows, audit verify on a 1M chain, 10,000 tenant stores, one
 //              tenant's req/s (bench/scale.mjs, its own bench-only Worker entry; not in "all")
+//   cost     : each route's req/s, latency and workerd CPU per request vs bare Hono, raw D1 and Durable
+//              Object SELECTs, Clerk's verifyToken and hono/jwk; startup and bundle (bench/cost.mjs; not in "all")
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -24,10 +26,11 @@ import { Miniflare } from "miniflare";
 import { Webhook } from "svix";
 import { unstable_readConfig } from "wrangler";
 import { parseArgs, ROOT } from "../scripts/lib.mjs";
+import { COST_HELP, cost } from "./cost.mjs";
 
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
-	console.log(`usage: npm run bench [-- identity|webhooks|latency|store|ratelimit|apikey|all|scale] [options]
+	console.log(`usage: npm run bench [-- identity|webhooks|latency|store|ratelimit|apikey|all|scale|cost] [options]
   Builds the Worker (wrangler deploy --dry-run into bench/.out) and serves it with Miniflare; load from Node.
   identity|webhooks|latency|store|ratelimit|apikey|all  which benchmark (default all)
   --seconds <n>      seconds per measured route and round (default 5)
@@ -38,6 +41,7 @@ if (args.help) {
   scale              rows read per page at 1k/10k/100k rows, audit verify on a 1M chain, 10,000 tenant
                      stores, one tenant's req/s (not in "all"; see bench/scale.mjs); options:
                      --sizes 1000,10000,100000 --chain 1000000 --tenants 10000
+${COST_HELP}
   --help             this text`);
 	process.exit(0);
 }
@@ -623,7 +627,8 @@ if (which === "scale") {
 	// Not part of "all": several minutes, its own Worker entry (bench/scale.mjs).
 	const { scale } = await import("./scale.mjs");
 	await scale(args);
-} else build();
+} else if (which === "cost") await cost(args);
+else build();
 if (which === "identity" || which === "all") await identity();
 if (which === "webhooks" || which === "all") await webhooks();
 if (which === "webhooks" || which === "latency" || which === "all") await latency();

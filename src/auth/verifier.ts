@@ -171,8 +171,12 @@ function toTokenError(err: unknown): Error {
 
 // One verifier per configuration, kept for the isolate's lifetime (holds the JWKS and token caches).
 const verifiers = new Map<string, TokenVerifier>();
+// The same, by configuration object (configState() parses an env once): no fingerprint per request.
+const byConfig = new WeakMap<Config, TokenVerifier>();
 
 export function verifierFor(config: Config): TokenVerifier {
+	const known = byConfig.get(config);
+	if (known) return known;
 	const opts: VerifierOptions = {
 		issuer: config.CLERK_ISSUER ?? "",
 		authorizedParties: config.CLERK_AUTHORIZED_PARTIES,
@@ -187,5 +191,6 @@ export function verifierFor(config: Config): TokenVerifier {
 		v = new TokenVerifier(opts);
 		verifiers.set(fingerprint, v);
 	}
+	byConfig.set(config, v);
 	return v;
 }

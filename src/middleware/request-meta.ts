@@ -15,11 +15,20 @@ export function requestMeta(c: Context<AppEnv>): RequestMeta {
 	};
 }
 
-/** Dependencies of the security monitors, taken from the request. */
+/**
+ * Dependencies of the security monitors, taken from the request. `meta` is read only when a monitor
+ * writes an entry (a 401/403 burst, a rate-limit refusal): init() builds these deps for every
+ * response, and reading `request.cf` and the headers costs more than the rest of a light request's
+ * middleware (issue 17).
+ */
 export function monitorDeps(c: Context<AppEnv>): MonitorDeps {
+	let meta: RequestMeta | undefined;
 	return {
 		env: c.env,
-		meta: requestMeta(c),
+		get meta() {
+			meta ??= requestMeta(c);
+			return meta;
+		},
 		logger: c.get("logger"),
 		waitUntil: (p) => c.executionCtx.waitUntil(p),
 	};

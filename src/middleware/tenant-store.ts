@@ -14,10 +14,27 @@ interface RouteEntry {
 	path: string;
 }
 
+// The store routes as patterns by "<method> <segment>", compiled once per routes array (and again if it
+// grows): every route's pattern was compiled and tried on every tenant request before (issue 17).
+const compiled = new WeakMap<readonly RouteEntry[], { size: number; byKey: Map<string, RegExp[]> }>();
+function patterns(routes: readonly RouteEntry[], method: string, segment: string): RegExp[] {
+	let hit = compiled.get(routes);
+	if (!hit || hit.size !== routes.length) {
+		const byKey = new Map<string, RegExp[]>();
+		for (const r of routes) {
+			const key = `${r.method} ${r.path.split("/")[4]}`;
+			byKey.set(key, [...(byKey.get(key) ?? []), new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}/?$`)]);
+		}
+		hit = { size: routes.length, byKey };
+		compiled.set(routes, hit);
+	}
+	return hit.byKey.get(`${method} ${segment}`) ?? [];
+}
+
 /** Whether some route of the app answers this method and path (otherwise the Worker answers 404/405 itself). */
 function routed(routes: readonly RouteEntry[], method: string, path: string): boolean {
 	const m = method === "HEAD" ? "GET" : method;
-	return routes.some((r) => r.method === m && new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}/?$`).test(path));
+	return patterns(routes, m, path.split("/")[4] ?? "").some((pattern) => pattern.test(path));
 }
 
 // Settings (string vars and secrets) of an env, computed once per env object: the store serves with the Worker's.

@@ -98,6 +98,14 @@ export class TenantStoreObject extends DurableObject<Env> {
 	readonly db: Database;
 	private version = 0;
 	private host: StoreHost | undefined;
+	/**
+	 * What this object read or wrote of its binding and import state (it is their only writer), so a
+	 * request asks store_meta nothing (issue 17): the organization it serves, and whether it imports.
+	 */
+	private bound: string | undefined;
+	private importing: boolean | undefined;
+	/** mirror_access rows as read or written here (this object is their only writer): parsed once, not per request. */
+	private readonly mirrors = new Map<string, { entry: MirrorEntry; refreshedAt: number }>();
 	private readonly limiter = new LocalRateLimiter();
 	/** Applying events is serialised: two requests never extend the audit chain at once. */
 	private applying: Promise<unknown> = Promise.resolve();
@@ -152,9 +160,11 @@ export class TenantStoreObject extends DurableObject<Env> {
 	/** The first caller names the organization; any other organization's call is refused. */
 	private bind(orgId: string): void {
 		this.migrate();
+		if (this.bound === orgId) return;
 		const owner = this.meta("organization_id");
 		if (owner === null) this.setMeta("organization_id", orgId);
 		else if (owner !== orgId) throw new Error("this tenant store belongs to another organization");
+		this.bound = orgId;
 	}
 
 	/** The schema version this store runs (applying what a deploy added); the cron reports it to the directory. */
@@ -171,7 +181,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 */
 	async serve(request: Request, auth: AuthContext, orgId: string, settings: Record<string, string> = {}): Promise<Response> {
 		this.bind(orgId);
-		if (this.meta("state") === "importing") {
+		this.importing ??= this.meta("state") === "importing";
+		if (this.importing) {
 			return Response.json(
 				{ type: "about:blank", title: "Service Unavailable", status: 503, code: "UPSTREAM_UNAVAILABLE", detail: "this tenant's data is being moved; retry shortly" },
 				{ status: 503, headers: { "content-type": "application/problem+json", "Retry-After": "5" } },
@@ -215,11 +226,22 @@ export class TenantStoreObject extends DurableObject<Env> {
 	// --- directory mirror ---------------------------------------------------------------------------
 
 	private mirrored(principal: string): MirrorEntry | null {
-		const row = this.ctx.storage.sql
-			.exec<{ lookup: string; refreshed_at: number }>("SELECT lookup, refreshed_at FROM mirror_access WHERE principal = ?", principal)
-			.toArray()[0];
-		if (!row || Date.now() - row.refreshed_at > MIRROR_TTL_MS) return null;
-		return JSON.parse(row.lookup) as MirrorEntry;
+		let known = this.mirrors.get(principal);
+		if (!known) {
+			const row = this.ctx.storage.sql
+				.exec<{ lookup: string; refreshed_at: number }>("SELECT lookup, refreshed_at FROM mirror_access WHERE principal = ?", principal)
+				.toArray()[0];
+			if (!row) return null;
+			known = { entry: JSON.parse(row.lookup) as MirrorEntry, refreshedAt: row.refreshed_at };
+			this.remember(principal, known);
+		}
+		if (Date.now() - known.refreshedAt > MIRROR_TTL_MS) return null;
+		return known.entry;
+	}
+
+	private remember(principal: string, known: { entry: MirrorEntry; refreshedAt: number }): void {
+		if (this.mirrors.size >= 10_000) this.mirrors.clear();
+		this.mirrors.set(principal, known);
 	}
 
 	private async mirror(orgId: string, principal: string): Promise<MirrorEntry> {
@@ -232,12 +254,14 @@ export class TenantStoreObject extends DurableObject<Env> {
 		};
 		// Placeholder memberships (token claims before the webhook) are not mirrored: re-read until real.
 		if (entry.lookup.membership !== undefined || principal.startsWith("apikey:")) {
+			const refreshedAt = Date.now();
 			this.ctx.storage.sql.exec(
 				"INSERT INTO mirror_access (principal, lookup, refreshed_at) VALUES (?, ?, ?) ON CONFLICT (principal) DO UPDATE SET lookup = excluded.lookup, refreshed_at = excluded.refreshed_at",
 				principal,
 				JSON.stringify(entry),
-				Date.now(),
+				refreshedAt,
 			);
+			this.remember(principal, { entry, refreshedAt });
 		}
 		return entry;
 	}
@@ -259,6 +283,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.migrate();
 		if (principal) this.ctx.storage.sql.exec("DELETE FROM mirror_access WHERE principal = ?", principal);
 		else this.ctx.storage.sql.exec("DELETE FROM mirror_access");
+		if (principal) this.mirrors.delete(principal);
+		else this.mirrors.clear();
 	}
 
 	// --- events ---------------------------------------------------------------------------------------
@@ -411,6 +437,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		if (fresh) await this.wipe();
 		this.bind(orgId);
 		this.setMeta("state", "importing");
+		this.importing = true;
 	}
 
 	/**
@@ -449,6 +476,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	async finishImport(): Promise<StoreStats> {
 		this.migrate();
 		this.setMeta("state", "active");
+		this.importing = false;
 		await this.armAlarm();
 		return this.stats();
 	}
@@ -463,6 +491,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 		await this.ctx.storage.deleteAll();
 		this.version = 0;
 		this.host = undefined;
+		this.bound = undefined;
+		this.importing = undefined;
+		this.mirrors.clear();
 	}
 
 	/** Rows read and written by the store's statements since the object started (benchmarks read them). */

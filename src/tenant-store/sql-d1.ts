@@ -38,7 +38,12 @@ class SqlStatement {
 		const started = Date.now();
 		const cursor = this.owner.sql.exec(this.query, ...this.params);
 		const results = cursor.toArray() as Record<string, unknown>[];
-		const [counters] = this.owner.sql.exec("SELECT changes() AS c, last_insert_rowid() AS r").toArray() as { c: number; r: number }[];
+		// changes() and last_insert_rowid() only for a statement that wrote (a read reports 0 for both): one
+		// statement less for every read (issue 17).
+		const [counters] =
+			cursor.rowsWritten > 0
+				? (this.owner.sql.exec("SELECT changes() AS c, last_insert_rowid() AS r").toArray() as { c: number; r: number }[])
+				: [];
 		this.owner.totals.rowsRead += cursor.rowsRead;
 		this.owner.totals.rowsWritten += cursor.rowsWritten;
 		return {
