@@ -1,30 +1,46 @@
 #!/usr/bin/env node
 // Benchmarks against the built Worker served by Miniflare/workerd directly (not `wrangler dev`,
-// whose proxy caps throughput). Usage: npm run bench [-- identity|webhooks|ratelimit|all] [--seconds 5] [--concurrency 32]
+// whose proxy caps throughput), with the bindings and queue settings of wrangler.toml.
+// Usage: npm run bench [-- identity|webhooks|latency|store|ratelimit|apikey|all|scale] [--seconds 5] [--concurrency 32]
 //   identity : GET /api/health vs authenticated GET /api/me (target: me >= 60% of health)
 //   webhooks : POST /api/webhooks/clerk ingest vs /api/health; 10,000 events through the queue consumer vs
-//              a plain batch insert of the same rows (target ratio plain/consumer >= 0.5)
+//              a plain batch insert of the same rows (target ratio plain/consumer >= 0.5); then `latency`
+//   latency  : 1,000 signed Clerk events at 100/s through ingest, queue and consumer: p50/p99 of the time
+//              from each 202 to the event recorded as processed (target p99 < 1 s)
+//   store    : POST /api/orgs/:orgId/products (a write in the tenant's store) vs the same write on the
+//              shared D1 tables (a tenant the upgrade job has not moved yet): writes/s
 //   ratelimit: a tenant route with lease-mode limits vs the same route unlimited (target >= 0.8), DO calls
 //              per request, and admitted vs limit under a burst (target overshoot <= 1%)
+//   apikey   : GET /api/orgs/:orgId with a tenant API key vs the same route with a session token, lease-mode
+//              limits as deployed (target key/session >= 0.9)
+//   scale    : rows read per page as a tenant grows, audit verify on a 1M chain, 10,000 tenant stores, one
+//              tenant's req/s (bench/scale.mjs, its own bench-only Worker entry; not in "all")
 //   cost     : each route's req/s, latency and workerd CPU per request vs bare Hono, raw D1 and Durable
 //              Object SELECTs, Clerk's verifyToken and hono/jwk; startup and bundle (bench/cost.mjs; not in "all")
 import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { Miniflare } from "miniflare";
 import { Webhook } from "svix";
+import { unstable_readConfig } from "wrangler";
 import { parseArgs, ROOT } from "../scripts/lib.mjs";
 import { COST_HELP, cost } from "./cost.mjs";
 
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
-	console.log(`usage: npm run bench [-- identity|webhooks|ratelimit|all] [options]
+	console.log(`usage: npm run bench [-- identity|webhooks|latency|store|ratelimit|apikey|all|scale|cost] [options]
   Builds the Worker (wrangler deploy --dry-run into bench/.out) and serves it with Miniflare; load from Node.
-  identity|webhooks|ratelimit|all  which benchmark (default all)
+  identity|webhooks|latency|store|ratelimit|apikey|all  which benchmark (default all)
   --seconds <n>      seconds per measured route and round (default 5)
   --concurrency <n>  concurrent connections (default 32)
   --rounds <n>       interleaved rounds; the median round counts (default 3)
+  --events <n>       latency: events sent (default 1000)
+  --rate <n>         latency: events per second (default 100)
+  scale              rows read per page at 1k/10k/100k rows, audit verify on a 1M chain, 10,000 tenant
+                     stores, one tenant's req/s (not in "all"; see bench/scale.mjs); options:
+                     --sizes 1000,10000,100000 --chain 1000000 --tenants 10000
 ${COST_HELP}
   --help             this text`);
 	process.exit(0);
@@ -44,6 +60,35 @@ function build() {
 	});
 }
 
+/**
+ * The Worker's bindings as wrangler.toml declares them (queue consumer settings included: the latency
+ * benchmark measures the batching configured there), in Miniflare's terms.
+ */
+function configuredBindings() {
+	const config = unstable_readConfig({ config: join(ROOT, "wrangler.toml") }, { hideWarnings: true });
+	const sqlite = new Set(config.migrations.flatMap((m) => m.new_sqlite_classes ?? []));
+	return {
+		compatibilityDate: config.compatibility_date,
+		compatibilityFlags: config.compatibility_flags,
+		queueProducers: Object.fromEntries(config.queues.producers.map((p) => [p.binding, { queueName: p.queue }])),
+		queueConsumers: Object.fromEntries(
+			config.queues.consumers.map((c) => [
+				c.queue,
+				{
+					maxBatchSize: c.max_batch_size,
+					maxBatchTimeout: c.max_batch_timeout,
+					maxRetries: c.max_retries,
+					deadLetterQueue: c.dead_letter_queue,
+				},
+			]),
+		),
+		durableObjects: Object.fromEntries(
+			config.durable_objects.bindings.map((b) => [b.name, { className: b.class_name, useSQLite: sqlite.has(b.class_name) }]),
+		),
+	};
+}
+const CONFIGURED = configuredBindings();
+
 const keys = await generateKeyPair("RS256", { extractable: true });
 const pem = await exportSPKI(keys.publicKey);
 const kid = (await exportJWK(keys.publicKey)).n.slice(0, 8);
@@ -54,21 +99,8 @@ async function start(vars = {}) {
 		name: "main",
 		modules: true,
 		scriptPath: join(OUT, "index.js"),
-		compatibilityDate: "2026-04-20",
-		compatibilityFlags: ["nodejs_compat"],
+		...CONFIGURED,
 		d1Databases: { DB: dbId },
-		// Same bindings as wrangler.toml.
-		queueProducers: { WEBHOOK_QUEUE: { queueName: "webhook-events" }, TENANT_EVENTS: { queueName: "tenant-events" } },
-		queueConsumers: {
-			"webhook-events": { maxBatchSize: 50, maxBatchTimeout: 1, maxRetries: 5, deadLetterQueue: "webhook-events-dlq" },
-			"webhook-events-dlq": { maxBatchSize: 50, maxBatchTimeout: 5 },
-			"tenant-events": { maxBatchSize: 50, maxBatchTimeout: 1, maxRetries: 10, deadLetterQueue: "tenant-events-dlq" },
-			"tenant-events-dlq": { maxBatchSize: 50, maxBatchTimeout: 5 },
-		},
-		durableObjects: {
-			RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
-			USAGE: { className: "UsageCounter", useSQLite: true },
-		},
 		bindings: {
 			CLERK_ISSUER: ISSUER,
 			CLERK_JWT_KEY: pem,
@@ -122,20 +154,31 @@ async function start(vars = {}) {
 			.bind(now, now),
 		db
 			.prepare(
-				"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at) VALUES ('orgmem_bench', 'org_bench', 'user_bench', 'org:admin', 1, ?, ?)",
+				"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at, user_email) VALUES ('orgmem_bench', 'org_bench', 'user_bench', 'org:admin', 1, ?, ?, 'b@bench.local')",
+			)
+			.bind(now, now),
+		// A tenant still on the shared D1 tables (store_state 'd1': the upgrade job has not moved it).
+		db
+			.prepare(
+				"INSERT INTO organizations (id, name, slug, source_updated_at, created_at, updated_at, rate_limit_per_minute, user_rate_limit_per_minute, monthly_quota, store_state) VALUES ('org_bench_d1', 'Bench D1', 'bench-d1', 1, ?, ?, 1000000000, 1000000000, 1000000000000, 'd1')",
+			)
+			.bind(now, now),
+		db
+			.prepare(
+				"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at, user_email) VALUES ('orgmem_bench_d1', 'org_bench_d1', 'user_bench', 'org:admin', 1, ?, ?, 'b@bench.local')",
 			)
 			.bind(now, now),
 	]);
 	return { mf, url: url.toString().replace(/\/$/, ""), db };
 }
 
-async function token() {
+async function token(orgId = "org_bench") {
 	const t = Math.floor(Date.now() / 1000);
 	return new SignJWT({
 		v: 2,
 		sid: "sess_bench",
 		fea: "o:members",
-		o: { id: "org_bench", slg: "bench", rol: "admin", per: "read", fpm: "1" },
+		o: { id: orgId, slg: orgId.replaceAll("_", "-"), rol: "admin", per: "read", fpm: "1" },
 	})
 		.setProtectedHeader({ alg: "RS256", kid })
 		.setIssuer(ISSUER)
@@ -343,6 +386,130 @@ async function webhooks() {
 	return { ingest, health, ratio: plainMs / consumerMs };
 }
 
+const sleepUntil = (t) => new Promise((resolve) => setTimeout(resolve, Math.max(0, t - performance.now())));
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+
+/**
+ * 202 -> processed: EVENTS signed Clerk events sent at RATE per second (open loop: each at its slot,
+ * whatever the answers before it), through ingest, the local queue (batching as wrangler.toml sets it)
+ * and the consumer. An event counts as processed when its events row says so: D1 is polled every
+ * POLL_MS, so each figure is late by up to POLL_MS (half of it on average).
+ */
+async function latency() {
+	const EVENTS = Number(args.events ?? 1000);
+	const RATE = Number(args.rate ?? 100);
+	const POLL_MS = 20;
+	const consumer = CONFIGURED.queueConsumers["webhook-events"];
+	console.log(
+		`\n# webhook latency: ${EVENTS} events at ${RATE}/s, 202 -> processed (consumer: batches of ${consumer.maxBatchSize}, max_batch_timeout ${consumer.maxBatchTimeout} s)`,
+	);
+	const { mf, url, db } = await start();
+	const wh = new Webhook(WEBHOOK_SECRET);
+	// Warm-up: compile the ingest route and the consumer before the clock runs.
+	const send = async (i, prefix) => {
+		const body = JSON.stringify(clerkEvent(3_000_000 + i));
+		const id = `${prefix}${i}`;
+		const ts = new Date();
+		const res = await fetch(`${url}/api/webhooks/clerk`, {
+			method: "POST",
+			body,
+			headers: {
+				"content-type": "application/json",
+				"svix-id": id,
+				"svix-timestamp": String(Math.floor(ts / 1000)),
+				"svix-signature": wh.sign(id, ts, body),
+			},
+		});
+		await res.arrayBuffer();
+		return res.status;
+	};
+	for (let i = 0; i < 20; i++) await send(EVENTS + i, "msg_warm_");
+	const warmDeadline = Date.now() + 15_000;
+	while ((await db.prepare("SELECT count(*) AS n FROM events WHERE svix_id LIKE 'msg_warm_%'").first()).n < 20) {
+		if (Date.now() > warmDeadline) throw new Error("warm-up events were not processed within 15 s");
+		await new Promise((r) => setTimeout(r, 50));
+	}
+	const { m: startRowid } = await db.prepare("SELECT coalesce(max(rowid), 0) AS m FROM events").first();
+
+	const accepted = new Map(); // svix id -> Date.now() when its 202 arrived
+	const processed = new Map(); // svix id -> Date.now() when the poll first saw it processed
+	let refused = 0;
+	let polling = true;
+	let lastRowid = startRowid;
+	const poller = (async () => {
+		while (polling) {
+			const { results } = await db
+				.prepare("SELECT rowid AS r, svix_id AS id, outcome FROM events WHERE rowid > ? ORDER BY rowid")
+				.bind(lastRowid)
+				.all();
+			const seen = Date.now();
+			for (const row of results) {
+				lastRowid = Math.max(lastRowid, row.r);
+				if (row.outcome === "processed" && !processed.has(row.id)) processed.set(row.id, seen);
+			}
+			await new Promise((r) => setTimeout(r, POLL_MS));
+		}
+	})();
+	const t0 = performance.now();
+	const sends = [];
+	for (let i = 0; i < EVENTS; i++) {
+		await sleepUntil(t0 + (i * 1000) / RATE);
+		sends.push(
+			send(i, "msg_lat_").then((status) => {
+				if (status === 202) accepted.set(`msg_lat_${i}`, Date.now());
+				else refused++;
+			}),
+		);
+	}
+	await Promise.all(sends);
+	const sentSeconds = (performance.now() - t0) / 1000;
+	const deadline = Date.now() + 60_000;
+	while (processed.size < accepted.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+	polling = false;
+	await poller;
+	const lat = [...accepted].filter(([id]) => processed.has(id)).map(([id, at]) => processed.get(id) - at);
+	lat.sort((a, b) => a - b);
+	const missing = accepted.size - lat.length;
+	console.log(
+		`sent ${EVENTS} in ${sentSeconds.toFixed(1)} s (${(EVENTS / sentSeconds).toFixed(0)}/s): ${accepted.size} x 202, ${refused} refused, ${missing} not processed within 60 s`,
+	);
+	const r = { p50: percentile(lat, 0.5), p90: percentile(lat, 0.9), p99: percentile(lat, 0.99), max: lat.at(-1) };
+	console.log(
+		`202 -> processed: p50 ${r.p50} ms, p90 ${r.p90} ms, p99 ${r.p99} ms, max ${r.max} ms (target p99 < 1000 ms; poll every ${POLL_MS} ms)`,
+	);
+	await mf.dispose();
+	return r;
+}
+
+/**
+ * Tenant writes: POST /api/orgs/:orgId/products (201, a new SKU each) for a tenant in its own store
+ * (one Durable Object call from the Worker, the write and its outbox rows in one store transaction)
+ * and for a tenant still on the shared D1 tables, interleaved rounds, median round.
+ */
+async function store() {
+	console.log(`\n# store writes: POST /api/orgs/:orgId/products, ${SECONDS}s x ${ROUNDS} interleaved rounds, concurrency ${CONCURRENCY}`);
+	const { mf, url } = await start();
+	const write = (orgId, auth, tag) => (i) => [
+		`${url}/api/orgs/${orgId}/products`,
+		{
+			method: "POST",
+			headers: { ...auth, "content-type": "application/json" },
+			body: JSON.stringify({ name: `Bench ${i}`, sku: `${tag}-${i}-${Math.random().toString(36).slice(2, 8)}`, currency: "INR", priceMinor: 1200 }),
+		},
+	];
+	const storeAuth = { authorization: `Bearer ${await token("org_bench")}` };
+	const d1Auth = { authorization: `Bearer ${await token("org_bench_d1")}` };
+	const r = await interleaved([
+		{ name: "tenant store", make: write("org_bench", storeAuth, "S"), opts: { expect: 201 } },
+		{ name: "shared D1 tables", make: write("org_bench_d1", d1Auth, "D"), opts: { expect: 201 } },
+	]);
+	const [inStore, inD1] = [r["tenant store"], r["shared D1 tables"]];
+	console.log(`median writes/s: tenant store ${inStore.rps} (p50 ${inStore.p50} ms, p99 ${inStore.p99} ms), shared D1 tables ${inD1.rps} (p50 ${inD1.p50} ms, p99 ${inD1.p99} ms)`);
+	console.log(`ratio store / D1 = ${(inStore.rps / inD1.rps).toFixed(2)}`);
+	await mf.dispose();
+	return { store: inStore, d1: inD1 };
+}
+
 async function doCalls(mf, keys) {
 	const ns = await mf.getDurableObjectNamespace("RATE_LIMITER");
 	let total = 0;
@@ -400,8 +567,71 @@ async function ratelimit() {
 	return { ratio: leased.rps / unlimited.rps };
 }
 
-if (which === "cost") await cost(args);
+/**
+ * A tenant API key as POST /api/orgs/:orgId/api-keys makes one (auth/api-key.ts): `sk_live_` + base62 of
+ * 32 random bytes, left-padded to 43 characters; D1 holds only the SHA-256 (hex) of the whole secret.
+ */
+async function seedApiKey(db, { orgId, permissions }) {
+	const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	let n = BigInt(`0x${randomBytes(32).toString("hex")}`);
+	let body = "";
+	while (n > 0n) {
+		body = ALPHABET[Number(n % 62n)] + body;
+		n /= 62n;
+	}
+	const secret = `sk_live_${body.padStart(43, "0")}`;
+	const id = "key_bench";
+	const now = Date.now();
+	await db
+		.prepare(
+			"INSERT INTO api_keys (id, organization_id, name, hash, last4, permissions, created_by, created_at, updated_at) VALUES (?, ?, 'bench', ?, ?, ?, 'user_bench', ?, ?)",
+		)
+		.bind(id, orgId, createHash("sha256").update(secret).digest("hex"), secret.slice(-4), JSON.stringify(permissions), now, now)
+		.run();
+	return { id, secret };
+}
+
+async function apikey() {
+	console.log(
+		`\n# api key vs session token: GET /api/orgs/:orgId, ${SECONDS}s per route x ${ROUNDS} interleaved rounds, concurrency ${CONCURRENCY}, lease-mode limits`,
+	);
+	// As deployed (RATE_LIMIT_MODE=lease), with limits no run reaches: each side takes its own bucket
+	// (org:<id>:user:<id> or org:<id>:apikey:<id>) and the tenant's, and is metered.
+	const { mf, url, db } = await start({ RATE_LIMIT_MODE: "lease", BENCH_ORG_LIMIT: 100_000_000, BENCH_USER_LIMIT: 100_000_000 });
+	const key = await seedApiKey(db, { orgId: "org_bench", permissions: ["org:products:read"] });
+	const session = { authorization: `Bearer ${await token()}` };
+	const apiKey = { authorization: `Bearer ${key.secret}` };
+	// Both answer the organization (the key with role null): a wrong setup fails here, not as a fast 401.
+	for (const [who, headers] of [
+		["session", session],
+		["api key", apiKey],
+	]) {
+		const res = await fetch(`${url}/api/orgs/org_bench`, { headers });
+		if (res.status !== 200) throw new Error(`${who}: GET /api/orgs/org_bench answered ${res.status}: ${await res.text()}`);
+		await res.arrayBuffer();
+	}
+	const r = await interleaved([
+		{ name: "GET /api/orgs/:orgId (session)", make: () => [`${url}/api/orgs/org_bench`, { headers: session }] },
+		{ name: "GET /api/orgs/:orgId (api key)", make: () => [`${url}/api/orgs/org_bench`, { headers: apiKey }] },
+	]);
+	const [s, k] = [r["GET /api/orgs/:orgId (session)"], r["GET /api/orgs/:orgId (api key)"]];
+	const lastUsed = await db.prepare("SELECT last_used_at AS t FROM api_keys WHERE id = ?").bind(key.id).first();
+	await mf.dispose();
+	console.log(`median req/s: session ${s.rps} (p50 ${s.p50} ms), api key ${k.rps} (p50 ${k.p50} ms)`);
+	console.log(`last_used_at written behind: ${lastUsed.t ? new Date(lastUsed.t).toISOString() : "never"}`);
+	console.log(`ratio api key / session = ${(k.rps / s.rps).toFixed(2)}x (target >= 0.90)`);
+	return { session: s, apiKey: k, ratio: k.rps / s.rps };
+}
+
+if (which === "scale") {
+	// Not part of "all": several minutes, its own Worker entry (bench/scale.mjs).
+	const { scale } = await import("./scale.mjs");
+	await scale(args);
+} else if (which === "cost") await cost(args);
 else build();
 if (which === "identity" || which === "all") await identity();
 if (which === "webhooks" || which === "all") await webhooks();
+if (which === "webhooks" || which === "latency" || which === "all") await latency();
+if (which === "store" || which === "all") await store();
 if (which === "ratelimit" || which === "all") await ratelimit();
+if (which === "apikey" || which === "all") await apikey();

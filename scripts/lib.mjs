@@ -55,6 +55,28 @@ export function copyProject(dir) {
 	symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
 }
 
+/**
+ * The OpenAPI document the Worker serves (GET /api/openapi.json), from a local Worker started for it (wrangler's
+ * unstable_dev: workerd, no network, no deploy; no .dev.vars needed, the document route answers whatever the
+ * configuration). For scripts/openapi-dump.mjs and scripts/client-types.mjs.
+ */
+export async function servedOpenApiDocument() {
+	const { unstable_dev } = await import("wrangler");
+	const worker = await unstable_dev(join(ROOT, "src", "index.ts"), {
+		config: join(ROOT, "wrangler.toml"),
+		envFiles: [],
+		logLevel: "warn",
+		experimental: { disableExperimentalWarning: true, disableDevRegistry: true, testMode: true },
+	});
+	try {
+		const res = await worker.fetch("/api/openapi.json");
+		if (res.status !== 200) throw new Error(`GET /api/openapi.json answered ${res.status}: ${await res.text()}`);
+		return await res.json();
+	} finally {
+		await worker.stop();
+	}
+}
+
 /** Prints `text` and exits 0 when --help (or -h) was given. */
 export function usage(args, text) {
 	if (!args.help) return;

@@ -5,8 +5,7 @@
 //   node scripts/openapi-dump.mjs [--out <file>]   (default: dist/openapi.json)
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { unstable_dev } from "wrangler";
-import { parseArgs, ROOT } from "./lib.mjs";
+import { parseArgs, ROOT, servedOpenApiDocument } from "./lib.mjs";
 
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
@@ -15,19 +14,7 @@ if (args.help) {
 }
 const out = resolve(typeof args.out === "string" ? args.out : join(ROOT, "dist", "openapi.json"));
 
-const worker = await unstable_dev(join(ROOT, "src", "index.ts"), {
-	config: join(ROOT, "wrangler.toml"),
-	envFiles: [],
-	logLevel: "warn",
-	experimental: { disableExperimentalWarning: true, disableDevRegistry: true, testMode: true },
-});
-try {
-	const res = await worker.fetch("/api/openapi.json");
-	if (res.status !== 200) throw new Error(`GET /api/openapi.json answered ${res.status}: ${await res.text()}`);
-	const doc = await res.json();
-	mkdirSync(dirname(out), { recursive: true });
-	writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`);
-	console.log(`wrote ${out} (${Object.keys(doc.paths ?? {}).length} paths)`);
-} finally {
-	await worker.stop();
-}
+const doc = await servedOpenApiDocument();
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`);
+console.log(`wrote ${out} (${Object.keys(doc.paths ?? {}).length} paths)`);

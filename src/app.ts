@@ -28,13 +28,13 @@ export function createApp() {
 	app.use("*", securityHeaders());
 	app.use("*", init());
 	app.use("/api/*", allowedOriginsCors);
-	// Tenant data (catalogue, orders, audit log, outgoing webhooks) is served by the tenant's own store.
-	app.use("/api/orgs/:orgId/*", tenantStoreGateway(() => app.routes));
 	// A JSON route sent another media type answers 415: @hono/zod-openapi's media-type gate (HTTPException
 	// 415 -> UNSUPPORTED_MEDIA_TYPE in onError); finishDocument documents it.
 	// JSON bodies of the API are small; webhook routes apply their own cap to the raw body.
 	app.use("/api/orgs/*", jsonBodyLimit);
 	app.use("/api/payments/*", jsonBodyLimit);
+	// Tenant data (catalogue, orders, audit log, outgoing webhooks) is served by the tenant's own store.
+	app.use("/api/orgs/:orgId/*", tenantStoreGateway(() => app.routes));
 
 	const routes = app
 		.route("/", healthRouter)
@@ -84,10 +84,11 @@ export function createApp() {
 const cors_ = cors({
 	origin: (origin) => origin,
 	credentials: true,
-	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id"],
+	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id", "traceparent", "tracestate"],
 	allowMethods: ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
 	exposeHeaders: [
 		"X-Request-Id",
+		"traceparent",
 		"ETag",
 		"Retry-After",
 		"RateLimit-Limit",

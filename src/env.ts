@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { AuthContext } from "./auth/claims";
 import type { Database } from "./db/client";
 import type { Logger } from "./lib/logger";
+import type { TraceContext } from "./lib/trace";
 import type { WebhookMessage } from "./queue/messages";
 import type { TenantEvent } from "./queue/tenant-events";
 import type { OrgAccess } from "./services/access";
@@ -12,11 +13,12 @@ type SettingName = { [K in keyof Cloudflare.Env]: Cloudflare.Env[K] extends stri
 
 /**
  * The Worker's bindings as `wrangler types` generates them (worker-configuration.d.ts, `npm run cf-typegen`),
- * narrowed where the generator cannot say more: queues carry their message types, and vars/secrets may be
- * unset in an environment (parseEnv validates them).
+ * narrowed where the generator cannot say more: queues carry their message types, vars/secrets may be
+ * unset in an environment (parseEnv validates them), and the metrics dataset may be absent (lib/metrics.ts
+ * then writes nothing).
  */
-export type Env = Omit<Cloudflare.Env, SettingName | "WEBHOOK_QUEUE" | "TENANT_EVENTS"> &
-	Partial<Pick<Cloudflare.Env, SettingName>> & {
+export type Env = Omit<Cloudflare.Env, SettingName | "WEBHOOK_QUEUE" | "TENANT_EVENTS" | "METRICS"> &
+	Partial<Pick<Cloudflare.Env, SettingName | "METRICS">> & {
 		WEBHOOK_QUEUE: Queue<WebhookMessage>;
 		TENANT_EVENTS: Queue<TenantEvent>;
 	};
@@ -25,6 +27,8 @@ export type AppEnv = {
 	Bindings: Env;
 	Variables: {
 		requestId: string;
+		/** This request's span of its W3C trace (lib/trace.ts): continued from `traceparent`, else a new trace. */
+		trace: TraceContext;
 		config: Config;
 		db: Database;
 		logger: Logger;
@@ -117,6 +121,14 @@ const configShape = {
 	RATE_LIMIT_MODE: z.enum(["lease", "strict", "off"]).optional().default("lease").catch("lease"),
 	RATE_LIMIT_FAIL_OPEN_READS: flag(true),
 	RATE_LIMIT_FAIL_OPEN_WRITES: flag(false),
+	/** Days raw provider webhook payloads, delivery logs and (D1) idempotency keys are kept (services/retention.ts). */
+	EVENT_RETENTION_DAYS: optionalString.pipe(
+		z
+			.string()
+			.regex(/^[1-9][0-9]{0,3}$/, "a whole number of days from 1 to 9999")
+			.transform(Number)
+			.optional(),
+	),
 	RAZORPAY_API_BASE: apiBase(RAZORPAY_DEFAULT_BASE),
 	RAZORPAY_KEY_ID: optionalString,
 	RAZORPAY_KEY_SECRET: secret,

@@ -118,17 +118,26 @@ export interface Problem {
 	status: number;
 	detail: string;
 	requestId: string;
+	/** The request's W3C trace id (extension member): the `traceId` of its log lines. */
+	traceId: string;
 	code: ErrorCode;
 	errors?: FieldError[];
 }
 
-export function problemBody(code: ErrorCode, detail: string, requestId: string, errors?: FieldError[]): Problem {
+/** What identifies the request a problem answers: its id and its trace id. */
+export interface ProblemIds {
+	requestId: string;
+	traceId: string;
+}
+
+export function problemBody(code: ErrorCode, detail: string, ids: ProblemIds, errors?: FieldError[]): Problem {
 	return {
 		type: `https://errors.edge-tenant.dev/${code.toLowerCase().replaceAll("_", "-")}`,
 		title: titles[code],
 		status: codeToStatus(code),
 		detail,
-		requestId,
+		requestId: ids.requestId,
+		traceId: ids.traceId,
 		code,
 		...(errors ? { errors } : {}),
 	};
@@ -154,13 +163,13 @@ export function fieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
 export function problemResponse(
 	code: ErrorCode,
 	detail: string,
-	requestId: string,
+	ids: ProblemIds,
 	headers: Record<string, string> = {},
 	errors?: FieldError[],
 ): Response {
-	return new Response(JSON.stringify(problemBody(code, detail, requestId, errors)), {
+	return new Response(JSON.stringify(problemBody(code, detail, ids, errors)), {
 		status: codeToStatus(code),
-		headers: { "content-type": "application/problem+json", "x-request-id": requestId, ...headers },
+		headers: { "content-type": "application/problem+json", "x-request-id": ids.requestId, ...headers },
 	});
 }
 

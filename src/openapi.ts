@@ -1,4 +1,6 @@
 import { z } from "@hono/zod-openapi";
+import { API_KEY_CACHE_TTL_MS, API_KEY_PATTERN, ROTATION_GRACE_MS } from "./auth/api-key";
+import { TRACEPARENT_PATTERN } from "./lib/trace";
 
 export const ProblemSchema = z
 	.object({
@@ -7,6 +9,15 @@ export const ProblemSchema = z
 		status: z.number().int().openapi({ example: 403 }),
 		detail: z.string().openapi({ example: "missing permission org:members:read" }),
 		requestId: z.string().openapi({ example: "6f1c2c0e-4f6d-4d7e-9d55-2f2b8b9b7c11" }),
+		traceId: z
+			.string()
+			.regex(/^[0-9a-f]{32}$/)
+			.openapi({
+				description:
+					"Extension member: the request's W3C trace id (the caller's `traceparent` trace when it sent a valid one), " +
+					"as in the `traceparent` response header and in every log line of the request.",
+				example: "4bf92f3577b34da6a3ce929d0e0e4736",
+			}),
 		code: z.string().openapi({ example: "FORBIDDEN" }),
 		errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 	})
@@ -60,12 +71,27 @@ const SECURITY_SCHEMES = {
 		type: "http",
 		scheme: "bearer",
 		bearerFormat: "Clerk session JWT or tenant API key (sk_live_...)",
-		description:
-			"`Authorization: Bearer <token>`: a Clerk session token (JWT), or a tenant API key: `sk_live_` + base62 of " +
-			"32 random bytes (51 characters, /^sk_live_[0-9A-Za-z]{43}$/), created with POST /api/orgs/{orgId}/api-keys. " +
-			"A key acts as principal `apikey:<id>` with its own permissions (no role), only on its organization's " +
-			"/api/orgs/{orgId}/… routes and /api/me; revocation, permission changes and rotation reach every isolate " +
-			"within 5 s; a rotated-out secret works for 60 s more.",
+		description: [
+			"`Authorization: Bearer <token>`: a Clerk session token (JWT), or a tenant API key.",
+			"",
+			"**API key format.** `sk_live_` + base62 of 32 random bytes (alphabet 0-9A-Za-z, left-padded with `0` to 43 " +
+				`characters): 51 characters in all, \`${API_KEY_PATTERN.source}\`. Secret scanners match \`sk_live_[0-9A-Za-z]{43}\` ` +
+				"between non-alphanumeric characters; there is no checksum, the fixed prefix and length are the signal (Stripe's live " +
+				"secret keys share the prefix: ours have exactly 43 characters after it). Only the " +
+				"SHA-256 of the secret is stored; the API shows `prefix` and `last4`. A Bearer value starting with `sk_live_` is " +
+				"always taken as a key (a key in the `__session` cookie is refused). Keys are made with POST /api/orgs/{orgId}/api-keys.",
+			"",
+			"**Principal.** A key acts as `apikey:<id>`, only on its organization's /api/orgs/{orgId}/… routes (another " +
+				"organization answers as to a non-member: 403, or 404 when unknown) and GET /api/me (schema MeApiKey: " +
+				"`{user: null, apiKey: {id, name, prefix, last4, expiresAt}, organization: {id, slug, role: null, permissions}}`); " +
+				"other routes answer 403. It has exactly its own permissions (a subset of its creator's), no role (role-only routes " +
+				"answer 403) and no seat. It is rate-limited in its own bucket (its rateLimitPerMinute, else the plan's per-user " +
+				"limit), then in the tenant's, metered like any call, and is the actor `apikey:<id>` of its audit entries.",
+			"",
+			`**Delays.** Revocation, permission changes and rotation apply at once in the isolate that makes them and within ${API_KEY_CACHE_TTL_MS / 1000} s ` +
+				`in every other (key rows are cached per isolate for ${API_KEY_CACHE_TTL_MS / 1000} s). After a rotation the replaced secret works for ` +
+				`${ROTATION_GRACE_MS / 1000} s more (previousKeyExpiresAt); rotating again ends that at once. Expiry (expiresAt) is checked on every request.`,
+		].join("\n"),
 	},
 	session: {
 		type: "apiKey",
@@ -114,6 +140,19 @@ const RESPONSE_HEADERS = {
 		description: "The request's id (the client's X-Request-Id when well formed, else a fresh UUID); also `requestId` in problems.",
 		required: true,
 		schema: { type: "string" },
+	},
+	"X-D1-Bookmark": {
+		description:
+			"The directory session's bookmark (D1 Sessions API). Send it back as `X-D1-Bookmark` on the next request to read your own writes from a read replica; absent on routes served by a tenant store.",
+		schema: { type: "string" },
+	},
+	traceparent: {
+		description:
+			"W3C Trace Context: `00-<trace id>-<span id>-<flags>`, this request's span. The trace id is the one of the " +
+			"request's `traceparent` header when it sent a valid one (continued), else a new one; it is `traceId` in " +
+			"problems and in every log line of the request (and of the tenant store and queue consumer work it caused).",
+		required: true,
+		schema: { type: "string", pattern: TRACEPARENT_PATTERN },
 	},
 	"RateLimit-Limit": {
 		description: "Requests per minute allowed by the bucket that binds (absent when rate limiting is off or failed open).",
@@ -213,7 +252,7 @@ export interface DocFacts {
  * - the problem responses the middleware can produce: 400, 405, 429, 500 everywhere; 401, 403 and 503
  *   where authenticated; 404 under a path parameter; 409 with Idempotency-Key; 412 with If-Match; 413 and
  *   415 (JSON) with a request body; 503 on rate-limited writes (the limiter fails closed);
- * - response headers by reference: X-Request-Id on every response, RateLimit-* on rate-limited ones,
+ * - response headers by reference: X-Request-Id and traceparent on every response, RateLimit-* on rate-limited ones,
  *   Retry-After on 429 and 503, WWW-Authenticate on 401, Allow on 405, Location on a 201 that creates an item of a
  *   collection (POST P with an item path P/{id}), Cache-Control on authenticated operations, Idempotent-Replayed
  *   on the 2xx of operations that take Idempotency-Key, Deprecation and Link on deprecated aliases.
@@ -264,7 +303,12 @@ export function finishDocument<D extends { paths?: unknown; components?: unknown
 			if (media.some((m) => /json/i.test(m))) r["415"] ??= problemDoc("Unsupported media type: send the body as application/json");
 
 			for (const [status, response] of Object.entries(r)) {
-				const headers: Record<string, unknown> = { ...response.headers, "X-Request-Id": headerRef("X-Request-Id") };
+				const headers: Record<string, unknown> = {
+					...response.headers,
+					"X-Request-Id": headerRef("X-Request-Id"),
+					"X-D1-Bookmark": headerRef("X-D1-Bookmark"),
+					traceparent: headerRef("traceparent"),
+				};
 				if (limited || status === "429") for (const h of RATE_LIMIT_HEADERS) headers[h] ??= headerRef(h);
 				if (status === "429" || status === "503") headers["Retry-After"] = headerRef("Retry-After");
 				if (status === "401") headers["WWW-Authenticate"] = headerRef("WWW-Authenticate");

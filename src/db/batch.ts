@@ -1,5 +1,5 @@
-import type { SQL } from "drizzle-orm";
-import { SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
+import { getTableColumns, type SQL } from "drizzle-orm";
+import { type SQLiteTable, SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
 
 const dialect = new SQLiteSyncDialect();
 
@@ -15,4 +15,9 @@ export function prepare(d1: D1Database, query: SQL): D1PreparedStatement {
  */
 export function runBatch<T = Record<string, unknown>>(d1: D1Database, queries: SQL[]): Promise<D1Result<T>[]> {
 	return d1.batch<T>(queries.map((q) => prepare(d1, q)));
+}
+
+/** A raw row of a batch result (column names) as drizzle types it (field names). */
+export function typedRow<T extends SQLiteTable>(table: T, raw: Record<string, unknown>): T["$inferSelect"] {
+	return Object.fromEntries(Object.entries(getTableColumns(table)).map(([key, col]) => [key, raw[col.name]])) as T["$inferSelect"];
 }

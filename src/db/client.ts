@@ -17,3 +17,21 @@ export function createDb(d1: D1Database): Database {
 	}
 	return db;
 }
+
+/** A bookmark as D1 hands them out (hex groups); anything else is ignored, not forwarded to D1. */
+const BOOKMARK = /^[0-9a-f]{1,64}(?:-[0-9a-f]{1,64}){2,7}$/i;
+
+/**
+ * A drizzle client on a D1 session (the Sessions API, read replication): reads may come from a
+ * replica that has at least the client's last write (its bookmark, `X-D1-Bookmark`), or, without one,
+ * from any replica; `primary` starts at the primary (operator paths: they must see the latest state).
+ * Returns the client and the session, whose getBookmark() the response hands back to the client.
+ */
+export function sessionDb(d1: D1Database, opts: { bookmark?: string | null; primary?: boolean }): { db: Database; session: D1DatabaseSession } {
+	const constraint = opts.primary ? "first-primary" : opts.bookmark && BOOKMARK.test(opts.bookmark) ? opts.bookmark : "first-unconstrained";
+	const session = d1.withSession(constraint);
+	// A session is per request: the client is built without the schema (no relational queries are used),
+	// which costs little, unlike the schema walk createDb caches.
+	const db = drizzle(session as unknown as D1Database) as unknown as Database;
+	return { db, session };
+}

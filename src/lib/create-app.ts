@@ -6,6 +6,7 @@ import type { AppEnv } from "../env";
 import { EnvError } from "../env";
 import { ApiError, type ErrorCode, type FieldError, fieldErrors, problemResponse, statusToCode } from "../errors";
 import { createLogger, errorFields } from "./logger";
+import { continueTrace, traceparentOf } from "./trace";
 
 // The pieces every router and the app share. This module imports no route: routes import createRouter
 // from here, and src/app.ts (which mounts the routes) imports them too, so the graph only points down.
@@ -28,7 +29,10 @@ export function createRouter() {
 	});
 }
 
-/** A problem+json response carrying the request's id (or a fresh one when init() has not run). */
+/**
+ * A problem+json response carrying the request's id and trace id, with its `traceparent` (fresh ones
+ * when init() has not run).
+ */
 function problem(
 	c: Context<AppEnv>,
 	code: ErrorCode,
@@ -36,8 +40,13 @@ function problem(
 	headers: Record<string, string> = {},
 	errors?: FieldError[],
 ) {
-	return problemResponse(code, detail, c.get("requestId") ?? crypto.randomUUID(), headers, errors);
+	const trace = c.get("trace") ?? continueTrace();
+	const ids = { requestId: c.get("requestId") ?? crypto.randomUUID(), traceId: trace.traceId };
+	return problemResponse(code, detail, ids, { traceparent: traceparentOf(trace), ...headers }, errors);
 }
+
+/** The request's logger, or (init() has not run) one on its trace. */
+const loggerOf = (c: Context<AppEnv>) => c.get("logger") ?? createLogger("error", { traceId: c.get("trace")?.traceId });
 
 /**
  * `Location` of a resource a POST created in the request's collection: `<request path>/<id>`.
@@ -110,7 +119,7 @@ export function notFoundOr405(routes: () => readonly RouteEntry[]): NotFoundHand
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
 	if (err instanceof ApiError) return problem(c, err.code, err.detail, err.headers, err.errors);
 	if (err instanceof EnvError) {
-		(c.get("logger") ?? createLogger("error")).error("bad environment", { issues: err.issues });
+		loggerOf(c).error("bad environment", { issues: err.issues });
 		return problem(
 			c,
 			"BAD_ENVIRONMENT",
@@ -121,6 +130,6 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
 		const code = statusToCode(err.status);
 		return problem(c, code, err.message || code.toLowerCase());
 	}
-	(c.get("logger") ?? createLogger("error")).error("unhandled error", errorFields(err));
+	loggerOf(c).error("unhandled error", errorFields(err));
 	return problem(c, "INTERNAL_SERVER_ERROR", "an unexpected error occurred");
 };

@@ -1,3 +1,5 @@
+import { newTraceId } from "./trace";
+
 const levels = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 export type LogLevel = keyof typeof levels;
 export type LogFields = Record<string, unknown>;
@@ -10,8 +12,14 @@ export interface Logger {
 	child(fields: LogFields): Logger;
 }
 
-/** One JSON object per line, so Workers Logs / Logpush can index every field. */
-export function createLogger(level: LogLevel, base: LogFields = {}): Logger {
+/**
+ * One JSON object per line, so Workers Logs / Logpush can index every field. Every line carries a
+ * `traceId` (lib/trace.ts): the one in `base` (a request's, a queue message's), else one drawn for this
+ * logger, so the lines of one unit of work (a queue batch, a cron run, an alarm) still join up.
+ * @example createLogger(config.LOG_LEVEL, { requestId, traceId: trace.traceId, spanId: trace.spanId })
+ */
+export function createLogger(level: LogLevel, fields: LogFields = {}): Logger {
+	const base: LogFields = typeof fields.traceId === "string" ? fields : { ...fields, traceId: newTraceId() };
 	const min = levels[level];
 	const emit = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: LogFields) => {
 		if (levels[lvl] < min) return;

@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { traceparentOf } from "../lib/trace";
 import { storeRoute, storeStub } from "../tenant-store/directory";
 import { requireAuth } from "./auth";
 
@@ -52,7 +53,8 @@ function settings(env: object): Record<string, string> {
  * verified: the store runs the route with its own database and mirror, so the Worker makes one
  * Durable Object call and no D1 call (the organization's route is cached: directory.ts). A tenant not
  * yet moved by the upgrade job is served here from the shared tables, as before; while it is being
- * moved its writes answer 503 with Retry-After. Inside the store this middleware does nothing.
+ * moved its writes answer 503 with Retry-After. The request id and the trace (`traceparent`: this
+ * request's span as the parent) go with the request. Inside the store this middleware does nothing.
  * @example app.use("/api/orgs/:orgId/*", tenantStoreGateway(() => app.routes))
  */
 export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
@@ -74,6 +76,8 @@ export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 		await requireAuth()(c, async () => {
 			const forwarded = new Request(c.req.raw);
 			forwarded.headers.set("x-request-id", c.get("requestId"));
+			// The store's init() continues the trace: its log lines carry this request's trace id.
+			forwarded.headers.set("traceparent", traceparentOf(c.get("trace")));
 			const res = await storeStub(c.env, orgId, route.region).serve(forwarded, c.get("auth"), orgId, settings(c.env));
 			// A fresh Response: the one from the object has immutable headers.
 			served = new Response(res.body, res);

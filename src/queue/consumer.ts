@@ -2,6 +2,7 @@ import { createDb } from "../db/client";
 import type { Env } from "../env";
 import { parseEnv } from "../env";
 import { createLogger, errorFields } from "../lib/logger";
+import { observeBatch } from "../lib/metrics";
 import { expireLapsedPlans } from "../services/billing-periods";
 import { pruneExpired } from "../services/retention";
 import { nudgeStores } from "../tenant-store/rollout";
@@ -13,8 +14,23 @@ import { recordDeadLetters } from "./webhooks/dead-letters";
 const WEBHOOK_QUEUE = "webhook-events";
 const WEBHOOK_DLQ = "webhook-events-dlq";
 
-/** The Worker's queue handler: routes each batch by queue name; an unknown queue is a deploy error. */
+/**
+ * The Worker's queue handler: routes each batch by queue name; an unknown queue is a deploy error.
+ * Each batch writes one metrics data point (messages, acked, retried, lag: lib/metrics.ts); its log
+ * lines share a trace of their own, and an event's lines the trace of the request that queued it.
+ */
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+	const observed = observeBatch(env, batch);
+	try {
+		await consume(observed.batch, env);
+		observed.done("ok");
+	} catch (err) {
+		observed.done("error");
+		throw err;
+	}
+}
+
+async function consume(batch: MessageBatch<unknown>, env: Env): Promise<void> {
 	const config = parseEnv(env);
 	const logger = createLogger(config.LOG_LEVEL, { queue: batch.queue });
 	const db = createDb(env.DB);
@@ -49,7 +65,7 @@ export async function runScheduled(env: Env, now = Date.now()): Promise<void> {
 		[
 			"retention",
 			async () => {
-				const pruned = await pruneExpired(db, now);
+				const pruned = await pruneExpired(db, now, config.EVENT_RETENTION_DAYS);
 				if (pruned.events + pruned.deliveries + pruned.idempotencyKeys > 0) logger.info("pruned", { ...pruned });
 			},
 		],

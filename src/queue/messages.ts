@@ -13,6 +13,11 @@ export const WebhookMessageSchema = z.object({
 	body: z.string(),
 	/** Set by the operator replay route: reprocess even if already recorded. */
 	replay: z.boolean().optional(),
+	/**
+	 * W3C `traceparent` of the request that queued it (ingest or replay): the consumer's log lines for the
+	 * event carry its trace id (queue/webhooks/batch.ts). Absent on messages queued before it existed.
+	 */
+	traceparent: z.string().max(128).optional(),
 });
 export type WebhookMessage = z.infer<typeof WebhookMessageSchema>;
 

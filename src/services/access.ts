@@ -5,6 +5,7 @@ import type { Database } from "../db/client";
 import { memberships, organizations, users } from "../db/schema";
 import { ApiError } from "../errors";
 import { TtlCache } from "../lib/ttl-cache";
+import { syncMemberUser } from "./clerk-sync/shared";
 import { limitsFor, type PlanLimits } from "./plans";
 
 interface OrgSummary {
@@ -206,8 +207,8 @@ async function upsertPlaceholderOrg(db: Database, orgId: string, slug: string | 
 
 async function upsertPlaceholderMembership(db: Database, orgId: string, userId: string, role: string) {
 	const now = Date.now();
-	await db.batch([
-		db.insert(users).values({ id: userId, sourceUpdatedAt: 0, createdAt: now, updatedAt: now }).onConflictDoNothing(),
+	await runBatch(db.$client, [
+		db.insert(users).values({ id: userId, sourceUpdatedAt: 0, createdAt: now, updatedAt: now }).onConflictDoNothing().getSQL(),
 		db
 			.insert(memberships)
 			.values({
@@ -219,6 +220,9 @@ async function upsertPlaceholderMembership(db: Database, orgId: string, userId: 
 				createdAt: now,
 				updatedAt: now,
 			})
-			.onConflictDoNothing(),
+			.onConflictDoNothing()
+			.getSQL(),
+		// A user already known (from its own events) shows in the member list with its email and names.
+		syncMemberUser(userId),
 	]);
 }

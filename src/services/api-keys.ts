@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, SQL, sql } from "drizzle-orm";
 import {
 	API_KEY_PREFIX,
 	type ApiKeyPrincipal,
@@ -10,10 +10,13 @@ import {
 	setApiKeyClock,
 	type StoredApiKey,
 } from "../auth/api-key";
+import { runBatch, typedRow } from "../db/batch";
 import type { Database } from "../db/client";
 import { type ApiKeyRow, apiKeys, permissions as permissionsTable } from "../db/schema";
 import { ApiError } from "../errors";
 import { newId } from "../lib/ids";
+import { auditEntry, tenantEvent } from "./events-bus";
+import { type ChangeLog, collectOutbox, outboxInsert } from "./outbox";
 import { keysetPage, type PageQuery } from "./keyset-page";
 import { cheapestPlanWithApiKeys, planOf } from "./plans";
 
@@ -55,6 +58,76 @@ export function apiKeyView(row: ApiKeyRow): ApiKeyView {
 		rotatedAt: row.rotatedAt,
 		previousKeyExpiresAt: row.previousExpiresAt !== null && row.previousExpiresAt > apiKeyNow() ? row.previousExpiresAt : null,
 	};
+}
+
+/**
+ * The `data` of the api_key.created/updated/rotated/revoked outgoing webhook events (published next to
+ * the audit entries of the same names): the key after the change (as it was, for revoked) and who made
+ * it. Never the secret or its hash.
+ */
+export interface ApiKeyEventData {
+	id: string;
+	name: string;
+	prefix: string;
+	last4: string;
+	permissions: string[];
+	expiresAt: number | null;
+	/** The principal that made the change: a user id or apikey:<id>. */
+	actor: string | null;
+}
+
+export function apiKeyEventData(row: ApiKeyRow, actor: string | null): ApiKeyEventData {
+	return {
+		id: row.id,
+		name: row.name,
+		prefix: API_KEY_PREFIX,
+		last4: row.last4,
+		permissions: JSON.parse(row.permissions) as string[],
+		expiresAt: row.expiresAt,
+		actor,
+	};
+}
+
+/** apiKeyView as SQL over the key's stored row at `now` (JSON, null when there is none): its twin, for an entry written in a change's batch. */
+const keyViewSql = (keyId: string, now: number): SQL =>
+	sql`(SELECT json_object('id', id, 'name', name, 'prefix', ${API_KEY_PREFIX}, 'last4', last4, 'permissions', json(permissions),
+		'rateLimitPerMinute', rate_limit_per_minute, 'createdBy', created_by, 'createdAt', created_at, 'updatedAt', updated_at,
+		'lastUsedAt', last_used_at, 'expiresAt', expires_at, 'rotatedAt', rotated_at,
+		'previousKeyExpiresAt', CASE WHEN previous_expires_at > ${now} THEN previous_expires_at END) FROM api_keys WHERE id = ${keyId})`;
+
+/** apiKeyEventData as SQL over the key's stored row (JSON): its twin, for an event written in a change's batch. */
+const keyEventDataSql = (keyId: string, actor: string | null): SQL =>
+	sql`(SELECT json_object('id', id, 'name', name, 'prefix', ${API_KEY_PREFIX}, 'last4', last4, 'permissions', json(permissions),
+		'expiresAt', expires_at, 'actor', ${actor}) FROM api_keys WHERE id = ${keyId})`;
+
+type KeyAction = "created" | "updated" | "rotated" | "revoked";
+
+/**
+ * The outbox statements of a change of a key, for its own batch (services/outbox.ts): the audit entry
+ * and the outgoing webhook event, both `api_key.<action>`, written only while `when` holds. `data` is
+ * the event's data (the key after the change; as it was, for revoked), `after` the entry's `after`:
+ * known values, or SQL over the row as the batch left it. Never the secret or its hash.
+ */
+function keyChangeOutbox(
+	log: ChangeLog,
+	row: Pick<ApiKeyRow, "id" | "organizationId">,
+	action: KeyAction,
+	change: { before?: ApiKeyView; after?: ApiKeyView | SQL; data: ApiKeyEventData | SQL; when: SQL },
+): SQL[] {
+	const computed = (v: unknown): v is SQL => v instanceof SQL;
+	const audit = auditEntry(log.meta, {
+		organizationId: row.organizationId,
+		action: `api_key.${action}`,
+		targetType: "api_key",
+		targetId: row.id,
+		before: change.before,
+		after: computed(change.after) ? undefined : change.after,
+	});
+	const event = tenantEvent(row.organizationId, `api_key.${action}`, computed(change.data) ? null : change.data);
+	return [
+		outboxInsert(audit, { when: change.when, ...(computed(change.after) ? { after: change.after } : {}) }),
+		outboxInsert(event, { when: change.when, ...(computed(change.data) ? { set: { "$.data": sql`json(${change.data})` } } : {}) }),
+	];
 }
 
 /** Who creates or changes a key: the principal and the permissions it holds in the organization. */
@@ -116,13 +189,15 @@ export function listApiKeys(db: Database, orgId: string, q: PageQuery) {
 /**
  * A new key with a fresh secret, returned once (only its SHA-256 is stored). 402 when the organization
  * already has the plan's number of live keys (not revoked, not expired); the count and the insert are
- * one statement, so concurrent creations cannot pass the limit together.
+ * one statement, so concurrent creations cannot pass the limit together. Its `api_key.created` audit
+ * entry and event are written in the insert's batch (only if the key was inserted), to be relayed (`log`).
  */
 export async function createApiKey(
 	db: Database,
 	org: { id: string; plan: string; apiKeyLimit: number },
 	grantor: KeyGrantor,
 	input: { name: string; permissions: string[]; expiresAt?: number; rateLimitPerMinute?: number | null },
+	log: ChangeLog,
 ): Promise<{ row: ApiKeyRow; secret: string }> {
 	const now = apiKeyNow();
 	checkExpiry(input.expiresAt, now);
@@ -146,14 +221,22 @@ export async function createApiKey(
 		rotatedAt: null,
 		revokedAt: null,
 	};
-	const inserted = await db.run(sql`
+	const results = await runBatch(db.$client, [
+		sql`
 		INSERT INTO api_keys (id, organization_id, name, hash, last4, permissions, rate_limit_per_minute, created_by,
 			created_at, updated_at, expires_at)
 		SELECT ${row.id}, ${row.organizationId}, ${row.name}, ${row.hash}, ${row.last4}, ${row.permissions},
 			${row.rateLimitPerMinute}, ${row.createdBy}, ${row.createdAt}, ${row.updatedAt}, ${row.expiresAt}
 		WHERE (SELECT count(*) FROM api_keys WHERE organization_id = ${org.id} AND revoked_at IS NULL
-			AND (expires_at IS NULL OR expires_at > ${now})) < ${org.apiKeyLimit}`);
-	if ((inserted.meta.changes ?? 0) === 0) {
+			AND (expires_at IS NULL OR expires_at > ${now})) < ${org.apiKeyLimit}`,
+		...keyChangeOutbox(log, row, "created", {
+			after: apiKeyView(row),
+			data: apiKeyEventData(row, log.meta.actor),
+			when: sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${row.id})`,
+		}),
+	]);
+	collectOutbox(log, results);
+	if ((results[0]?.meta.changes ?? 0) === 0) {
 		const plan = planOf(org.plan);
 		const next = cheapestPlanWithApiKeys(org.apiKeyLimit + 1);
 		throw new ApiError(
@@ -164,47 +247,65 @@ export async function createApiKey(
 	return { row, secret };
 }
 
-/** Changes exactly the fields given. Returns the key before and after. */
+/**
+ * Changes exactly the fields given. Returns the key before and after. The `api_key.updated` entry and
+ * event (the key as the update left it, computed in the batch) are written in the update's batch.
+ */
 export async function updateApiKey(
 	db: Database,
 	orgId: string,
 	keyId: string,
 	grantor: KeyGrantor,
 	patch: { name?: string; permissions?: string[]; rateLimitPerMinute?: number | null },
+	log: ChangeLog,
 ): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
 	const before = await getApiKey(db, orgId, keyId);
 	const perms = patch.permissions === undefined ? undefined : await grantable(db, grantor, patch.permissions);
-	const [after] = await db
+	const now = apiKeyNow();
+	const update = db
 		.update(apiKeys)
 		.set({
 			...(patch.name !== undefined ? { name: patch.name } : {}),
 			...(perms !== undefined ? { permissions: JSON.stringify(perms) } : {}),
 			...(patch.rateLimitPerMinute !== undefined ? { rateLimitPerMinute: patch.rateLimitPerMinute } : {}),
-			updatedAt: apiKeyNow(),
+			updatedAt: now,
 		})
 		.where(live(orgId, keyId))
-		.returning();
+		.returning()
+		.getSQL();
+	const after = await commitKeyChange(db, log, [
+		update,
+		...keyChangeOutbox(log, before, "updated", {
+			before: apiKeyView(before),
+			after: keyViewSql(keyId, now),
+			data: keyEventDataSql(keyId, log.meta.actor),
+			// This update applied (a concurrent one in the same millisecond applied too, and has its own entry).
+			when: sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${keyId} AND revoked_at IS NULL AND updated_at = ${now})`,
+		}),
+	]);
 	if (!after) throw new ApiError("NOT_FOUND", "api key not found");
-	forgetKeys();
 	return { before, after };
 }
 
 /**
  * A new secret for the key (returned once). The replaced secret keeps working for ROTATION_GRACE_MS;
- * a secret replaced by an earlier rotation stops at once.
+ * a secret replaced by an earlier rotation stops at once. The `api_key.rotated` entry and event are
+ * written in the rotation's batch.
  */
 export async function rotateApiKey(
 	db: Database,
 	orgId: string,
 	keyId: string,
+	log: ChangeLog,
 ): Promise<{ before: ApiKeyRow; after: ApiKeyRow; secret: string }> {
 	const before = await getApiKey(db, orgId, keyId);
 	const now = apiKeyNow();
 	const secret = generateApiKey();
-	const [after] = await db
+	const hash = await hashApiKey(secret);
+	const update = db
 		.update(apiKeys)
 		.set({
-			hash: await hashApiKey(secret),
+			hash,
 			last4: secret.slice(-4),
 			previousHash: before.hash,
 			previousExpiresAt: now + ROTATION_GRACE_MS,
@@ -213,24 +314,59 @@ export async function rotateApiKey(
 		})
 		// Only from the state read: a concurrent rotation must not leave a hash nobody holds in previous_hash.
 		.where(and(live(orgId, keyId), eq(apiKeys.hash, before.hash)))
-		.returning();
+		.returning()
+		.getSQL();
+	const after = await commitKeyChange(db, log, [
+		update,
+		...keyChangeOutbox(log, before, "rotated", {
+			before: apiKeyView(before),
+			after: keyViewSql(keyId, now),
+			data: keyEventDataSql(keyId, log.meta.actor),
+			when: sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${keyId} AND hash = ${hash})`,
+		}),
+	]);
 	if (!after) throw new ApiError("CONFLICT", "the key changed meanwhile; retry");
-	forgetKeys();
 	return { before, after, secret };
 }
 
-/** Revokes the key (both its secrets); it disappears from the API. Returns it as it was. */
-export async function revokeApiKey(db: Database, orgId: string, keyId: string): Promise<ApiKeyRow> {
+/**
+ * Revokes the key (both its secrets); it disappears from the API. Returns it as it was. The
+ * `api_key.revoked` entry and event (the key as it was) are written in the revocation's batch, ahead
+ * of it and under the same condition, so exactly when it applies.
+ */
+export async function revokeApiKey(db: Database, orgId: string, keyId: string, log: ChangeLog): Promise<ApiKeyRow> {
 	const before = await getApiKey(db, orgId, keyId);
 	const now = apiKeyNow();
-	const [after] = await db
+	const isLive = sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${keyId} AND organization_id = ${orgId} AND revoked_at IS NULL)`;
+	const revoke = db
 		.update(apiKeys)
 		.set({ revokedAt: now, updatedAt: now, previousHash: null, previousExpiresAt: null })
 		.where(live(orgId, keyId))
-		.returning({ id: apiKeys.id });
+		.returning()
+		.getSQL();
+	const after = await commitKeyChange(db, log, [
+		...keyChangeOutbox(log, before, "revoked", {
+			before: apiKeyView(before),
+			data: apiKeyEventData(before, log.meta.actor),
+			when: isLive,
+		}),
+		revoke,
+	]);
 	if (!after) throw new ApiError("NOT_FOUND", "api key not found");
-	forgetKeys();
 	return before;
+}
+
+/**
+ * Runs a key change (one UPDATE … RETURNING among its outbox statements) as one batch, records the
+ * outbox rows it wrote in `log` and forgets this isolate's cached keys. Returns the updated key, or
+ * undefined when the update matched nothing.
+ */
+async function commitKeyChange(db: Database, log: ChangeLog, statements: SQL[]): Promise<ApiKeyRow | undefined> {
+	const results = await runBatch(db.$client, statements);
+	collectOutbox(log, results);
+	forgetKeys();
+	const raw = results.map((r) => r.results[0] as Record<string, unknown> | undefined).find((r) => r !== undefined && "hash" in r);
+	return raw ? typedRow(apiKeys, raw) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------

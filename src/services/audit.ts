@@ -2,11 +2,11 @@ import { and, asc, desc, eq, gt, gte, inArray, isNull, lt, type SQL, sql } from 
 import type { Database } from "../db/client";
 import { auditCheckpoints, auditLogs } from "../db/schema";
 import { ApiError } from "../errors";
-import { decodeCursor, encodeCursor } from "../lib/cursor";
+import { decodeCursor, encodeCursor, page as pageOf } from "../lib/cursor";
 import { sha256Hex } from "../lib/crypto";
 import { newId } from "../lib/ids";
 import type { AuditMessage } from "../queue/tenant-events";
-import { keysetPage, type PageQuery } from "./keyset-page";
+import type { PageQuery } from "./keyset-page";
 
 const GENESIS_HASH = "0".repeat(64);
 
@@ -286,22 +286,31 @@ interface AuditFilter extends PageQuery {
 	to?: number;
 }
 
-/** The organization's audit entries, newest first (by seq), one keyset page. */
-export function listAuditLogs(db: Database, orgId: string, q: AuditFilter) {
+/**
+ * The organization's audit entries, newest first (by seq), one keyset page. seq is unique per
+ * organization (audit_logs_org_seq_uq), so it is its own tie-breaker: the page is `seq < cursor` in
+ * seq order, an index range on (organization_id, seq) and on the action and actor indexes, which end
+ * in seq. (Ordering by (seq, id) instead could not use those two, which lack id: SQLite walked the
+ * seq index and filtered, reading page / selectivity rows.) The cursor stays (seq, id).
+ */
+export async function listAuditLogs(db: Database, orgId: string, q: AuditFilter) {
 	const actor: SQL | undefined =
 		q.actor === undefined ? undefined : q.actor === "system" ? isNull(auditLogs.actorId) : eq(auditLogs.actorId, q.actor);
-	return keysetPage(
-		db,
-		auditLogs,
-		"seq",
-		"desc",
-		and(
-			eq(auditLogs.organizationId, orgId),
-			actor,
-			q.action ? eq(auditLogs.action, q.action) : undefined,
-			q.from !== undefined ? gte(auditLogs.occurredAt, q.from) : undefined,
-			q.to !== undefined ? lt(auditLogs.occurredAt, q.to) : undefined,
-		),
-		q,
-	);
+	const after = decodeCursor(q.cursor);
+	const rows = await db
+		.select()
+		.from(auditLogs)
+		.where(
+			and(
+				eq(auditLogs.organizationId, orgId),
+				actor,
+				q.action ? eq(auditLogs.action, q.action) : undefined,
+				q.from !== undefined ? gte(auditLogs.occurredAt, q.from) : undefined,
+				q.to !== undefined ? lt(auditLogs.occurredAt, q.to) : undefined,
+				after ? lt(auditLogs.seq, after.k) : undefined,
+			),
+		)
+		.orderBy(desc(auditLogs.seq))
+		.limit(q.limit + 1);
+	return pageOf(rows, q.limit, (r) => ({ k: r.seq, id: r.id }));
 }

@@ -3,11 +3,11 @@ import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
 import type { Env } from "../env";
 import type { Logger } from "../lib/logger";
-import type { TenantEvent } from "../queue/tenant-events";
 import { directoryChanged } from "../tenant-store/directory";
 import { invalidateAccess } from "./access";
 import { grantedPlanSql } from "./billing-sync";
-import { publish, systemAudit, tenantEvent } from "./events-bus";
+import { systemAudit, tenantEvent } from "./events-bus";
+import { outboxInsert, outboxRows, relayOutbox } from "./outbox";
 import { LIVE_SUBSCRIPTION_STATUSES, PAST_DUE_GRACE_MS, PERIOD_END_LEEWAY_MS } from "./plans";
 
 /** Organizations moved per cron run (one D1 statement each, in one batch). */
@@ -19,7 +19,8 @@ const LAPSED_BATCH = 50;
  * trialing) ended more than PERIOD_END_LEEWAY_MS ago without a renewal event, or when it has been
  * past_due for longer than PAST_DUE_GRACE_MS. So a lost customer.subscription.deleted (or a renewal
  * that never paid) cannot keep a paid plan forever; a late event that renews it restores the plan.
- * Each change is audited (plan.changed, actor system) and sent to the organization's webhooks.
+ * Each change is audited (plan.changed, actor system) and sent to the organization's webhooks, through
+ * the outbox (written in the change's batch, relayed after it).
  * Returns the organizations changed.
  */
 export async function expireLapsedPlans(env: Env, db: Database, logger: Logger, now = Date.now()): Promise<string[]> {
@@ -38,30 +39,39 @@ export async function expireLapsedPlans(env: Env, db: Database, logger: Logger, 
 			AND o.plan <> ${grantedPlanSql(sql`o.id`, now)}
 		LIMIT ${LAPSED_BATCH}`);
 	if (candidates.length === 0) return [];
-	// The UPDATE re-checks: a renewal applied meanwhile (or a concurrent run) leaves the row alone.
-	const results = await runBatch<{ id: string; plan: string }>(
-		db.$client,
-		candidates.map(
-			(c) => sql`UPDATE organizations SET plan = ${grantedPlanSql(c.organizationId, now)}, updated_at = ${now}
-				WHERE id = ${c.organizationId} AND plan = ${c.plan} AND plan <> ${grantedPlanSql(c.organizationId, now)}
+	// The UPDATE re-checks: a renewal applied meanwhile (or a concurrent run) leaves the row alone. Each
+	// organization's plan.changed entry and event are outbox rows ahead of its UPDATE, under the same
+	// condition and with the plan it sets (both evaluated on the same state), so written exactly when it applies.
+	const statements = candidates.flatMap((c) => {
+		const granted = grantedPlanSql(c.organizationId, now);
+		const applies = sql`EXISTS (SELECT 1 FROM organizations WHERE id = ${c.organizationId} AND plan = ${c.plan} AND plan <> ${granted})`;
+		// `plan` is set in the batch to the plan the UPDATE sets.
+		const data = { organizationId: c.organizationId, plan: c.plan, previousPlan: c.plan, reason: "subscription_lapsed" };
+		const audit = systemAudit({
+			organizationId: c.organizationId,
+			action: "plan.changed",
+			targetType: "organization",
+			targetId: c.organizationId,
+			before: { plan: c.plan },
+			after: data,
+		});
+		return [
+			outboxInsert(audit, { set: { "$.after.plan": granted }, when: applies }),
+			outboxInsert(tenantEvent(c.organizationId, "plan.changed", data), { set: { "$.data.plan": granted }, when: applies }),
+			sql`UPDATE organizations SET plan = ${granted}, updated_at = ${now}
+				WHERE id = ${c.organizationId} AND plan = ${c.plan} AND plan <> ${granted}
 				RETURNING id, plan`,
-		),
-	);
+		];
+	});
+	const results = await runBatch(db.$client, statements);
 	const changed: string[] = [];
-	const messages: TenantEvent[] = [];
 	results.forEach((r, i) => {
-		const row = r.results[0];
-		const before = candidates[i];
-		if (!row || !before) return;
+		const row = i % 3 === 2 ? (r.results[0] as { id: string } | undefined) : undefined;
+		if (!row) return;
 		changed.push(row.id);
 		invalidateAccess(row.id);
-		const data = { organizationId: row.id, plan: row.plan, previousPlan: before.plan, reason: "subscription_lapsed" };
-		messages.push(
-			systemAudit({ organizationId: row.id, action: "plan.changed", targetType: "organization", targetId: row.id, before: { plan: before.plan }, after: data }),
-			tenantEvent(row.id, "plan.changed", data),
-		);
 	});
-	await publish(env, messages, logger);
+	await relayOutbox(env, db, outboxRows(results), logger);
 	for (const orgId of changed) await directoryChanged(env, orgId);
 	if (changed.length > 0) logger.info("lapsed plans fell back", { organizations: changed.length });
 	return changed;

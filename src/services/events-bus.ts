@@ -1,10 +1,11 @@
+import type { SQL } from "drizzle-orm";
 import { createDb } from "../db/client";
 import type { Env } from "../env";
 import { newId } from "../lib/ids";
 import type { Logger } from "../lib/logger";
 import type { RequestMeta } from "../lib/request-meta";
 import type { AuditMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
-import { parkInOutbox } from "./outbox";
+import { type ChangeLog, outboxInsert, parkInOutbox } from "./outbox";
 
 /**
  * Hands tenant events to the tenant-events queue. If the queue refuses, the messages go to the D1
@@ -72,7 +73,27 @@ export function tenantEvent(organizationId: string, type: string, data: unknown,
 	return { kind: "webhook.event", id, organizationId, type, data, occurredAt: Date.now() };
 }
 
-/** Audit + outgoing webhook for a request-side change, in one send. */
+/**
+ * The outbox statements of a request-side change, for the change's own batch (services/outbox.ts): its
+ * audit entry (the caller from `log` as actor) and, optionally, its outgoing webhook event, written
+ * only while `when` holds; `after` and `set` (SQL) fill in parts of the audit entry computed in the batch.
+ * @example await runBatch(d1, [update, ...changeOutbox(log, { organizationId, action: "thing.updated" })])
+ */
+export function changeOutbox(
+	log: ChangeLog,
+	audit: AuditInput,
+	event?: { type: string; data: unknown },
+	opts: { after?: SQL; set?: Record<string, SQL>; when?: SQL } = {},
+): SQL[] {
+	const out = [outboxInsert(auditEntry(log.meta, audit), opts)];
+	if (event) out.push(outboxInsert(tenantEvent(audit.organizationId, event.type, event.data), { when: opts.when }));
+	return out;
+}
+
+/**
+ * Audit + outgoing webhook for a request-side change, in one send: for what writes nothing to D1
+ * (a call to Stripe, a refused payment signature), where there is no batch to write the outbox in.
+ */
 export function publishChange(
 	env: Env,
 	meta: RequestMeta,

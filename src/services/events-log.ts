@@ -94,9 +94,10 @@ export async function listAllEvents(
 
 /**
  * Puts a stored event back on the webhook queue, marked as a replay (processed again even if already
- * recorded), and marks it queued. 404 for an unknown svix id, 503 when the queue refuses it.
+ * recorded), and marks it queued. 404 for an unknown svix id, 503 when the queue refuses it. With
+ * `traceparent` (the operator's request), the consumer's log lines for it join that trace.
  */
-export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, svixId: string): Promise<void> {
+export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, svixId: string, traceparent?: string): Promise<void> {
 	const [row] = await db.select().from(events).where(eq(events.svixId, svixId));
 	if (!row) throw new ApiError("NOT_FOUND", "no event with that svix id");
 	const message: WebhookMessage = {
@@ -107,6 +108,7 @@ export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, sv
 		receivedAt: row.receivedAt,
 		body: row.payload,
 		replay: true,
+		...(traceparent ? { traceparent } : {}),
 	};
 	try {
 		await queue.send(message, { contentType: "json" });

@@ -1,5 +1,6 @@
-import { and, asc, count, desc, eq, isNull, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, isNull, type SQL, sql } from "drizzle-orm";
 import { normalizeRoleKey } from "../auth/claims";
+import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
 import { keysetAfter } from "../db/keyset";
 import { invitations, memberships, organizations, users } from "../db/schema";
@@ -16,6 +17,8 @@ import {
 	revokeOrganizationInvitation,
 	updateOrganizationMembership,
 } from "./clerk-api";
+import { type AuditInput, changeOutbox } from "./events-bus";
+import { type ChangeLog, collectOutbox } from "./outbox";
 import { cheapestPlanWith, cheapestPlanWithSeats, limitsFor, PLANS, planOf } from "./plans";
 
 /**
@@ -33,35 +36,43 @@ interface Member {
 	createdAt: number;
 }
 
+/**
+ * The query of one page of members: memberships alone (each carries its user's email, names and
+ * deletion, see clerk-sync/shared.ts syncMemberUser), walking memberships_org_active_idx, so a page
+ * reads limit + 1 rows at any depth.
+ */
+export function membersPageQuery(db: Database, orgId: string, q: { cursor?: string; limit: number }) {
+	return db
+		.select({
+			id: memberships.id,
+			userId: memberships.userId,
+			role: memberships.role,
+			email: memberships.userEmail,
+			firstName: memberships.userFirstName,
+			lastName: memberships.userLastName,
+			createdAt: memberships.createdAt,
+		})
+		.from(memberships)
+		.where(
+			and(
+				eq(memberships.organizationId, orgId),
+				// The partial index's condition, so that SQLite walks it.
+				isNull(memberships.deletedAt),
+				isNull(memberships.userDeletedAt),
+				keysetAfter(memberships.createdAt, memberships.id, decodeCursor(q.cursor), "asc"),
+			),
+		)
+		.orderBy(asc(memberships.createdAt), asc(memberships.id))
+		.limit(q.limit + 1);
+}
+
 /** Active members of an organization (active users only), oldest first, keyset-paginated on (createdAt, id). */
 export async function listMembers(
 	db: Database,
 	orgId: string,
 	q: { cursor?: string; limit: number },
 ): Promise<{ data: Member[]; nextCursor: string | null }> {
-	const rows = await db
-		.select({
-			id: memberships.id,
-			userId: memberships.userId,
-			role: memberships.role,
-			email: users.email,
-			firstName: users.firstName,
-			lastName: users.lastName,
-			createdAt: memberships.createdAt,
-		})
-		.from(memberships)
-		.innerJoin(users, eq(users.id, memberships.userId))
-		.where(
-			and(
-				eq(memberships.organizationId, orgId),
-				isNull(memberships.deletedAt),
-				isNull(users.deletedAt),
-				keysetAfter(memberships.createdAt, memberships.id, decodeCursor(q.cursor), "asc"),
-			),
-		)
-		.orderBy(asc(memberships.createdAt), asc(memberships.id))
-		.limit(q.limit + 1);
-	return page(rows, q.limit, (r) => ({ k: r.createdAt, id: r.id }));
+	return page(await membersPageQuery(db, orgId, q), q.limit, (r) => ({ k: r.createdAt, id: r.id }));
 }
 
 interface OrgAdminData {
@@ -94,15 +105,6 @@ export async function orgAdminData(db: Database, orgId: string): Promise<OrgAdmi
 		admins: Number(members?.admins ?? 0),
 		pendingInvitations: pending?.total ?? 0,
 	};
-}
-
-/** The organizations a user is an active member of. */
-export async function activeOrgIdsOf(db: Database, userId: string): Promise<string[]> {
-	const rows = await db
-		.select({ organizationId: memberships.organizationId })
-		.from(memberships)
-		.where(and(eq(memberships.userId, userId), isNull(memberships.deletedAt)));
-	return rows.map((r) => r.organizationId);
 }
 
 const ADMIN = "org:admin";
@@ -310,16 +312,32 @@ function invitationView(i: ClerkInvitation): Invitation {
 }
 
 /**
- * Clerk's answer recorded in the mirror right away (seat counting must see a new invitation before its
- * webhook arrives), ordered by Clerk's updated_at exactly like the organizationInvitation.* sync.
+ * Records a change Clerk accepted: the mirror statement and the change's audit entry in one batch. The
+ * entry is written whether or not the mirror statement applies (the sync may have recorded a newer
+ * state already): the change was made in Clerk either way. Relayed through `log` (the webhook sync
+ * later adds its own system entry).
  */
-async function recordInvitation(db: Database, orgId: string, i: Invitation): Promise<void> {
-	await db.run(sql`
+async function recordChange(db: Database, mirror: SQL, log: ChangeLog, audit: AuditInput): Promise<void> {
+	collectOutbox(log, await runBatch(db.$client, [mirror, ...changeOutbox(log, audit)]));
+}
+
+/**
+ * Clerk's answer recorded in the mirror right away (seat counting must see a new invitation before its
+ * webhook arrives), ordered by Clerk's updated_at exactly like the organizationInvitation.* sync, with
+ * the change's audit entry.
+ */
+async function recordInvitation(db: Database, orgId: string, i: Invitation, log: ChangeLog, audit: Omit<AuditInput, "organizationId">): Promise<void> {
+	await recordChange(
+		db,
+		sql`
 		INSERT INTO invitations (id, organization_id, email, role, status, source_updated_at, created_at, updated_at)
 		VALUES (${i.id}, ${orgId}, ${i.emailAddress}, ${i.role}, ${i.status}, ${i.updatedAt}, ${i.createdAt}, ${i.updatedAt})
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, role = excluded.role,
 			source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
-		WHERE excluded.source_updated_at >= invitations.source_updated_at`);
+		WHERE excluded.source_updated_at >= invitations.source_updated_at`,
+		log,
+		{ organizationId: orgId, targetType: "invitation", targetId: i.id, ...audit },
+	);
 	forgetSeats(orgId);
 }
 
@@ -363,13 +381,17 @@ export interface Caller {
 	plan: string;
 }
 
-/** Invites someone through Clerk (createOrganizationInvitation) after the role and seat checks. */
+/**
+ * Invites someone through Clerk (createOrganizationInvitation) after the role and seat checks; the
+ * mirror row and the `invitation.created` entry are written in one batch.
+ */
 export async function inviteMember(
 	db: Database,
 	env: Env,
 	orgId: string,
 	caller: Caller,
 	input: { emailAddress: string; role: string },
+	log: ChangeLog,
 ): Promise<Invitation> {
 	const role = await assignableRole(db, orgId, caller.plan, input.role);
 	await assertSeatFree(db, orgId);
@@ -380,13 +402,14 @@ export async function inviteMember(
 			inviterUserId: caller.role === ADMIN ? caller.userId : null,
 		}),
 	);
-	await recordInvitation(db, orgId, created);
+	await recordInvitation(db, orgId, created, log, { action: "invitation.created", after: created });
 	return created;
 }
 
 /**
  * Revokes a pending invitation through Clerk. The invitation must be this organization's in D1 (404
- * otherwise, also for another organization's id); Clerk refuses one that is no longer pending.
+ * otherwise, also for another organization's id); Clerk refuses one that is no longer pending. The
+ * mirror row and the `invitation.revoked` entry are written in one batch.
  */
 export async function revokeInvitation(
 	db: Database,
@@ -394,6 +417,7 @@ export async function revokeInvitation(
 	orgId: string,
 	invitationId: string,
 	caller: Caller,
+	log: ChangeLog,
 ): Promise<{ before: Invitation; after: Invitation }> {
 	const [row] = await db
 		.select()
@@ -412,7 +436,7 @@ export async function revokeInvitation(
 	const after = invitationView(
 		await revokeOrganizationInvitation(env, orgId, invitationId, caller.role === ADMIN ? caller.userId : null),
 	);
-	await recordInvitation(db, orgId, after);
+	await recordInvitation(db, orgId, after, log, { action: "invitation.revoked", before, after });
 	return { before, after };
 }
 
@@ -450,18 +474,37 @@ function memberView(m: ClerkMembership, fallbackUserId: string) {
 }
 export type ChangedMember = ReturnType<typeof memberView>;
 
-/** Clerk's answer in the mirror right away, ordered by Clerk's updated_at like the membership sync. */
-async function recordMembership(db: Database, orgId: string, userId: string, m: ClerkMembership, deleted: boolean) {
+/**
+ * Clerk's answer in the mirror right away, ordered by Clerk's updated_at like the membership sync,
+ * with the change's audit entry (target: the membership, by user id).
+ */
+async function recordMembership(
+	db: Database,
+	orgId: string,
+	userId: string,
+	m: ClerkMembership,
+	deleted: boolean,
+	log: ChangeLog,
+	audit: Pick<AuditInput, "action" | "before" | "after">,
+) {
 	const ts = ms(m.updated_at, Date.now());
-	await db.run(sql`
+	await recordChange(
+		db,
+		sql`
 		UPDATE memberships SET role = ${normalizeRoleKey(m.role)}, source_updated_at = ${ts}, updated_at = ${Date.now()},
 			deleted_at = ${deleted ? ts : null}
-		WHERE organization_id = ${orgId} AND user_id = ${userId} AND deleted_at IS NULL AND source_updated_at <= ${ts}`);
+		WHERE organization_id = ${orgId} AND user_id = ${userId} AND deleted_at IS NULL AND source_updated_at <= ${ts}`,
+		log,
+		{ organizationId: orgId, targetType: "membership", targetId: userId, ...audit },
+	);
 	invalidateAccess(orgId, userId);
 	forgetSeats(orgId);
 }
 
-/** Changes a member's role through Clerk; 409 when that would leave the organization without an admin. */
+/**
+ * Changes a member's role through Clerk; 409 when that would leave the organization without an admin.
+ * The mirror and the `member.role_changed` entry are written in one batch.
+ */
 export async function changeMemberRole(
 	db: Database,
 	env: Env,
@@ -469,25 +512,35 @@ export async function changeMemberRole(
 	userId: string,
 	caller: Caller,
 	role: string,
+	log: ChangeLog,
 ): Promise<{ before: string; member: ChangedMember }> {
 	const next = await assignableRole(db, orgId, caller.plan, role);
 	const current = await memberAndAdmins(db, orgId, userId);
 	if (next !== ADMIN) assertNotLastAdmin(current, "demote");
 	const updated = await updateOrganizationMembership(env, orgId, userId, next);
-	await recordMembership(db, orgId, userId, updated, false);
-	return { before: current.role, member: memberView(updated, userId) };
+	const member = memberView(updated, userId);
+	await recordMembership(db, orgId, userId, updated, false, log, {
+		action: "member.role_changed",
+		before: { userId, role: current.role },
+		after: { userId, role: member.role },
+	});
+	return { before: current.role, member };
 }
 
-/** Removes a member through Clerk; 409 for the organization's last admin. */
+/**
+ * Removes a member through Clerk; 409 for the organization's last admin. The mirror and the
+ * `member.removed` entry are written in one batch.
+ */
 export async function removeMember(
 	db: Database,
 	env: Env,
 	orgId: string,
 	userId: string,
+	log: ChangeLog,
 ): Promise<{ before: string; member: ChangedMember }> {
 	const current = await memberAndAdmins(db, orgId, userId);
 	assertNotLastAdmin(current, "remove");
 	const removed = await deleteOrganizationMembership(env, orgId, userId);
-	await recordMembership(db, orgId, userId, removed, true);
+	await recordMembership(db, orgId, userId, removed, true, log, { action: "member.removed", before: { userId, role: current.role } });
 	return { before: current.role, member: memberView(removed, userId) };
 }

@@ -1,11 +1,11 @@
 import { type SQL, sql } from "drizzle-orm";
-import { runBatch } from "../db/batch";
+import { runBatch, typedRow } from "../db/batch";
 import type { Database } from "../db/client";
 import { apiKeys } from "../db/schema";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { forgetStoreRoute, storeStub } from "../tenant-store/directory";
-import { type ExportRecord, keysetChunk, type KeysetTable, recordStream, storeRecords, typedRow } from "../tenant-store/records";
+import { type ExportRecord, keysetChunk, type KeysetTable, recordStream, storeRecords } from "../tenant-store/records";
 import { invalidateAccess } from "./access";
 import { apiKeyView } from "./api-keys";
 import { listOrgEvents } from "./events-log";

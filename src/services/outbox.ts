@@ -48,24 +48,54 @@ export const changeLog = (meta: RequestMeta): ChangeLog => ({ meta, written: [] 
 /**
  * The statement writing one event to the outbox, for the change's own batch; it returns the row
  * (collectOutbox reads it from the batch's results). `after`, when given, is SQL evaluated in the
- * batch (e.g. the updated row as JSON) set at the message's `after`; with `when`, the row is written
- * only while that condition holds.
+ * batch (e.g. the updated row as JSON) set at the message's `after`; `set` sets other fields of the
+ * message (JSON path -> SQL value, e.g. `{ "$.before.status": sql\`(SELECT status ...)\` }`) the same
+ * way; with `when`, the row is written only while that condition holds. An event already in the
+ * outbox (same id: an event id derived from a webhook's svix id, applied again by a replay) is kept
+ * as it is: the statement then writes and returns nothing, and the pending row is the cron's.
  */
-export function outboxInsert(message: TenantEvent, opts: { after?: SQL; when?: SQL } = {}): SQL {
+export function outboxInsert(message: TenantEvent, opts: { after?: SQL; set?: Record<string, SQL>; when?: SQL } = {}): SQL {
 	const json = JSON.stringify(message);
-	const body = opts.after ? sql`json_set(${json}, '$.after', json(${opts.after}))` : sql`${json}`;
+	const sets: SQL[] = [];
+	if (opts.after) sets.push(sql`'$.after', json(${opts.after})`);
+	for (const [path, value] of Object.entries(opts.set ?? {})) sets.push(sql`${path}, ${value}`);
+	const body = sets.length > 0 ? sql`json_set(${json}, ${sql.join(sets, sql`, `)})` : sql`${json}`;
 	return sql`INSERT INTO outbox (id, organization_id, body, created_at, attempts, status)
 		SELECT ${outboxKey(message)}, ${message.organizationId}, ${body}, ${Date.now()}, 0, 'pending' WHERE ${opts.when ?? sql`1`}
+		ON CONFLICT (id) DO NOTHING
 		RETURNING id AS outbox_id, body AS outbox_body`;
 }
 
-/** Adds the outbox rows a committed batch wrote (outboxInsert's RETURNING rows) to the change log. */
-export function collectOutbox(log: ChangeLog, results: D1Result[]): void {
+/**
+ * One outbox row per organization that `organizations` (SQL: a SELECT whose column is
+ * `organization_id`) yields in the batch: `message` for that organization, its id
+ * `<message.id>_<organization id>`. For events whose organizations are known only to the batch (a
+ * user's sign-in, audited in each organization the user belongs to).
+ */
+export function outboxInsertPerOrganization(message: TenantEvent, organizations: SQL): SQL {
+	const id = sql`${outboxKey(message)} || '_' || o.organization_id`;
+	return sql`INSERT INTO outbox (id, organization_id, body, created_at, attempts, status)
+		SELECT ${id}, o.organization_id, json_set(${JSON.stringify(message)}, '$.id', ${id}, '$.organizationId', o.organization_id),
+			${Date.now()}, 0, 'pending'
+		FROM (${organizations}) o WHERE 1
+		ON CONFLICT (id) DO NOTHING
+		RETURNING id AS outbox_id, body AS outbox_body`;
+}
+
+/** The outbox rows a committed batch wrote (the RETURNING rows of outboxInsert and outboxInsertPerOrganization). */
+export function outboxRows(results: D1Result[]): OutboxRow[] {
+	const rows: OutboxRow[] = [];
 	for (const r of results) {
 		for (const row of (r.results ?? []) as { outbox_id?: string; outbox_body?: string }[]) {
-			if (row.outbox_id && row.outbox_body) log.written.push({ id: row.outbox_id, body: row.outbox_body, attempts: 0 });
+			if (row.outbox_id && row.outbox_body) rows.push({ id: row.outbox_id, body: row.outbox_body, attempts: 0 });
 		}
 	}
+	return rows;
+}
+
+/** Adds the outbox rows a committed batch wrote to the change log. */
+export function collectOutbox(log: ChangeLog, results: D1Result[]): void {
+	log.written.push(...outboxRows(results));
 }
 
 /**

@@ -16,6 +16,10 @@ export const TENANT_EVENT_TYPES = [
 	"usage.threshold_reached",
 	"order.created",
 	"order.status_changed",
+	"api_key.created",
+	"api_key.updated",
+	"api_key.rotated",
+	"api_key.revoked",
 ] as const;
 
 export const MAX_ATTEMPTS = 8;

@@ -1,11 +1,12 @@
-import { and, eq, or } from "drizzle-orm";
+import { and, eq, or, sql } from "drizzle-orm";
 import { runBatch } from "../db/batch";
 import { paymentOrders } from "../db/schema";
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import { newId } from "../lib/ids";
 import type { BillingDeps } from "./billing";
-import { publishChange } from "./events-bus";
+import { changeOutbox, publishChange } from "./events-bus";
+import { type ChangeLog, collectOutbox } from "./outbox";
 import { findOrderByRazorpayId, type PaymentOrder, recordPayment, transitionOrder } from "./payment-orders";
 import { createRazorpayOrder, MAX_ORDER_AMOUNT, verifyPaymentSignature } from "./razorpay";
 
@@ -35,12 +36,16 @@ function razorpayConfig(config: Pick<Config, "RAZORPAY_KEY_ID" | "RAZORPAY_KEY_S
 	return { keyId: config.RAZORPAY_KEY_ID, keySecret: config.RAZORPAY_KEY_SECRET, apiBase: config.RAZORPAY_API_BASE };
 }
 
-/** Creates the order at Razorpay, then stores it CREATED for the organization. */
+/**
+ * Creates the order at Razorpay, then stores it CREATED for the organization, with its
+ * `payment_order.created` audit entry in the same batch (to be relayed: `log`).
+ */
 export async function createPaymentOrder(
 	deps: BillingDeps,
 	organizationId: string,
 	userId: string,
 	input: { amount: number; currency: string; receipt?: string; notes?: Record<string, string> },
+	log: ChangeLog,
 ) {
 	const creds = razorpayConfig(deps.config);
 	if (!Number.isSafeInteger(input.amount) || input.amount < 1 || input.amount > MAX_ORDER_AMOUNT) {
@@ -64,29 +69,30 @@ export async function createPaymentOrder(
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "Razorpay answered an order that differs from the request");
 	}
 	const now = Date.now();
-	const [row] = await deps.db
-		.insert(paymentOrders)
-		.values({
-			id,
-			organizationId,
-			razorpayOrderId: order.id,
-			amount: input.amount,
-			currency: input.currency,
-			receipt,
-			status: "CREATED",
-			createdBy: userId,
-			createdAt: now,
-			updatedAt: now,
-		})
-		.returning();
-	const created = view(row!, creds.keyId);
-	await publishChange(deps.env, deps.meta, deps.logger, {
+	const row: PaymentOrder = {
+		id,
 		organizationId,
-		action: "payment_order.created",
-		targetType: "payment_order",
-		targetId: id,
-		after: created,
-	});
+		razorpayOrderId: order.id,
+		amount: input.amount,
+		currency: input.currency,
+		receipt,
+		status: "CREATED",
+		createdBy: userId,
+		createdAt: now,
+		updatedAt: now,
+	};
+	const created = view(row, creds.keyId);
+	const results = await runBatch(deps.db.$client, [
+		deps.db.insert(paymentOrders).values(row).getSQL(),
+		...changeOutbox(log, {
+			organizationId,
+			action: "payment_order.created",
+			targetType: "payment_order",
+			targetId: id,
+			after: created,
+		}),
+	]);
+	collectOutbox(log, results);
 	return created;
 }
 
@@ -126,6 +132,7 @@ export async function verifyPayment(
 	deps: BillingDeps,
 	caller: { organizationId: string; userId: string; permissions: readonly string[] },
 	input: { razorpay_order_id: string; razorpay_payment_id: string; razorpay_signature: string },
+	log: ChangeLog,
 ) {
 	const { organizationId } = caller;
 	const { keySecret } = razorpayConfig(deps.config);
@@ -139,23 +146,31 @@ export async function verifyPayment(
 	) {
 		throw new ApiError("NOT_FOUND", "payment order not found");
 	}
-	const audit = (action: string, change: { before?: unknown; after: unknown }) =>
-		publishChange(deps.env, deps.meta, deps.logger, {
-			organizationId,
-			action,
-			targetType: "payment_order",
-			targetId: order.id,
-			...change,
-		});
+	const audit = { organizationId, targetType: "payment_order", targetId: order.id };
 	const now = Date.now();
 	const valid = await verifyPaymentSignature(keySecret, order.razorpayOrderId, paymentId, input.razorpay_signature);
 	if (!valid) {
 		// No state change: anyone holding the order id could otherwise fail the order with a junk signature.
+		// Nothing is written, so there is no batch for an outbox row: the entry is sent (parked in the outbox if refused).
 		deps.logger.warn("payment signature mismatch", { orderId: order.id });
-		await audit("payment.verification_failed", { after: { paymentId, status: order.status } });
+		await publishChange(deps.env, deps.meta, deps.logger, {
+			...audit,
+			action: "payment.verification_failed",
+			after: { paymentId, status: order.status },
+		});
 		throw new ApiError("BAD_REQUEST", "payment signature is not valid for this order");
 	}
-	await runBatch(deps.db.$client, [
+	// The entry is written ahead of the payment and the transition, exactly when one of them applies
+	// (a repeated verify changes nothing and is not audited again), with the status they found.
+	const applies = sql`(NOT EXISTS (SELECT 1 FROM payment_transactions WHERE razorpay_payment_id = ${paymentId})
+		OR EXISTS (SELECT 1 FROM payment_orders WHERE id = ${order.id} AND status <> 'PAID'))`;
+	const results = await runBatch(deps.db.$client, [
+		...changeOutbox(
+			log,
+			{ ...audit, action: "payment.verified", before: { status: order.status }, after: { status: "PAID", paymentId } },
+			undefined,
+			{ set: { "$.before.status": sql`(SELECT status FROM payment_orders WHERE id = ${order.id})` }, when: applies },
+		),
 		recordPayment({
 			organizationId,
 			orderId: order.id,
@@ -168,7 +183,7 @@ export async function verifyPayment(
 		}),
 		transitionOrder(order.id, "PAID", now),
 	]);
-	await audit("payment.verified", { before: { status: order.status }, after: { status: "PAID", paymentId } });
+	collectOutbox(log, results);
 	return {
 		status: "PAID" as const,
 		orderId: order.razorpayOrderId,

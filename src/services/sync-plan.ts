@@ -14,8 +14,16 @@ export interface SyncPlan {
 	/** Isolate caches to drop once applied. */
 	invalidate: { orgId?: string; userId?: string; all?: boolean };
 	ignored: boolean;
-	/** Audit entries and outgoing webhook events to publish once the event is applied (not when stale). */
+	/**
+	 * Audit entries and outgoing webhook events of the event: written to the outbox in the event's own
+	 * batch, only if it applied (outcome processed: not stale, failed or ignored), and relayed after it.
+	 */
 	events?: TenantEvent[];
+	/**
+	 * Outbox statements for the event's batch whatever its outcome, for events whose rows the batch
+	 * computes (services/outbox.ts outboxInsertPerOrganization).
+	 */
+	outbox?: SQL[];
 	/**
 	 * Set when the payload is malformed (a part of it cannot be read): nothing is applied, the event
 	 * is recorded as failed with this error. Retrying could not change the payload, so it is not retried.

@@ -1,3 +1,4 @@
+import { type SQL, sql } from "drizzle-orm";
 import type { auditLogs, orderItems, orderStatusHistory, orders, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { strip } from "./store/shared";
 
@@ -30,6 +31,15 @@ export const endpointView = (e: typeof webhookEndpoints.$inferSelect) => ({
 	createdAt: e.createdAt,
 	updatedAt: e.updatedAt,
 });
+
+/**
+ * endpointView as SQL over the stored endpoint (JSON, null when there is none): its twin, for an audit
+ * entry written in a change's batch.
+ */
+export const endpointViewSql = (endpointId: string): SQL =>
+	sql`(SELECT json_object('id', id, 'url', url, 'eventTypes', json(event_types), 'status', status,
+		'consecutiveFailures', consecutive_failures, 'disabledReason', disabled_reason, 'createdAt', created_at,
+		'updatedAt', updated_at) FROM webhook_endpoints WHERE id = ${endpointId})`;
 
 /** One delivery of an endpoint's log (GET …/webhooks/:endpointId/deliveries). */
 export const deliveryView = ({ organizationId: _o, endpointId: _e, payload: _p, ...d }: typeof webhookDeliveries.$inferSelect) => d;

@@ -69,11 +69,6 @@ export function storeStub(env: Pick<Env, "TENANT_STORE">, orgId: string, region:
 	return env.TENANT_STORE.get(env.TENANT_STORE.idFromName(region === "eu" ? `eu:${orgId}` : orgId));
 }
 
-/** The store of an organization by its directory route (for consumers and operator paths). */
-export async function storeOf(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<StoreStub> {
-	return storeStub(env, orgId, (await storeRoute(env, orgId)).region);
-}
-
 /**
  * Tells a store tenant's store that its directory facts changed (plan, limits, suspension, members),
  * so its next request reads them again; nothing for a tenant still on the shared tables.

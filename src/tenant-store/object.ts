@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { notFoundOr405, onError } from "../lib/create-app";
 import { createApp } from "../app";
 import type { AuthContext } from "../auth/claims";
+import { drizzle } from "drizzle-orm/d1";
 import { type Database, createDb } from "../db/client";
 import type { AppEnv, Env } from "../env";
 import { createLogger, errorFields } from "../lib/logger";
@@ -32,6 +33,35 @@ let schemaTarget = LATEST_TENANT_SCHEMA;
 /** Test hook: the version a store migrates to on its next call (a deploy, as a store sees it). */
 export function setStoreSchemaTarget(version: number): void {
 	schemaTarget = Math.max(1, Math.min(LATEST_TENANT_SCHEMA, version));
+}
+
+/** What serve() hands the routes for one request: the authenticated principal and this object's host. */
+interface StoreProps {
+	auth: AuthContext;
+	host: StoreHost;
+}
+
+let sharedApp: Hono<AppEnv> | undefined;
+
+/**
+ * The Worker's routes as every store in this isolate serves them: built once (not per object: the
+ * app is stateless, what belongs to one request and one object comes in the request's props).
+ */
+function storeApp(): Hono<AppEnv> {
+	if (sharedApp) return sharedApp;
+	const app = new Hono<AppEnv>();
+	app.use("*", async (c, next) => {
+		const props = (c.executionCtx as unknown as { props: StoreProps }).props;
+		c.set("store", props.host);
+		c.set("auth", props.auth);
+		await next();
+	});
+	const routes = createApp();
+	app.route("/", routes);
+	app.notFound(notFoundOr405(() => routes.routes));
+	app.onError(onError);
+	sharedApp = app;
+	return app;
 }
 
 interface MirrorEntry {
@@ -67,6 +97,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private readonly sqlD1: SqlD1;
 	readonly db: Database;
 	private version = 0;
+	private host: StoreHost | undefined;
 	/**
 	 * What this object read or wrote of its binding and import state (it is their only writer), so a
 	 * request asks store_meta nothing (issue 17): the organization it serves, and whether it imports.
@@ -75,7 +106,6 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private importing: boolean | undefined;
 	/** mirror_access rows as read or written here (this object is their only writer): parsed once, not per request. */
 	private readonly mirrors = new Map<string, { entry: MirrorEntry; refreshedAt: number }>();
-	private app: Hono<AppEnv> | undefined;
 	private readonly limiter = new LocalRateLimiter();
 	/** Applying events is serialised: two requests never extend the audit chain at once. */
 	private applying: Promise<unknown> = Promise.resolve();
@@ -86,7 +116,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 		this.sqlD1 = new SqlD1(ctx.storage.sql, ctx.storage);
-		this.db = createDb(this.sqlD1.asD1());
+		// Without the schema: no relational queries are used, and the schema walk would be paid per object.
+		this.db = drizzle(this.sqlD1.asD1()) as unknown as Database;
 		// Inside the store, the tenant-events queue is the object itself: what a route publishes is applied here.
 		const local = {
 			send: async (body: TenantEvent) => this.apply([body]),
@@ -99,8 +130,12 @@ export class TenantStoreObject extends DurableObject<Env> {
 	// --- schema -------------------------------------------------------------------------------------
 
 	private meta(key: string): string | null {
-		const exists = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'").toArray();
-		if (exists.length === 0) return null;
+		// store_meta exists once a schema version is applied; the sqlite_master scan (about 80 rows read,
+		// twice per request before) is only for a store that has not migrated yet (new, or just wiped).
+		if (this.version === 0) {
+			const exists = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'").toArray();
+			if (exists.length === 0) return null;
+		}
 		const row = this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM store_meta WHERE key = ?", key).toArray()[0];
 		return row?.value ?? null;
 	}
@@ -153,10 +188,10 @@ export class TenantStoreObject extends DurableObject<Env> {
 				{ status: 503, headers: { "content-type": "application/problem+json", "Retry-After": "5" } },
 			);
 		}
-		const response = await this.appFor().fetch(request, this.envFor(settings), {
+		const response = await storeApp().fetch(request, this.envFor(settings), {
 			waitUntil: (p: Promise<unknown>) => this.ctx.waitUntil(p),
 			passThroughOnException: () => {},
-			props: { auth },
+			props: { auth, host: this.hostFor() } satisfies StoreProps,
 		} as unknown as ExecutionContext);
 		await this.armAlarm();
 		return response;
@@ -177,27 +212,16 @@ export class TenantStoreObject extends DurableObject<Env> {
 		return env;
 	}
 
-	private appFor(): Hono<AppEnv> {
-		if (this.app) return this.app;
-		const host: StoreHost = {
+	private hostFor(): StoreHost {
+		this.host ??= {
 			db: this.db,
 			access: (auth, orgId) => this.access(auth, orgId),
 			seat: (orgId, userId) => this.seat(orgId, userId),
 			limiter: this.limiter,
 		};
-		const app = new Hono<AppEnv>();
-		app.use("*", async (c, next) => {
-			c.set("store", host);
-			c.set("auth", (c.executionCtx as unknown as { props: { auth: AuthContext } }).props.auth);
-			await next();
-		});
-		const routes = createApp();
-		app.route("/", routes);
-		app.notFound(notFoundOr405(() => routes.routes));
-		app.onError(onError);
-		this.app = app;
-		return app;
+		return this.host;
 	}
+
 
 	// --- directory mirror ---------------------------------------------------------------------------
 
@@ -466,7 +490,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		await this.ctx.storage.deleteAlarm();
 		await this.ctx.storage.deleteAll();
 		this.version = 0;
-		this.app = undefined;
+		this.host = undefined;
 		this.bound = undefined;
 		this.importing = undefined;
 		this.mirrors.clear();

@@ -1,5 +1,3 @@
-import { getTableColumns } from "drizzle-orm";
-import type { SQLiteTable } from "drizzle-orm/sqlite-core";
 import {
 	auditLogs,
 	categories,
@@ -11,6 +9,7 @@ import {
 	webhookDeliveries,
 	webhookEndpoints,
 } from "../db/schema";
+import { typedRow } from "../db/batch";
 import { strip } from "../services/store/shared";
 import { auditEntryView, deliveryView, endpointView, orderView } from "../services/views";
 
@@ -53,11 +52,6 @@ export async function keysetChunk(
 	const next = results.length === limit && last ? spec.keys.map((k) => last[k === "rowid" ? "_rowid" : k]) : null;
 	const rows = withRowid ? results.map(({ _rowid: _, ...row }) => row) : results;
 	return { rows, next };
-}
-
-/** A raw row as drizzle types it (field names instead of column names). */
-export function typedRow<T extends SQLiteTable>(table: T, raw: Raw): T["$inferSelect"] {
-	return Object.fromEntries(Object.entries(getTableColumns(table)).map(([key, col]) => [key, raw[col.name]])) as T["$inferSelect"];
 }
 
 /** One line of an operator export: the record's type and its JSON (see API.md, GET /api/admin/orgs/:orgId/export). */

@@ -47,3 +47,63 @@ export async function createProduct(orgId: string) {
 // hono's helpers work on the exported types too.
 type Health = InferResponseType<ReturnType<typeof hc<AppType>>["api"]["health"]["$get"], 200>;
 export const healthStatus = (h: Health): "ok" => h.status;
+
+/** Compile-time equality: `Expect<Equal<A, B>>` is `true` only when A and B are the same type (any is not number). */
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Expect<T extends true> = T;
+
+// The declared response headers, read as typed values (generated from the OpenAPI document).
+export async function createCategory(orgId: string) {
+	const res = await api.api.orgs[":orgId"].categories.$post({ param: { orgId }, json: { name: "Tea", slug: "tea" } });
+	// Every status of this operation declares the RateLimit-* headers: readable before narrowing, as numbers.
+	const remaining = res.typedHeaders["RateLimit-Remaining"];
+	type _remaining = Expect<Equal<typeof remaining, number | undefined>>;
+	// @ts-expect-error RateLimit-Limit is a number, not a string
+	const limitText: string | undefined = res.typedHeaders["RateLimit-Limit"];
+	// @ts-expect-error Location is declared only on the 201: narrow to it first
+	void res.typedHeaders.Location;
+	if (res.status === 201) {
+		const h = res.typedHeaders;
+		type _location = Expect<Equal<typeof h.Location, string | undefined>>;
+		type _limit = Expect<Equal<typeof h["RateLimit-Limit"], number | undefined>>;
+		type _reset = Expect<Equal<typeof h["RateLimit-Reset"], number | undefined>>;
+		// X-Request-Id is required on every answer: never undefined.
+		type _requestId = Expect<Equal<typeof h["X-Request-Id"], string>>;
+		// @ts-expect-error no header the document does not declare
+		void h["X-Powered-By"];
+		return { location: h.Location, limit: h["RateLimit-Limit"], remaining, reset: h["RateLimit-Reset"], limitText };
+	}
+	if (res.status === 429) {
+		const retry = res.typedHeaders["Retry-After"];
+		type _retry = Expect<Equal<typeof retry, number | undefined>>;
+		return { retry };
+	}
+	if (res.status === 401) {
+		// Required on a 401.
+		const challenge: string = res.typedHeaders["WWW-Authenticate"];
+		return { challenge };
+	}
+	return null;
+}
+
+export async function startCheckout(orgId: string) {
+	const res = await api.api.orgs[":orgId"].billing.checkout.$post({
+		param: { orgId },
+		json: { plan: "pro", successUrl: "https://app.example/ok", cancelUrl: "https://app.example/no" },
+	});
+	if (res.status !== 201) return null;
+	// @ts-expect-error this 201 creates no item of a collection: the document declares no Location for it
+	void res.typedHeaders.Location;
+	const limit = res.typedHeaders["RateLimit-Limit"];
+	type _limit = Expect<Equal<typeof limit, number | undefined>>;
+	return limit;
+}
+
+export async function readHealth() {
+	// The health checks are limited per IP: RateLimit-* on their 200 too.
+	const res = await api.api.health.$get();
+	const remaining: number | undefined = res.typedHeaders["RateLimit-Remaining"];
+	// @ts-expect-error a read declares no Location
+	void res.typedHeaders.Location;
+	return remaining;
+}

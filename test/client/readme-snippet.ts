@@ -6,5 +6,7 @@ export const listMembers = async (getToken: () => Promise<string | null>, orgId:
 	const res = await api.api.orgs[":orgId"].members.$get({ param: { orgId }, query: { limit: "20" } });
 	if (!res.ok) throw new Error(`GET members: ${res.status}`);
 	const { data, nextCursor } = await res.json();
-	return { emails: data.map((m) => m.email), nextCursor };
+	// The response headers the document declares, typed: RateLimit-* as numbers (absent when not limited).
+	const remaining = res.typedHeaders["RateLimit-Remaining"];
+	return { emails: data.map((m) => m.email), nextCursor, remaining };
 };

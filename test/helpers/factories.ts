@@ -31,10 +31,14 @@ let memberClock = 0;
 export async function seedMembership(orgId: string, userId: string, role = "org:member") {
 	const now = Date.now() + memberClock++;
 	const id = uid("orgmem");
+	// With its user's fields copied from the users row, as the Clerk consumer writes them (clerk-sync/shared.ts syncMemberUser).
 	await env.DB.prepare(
-		"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
+		`INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at,
+			user_email, user_first_name, user_last_name, user_deleted_at)
+		SELECT ?1, ?2, ?3, ?4, 1, ?5, ?5, u.email, u.first_name, u.last_name, u.deleted_at
+		FROM (SELECT 1) LEFT JOIN users u ON u.id = ?3`,
 	)
-		.bind(id, orgId, userId, role, now, now)
+		.bind(id, orgId, userId, role, now)
 		.run();
 	return id;
 }

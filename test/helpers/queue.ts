@@ -19,14 +19,20 @@ export function messageFor(event: { type: string; timestamp?: number }, svixId =
 	};
 }
 
+/** How a batch is run: bindings or vars overridden (a metrics recorder, LOG_LEVEL …), when its messages were sent. */
+export interface RunOptions {
+	env?: Record<string, unknown>;
+	sentAt?: Date;
+}
+
 /**
  * Runs the Worker's queue handler on a batch, as the Queues runtime would, and returns what it acked
  * and retried. getQueueResult reports retried messages but not their options: delays are recorded here.
  */
-export async function runQueue<Body>(queue: string, bodies: Body[], attempts = 1) {
+export async function runQueue<Body>(queue: string, bodies: Body[], attempts = 1, opts: RunOptions = {}) {
 	const batch = createMessageBatch<Body>(
 		queue,
-		bodies.map((body, i) => ({ id: `${uid("m")}-${i}`, timestamp: new Date(), attempts, body })),
+		bodies.map((body, i) => ({ id: `${uid("m")}-${i}`, timestamp: opts.sentAt ?? new Date(), attempts, body })),
 	);
 	const delays: Record<string, number | undefined> = {};
 	for (const m of batch.messages) {
@@ -37,13 +43,13 @@ export async function runQueue<Body>(queue: string, bodies: Body[], attempts = 1
 		};
 	}
 	const ctx = createExecutionContext();
-	await worker.queue(batch as MessageBatch<unknown>, env);
+	await worker.queue(batch as MessageBatch<unknown>, opts.env ? ({ ...env, ...opts.env } as typeof env) : env);
 	const result = await getQueueResult(batch, ctx);
 	return { ...result, ids: batch.messages.map((m) => m.id), delays };
 }
 
-export const deliver = (bodies: WebhookMessage[], opts: { queue?: string; attempts?: number } = {}) =>
-	runQueue(opts.queue ?? QUEUE, bodies, opts.attempts);
+export const deliver = (bodies: WebhookMessage[], opts: { queue?: string; attempts?: number } & RunOptions = {}) =>
+	runQueue(opts.queue ?? QUEUE, bodies, opts.attempts, opts);
 
 export async function eventRow(svixId: string) {
 	return env.DB.prepare("SELECT * FROM events WHERE svix_id = ?").bind(svixId).first<Record<string, unknown>>();

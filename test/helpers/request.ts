@@ -100,9 +100,17 @@ export async function call<T = unknown>(method: string, path: string, opts: Call
  * the exchange like call().
  */
 export async function fetchWorker(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-	const req = new Request(input, init);
+	return recorded(new Request(input, init), (req) => exports.default.fetch(req));
+}
+
+/** fetchWorker with some vars or bindings overridden, through the fetch handler like callWithEnv (RATE_LIMIT_MODE …). */
+export function fetchWorkerWithEnv(overrides: Record<string, unknown>): typeof fetch {
+	return (input, init) => recorded(new Request(input, init), (req) => settled(req, overrides));
+}
+
+async function recorded(req: Request, send: (req: Request) => Promise<Response>): Promise<Response> {
 	const sent = req.clone();
-	const res = await exports.default.fetch(req);
+	const res = await send(req);
 	const text = await res.clone().text();
 	await recordExchange(sent, { status: res.status, headers: res.headers, text });
 	return res;

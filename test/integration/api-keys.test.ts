@@ -1,13 +1,15 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { Webhook } from "svix";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { API_KEY_CACHE_TTL_MS, API_KEY_PATTERN, ROTATION_GRACE_MS, setApiKeyClock } from "../../src/auth/api-key";
 import { LAST_USED_WRITE_INTERVAL_MS, resetApiKeyState } from "../../src/services/api-keys";
 import { PLANS } from "../../src/services/plans";
 import type { AuditMessage } from "../../src/queue/tenant-events";
 import { seedOrg } from "../helpers/factories";
+import { fakeReceiver, stubNetwork } from "../helpers/network";
 import { type Body, call, callWithEnv, type Problem, type TestResponse } from "../helpers/request";
-import { storeOf, storeSql } from "../helpers/store";
+import { drainStore, storeOf, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 
@@ -386,6 +388,79 @@ describe("changing keys", () => {
 	});
 });
 
+describe("outgoing webhook events", () => {
+	it("api_key.created/updated/rotated/revoked reach an endpoint subscribed to them, signed, never with the secret or its hash", async () => {
+		// The tenant's receiving server is outside the Worker: stubbed at the network boundary.
+		const receiver = fakeReceiver();
+		stubNetwork(vi, { routes: receiver.routes });
+		const t = await seedTenant({ plan: "pro" });
+		// Captured before anything of the test is published: no event reaches the real queue and lands later.
+		const sent = captureTenantEvents(vi);
+		const register = async (path: string, eventTypes: string[]) => {
+			const res = await call<Body<"POST /api/orgs/:orgId/webhooks">>("POST", `${t.base}/webhooks`, {
+				token: t.admin.token,
+				body: { url: `https://hooks.tenant.example.com/${path}`, eventTypes },
+			});
+			expect(res.status, res.text).toBe(201);
+			return res.json;
+		};
+		const types = ["api_key.created", "api_key.updated", "api_key.rotated", "api_key.revoked"];
+		const keysEndpoint = await register("keys", types);
+		await register("orders", ["order.created"]);
+
+		// A key that manages keys, so one change below is made by a key (actor apikey:<id>).
+		const manager = await createKey(t.base, t.admin.token, { name: "manager", permissions: ["org:api_keys:manage", "org:products:read"] });
+		const expiresAt = now + 86_400_000;
+		const k = await createKey(t.base, t.admin.token, { name: "deploys", expiresAt });
+		const renamed = await call<Key>("PATCH", `${t.base}/api-keys/${k.id}`, { token: t.admin.token, body: { name: "deploys-2", rateLimitPerMinute: 10 } });
+		expect(renamed.status, renamed.text).toBe(200);
+		const rotated = await call<Created>("POST", `${t.base}/api-keys/${k.id}/rotate`, { token: t.admin.token });
+		expect(rotated.status, rotated.text).toBe(200);
+		const revoked = await call("DELETE", `${t.base}/api-keys/${k.id}`, { token: manager.key });
+		expect(revoked.status, revoked.text).toBe(204);
+
+		// Each change publishes its audit entry and an outgoing event of the same name.
+		const published = sent.splice(0).filter((m) => m.kind === "audit" || m.kind === "webhook.event");
+		const named = (kind: string) => published.filter((m) => m.kind === kind).map((m) => (m.kind === "audit" ? m.action : m.kind === "webhook.event" ? m.type : ""));
+		expect(named("webhook.event")).toEqual(["api_key.created", ...types]);
+		expect(named("audit")).toEqual(named("webhook.event"));
+
+		// The consumer applies them in the tenant's store (audit chain + fan-out to the subscribed endpoint only);
+		// the store's alarm hands the deliveries to the queue, whose consumer sends them.
+		expect((await deliverTenant(published)).explicitAcks).toHaveLength(published.length);
+		await drainStore(t.orgId);
+		const deliveries = sent.splice(0).filter((m) => m.kind === "webhook.deliver");
+		expect(deliveries).toHaveLength(5);
+		await deliverTenant(deliveries);
+		expect(receiver.state.received).toHaveLength(5);
+		expect(new Set(receiver.state.received.map((r) => r.url))).toEqual(new Set(["https://hooks.tenant.example.com/keys"]));
+
+		const bodies = receiver.state.received.map((hit) => {
+			// svix verifies the Standard Webhooks signature (it throws on a bad one).
+			new Webhook(keysEndpoint.secret).verify(hit.body, {
+				"webhook-id": hit.headers.get("webhook-id")!,
+				"webhook-timestamp": hit.headers.get("webhook-timestamp")!,
+				"webhook-signature": hit.headers.get("webhook-signature")!,
+			});
+			return { text: hit.body, json: JSON.parse(hit.body) as { id: string; type: string; data: Record<string, unknown> } };
+		});
+		const of = (type: string) => bodies.filter((b) => b.json.type === type && b.json.data.id === k.id).map((b) => b.json.data);
+		const key = { id: k.id, prefix: "sk_live_", permissions: ["org:products:read"], expiresAt };
+		expect(of("api_key.created")).toEqual([{ ...key, name: "deploys", last4: k.key.slice(-4), actor: t.admin.id }]);
+		expect(of("api_key.updated")).toEqual([{ ...key, name: "deploys-2", last4: k.key.slice(-4), actor: t.admin.id }]);
+		expect(of("api_key.rotated")).toEqual([{ ...key, name: "deploys-2", last4: rotated.json.key.slice(-4), actor: t.admin.id }]);
+		expect(of("api_key.revoked")).toEqual([{ ...key, name: "deploys-2", last4: rotated.json.key.slice(-4), actor: `apikey:${manager.id}` }]);
+		expect(bodies.filter((b) => b.json.data.id === manager.id).map((b) => b.json.type)).toEqual(["api_key.created"]);
+
+		// Neither secret nor hash (current or previous) is in any payload.
+		const row = await env.DB.prepare("SELECT hash FROM api_keys WHERE id = ?").bind(k.id).first<{ hash: string }>();
+		const digest = async (s: string) =>
+			[...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)))].map((b) => b.toString(16).padStart(2, "0")).join("");
+		const forbidden = [k.key.slice(8), rotated.json.key.slice(8), manager.key.slice(8), await digest(k.key), await digest(rotated.json.key), row!.hash];
+		for (const b of bodies) for (const f of forbidden) expect(b.text).not.toContain(f);
+	});
+});
+
 describe("changes made by another isolate reach this one within 5 s (isolate cache, injected clock)", () => {
 	// Written straight to D1, as another isolate's request would: this isolate's cache is not cleared.
 	const elsewhere = {
@@ -421,7 +496,22 @@ describe("OpenAPI", () => {
 		);
 		expect(Object.keys(doc.json.paths["/api/orgs/{orgId}/api-keys/{keyId}"] ?? {}).sort()).toEqual(["delete", "get", "patch"]);
 		const bearer = doc.json.components.securitySchemes.bearer?.description ?? "";
-		for (const s of ["sk_live_", "base62 of 32 random bytes", "apikey:<id>", "5 s"]) expect(bearer).toContain(s);
+		// Format and how scanners match it; principal model and /api/me; the delays.
+		for (const s of ["sk_live_", "base62 of 32 random bytes", "sk_live_[0-9A-Za-z]{43}", "apikey:<id>", "MeApiKey", "role: null", "own bucket"]) {
+			expect(bearer).toContain(s);
+		}
+		expect(bearer).toContain(`within ${API_KEY_CACHE_TTL_MS / 1000} s`);
+		expect(bearer).toContain(`works for ${ROTATION_GRACE_MS / 1000} s more`);
+		// Each change names the audit action and webhook event it publishes.
+		const ops = doc.json.paths as Record<string, Record<string, { description?: string }>>;
+		for (const [path, method, event] of [
+			["/api/orgs/{orgId}/api-keys", "post", "api_key.created"],
+			["/api/orgs/{orgId}/api-keys/{keyId}", "patch", "api_key.updated"],
+			["/api/orgs/{orgId}/api-keys/{keyId}", "delete", "api_key.revoked"],
+			["/api/orgs/{orgId}/api-keys/{keyId}/rotate", "post", "api_key.rotated"],
+		] as const) {
+			expect(ops[path]?.[method]?.description, `${method} ${path}`).toContain(`\`${event}\``);
+		}
 	});
 });
 

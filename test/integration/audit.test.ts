@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, type MockInstance, vi } from "vitest";
+import type { TenantEvent } from "../../src/queue/tenant-events";
 import { VERIFY_MAX_ENTRIES } from "../../src/services/audit";
 import { systemAudit } from "../../src/services/events-bus";
 import { envelope, membershipData } from "../helpers/clerk";
@@ -289,7 +290,9 @@ describe("outbox", () => {
 		const parked = await env.DB.prepare("SELECT body FROM outbox WHERE organization_id = ?")
 			.bind(t.orgId)
 			.all<{ body: string }>();
-		expect(parked.results.map((r) => JSON.parse(r.body).action)).toEqual(["api_key.created"]);
+		// The audit entry and the outgoing webhook event of the same name.
+		const described = (m: TenantEvent) => (m.kind === "audit" ? `audit ${m.action}` : m.kind === "webhook.event" ? `event ${m.type}` : m.kind);
+		expect(parked.results.map((r) => described(JSON.parse(r.body) as TenantEvent))).toEqual(["audit api_key.created", "event api_key.created"]);
 		down.mockRestore();
 
 		const sent = captureTenantEvents(vi);
@@ -299,12 +302,12 @@ describe("outbox", () => {
 		await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, ctx);
 		await waitOnExecutionContext(ctx);
 		const ours = sent.filter((m) => m.organizationId === t.orgId);
-		expect(ours.map((m) => (m.kind === "audit" ? m.action : ""))).toEqual(["api_key.created"]);
+		expect(ours.map(described)).toEqual(["audit api_key.created", "event api_key.created"]);
 		expect(await env.DB.prepare("SELECT count(*) AS n FROM outbox WHERE organization_id = ?").bind(t.orgId).first()).toEqual({
 			n: 0,
 		});
 		// The consumer applies it in the tenant's store.
-		expect((await deliverTenant(ours)).explicitAcks).toHaveLength(1);
+		expect((await deliverTenant(ours)).explicitAcks).toHaveLength(2);
 		const list = await call<AuditList>("GET", `/api/orgs/${t.orgId}/audit-logs`, { token: t.admin.token });
 		expect(list.json.data).toEqual([expect.objectContaining({ action: "api_key.created", target: { type: "api_key", id: res.json.id } })]);
 	});

@@ -171,7 +171,7 @@ describe("POST /api/webhooks/razorpay", () => {
 			401,
 		],
 		["wrong secret", async (raw: string) => ({ raw, sig: await hmac("not-the-secret", raw) }), 401],
-		["missing signature", async (raw: string) => ({ raw, sig: undefined }), 400],
+		["missing signature", async (raw: string) => ({ raw, sig: undefined }), 401],
 	] as const)("%s: refused, nothing queued", async (_n, make, status) => {
 		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send");
 		const { raw, sig } = await make(event("payment.captured", "order_x", "pay_x"));

@@ -289,7 +289,10 @@ describe("members: role changes and removal", () => {
 
 	it("an admin whose user was deleted does not count as the other admin", async () => {
 		const t = await seedTenant({ members: { a: "org:admin", ghost: "org:admin" } });
-		await env.DB.prepare("UPDATE users SET deleted_at = 1 WHERE id = ?").bind(t.ghost.id).run();
+		await env.DB.batch([
+			env.DB.prepare("UPDATE users SET deleted_at = 1 WHERE id = ?").bind(t.ghost.id),
+			env.DB.prepare("UPDATE memberships SET user_deleted_at = 1 WHERE user_id = ?").bind(t.ghost.id),
+		]);
 		clerk();
 		const res = await call("DELETE", `${t.base}/members/${t.a.id}`, { token: t.a.token });
 		expect(res.status, res.text).toBe(409);

@@ -30,6 +30,7 @@ interface Doc {
 	components: {
 		securitySchemes: Record<string, { type: string; in?: string; name?: string; scheme?: string; description?: string }>;
 		headers: Record<string, { required?: boolean; description?: string; schema: unknown }>;
+		schemas: Record<string, { required?: string[]; properties?: Record<string, { pattern?: string }> }>;
 	};
 	paths: Record<string, Record<string, Operation>>;
 }
@@ -74,9 +75,13 @@ describe("OpenAPI document quality", () => {
 		expect(schemes.clerkStandardWebhooks).toMatchObject({ type: "apiKey", in: "header", name: "webhook-signature" });
 		expect(schemes.razorpaySignature).toMatchObject({ type: "apiKey", in: "header", name: "x-razorpay-signature" });
 		expect(schemes.stripeSignature).toMatchObject({ type: "apiKey", in: "header", name: "stripe-signature" });
-		for (const h of ["X-Request-Id", ...RATE_LIMIT, "Retry-After", "WWW-Authenticate", "Allow", "Location", ...MORE_HEADERS]) {
+		for (const h of ["X-Request-Id", "traceparent", ...RATE_LIMIT, "Retry-After", "WWW-Authenticate", "Allow", "Location", ...MORE_HEADERS]) {
 			expect(doc.components.headers[h], h).toBeDefined();
 		}
+		// Problems carry the request's trace id next to its request id (an extension member of RFC 9457).
+		const problem = doc.components.schemas.Problem!;
+		expect(problem.required).toEqual(expect.arrayContaining(["type", "title", "status", "detail", "requestId", "traceId", "code"]));
+		expect(problem.properties?.traceId?.pattern).toBe("^[0-9a-f]{32}$");
 	});
 
 	it("every operation has a unique operationId derived from its method and path", async () => {
@@ -128,13 +133,14 @@ describe("OpenAPI document quality", () => {
 		expect(allowed.status, allowed.text).toBe(201);
 	});
 
-	it("declares the response headers: X-Request-Id everywhere, WWW-Authenticate on 401, Retry-After on 429/503, RateLimit-*, Allow on 405", async () => {
+	it("declares the response headers: X-Request-Id and traceparent everywhere, WWW-Authenticate on 401, Retry-After on 429/503, RateLimit-*, Allow on 405", async () => {
 		const doc = await served();
 		for (const { where, op } of operations(doc)) {
 			const limited = where !== "POST /api/webhooks/clerk";
 			for (const [status, r] of Object.entries(op.responses)) {
 				const at = `${where} ${status}`;
 				expect(r.headers?.["X-Request-Id"], at).toEqual(headerRef("X-Request-Id"));
+				expect(r.headers?.traceparent, at).toEqual(headerRef("traceparent"));
 				if (status === "401") expect(r.headers?.["WWW-Authenticate"], at).toEqual(headerRef("WWW-Authenticate"));
 				if (status === "429" || status === "503") expect(r.headers?.["Retry-After"], at).toEqual(headerRef("Retry-After"));
 				if (status === "405") expect(r.headers?.Allow, at).toEqual(headerRef("Allow"));
@@ -144,6 +150,7 @@ describe("OpenAPI document quality", () => {
 				if (Number(status) >= 400) expect(Object.keys(r.content ?? {}), at).toEqual(["application/problem+json"]);
 			}
 			expect(doc.components.headers["X-Request-Id"]!.required).toBe(true);
+			expect(doc.components.headers.traceparent!.required).toBe(true);
 			expect(doc.components.headers["WWW-Authenticate"]!.required).toBe(true);
 		}
 		// The Clerk webhook spends the rate budget only for requests whose signature did not verify.

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
-import { createClient } from "../../src/client";
+import { createClient, DECLARED_HEADERS } from "../../src/client";
 import { ProblemSchema } from "../../src/openapi";
 import { AuditEntrySchema } from "../../src/routes/audit/audit.routes";
 import { BillingSchema } from "../../src/routes/billing/billing.routes";
@@ -9,7 +9,7 @@ import { EventSchema, MemberSchema, OrganizationSchema } from "../../src/routes/
 import { ProductSchema } from "../../src/routes/store/store.routes";
 import { UsageSchema } from "../../src/routes/usage/usage.routes";
 import { signToken } from "../helpers/jwt";
-import { callWithEnv, fetchWorker, get } from "../helpers/request";
+import { callWithEnv, fetchWorker, fetchWorkerWithEnv, get } from "../helpers/request";
 import { seedTenant } from "../helpers/tenant";
 
 /** The parts of the OpenAPI document these tests read. */
@@ -89,6 +89,31 @@ describe("OpenAPI document", () => {
 			expect(body.data).toHaveLength(1);
 			expect(body.nextCursor).toEqual(expect.any(String));
 		}
+		expect(members.typedHeaders["X-Request-Id"]).toBe(members.headers.get("x-request-id"));
+	});
+
+	it("the client reads the declared headers as typed values: RateLimit-* as numbers, Location of a created resource", async () => {
+		const t = await seedTenant();
+		const api = createClient("https://api.test", async () => t.admin.token, fetchWorkerWithEnv({ RATE_LIMIT_MODE: "strict" }));
+		const created = await api.api.orgs[":orgId"].categories.$post({ param: { orgId: t.orgId }, header: {}, json: { name: "Tea", slug: "tea" } });
+		expect(created.status).toBe(201);
+		const { typedHeaders: h } = created;
+		expect(h["RateLimit-Limit"]).toEqual(Number(created.headers.get("ratelimit-limit")));
+		expect(h["RateLimit-Remaining"]).toEqual(Number(created.headers.get("ratelimit-remaining")));
+		expect(h["RateLimit-Reset"]).toEqual(Number(created.headers.get("ratelimit-reset")));
+		for (const n of [h["RateLimit-Limit"], h["RateLimit-Remaining"], h["RateLimit-Reset"]]) expect(n).toEqual(expect.any(Number));
+		if (created.status === 201) {
+			const { id } = await created.json();
+			expect(h.Location).toBe(`/api/orgs/${t.orgId}/categories/${id}`);
+		}
+		// Exactly the declared headers that were sent: a read has no Location, and nothing undeclared is read.
+		const list = await api.api.orgs[":orgId"].categories.$get({ param: { orgId: t.orgId }, query: {} });
+		expect(list.status).toBe(200);
+		const sent = Object.keys(DECLARED_HEADERS).filter((name) => list.headers.get(name) !== null);
+		expect(sent).toEqual(expect.arrayContaining(["X-Request-Id", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]));
+		expect(Object.keys(list.typedHeaders).sort()).toEqual(sent.sort());
+		expect(list.typedHeaders.Location).toBeUndefined();
+		expect(list.typedHeaders["X-Request-Id"]).toBe(list.headers.get("x-request-id"));
 	});
 });
 

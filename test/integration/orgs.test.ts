@@ -1,7 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { deletedData, envelope, membershipData, userData } from "../helpers/clerk";
 import { seedMembership, seedOrg, seedUser, uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
+import { deliver, messageFor } from "../helpers/queue";
 import { type Body, get, type Item, type Problem, type TestResponse } from "../helpers/request";
 import { seedRole, seedTenant } from "../helpers/tenant";
 
@@ -103,6 +105,76 @@ describe("GET /api/orgs/:orgId/members", () => {
 		expect(seen).toEqual(ids);
 		const first = (await get<Members>(`/api/orgs/${orgId}/members?limit=1`, token)).json.data[0];
 		expect(first).toMatchObject({ userId: admin, role: "org:admin", email: `${admin}@example.com` });
+	});
+
+	it("shows each member's email and names as its user has them, in every organization, through the user's events", async () => {
+		const a = await seedTenant();
+		const b = await seedTenant();
+		const userId = uid("user");
+		const member = (t: typeof a) =>
+			get<Members>(`/api/orgs/${t.orgId}/members`, t.admin.token).then((r) => {
+				expect(r.status, r.text).toBe(200);
+				return r.json.data.find((m) => m.userId === userId);
+			});
+		const adminData = async (t: typeof a) => (await get<Body<"GET /api/orgs/:orgId/admin-data">>(`/api/orgs/${t.orgId}/admin-data`, t.admin.token)).json;
+		// A user not seen yet: the membership event's public_user_data.
+		await deliver([messageFor(envelope("organizationMembership.created", membershipData(uid("orgmem"), a.orgId, userId)))]);
+		expect(await member(a)).toMatchObject({ email: `${userId}@example.com`, firstName: "Pub", lastName: "User", role: "org:member" });
+		// The user's own events win over public_user_data, whatever arrives later, in both organizations.
+		const t0 = 1_700_000_000_000;
+		await deliver([messageFor(envelope("user.updated", userData(userId, { email: `grace-${userId}@example.com`, updatedAt: t0 + 1_000 })))]);
+		await deliver([
+			messageFor(envelope("organizationMembership.created", membershipData(uid("orgmem"), b.orgId, userId, { role: "org:admin", updatedAt: t0 + 2_000 }))),
+		]);
+		for (const t of [a, b]) {
+			expect(await member(t)).toMatchObject({ email: `grace-${userId}@example.com`, firstName: "Grace", lastName: "Hopper" });
+		}
+		expect((await member(b))?.role).toBe("org:admin");
+		await deliver([messageFor(envelope("user.updated", userData(userId, { first: "Ada", last: "Lovelace", updatedAt: t0 + 3_000 })))]);
+		for (const t of [a, b]) expect(await member(t)).toMatchObject({ email: `${userId}@example.com`, firstName: "Ada", lastName: "Lovelace" });
+		// A stale user.updated changes nothing.
+		await deliver([messageFor(envelope("user.updated", userData(userId, { first: "Old", updatedAt: t0 + 500 })))]);
+		expect(await member(a)).toMatchObject({ firstName: "Ada" });
+		expect((await adminData(a)).memberCount).toBe(3);
+
+		// A deleted user leaves the list of every organization, as it leaves the counts.
+		await deliver([messageFor(envelope("user.deleted", deletedData(userId, "user"), Date.now()))]);
+		for (const t of [a, b]) {
+			expect(await member(t)).toBeUndefined();
+			expect((await get<Members>(`/api/orgs/${t.orgId}/members`, t.admin.token)).json.data).toHaveLength((await adminData(t)).memberCount);
+		}
+	});
+
+	it("a membership from token claims shows its already known user", async () => {
+		const orgId = uid("org");
+		const userId = await seedUser(undefined, { email: "known@example.com", firstName: "Known", lastName: "User" });
+		const token = await signToken({ userId, orgId, orgSlug: uid("acme").toLowerCase(), role: "org:admin" });
+		const res = await get<Members>(`/api/orgs/${orgId}/members`, token);
+		expect(res.status, res.text).toBe(200);
+		expect(res.json.data).toEqual([
+			expect.objectContaining({ userId, role: "org:admin", email: "known@example.com", firstName: "Known", lastName: "User" }),
+		]);
+	});
+
+	it("migration 0017 copies the user's fields onto memberships written before it", async () => {
+		const t = await seedTenant();
+		const [kept, gone] = [await seedUser(undefined, { email: "kept@example.com", firstName: "Kept" }), await seedUser()];
+		// Rows as they were before the migration: no copies.
+		for (const u of [kept, gone]) {
+			await env.DB.prepare(
+				"INSERT INTO memberships (id, organization_id, user_id, role, source_updated_at, created_at, updated_at) VALUES (?, ?, ?, 'org:member', 1, ?, ?)",
+			)
+				.bind(uid("orgmem"), t.orgId, u, Date.now() + 60_000, Date.now() + 60_000)
+				.run();
+		}
+		await env.DB.prepare("UPDATE users SET deleted_at = 1, email = NULL WHERE id = ?").bind(gone).run();
+		const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0017_"));
+		const backfill = migration?.queries.find((q) => q.trimStart().startsWith("UPDATE"));
+		expect(backfill, "0017's backfill statement").toBeDefined();
+		await env.DB.prepare(backfill as string).run();
+		const list = (await get<Members>(`/api/orgs/${t.orgId}/members`, t.admin.token)).json.data;
+		expect(list.map((m) => m.userId)).toEqual([t.admin.id, t.member.id, kept]);
+		expect(list[2]).toMatchObject({ email: "kept@example.com", firstName: "Kept" });
 	});
 
 	it("requires org:members:read: a custom role without it gets 403", async () => {

@@ -1,18 +1,24 @@
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, type MockInstance, vi } from "vitest";
+import { createDb } from "../../src/db/client";
 import worker from "../../src/index";
+import type { WebhookMessage } from "../../src/queue/messages";
 import type { TenantEvent } from "../../src/queue/tenant-events";
-import { OUTBOX_MAX_RELAYS } from "../../src/services/outbox";
+import { createApiKey } from "../../src/services/api-keys";
+import { changeLog, OUTBOX_MAX_RELAYS } from "../../src/services/outbox";
 import type { TenantStoreObject } from "../../src/tenant-store/object";
+import { envelope, membershipData } from "../helpers/clerk";
+import { fakeClerkApi } from "../helpers/clerk-api";
 import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
-import { fakeReceiver, stubNetwork } from "../helpers/network";
+import { fakeRazorpay, fakeReceiver, stubNetwork } from "../helpers/network";
+import { deliver, messageFor } from "../helpers/queue";
 import { type Body, call } from "../helpers/request";
 import { drainStore, inStore, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
-import { TEST_OPERATOR } from "../helpers/vars";
+import { TEST_OPERATOR, TEST_RAZORPAY } from "../helpers/vars";
 import { eventually } from "../helpers/wait";
 
 type AuditList = Body<"GET /api/orgs/:orgId/audit-logs">;
@@ -311,5 +317,229 @@ describe("transactional outbox", () => {
 		expect(ofOrg(sent, t.orgId)).toEqual([expect.objectContaining({ action: "organization.operator_updated", relays: 1 })]);
 		await deliverTenant(ofOrg(sent, t.orgId));
 		expect(await auditActions(t.orgId, t.admin.token)).toEqual(["organization.operator_updated"]);
+	});
+});
+
+// --- changes made in the directory (D1): payments, members, API keys, webhook consumer -------------------
+
+/** The tenant-events queue refuses every send until restored. */
+const queueDown = () => vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
+
+/** An outbox row's event in a word: `audit <action>` or `event <type>`. */
+const described = (body: string) => {
+	const m = JSON.parse(body) as TenantEvent;
+	return m.kind === "audit" ? `audit ${m.action}` : m.kind === "webhook.event" ? `event ${m.type}` : m.kind;
+};
+const sorted = (list: string[]) => [...list].sort();
+
+/**
+ * With the queue back: the cron relays the organization's pending D1 outbox rows and the consumer applies
+ * them in the tenant's store. Then, to show each entry lands exactly once: a second cron run finds nothing
+ * to send, and the same messages delivered again (a relay and the cron racing) change nothing. Returns
+ * what the cron relayed.
+ */
+async function relayByCron(orgId: string): Promise<TenantEvent[]> {
+	const sent = captureTenantEvents(vi);
+	await runCron();
+	const ours = ofOrg(sent, orgId);
+	expect(await d1Outbox(orgId)).toEqual([]);
+	const applied = await deliverTenant(ours);
+	expect(applied.explicitAcks).toHaveLength(ours.length);
+	await runCron();
+	expect(ofOrg(sent, orgId)).toHaveLength(ours.length);
+	expect((await deliverTenant(ours)).explicitAcks).toHaveLength(ours.length);
+	return ours;
+}
+
+/** Every D1 outbox row of the organization is pending, never relayed, with the queue's refusal recorded. */
+async function parkedByRefusal(orgId: string): Promise<string[]> {
+	const rows = await d1Outbox(orgId);
+	expect(rows.every((r) => r.status === "pending" && r.attempts === 0 && r.lastError === "queue unavailable"), JSON.stringify(rows)).toBe(true);
+	return rows.map((r) => described(r.body));
+}
+
+const hex = (buf: ArrayBuffer) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
+async function hmac(secret: string, data: string) {
+	const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+	return hex(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data)));
+}
+
+describe("transactional outbox: changes made in the directory (D1)", () => {
+	it("API keys: with the queue refusing the relay, each change's entry and event wait in D1's outbox (written with the change), and the cron brings each into the store's chain exactly once", async () => {
+		const t = await seedTenant();
+		const as = { token: t.admin.token, settle: true };
+		const down = queueDown();
+		const created = await call<Body<"POST /api/orgs/:orgId/api-keys">>("POST", `${t.base}/api-keys`, {
+			...as,
+			body: { name: "ci", permissions: ["org:products:read"] },
+		});
+		expect(created.status, created.text).toBe(201);
+		const key = `${t.base}/api-keys/${created.json.id}`;
+		const renamed = await call("PATCH", key, { ...as, body: { name: "ci-2" } });
+		expect(renamed.status, renamed.text).toBe(200);
+		const rotated = await call<Body<"POST /api/orgs/:orgId/api-keys/:keyId/rotate">>("POST", `${key}/rotate`, as);
+		expect(rotated.status, rotated.text).toBe(200);
+		expect((await call("DELETE", key, as)).status).toBe(204);
+		// Refused changes write nothing: an unknown key, a second revocation.
+		expect((await call("PATCH", key, { ...as, body: { name: "x" } })).status).toBe(404);
+		expect((await call("DELETE", key, as)).status).toBe(404);
+		expect(down).toHaveBeenCalledTimes(4);
+		const actions = ["created", "updated", "rotated", "revoked"].map((a) => `api_key.${a}`);
+		expect(sorted(await parkedByRefusal(t.orgId))).toEqual(sorted(actions.flatMap((a) => [`audit ${a}`, `event ${a}`])));
+		expect(await chain(t.orgId)).toEqual([]);
+		down.mockRestore();
+
+		const relayed = await relayByCron(t.orgId);
+		expect(sorted(await chain(t.orgId))).toEqual(sorted(actions));
+		expect(sorted(relayed.filter((m) => m.kind === "webhook.event").map((m) => (m.kind === "webhook.event" ? m.type : "")))).toEqual(sorted(actions));
+		// The entries carry the key as each batch left it (computed in the batch), never its secret or hash.
+		const list = await call<AuditList>("GET", `${t.base}/audit-logs?limit=100`, { token: t.admin.token });
+		const entry = (a: string) => list.json.data.find((e) => e.action === a)!;
+		expect(entry("api_key.updated")).toMatchObject({ before: { name: "ci" }, after: { name: "ci-2", last4: created.json.last4 } });
+		expect(entry("api_key.rotated")).toMatchObject({ before: { last4: created.json.last4 }, after: { name: "ci-2", last4: rotated.json.last4 } });
+		expect(entry("api_key.rotated").after).toEqual(expect.objectContaining({ previousKeyExpiresAt: rotated.json.previousKeyExpiresAt }));
+		expect(entry("api_key.revoked")).toMatchObject({ before: { id: created.json.id }, actor: { type: "user", id: t.admin.id } });
+		expect(JSON.stringify(list.json)).not.toContain(created.json.key);
+		const updatedEvent = relayed.find((m) => m.kind === "webhook.event" && m.type === "api_key.updated");
+		expect(updatedEvent).toMatchObject({ data: { id: created.json.id, name: "ci-2", prefix: "sk_live_", permissions: ["org:products:read"], actor: t.admin.id } });
+	});
+
+	it("API keys: a change whose relay never ran (the isolate ended after the commit) is in D1's outbox, and the cron brings it into the chain once", async () => {
+		const t = await seedTenant();
+		const meta = { requestId: "req_gone", ip: null, country: null, userAgent: null, actor: t.admin.id };
+		const log = changeLog(meta);
+		const { row } = await createApiKey(
+			createDb(env.DB),
+			{ id: t.orgId, plan: "free", apiKeyLimit: 2 },
+			{ actor: t.admin.id, permissions: ["org:products:read"] },
+			{ name: "orphan", permissions: ["org:products:read"] },
+			log,
+		);
+		// Committed with the key; nothing relayed.
+		expect(log.written.map((r) => described(r.body))).toEqual(["audit api_key.created", "event api_key.created"]);
+		const rows = await d1Outbox(t.orgId);
+		expect(rows).toEqual(log.written.map((r) => expect.objectContaining({ id: r.id, status: "pending", attempts: 0, lastError: null })));
+		await relayByCron(t.orgId);
+		const list = await call<AuditList>("GET", `${t.base}/audit-logs`, { token: t.admin.token });
+		expect(list.json.data).toEqual([
+			expect.objectContaining({ action: "api_key.created", target: { type: "api_key", id: row.id }, context: expect.objectContaining({ requestId: "req_gone" }) }),
+		]);
+	});
+
+	it("payments: order creation and verification commit their entries with the change; with the queue refusing, the cron brings each into the chain once (a repeated verify adds none)", async () => {
+		const razorpay = fakeRazorpay();
+		stubNetwork(vi, { routes: razorpay.routes });
+		const t = await seedTenant({ members: { admin: { role: "org:admin", activeOrg: true } } });
+		const as = { token: t.admin.token, settle: true };
+		const down = queueDown();
+		const order = await call<Body<"POST /api/payments/orders">>("POST", "/api/payments/orders", { ...as, body: { amount: 10000 } });
+		expect(order.status, order.text).toBe(201);
+		const paymentId = `pay_${uid("p").slice(-14)}`;
+		const body = {
+			razorpay_order_id: order.json.razorpayOrderId,
+			razorpay_payment_id: paymentId,
+			razorpay_signature: await hmac(TEST_RAZORPAY.keySecret, `${order.json.razorpayOrderId}|${paymentId}`),
+		};
+		// A bad signature changes nothing; its entry (nothing to batch it with) is parked by the refused send.
+		expect((await call("POST", "/api/payments/verify", { ...as, body: { ...body, razorpay_signature: "0".repeat(64) } })).status).toBe(400);
+		expect((await call("POST", "/api/payments/verify", { ...as, body })).status).toBe(200);
+		// Verified again: nothing changes, so no second entry.
+		expect((await call("POST", "/api/payments/verify", { ...as, body })).status).toBe(200);
+		expect(down).toHaveBeenCalled();
+		const parked = await d1Outbox(t.orgId);
+		expect(sorted(parked.map((r) => described(r.body)))).toEqual(["audit payment.verification_failed", "audit payment.verified", "audit payment_order.created"]);
+		expect(parked.every((r) => r.status === "pending")).toBe(true);
+		down.mockRestore();
+
+		await relayByCron(t.orgId);
+		expect(sorted(await chain(t.orgId))).toEqual(["payment.verification_failed", "payment.verified", "payment_order.created"]);
+		const list = await call<AuditList>("GET", `${t.base}/audit-logs?limit=100`, { token: t.admin.token });
+		// `before` is the status the batch found.
+		expect(list.json.data.find((e) => e.action === "payment.verified")).toMatchObject({
+			before: { status: "CREATED" },
+			after: { status: "PAID", paymentId },
+			target: { type: "payment_order", id: order.json.paymentOrderId },
+		});
+		expect(list.json.data.find((e) => e.action === "payment_order.created")).toMatchObject({ after: { id: order.json.razorpayOrderId, amount: 10000 } });
+	});
+
+	it("members and invitations: the mirror write and its entry commit together; with the queue refusing, the cron brings each entry into the chain once", async () => {
+		const clerk = fakeClerkApi();
+		stubNetwork(vi, { routes: clerk.routes });
+		const t = await seedTenant({ plan: "pro" });
+		const as = { token: t.admin.token, settle: true };
+		const down = queueDown();
+		const invited = await call<Body<"POST /api/orgs/:orgId/invitations">>("POST", `${t.base}/invitations`, {
+			...as,
+			body: { emailAddress: "new.person@example.com", role: "org:member" },
+		});
+		expect(invited.status, invited.text).toBe(201);
+		expect((await call("DELETE", `${t.base}/invitations/${invited.json.id}`, as)).status).toBe(200);
+		expect((await call("PATCH", `${t.base}/members/${t.member.id}`, { ...as, body: { role: "org:admin" } })).status).toBe(200);
+		expect((await call("DELETE", `${t.base}/members/${t.member.id}`, as)).status).toBe(204);
+		// Refused before Clerk is called: nothing written.
+		expect((await call("DELETE", `${t.base}/members/${t.member.id}`, as)).status).toBe(404);
+		const actions = ["invitation.created", "invitation.revoked", "member.role_changed", "member.removed"];
+		expect(sorted(await parkedByRefusal(t.orgId))).toEqual(sorted(actions.map((a) => `audit ${a}`)));
+		down.mockRestore();
+
+		await relayByCron(t.orgId);
+		expect(sorted(await chain(t.orgId))).toEqual(sorted(actions));
+		const list = await call<AuditList>("GET", `${t.base}/audit-logs?limit=100`, { token: t.admin.token });
+		expect(list.json.data.find((e) => e.action === "member.role_changed")).toMatchObject({
+			actor: { type: "user", id: t.admin.id },
+			target: { type: "membership", id: t.member.id },
+			before: { role: "org:member" },
+			after: { role: "org:admin" },
+		});
+	});
+
+	it("webhook consumer: an applied event's entries are outbox rows of its own batch (a stale one has none); with the queue refusing, the cron brings each into the chain once", async () => {
+		const t = await seedTenant();
+		// An order to capture (Razorpay), the member's membership (Clerk) and their sign-in.
+		const razorpayOrderId = `order_${uid("o").slice(-14)}`;
+		const orderId = uid("pord");
+		await env.DB.prepare(
+			"INSERT INTO payment_orders (id, organization_id, razorpay_order_id, amount, currency, status, created_by, created_at, updated_at) VALUES (?, ?, ?, 5000, 'INR', 'CREATED', ?, 1, 1)",
+		)
+			.bind(orderId, t.orgId, razorpayOrderId, t.admin.id)
+			.run();
+		const paymentId = `pay_${uid("p").slice(-14)}`;
+		const raw = JSON.stringify({
+			entity: "event",
+			event: "payment.captured",
+			payload: { payment: { entity: { id: paymentId, amount: 5000, currency: "INR", status: "captured", order_id: razorpayOrderId } } },
+			created_at: Math.floor(Date.now() / 1000),
+		});
+		const captured: WebhookMessage = { source: "razorpay", svixId: uid("rzp"), type: "payment.captured", timestamp: Date.now(), receivedAt: Date.now(), body: raw };
+		const membershipId = uid("orgmem");
+		const promoted = messageFor(envelope("organizationMembership.updated", membershipData(membershipId, t.orgId, t.member.id, { role: "org:admin", updatedAt: 1_700_000_000_000 })));
+		const older = messageFor(envelope("organizationMembership.updated", membershipData(membershipId, t.orgId, t.member.id, { role: "org:member", updatedAt: 1_600_000_000_000 })));
+		const signedIn = messageFor(envelope("session.created", { id: uid("sess"), object: "session", user_id: t.member.id }));
+
+		const down = queueDown();
+		const result = await deliver([captured, promoted, signedIn]);
+		expect(result.explicitAcks).toHaveLength(3);
+		// The older update arrives after the newer one: stale, nothing to audit.
+		expect((await deliver([older])).explicitAcks).toHaveLength(1);
+		// A redelivery of an applied event is a duplicate: no second row.
+		expect((await deliver([promoted])).explicitAcks).toHaveLength(1);
+		expect(down).toHaveBeenCalled();
+		const expected = ["audit membership.updated", "audit payment.captured", "audit user.signed_in", "event membership.updated"];
+		expect(sorted(await parkedByRefusal(t.orgId))).toEqual(expected);
+		const ids = (await d1Outbox(t.orgId)).map((r) => r.id);
+		// Ids derive from the svix id: a replay of the same event is the same row.
+		expect(sorted(ids)).toEqual(sorted([`aud_${captured.svixId}`, `aud_${promoted.svixId}`, `evt_${promoted.svixId}`, `aud_${signedIn.svixId}_${t.orgId}`]));
+		down.mockRestore();
+
+		await relayByCron(t.orgId);
+		expect(sorted(await chain(t.orgId))).toEqual(["membership.updated", "payment.captured", "user.signed_in"]);
+		const list = await call<AuditList>("GET", `${t.base}/audit-logs?limit=100`, { token: t.admin.token });
+		expect(list.json.data.find((e) => e.action === "payment.captured")).toMatchObject({
+			actor: { type: "system", id: null },
+			target: { type: "payment_order", id: orderId },
+			after: { razorpayOrderId, paymentId, amount: 5000, currency: "INR" },
+		});
+		expect(list.json.data.find((e) => e.action === "user.signed_in")).toMatchObject({ target: { type: "user", id: t.member.id } });
 	});
 });

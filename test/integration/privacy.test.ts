@@ -35,10 +35,20 @@ describe("user.deleted scrubs personal data", () => {
 			image_url: null,
 			deleted_at: expect.any(Number),
 		});
-		const membership = await env.DB.prepare("SELECT user_id FROM memberships WHERE organization_id = ? AND user_id = ?")
-			.bind(orgId, userId)
-			.first();
-		expect(membership).toEqual({ user_id: userId });
+		// The membership's copy of the user's fields is scrubbed with it (and the member leaves the member list).
+		const membership = () =>
+			env.DB.prepare(
+				"SELECT user_id, user_email, user_first_name, user_last_name, user_deleted_at FROM memberships WHERE organization_id = ? AND user_id = ?",
+			)
+				.bind(orgId, userId)
+				.first();
+		expect(await membership()).toEqual({
+			user_id: userId,
+			user_email: null,
+			user_first_name: null,
+			user_last_name: null,
+			user_deleted_at: expect.any(Number),
+		});
 		// The stored raw payload of the user's own event keeps its type and the id only.
 		const payload = String((await eventRow(created.svixId))!.payload);
 		expect(payload).not.toContain(email);
@@ -51,6 +61,7 @@ describe("user.deleted scrubs personal data", () => {
 			messageFor(envelope("organizationMembership.updated", membershipData(memId, orgId, userId, { updatedAt: Date.now() + DAY }))),
 		]);
 		expect(await userRow(userId)).toMatchObject({ email: null, first_name: null, last_name: null, image_url: null });
+		expect(await membership()).toMatchObject({ user_email: null, user_first_name: null, user_last_name: null });
 
 		// Audit entries name the user by id only.
 		const audits = sent.filter((m) => m.kind === "audit" && JSON.stringify(m).includes(userId));

@@ -61,6 +61,8 @@ describe("consumer", () => {
 		expect(await membership(orgId, userId)).toMatchObject({ id: memId, role: "org:admin", deleted_at: null });
 		expect(await org(orgId)).toMatchObject({ name: `Org ${orgId}` });
 		expect(await user(userId)).toMatchObject({ first_name: "Pub", source_updated_at: 0 });
+		// The membership carries its user's fields as the users row has them (the member list reads them there).
+		expect(await membership(orgId, userId)).toMatchObject({ user_first_name: "Pub", user_last_name: "User", user_email: `${userId}@example.com` });
 		// The real events arrive afterwards and fill in what the placeholders lacked.
 		await deliver([
 			messageFor(envelope("organization.created", orgData(orgId, { name: "Acme" }))),
@@ -68,6 +70,7 @@ describe("consumer", () => {
 		]);
 		expect(await org(orgId)).toMatchObject({ name: "Acme" });
 		expect(await user(userId)).toMatchObject({ first_name: "Real", email: `${userId}@example.com` });
+		expect(await membership(orgId, userId)).toMatchObject({ user_first_name: "Real", user_last_name: "Hopper", user_deleted_at: null });
 		const res = await get(`/api/orgs/${orgId}/admin-data`, await signToken({ userId }));
 		expect(res.status, res.text).toBe(200);
 	});

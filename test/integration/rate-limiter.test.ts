@@ -187,7 +187,7 @@ describe("public routes and failure modes", () => {
 		const wh = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "POST", "/api/webhooks/clerk", {
 			headers: { "cf-connecting-ip": ip },
 		});
-		expect(wh.status).toBe(400);
+		expect(wh.status).toBe(401);
 		expect(wh.headers.get("ratelimit-limit")).toBe("600");
 	});
 

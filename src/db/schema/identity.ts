@@ -111,11 +111,23 @@ export const memberships = sqliteTable(
 			.notNull()
 			.references(() => users.id),
 		role: text("role").notNull(),
+		/**
+		 * The user's email, names and deletion, copied from its users row (clerk-sync/shared.ts
+		 * syncMemberUser, after every write to the user) so the member list reads one row per member.
+		 */
+		userEmail: text("user_email"),
+		userFirstName: text("user_first_name"),
+		userLastName: text("user_last_name"),
+		userDeletedAt: integer("user_deleted_at"),
 		...mirrored,
 	},
 	(t) => [
 		uniqueIndex("memberships_org_user_uq").on(t.organizationId, t.userId),
 		index("memberships_org_created_idx").on(t.organizationId, t.createdAt, t.id),
+		// The member list's order over active members only: departed members and deleted users are not read.
+		index("memberships_org_active_idx")
+			.on(t.organizationId, t.createdAt, t.id)
+			.where(sql`deleted_at IS NULL AND user_deleted_at IS NULL`),
 		index("memberships_user_idx").on(t.userId),
 	],
 );

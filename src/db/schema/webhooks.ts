@@ -23,7 +23,8 @@ export const events = sqliteTable(
 	},
 	(t) => [
 		index("events_org_received_idx").on(t.organizationId, t.receivedAt, t.svixId),
-		index("events_org_type_idx").on(t.organizationId, t.type, t.receivedAt),
+		// Ends in the list's tie-breaker (svix_id), so ?type= pages are an index range (migration 0016).
+		index("events_org_type_idx").on(t.organizationId, t.type, t.receivedAt, t.svixId),
 		index("events_outcome_idx").on(t.outcome),
 	],
 );

@@ -5,8 +5,8 @@ import { errorFields, type Logger } from "../../lib/logger";
 import { isFinal, outcomesOf, recordAttemptFailed } from "../../services/events-log";
 import { backoffSeconds } from "../backoff";
 import type { WebhookMessage } from "../messages";
-import { emitApplied, invalidateCaches, notifyStores } from "./applied";
-import { type Planned, parseMessage, planMessage } from "./planners";
+import { invalidateCaches, notifyStores, relayApplied } from "./applied";
+import { eventLogger, type Planned, parseMessage, planMessage } from "./planners";
 
 /**
  * Applies a batch of webhook events. Idempotent on svix-id (an event already recorded is acked
@@ -16,6 +16,8 @@ import { type Planned, parseMessage, planMessage } from "./planners";
  * max_retries, lands in the dead-letter queue. Planning is isolated the same way: a malformed
  * payload is recorded as failed (and acked: retrying cannot fix it), a planner that throws retries
  * only its own message. Each failed attempt is recorded (outcome failed, error, attempt number).
+ * The events' audit entries and outgoing events are outbox rows of the same batch (planners.ts),
+ * relayed once it committed: an applied event is always audited.
  */
 export async function processWebhookBatch(env: Env, db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
 	const now = Date.now();
@@ -43,7 +45,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 	const todo: Planned[] = [];
 	for (const f of fresh) {
 		if (isFinal(recorded.get(f.body.svixId)) && !f.body.replay) {
-			logger.debug("duplicate delivery acked", { svixId: f.body.svixId });
+			eventLogger(logger, f.body).debug("duplicate delivery acked");
 			f.msg.ack();
 		} else {
 			try {
@@ -57,12 +59,12 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 
 	const all = todo.flatMap((t) => t.statements);
 	try {
-		await runBatch(db.$client, all);
-		await emitApplied(env, db, todo, logger);
+		await relayApplied(env, db, await runBatch(db.$client, all), logger);
 		await notifyStores(env, todo, logger);
 		for (const t of todo) {
 			invalidateCaches(t);
 			t.msg.ack();
+			applied(t, logger);
 		}
 		logger.info("webhook batch applied", { messages: todo.length, statements: all.length });
 		return;
@@ -73,15 +75,25 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 
 	for (const t of todo) {
 		try {
-			await runBatch(db.$client, t.statements);
-			await emitApplied(env, db, [t], logger);
+			await relayApplied(env, db, await runBatch(db.$client, t.statements), logger);
 			await notifyStores(env, [t], logger);
 			invalidateCaches(t);
 			t.msg.ack();
+			applied(t, logger);
 		} catch (err) {
 			await retry(db, t, err, logger);
 		}
 	}
+}
+
+/** One line per applied event, on the event's trace (its ingest request's): how long it waited. */
+function applied(t: Planned, logger: Logger): void {
+	eventLogger(logger, t.body).info("webhook event applied", {
+		source: t.body.source,
+		type: t.body.type,
+		attempts: t.msg.attempts,
+		sinceReceivedMs: Date.now() - t.body.receivedAt,
+	});
 }
 
 /** Retries one message with backoff, after recording the failed attempt (best effort: D1 may be what failed). */
@@ -101,10 +113,9 @@ async function retry(
 			err instanceof Error ? err.message : String(err),
 		);
 	} catch (recordErr) {
-		logger.warn("could not record the failed attempt", { svixId: t.body.svixId, ...errorFields(recordErr) });
+		eventLogger(logger, t.body).warn("could not record the failed attempt", errorFields(recordErr));
 	}
-	logger.error("webhook event failed, retrying", {
-		svixId: t.body.svixId,
+	eventLogger(logger, t.body).error("webhook event failed, retrying", {
 		type: t.body.type,
 		attempts: t.msg.attempts,
 		delaySeconds,

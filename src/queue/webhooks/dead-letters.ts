@@ -2,7 +2,7 @@ import type { Database } from "../../db/client";
 import { errorFields, type Logger } from "../../lib/logger";
 import { recordDeadLetter } from "../../services/events-log";
 import { backoffSeconds } from "../backoff";
-import { parseMessage, planMessage } from "./planners";
+import { eventLogger, parseMessage, planMessage } from "./planners";
 
 /**
  * Dead-letter consumer: the message exhausted its retries. Keep it (payload included) as a failed
@@ -25,10 +25,10 @@ export async function recordDeadLetters(db: Database, batch: MessageBatch<unknow
 		}
 		try {
 			await recordDeadLetter(db, body, found, msg.attempts);
-			logger.error("webhook event dead-lettered", { svixId: body.svixId, type: body.type });
+			eventLogger(logger, body).error("webhook event dead-lettered", { type: body.type });
 			msg.ack();
 		} catch (err) {
-			logger.error("could not record dead letter", { svixId: body.svixId, ...errorFields(err) });
+			eventLogger(logger, body).error("could not record dead letter", errorFields(err));
 			msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
 		}
 	}

@@ -1,15 +1,16 @@
 import { createRouter } from "../../lib/create-app";
-import { requestMeta } from "../../middleware/request-meta";
+import { traceparentOf } from "../../lib/trace";
+import { withChangeLog } from "../../middleware/change-log";
 import { listAllEvents, replayEvent } from "../../services/events-log";
 import { exportTenant, getOperatorOrg, offboardTenant, operatorHealth, updateOperatorOrg } from "../../services/operator";
-import { changeLog, listOutbox, relayOutbox, replayOutboxRow } from "../../services/outbox";
+import { listOutbox, replayOutboxRow } from "../../services/outbox";
 import { directoryChanged, storeHasData } from "../../tenant-store/directory";
 import * as routes from "./admin.routes";
 
 export const adminRouter = createRouter()
 	.openapi(routes.replayEvent, async (c) => {
 		const { svixId } = c.req.valid("param");
-		await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId);
+		await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId, traceparentOf(c.get("trace")));
 		c.get("logger").info("event replay queued", { svixId, operator: c.get("auth").userId });
 		return c.json({ status: "queued" as const, svixId }, 202);
 	})
@@ -21,12 +22,11 @@ export const adminRouter = createRouter()
 	})
 	.openapi(routes.updateOrg, async (c) => {
 		const { orgId } = c.req.valid("param");
-		const log = changeLog(requestMeta(c));
-		const org = await updateOperatorOrg(c.get("db"), orgId, c.req.valid("json"), log, await storeHasData(c.env, orgId));
+		const inStore = await storeHasData(c.env, orgId);
+		// The audit entry commits with the change (outbox); relayed once it committed, else by the cron.
+		const org = await withChangeLog(c, (log) => updateOperatorOrg(c.get("db"), orgId, c.req.valid("json"), log, inStore));
 		// The tenant's store reads plan, limits and suspension again on its next request.
 		await directoryChanged(c.env, orgId);
-		// The audit entry committed with the change (outbox); relayed now, else by the cron.
-		c.executionCtx.waitUntil(relayOutbox(c.env, c.get("db"), log.written, c.get("logger")));
 		c.get("logger").info("organization overridden by an operator", { orgId, operator: c.get("auth").userId });
 		return c.json(org, 200);
 	})

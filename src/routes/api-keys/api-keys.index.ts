@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../../env";
 import { createdLocation, createRouter } from "../../lib/create-app";
-import { requestMeta } from "../../middleware/request-meta";
+import { withChangeLog } from "../../middleware/change-log";
 import {
 	apiKeyView,
 	createApiKey,
@@ -12,33 +12,20 @@ import {
 	rotateApiKey,
 	updateApiKey,
 } from "../../services/api-keys";
-import { type AuditInput, publishChange } from "../../services/events-bus";
 import * as routes from "./api-keys.routes";
 
 const orgId = (c: Context<AppEnv>) => c.get("access").organization.id;
 const grantor = (c: Context<AppEnv>): KeyGrantor => ({ actor: c.get("auth").userId, permissions: c.get("access").permissions });
-/** Audit entry for a committed change of a key (never its secret or hash). */
-const audit = (c: Context<AppEnv>, action: string, targetId: string, change: Pick<AuditInput, "before" | "after">) =>
-	publishChange(c.env, requestMeta(c), c.get("logger"), {
-		organizationId: orgId(c),
-		action: `api_key.${action}`,
-		targetType: "api_key",
-		targetId,
-		...change,
-	});
 
+// Each change writes its audit entry and outgoing webhook event (both `api_key.<action>`) in its own
+// batch; withChangeLog relays them once it committed.
 export const apiKeysRouter = createRouter()
 	.openapi(routes.createApiKey, async (c) => {
 		const { organization, limits } = c.get("access");
-		const { row, secret } = await createApiKey(
-			c.get("db"),
-			{ id: organization.id, plan: organization.plan, apiKeyLimit: limits.apiKeys },
-			grantor(c),
-			c.req.valid("json"),
+		const { row, secret } = await withChangeLog(c, (log) =>
+			createApiKey(c.get("db"), { id: organization.id, plan: organization.plan, apiKeyLimit: limits.apiKeys }, grantor(c), c.req.valid("json"), log),
 		);
-		const view = apiKeyView(row);
-		await audit(c, "created", row.id, { after: view });
-		return c.json({ ...view, key: secret }, 201, createdLocation(c, row.id));
+		return c.json({ ...apiKeyView(row), key: secret }, 201, createdLocation(c, row.id));
 	})
 	.openapi(routes.listApiKeys, async (c) => {
 		const p = await listApiKeys(c.get("db"), orgId(c), c.req.valid("query"));
@@ -49,20 +36,16 @@ export const apiKeysRouter = createRouter()
 	)
 	.openapi(routes.updateApiKey, async (c) => {
 		const { keyId } = c.req.valid("param");
-		const { before, after } = await updateApiKey(c.get("db"), orgId(c), keyId, grantor(c), c.req.valid("json"));
-		await audit(c, "updated", keyId, { before: apiKeyView(before), after: apiKeyView(after) });
+		const { after } = await withChangeLog(c, (log) => updateApiKey(c.get("db"), orgId(c), keyId, grantor(c), c.req.valid("json"), log));
 		return c.json(apiKeyView(after), 200);
 	})
 	.openapi(routes.revokeApiKey, async (c) => {
 		const { keyId } = c.req.valid("param");
-		const before = await revokeApiKey(c.get("db"), orgId(c), keyId);
-		await audit(c, "revoked", keyId, { before: apiKeyView(before) });
+		await withChangeLog(c, (log) => revokeApiKey(c.get("db"), orgId(c), keyId, log));
 		return c.body(null, 204);
 	})
 	.openapi(routes.rotateApiKey, async (c) => {
 		const { keyId } = c.req.valid("param");
-		const { before, after, secret } = await rotateApiKey(c.get("db"), orgId(c), keyId);
-		const view = apiKeyView(after);
-		await audit(c, "rotated", keyId, { before: apiKeyView(before), after: view });
-		return c.json({ ...view, key: secret }, 200);
+		const { after, secret } = await withChangeLog(c, (log) => rotateApiKey(c.get("db"), orgId(c), keyId, log));
+		return c.json({ ...apiKeyView(after), key: secret }, 200);
 	});

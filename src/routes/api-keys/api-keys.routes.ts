@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { ROTATION_GRACE_MS } from "../../auth/api-key";
+import { API_KEY_CACHE_TTL_MS, ROTATION_GRACE_MS } from "../../auth/api-key";
 import { requirePermission } from "../../middleware/authorize";
 import { tenantMiddleware } from "../../middleware/tenant";
 import { CursorQuery, jsonContent, orgErrors, problem } from "../../openapi";
@@ -63,6 +63,12 @@ const secret = z.string().openapi({
 const ApiKeyCreatedSchema = ApiKeySchema.extend({ key: secret }).openapi("ApiKeyCreated");
 
 const json = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
+const CACHE_S = API_KEY_CACHE_TTL_MS / 1000;
+const GRACE_S = ROTATION_GRACE_MS / 1000;
+/** Every change is audited and published to outgoing webhooks under the same name, never with the secret or its hash. */
+const published = (event: string) =>
+	`Audited as \`${event}\` (actor: the caller, a user id or apikey:<id>) and sent to webhook endpoints subscribed to ` +
+	`\`${event}\` with data \`{id, name, prefix, last4, permissions, expiresAt, actor}\`: never the secret or its hash.`;
 const base = { tags: ["api keys"], security: [{ bearer: [] }], middleware };
 
 export const createApiKey = createRoute({
@@ -70,10 +76,15 @@ export const createApiKey = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/api-keys",
 	summary: "Create an API key (org:api_keys:manage); the secret is returned once",
-	description:
-		"Keys are `sk_live_` + base62 of 32 random bytes; only their SHA-256 is stored. A key calls this organization's " +
-		"/api/orgs/{orgId}/… routes (and /api/me) as principal `apikey:<id>` with exactly its permissions and no role " +
-		"(role-only routes refuse it). Live keys per plan: free 2, pro 50, enterprise 1,000 (402 past it).",
+	description: [
+		"The secret (`key`) is `sk_live_` + base62 of 32 random bytes, 51 characters (secret scanners match " +
+			"`sk_live_[0-9A-Za-z]{43}`); it is in this answer only: the service stores its SHA-256 and shows `prefix` + `last4`.",
+		"A key calls this organization's /api/orgs/{orgId}/… routes (and GET /api/me) as principal `apikey:<id>` with exactly " +
+			"its permissions and no role (role-only routes refuse it); see the bearer scheme. `permissions` must be known (400) " +
+			"and held by the caller (403): a key that manages keys hands out at most its own.",
+		"Live keys (not revoked, not expired) per plan: free 2, pro 50, enterprise 1,000 (402 past it).",
+		published("api_key.created"),
+	].join("\n\n"),
 	request: {
 		params: OrgParam,
 		body: json(
@@ -92,6 +103,7 @@ export const listApiKeys = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/api-keys",
 	summary: "The organization's keys that are not revoked, oldest first (no secrets)",
+	description: "Each key shows `prefix` + `last4` to recognise it, never the secret or its hash; expired keys are listed (expiresAt) until revoked.",
 	request: { params: OrgParam, query: CursorQuery },
 	responses: {
 		200: jsonContent(z.object({ data: z.array(ApiKeySchema), nextCursor: z.string().nullable() }).openapi("ApiKeyPage"), "Keys"),
@@ -103,6 +115,7 @@ export const getApiKey = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}",
 	summary: "A key (no secret); 404 once revoked",
+	description: "`lastUsedAt` is written behind (at most once a minute per key per isolate), so it may lag by up to a minute.",
 	request: { params: KeyParams },
 	responses: { 200: jsonContent(ApiKeySchema, "The key"), ...errors },
 });
@@ -111,7 +124,11 @@ export const updateApiKey = createRoute({
 	method: "patch",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}",
 	summary: "Change exactly the fields sent: name, permissions, rateLimitPerMinute (null: the plan's default)",
-	description: "Takes effect within 5 s in every isolate.",
+	description: [
+		`Takes effect at once in the isolate that answers and within ${CACHE_S} s in every other (key rows are cached per isolate ` +
+			`for ${CACHE_S} s). New permissions must be known (400) and held by the caller (403).`,
+		published("api_key.updated"),
+	].join("\n\n"),
 	request: {
 		params: KeyParams,
 		body: json(
@@ -126,7 +143,13 @@ export const revokeApiKey = createRoute({
 	...base,
 	method: "delete",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}",
-	summary: "Revoke a key: refused everywhere within 5 s",
+	summary: `Revoke a key: refused everywhere within ${CACHE_S} s`,
+	description: [
+		`Both its secrets (the current one and one replaced by a rotation still in its grace period) are refused (401) at once by ` +
+			`the isolate that answers and within ${CACHE_S} s by every other. The key then answers 404 and leaves the list; it no ` +
+			"longer counts against the plan's number of keys.",
+		published("api_key.revoked"),
+	].join("\n\n"),
 	request: { params: KeyParams },
 	responses: { 204: { description: "Revoked" }, ...errors },
 });
@@ -134,10 +157,12 @@ export const rotateApiKey = createRoute({
 	...base,
 	method: "post",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}/rotate",
-	summary: `A new secret (returned once); the replaced one keeps working for ${ROTATION_GRACE_MS / 1000} s`,
-	description:
-		`The replaced secret stays valid for a grace period of ${ROTATION_GRACE_MS / 1000} s (previousKeyExpiresAt); ` +
-		"rotating again ends an earlier grace period at once.",
+	summary: `A new secret (returned once); the replaced one keeps working for ${GRACE_S} s`,
+	description: [
+		`The new secret works at once. The replaced secret stays valid for a grace period of ${GRACE_S} s (previousKeyExpiresAt), ` +
+			`time to deploy the new one; rotating again ends an earlier grace period at once (in other isolates within ${CACHE_S} s).`,
+		published("api_key.rotated"),
+	].join("\n\n"),
 	request: { params: KeyParams },
 	responses: { 200: jsonContent(ApiKeyCreatedSchema, "Rotated; `key` is the new secret"), ...errors },
 });

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { createdLocation, createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
-import { requestMeta } from "../../middleware/request-meta";
+import { withChangeLog } from "../../middleware/change-log";
 import {
 	createEndpoint,
 	deleteEndpoint,
@@ -11,27 +11,19 @@ import {
 	replayEndpointDelivery,
 	updateEndpoint,
 } from "../../services/endpoints";
-import { type AuditInput, publish, publishChange } from "../../services/events-bus";
+import { publish } from "../../services/events-bus";
 import { deliveryView, endpointView } from "../../services/views";
 import * as routes from "./endpoints.routes";
 
 const view = endpointView;
 
 const orgId = (c: Context<AppEnv>) => c.get("access").organization.id;
-/** Audit entry for a committed change of an endpoint. */
-const audit = (c: Context<AppEnv>, action: string, targetId: string, change: Pick<AuditInput, "before" | "after">) =>
-	publishChange(c.env, requestMeta(c), c.get("logger"), {
-		organizationId: orgId(c),
-		action: `webhook_endpoint.${action}`,
-		targetType: "webhook_endpoint",
-		targetId,
-		...change,
-	});
 
+// Each change writes its `webhook_endpoint.<action>` audit entry in its own batch (the directory's
+// shared tables, or the tenant's store); withChangeLog relays it once it committed.
 export const endpointsRouter = createRouter()
 	.openapi(routes.createEndpoint, async (c) => {
-		const row = await createEndpoint(c.get("db"), orgId(c), c.req.valid("json"));
-		await audit(c, "created", row.id, { after: view(row) });
+		const row = await withChangeLog(c, (log) => createEndpoint(c.get("db"), orgId(c), c.req.valid("json"), log));
 		return c.json({ ...view(row), secret: row.secret }, 201, createdLocation(c, row.id));
 	})
 	.openapi(routes.listEndpoints, async (c) => c.json({ data: (await listEndpoints(c.get("db"), orgId(c))).map(view) }, 200))
@@ -40,14 +32,12 @@ export const endpointsRouter = createRouter()
 	)
 	.openapi(routes.updateEndpoint, async (c) => {
 		const { endpointId } = c.req.valid("param");
-		const { before, after } = await updateEndpoint(c.get("db"), orgId(c), endpointId, c.req.valid("json"));
-		await audit(c, "updated", endpointId, { before: view(before), after: view(after) });
+		const { after } = await withChangeLog(c, (log) => updateEndpoint(c.get("db"), orgId(c), endpointId, c.req.valid("json"), log));
 		return c.json(view(after), 200);
 	})
 	.openapi(routes.deleteEndpoint, async (c) => {
 		const { endpointId } = c.req.valid("param");
-		const before = await deleteEndpoint(c.get("db"), orgId(c), endpointId);
-		await audit(c, "deleted", endpointId, { before: view(before) });
+		await withChangeLog(c, (log) => deleteEndpoint(c.get("db"), orgId(c), endpointId, log));
 		return c.body(null, 204);
 	})
 	.openapi(routes.listDeliveries, async (c) => {
@@ -60,6 +50,8 @@ export const endpointsRouter = createRouter()
 	.openapi(routes.replayDeliveryRoute, async (c) => {
 		const { endpointId, deliveryId } = c.req.valid("param");
 		const message = await replayEndpointDelivery(c.get("db"), orgId(c), endpointId, deliveryId);
+		// Not through withChangeLog: in a tenant store a delivery leaves through the store's outbox and
+		// alarm (publish applies it there), which a local relay would skip.
 		await publish(c.env, [message], c.get("logger"));
 		return c.json({ status: "queued" as const, deliveryId: message.deliveryId }, 202);
 	});

@@ -1,4 +1,5 @@
 import { createRouter } from "../../lib/create-app";
+import { withChangeLog } from "../../middleware/change-log";
 import { orgAdminData } from "../../services/identity";
 import { createPaymentOrder } from "../../services/payments";
 import { billingDeps } from "../billing/billing.deps";
@@ -11,6 +12,6 @@ export const legacyRouter = createRouter()
 	})
 	.openapi(routes.legacyCreateOrder, async (c) => {
 		const orgId = c.get("access").organization.id;
-		const order = await createPaymentOrder(billingDeps(c), orgId, c.get("auth").userId, c.req.valid("json"));
+		const order = await withChangeLog(c, (log) => createPaymentOrder(billingDeps(c), orgId, c.get("auth").userId, c.req.valid("json"), log));
 		return c.json(order, 201);
 	});

@@ -1,8 +1,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../../env";
 import { createdLocation, createRouter } from "../../lib/create-app";
-import { requestMeta } from "../../middleware/request-meta";
-import { type AuditInput, publishChange } from "../../services/events-bus";
+import { withChangeLog } from "../../middleware/change-log";
 import {
 	type Caller,
 	changeMemberRole,
@@ -19,38 +18,29 @@ const caller = (c: Context<AppEnv>): Caller => ({
 	role: c.get("access").role,
 	plan: c.get("access").organization.plan,
 });
-/** Audit entry for a change Clerk accepted (the webhook sync later adds its own system entry). */
-const audit = (c: Context<AppEnv>, input: Omit<AuditInput, "organizationId">) =>
-	publishChange(c.env, requestMeta(c), c.get("logger"), { organizationId: orgId(c), ...input });
 
+// A change Clerk accepted is recorded in the mirror with its audit entry in one batch; withChangeLog
+// relays the entry once it committed.
 export const membersRouter = createRouter()
 	.openapi(routes.createInvitation, async (c) => {
-		const invitation = await inviteMember(c.get("db"), c.env, orgId(c), caller(c), c.req.valid("json"));
-		await audit(c, { action: "invitation.created", targetType: "invitation", targetId: invitation.id, after: invitation });
+		const invitation = await withChangeLog(c, (log) => inviteMember(c.get("db"), c.env, orgId(c), caller(c), c.req.valid("json"), log));
 		return c.json(invitation, 201, createdLocation(c, invitation.id));
 	})
 	.openapi(routes.listInvitations, async (c) => c.json(await listInvitations(c.get("db"), orgId(c), c.req.valid("query")), 200))
 	.openapi(routes.revokeInvitation, async (c) => {
 		const { invitationId } = c.req.valid("param");
-		const { before, after } = await revokeInvitation(c.get("db"), c.env, orgId(c), invitationId, caller(c));
-		await audit(c, { action: "invitation.revoked", targetType: "invitation", targetId: invitationId, before, after });
+		const { after } = await withChangeLog(c, (log) => revokeInvitation(c.get("db"), c.env, orgId(c), invitationId, caller(c), log));
 		return c.json(after, 200);
 	})
 	.openapi(routes.updateMember, async (c) => {
 		const { userId } = c.req.valid("param");
-		const { before, member } = await changeMemberRole(c.get("db"), c.env, orgId(c), userId, caller(c), c.req.valid("json").role);
-		await audit(c, {
-			action: "member.role_changed",
-			targetType: "membership",
-			targetId: userId,
-			before: { userId, role: before },
-			after: { userId, role: member.role },
-		});
+		const { member } = await withChangeLog(c, (log) =>
+			changeMemberRole(c.get("db"), c.env, orgId(c), userId, caller(c), c.req.valid("json").role, log),
+		);
 		return c.json(member, 200);
 	})
 	.openapi(routes.removeMember, async (c) => {
 		const { userId } = c.req.valid("param");
-		const { before } = await removeMember(c.get("db"), c.env, orgId(c), userId);
-		await audit(c, { action: "member.removed", targetType: "membership", targetId: userId, before: { userId, role: before } });
+		await withChangeLog(c, (log) => removeMember(c.get("db"), c.env, orgId(c), userId, log));
 		return c.body(null, 204);
 	});

@@ -2,40 +2,16 @@ import type { Context } from "hono";
 import { createdLocation, createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { etag, ifMatchVersion } from "../../lib/etag";
-import { type ChangeLog, changeLog, relayOutbox } from "../../services/outbox";
 import { strip } from "../../services/store/shared";
 import { TenantStore } from "../../services/tenant-store";
 import { orderView } from "../../services/views";
 import { idempotencyClaim, idempotentCommit } from "../../middleware/idempotency";
-import { requestMeta } from "../../middleware/request-meta";
+import { withChangeLog } from "../../middleware/change-log";
 import * as routes from "./store.routes";
 
 /** The store for the organization the caller was authorized for (never the raw path parameter). */
 const store = (c: Context<AppEnv>) => new TenantStore(c.get("db"), c.get("access").organization.id);
 const ifMatch = (c: Context<AppEnv>) => ifMatchVersion(c.req.header("if-match"));
-
-/**
- * Runs a store change with a change log: the store writes the change's audit entry (and outgoing
- * event) to the outbox in the change's own batch; once it committed, the rows are relayed to the
- * tenant-events queue in waitUntil (the cron re-sends whatever the relay did not get through).
- */
-async function change<T>(c: Context<AppEnv>, work: (log: ChangeLog) => Promise<T>): Promise<T> {
-	const log = changeLog(requestMeta(c));
-	const result = await work(log);
-	const relay = relayOutbox(c.env, c.get("db"), log.written, c.get("logger"));
-	// In a tenant store the relay is the store applying its own events (audit chain, fan-out): awaited,
-	// so the entry is in the chain when the answer leaves. An interrupted one is applied by its alarm.
-	if (c.get("store")) {
-		await relay;
-		return result;
-	}
-	try {
-		c.executionCtx.waitUntil(relay);
-	} catch {
-		// No execution context (app.request without one): the relay still runs; the cron covers it.
-	}
-	return result;
-}
 
 const stripAll = <T extends { organizationId: string }>(p: { data: T[]; nextCursor: string | null }) => ({
 	data: p.data.map(strip),
@@ -52,41 +28,41 @@ export const storeRouter = createRouter()
 	// categories
 	.openapi(routes.listCategories, async (c) => c.json(stripAll(await store(c).catalogue.listCategories(c.req.valid("query"))), 200))
 	.openapi(routes.createCategory, async (c) => {
-		const row = await change(c, (log) => store(c).catalogue.createCategory(c.req.valid("json"), log, idempotentCommit(c, 201, strip)));
+		const row = await withChangeLog(c, (log) => store(c).catalogue.createCategory(c.req.valid("json"), log, idempotentCommit(c, 201, strip)));
 		return rowJson(c, row, 201);
 	})
 	.openapi(routes.getCategory, async (c) => rowJson(c, await store(c).catalogue.getCategory(c.req.valid("param").categoryId), 200))
 	.openapi(routes.updateCategory, async (c) => {
 		const id = c.req.valid("param").categoryId;
-		const row = await change(c, (log) => store(c).catalogue.updateCategory(id, c.req.valid("json"), log, ifMatch(c)));
+		const row = await withChangeLog(c, (log) => store(c).catalogue.updateCategory(id, c.req.valid("json"), log, ifMatch(c)));
 		return rowJson(c, row, 200);
 	})
 	.openapi(routes.deleteCategory, async (c) => {
 		const id = c.req.valid("param").categoryId;
-		await change(c, (log) => store(c).catalogue.deleteCategory(id, log, ifMatch(c)));
+		await withChangeLog(c, (log) => store(c).catalogue.deleteCategory(id, log, ifMatch(c)));
 		return c.body(null, 204);
 	})
 	// products
 	.openapi(routes.listProducts, async (c) => c.json(stripAll(await store(c).catalogue.listProducts(c.req.valid("query"))), 200))
 	.openapi(routes.createProduct, async (c) => {
-		const row = await change(c, (log) => store(c).catalogue.createProduct(c.req.valid("json"), log, idempotentCommit(c, 201, strip)));
+		const row = await withChangeLog(c, (log) => store(c).catalogue.createProduct(c.req.valid("json"), log, idempotentCommit(c, 201, strip)));
 		return rowJson(c, row, 201);
 	})
 	.openapi(routes.getProduct, async (c) => rowJson(c, await store(c).catalogue.getProduct(c.req.valid("param").productId), 200))
 	.openapi(routes.updateProduct, async (c) => {
 		const id = c.req.valid("param").productId;
-		const row = await change(c, (log) => store(c).catalogue.updateProduct(id, c.req.valid("json"), log, ifMatch(c)));
+		const row = await withChangeLog(c, (log) => store(c).catalogue.updateProduct(id, c.req.valid("json"), log, ifMatch(c)));
 		return rowJson(c, row, 200);
 	})
 	.openapi(routes.deleteProduct, async (c) => {
 		const id = c.req.valid("param").productId;
-		await change(c, (log) => store(c).catalogue.deleteProduct(id, log, ifMatch(c)));
+		await withChangeLog(c, (log) => store(c).catalogue.deleteProduct(id, log, ifMatch(c)));
 		return c.body(null, 204);
 	})
 	.openapi(routes.adjustInventory, async (c) => {
 		const { productId } = c.req.valid("param");
 		const { delta, variantId } = c.req.valid("json");
-		const { stock } = await change(c, (log) => store(c).inventory.adjustStock(productId, delta, log, variantId, idempotencyClaim(c)));
+		const { stock } = await withChangeLog(c, (log) => store(c).inventory.adjustStock(productId, delta, log, variantId, idempotencyClaim(c)));
 		return c.json({ productId, variantId: variantId ?? null, stock }, 200);
 	})
 	// variants
@@ -95,25 +71,25 @@ export const storeRouter = createRouter()
 	)
 	.openapi(routes.createVariant, async (c) => {
 		const { productId } = c.req.valid("param");
-		const row = await change(c, (log) =>
+		const row = await withChangeLog(c, (log) =>
 			store(c).catalogue.createVariant(productId, c.req.valid("json"), log, idempotentCommit(c, 201, strip)),
 		);
 		return rowJson(c, row, 201);
 	})
 	.openapi(routes.updateVariant, async (c) => {
 		const { productId, variantId } = c.req.valid("param");
-		const row = await change(c, (log) => store(c).catalogue.updateVariant(productId, variantId, c.req.valid("json"), log, ifMatch(c)));
+		const row = await withChangeLog(c, (log) => store(c).catalogue.updateVariant(productId, variantId, c.req.valid("json"), log, ifMatch(c)));
 		return rowJson(c, row, 200);
 	})
 	.openapi(routes.deleteVariant, async (c) => {
 		const { productId, variantId } = c.req.valid("param");
-		await change(c, (log) => store(c).catalogue.deleteVariant(productId, variantId, log, ifMatch(c)));
+		await withChangeLog(c, (log) => store(c).catalogue.deleteVariant(productId, variantId, log, ifMatch(c)));
 		return c.body(null, 204);
 	})
 	// orders
 	.openapi(routes.listOrders, async (c) => c.json(stripAll(await store(c).orders.listOrders(c.req.valid("query"))), 200))
 	.openapi(routes.createOrder, async (c) => {
-		const order = await change(c, (log) =>
+		const order = await withChangeLog(c, (log) =>
 			store(c).orders.createOrder(c.req.valid("json"), c.get("auth").userId, log, idempotentCommit(c, 201, detail)),
 		);
 		return c.json(detail(order), 201, { ETag: etag(order.version), ...createdLocation(c, order.id) });
@@ -125,7 +101,7 @@ export const storeRouter = createRouter()
 	.openapi(routes.transitionOrder, async (c) => {
 		const { status, note } = c.req.valid("json");
 		const id = c.req.valid("param").orderId;
-		const order = await change(c, (log) =>
+		const order = await withChangeLog(c, (log) =>
 			store(c).orders.transitionOrder(id, status, c.get("auth").userId, log, note, ifMatch(c), idempotentCommit(c, 200, detail)),
 		);
 		return c.json(detail(order), 200, { ETag: etag(order.version) });

@@ -3,6 +3,7 @@ import { createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
 import { ApiError, fieldErrors } from "../../errors";
 import { sha256Hex } from "../../lib/crypto";
+import { traceparentOf } from "../../lib/trace";
 import { takeRateLimit } from "../../middleware/rate-limit";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "../../queue/messages";
 import { ms } from "../../services/clerk-sync/shared";
@@ -25,6 +26,8 @@ const MAX_WEBHOOK_BYTES = 96 * 1024;
 const MAX_QUEUE_MESSAGE_BYTES = 126_000;
 
 const SIGNATURE_CHALLENGE = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
+/** No signature at all: the credential of the operation's security scheme is missing (a 401, as for a missing Bearer token). */
+const SIGNATURE_MISSING = { "WWW-Authenticate": "Bearer" };
 
 /** The body's bytes, capped (413 past the cap, from the declared length when there is one). */
 async function readCappedBytes(req: Request): Promise<Uint8Array> {
@@ -54,9 +57,11 @@ const tooLarge = () => new ApiError("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_WEB
  * Puts a verified event on the queue; only a successful send may be answered with 2xx. What the
  * consumer would drop as unreadable (ids or types too long, a timestamp that is not a non-negative
  * integer) is refused here with 400, and what the queue would refuse with 413, so a 202 always
- * means the event will be processed or visibly fail.
+ * means the event will be processed or visibly fail. The message carries the request's `traceparent`.
  */
-async function enqueue(c: Context<AppEnv>, message: WebhookMessage): Promise<void> {
+async function enqueue(c: Context<AppEnv>, event: Omit<WebhookMessage, "traceparent">): Promise<void> {
+	// The consumer continues this request's trace (queue/webhooks/batch.ts).
+	const message: WebhookMessage = { ...event, traceparent: traceparentOf(c.get("trace")) };
 	const valid = WebhookMessageSchema.safeParse(message);
 	if (!valid.success) {
 		throw new ApiError("VALIDATION_FAILED", "event cannot be accepted", {
@@ -77,6 +82,7 @@ async function enqueue(c: Context<AppEnv>, message: WebhookMessage): Promise<voi
 		});
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "event could not be queued, retry later", { headers: { "Retry-After": "10" } });
 	}
+	c.get("logger").info("webhook event queued", { source: message.source, svixId: message.svixId, type: message.type });
 }
 
 /** Where a refused message field came from, for the client. */
@@ -107,6 +113,14 @@ export const webhooksRouter = createRouter()
 		if (!secret) throw new ApiError("BAD_ENVIRONMENT", "CLERK_WEBHOOK_SECRET is not configured");
 
 		// The signature is checked before any rate limit: correctly signed deliveries are never limited by IP.
+		if (!c.req.header("svix-signature") && !c.req.header("webhook-signature")) {
+			return refuseUnverified(
+				c,
+				new ApiError("UNAUTHORIZED", "a webhook signature (svix-signature or webhook-signature) is required", {
+					headers: SIGNATURE_MISSING,
+				}),
+			);
+		}
 		const found = signatureHeaders((name) => c.req.header(name));
 		if (!found.headers) {
 			return refuseUnverified(
@@ -160,8 +174,8 @@ export const webhooksRouter = createRouter()
 	.openapi(routes.razorpayWebhook, async (c) => {
 		const secret = c.get("config").RAZORPAY_WEBHOOK_SECRET;
 		if (!secret) throw new ApiError("BAD_ENVIRONMENT", "RAZORPAY_WEBHOOK_SECRET is not configured");
-		const signature = c.req.header("x-razorpay-signature");
-		if (!signature) throw new ApiError("BAD_REQUEST", "missing header x-razorpay-signature");
+		// Present: requireSignatureHeader answered 401 without it.
+		const signature = c.req.valid("header")["x-razorpay-signature"];
 		const raw = await readCapped(c.req.raw);
 		if (!(await verifyWebhookSignature(secret, raw, signature))) {
 			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
@@ -179,8 +193,8 @@ export const webhooksRouter = createRouter()
 	.openapi(routes.stripeWebhook, async (c) => {
 		const config = c.get("config");
 		if (!config.STRIPE_WEBHOOK_SECRET) throw new ApiError("BAD_ENVIRONMENT", "STRIPE_WEBHOOK_SECRET is not configured");
-		const signature = c.req.header("stripe-signature");
-		if (!signature) throw new ApiError("BAD_REQUEST", "missing header stripe-signature");
+		// Present: requireSignatureHeader answered 401 without it.
+		const signature = c.req.valid("header")["stripe-signature"];
 		const raw = await readCapped(c.req.raw);
 		let event: unknown;
 		try {

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { requireSignatureHeader } from "../../middleware/auth";
 import { rateLimit } from "../../middleware/rate-limit";
 import { commonErrors, jsonContent, problem, rateLimitHeaders } from "../../openapi";
 
@@ -71,8 +72,9 @@ export const clerkWebhook = createRoute({
 		"signed ones spend the per-IP budget (429 past it). 202 only once the queue accepted the event; 503 " +
 		"otherwise so Clerk retries. Body cap 96 KiB, and 413 when the queued message would exceed the queue's 128 KB.",
 	// Either header set is accepted (svix-* wins when any of it is sent), so each is optional here; the
-	// two security schemes say one signature set is required. Missing headers answer 400 after the
-	// request spent a token of the per-IP budget, which a header validator would skip.
+	// two security schemes say one signature set is required. No signature at all answers 401, an
+	// incomplete set 400, each after the request spent a token of the per-IP budget, which a header
+	// validator would skip.
 	security: clerkSecurity,
 	request: {
 		headers: z.object({
@@ -87,8 +89,14 @@ export const clerkWebhook = createRoute({
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
 		...commonErrors,
 		// Only requests whose signature did not verify spend the per-IP budget, so only these carry RateLimit-*.
-		400: { ...problem("Bad request: signature headers missing or malformed, or not a Clerk event"), headers: rateLimitHeaders() },
-		401: { ...problem("Signature invalid, stale or from the future"), headers: rateLimitHeaders() },
+		400: {
+			...problem("Bad request: the signature's id or timestamp header missing or malformed, or not a Clerk event"),
+			headers: rateLimitHeaders(),
+		},
+		401: {
+			...problem("No signature (WWW-Authenticate: Bearer), or one that is invalid, stale or from the future"),
+			headers: rateLimitHeaders(),
+		},
 		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
 		413: problem("Body over the cap, or too large for a queue message once encoded"),
 		503: problem("Queue unavailable; the sender should retry"),
@@ -102,7 +110,7 @@ export const razorpayWebhook = createRoute({
 	summary: "Razorpay webhook (payment.captured, payment.failed, order.paid)",
 	description:
 		"X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id.",
-	middleware: [rateLimit("public")],
+	middleware: [rateLimit("public"), requireSignatureHeader("x-razorpay-signature")],
 	security: [{ razorpaySignature: [] }],
 	request: {
 		headers: z.object({
@@ -120,7 +128,7 @@ export const razorpayWebhook = createRoute({
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
 		...commonErrors,
-		401: problem("Signature invalid"),
+		401: problem("Signature missing (WWW-Authenticate: Bearer) or invalid"),
 		413: problem("Body over the cap"),
 		503: problem("Queue unavailable; the sender should retry"),
 	},
@@ -133,7 +141,7 @@ export const stripeWebhook = createRoute({
 	summary: "Stripe webhook (subscriptions and invoices)",
 	description:
 		"Stripe-Signature verified with constructEventAsync and SubtleCrypto, 300 s tolerance; idempotent on the event id.",
-	middleware: [rateLimit("public")],
+	middleware: [rateLimit("public"), requireSignatureHeader("stripe-signature")],
 	security: [{ stripeSignature: [] }],
 	request: {
 		headers: z.object({
@@ -147,7 +155,7 @@ export const stripeWebhook = createRoute({
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
 		...commonErrors,
-		401: problem("Signature invalid or stale"),
+		401: problem("Signature missing (WWW-Authenticate: Bearer), invalid or stale"),
 		413: problem("Body over the cap"),
 		503: problem("Queue unavailable; the sender should retry"),
 	},

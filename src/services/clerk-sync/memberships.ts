@@ -2,7 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { normalizeRoleKey } from "../../auth/claims";
 import { type Data, num as n, obj, str as s } from "../../lib/payload";
 import { systemAudit, tenantEvent } from "../events-bus";
-import { createdAt, ignore, ms, type Planner, planOf, upsertOrg } from "./shared";
+import { createdAt, ignore, ms, type Planner, planOf, syncMemberUser, upsertOrg } from "./shared";
 
 /** Placeholders for a membership's user/organization; filled in (not overwritten) until the real event. */
 function placeholders(orgId: string, org: Data, userId: string, user: Data, now: number): SQL[] {
@@ -24,7 +24,9 @@ function placeholders(orgId: string, org: Data, userId: string, user: Data, now:
 
 /**
  * organizationMembership.created / updated / deleted: one row per (organization, user), placeholders
- * for a user or organization not seen yet, plus an audit entry and a tenant webhook event.
+ * for a user or organization not seen yet, plus an audit entry and a tenant webhook event. The row
+ * carries its user's email and names as the users row has them: public_user_data fills in a user not
+ * seen yet (the placeholder), but never overrides the user's own user.* events, which are ordered.
  */
 const membership: Planner = (e) => {
 	const d = e.data;
@@ -53,6 +55,8 @@ const membership: Planner = (e) => {
 					updated_at = excluded.updated_at, deleted_at = excluded.deleted_at
 				WHERE excluded.source_updated_at > memberships.source_updated_at
 					OR (excluded.source_updated_at = memberships.source_updated_at AND memberships.deleted_at IS NULL)`,
+			// The user's fields as its users row has them (the placeholder above may have just filled them in).
+			syncMemberUser(userId),
 		],
 		staleCheck: sql`(SELECT CASE WHEN source_updated_at > ${ts} OR (source_updated_at = ${ts}
 			AND (deleted_at IS NULL) <> ${deleted ? 0 : 1}) THEN 1 ELSE 0 END

@@ -1,5 +1,7 @@
 import { sql } from "drizzle-orm";
 import { str as s } from "../../lib/payload";
+import { systemAudit } from "../events-bus";
+import { outboxInsertPerOrganization } from "../outbox";
 import { D1_NOW_MS, REVOCATION_HOLD_MS } from "../sessions";
 import { ignore, type Planner, planOf } from "./shared";
 import { userPlanners } from "./users";
@@ -19,6 +21,30 @@ const revokeSession: Planner = (e) => {
 				VALUES (${e.id}, ${s(e.data.user_id)}, ${D1_NOW_MS}, ${D1_NOW_MS} + ${REVOCATION_HOLD_MS})
 				ON CONFLICT (sid) DO NOTHING`,
 			pruneSessions,
+		],
+	});
+};
+
+/**
+ * session.created: nothing is mirrored (recorded ignored), but a user.signed_in audit entry goes to
+ * each organization the user is an active member of, as the batch finds them (ids from the svix id:
+ * a redelivery is deduplicated).
+ */
+const signIn: Planner = (e) => {
+	const userId = s(e.data.user_id);
+	if (!userId) return ignore(e);
+	const audit = systemAudit({
+		id: `aud_${e.eventId}`,
+		organizationId: "", // set per organization
+		action: "user.signed_in",
+		targetType: "user",
+		targetId: userId,
+		occurredAt: e.eventTs,
+	});
+	return planOf(e, {
+		ignored: true,
+		outbox: [
+			outboxInsertPerOrganization(audit, sql`SELECT organization_id FROM memberships WHERE user_id = ${userId} AND deleted_at IS NULL`),
 		],
 	});
 };
@@ -45,8 +71,9 @@ const revokeUser: Planner = (e) => {
 	};
 };
 
-/** The session events mirrored here, and user.deleted extended to end the user's sessions. */
+/** The session events mirrored (or audited) here, and user.deleted extended to end the user's sessions. */
 export const sessionPlanners: Record<string, Planner> = {
+	"session.created": signIn,
 	"session.ended": revokeSession,
 	"session.removed": revokeSession,
 	"session.revoked": revokeSession,

@@ -84,6 +84,23 @@ export function upsertOrg(d: Data, ts: number, now: number): SQL {
 		WHERE organizations.deleted_at IS NULL AND excluded.source_updated_at >= organizations.source_updated_at`;
 }
 
+/**
+ * Copies the user's email, names and deletion from its users row onto each of its memberships (the
+ * member list reads memberships alone). Runs after every statement that writes a users row, in the same
+ * batch, so a membership always shows its user as the users row has it: a stale event that changed
+ * nothing copies nothing new, and a deleted user's memberships lose the data its users row lost.
+ * Writes only the memberships whose copy differs.
+ */
+export function syncMemberUser(userId: string): SQL {
+	return sql`
+		UPDATE memberships SET user_email = u.email, user_first_name = u.first_name, user_last_name = u.last_name,
+			user_deleted_at = u.deleted_at
+		FROM users u
+		WHERE memberships.user_id = ${userId} AND u.id = memberships.user_id
+			AND (memberships.user_email IS NOT u.email OR memberships.user_first_name IS NOT u.first_name
+				OR memberships.user_last_name IS NOT u.last_name OR memberships.user_deleted_at IS NOT u.deleted_at)`;
+}
+
 /** Users and organizations stay deleted once deleted; a deletion arriving first leaves a tombstone. */
 export function softDelete(table: "users" | "organizations", id: string, ts: number, now: number): SQL {
 	const t = sql.raw(table);

@@ -1,6 +1,7 @@
 import { and, asc, eq, type SQL, sql } from "drizzle-orm";
 import { categories, products, variants } from "../../db/schema";
 import { ApiError } from "../../errors";
+import { decodeCursor, page } from "../../lib/cursor";
 import type { IdempotentCommit } from "../idempotency";
 import { keysetPage, type PageQuery } from "../keyset-page";
 import type { ChangeLog } from "../outbox";
@@ -72,23 +73,48 @@ export class Catalogue extends TenantScope {
 			q.status ? eq(products.status, q.status) : undefined,
 			q.categoryId ? eq(products.categoryId, q.categoryId) : undefined,
 			q.sku ? eq(products.sku, q.sku) : undefined,
-			q.q ? this.nameContains(q.q) : undefined,
 		);
-		return keysetPage(this.db, products, "createdAt", "asc", where, q);
+		if (q.q && [...q.q].length >= 3) return this.search(q.q, where, q);
+		return keysetPage(this.db, products, "createdAt", "asc", and(where, q.q ? this.nameLike(q.q) : undefined), q);
 	}
 
 	/**
-	 * Products whose name contains `text` (case-insensitive, every character literal). Three or more
-	 * characters: the products_fts trigram index, scoped to this organization, with `text` as one FTS5
-	 * phrase (no length limit, unlike LIKE). One or two characters (trigram cannot match them): a LIKE
-	 * whose pattern is at most 2 x 4 bytes escaped plus two %, far under D1's 50-byte LIKE limit.
+	 * Products whose name contains `text` (three or more characters; case-insensitive, every character
+	 * literal): the products_fts trigram index, with `text` as one FTS5 phrase (no length limit, unlike
+	 * LIKE). A page walks the index's matches in its rowid order (the product's insertion order) from
+	 * the cursor and reads each match's product: `limit` + 1 matches and their rows at any depth (with
+	 * another filter, the matches it skips too). Ordering by createdAt instead made every page read all
+	 * matches first. The cursor is (index rowid, product id).
 	 */
-	private nameContains(text: string): SQL {
-		if ([...text].length < 3) {
-			return sql`${products.name} LIKE ${`%${text.replace(/[%_\\]/g, (m) => `\\${m}`)}%`} ESCAPE '\\'`;
-		}
+	private async search(text: string, where: SQL | undefined, q: PageQuery) {
 		const phrase = `"${text.replaceAll('"', '""')}"`;
-		return sql`${products.id} IN (SELECT product_id FROM products_fts WHERE products_fts MATCH ${phrase} AND organization_id = ${this.organizationId})`;
+		const after = decodeCursor(q.cursor);
+		const rows = await this.db
+			.select({ product: products, k: sql<number>`products_fts.rowid` })
+			.from(products)
+			.innerJoin(sql`products_fts`, sql`products_fts.product_id = ${products.id}`)
+			.where(
+				and(
+					sql`products_fts MATCH ${phrase}`,
+					sql`products_fts.organization_id = ${this.organizationId}`,
+					// FTS5 seeks to a rowid bound only when it is an INTEGER; a bound number arrives as REAL, and
+					// then FTS5 returns every match from the start and SQLite filters (all matches read again).
+					after ? sql`products_fts.rowid > CAST(${after.k} AS INTEGER)` : undefined,
+					where,
+				),
+			)
+			.orderBy(sql`products_fts.rowid`)
+			.limit(q.limit + 1);
+		const result = page(rows, q.limit, (r) => ({ k: r.k, id: r.product.id }));
+		return { data: result.data.map((r) => r.product), nextCursor: result.nextCursor };
+	}
+
+	/**
+	 * One or two characters (trigram cannot match them): a LIKE whose pattern is at most 2 x 4 bytes
+	 * escaped plus two %, far under D1's 50-byte LIKE limit.
+	 */
+	private nameLike(text: string): SQL {
+		return sql`${products.name} LIKE ${`%${text.replace(/[%_\\]/g, (m) => `\\${m}`)}%`} ESCAPE '\\'`;
 	}
 
 	getProduct(id: string): Promise<Product> {

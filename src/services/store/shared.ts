@@ -4,9 +4,9 @@ import { runBatch } from "../../db/batch";
 import type { Database } from "../../db/client";
 import { ApiError } from "../../errors";
 import { newId } from "../../lib/ids";
-import { type AuditInput, auditEntry, tenantEvent } from "../events-bus";
+import { type AuditInput, changeOutbox } from "../events-bus";
 import { type IdempotentCommit, storeResponse } from "../idempotency";
-import { type ChangeLog, collectOutbox, outboxInsert } from "../outbox";
+import { type ChangeLog, collectOutbox } from "../outbox";
 
 type Owned = SQLiteTable & { organizationId: SQLiteColumn };
 
@@ -60,9 +60,7 @@ export abstract class TenantScope {
 	 */
 	protected outboxStatements(log: ChangeLog, audit: ChangeAudit, opts: { after?: SQL; when?: SQL } = {}): SQL[] {
 		const { event, ...input } = audit;
-		const out = [outboxInsert(auditEntry(log.meta, { ...input, organizationId: this.organizationId }), opts)];
-		if (event) out.push(outboxInsert(tenantEvent(this.organizationId, event.type, event.data), { when: opts.when }));
-		return out;
+		return changeOutbox(log, { ...input, organizationId: this.organizationId }, event, opts);
 	}
 
 	/** `EXISTS (a row of table matching where)`, to guard a change's outbox rows on the state it was read in. */
