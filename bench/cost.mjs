@@ -95,6 +95,7 @@ export async function cost(args) {
 		durableObjects: Object.fromEntries(
 			config.durable_objects.bindings.map((b) => [b.name, { className: b.class_name, useSQLite: sqlite.has(b.class_name) }]),
 		),
+		analyticsEngineDatasets: Object.fromEntries((config.analytics_engine_datasets ?? []).map((d) => [d.binding, { dataset: d.dataset }])),
 		// wrangler.toml's vars as deployed (LOG_LEVEL info, RATE_LIMIT_MODE lease), the Clerk settings of a
 		// networkless verifier (PEM key), and no tenant limit in the way.
 		bindings: {
