@@ -5,7 +5,7 @@ import { appendAudit } from "../services/audit";
 import { publish } from "../services/events-bus";
 import { parkDeadLetters, pendingInOutbox, relayOutbox } from "../services/outbox";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
-import { storeRoute, storeStub } from "../tenant-store/directory";
+import { type StoreRoute, type StoreStub, storeRoute, storeStub } from "../tenant-store/directory";
 import { backoffSeconds } from "./backoff";
 import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant-events";
 
@@ -21,7 +21,7 @@ const MIGRATING_RETRY_SECONDS = 120;
  */
 export async function processTenantBatch(env: Env, db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
 	const audits: { msg: Message<unknown>; body: AuditMessage }[] = [];
-	const toStores = new Map<string, { msg: Message<unknown>; body: TenantEvent }[]>();
+	const toStores = new Map<string, { region: StoreRoute["region"]; events: { msg: Message<unknown>; body: TenantEvent }[] }>();
 	for (const msg of batch.messages) {
 		const parsed = TenantEventSchema.safeParse(msg.body);
 		if (!parsed.success) {
@@ -30,10 +30,12 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			continue;
 		}
 		const body = parsed.data;
-		const { state } = await storeRoute(env, body.organizationId);
+		const { state, region } = await storeRoute(env, body.organizationId);
 		// A tenant with its own store applies its events there (tenant-store/object.ts).
 		if (state === "store") {
-			toStores.set(body.organizationId, [...(toStores.get(body.organizationId) ?? []), { msg, body }]);
+			const forStore = toStores.get(body.organizationId) ?? { region, events: [] };
+			forStore.events.push({ msg, body });
+			toStores.set(body.organizationId, forStore);
 			continue;
 		}
 		// Being moved to its store (tenant-store/upgrade.ts): its shared-table rows must not change until
@@ -66,7 +68,7 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
 		}
 	}
-	for (const [orgId, list] of toStores) await applyInStore(env, orgId, list, logger);
+	for (const [orgId, { region, events }] of toStores) await applyInStore(storeStub(env, orgId, region), orgId, events, logger);
 	if (audits.length > 0) {
 		const failed = await appendAudit(
 			db,
@@ -85,8 +87,7 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
  * is idempotent on their ids), each delivery attempted by the store (it holds the endpoint and its
  * secret) and retried with the backoff it returns.
  */
-async function applyInStore(env: Env, orgId: string, list: { msg: Message<unknown>; body: TenantEvent }[], logger: Logger): Promise<void> {
-	const stub = storeStub(env, orgId, (await storeRoute(env, orgId)).region);
+async function applyInStore(stub: StoreStub, orgId: string, list: { msg: Message<unknown>; body: TenantEvent }[], logger: Logger): Promise<void> {
 	const events = list.filter((e) => e.body.kind !== "webhook.deliver");
 	if (events.length > 0) {
 		try {

@@ -281,10 +281,13 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 */
 	async directoryChanged(principal?: string): Promise<void> {
 		this.migrate();
-		if (principal) this.ctx.storage.sql.exec("DELETE FROM mirror_access WHERE principal = ?", principal);
-		else this.ctx.storage.sql.exec("DELETE FROM mirror_access");
-		if (principal) this.mirrors.delete(principal);
-		else this.mirrors.clear();
+		if (principal) {
+			this.ctx.storage.sql.exec("DELETE FROM mirror_access WHERE principal = ?", principal);
+			this.mirrors.delete(principal);
+		} else {
+			this.ctx.storage.sql.exec("DELETE FROM mirror_access");
+			this.mirrors.clear();
+		}
 	}
 
 	// --- events ---------------------------------------------------------------------------------------
@@ -342,15 +345,17 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.migrate();
 		this.ctx.storage.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", Date.now() - IDEMPOTENCY_TTL_MS);
 		const rows = await pendingInOutbox(this.db, 100);
-		const local = rows.filter((r) => !r.body.includes('"kind":"webhook.deliver"'));
-		const outgoing = rows.filter((r) => r.body.includes('"kind":"webhook.deliver"'));
+		// Each row's kind from its parsed body (not a text match, which a payload could contain).
+		const parsed = rows.map((r) => ({ row: r, event: JSON.parse(r.body) as TenantEvent }));
+		const local = parsed.filter((p) => p.event.kind !== "webhook.deliver");
+		const outgoing = parsed.filter((p) => p.event.kind === "webhook.deliver").map((p) => p.row);
 		// Rows left pending (events not applied, deliveries the queue refused) are tried again after
 		// OUTBOX_RETRY_MS, not at once: an alarm re-armed for now would run again and again.
 		let retry = false;
 		try {
 			if (local.length > 0) {
-				await this.apply(local.map((r) => JSON.parse(r.body) as TenantEvent));
-				for (const r of local) this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", r.id);
+				await this.apply(local.map((p) => p.event));
+				for (const p of local) this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", p.row.id);
 			}
 		} catch (err) {
 			logger.error("store events could not be applied", errorFields(err));

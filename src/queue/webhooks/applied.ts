@@ -4,7 +4,7 @@ import { errorFields, type Logger } from "../../lib/logger";
 import { clearAccessCache, invalidateAccess } from "../../services/access";
 import { outboxRows, relayOutbox } from "../../services/outbox";
 import { invalidateUser } from "../../services/users";
-import { storeRoute, storeStub } from "../../tenant-store/directory";
+import { directoryChanged } from "../../tenant-store/directory";
 import type { Planned } from "./planners";
 
 /** Drops the isolate's cached access and user rows that an applied event changed. */
@@ -26,8 +26,7 @@ export async function notifyStores(env: Env, applied: Planned[], logger: Logger)
 	const orgIds = new Set(applied.map((t) => t.plan.invalidate.orgId).filter((o): o is string => typeof o === "string"));
 	for (const orgId of orgIds) {
 		try {
-			const route = await storeRoute(env, orgId);
-			if (route.state === "store") await storeStub(env, orgId, route.region).directoryChanged();
+			await directoryChanged(env, orgId);
 		} catch (err) {
 			logger.warn("could not tell the tenant store its directory changed", { orgId, ...errorFields(err) });
 		}
