@@ -1,6 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { Hono } from "hono";
+import { problemResponse } from "../errors";
 import { notFoundOr405, onError } from "../lib/create-app";
+import { continueTrace } from "../lib/trace";
 import { createApp } from "../app";
 import type { AuthContext } from "../auth/claims";
 import { drizzle } from "drizzle-orm/d1";
@@ -183,10 +185,12 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.bind(orgId);
 		this.importing ??= this.meta("state") === "importing";
 		if (this.importing) {
-			return Response.json(
-				{ type: "about:blank", title: "Service Unavailable", status: 503, code: "UPSTREAM_UNAVAILABLE", detail: "this tenant's data is being moved; retry shortly" },
-				{ status: 503, headers: { "content-type": "application/problem+json", "Retry-After": "5" } },
-			);
+			// The API's problem shape (errors.ts), with the ids the Worker forwarded.
+			const ids = {
+				requestId: request.headers.get("x-request-id") ?? crypto.randomUUID(),
+				traceId: continueTrace(request.headers.get("traceparent")).traceId,
+			};
+			return problemResponse("UPSTREAM_UNAVAILABLE", "this tenant's data is being moved; retry shortly", ids, { "Retry-After": "5" });
 		}
 		const response = await storeApp().fetch(request, this.envFor(settings), {
 			waitUntil: (p: Promise<unknown>) => this.ctx.waitUntil(p),
