@@ -267,7 +267,7 @@ export async function scale(args) {
 			{
 				name: "search",
 				path: `/api/orgs/${ORG}/products`,
-				over: "each hit is two rows, its trigram-index match and its product",
+				over: "each hit is one row of the trigram index, whose content is the product (store schema v3)",
 				// A search page follows the trigram index's rowid (= the seeded product's number).
 				variants: [
 					{ label: "q=amber (1 in 10)", params: { q: "amber" }, deep: (n) => bySeq("prd_s")(middle(n, (i) => i % 10 === 0)) },

@@ -15,8 +15,9 @@ export class TenantStore {
 	readonly inventory: Inventory;
 	readonly orders: Orders;
 
-	constructor(db: Database, organizationId: string) {
-		this.catalogue = new Catalogue(db, organizationId);
+	/** `inStore`: the tables are the tenant's own store (its schema has what D1's lacks, such as products_search). */
+	constructor(db: Database, organizationId: string, opts: { inStore?: boolean } = {}) {
+		this.catalogue = new Catalogue(db, organizationId, opts.inStore ?? false);
 		this.inventory = new Inventory(db, organizationId);
 		this.orders = new Orders(db, organizationId);
 	}

@@ -66,11 +66,11 @@ const recorded = async (orgIds: string[]) =>
 		orgIds.map(async (id) => (await env.DB.prepare("SELECT store_schema_version AS v FROM organizations WHERE id = ?").bind(id).first<{ v: number | null }>())?.v),
 	);
 
-describe("schema rollout: v1 → v2 reaches every store while v1 code still reads", () => {
+describe("schema rollout: v1 → v2 → v3 reaches every store while the previous version's code still reads", () => {
 	afterEach(() => setStoreSchemaTarget(LATEST_TENANT_SCHEMA));
 
 	it("stores created and used at v1 migrate when the cron nudges them; the directory records each version; v1 reads work; counters are exact", async () => {
-		expect(LATEST_TENANT_SCHEMA).toBe(2);
+		expect(LATEST_TENANT_SCHEMA).toBe(3);
 		setStoreSchemaTarget(1);
 		const tenants = await Promise.all(Array.from({ length: 6 }, () => seedTenant()));
 		const ids = tenants.map((t) => t.orgId);
@@ -123,9 +123,43 @@ describe("schema rollout: v1 → v2 reaches every store while v1 code still read
 		expect(realProducts?.n).toBe(2);
 		expect((await storeOf(t0.orgId).stats()).counts).toEqual(after);
 
+		// The deploy of v3 (products_search): the cron moves every store on; v2 code's search (products_fts,
+		// still maintained by its triggers) and v3's (through the API) find the same products, also after a
+		// rename, a new product and a deletion.
+		setStoreSchemaTarget(3);
+		await runScheduled(env, Date.now());
+		expect(await recorded(ids)).toEqual(ids.map(() => 3));
+		const v2Search = (orgId: string, text: string) =>
+			storeSql<{ id: string }>(
+				orgId,
+				"SELECT products.id FROM products JOIN products_fts ON products_fts.product_id = products.id WHERE products_fts MATCH ? ORDER BY products_fts.rowid",
+				`"${text}"`,
+			);
+		const v3Search = async (t: Tenant, text: string) =>
+			(await call<Body<"GET /api/orgs/:orgId/products">>("GET", `${t.base}/products?q=${encodeURIComponent(text)}`, { token: t.member.token })).json.data.map((p) => p.id);
+		for (const [i, t] of tenants.entries()) {
+			expect((await v2Search(t.orgId, "ssa")).map((r) => r.id)).toEqual([used[i]?.tea.id]);
+			expect(await v3Search(t, "ssa")).toEqual([used[i]?.tea.id]);
+		}
+		const [t1] = tenants.slice(1) as [Tenant];
+		const tea1 = used[1]?.tea.id as string;
+		await ok("PATCH", `${t1.base}/products/${tea1}`, t1.admin.token, { name: "Darjeeling" });
+		const mug = await ok<{ id: string }>("POST", `${t1.base}/products`, t1.admin.token, { name: "Darjeeling mug", sku: uid("SKU"), priceMinor: 1, currency: "INR" });
+		await ok("DELETE", `${t1.base}/products/${used[1]?.cup.id}`, t1.admin.token);
+		for (const [text, want] of [
+			["ssa", []],
+			["jeeling", [tea1, mug.id]],
+			["Cup", []],
+		] as const) {
+			expect((await v2Search(t1.orgId, text)).map((r) => r.id), `v2 ${text}`).toEqual(want);
+			expect(await v3Search(t1, text), `v3 ${text}`).toEqual(want);
+		}
+		// The index holds no stale entry: FTS5's own integrity check against its content table.
+		await storeSql(t1.orgId, "INSERT INTO products_search (products_search, rank) VALUES ('integrity-check', 1)");
+
 		// Nothing left behind: another run nudges none of them.
 		await runScheduled(env, Date.now());
-		expect(await recorded(ids)).toEqual(ids.map(() => 2));
+		expect(await recorded(ids)).toEqual(ids.map(() => 3));
 	});
 });
 

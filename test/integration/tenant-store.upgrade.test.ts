@@ -11,6 +11,7 @@ import { type Body, call, type Problem } from "../helpers/request";
 import { storeOf, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant, type Tenant } from "../helpers/tenant";
+import { LATEST_TENANT_SCHEMA } from "../../src/tenant-store/migrations";
 
 /**
  * The upgrade job (tenant-store/upgrade.ts) on a tenant of an existing deployment: its rows in the
@@ -161,7 +162,7 @@ describe("upgrade job: a tenant on the shared D1 tables moves to its store", () 
 		expect(steps.map((s) => s.table)).toEqual([...steps.map((s) => s.table)].sort((a, b) => a - b));
 
 		// Flipped: every row in the store, the same counts and audit head, the API answers the same.
-		expect(await orgRow(t.orgId)).toEqual({ store_state: "store", store_schema_version: 2 });
+		expect(await orgRow(t.orgId)).toEqual({ store_state: "store", store_schema_version: LATEST_TENANT_SCHEMA });
 		const done = await upgradeRow(t.orgId);
 		expect(done?.phase).toBe("done");
 		const rows = await rowsEverywhere(t.orgId);

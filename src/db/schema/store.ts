@@ -25,24 +25,31 @@ export const categories = sqliteTable(
 	],
 );
 
+/**
+ * The product columns, shared with the tenant store's search index (services/store/catalogue.ts
+ * `productsSearch`, store schema v3), which declares the same columns over this table.
+ */
+export const productColumns = {
+	id: text("id").primaryKey(),
+	organizationId: text("organization_id").notNull(),
+	categoryId: text("category_id"),
+	name: text("name").notNull(),
+	sku: text("sku").notNull(),
+	description: text("description"),
+	priceMinor: integer("price_minor").notNull(),
+	currency: text("currency").notNull(),
+	status: text("status", { enum: ["draft", "active", "archived"] }).notNull(),
+	stock: integer("stock").notNull().default(0),
+	...tenantTimestamps,
+};
+
 export const products = sqliteTable(
 	"products",
-	{
-		id: text("id").primaryKey(),
-		organizationId: text("organization_id").notNull(),
-		categoryId: text("category_id"),
-		name: text("name").notNull(),
-		sku: text("sku").notNull(),
-		description: text("description"),
-		priceMinor: integer("price_minor").notNull(),
-		currency: text("currency").notNull(),
-		status: text("status", { enum: ["draft", "active", "archived"] }).notNull(),
-		stock: integer("stock").notNull().default(0),
-		...tenantTimestamps,
-	},
-	// Searched through products_fts (migration 0008): an FTS5 trigram index over name, with product_id and
-	// organization_id UNINDEXED, rowid = products.rowid, kept in sync by triggers. drizzle cannot declare
-	// virtual tables: services/store/catalogue.ts queries it with raw SQL.
+	productColumns,
+	// Searched through products_fts (D1 migration 0008, store schema v1): an FTS5 trigram index over name,
+	// with product_id and organization_id UNINDEXED, rowid = products.rowid, kept in sync by triggers; in a
+	// tenant store, through products_search (store schema v3, external content over this table). drizzle
+	// cannot create virtual tables: services/store/catalogue.ts declares and queries them.
 	(t) => [
 		uniqueIndex("products_org_sku_uq").on(t.organizationId, t.sku),
 		index("products_org_created_idx").on(t.organizationId, t.createdAt, t.id),

@@ -9,8 +9,11 @@ import { idempotencyClaim, idempotentCommit } from "../../middleware/idempotency
 import { withChangeLog } from "../../middleware/change-log";
 import * as routes from "./store.routes";
 
-/** The store for the organization the caller was authorized for (never the raw path parameter). */
-const store = (c: Context<AppEnv>) => new TenantStore(c.get("db"), c.get("access").organization.id);
+/**
+ * The store for the organization the caller was authorized for (never the raw path parameter), over
+ * the tenant's own store when the request runs in it (else the shared D1 tables of a tenant not yet upgraded).
+ */
+const store = (c: Context<AppEnv>) => new TenantStore(c.get("db"), c.get("access").organization.id, { inStore: Boolean(c.get("store")) });
 const ifMatch = (c: Context<AppEnv>) => ifMatchVersion(c.req.header("if-match"));
 
 const stripAll = <T extends { organizationId: string }>(p: { data: T[]; nextCursor: string | null }) => ({

@@ -1,5 +1,7 @@
 import { and, asc, eq, type SQL, sql } from "drizzle-orm";
-import { categories, products, variants } from "../../db/schema";
+import { sqliteTable } from "drizzle-orm/sqlite-core";
+import type { Database } from "../../db/client";
+import { categories, productColumns, products, variants } from "../../db/schema";
 import { ApiError } from "../../errors";
 import { decodeCursor, page } from "../../lib/cursor";
 import type { IdempotentCommit } from "../idempotency";
@@ -23,8 +25,28 @@ interface ProductInput {
 	categoryId?: string | null;
 }
 
+/**
+ * The tenant store's search index (store schema v3): an FTS5 table whose content is the products table
+ * and which declares its columns, so drizzle reads a hit's product through it. drizzle cannot create
+ * virtual tables; this declaration is for queries only (the migration creates it).
+ */
+const productsSearch = sqliteTable("products_search", productColumns);
+type ProductFilters = { status?: ProductStatus; categoryId?: string; sku?: string };
+
+/** `text` as one FTS5 phrase: every character literal (a double quote doubled). */
+const ftsPhrase = (text: string) => `"${text.replaceAll('"', '""')}"`;
+
 /** Categories, products and their variants of one organization. Stock changes live in Inventory. */
 export class Catalogue extends TenantScope {
+	/** `inStore`: searches go through the store's products_search (D1's tables have only products_fts). */
+	constructor(
+		db: Database,
+		organizationId: string,
+		private readonly inStore: boolean,
+	) {
+		super(db, organizationId);
+	}
+
 	// --- categories -------------------------------------------------------------------------
 
 	listCategories(q: PageQuery) {
@@ -67,27 +89,53 @@ export class Catalogue extends TenantScope {
 
 	// --- products ---------------------------------------------------------------------------
 
-	listProducts(q: PageQuery & { status?: ProductStatus; categoryId?: string; q?: string; sku?: string }) {
-		const where = and(
-			this.own(products),
-			q.status ? eq(products.status, q.status) : undefined,
-			q.categoryId ? eq(products.categoryId, q.categoryId) : undefined,
-			q.sku ? eq(products.sku, q.sku) : undefined,
+	listProducts(q: PageQuery & ProductFilters & { q?: string }) {
+		if (q.q && [...q.q].length >= 3) return this.inStore ? this.searchIndex(q.q, q) : this.search(q.q, this.filters(products, q), q);
+		return keysetPage(this.db, products, "createdAt", "asc", and(this.filters(products, q), q.q ? this.nameLike(q.q) : undefined), q);
+	}
+
+	private filters(t: typeof products | typeof productsSearch, q: ProductFilters): SQL | undefined {
+		return and(
+			this.own(t),
+			q.status ? eq(t.status, q.status) : undefined,
+			q.categoryId ? eq(t.categoryId, q.categoryId) : undefined,
+			q.sku ? eq(t.sku, q.sku) : undefined,
 		);
-		if (q.q && [...q.q].length >= 3) return this.search(q.q, where, q);
-		return keysetPage(this.db, products, "createdAt", "asc", and(where, q.q ? this.nameLike(q.q) : undefined), q);
 	}
 
 	/**
 	 * Products whose name contains `text` (three or more characters; case-insensitive, every character
-	 * literal): the products_fts trigram index, with `text` as one FTS5 phrase (no length limit, unlike
-	 * LIKE). A page walks the index's matches in its rowid order (the product's insertion order) from
-	 * the cursor and reads each match's product: `limit` + 1 matches and their rows at any depth (with
-	 * another filter, the matches it skips too). Ordering by createdAt instead made every page read all
-	 * matches first. The cursor is (index rowid, product id).
+	 * literal), in the tenant's store: products_search, a trigram index with `text` as one FTS5 phrase
+	 * (no length limit, unlike LIKE). A page walks the index's matches in rowid order (the product's
+	 * insertion order) from the cursor, and each hit's columns come through the index from its product:
+	 * `limit` + 1 rows at any depth (with another filter, also the matches it skips). Ordering by
+	 * createdAt instead would read every match first. The cursor is (rowid, product id), as in D1's search.
+	 */
+	private async searchIndex(text: string, q: PageQuery & ProductFilters) {
+		const after = decodeCursor(q.cursor);
+		const rows = await this.db
+			.select({ product: productsSearch, k: sql<number>`products_search.rowid` })
+			.from(productsSearch)
+			.where(
+				and(
+					sql`products_search MATCH ${ftsPhrase(text)}`,
+					// FTS5 seeks to a rowid bound only when it is an INTEGER; a bound number arrives as REAL, and
+					// then FTS5 returns every match from the start and SQLite filters (all matches read again).
+					after ? sql`products_search.rowid > CAST(${after.k} AS INTEGER)` : undefined,
+					this.filters(productsSearch, q),
+				),
+			)
+			.orderBy(sql`products_search.rowid`)
+			.limit(q.limit + 1);
+		const result = page(rows, q.limit, (r) => ({ k: r.k, id: r.product.id }));
+		return { data: result.data.map((r) => r.product), nextCursor: result.nextCursor };
+	}
+
+	/**
+	 * The same search on the shared D1 tables (a tenant not yet moved to its store): products_fts
+	 * (migration 0008) holds name, product_id and organization_id; each hit is its match and its product.
 	 */
 	private async search(text: string, where: SQL | undefined, q: PageQuery) {
-		const phrase = `"${text.replaceAll('"', '""')}"`;
 		const after = decodeCursor(q.cursor);
 		const rows = await this.db
 			.select({ product: products, k: sql<number>`products_fts.rowid` })
@@ -95,10 +143,8 @@ export class Catalogue extends TenantScope {
 			.innerJoin(sql`products_fts`, sql`products_fts.product_id = ${products.id}`)
 			.where(
 				and(
-					sql`products_fts MATCH ${phrase}`,
+					sql`products_fts MATCH ${ftsPhrase(text)}`,
 					sql`products_fts.organization_id = ${this.organizationId}`,
-					// FTS5 seeks to a rowid bound only when it is an INTEGER; a bound number arrives as REAL, and
-					// then FTS5 returns every match from the start and SQLite filters (all matches read again).
 					after ? sql`products_fts.rowid > CAST(${after.k} AS INTEGER)` : undefined,
 					where,
 				),
