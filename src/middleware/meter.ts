@@ -1,8 +1,11 @@
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import type { AddResult } from "../durable-objects/usage-counter";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { usageCounter } from "../services/usage";
+import { monthOf, monthStart } from "../services/usage-ledger";
+import type { AddResult } from "../services/usage-types";
+import { storeRoute, storeStub } from "../tenant-store/directory";
 
 /** An isolate sends its counted calls to the organization's UsageCounter at most this often… */
 export const METER_FLUSH_MS = 1_000;
@@ -36,17 +39,21 @@ export function setMeterClock(now: () => number): void {
 	clock = now;
 }
 
-const monthOf = (t: number) => new Date(t).toISOString().slice(0, 7);
-function secondsToNextMonth(now: number): number {
-	const d = new Date(now);
-	return Math.ceil((Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) - now) / 1000);
+const secondsToNextMonth = (now: number) => Math.ceil((monthStart(monthOf(now), 1) - now) / 1000);
+
+function quotaExceeded(quota: number, now: number): ApiError {
+	return new ApiError("QUOTA_EXCEEDED", `the monthly quota of ${quota} API calls is used up`, {
+		headers: { "Retry-After": String(secondsToNextMonth(now)) },
+	});
 }
 
 /**
  * Meters API calls per organization and enforces the monthly quota (plan, or the organization's
  * override): over quota answers 429 problem+json (code QUOTA_EXCEEDED) with Retry-After until the
- * next month (UTC). Counts are batched in the isolate and added to the UsageCounter Durable Object,
- * which writes daily rollups behind to D1 and raises the 50/80/100% alerts: no D1 write per request.
+ * next month (UTC). A store tenant's calls are counted by its tenant store, exactly: in the object for
+ * the routes it serves (no call), one call to it for the tenant routes the Worker serves. A tenant
+ * still on the shared tables is counted by its UsageCounter object, in batches (see `legacyMeter`).
+ * Both write daily rollups behind to D1 and raise the 50/80/100% alerts: no D1 write per request.
  * @example middleware: [requireAuth(), requireOrgMember(), rateLimit("tenant"), meter()]
  */
 export function meter() {
@@ -54,40 +61,52 @@ export function meter() {
 		const { organization, limits } = c.get("access");
 		const quota = limits.monthlyApiQuota;
 		const now = clock();
-		const month = monthOf(now);
-		let s = local.get(organization.id);
-		if (!s || s.month !== month) {
-			s = { month, used: 0, pending: 0, lastFlush: 0, known: false };
-			local.set(organization.id, s);
+		const store = c.get("store");
+		const route = store ? undefined : await storeRoute(c.env, organization.id);
+		if (store || route?.state === "store") {
+			const result = store
+				? await store.usage(organization.id, 1, quota, now)
+				: await storeStub(c.env, organization.id, route?.region ?? "default").meter(organization.id, { quota, at: now });
+			if (!result.allowed) throw quotaExceeded(quota, now);
+			return next();
 		}
-		const state = s;
-		if (state.used + state.pending >= quota) {
-			throw new ApiError("QUOTA_EXCEEDED", `the monthly quota of ${quota} API calls is used up`, {
-				headers: { "Retry-After": String(secondsToNextMonth(now)) },
-			});
-		}
-		state.pending += 1;
-
-		const near = state.used + state.pending >= quota * 0.8;
-		if (!state.known || near || state.pending >= METER_FLUSH_COUNT || now - state.lastFlush >= METER_FLUSH_MS) {
-			const count = state.pending;
-			state.pending = 0;
-			state.lastFlush = now;
-			const stub = usageCounter(c.env, organization.id);
-			const flush = stub
-				.add({ organizationId: organization.id, count, quota })
-				.then((r: AddResult) => {
-					if (r.month === state.month) state.used = r.monthUsed;
-					state.known = true;
-				})
-				.catch((err: unknown) => {
-					state.pending += count; // sent again with the next flush
-					c.get("logger").warn("usage counter unavailable", { error: err instanceof Error ? err.message : String(err) });
-				});
-			// Unknown or near the quota: wait for the exact total. Otherwise count off the hot path.
-			if (!state.known || near) await flush;
-			else c.executionCtx.waitUntil(flush);
-		}
+		await legacyMeter(c, organization.id, quota, now);
 		await next();
 	});
+}
+
+/**
+ * A tenant on the shared tables: calls are batched in the isolate and added to the UsageCounter
+ * object at most every METER_FLUSH_MS or METER_FLUSH_COUNT calls, and on every call near the quota.
+ */
+async function legacyMeter(c: Context<AppEnv>, organizationId: string, quota: number, now: number): Promise<void> {
+	const month = monthOf(now);
+	let s = local.get(organizationId);
+	if (!s || s.month !== month) {
+		s = { month, used: 0, pending: 0, lastFlush: 0, known: false };
+		local.set(organizationId, s);
+	}
+	const state = s;
+	if (state.used + state.pending >= quota) throw quotaExceeded(quota, now);
+	state.pending += 1;
+
+	const near = state.used + state.pending >= quota * 0.8;
+	if (!state.known || near || state.pending >= METER_FLUSH_COUNT || now - state.lastFlush >= METER_FLUSH_MS) {
+		const count = state.pending;
+		state.pending = 0;
+		state.lastFlush = now;
+		const flush = usageCounter(c.env, organizationId)
+			.add({ organizationId, count, quota })
+			.then((r: AddResult) => {
+				if (r.month === state.month) state.used = r.monthUsed;
+				state.known = true;
+			})
+			.catch((err: unknown) => {
+				state.pending += count; // sent again with the next flush
+				c.get("logger").warn("usage counter unavailable", { error: err instanceof Error ? err.message : String(err) });
+			});
+		// Unknown or near the quota: wait for the exact total. Otherwise count off the hot path.
+		if (!state.known || near) await flush;
+		else c.executionCtx.waitUntil(flush);
+	}
 }

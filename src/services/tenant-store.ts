@@ -15,9 +15,9 @@ export class TenantStore {
 	readonly inventory: Inventory;
 	readonly orders: Orders;
 
-	/** `inStore`: the tables are the tenant's own store (its schema has what D1's lacks, such as products_search). */
-	constructor(db: Database, organizationId: string, opts: { inStore?: boolean } = {}) {
-		this.catalogue = new Catalogue(db, organizationId, opts.inStore ?? false);
+	/** `searchIndex`: the tables are a tenant store's with products_search (schema v3), which D1's lack. */
+	constructor(db: Database, organizationId: string, opts: { searchIndex?: boolean } = {}) {
+		this.catalogue = new Catalogue(db, organizationId, opts.searchIndex ?? false);
 		this.inventory = new Inventory(db, organizationId);
 		this.orders = new Orders(db, organizationId);
 	}

@@ -1,15 +1,19 @@
 import type { Env } from "../env";
+import { storeRoute, storeStub } from "../tenant-store/directory";
 
 /** The organization's UsageCounter object: one per organization, the same name for the meter and the report. */
 export const usageCounter = (env: Pick<Env, "USAGE">, organizationId: string) =>
 	env.USAGE.get(env.USAGE.idFromName(`usage:${organizationId}`));
 
 /**
- * The organization's API usage this month against its quota, read from its UsageCounter object:
- * the calendar month (UTC) as the period, the daily counts, what remains and the percentage used.
+ * The organization's API usage this month against its quota, read from its tenant store (or, for a
+ * tenant still on the shared tables, its UsageCounter object): the calendar month (UTC) as the period,
+ * the daily counts, what remains and the percentage used.
  */
-export async function usageReport(env: Pick<Env, "USAGE">, organizationId: string, quota: number) {
-	const summary = await usageCounter(env, organizationId).summary();
+export async function usageReport(env: Pick<Env, "USAGE" | "DB" | "TENANT_STORE">, organizationId: string, quota: number) {
+	const route = await storeRoute(env, organizationId);
+	const summary =
+		route.state === "store" ? await storeStub(env, organizationId, route.region).usageSummary() : await usageCounter(env, organizationId).summary();
 	const [y, m] = summary.month.split("-").map(Number) as [number, number];
 	return {
 		organizationId,

@@ -2,6 +2,7 @@ import type { AuthContext } from "../auth/claims";
 import type { Database } from "../db/client";
 import type { OrgAccess } from "../services/access";
 import type { RateLimiter } from "../services/rate-limit";
+import type { MeterResult } from "../services/usage-types";
 
 /**
  * What a tenant store object gives the request it serves (`c.var.store`): the middleware and routes
@@ -10,10 +11,14 @@ import type { RateLimiter } from "../services/rate-limit";
 export interface StoreHost {
 	/** The tenant's database: the object's own SQLite. */
 	db: Database;
+	/** The store's schema version (tenant-store/migrations): what its tables offer, such as v3's products_search. */
+	schemaVersion(): number;
 	/** The caller's standing, from the store's mirror of the directory (membership, role, plan). */
 	access(auth: AuthContext, orgId: string): Promise<OrgAccess>;
 	/** The member's seat standing (services/identity.ts SeatStanding), from the same mirror. */
 	seat(orgId: string, userId: string): Promise<{ served: boolean; place: number; members: number; seats: number; plan: string }>;
 	/** The tenant's rate-limit buckets, held by the object. */
 	limiter: RateLimiter;
+	/** Meters `count` calls at `at` against the monthly quota, in the object's usage ledger (exact). */
+	usage(orgId: string, count: number, quota: number, at: number): Promise<MeterResult>;
 }

@@ -16,6 +16,9 @@ import { type SeatStanding, seatStanding } from "../services/identity";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
 import { parkInOutbox, pendingInOutbox, relayOutbox } from "../services/outbox";
 import { LocalRateLimiter } from "../services/rate-limit";
+import { alertMessages, METER_RETRY_MS, monthOf, monthStart, UsageLedger, WRITE_BEHIND_MS } from "../services/usage-ledger";
+import { usageCounter } from "../services/usage";
+import type { MeterResult } from "../services/usage-types";
 import type { StoreHost } from "./host";
 import { LATEST_TENANT_SCHEMA, TENANT_MIGRATIONS } from "./migrations";
 import { COUNTED_TABLES } from "./migrations/v2";
@@ -29,12 +32,23 @@ const MIRROR_TTL_MS = 300_000;
 /** Outbox rows the alarm could not hand on are tried again after this long. */
 const OUTBOX_RETRY_MS = 5_000;
 
+/** The schema version that brought the usage ledger (migrations/v4.ts). */
+const USAGE_LEDGER_SCHEMA = 4;
+
 /** The schema version stores migrate to (tests lower it to show a rollout; see setStoreSchemaTarget). */
 let schemaTarget = LATEST_TENANT_SCHEMA;
 
 /** Test hook: the version a store migrates to on its next call (a deploy, as a store sees it). */
 export function setStoreSchemaTarget(version: number): void {
 	schemaTarget = Math.max(1, Math.min(LATEST_TENANT_SCHEMA, version));
+}
+
+/** The store's clock for its usage write-behind (ms since the epoch); tests move it instead of waiting. */
+let clock: () => number = () => Date.now();
+
+/** Test hook: the usage write-behind reads the time from `now` (undefined: the real clock again). */
+export function setStoreClock(now?: () => number): void {
+	clock = now ?? (() => Date.now());
 }
 
 /** What serve() hands the routes for one request: the authenticated principal and this object's host. */
@@ -85,12 +99,13 @@ export interface StoreStats {
 /**
  * One tenant's data in its own SQLite Durable Object (named by the organization id): catalogue,
  * orders, idempotency keys, the audit chain, outgoing webhook endpoints, deliveries and their outbox,
- * the tenant's rate-limit buckets, and a mirror of the directory's answer for its members.
+ * the tenant's rate-limit buckets and usage ledger (exact quota), and a mirror of the directory's
+ * answer for its members.
  *
  * The Worker verifies the caller's token and calls `serve(request, auth)`: the object runs the
  * Worker's own routes (the same Hono app) against its database, with `c.var.store` pointing the
- * middleware at the object (membership from the mirror, buckets held here), so a tenant request is
- * one object call: no D1 read and no queue send on its path. A change writes its audit entry and
+ * middleware at the object (membership from the mirror, buckets and usage counted here), so a tenant
+ * request is one object call: no D1 read, no other object and no queue send on its path. A change writes its audit entry and
  * outgoing event as outbox rows in its own transaction; the object then applies them itself (the
  * audit chain's sequence and hash are assigned here), and its alarm hands deliveries to the
  * tenant-events queue and re-applies whatever an interrupted request left in the outbox.
@@ -109,6 +124,12 @@ export class TenantStoreObject extends DurableObject<Env> {
 	/** mirror_access rows as read or written here (this object is their only writer): parsed once, not per request. */
 	private readonly mirrors = new Map<string, { entry: MirrorEntry; refreshedAt: number }>();
 	private readonly limiter = new LocalRateLimiter();
+	/** The tenant's API-call counters (schema v4), written by this object alone. */
+	private ledger: UsageLedger;
+	/** Whether the ledger has started from the counts kept before it (store_meta usage_seeded). */
+	private usageSeeded = false;
+	/** When the alarm next writes the counters behind (and reports usage), if they changed. */
+	private usageDue: number | undefined;
 	/** Applying events is serialised: two requests never extend the audit chain at once. */
 	private applying: Promise<unknown> = Promise.resolve();
 	private readonly local: Queue<TenantEvent>;
@@ -126,6 +147,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 			sendBatch: async (messages: Iterable<MessageSendRequest<TenantEvent>>) => this.apply([...messages].map((m) => m.body)),
 		} as unknown as Queue<TenantEvent>;
 		this.local = local;
+		this.ledger = new UsageLedger(ctx.storage.sql, "usage_");
 		ctx.blockConcurrencyWhile(async () => this.migrate());
 	}
 
@@ -219,9 +241,11 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private hostFor(): StoreHost {
 		this.host ??= {
 			db: this.db,
+			schemaVersion: () => this.version,
 			access: (auth, orgId) => this.access(auth, orgId),
 			seat: (orgId, userId) => this.seat(orgId, userId),
 			limiter: this.limiter,
+			usage: (orgId, count, quota, at) => this.usage(orgId, count, quota, at),
 		};
 		return this.host;
 	}
@@ -294,6 +318,92 @@ export class TenantStoreObject extends DurableObject<Env> {
 		}
 	}
 
+	// --- usage ----------------------------------------------------------------------------------------
+
+	/**
+	 * Meters `count` API calls at `at` against the monthly `quota`: refused (nothing counted) once the
+	 * month's calls reach the quota, else counted. Exact: this object is the counters' only writer and
+	 * runs one call at a time. The Worker calls it for the tenant routes it serves itself (members, API
+	 * keys, usage); the routes served here count through `c.var.store.usage`, with no call at all.
+	 */
+	async meter(orgId: string, input: { count?: number; quota: number; at?: number }): Promise<MeterResult> {
+		this.bind(orgId);
+		const result = await this.usage(orgId, input.count ?? 1, input.quota, input.at ?? Date.now());
+		await this.armAlarm();
+		return result;
+	}
+
+	private async usage(orgId: string, count: number, quota: number, at: number): Promise<MeterResult> {
+		if (this.version < USAGE_LEDGER_SCHEMA) return this.legacyUsage(orgId, count, quota, at);
+		if (!this.usageSeeded) await this.ctx.blockConcurrencyWhile(() => this.seedUsage(orgId, quota, at));
+		const month = monthOf(at);
+		if (this.ledger.monthTotal(month) >= quota) return { allowed: false, month, monthUsed: this.ledger.monthTotal(month), quota, alerts: [] };
+		const result = this.ledger.add(count, quota, at);
+		this.usageDue ??= clock() + WRITE_BEHIND_MS;
+		// The alerts' audit entries and events, applied here like every store event.
+		if (result.alerts.length > 0) await this.apply(alertMessages(orgId, result));
+		return { allowed: true, ...result };
+	}
+
+	/**
+	 * A store below schema v4 (held back by a rollout: setStoreSchemaTarget) meters as the code before v4
+	 * did, through the tenant's UsageCounter object, here one call per metered call.
+	 */
+	private async legacyUsage(orgId: string, count: number, quota: number, at: number): Promise<MeterResult> {
+		const counter = usageCounter(this.env, orgId);
+		const current = await counter.add({ organizationId: orgId, count: 0, quota, at });
+		if (current.monthUsed >= quota) return { allowed: false, ...current };
+		return { allowed: true, ...(await counter.add({ organizationId: orgId, count, quota, at })) };
+	}
+
+	/**
+	 * Once per store: the ledger starts from the daily rollups (D1 usage_daily, this month and the last)
+	 * that the tenant's UsageCounter object wrote before the store counted (calls it had not yet written
+	 * behind, at most WRITE_BEHIND_MS of them, are not carried over). What they hold counts as already
+	 * reported to Stripe and its thresholds as already announced.
+	 */
+	private async seedUsage(orgId: string, quota: number, at: number): Promise<void> {
+		if (this.meta("usage_seeded") === null) {
+			const since = `${monthOf(monthStart(monthOf(at), -1))}-01`;
+			const { results } = await this.env.DB.prepare(
+				"SELECT day, count FROM usage_daily WHERE organization_id = ? AND metric = 'api_calls' AND day >= ?",
+			)
+				.bind(orgId, since)
+				.all<{ day: string; count: number }>();
+			this.ctx.storage.transactionSync(() => {
+				this.ledger.seed(results, quota, at);
+				this.setMeta("usage_seeded", String(at));
+			});
+		}
+		this.usageSeeded = true;
+	}
+
+	/** The month's calls per day (GET /api/orgs/:orgId/usage for a store tenant). */
+	async usageSummary(month = monthOf(Date.now())): Promise<{ month: string; used: number; daily: { day: string; count: number }[] }> {
+		this.migrate();
+		return this.ledger.summary(month);
+	}
+
+	/**
+	 * The alarm's usage part, when due: the counters written behind to D1 and the month's growth
+	 * reported to Stripe; what failed is tried again later (WRITE_BEHIND_MS, METER_RETRY_MS for Stripe).
+	 */
+	private async flushUsage(orgId: string, logger: ReturnType<typeof createLogger>): Promise<void> {
+		const now = clock();
+		if (this.usageDue === undefined ? !this.ledger.hasDirty() : now < this.usageDue) return;
+		this.usageDue = undefined;
+		try {
+			const { reportError } = await this.ledger.flush(this.env, orgId);
+			if (reportError !== undefined) {
+				logger.warn(`usage report to Stripe failed; retrying in ${METER_RETRY_MS / 1000} s`, errorFields(reportError));
+				this.usageDue = now + METER_RETRY_MS;
+			}
+		} catch (err) {
+			logger.error("usage counters could not be written behind", errorFields(err));
+			this.usageDue = now + WRITE_BEHIND_MS;
+		}
+	}
+
 	// --- events ---------------------------------------------------------------------------------------
 
 	/**
@@ -333,8 +443,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private async armAlarm(): Promise<void> {
 		const pending = this.ctx.storage.sql.exec("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").toArray().length > 0;
 		const keys = this.ctx.storage.sql.exec<{ t: number | null }>("SELECT min(created_at) AS t FROM idempotency_keys").toArray()[0]?.t ?? null;
-		const want = pending ? Date.now() : keys !== null ? keys + IDEMPOTENCY_TTL_MS : null;
-		if (want === null) return;
+		const wants = [pending ? Date.now() : null, keys !== null ? keys + IDEMPOTENCY_TTL_MS : null, this.usageDue ?? null].filter((t) => t !== null);
+		if (wants.length === 0) return;
+		const want = Math.min(...wants);
 		const current = await this.ctx.storage.getAlarm();
 		if (current === null || current > want) await this.ctx.storage.setAlarm(want);
 	}
@@ -342,12 +453,14 @@ export class TenantStoreObject extends DurableObject<Env> {
 	/**
 	 * The object's one alarm: re-applies events an interrupted request left in the outbox, hands
 	 * deliveries to the tenant-events queue (deleted once it accepted them), purges idempotency keys
-	 * older than 24 h, and sets itself for whatever is next.
+	 * older than 24 h, writes the usage counters behind when due, and sets itself for whatever is next.
 	 */
 	override async alarm(): Promise<void> {
-		const logger = createLogger("info", { store: this.meta("organization_id") ?? "unbound" });
+		const orgId = this.meta("organization_id");
+		const logger = createLogger("info", { store: orgId ?? "unbound" });
 		this.migrate();
 		this.ctx.storage.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", Date.now() - IDEMPOTENCY_TTL_MS);
+		if (orgId !== null) await this.flushUsage(orgId, logger);
 		const rows = await pendingInOutbox(this.db, 100);
 		// Each row's kind from its parsed body (not a text match, which a payload could contain).
 		const parsed = rows.map((r) => ({ row: r, event: JSON.parse(r.body) as TenantEvent }));
@@ -503,6 +616,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.bound = undefined;
 		this.importing = undefined;
 		this.mirrors.clear();
+		this.ledger = new UsageLedger(this.ctx.storage.sql, "usage_");
+		this.usageSeeded = false;
+		this.usageDue = undefined;
 	}
 
 	/** Rows read and written by the store's statements since the object started (benchmarks read them). */

@@ -1,10 +1,13 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { beforeEach, describe, expect, it, vi } from "vitest";
-import { METER_RETRY_MS } from "../../src/durable-objects/usage-counter";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { usageCounter } from "../../src/services/usage";
+import { METER_RETRY_MS, WRITE_BEHIND_MS } from "../../src/services/usage-ledger";
+import { forgetStoreRoute } from "../../src/tenant-store/directory";
+import { setStoreClock } from "../../src/tenant-store/object";
 import { fakeStripe, stubNetwork } from "../helpers/network";
 import { type Body, callWithEnv } from "../helpers/request";
+import { storeOf } from "../helpers/store";
 import { seedTenant } from "../helpers/tenant";
 import { TEST_STRIPE } from "../helpers/vars";
 
@@ -17,9 +20,15 @@ beforeEach(() => {
 	stubNetwork(vi, { routes: stripe.routes });
 });
 
-/** An organization on `plan`, with a live Stripe subscription (as the webhook stores it) unless `customer` is false. */
+/**
+ * An organization on `plan`, with a live Stripe subscription (as the webhook stores it) unless `customer`
+ * is false, still on the shared tables: its UsageCounter object runs the usage ledger (services/
+ * usage-ledger.ts), whose reports are the same code in a tenant store (last describe).
+ */
 async function billedTenant(plan: "pro" | "enterprise", o: { customer?: boolean } = {}) {
 	const t = await seedTenant({ plan });
+	await env.DB.prepare("UPDATE organizations SET store_state = 'd1' WHERE id = ?").bind(t.orgId).run();
+	forgetStoreRoute(t.orgId);
 	const customer = `cus_${t.orgId.slice(-12)}`;
 	if (o.customer !== false) {
 		await env.DB.prepare(
@@ -161,5 +170,44 @@ describe("usage-based billing: the write-behind reports API calls to Stripe's Bi
 		expect(enterprise!.has("line_items[1][quantity]")).toBe(false);
 		expect(enterprise!.get("line_items[0][price_data][unit_amount]")).toBe("49900");
 		expect([...pro!.keys()].filter((k) => k.startsWith("line_items[1]"))).toEqual([]);
+	});
+});
+
+describe("usage-based billing from a tenant store", () => {
+	afterEach(() => setStoreClock());
+
+	it("the store's alarm reports the month's growth once the write-behind is due, and retries a failed report METER_RETRY_MS later", async () => {
+		let now = Date.now();
+		setStoreClock(() => now);
+		const t = await billedTenant("enterprise");
+		await env.DB.prepare("UPDATE organizations SET store_state = NULL WHERE id = ?").bind(t.orgId).run();
+		forgetStoreRoute(t.orgId);
+		const store = storeOf(t.orgId);
+		const alarm = () => runDurableObjectAlarm(store);
+		const nextAlarm = () => runInDurableObject(store, (_o, state) => state.storage.getAlarm());
+		const storeBilled = () => stripe.meter.events.filter((e) => e.payload.stripe_customer_id === t.customer).map((e) => Number(e.payload.value));
+
+		expect(await store.meter(t.orgId, { count: 40, quota: 1_000_000, at: now })).toMatchObject({ allowed: true, monthUsed: 40 });
+		expect(await nextAlarm()).toBe(now + WRITE_BEHIND_MS);
+		// Before it is due the alarm (run early here) reports nothing.
+		await alarm();
+		expect(meterCalls()).toHaveLength(0);
+		now += WRITE_BEHIND_MS;
+		await alarm();
+		expect(stripe.meter.events.map((e) => [e.identifier, e.payload.value])).toEqual([[`usage:${t.orgId}:${thisMonth()}:40`, "40"]]);
+		expect(await env.DB.prepare("SELECT count FROM usage_daily WHERE organization_id = ?").bind(t.orgId).first()).toEqual({ count: 40 });
+
+		// Stripe down: kept, and sent again METER_RETRY_MS later, once.
+		await store.meter(t.orgId, { count: 5, quota: 1_000_000, at: now });
+		stripe.meter.downNext = 2;
+		now += WRITE_BEHIND_MS;
+		await alarm();
+		expect(storeBilled()).toEqual([40]);
+		expect(await nextAlarm()).toBe(now + METER_RETRY_MS);
+		now += METER_RETRY_MS;
+		await alarm();
+		expect(storeBilled()).toEqual([40, 5]);
+		expect(sum(storeBilled())).toBe((await store.usageSummary()).used);
+		expect(await nextAlarm()).toBeNull();
 	});
 });

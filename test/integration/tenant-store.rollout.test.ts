@@ -1,8 +1,9 @@
-import { runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runScheduled } from "../../src/queue/consumer";
 import { systemAudit } from "../../src/services/events-bus";
+import { usageCounter } from "../../src/services/usage";
 import { forgetStoreRoute } from "../../src/tenant-store/directory";
 import { LATEST_TENANT_SCHEMA } from "../../src/tenant-store/migrations";
 import { COUNTED_TABLES } from "../../src/tenant-store/migrations/v2";
@@ -66,11 +67,11 @@ const recorded = async (orgIds: string[]) =>
 		orgIds.map(async (id) => (await env.DB.prepare("SELECT store_schema_version AS v FROM organizations WHERE id = ?").bind(id).first<{ v: number | null }>())?.v),
 	);
 
-describe("schema rollout: v1 → v2 → v3 reaches every store while the previous version's code still reads", () => {
+describe("schema rollout: v1 → v2 → v3 → v4 reaches every store while the previous version's code still reads", () => {
 	afterEach(() => setStoreSchemaTarget(LATEST_TENANT_SCHEMA));
 
 	it("stores created and used at v1 migrate when the cron nudges them; the directory records each version; v1 reads work; counters are exact", async () => {
-		expect(LATEST_TENANT_SCHEMA).toBe(3);
+		expect(LATEST_TENANT_SCHEMA).toBe(4);
 		setStoreSchemaTarget(1);
 		const tenants = await Promise.all(Array.from({ length: 6 }, () => seedTenant()));
 		const ids = tenants.map((t) => t.orgId);
@@ -157,9 +158,22 @@ describe("schema rollout: v1 → v2 → v3 reaches every store while the previou
 		// The index holds no stale entry: FTS5's own integrity check against its content table.
 		await storeSql(t1.orgId, "INSERT INTO products_search (products_search, rank) VALUES ('integrity-check', 1)");
 
+		// The deploy of v4 (the usage ledger in the store). Until now the stores metered through each
+		// tenant's UsageCounter; its rollups in D1 (written behind by its alarm) are where a ledger starts.
+		const legacy = usageCounter(env, t1.orgId);
+		const counted = (await legacy.summary()).used;
+		expect(counted).toBeGreaterThan(0);
+		await runDurableObjectAlarm(legacy);
+		setStoreSchemaTarget(4);
+		await runScheduled(env, Date.now());
+		expect(await recorded(ids)).toEqual(ids.map(() => 4));
+		await ok("GET", `${t1.base}/products`, t1.member.token);
+		expect((await storeOf(t1.orgId).usageSummary()).used).toBe(counted + 1);
+		expect((await legacy.summary()).used).toBe(counted);
+
 		// Nothing left behind: another run nudges none of them.
 		await runScheduled(env, Date.now());
-		expect(await recorded(ids)).toEqual(ids.map(() => 3));
+		expect(await recorded(ids)).toEqual(ids.map(() => 4));
 	});
 });
 

@@ -10,10 +10,11 @@ import { withChangeLog } from "../../middleware/change-log";
 import * as routes from "./store.routes";
 
 /**
- * The store for the organization the caller was authorized for (never the raw path parameter), over
- * the tenant's own store when the request runs in it (else the shared D1 tables of a tenant not yet upgraded).
+ * The store for the organization the caller was authorized for (never the raw path parameter). Searches
+ * use the tenant store's products_search (schema v3) when the request runs in a store that has it.
  */
-const store = (c: Context<AppEnv>) => new TenantStore(c.get("db"), c.get("access").organization.id, { inStore: Boolean(c.get("store")) });
+const store = (c: Context<AppEnv>) =>
+	new TenantStore(c.get("db"), c.get("access").organization.id, { searchIndex: (c.get("store")?.schemaVersion() ?? 0) >= 3 });
 const ifMatch = (c: Context<AppEnv>) => ifMatchVersion(c.req.header("if-match"));
 
 const stripAll = <T extends { organizationId: string }>(p: { data: T[]; nextCursor: string | null }) => ({

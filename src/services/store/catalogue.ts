@@ -38,11 +38,11 @@ const ftsPhrase = (text: string) => `"${text.replaceAll('"', '""')}"`;
 
 /** Categories, products and their variants of one organization. Stock changes live in Inventory. */
 export class Catalogue extends TenantScope {
-	/** `inStore`: searches go through the store's products_search (D1's tables have only products_fts). */
+	/** `searchIndex`: searches go through a tenant store's products_search (D1's tables have only products_fts). */
 	constructor(
 		db: Database,
 		organizationId: string,
-		private readonly inStore: boolean,
+		private readonly searchIndex: boolean,
 	) {
 		super(db, organizationId);
 	}
@@ -90,7 +90,7 @@ export class Catalogue extends TenantScope {
 	// --- products ---------------------------------------------------------------------------
 
 	listProducts(q: PageQuery & ProductFilters & { q?: string }) {
-		if (q.q && [...q.q].length >= 3) return this.inStore ? this.searchIndex(q.q, q) : this.search(q.q, this.filters(products, q), q);
+		if (q.q && [...q.q].length >= 3) return this.searchIndex ? this.searchProducts(q.q, q) : this.search(q.q, this.filters(products, q), q);
 		return keysetPage(this.db, products, "createdAt", "asc", and(this.filters(products, q), q.q ? this.nameLike(q.q) : undefined), q);
 	}
 
@@ -111,7 +111,7 @@ export class Catalogue extends TenantScope {
 	 * `limit` + 1 rows at any depth (with another filter, also the matches it skips). Ordering by
 	 * createdAt instead would read every match first. The cursor is (rowid, product id), as in D1's search.
 	 */
-	private async searchIndex(text: string, q: PageQuery & ProductFilters) {
+	private async searchProducts(text: string, q: PageQuery & ProductFilters) {
 		const after = decodeCursor(q.cursor);
 		const rows = await this.db
 			.select({ product: productsSearch, k: sql<number>`products_search.rowid` })
