@@ -32,6 +32,7 @@ export class UsageCounter extends DurableObject<Env> {
 			this.organizationId = input.organizationId;
 		}
 		const result = this.ledger.add(input.count, input.quota, input.at ?? Date.now());
+		this.ledger.persist();
 		await publish(this.env, alertMessages(input.organizationId, result));
 		if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + WRITE_BEHIND_MS);
 		return result;

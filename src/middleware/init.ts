@@ -55,7 +55,8 @@ function authKind(c: Context<AppEnv>): AuthKind {
 /**
  * Per-request dependencies: request id, trace (W3C `traceparent`, continued or started: lib/trace.ts),
  * parsed config, drizzle client, logger; one JSON log line per request (request id, trace id, tenant,
- * user, route, status, duration) and, in the Worker, one metrics data point (lib/metrics.ts). Every
+ * user, route, status, duration; a tenant store's span only at debug) and, in the Worker, one metrics
+ * data point (lib/metrics.ts). Every
  * answer carries `X-Request-Id` and `traceparent` (this request's span, the parent of what it calls).
  * @example app.use("*", init())
  */
@@ -115,7 +116,9 @@ export function init() {
 		c.header("traceparent", traceparent);
 		// Noted once, by the Worker (a tenant store serves requests the Worker already notes).
 		if (!c.get("store")) noteResponse(monitorDeps(c), c.req.path, c.res.status);
-		logger.info("request", {
+		// In a tenant store, the line of its span is debug: at info, the Worker's line (same request id,
+		// the store's time included) is the request's one line.
+		(c.get("store") ? logger.debug : logger.info)("request", {
 			method: c.req.method,
 			route: routePattern(c),
 			path: c.req.path,

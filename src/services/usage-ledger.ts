@@ -64,12 +64,16 @@ export function alertMessages(organizationId: string, r: AddResult): TenantEvent
  * One organization's API-call counters in a Durable Object's SQLite: per UTC day, summed per month,
  * 50/80/100% alerts once per month, daily totals written behind to D1, and the month's growth reported
  * to Stripe's Billing Meter for plans that bill usage. The object is the counters' only writer, so the
- * month's total is read once and then kept in memory: an add is one upsert, and a quota check is exact.
+ * month's total is read once and then kept in memory, and a quota check against it is exact. An add
+ * changes memory; `persist` writes what was added since to SQLite (its caller decides how often: the
+ * tenant store at most once a second, sparing a read request a write of its own).
  * Used by the tenant store (tables `usage_*`, every call counted in the object that serves it) and by
  * the UsageCounter object of tenants still on the shared D1 tables (its original table names).
  */
 export class UsageLedger {
 	private readonly totals = new Map<string, number>();
+	/** Calls added per day and not yet persisted. */
+	private readonly pending = new Map<string, number>();
 	/** `month:threshold` of the alerts known to be recorded (read or written here). */
 	private readonly alerted = new Set<string>();
 
@@ -86,23 +90,21 @@ export class UsageLedger {
 		let total = this.totals.get(month);
 		if (total === undefined) {
 			total = this.sql.exec<{ n: number }>(`SELECT coalesce(sum(count), 0) AS n FROM ${this.table("counts")} WHERE day LIKE ?`, `${month}-%`).one().n;
+			for (const [day, n] of this.pending) if (day.startsWith(month)) total += n;
 			if (this.totals.size >= 4) this.totals.clear();
 			this.totals.set(month, total);
 		}
 		return total;
 	}
 
-	/** Adds `count` calls at `at`; the alerts this crossed are recorded here and returned (the caller sends them). */
+	/** Adds `count` calls at `at` (in memory until `persist`); the alerts this crossed are recorded and returned (the caller sends them). */
 	add(count: number, quota: number, at: number): AddResult {
 		const month = monthOf(at);
 		const before = this.monthTotal(month);
 		const n = Math.max(0, Math.floor(count));
 		if (n > 0) {
-			this.sql.exec(
-				`INSERT INTO ${this.table("counts")} (day, count, dirty) VALUES (?, ?, 1) ON CONFLICT (day) DO UPDATE SET count = count + excluded.count, dirty = 1`,
-				dayOf(at),
-				n,
-			);
+			const day = dayOf(at);
+			this.pending.set(day, (this.pending.get(day) ?? 0) + n);
 			this.totals.set(month, before + n);
 		}
 		const monthUsed = before + n;
@@ -122,8 +124,26 @@ export class UsageLedger {
 		return { month, monthUsed, quota, alerts };
 	}
 
+	/** Whether calls were added since the last `persist`. */
+	hasPending(): boolean {
+		return this.pending.size > 0;
+	}
+
+	/** Writes the calls added since the last call into the day rows (marked dirty for the write-behind). */
+	persist(): void {
+		for (const [day, n] of this.pending) {
+			this.sql.exec(
+				`INSERT INTO ${this.table("counts")} (day, count, dirty) VALUES (?, ?, 1) ON CONFLICT (day) DO UPDATE SET count = count + excluded.count, dirty = 1`,
+				day,
+				n,
+			);
+		}
+		this.pending.clear();
+	}
+
 	/** The month's calls per day. */
 	summary(month: string): { month: string; used: number; daily: { day: string; count: number }[] } {
+		this.persist();
 		const daily = this.sql
 			.exec<{ day: string; count: number }>(`SELECT day, count FROM ${this.table("counts")} WHERE day LIKE ? ORDER BY day`, `${month}-%`)
 			.toArray()
@@ -137,6 +157,7 @@ export class UsageLedger {
 	 * counts had crossed marked as sent, so nothing is billed or announced twice.
 	 */
 	seed(days: { day: string; count: number }[], quota: number, at: number): void {
+		this.persist();
 		for (const d of days) {
 			this.sql.exec(
 				`INSERT INTO ${this.table("counts")} (day, count, dirty) VALUES (?, ?, 0) ON CONFLICT (day) DO UPDATE SET count = max(count, excluded.count)`,
@@ -162,7 +183,7 @@ export class UsageLedger {
 
 	/** Whether some day's count has not reached D1 yet. */
 	hasDirty(): boolean {
-		return this.sql.exec(`SELECT 1 FROM ${this.table("counts")} WHERE dirty = 1 LIMIT 1`).toArray().length > 0;
+		return this.hasPending() || this.sql.exec(`SELECT 1 FROM ${this.table("counts")} WHERE dirty = 1 LIMIT 1`).toArray().length > 0;
 	}
 
 	/**
@@ -171,6 +192,7 @@ export class UsageLedger {
 	 * failed (the caller tries again METER_RETRY_MS later).
 	 */
 	async flush(env: Env, organizationId: string): Promise<{ written: number; reportError?: unknown }> {
+		this.persist();
 		const dirty = this.sql.exec<{ day: string; count: number }>(`SELECT day, count FROM ${this.table("counts")} WHERE dirty = 1`).toArray();
 		if (dirty.length > 0) {
 			const now = Date.now();

@@ -34,6 +34,12 @@ const OUTBOX_RETRY_MS = 5_000;
 
 /** The schema version that brought the usage ledger (migrations/v4.ts). */
 const USAGE_LEDGER_SCHEMA = 4;
+/**
+ * Counted calls are written to the store's SQLite at most this often (and by the alarm at the latest
+ * this long after): a read request then writes nothing of its own. The quota check reads the count in
+ * memory, exact while the object runs; a restart (deploy, crash) loses at most this long's calls.
+ */
+const USAGE_PERSIST_MS = 1_000;
 
 /** The schema version stores migrate to (tests lower it to show a rollout; see setStoreSchemaTarget). */
 let schemaTarget = LATEST_TENANT_SCHEMA;
@@ -130,6 +136,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private usageSeeded = false;
 	/** When the alarm next writes the counters behind (and reports usage), if they changed. */
 	private usageDue: number | undefined;
+	/** Calls counted before this time stay in memory; the first one after it persists them (USAGE_PERSIST_MS). */
+	private usagePersistAt = 0;
 	/** Applying events is serialised: two requests never extend the audit chain at once. */
 	private applying: Promise<unknown> = Promise.resolve();
 	private readonly local: Queue<TenantEvent>;
@@ -214,12 +222,14 @@ export class TenantStoreObject extends DurableObject<Env> {
 			};
 			return problemResponse("UPSTREAM_UNAVAILABLE", "this tenant's data is being moved; retry shortly", ids, { "Retry-After": "5" });
 		}
+		const written = this.sqlD1.totals.rowsWritten;
 		const response = await storeApp().fetch(request, this.envFor(settings), {
 			waitUntil: (p: Promise<unknown>) => this.ctx.waitUntil(p),
 			passThroughOnException: () => {},
 			props: { auth, host: this.hostFor() } satisfies StoreProps,
 		} as unknown as ExecutionContext);
-		await this.armAlarm();
+		// Outbox rows and idempotency keys need the alarm only when the request wrote something.
+		await this.armAlarm(this.sqlD1.totals.rowsWritten !== written);
 		return response;
 	}
 
@@ -339,7 +349,12 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const month = monthOf(at);
 		if (this.ledger.monthTotal(month) >= quota) return { allowed: false, month, monthUsed: this.ledger.monthTotal(month), quota, alerts: [] };
 		const result = this.ledger.add(count, quota, at);
-		this.usageDue ??= clock() + WRITE_BEHIND_MS;
+		const now = clock();
+		if (now >= this.usagePersistAt) {
+			this.ledger.persist();
+			this.usagePersistAt = now + USAGE_PERSIST_MS;
+		}
+		this.usageDue ??= now + WRITE_BEHIND_MS;
 		// The alerts' audit entries and events, applied here like every store event.
 		if (result.alerts.length > 0) await this.apply(alertMessages(orgId, result));
 		return { allowed: true, ...result };
@@ -440,10 +455,20 @@ export class TenantStoreObject extends DurableObject<Env> {
 		return result.retryInSeconds === undefined ? {} : { retryInSeconds: result.retryInSeconds };
 	}
 
-	private async armAlarm(): Promise<void> {
-		const pending = this.ctx.storage.sql.exec("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").toArray().length > 0;
-		const keys = this.ctx.storage.sql.exec<{ t: number | null }>("SELECT min(created_at) AS t FROM idempotency_keys").toArray()[0]?.t ?? null;
-		const wants = [pending ? Date.now() : null, keys !== null ? keys + IDEMPOTENCY_TTL_MS : null, this.usageDue ?? null].filter((t) => t !== null);
+	/**
+	 * Sets the alarm for what is due first: pending outbox rows (now), the oldest idempotency key's
+	 * expiry, counted calls still in memory, the usage write-behind. `changed`: whether tenant rows were
+	 * written since the alarm was last set (else the outbox and the keys are as they were).
+	 */
+	private async armAlarm(changed = true): Promise<void> {
+		const wants: number[] = [];
+		if (changed) {
+			if (this.ctx.storage.sql.exec("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").toArray().length > 0) wants.push(Date.now());
+			const keys = this.ctx.storage.sql.exec<{ t: number | null }>("SELECT min(created_at) AS t FROM idempotency_keys").toArray()[0]?.t ?? null;
+			if (keys !== null) wants.push(keys + IDEMPOTENCY_TTL_MS);
+		}
+		if (this.ledger.hasPending()) wants.push(this.usagePersistAt);
+		if (this.usageDue !== undefined) wants.push(this.usageDue);
 		if (wants.length === 0) return;
 		const want = Math.min(...wants);
 		const current = await this.ctx.storage.getAlarm();
@@ -460,7 +485,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const logger = createLogger("info", { store: orgId ?? "unbound" });
 		this.migrate();
 		this.ctx.storage.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", Date.now() - IDEMPOTENCY_TTL_MS);
-		if (orgId !== null) await this.flushUsage(orgId, logger);
+		if (this.version >= USAGE_LEDGER_SCHEMA) this.ledger.persist();
+		if (orgId !== null && this.version >= USAGE_LEDGER_SCHEMA) await this.flushUsage(orgId, logger);
 		const rows = await pendingInOutbox(this.db, 100);
 		// Each row's kind from its parsed body (not a text match, which a payload could contain).
 		const parsed = rows.map((r) => ({ row: r, event: JSON.parse(r.body) as TenantEvent }));
@@ -619,6 +645,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.ledger = new UsageLedger(this.ctx.storage.sql, "usage_");
 		this.usageSeeded = false;
 		this.usageDue = undefined;
+		this.usagePersistAt = 0;
 	}
 
 	/** Rows read and written by the store's statements since the object started (benchmarks read them). */

@@ -210,10 +210,17 @@ describe("tracing: W3C traceparent", () => {
 		expect(res.json.traceId).toBe(answered(res).traceId);
 	});
 
-	it("a tenant-store request: the store's log line continues the Worker's span", async () => {
+	it("a tenant-store request: one line at info; at debug, the store's line continues the Worker's span", async () => {
 		const t = await seedTenant();
+		const atInfo = captureLogs();
+		const first = await callWithEnv({ LOG_LEVEL: "info" }, "GET", `${t.base}/products`, { token: t.member.token, headers: { traceparent: traceparent() } });
+		expect(first.status, first.text).toBe(200);
+		expect(atInfo.filter((l) => l.msg === "request" && l.traceId === TRACE_ID)).toEqual([
+			expect.objectContaining({ spanId: answered(first).spanId, route: "/api/orgs/:orgId/products", status: 200 }),
+		]);
+
 		const logs = captureLogs();
-		const res = await callWithEnv({ LOG_LEVEL: "info" }, "GET", `${t.base}/products`, {
+		const res = await callWithEnv({ LOG_LEVEL: "debug" }, "GET", `${t.base}/products`, {
 			token: t.member.token,
 			headers: { traceparent: traceparent() },
 		});

@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { METER_FLUSH_MS, resetMeterState, setMeterClock } from "../../src/middleware/meter";
@@ -81,6 +81,22 @@ describe("usage metering in the tenant store", () => {
 		now += 1;
 		await runDurableObjectAlarm(storeOf(t.orgId));
 		expect((await rollup(t.orgId)).results).toEqual([{ day: today(), count: 3 }]);
+	});
+
+	it("counts reach the store's SQLite at most once a second (a read request writes no row of its own), at the latest by the alarm", async () => {
+		const t = await seedTenant();
+		const persisted = async () => (await storeSql<{ count: number }>(t.orgId, "SELECT count FROM usage_counts"))[0]?.count;
+		for (let i = 0; i < 3; i++) expect((await call("GET", `${t.base}/products`, { token: t.admin.token })).status).toBe(200);
+		// The first call wrote; the next two, within the second, are held in the object's memory…
+		expect(await persisted()).toBe(1);
+		// …where the quota check reads them, and the alarm is set to write them a second later.
+		expect(await runInDurableObject(storeOf(t.orgId), (_o, state) => state.storage.getAlarm())).toBe(now + 1_000);
+		await runDurableObjectAlarm(storeOf(t.orgId));
+		expect(await persisted()).toBe(3);
+		// A call a second later writes at once again.
+		now += 1_000;
+		await call("GET", `${t.base}/products`, { token: t.admin.token });
+		expect(await persisted()).toBe(4);
 	});
 
 	it("crossing 50/80/100% of the quota records each alert once, as an audit entry in the store's chain", async () => {
