@@ -78,6 +78,8 @@ export default defineConfig(async () => {
 		],
 		test: {
 			include: ["test/**/*.test.ts"],
+			// public/: the /docs viewer and the API document the Worker serves, built from the code under test.
+			globalSetup: ["test/setup/assets.ts"],
 			setupFiles: ["test/setup/apply-migrations.ts", "test/setup/network.ts", "test/setup/exchanges.ts"],
 			// Every exchange with the Worker goes to dist/exchanges.json for `npm run check:exchanges`.
 			reporters: ["default", "./scripts/exchange-reporter.mjs"],
