@@ -2,8 +2,8 @@
 // Fills the Workers static assets directory (wrangler.toml [assets], public/: generated, git-ignored):
 // - the API reference viewer (Redoc's standalone browser bundle, devDependency `redoc` pinned in package.json),
 //   copied from node_modules, so /docs works with no network;
-// - the API document served at GET /api/openapi.json, built from the app in Node (src/openapi-document.ts):
-//   the Worker does not generate it.
+// - the API document served at GET /api/openapi.json, built from the app in Node with the real OpenAPI
+//   generator (src/openapi-document.ts), which the Worker bundle leaves out (src/lib/zod-to-openapi).
 // Run by wrangler before every build (wrangler.toml [build]: `npm run dev`, `npm run build`, deploys, the
 // benchmarks' dry runs, test:browser), by the tests (test/setup/assets.ts) and by `npm install`/`npm ci` (prepare).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";

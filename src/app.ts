@@ -51,7 +51,7 @@ export function createApp() {
 		.route("/", apiKeysRouter);
 
 	// The document is built with the app (src/openapi-document.ts) into the static assets, and answered from
-	// there through the Worker (wrangler.toml [assets] run_worker_first): the Worker does not generate it.
+	// there through the Worker (wrangler.toml [assets] run_worker_first): the bundle has no generator.
 	app.get("/api/openapi.json", async (c) => {
 		const res = await c.env.ASSETS.fetch(new URL("/api/openapi.json", c.req.url));
 		if (!res.ok) throw new Error(`the built API document is missing from the static assets (${res.status}): run scripts/vendor-docs.mjs`);

@@ -7,7 +7,7 @@ import { headerRef, RATE_LIMIT_HEADERS, RESPONSE_HEADERS } from "./openapi";
  * The API document (OpenAPI 3.1) of the routes createApp() mounts, completed by finishDocument. Build time
  * only: scripts/vendor-docs.mjs bundles this module for Node with the real @asteasolutions/zod-to-openapi and
  * writes the result to the static assets (public/api/openapi.json), which GET /api/openapi.json answers
- * with. The Worker never imports this module.
+ * with. The Worker bundle has no document generator (src/lib/zod-to-openapi) and never imports this module.
  * @example writeFileSync("public/api/openapi.json", JSON.stringify(openApiDocument()))
  */
 export function openApiDocument() {
