@@ -63,8 +63,14 @@ export default defineConfig(async () => {
 	const migrations = await readD1Migrations(path.join(root, "migrations"));
 	return {
 		root,
-		// The Worker's "zod" (wrangler.toml [alias]): zod's namespace without what the Worker never uses.
-		resolve: { alias: [{ find: /^zod$/, replacement: path.join(root, "src/lib/zod/index.ts") }] },
+		// The Worker's aliases (wrangler.toml [alias]): zod's namespace without what the Worker never uses, and
+		// the OpenAPI library without its document generator (the Worker serves the document built in Node).
+		resolve: {
+			alias: [
+				{ find: /^zod$/, replacement: path.join(root, "src/lib/zod/index.ts") },
+				{ find: /^@asteasolutions\/zod-to-openapi$/, replacement: path.join(root, "src/lib/zod-to-openapi/index.ts") },
+			],
+		},
 		plugins: [
 			quietStripeSourcemaps,
 			cloudflareTest({
@@ -78,6 +84,8 @@ export default defineConfig(async () => {
 		],
 		test: {
 			include: ["test/**/*.test.ts"],
+			// public/: the /docs viewer and the API document the Worker serves, built from the code under test.
+			globalSetup: ["test/setup/assets.ts"],
 			setupFiles: ["test/setup/apply-migrations.ts", "test/setup/network.ts", "test/setup/exchanges.ts"],
 			// Every exchange with the Worker goes to dist/exchanges.json for `npm run check:exchanges`.
 			reporters: ["default", "./scripts/exchange-reporter.mjs"],

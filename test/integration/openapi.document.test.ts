@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { operationIdFor } from "../../src/openapi";
+import { operationIdFor } from "../../src/openapi-document";
 import { fakeClerkApi } from "../helpers/clerk-api";
 import { uid } from "../helpers/factories";
 import { fakeRazorpay, fakeReceiver, stubNetwork } from "../helpers/network";
