@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { AppEnv } from "./env";
 import { createRouter, jsonBodyLimit, notFoundOr405, onError } from "./lib/create-app";
+import { setAnswerHeaders } from "./lib/response-headers";
 import { init, securityHeaders } from "./middleware/init";
 import { tenantStoreGateway } from "./middleware/tenant-store";
 import { adminRouter } from "./routes/admin/admin.index";
@@ -96,7 +97,7 @@ const allowedOriginsCors: MiddlewareHandler<AppEnv> = async (c, next) => {
 	const origin = c.req.header("origin");
 	if (origin && c.get("config").CLERK_AUTHORIZED_PARTIES.includes(origin)) return cors_(c, next);
 	await next();
-	if (origin) c.header("Vary", "Origin", { append: true });
+	if (origin) setAnswerHeaders(c, { Vary: "Origin" }, { append: true });
 };
 
 /** The app's route types, for hono/client: `hc<AppType>("https://api.example.com")`. */

@@ -7,6 +7,7 @@ import type { AppEnv } from "../env";
 import { configState, EnvError } from "../env";
 import { createLogger } from "../lib/logger";
 import { type AuthKind, recordRequest } from "../lib/metrics";
+import { setAnswerHeaders } from "../lib/response-headers";
 import { continueTrace, traceparentOf } from "../lib/trace";
 import { noteResponse } from "../services/security-monitor";
 
@@ -26,13 +27,7 @@ const CONFIGURATION_FREE = new Set(["/api/health", "/api/health/ready", "/api/op
 export function securityHeaders() {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		await next();
-		try {
-			c.res.headers.set("X-Content-Type-Options", "nosniff");
-		} catch {
-			// A Response with immutable headers (passed through from fetch): copy it once.
-			c.res = new Response(c.res.body, c.res);
-			c.res.headers.set("X-Content-Type-Options", "nosniff");
-		}
+		setAnswerHeaders(c, { "X-Content-Type-Options": "nosniff" });
 	});
 }
 
@@ -110,10 +105,9 @@ export function init() {
 			throw new EnvError(issues);
 		}
 		await next();
-		c.header("X-Request-Id", requestId);
+		// Again on the answer (also one the handler did not make through c, such as a tenant store's).
 		const bookmark = session?.getBookmark();
-		if (bookmark) c.header("X-D1-Bookmark", bookmark);
-		c.header("traceparent", traceparent);
+		setAnswerHeaders(c, { "X-Request-Id": requestId, traceparent, ...(bookmark ? { "X-D1-Bookmark": bookmark } : {}) });
 		// Noted once, by the Worker (a tenant store serves requests the Worker already notes).
 		if (!c.get("store")) noteResponse(monitorDeps(c), c.req.path, c.res.status);
 		// In a tenant store, the line of its span is debug: at info, the Worker's line (same request id,

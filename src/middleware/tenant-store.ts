@@ -49,6 +49,14 @@ function settings(env: object): Record<string, string> {
 }
 
 /**
+ * The runtime refused the call because the object has too much queued (its error's `overloaded`):
+ * answered 503 with Retry-After, since sending it again at once would only add to the queue.
+ */
+function overloaded(err: unknown): boolean {
+	return typeof err === "object" && err !== null && (err as { overloaded?: unknown }).overloaded === true;
+}
+
+/**
  * Sends a tenant-data request to the tenant's store (tenant-store/object.ts) once the caller's token
  * verified: the store runs the route with its own database and mirror, so the Worker makes one
  * Durable Object call and no D1 call (the organization's route is cached: directory.ts). A tenant not
@@ -78,7 +86,13 @@ export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 			forwarded.headers.set("x-request-id", c.get("requestId"));
 			// The store's init() continues the trace: its log lines carry this request's trace id.
 			forwarded.headers.set("traceparent", traceparentOf(c.get("trace")));
-			const res = await storeStub(c.env, orgId, route.region).serve(forwarded, c.get("auth"), orgId, settings(c.env));
+			const res = await storeStub(c.env, orgId, route.region)
+				.serve(forwarded, c.get("auth"), orgId, settings(c.env))
+				.catch((err: unknown) => {
+					throw overloaded(err)
+						? new ApiError("UPSTREAM_UNAVAILABLE", "this organization's store is busy; retry shortly", { headers: { "Retry-After": "1" } })
+						: err;
+				});
 			// A fresh Response: the one from the object has immutable headers.
 			served = new Response(res.body, res);
 			c.res = served;

@@ -10,7 +10,7 @@ import { COUNTED_TABLES } from "../../src/tenant-store/migrations/v2";
 import { setStoreSchemaTarget } from "../../src/tenant-store/object";
 import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
-import { type Body, call, type Problem } from "../helpers/request";
+import { type Body, call, callWithEnv, type Problem } from "../helpers/request";
 import { storeOf, storeSql } from "../helpers/store";
 import { deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant, type Tenant } from "../helpers/tenant";
@@ -373,5 +373,31 @@ describe("DELETE /api/admin/orgs/:orgId", () => {
 		const again = await call<Body<"DELETE /api/admin/orgs/:orgId", 202>>("DELETE", `/api/admin/orgs/${t.orgId}`, { token: operator });
 		expect(again.json.deletedAt).toBe(res.json.deletedAt);
 		expect((await call("DELETE", "/api/admin/orgs/org_missing", { token: operator })).status).toBe(404);
+	});
+});
+
+describe("a store the runtime reports overloaded", () => {
+	/** TENANT_STORE whose objects fail every call with `error` (as the runtime rejects a call to a busy object). */
+	const failingStores = (error: Error) => ({
+		idFromName: (name: string) => env.TENANT_STORE.idFromName(name),
+		jurisdiction: () => failingStores(error),
+		get: () => ({
+			serve: async () => {
+				throw error;
+			},
+		}),
+	});
+
+	it("answers 503 problem+json with Retry-After (sending it again at once would only queue more), other failures 500", async () => {
+		const t = await seedTenant();
+		const busy = Object.assign(new Error("Durable Object is overloaded. Too many requests queued."), { overloaded: true });
+		const res = await callWithEnv<Problem>({ TENANT_STORE: failingStores(busy) }, "GET", `${t.base}/products`, { token: t.member.token });
+		expect(res.status, res.text).toBe(503);
+		expect(res.json).toMatchObject({ status: 503, code: "UPSTREAM_UNAVAILABLE" });
+		expect(res.headers.get("retry-after")).toBe("1");
+		const broken = await callWithEnv<Problem>({ TENANT_STORE: failingStores(new Error("something else")) }, "GET", `${t.base}/products`, {
+			token: t.member.token,
+		});
+		expect(broken.status).toBe(500);
 	});
 });
