@@ -112,7 +112,7 @@ export class BenchTenantStore extends TenantStoreObject {
 	 * x-bench-rows-read-total (every statement the object ran for the request, its own lookups included)
 	 * and x-bench-queries (statements through SqlD1).
 	 */
-	override async serve(request: Request, auth: AuthContext, orgId: string, settings: Record<string, string> = {}): Promise<Response> {
+	override async serve(request: Request, auth: AuthContext, orgId: string, settings = "{}"): Promise<Response> {
 		const before = await this.rowCounters();
 		const statements = this.counting.statements;
 		this.counting.cursors = [];
@@ -299,8 +299,9 @@ function countingD1(real: D1Database | D1DatabaseSession, count: D1Count): D1Dat
 
 const json = (v: unknown, status = 200) => Response.json(v, { status });
 
-function settingsOf(env: Env): Record<string, string> {
-	return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === "string"));
+/** The Worker's settings as the gateway sends them to a store (src/middleware/tenant-store.ts): its string vars as JSON. */
+function settingsOf(env: Env): string {
+	return JSON.stringify(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === "string")));
 }
 
 function benchAuth(orgId: string): AuthContext {
@@ -335,7 +336,7 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>
 }
 
 /** One tenant as a client would make it: a product (active, in stock), then an order of it, through the store's routes. */
-async function createTenant(env: Env, orgId: string, settings: Record<string, string>): Promise<string | null> {
+async function createTenant(env: Env, orgId: string, settings: string): Promise<string | null> {
 	const stub = store(env, orgId);
 	const auth = benchAuth(orgId);
 	const post = (path: string, body: unknown) =>

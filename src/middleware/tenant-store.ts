@@ -37,12 +37,14 @@ function routed(routes: readonly RouteEntry[], method: string, path: string): bo
 	return patterns(routes, m, path.split("/")[4] ?? "").some((pattern) => pattern.test(path));
 }
 
-// Settings (string vars and secrets) of an env, computed once per env object: the store serves with the Worker's.
-const settingsOf = new WeakMap<object, Record<string, string>>();
-function settings(env: object): Record<string, string> {
+// Settings (string vars and secrets) of an env as JSON, computed once per env object: the store serves
+// with the Worker's, and keys the env it builds from them by this string (one string over RPC, parsed
+// by the store only when it changes).
+const settingsOf = new WeakMap<object, string>();
+function settings(env: object): string {
 	let s = settingsOf.get(env);
-	if (!s) {
-		s = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === "string"));
+	if (s === undefined) {
+		s = JSON.stringify(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === "string")));
 		settingsOf.set(env, s);
 	}
 	return s;

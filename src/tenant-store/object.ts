@@ -211,7 +211,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * Serves one tenant request the Worker authenticated (`auth`). 503 while an upgrade imports the
 	 * tenant's rows into this store.
 	 */
-	async serve(request: Request, auth: AuthContext, orgId: string, settings: Record<string, string> = {}): Promise<Response> {
+	async serve(request: Request, auth: AuthContext, orgId: string, settings = "{}"): Promise<Response> {
 		this.bind(orgId);
 		this.importing ??= this.meta("state") === "importing";
 		if (this.importing) {
@@ -234,16 +234,15 @@ export class TenantStoreObject extends DurableObject<Env> {
 	}
 
 	/**
-	 * The object's bindings with the Worker's settings (vars and secrets, so the store runs with the
-	 * configuration of the Worker that called it) and the local tenant-events queue.
+	 * The object's bindings with the Worker's settings (`settings`: its vars and secrets as JSON, so the
+	 * store runs with the configuration of the Worker that called it) and the local tenant-events queue.
 	 */
-	private envFor(settings: Record<string, string>): Env {
-		const key = JSON.stringify(settings);
-		let env = this.envs.get(key);
+	private envFor(settings: string): Env {
+		let env = this.envs.get(settings);
 		if (!env) {
-			env = { ...this.env, ...settings, TENANT_EVENTS: this.local };
+			env = { ...this.env, ...(JSON.parse(settings) as Record<string, string>), TENANT_EVENTS: this.local };
 			if (this.envs.size >= 8) this.envs.clear();
-			this.envs.set(key, env);
+			this.envs.set(settings, env);
 		}
 		return env;
 	}
