@@ -10,6 +10,8 @@ export interface Logger {
 	warn(msg: string, fields?: LogFields): void;
 	error(msg: string, fields?: LogFields): void;
 	child(fields: LogFields): Logger;
+	/** Whether a line at `level` is written: a caller skips assembling fields nobody will read. */
+	enabled(level: Exclude<LogLevel, "silent">): boolean;
 }
 
 /**
@@ -34,6 +36,7 @@ export function createLogger(level: LogLevel, fields: LogFields = {}): Logger {
 		warn: (m, f) => emit("warn", m, f),
 		error: (m, f) => emit("error", m, f),
 		child: (fields) => createLogger(level, { ...base, ...fields }),
+		enabled: (lvl) => levels[lvl] >= min,
 	};
 }
 

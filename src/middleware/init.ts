@@ -112,7 +112,8 @@ export function init() {
 		if (!c.get("store")) noteResponse(monitorDeps(c), c.req.path, c.res.status);
 		// In a tenant store, the line of its span is debug: at info, the Worker's line (same request id,
 		// the store's time included) is the request's one line.
-		(c.get("store") ? logger.debug : logger.info)("request", {
+		const level = c.get("store") ? "debug" : "info";
+		if (logger.enabled(level)) logger[level]("request", {
 			method: c.req.method,
 			route: routePattern(c),
 			path: c.req.path,
