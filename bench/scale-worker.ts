@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import type { AuthContext } from "../src/auth/claims";
 import type { Env } from "../src/env";
 import worker, { TenantStoreObject } from "../src/index";
+import { responseFromWire, type WireRequest, type WireResponse } from "../src/tenant-store/wire";
 
 export { RateLimiter, TenantStoreObject, UsageCounter } from "../src/index";
 
@@ -112,7 +113,7 @@ export class BenchTenantStore extends TenantStoreObject {
 	 * x-bench-rows-read-total (every statement the object ran for the request, its own lookups included)
 	 * and x-bench-queries (statements through SqlD1).
 	 */
-	override async serve(request: Request, auth: AuthContext, orgId: string, settings = "{}"): Promise<Response> {
+	override async serve(request: WireRequest, auth: AuthContext, orgId: string, settings = "{}"): Promise<WireResponse> {
 		const before = await this.rowCounters();
 		const statements = this.counting.statements;
 		this.counting.cursors = [];
@@ -120,11 +121,12 @@ export class BenchTenantStore extends TenantStoreObject {
 		const after = await this.rowCounters();
 		const total = this.counting.cursors.reduce((a, c) => a + c.rowsRead, 0);
 		this.counting.cursors = [];
-		const out = new Response(res.body, res);
-		out.headers.set("x-bench-rows-read", String(after.rowsRead - before.rowsRead));
-		out.headers.set("x-bench-rows-read-total", String(total));
-		out.headers.set("x-bench-queries", String(this.counting.statements - statements));
-		return out;
+		res.headers.push(
+			["x-bench-rows-read", String(after.rowsRead - before.rowsRead)],
+			["x-bench-rows-read-total", String(total)],
+			["x-bench-queries", String(this.counting.statements - statements)],
+		);
+		return res;
 	}
 
 	private own(orgId: string): void {
@@ -339,16 +341,19 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>
 async function createTenant(env: Env, orgId: string, settings: string): Promise<string | null> {
 	const stub = store(env, orgId);
 	const auth = benchAuth(orgId);
-	const post = (path: string, body: unknown) =>
-		stub.serve(
-			new Request(`http://bench.local/api/orgs/${orgId}/${path}`, {
-				method: "POST",
-				headers: { "content-type": "application/json" },
-				body: JSON.stringify(body),
-			}),
-			auth,
-			orgId,
-			settings,
+	const post = async (path: string, body: unknown) =>
+		responseFromWire(
+			await stub.serve(
+				{
+					method: "POST",
+					url: `http://bench.local/api/orgs/${orgId}/${path}`,
+					headers: [["content-type", "application/json"]],
+					body: new TextEncoder().encode(JSON.stringify(body)).buffer as ArrayBuffer,
+				},
+				auth,
+				orgId,
+				settings,
+			),
 		);
 	const p = await post("products", { name: `${orgId} widget`, sku: "W-1", priceMinor: 1250, currency: "USD", status: "active", stock: 10 });
 	if (p.status !== 201) return `${orgId}: product ${p.status} ${await p.text()}`;

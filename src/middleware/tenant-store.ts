@@ -3,6 +3,7 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { traceparentOf } from "../lib/trace";
 import { storeRoute, storeStub } from "../tenant-store/directory";
+import { responseFromWire, wireRequest } from "../tenant-store/wire";
 import { requireAuth } from "./auth";
 
 /** The /api/orgs/:orgId/<segment>/… routes whose data lives in the tenant's store. */
@@ -84,10 +85,8 @@ export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 		if (route.state === "deleted") throw new ApiError("NOT_FOUND", "organization not found");
 		let served: Response | undefined;
 		await requireAuth()(c, async () => {
-			const forwarded = new Request(c.req.raw);
-			forwarded.headers.set("x-request-id", c.get("requestId"));
 			// The store's init() continues the trace: its log lines carry this request's trace id.
-			forwarded.headers.set("traceparent", traceparentOf(c.get("trace")));
+			const forwarded = await wireRequest(c.req.raw, { "x-request-id": c.get("requestId"), traceparent: traceparentOf(c.get("trace")) });
 			const res = await storeStub(c.env, orgId, route.region)
 				.serve(forwarded, c.get("auth"), orgId, settings(c.env))
 				.catch((err: unknown) => {
@@ -95,8 +94,7 @@ export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 						? new ApiError("UPSTREAM_UNAVAILABLE", "this organization's store is busy; retry shortly", { headers: { "Retry-After": "1" } })
 						: err;
 				});
-			// A fresh Response: the one from the object has immutable headers.
-			served = new Response(res.body, res);
+			served = responseFromWire(res);
 			c.res = served;
 		});
 		return served;

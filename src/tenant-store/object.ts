@@ -24,6 +24,7 @@ import { LATEST_TENANT_SCHEMA, TENANT_MIGRATIONS } from "./migrations";
 import { COUNTED_TABLES } from "./migrations/v2";
 import { type ExportRecord, recordStream, storeRecords } from "./records";
 import { SqlD1 } from "./sql-d1";
+import { requestFromWire, type WireRequest, type WireResponse, wireResponse } from "./wire";
 
 /** Idempotency keys are kept this long, then the store's alarm deletes them. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
@@ -211,8 +212,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * Serves one tenant request the Worker authenticated (`auth`). 503 while an upgrade imports the
 	 * tenant's rows into this store.
 	 */
-	async serve(request: Request, auth: AuthContext, orgId: string, settings = "{}"): Promise<Response> {
+	async serve(wire: WireRequest, auth: AuthContext, orgId: string, settings = "{}"): Promise<WireResponse> {
 		this.bind(orgId);
+		const request = requestFromWire(wire);
 		this.importing ??= this.meta("state") === "importing";
 		if (this.importing) {
 			// The API's problem shape (errors.ts), with the ids the Worker forwarded.
@@ -220,7 +222,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 				requestId: request.headers.get("x-request-id") ?? crypto.randomUUID(),
 				traceId: continueTrace(request.headers.get("traceparent")).traceId,
 			};
-			return problemResponse("UPSTREAM_UNAVAILABLE", "this tenant's data is being moved; retry shortly", ids, { "Retry-After": "5" });
+			return wireResponse(problemResponse("UPSTREAM_UNAVAILABLE", "this tenant's data is being moved; retry shortly", ids, { "Retry-After": "5" }));
 		}
 		const written = this.sqlD1.totals.rowsWritten;
 		const response = await storeApp().fetch(request, this.envFor(settings), {
@@ -230,7 +232,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		} as unknown as ExecutionContext);
 		// Outbox rows and idempotency keys need the alarm only when the request wrote something.
 		await this.armAlarm(this.sqlD1.totals.rowsWritten !== written);
-		return response;
+		return wireResponse(response);
 	}
 
 	/**
