@@ -340,7 +340,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	async meter(orgId: string, input: { count?: number; quota: number; at?: number }): Promise<MeterResult> {
 		this.bind(orgId);
 		const result = await this.usage(orgId, input.count ?? 1, input.quota, input.at ?? Date.now());
-		await this.armAlarm();
+		await this.armAlarm(false);
 		return result;
 	}
 
