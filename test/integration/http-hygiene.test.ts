@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, get, type Problem } from "../helpers/request";
+import { call, fetchWorker, get, type Problem } from "../helpers/request";
 import { seedTenant } from "../helpers/tenant";
 import { TEST_AZP } from "../helpers/vars";
 
@@ -139,5 +139,40 @@ describe("method and media type", () => {
 		}
 		expect(withBody).toBeGreaterThan(5);
 		expect(Object.keys(doc.paths["/api/orgs/{orgId}/products"]!.get!.responses)).not.toContain("415");
+	});
+});
+
+describe("through the tenant store (the gateway hands requests and answers over as plain values)", () => {
+	it("HEAD on a store route answers like GET, without a body", async () => {
+		const t = await seedTenant();
+		const path = `/api/orgs/${t.orgId}/products`;
+		const got = await call("GET", path, { token: t.member.token });
+		const head = await call("HEAD", path, { token: t.member.token });
+		expect(head.status).toBe(200);
+		expect(head.text).toBe("");
+		for (const name of ["content-type", "cache-control", "x-content-type-options", "ratelimit-limit"]) {
+			expect(head.headers.get(name), name).toBe(got.headers.get(name));
+		}
+		expect(head.headers.get("x-request-id")).toMatch(/.{8,}/);
+	});
+
+	it("request bodies arrive byte for byte: multi-byte text round-trips, bytes that are not UTF-8 are a 400, not a 500", async () => {
+		const t = await seedTenant();
+		const path = `/api/orgs/${t.orgId}/products`;
+		const name = "Chai ☕ 茶 — 𝄞";
+		const description = "ü".repeat(5_000); // the longest description allowed, 10,000 bytes
+		const created = await call<{ id: string }>("POST", path, { token: t.admin.token, body: { ...product(), name, description } });
+		expect(created.status, created.text).toBe(201);
+		const read = await get<{ name: string; description: string }>(`${path}/${created.json.id}`, t.admin.token);
+		expect(read.json).toMatchObject({ name, description });
+
+		const bytes = new Uint8Array([0x7b, 0x22, 0x6e, 0x61, 0x6d, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]); // {"name":"\xff\xfe"}
+		const res = await fetchWorker(`https://api.test${path}`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${t.admin.token}`, "content-type": "application/json" },
+			body: bytes,
+		});
+		expect(res.status).toBe(400);
+		expect(res.headers.get("content-type")).toBe("application/problem+json");
 	});
 });
