@@ -397,6 +397,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 	/** The month's calls per day (GET /api/orgs/:orgId/usage for a store tenant). */
 	async usageSummary(month = monthOf(Date.now())): Promise<{ month: string; used: number; daily: { day: string; count: number }[] }> {
 		this.migrate();
+		const orgId = this.meta("organization_id");
+		// Below schema v4 the tenant's UsageCounter counts (legacyUsage).
+		if (this.version < USAGE_LEDGER_SCHEMA && orgId !== null) return usageCounter(this.env, orgId).summary(month);
 		return this.ledger.summary(month);
 	}
 

@@ -161,7 +161,11 @@ describe("schema rollout: v1 → v2 → v3 → v4 reaches every store while the 
 		// The deploy of v4 (the usage ledger in the store). Until now the stores metered through each
 		// tenant's UsageCounter; its rollups in D1 (written behind by its alarm) are where a ledger starts.
 		const legacy = usageCounter(env, t1.orgId);
+		// Held below v4, a store reports the UsageCounter's count (which this call is in).
+		const report = await call<Body<"GET /api/orgs/:orgId/usage">>("GET", `${t1.base}/usage`, { token: t1.admin.token });
+		expect(report.status, report.text).toBe(200);
 		const counted = (await legacy.summary()).used;
+		expect(report.json.used).toBe(counted);
 		expect(counted).toBeGreaterThan(0);
 		await runDurableObjectAlarm(legacy);
 		setStoreSchemaTarget(4);
