@@ -165,7 +165,8 @@ function checkAll(exchanges, file, violations = new Map(), stats = { total: 0, e
 		};
 		let op;
 		try {
-			op = api.router.matchOperation({ method: x.method, path: x.url, headers: x.requestHeaders }, true);
+			// HEAD is GET without the body (RFC 9110, 9.3.2): checked against the GET operation.
+			op = api.router.matchOperation({ method: x.method === "HEAD" ? "GET" : x.method, path: x.url, headers: x.requestHeaders }, true);
 		} catch {
 			op = undefined;
 		}
