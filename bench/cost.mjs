@@ -22,7 +22,7 @@ import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { Miniflare } from "miniflare";
-import { ROOT } from "../scripts/lib.mjs";
+import { applyD1Migrations, ROOT } from "../scripts/lib.mjs";
 
 const OUT = join(ROOT, "bench", ".out");
 const COST_OUT = join(OUT, "cost");
@@ -166,7 +166,7 @@ export default { fetch: () => new Response("ok"), queue: () => {}, scheduled: ()
 	const instances = [project, hono, rawD1, rawStore, clerk, jwk, ...(against ? [against] : [])];
 	try {
 		const seeded = await seedProject(project);
-		await applyD1Migrations(rawD1.mf);
+		await applyD1Migrations(await rawD1.mf.getD1Database("DB"));
 		// The same rows, as stored, in the raw baselines.
 		const rows = seeded.map((p) => ({
 			id: p.id,
@@ -286,7 +286,7 @@ export default { fetch: () => new Response("ok"), queue: () => {}, scheduled: ()
 
 	/** The directory's tenant and its members in D1, and the tenant's 25 products through the API. */
 	async function seedProject(instance) {
-	await applyD1Migrations(instance.mf);
+	await applyD1Migrations(await instance.mf.getD1Database("DB"));
 	const db = await instance.mf.getD1Database("DB");
 	const now = Date.now();
 	await db.batch([
@@ -421,19 +421,6 @@ async function serve(worker, { inspector = false } = {}) {
 	if (spawned.length !== 1) throw new Error(`expected one new workerd process for ${worker.name}, found ${spawned.length}`);
 	const pid = spawned[0];
 	return { name: worker.name, mf, url: url.toString().replace(/\/$/, ""), pid, readyMs, cpuAtReadyMs: Math.round(cpuUs(pid) / 1000) };
-}
-
-async function applyD1Migrations(mf) {
-	const db = await mf.getD1Database("DB");
-	for (const file of readdirSync(join(ROOT, "migrations"))
-		.filter((f) => f.endsWith(".sql"))
-		.sort()) {
-		const stmts = readFileSync(join(ROOT, "migrations", file), "utf8")
-			.split("--> statement-breakpoint")
-			.map((s) => s.replace(/^\s*--.*$/gm, "").trim())
-			.filter(Boolean);
-		await db.batch(stmts.map((s) => db.prepare(s)));
-	}
 }
 
 // --- load -------------------------------------------------------------------------------------------

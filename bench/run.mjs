@@ -19,13 +19,12 @@
 //              Object SELECTs, Clerk's verifyToken and hono/jwk; startup and bundle (bench/cost.mjs; not in "all")
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { Miniflare } from "miniflare";
 import { Webhook } from "svix";
 import { unstable_readConfig } from "wrangler";
-import { parseArgs, ROOT } from "../scripts/lib.mjs";
+import { applyD1Migrations, parseArgs, ROOT } from "../scripts/lib.mjs";
 import { COST_HELP, cost } from "./cost.mjs";
 
 const args = parseArgs(process.argv.slice(2));
@@ -131,15 +130,7 @@ async function start(vars = {}) {
 	const mf = new Miniflare({ workers: [main, baseline] });
 	const url = await mf.ready;
 	const db = await mf.getD1Database("DB");
-	for (const file of readdirSync(join(ROOT, "migrations"))
-		.filter((f) => f.endsWith(".sql"))
-		.sort()) {
-		const stmts = readFileSync(join(ROOT, "migrations", file), "utf8")
-			.split("--> statement-breakpoint")
-			.map((s) => s.replace(/^\s*--.*$/gm, "").trim())
-			.filter(Boolean);
-		await db.batch(stmts.map((s) => db.prepare(s)));
-	}
+	await applyD1Migrations(db);
 	const now = Date.now();
 	await db.batch([
 		db

@@ -13,12 +13,12 @@
 // by the bench entry as x-bench-rows-read); directory routes (members, events) count D1's meta.rows_read of
 // every statement the request ran (x-bench-d1-rows-read).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { Log, LogLevel, Miniflare } from "miniflare";
-import { ROOT } from "../scripts/lib.mjs";
+import { applyD1Migrations, ROOT } from "../scripts/lib.mjs";
 
 const OUT = join(ROOT, "bench", ".out", "scale");
 const ISSUER = "https://clerk.bench.local";
@@ -116,15 +116,7 @@ export async function scale(args) {
 
 	async function phases() {
 		const db = await mf.getD1Database("DB");
-		for (const file of readdirSync(join(ROOT, "migrations"))
-			.filter((f) => f.endsWith(".sql"))
-			.sort()) {
-			const stmts = readFileSync(join(ROOT, "migrations", file), "utf8")
-				.split("--> statement-breakpoint")
-				.map((s) => s.replace(/^\s*--.*$/gm, "").trim())
-				.filter(Boolean);
-			await db.batch(stmts.map((s) => db.prepare(s)));
-		}
+		await applyD1Migrations(db);
 
 		const benchCall = async (path, body) => {
 			const res = await mf.dispatchFetch(`${url}/__bench/${path}`, { method: "POST", body: JSON.stringify(body) });

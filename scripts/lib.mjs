@@ -1,5 +1,5 @@
 // Shared helpers for the local development scripts (Node, not the Worker).
-import { cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -9,6 +9,22 @@ export const DEV_KEY = join(ROOT, ".dev-jwt-key.json");
 /** Written by `npm run dev` once the server answers: {url, port, persistTo, pid, fakeProviders: {url, providers} or null} (git-ignored, under .wrangler/). */
 export const DEV_SERVER_FILE = join(ROOT, ".wrangler", "dev-server.json");
 export const DEFAULT_URL = "http://localhost:8787";
+
+/**
+ * Applies migrations/*.sql in order to a D1 database a script serves itself (Miniflare's getD1Database),
+ * each file as one batch of its drizzle-kit statements.
+ */
+export async function applyD1Migrations(db) {
+	for (const file of readdirSync(join(ROOT, "migrations"))
+		.filter((f) => f.endsWith(".sql"))
+		.sort()) {
+		const stmts = readFileSync(join(ROOT, "migrations", file), "utf8")
+			.split("--> statement-breakpoint")
+			.map((s) => s.replace(/^\s*--.*$/gm, "").trim())
+			.filter(Boolean);
+		await db.batch(stmts.map((s) => db.prepare(s)));
+	}
+}
 
 /** Minimal dotenv reader for .dev.vars (KEY=value, optional quotes, # comments). */
 export function readDevVars() {
