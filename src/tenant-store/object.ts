@@ -139,6 +139,11 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private usageDue: number | undefined;
 	/** Calls counted before this time stay in memory; the first one after it persists them (USAGE_PERSIST_MS). */
 	private usagePersistAt = 0;
+	/**
+	 * When the alarm is set for, as this object last set or read it (null: none; undefined: not known, as
+	 * after the alarm ran): while it is known to be due no later than what is wanted, nothing is asked.
+	 */
+	private alarmAt: number | null | undefined;
 	/** Applying events is serialised: two requests never extend the audit chain at once. */
 	private applying: Promise<unknown> = Promise.resolve();
 	private readonly local: Queue<TenantEvent>;
@@ -348,7 +353,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 		if (this.version < USAGE_LEDGER_SCHEMA) return this.legacyUsage(orgId, count, quota, at);
 		if (!this.usageSeeded) await this.ctx.blockConcurrencyWhile(() => this.seedUsage(orgId, quota, at));
 		const month = monthOf(at);
-		if (this.ledger.monthTotal(month) >= quota) return { allowed: false, month, monthUsed: this.ledger.monthTotal(month), quota, alerts: [] };
+		const used = this.ledger.monthTotal(month);
+		if (used >= quota) return { allowed: false, month, monthUsed: used, quota, alerts: [] };
 		const result = this.ledger.add(count, quota, at);
 		const now = clock();
 		if (now >= this.usagePersistAt) {
@@ -475,8 +481,15 @@ export class TenantStoreObject extends DurableObject<Env> {
 		if (this.usageDue !== undefined) wants.push(this.usageDue);
 		if (wants.length === 0) return;
 		const want = Math.min(...wants);
+		if (this.alarmAt != null && this.alarmAt <= want) return;
 		const current = await this.ctx.storage.getAlarm();
-		if (current === null || current > want) await this.ctx.storage.setAlarm(want);
+		if (current === null || current > want) await this.setAlarm(want);
+		else this.alarmAt = current;
+	}
+
+	private async setAlarm(at: number): Promise<void> {
+		await this.ctx.storage.setAlarm(at);
+		this.alarmAt = at;
 	}
 
 	/**
@@ -485,6 +498,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * older than 24 h, writes the usage counters behind when due, and sets itself for whatever is next.
 	 */
 	override async alarm(): Promise<void> {
+		this.alarmAt = undefined;
 		const orgId = this.meta("organization_id");
 		const logger = createLogger("info", { store: orgId ?? "unbound" });
 		this.migrate();
@@ -511,7 +525,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const sent = await relayOutbox(this.env, this.db, outgoing, logger);
 		if (sent < outgoing.length) retry = true;
 		if (retry || rows.length === 100) {
-			await this.ctx.storage.setAlarm(Date.now() + (retry ? OUTBOX_RETRY_MS : 0));
+			await this.setAlarm(Date.now() + (retry ? OUTBOX_RETRY_MS : 0));
 			return;
 		}
 		await this.armAlarm();
@@ -640,6 +654,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 */
 	async wipe(): Promise<void> {
 		await this.ctx.storage.deleteAlarm();
+		this.alarmAt = null;
 		await this.ctx.storage.deleteAll();
 		this.version = 0;
 		this.host = undefined;
