@@ -1,5 +1,7 @@
-import { and, asc, desc, eq, gt, gte, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, isNull, lt, type SQL } from "drizzle-orm";
+import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
+import { insertRows } from "../db/insert";
 import { auditCheckpoints, auditLogs } from "../db/schema";
 import { ApiError } from "../errors";
 import { decodeCursor, encodeCursor, page as pageOf } from "../lib/cursor";
@@ -39,6 +41,11 @@ const entryHash = (e: Hashed) => sha256Hex(canonical(e));
 
 const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
 
+// appendAudit's two reads, as constant text (a tenant write runs them on every change: no query building).
+const HEAD_SQL = "SELECT seq, hash FROM audit_logs WHERE organization_id = ? ORDER BY seq DESC LIMIT 1";
+const existingEventsSql = (n: number) =>
+	`SELECT event_id AS eventId FROM audit_logs WHERE organization_id = ? AND event_id IN (${Array.from({ length: n }, () => "?").join(", ")})`;
+
 /**
  * Appends audit messages to their organizations' hash chains. Per organization: drop ids already
  * written, read the chain head, link the new entries in occurrence order, insert them in one batch.
@@ -54,30 +61,18 @@ export async function appendAudit(db: Database, messages: AuditMessage[]): Promi
 			const unique = [...new Map(list.map((m) => [m.id, m])).values()];
 			const existing = new Set<string>();
 			for (let i = 0; i < unique.length; i += 90) {
-				const rows = await db
-					.select({ eventId: auditLogs.eventId })
-					.from(auditLogs)
-					.where(
-						and(
-							eq(auditLogs.organizationId, orgId),
-							inArray(
-								auditLogs.eventId,
-								unique.slice(i, i + 90).map((m) => m.id),
-							),
-						),
-					);
-				for (const r of rows) existing.add(r.eventId);
+				const ids = unique.slice(i, i + 90).map((m) => m.id);
+				const { results } = await db.$client
+					.prepare(existingEventsSql(ids.length))
+					.bind(orgId, ...ids)
+					.all<{ eventId: string }>();
+				for (const r of results) existing.add(r.eventId);
 			}
 			const fresh = unique
 				.filter((m) => !existing.has(m.id))
 				.sort((a, b) => a.occurredAt - b.occurredAt || a.id.localeCompare(b.id));
 			if (fresh.length === 0) continue;
-			const [head] = await db
-				.select({ seq: auditLogs.seq, hash: auditLogs.hash })
-				.from(auditLogs)
-				.where(eq(auditLogs.organizationId, orgId))
-				.orderBy(sql`${auditLogs.seq} DESC`)
-				.limit(1);
+			const head = await db.$client.prepare(HEAD_SQL).bind(orgId).first<{ seq: number; hash: string }>();
 			let seq = head?.seq ?? 0;
 			let prevHash = head?.hash ?? GENESIS_HASH;
 			const rows: Row[] = [];
@@ -108,8 +103,8 @@ export async function appendAudit(db: Database, messages: AuditMessage[]): Promi
 			}
 			// 100 bound parameters per statement: 17 columns → 5 rows per INSERT.
 			const inserts = [];
-			for (let i = 0; i < rows.length; i += 5) inserts.push(db.insert(auditLogs).values(rows.slice(i, i + 5)));
-			await db.batch(inserts as [(typeof inserts)[number], ...(typeof inserts)[number][]]);
+			for (let i = 0; i < rows.length; i += 5) inserts.push(insertRows(auditLogs, rows.slice(i, i + 5)));
+			await runBatch(db.$client, inserts);
 		} catch {
 			failed.add(orgId);
 		}

@@ -67,11 +67,11 @@ const recorded = async (orgIds: string[]) =>
 		orgIds.map(async (id) => (await env.DB.prepare("SELECT store_schema_version AS v FROM organizations WHERE id = ?").bind(id).first<{ v: number | null }>())?.v),
 	);
 
-describe("schema rollout: v1 → v2 → v3 → v4 reaches every store while the previous version's code still reads", () => {
+describe("schema rollout: v1 → v2 → v3 → v4 → v5 reaches every store while the previous version's code still reads", () => {
 	afterEach(() => setStoreSchemaTarget(LATEST_TENANT_SCHEMA));
 
 	it("stores created and used at v1 migrate when the cron nudges them; the directory records each version; v1 reads work; counters are exact", async () => {
-		expect(LATEST_TENANT_SCHEMA).toBe(4);
+		expect(LATEST_TENANT_SCHEMA).toBe(5);
 		setStoreSchemaTarget(1);
 		const tenants = await Promise.all(Array.from({ length: 6 }, () => seedTenant()));
 		const ids = tenants.map((t) => t.orgId);
@@ -175,9 +175,23 @@ describe("schema rollout: v1 → v2 → v3 → v4 reaches every store while the 
 		expect((await storeOf(t1.orgId).usageSummary()).used).toBe(counted + 1);
 		expect((await legacy.summary()).used).toBe(counted);
 
+		// The deploy of v5, the contraction of v3: products_fts and its triggers go. The code of the release
+		// before (v4, which searches products_search) still finds the same products on a v5 store, and a
+		// product write maintains only products_search.
+		const ftsObjects = (orgId: string) =>
+			storeSql<{ name: string }>(orgId, "SELECT name FROM sqlite_master WHERE name LIKE 'products_fts%' ORDER BY name");
+		expect((await ftsObjects(t1.orgId)).length).toBeGreaterThan(0);
+		setStoreSchemaTarget(5);
+		await runScheduled(env, Date.now());
+		expect(await recorded(ids)).toEqual(ids.map(() => 5));
+		for (const id of ids) expect(await ftsObjects(id)).toEqual([]);
+		const pot = await ok<{ id: string }>("POST", `${t1.base}/products`, t1.admin.token, { name: "Darjeeling pot", sku: uid("SKU"), priceMinor: 1, currency: "INR" });
+		expect(await v3Search(t1, "jeeling")).toEqual([tea1, mug.id, pot.id]);
+		await storeSql(t1.orgId, "INSERT INTO products_search (products_search, rank) VALUES ('integrity-check', 1)");
+
 		// Nothing left behind: another run nudges none of them.
 		await runScheduled(env, Date.now());
-		expect(await recorded(ids)).toEqual(ids.map(() => 4));
+		expect(await recorded(ids)).toEqual(ids.map(() => 5));
 	});
 });
 

@@ -1,6 +1,7 @@
 import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
-import { runBatch } from "../../db/batch";
+import { runBatch, type Statement } from "../../db/batch";
+import { insertRows } from "../../db/insert";
 import type { Database } from "../../db/client";
 import { ApiError } from "../../errors";
 import { newId } from "../../lib/ids";
@@ -69,7 +70,7 @@ export abstract class TenantScope {
 	}
 
 	/** Runs a change's statements as one atomic batch and records the outbox rows it wrote in `log`, for the relay. */
-	protected async commitBatch(statements: SQL[], log: ChangeLog): Promise<D1Result[]> {
+	protected async commitBatch(statements: Statement[], log: ChangeLog): Promise<D1Result[]> {
 		const results = await runBatch(this.db.$client, statements);
 		collectOutbox(log, results);
 		return results;
@@ -105,8 +106,8 @@ export abstract class TenantScope {
 			Object.entries(getTableColumns(table)).map(([k, col]) => [k, given[k] ?? (col.hasDefault ? col.default : null)]),
 		) as T["$inferSelect"];
 		const { id } = row as { id: string };
-		const statements = [
-			this.db.insert(table).values(row as never).getSQL(),
+		const statements: Statement[] = [
+			insertRows(table, [row]),
 			...this.outboxStatements(change.log, {
 				action: `${change.type}.created`,
 				targetType: change.type,
