@@ -213,7 +213,8 @@ export class BenchTenantStore extends TenantStoreObject {
 			);
 		}
 		foreignRows += Number(sql.exec<{ n: number }>("SELECT count(*) AS n FROM products WHERE instr(name, ?) = 0", `${owner} `).one().n);
-		foreignRows += Number(sql.exec<{ n: number }>("SELECT count(*) AS n FROM products_fts WHERE organization_id IS NOT ?", owner).one().n);
+		// The search index (store schema v3+; products_fts went in v5): every hit it returns names the owner.
+		foreignRows += Number(sql.exec<{ n: number }>("SELECT count(*) AS n FROM products_search WHERE organization_id IS NOT ?", owner).one().n);
 		return {
 			owner,
 			bytes: stats.databaseBytes,
