@@ -26,9 +26,10 @@ const shapes = new WeakMap<SQLiteTable, Shape>();
 function shapeOf(table: SQLiteTable): Shape {
 	let shape = shapes.get(table);
 	if (!shape) {
-		const columns = Object.entries(getTableColumns(table) as Record<string, SQLiteColumn>)
-// As drizzle: a generated column (other than "by default") is not inserted.
-			.filter(([, c]) => c.generated === undefined || c.generated.type === "byDefault");
+		// As drizzle: a generated column (other than "by default") is not inserted.
+		const columns = Object.entries(getTableColumns(table) as Record<string, SQLiteColumn>).filter(
+			([, c]) => c.generated === undefined || c.generated.type === "byDefault",
+		);
 		shape = {
 			columns,
 			head: `insert into ${quote(getTableName(table))} (${columns.map(([, c]) => quote(c.name)).join(", ")}) values `,

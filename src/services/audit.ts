@@ -101,7 +101,7 @@ export async function appendAudit(db: Database, messages: AuditMessage[]): Promi
 				rows.push({ ...entry, hash });
 				prevHash = hash;
 			}
-			// 100 bound parameters per statement: 17 columns → 5 rows per INSERT.
+			// 100 bound parameters per statement: 18 columns → 5 rows per INSERT.
 			const inserts = [];
 			for (let i = 0; i < rows.length; i += 5) inserts.push(insertRows(auditLogs, rows.slice(i, i + 5)));
 			await runBatch(db.$client, inserts);
