@@ -1,6 +1,6 @@
 import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
-import { runBatch, type Statement } from "../../db/batch";
+import { runBatch, type Statement, typedRow } from "../../db/batch";
 import { insertRows } from "../../db/insert";
 import type { Database } from "../../db/client";
 import { ApiError } from "../../errors";
@@ -30,10 +30,6 @@ export function rowJsonSql(table: Owned, where: SQL | undefined): SQL {
 	return sql`(SELECT json_object(${sql.join(pairs, sql`, `)}) FROM ${table} WHERE ${where})`;
 }
 
-/** A row of `table` from a raw D1 result (column names) as drizzle types it (field names). */
-function fromRaw<T extends SQLiteTable>(table: T, raw: Record<string, unknown>): T["$inferSelect"] {
-	return Object.fromEntries(Object.entries(getTableColumns(table)).map(([key, col]) => [key, raw[col.name]])) as T["$inferSelect"];
-}
 type Versioned = Owned & { id: SQLiteColumn; version: SQLiteColumn; updatedAt: SQLiteColumn };
 
 /**
@@ -167,7 +163,7 @@ export abstract class TenantScope {
 				change.log,
 			);
 			const raw = updated?.results[0] as Record<string, unknown> | undefined;
-			if (raw) return fromRaw(table, raw);
+			if (raw) return typedRow(table, raw);
 			const found = await this.db
 				.select({ id: table.id })
 				.from(table as SQLiteTable)
