@@ -503,8 +503,10 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const logger = createLogger("info", { store: orgId ?? "unbound" });
 		this.migrate();
 		this.ctx.storage.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", Date.now() - IDEMPOTENCY_TTL_MS);
-		if (this.version >= USAGE_LEDGER_SCHEMA) this.ledger.persist();
-		if (orgId !== null && this.version >= USAGE_LEDGER_SCHEMA) await this.flushUsage(orgId, logger);
+		if (this.version >= USAGE_LEDGER_SCHEMA) {
+			this.ledger.persist();
+			if (orgId !== null) await this.flushUsage(orgId, logger);
+		}
 		const rows = await pendingInOutbox(this.db, 100);
 		// Each row's kind from its parsed body (not a text match, which a payload could contain).
 		const parsed = rows.map((r) => ({ row: r, event: JSON.parse(r.body) as TenantEvent }));
