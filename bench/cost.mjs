@@ -286,8 +286,8 @@ export default { fetch: () => new Response("ok"), queue: () => {}, scheduled: ()
 
 	/** The directory's tenant and its members in D1, and the tenant's 25 products through the API. */
 	async function seedProject(instance) {
-	await applyD1Migrations(await instance.mf.getD1Database("DB"));
 	const db = await instance.mf.getD1Database("DB");
+	await applyD1Migrations(db);
 	const now = Date.now();
 	await db.batch([
 		db
