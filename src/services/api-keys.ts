@@ -289,16 +289,22 @@ export async function updateApiKey(
 
 /**
  * A new secret for the key (returned once). The replaced secret keeps working for ROTATION_GRACE_MS;
- * a secret replaced by an earlier rotation stops at once. The `api_key.rotated` entry and event are
- * written in the rotation's batch.
+ * a secret replaced by an earlier rotation stops at once. Whoever rotates receives the key's secret,
+ * so they must hold every permission the key has (403 otherwise, as for creating it). The
+ * `api_key.rotated` entry and event are written in the rotation's batch.
  */
 export async function rotateApiKey(
 	db: Database,
 	orgId: string,
 	keyId: string,
+	grantor: KeyGrantor,
 	log: ChangeLog,
 ): Promise<{ before: ApiKeyRow; after: ApiKeyRow; secret: string }> {
 	const before = await getApiKey(db, orgId, keyId);
+	const notHeld = (JSON.parse(before.permissions) as string[]).filter((p) => !grantor.permissions.includes(p));
+	if (notHeld.length > 0) {
+		throw new ApiError("FORBIDDEN", `rotating a key hands out its secret: the caller must hold its permissions (${notHeld.join(", ")} not held)`);
+	}
 	const now = apiKeyNow();
 	const secret = generateApiKey();
 	const hash = await hashApiKey(secret);

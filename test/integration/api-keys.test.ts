@@ -386,6 +386,29 @@ describe("changing keys", () => {
 			"api_key.rotated",
 		]);
 	});
+
+	it("rotate is refused (403) to a caller without every permission of the key: rotating hands out its secret", async () => {
+		const t = await seedTenant({ members: { admin: "org:admin", keyManager: { permissions: ["org:api_keys:manage", "org:products:read"] } } });
+		const strong = await createKey(t.base, t.admin.token, { permissions: ["org:products:read", "org:products:write"] });
+		const manager = await createKey(t.base, t.admin.token, { permissions: ["org:api_keys:manage"] });
+		const product = { name: "Escalated", sku: "ESC-1", priceMinor: 100, currency: "INR" };
+		expect((await call("POST", `${t.base}/products`, { token: manager.key, body: product })).status).toBe(403);
+
+		for (const token of [manager.key, t.keyManager.token]) {
+			const refused = await call<Problem>("POST", `${t.base}/api-keys/${strong.id}/rotate`, { token });
+			expect(refused.status, refused.text).toBe(403);
+			expect(refused.json.detail).toContain("org:products:write");
+			expect(refused.text).not.toMatch(/sk_live_/);
+		}
+		// Nothing changed: the strong key's secret still works, no rotation was recorded.
+		const still = await call<Key>("GET", `${t.base}/api-keys/${strong.id}`, { token: t.admin.token });
+		expect(still.json.rotatedAt).toBeNull();
+		expect((await call("POST", `${t.base}/products`, { token: strong.key, body: product })).status).toBe(201);
+		// A key may rotate itself, and a caller holding the key's permissions may rotate it.
+		const self = await call<Created>("POST", `${t.base}/api-keys/${manager.id}/rotate`, { token: manager.key });
+		expect(self.status, self.text).toBe(200);
+		expect((await call("POST", `${t.base}/api-keys/${strong.id}/rotate`, { token: t.admin.token })).status).toBe(200);
+	});
 });
 
 describe("outgoing webhook events", () => {

@@ -46,6 +46,6 @@ export const apiKeysRouter = createRouter()
 	})
 	.openapi(routes.rotateApiKey, async (c) => {
 		const { keyId } = c.req.valid("param");
-		const { after, secret } = await withChangeLog(c, (log) => rotateApiKey(c.get("db"), orgId(c), keyId, log));
+		const { after, secret } = await withChangeLog(c, (log) => rotateApiKey(c.get("db"), orgId(c), keyId, grantor(c), log));
 		return c.json({ ...apiKeyView(after), key: secret }, 200);
 	});
