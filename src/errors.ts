@@ -169,7 +169,7 @@ export function problemResponse(
 ): Response {
 	return new Response(JSON.stringify(problemBody(code, detail, ids, errors)), {
 		status: codeToStatus(code),
-		headers: { "content-type": "application/problem+json", "x-request-id": ids.requestId, ...headers },
+		headers: { "content-type": "application/problem+json", "cache-control": "no-store", "x-request-id": ids.requestId, ...headers },
 	});
 }
 

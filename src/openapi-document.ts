@@ -163,7 +163,7 @@ export interface DocFacts {
  *   415 (JSON) with a request body; 503 on rate-limited writes (the limiter fails closed);
  * - response headers by reference: X-Request-Id and traceparent on every response, RateLimit-* on rate-limited ones,
  *   Retry-After on 429 and 503, WWW-Authenticate on 401, Allow on 405, Location on a 201 that creates an item of a
- *   collection (POST P with an item path P/{id}), Cache-Control on authenticated operations, Idempotent-Replayed
+ *   collection (POST P with an item path P/{id}), Cache-Control on authenticated operations and on every problem answer, Idempotent-Replayed
  *   on the 2xx of operations that take Idempotency-Key, Deprecation and Link on deprecated aliases.
  */
 export function finishDocument<D extends { paths?: unknown; components?: unknown }>(doc: D, facts: DocFacts): D {
@@ -223,7 +223,7 @@ export function finishDocument<D extends { paths?: unknown; components?: unknown
 				if (status === "401") headers["WWW-Authenticate"] = headerRef("WWW-Authenticate");
 				if (status === "405") headers.Allow = headerRef("Allow");
 				if (status === "201" && method === "post" && itemPaths.has(path)) headers.Location = headerRef("Location");
-				if (secured) headers["Cache-Control"] = headerRef("Cache-Control");
+				if (secured || /^[45]/.test(status)) headers["Cache-Control"] = headerRef("Cache-Control");
 				if (status.startsWith("2") && params.has("header:idempotency-key")) headers["Idempotent-Replayed"] = headerRef("Idempotent-Replayed");
 				if (op.deprecated) {
 					headers.Deprecation = headerRef("Deprecation");

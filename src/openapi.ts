@@ -105,7 +105,7 @@ export const RESPONSE_HEADERS = {
 		schema: { type: "string", format: "uri-reference" },
 	},
 	"Cache-Control": {
-		description: "`no-store` on the answers of authenticated operations that passed authentication.",
+		description: "`no-store` on every answer of an authenticated operation and on every problem answer (an error is never cached).",
 		schema: { type: "string" },
 	},
 	"Idempotent-Replayed": {

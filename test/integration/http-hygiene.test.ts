@@ -21,6 +21,26 @@ describe("response headers", () => {
 		expect(forbidden.headers.get("x-content-type-options")).toBe("nosniff");
 	});
 
+	it("every problem answer carries Cache-Control: no-store, also refusals made before or during authentication", async () => {
+		const t = await seedTenant();
+		const key = await call<{ key: string }>("POST", `${t.base}/api-keys`, { token: t.admin.token, body: { name: "k", permissions: ["org:products:read"] } });
+		expect(key.status, key.text).toBe(201);
+		const answers = [
+			await get(`${t.base}/products`, "not-a-token"), // 401, a store path
+			await get(`${t.base}/members`, "not-a-token"), // 401, a Worker path
+			await get("/api/me"), // 401, no credential
+			await get("/api/me/organizations", key.json.key), // 403: a key outside its routes, after it authenticated
+			await call("POST", `${t.base}/products`, { headers: { cookie: `__session=${t.admin.token}` }, body: product() }), // 403: cookie write, no Origin
+			await call("POST", `${t.base}/products`, { token: t.admin.token, body: "x".repeat(300 * 1024) }), // 413, before authentication
+			await get("/api/nope"), // 404, no route
+		];
+		expect(answers.map((r) => r.status)).toEqual([401, 401, 401, 403, 403, 413, 404]);
+		for (const res of answers) {
+			expect(res.headers.get("content-type"), res.text).toBe("application/problem+json");
+			expect(res.headers.get("cache-control"), `${res.status} ${res.text}`).toBe("no-store");
+		}
+	});
+
 	it("every response carries X-Content-Type-Options: nosniff (public, 401, 404, docs)", async () => {
 		for (const res of [await get("/api/health"), await get("/api/me"), await get("/api/nope"), await get("/docs"), await get("/api/openapi.json")]) {
 			expect(res.headers.get("x-content-type-options"), res.text.slice(0, 80)).toBe("nosniff");

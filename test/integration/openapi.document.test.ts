@@ -197,7 +197,7 @@ describe("OpenAPI document quality", () => {
 });
 
 describe("the other headers the server sends, and the write preconditions", () => {
-	it("declares Cache-Control on authenticated operations, Idempotent-Replayed on the 2xx of Idempotency-Key operations, Deprecation and Link on deprecated aliases", async () => {
+	it("declares Cache-Control on authenticated operations and every problem answer, Idempotent-Replayed on the 2xx of Idempotency-Key operations, Deprecation and Link on deprecated aliases", async () => {
 		const doc = await served();
 		const deprecated: string[] = [];
 		for (const { where, op } of operations(doc)) {
@@ -206,7 +206,7 @@ describe("the other headers the server sends, and the write preconditions", () =
 			if (op.deprecated) deprecated.push(where);
 			for (const [status, r] of Object.entries(op.responses)) {
 				const at = `${where} ${status}`;
-				expect(r.headers?.["Cache-Control"], at).toEqual(secured ? headerRef("Cache-Control") : undefined);
+				expect(r.headers?.["Cache-Control"], at).toEqual(secured || /^[45]/.test(status) ? headerRef("Cache-Control") : undefined);
 				expect(r.headers?.["Idempotent-Replayed"], at).toEqual(idempotent && status.startsWith("2") ? headerRef("Idempotent-Replayed") : undefined);
 				expect(r.headers?.Deprecation, at).toEqual(op.deprecated ? headerRef("Deprecation") : undefined);
 				expect(r.headers?.Link, at).toEqual(op.deprecated ? headerRef("Link") : undefined);

@@ -161,8 +161,7 @@ export const rotateApiKey = createRoute({
 	description: [
 		`The new secret works at once. The replaced secret stays valid for a grace period of ${GRACE_S} s (previousKeyExpiresAt), ` +
 			`time to deploy the new one; rotating again ends an earlier grace period at once (in other isolates within ${CACHE_S} s).`,
-		"The caller receives the key's secret, so it must hold every permission the key has (403 otherwise): a key that " +
-			"manages keys cannot rotate its way to a stronger one.",
+		"The caller must hold every permission the key has (403 otherwise).",
 		published("api_key.rotated"),
 	].join("\n\n"),
 	request: { params: KeyParams },
