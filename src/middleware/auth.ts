@@ -9,10 +9,10 @@ import { ApiError } from "../errors";
 import { authenticateApiKey } from "../services/api-keys";
 import { sessionRevoked } from "../services/sessions";
 
-const INVALID = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
+export const INVALID = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
 const MISSING = { "WWW-Authenticate": "Bearer" };
 /** The one detail of every 401 for a presented credential: the reason is only logged. */
-const INVALID_DETAIL = "the credential is invalid or expired";
+export const INVALID_DETAIL = "the credential is invalid or expired";
 
 /** Exactly "Bearer <token>", case-insensitive scheme, one space, no trailing junk. */
 function bearer(header: string | undefined): string | null | undefined {

@@ -75,16 +75,16 @@ export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 		const segment = c.req.path.split("/")[4];
 		if (!orgId || !segment || !STORE_SEGMENTS.has(segment) || !routed(routes(), c.req.method, c.req.path)) return next();
 		const route = await storeRoute(c.env, orgId);
-		if (route.state === "d1") return next();
-		if (route.state === "migrating") {
-			if (READS.has(c.req.method)) return next();
-			throw new ApiError("UPSTREAM_UNAVAILABLE", "this organization's data is being moved to its store; retry shortly", {
-				headers: { "Retry-After": "30" },
-			});
-		}
-		if (route.state === "deleted") throw new ApiError("NOT_FOUND", "organization not found");
+		if (route.state === "d1" || (route.state === "migrating" && READS.has(c.req.method))) return next();
 		let served: Response | undefined;
+		// The credential first: a deleted or moving organization answers only a verified caller.
 		await requireAuth()(c, async () => {
+			if (route.state === "migrating") {
+				throw new ApiError("UPSTREAM_UNAVAILABLE", "this organization's data is being moved to its store; retry shortly", {
+					headers: { "Retry-After": "30" },
+				});
+			}
+			if (route.state === "deleted") throw new ApiError("NOT_FOUND", "organization not found");
 			// The store's init() continues the trace: its log lines carry this request's trace id.
 			const forwarded = await wireRequest(c.req.raw, { "x-request-id": c.get("requestId"), traceparent: traceparentOf(c.get("trace")) });
 			const res = await storeStub(c.env, orgId, route.region)

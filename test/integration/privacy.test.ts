@@ -5,6 +5,8 @@ import { EVENT_RETENTION_DAYS } from "../../src/services/retention";
 import { deletedData, envelope, membershipData, userData } from "../helpers/clerk";
 import { seedOrg, uid } from "../helpers/factories";
 import { deliver, eventRow, messageFor } from "../helpers/queue";
+import { signToken } from "../helpers/jwt";
+import { get, type Problem } from "../helpers/request";
 import { captureTenantEvents } from "../helpers/tenant-queue";
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -62,6 +64,12 @@ describe("user.deleted scrubs personal data", () => {
 		]);
 		expect(await userRow(userId)).toMatchObject({ email: null, first_name: null, last_name: null, image_url: null });
 		expect(await membership()).toMatchObject({ user_email: null, user_first_name: null, user_last_name: null });
+
+		// A token the user still holds is refused on /api/me with the one detail of every refused credential.
+		const me = await get<Problem>("/api/me", await signToken({ userId, orgId: null }));
+		expect(me.status, me.text).toBe(401);
+		expect(me.json.detail).toBe("the credential is invalid or expired");
+		expect(me.headers.get("www-authenticate")).toBe('Bearer error="invalid_token"');
 
 		// Audit entries name the user by id only.
 		const audits = sent.filter((m) => m.kind === "audit" && JSON.stringify(m).includes(userId));

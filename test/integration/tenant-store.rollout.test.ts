@@ -364,6 +364,10 @@ describe("DELETE /api/admin/orgs/:orgId", () => {
 		] as const) {
 			const r = await call<Problem>(method, path, { token: t.admin.token, body });
 			expect(r.status, `${method} ${path}: ${r.text}`).toBe(404);
+			// Only to a verified caller: without a valid credential it is a 401, as for any organization.
+			for (const token of [undefined, "not-a-token"]) {
+				expect((await call(method, path, { token, body })).status, `${method} ${path} as ${token}`).toBe(401);
+			}
 		}
 		// The store is empty: no row in any of its tables, no audit head, no alarm.
 		const stats = await storeOf(t.orgId).stats();

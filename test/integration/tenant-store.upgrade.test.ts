@@ -117,6 +117,8 @@ async function expectWritesRefusedReadsServed(t: Tenant, before: Awaited<ReturnT
 	expect(refused.status, refused.text).toBe(503);
 	expect(refused.headers.get("retry-after")).toBeTruthy();
 	expect(refused.json.code).toBe("UPSTREAM_UNAVAILABLE");
+	// Only to a verified caller: a bad credential is a 401 as ever.
+	expect((await call("POST", `${t.base}/categories`, { token: "not-a-token", body: { name: "New", slug: slug("n") } })).status).toBe(401);
 	expect(await snapshot(t, endpointId)).toEqual(before);
 }
 

@@ -1,6 +1,7 @@
 import { createRouter } from "../../lib/create-app";
 import { ApiError } from "../../errors";
 import { API_KEY_PREFIX } from "../../auth/api-key";
+import { INVALID, INVALID_DETAIL } from "../../middleware/auth";
 import { activeOrgAccess } from "../../services/access";
 import { getUser } from "../../services/users";
 import * as routes from "./me.routes";
@@ -24,10 +25,8 @@ export const meRouter = createRouter().openapi(routes.me, async (c) => {
 	}
 	// An active organization the caller no longer belongs to is reported as none.
 	const [row, access] = await Promise.all([getUser(db, auth.userId), activeOrgAccess(db, auth)]);
-	if (row?.deletedAt)
-		throw new ApiError("INVALID_TOKEN", "the user has been deleted", {
-			headers: { "WWW-Authenticate": 'Bearer error="invalid_token"' },
-		});
+	// A deleted user's token: the one detail of every refused credential.
+	if (row?.deletedAt) throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: INVALID });
 	return c.json(
 		{
 			user: {
