@@ -164,7 +164,7 @@ export interface DocFacts {
  * - response headers by reference: X-Request-Id and traceparent on every response, RateLimit-* on rate-limited ones,
  *   Retry-After on 429 and 503, WWW-Authenticate on 401, Allow on 405, Location on a 201 that creates an item of a
  *   collection (POST P with an item path P/{id}), Cache-Control on authenticated operations and on every problem answer, Idempotent-Replayed
- *   on the 2xx of operations that take Idempotency-Key, Deprecation and Link on deprecated aliases.
+ *   on the 2xx of operations that take Idempotency-Key, Deprecation and Link on deprecated aliases and operations with a deprecated body form.
  */
 export function finishDocument<D extends { paths?: unknown; components?: unknown }>(doc: D, facts: DocFacts): D {
 	const paths = (doc.paths ?? {}) as Record<string, Record<string, DocOperation>>;
@@ -192,6 +192,8 @@ export function finishDocument<D extends { paths?: unknown; components?: unknown
 			const media = Object.keys(op.requestBody?.content ?? {});
 			const limited = facts.rateLimited(method, path);
 			const write = method !== "get" && method !== "head";
+			// A request body with a deprecated form (camelCase verify): the answers to it are marked like an alias's.
+			const deprecatedForm = JSON.stringify(op.requestBody ?? null).includes('"deprecated":true');
 			const r = (op.responses ??= {});
 			r["400"] ??= problemDoc("Bad request or validation failure");
 			r["405"] ??= problemDoc("Method not allowed on this path (the Allow header lists the methods it serves)");
@@ -225,7 +227,7 @@ export function finishDocument<D extends { paths?: unknown; components?: unknown
 				if (status === "201" && method === "post" && itemPaths.has(path)) headers.Location = headerRef("Location");
 				if (secured || /^[45]/.test(status)) headers["Cache-Control"] = headerRef("Cache-Control");
 				if (status.startsWith("2") && params.has("header:idempotency-key")) headers["Idempotent-Replayed"] = headerRef("Idempotent-Replayed");
-				if (op.deprecated) {
+				if (op.deprecated || deprecatedForm) {
 					headers.Deprecation = headerRef("Deprecation");
 					headers.Link = headerRef("Link");
 				}

@@ -116,8 +116,8 @@ export const RESPONSE_HEADERS = {
 	},
 	Deprecation: {
 		description:
-			"`true`: this operation is a deprecated alias; Link names its successor. Sent on every answer that reaches " +
-			"the operation, errors included (not on refusals made before routing, such as 413 or a 500 for a misconfiguration).",
+			"`true`: a deprecated alias, or a deprecated body form was sent; Link names the successor. On every answer that reaches " +
+			"the operation, errors included (not on refusals before routing, such as 413).",
 		schema: { type: "string", enum: ["true"] },
 	},
 	Link: {

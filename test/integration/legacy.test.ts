@@ -70,6 +70,21 @@ describe("deprecated aliases", () => {
 		});
 		expect(ok.status, ok.text).toBe(200);
 		expect(ok.json).toMatchObject({ status: "PAID", paymentId, razorpayOrderId: order.razorpayOrderId });
+		// The deprecated form's answers are marked like an alias's (errors too); Checkout's form is not.
+		const badCamel = await call<Problem>("POST", "/api/payments/verify", {
+			token: t.member.token,
+			body: { razorpayOrderId: order.razorpayOrderId, razorpayPaymentId: paymentId, razorpaySignature: "0".repeat(64) },
+		});
+		const snake = await call("POST", "/api/payments/verify", {
+			token: t.member.token,
+			body: { razorpay_order_id: order.razorpayOrderId, razorpay_payment_id: paymentId, razorpay_signature: razorpaySignature },
+		});
+		expect([ok.status, badCamel.status, snake.status]).toEqual([200, 400, 200]);
+		for (const res of [ok, badCamel]) {
+			expect(res.headers.get("deprecation")).toBe("true");
+			expect(res.headers.get("link")).toBe('</api/payments/verify>; rel="successor-version"');
+		}
+		expect(snake.headers.get("deprecation")).toBeNull();
 		// A mix of the two forms, or unknown fields, is still a 400.
 		const mixed = await call<Problem>("POST", "/api/payments/verify", {
 			token: t.member.token,

@@ -197,7 +197,7 @@ describe("OpenAPI document quality", () => {
 });
 
 describe("the other headers the server sends, and the write preconditions", () => {
-	it("declares Cache-Control on authenticated operations and every problem answer, Idempotent-Replayed on the 2xx of Idempotency-Key operations, Deprecation and Link on deprecated aliases", async () => {
+	it("declares Cache-Control on authenticated operations and every problem answer, Idempotent-Replayed on the 2xx of Idempotency-Key operations, Deprecation and Link on deprecated aliases and the camelCase verify", async () => {
 		const doc = await served();
 		const deprecated: string[] = [];
 		for (const { where, op } of operations(doc)) {
@@ -208,8 +208,10 @@ describe("the other headers the server sends, and the write preconditions", () =
 				const at = `${where} ${status}`;
 				expect(r.headers?.["Cache-Control"], at).toEqual(secured || /^[45]/.test(status) ? headerRef("Cache-Control") : undefined);
 				expect(r.headers?.["Idempotent-Replayed"], at).toEqual(idempotent && status.startsWith("2") ? headerRef("Idempotent-Replayed") : undefined);
-				expect(r.headers?.Deprecation, at).toEqual(op.deprecated ? headerRef("Deprecation") : undefined);
-				expect(r.headers?.Link, at).toEqual(op.deprecated ? headerRef("Link") : undefined);
+				// An alias, or an operation with a deprecated body form (camelCase verify).
+				const marked = op.deprecated || where === "POST /api/payments/verify";
+				expect(r.headers?.Deprecation, at).toEqual(marked ? headerRef("Deprecation") : undefined);
+				expect(r.headers?.Link, at).toEqual(marked ? headerRef("Link") : undefined);
 			}
 		}
 		expect(deprecated.sort()).toEqual(["GET /api/org/{orgId}/admin-data", "POST /api/payments/create-order"]);

@@ -1,4 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../../env";
 import { requireAuth } from "../../middleware/auth";
 import { requireActiveOrg } from "../../middleware/authorize";
 import { idempotency } from "../../middleware/idempotency";
@@ -6,6 +8,7 @@ import { meter } from "../../middleware/meter";
 import { rateLimit } from "../../middleware/rate-limit";
 import { IdempotencyKeyHeader, jsonContent, orgErrors, problem } from "../../openapi";
 import { MAX_ORDER_AMOUNT } from "../../services/razorpay";
+import { deprecated } from "../legacy/deprecated";
 
 const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant"), meter()];
 
@@ -119,6 +122,13 @@ export const getOrder = createRoute({
 	responses: { 200: jsonContent(PaymentOrderSchema, "The order"), ...orgErrors },
 });
 
+/** Answers to the deprecated camelCase body carry Deprecation and Link, as the deprecated aliases do (errors included). */
+const markCamelCase = createMiddleware<AppEnv>(async (c, next) => {
+	const body: unknown = await c.req.json().catch(() => null);
+	const camel = typeof body === "object" && body !== null && "razorpayOrderId" in body;
+	return camel ? deprecated(() => "/api/payments/verify")(c, next) : next();
+});
+
 export const verify = createRoute({
 	method: "post",
 	path: "/api/payments/verify",
@@ -130,7 +140,7 @@ export const verify = createRoute({
 		"A bad signature is a 400 and leaves the order unchanged. The signature binds the payment to the stored order; " +
 		"the captured amount and currency are cross-checked against the order on Razorpay's webhook.",
 	security: [{ bearer: [] }],
-	middleware,
+	middleware: [markCamelCase, ...middleware],
 	request: { body: { required: true, content: { "application/json": { schema: VerifyPayment } } } },
 	responses: {
 		200: jsonContent(
