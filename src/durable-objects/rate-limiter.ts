@@ -1,34 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-
-interface TakeRequest {
-	/** Bucket capacity: requests allowed per window. */
-	limit: number;
-	windowMs: number;
-	/** Tokens wanted: 1 in strict mode, the lease size in lease mode. */
-	want: number;
-	/** Lease mode: grant what is available up to `want` (at least 1), instead of all-or-nothing. */
-	partial?: boolean;
-	/** Unspent tokens of an expired lease, given back before taking. */
-	refund?: number;
-}
-
-export interface TakeResult {
-	granted: number;
-	limit: number;
-	/** Tokens left in the bucket after this grant. */
-	remaining: number;
-	/** ms until the bucket is full again. */
-	resetMs: number;
-	/** ms until one token is available (0 when granted). */
-	retryAfterMs: number;
-}
-
-interface Bucket {
-	tokens: number;
-	updatedAt: number;
-	limit: number;
-	windowMs: number;
-}
+import { type Bucket, type TakeRequest, type TakeResult, takeTokens } from "../lib/token-bucket";
 
 /**
  * Token bucket per limit key (one object per tenant, tenant+user or client IP; never a global one).
@@ -65,24 +36,7 @@ export class RateLimiter extends DurableObject {
 		this.calls++;
 		this.ensureSchema();
 		const now = Date.now();
-		const limit = Math.max(1, Math.floor(req.limit));
-		const windowMs = Math.max(1, Math.floor(req.windowMs));
-		const rate = limit / windowMs;
-		let b = this.bucket;
-		if (!b) {
-			b = { tokens: limit, updatedAt: now, limit, windowMs };
-		} else {
-			b.tokens = Math.min(limit, b.tokens + Math.max(0, now - b.updatedAt) * (b.limit / b.windowMs));
-			b.updatedAt = now;
-			// A plan change takes effect at once: the bucket is clamped to the new capacity.
-			b.limit = limit;
-			b.windowMs = windowMs;
-		}
-		if (req.refund && req.refund > 0) b.tokens = Math.min(limit, b.tokens + Math.floor(req.refund));
-		const want = Math.max(1, Math.floor(req.want));
-		const available = Math.floor(b.tokens + 1e-9);
-		const granted = available >= want ? want : req.partial ? available : 0;
-		b.tokens -= granted;
+		const { bucket: b, result } = takeTokens(this.bucket, req, now);
 		this.bucket = b;
 		this.ctx.storage.sql.exec(
 			"INSERT OR REPLACE INTO bucket (id, tokens, updated_at, lim, window_ms) VALUES (1, ?, ?, ?, ?)",
@@ -91,15 +45,8 @@ export class RateLimiter extends DurableObject {
 			b.limit,
 			b.windowMs,
 		);
-		const resetMs = Math.ceil((limit - b.tokens) / rate);
-		if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + Math.max(resetMs, windowMs));
-		return {
-			granted,
-			limit,
-			remaining: Math.max(0, Math.floor(b.tokens + 1e-9)),
-			resetMs,
-			retryAfterMs: granted > 0 ? 0 : Math.ceil((Math.min(want, limit) - b.tokens) / rate),
-		};
+		if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + Math.max(result.resetMs, b.windowMs));
+		return result;
 	}
 
 	async stats(): Promise<{ calls: number }> {

@@ -4,8 +4,9 @@ import { monitorDeps } from "./request-meta";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { PUBLIC_REQUESTS_PER_MINUTE, USER_REQUESTS_PER_MINUTE } from "../services/plans";
-import { type Decision, DurableObjectRateLimiter, type LimitMode } from "../services/rate-limit";
+import { type Decision, DurableObjectRateLimiter, type LimitMode, type RateLimiter } from "../services/rate-limit";
 import { noteRateLimited } from "../services/security-monitor";
+import { storeRoute, storeStub } from "../tenant-store/directory";
 
 const MINUTE = 60_000;
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -28,6 +29,18 @@ function rules(c: Context<AppEnv>, scope: Scope): { key: string; limit: number }
 	// Cloudflare sets CF-Connecting-IP at the edge; a client cannot forge it through Cloudflare.
 	const ip = c.req.header("cf-connecting-ip") ?? "local";
 	return [{ key: `ip:${ip}`, limit: PUBLIC_REQUESTS_PER_MINUTE }];
+}
+
+async function workerLimiter(c: Context<AppEnv>, scope: Scope): Promise<RateLimiter> {
+	if (scope === "tenant") {
+		const orgId = c.get("access").organization.id;
+		const route = await storeRoute(c.env, orgId);
+		if (route.state === "store") {
+			const store = storeStub(c.env, orgId, route.region);
+			return new DurableObjectRateLimiter((key, req) => store.take(key, req));
+		}
+	}
+	return new DurableObjectRateLimiter(c.env.RATE_LIMITER);
 }
 
 /** The decision that binds: a refusal (longest wait) if any, else the one with the least left. */
@@ -68,8 +81,9 @@ export async function takeRateLimit(c: Context<AppEnv>, scope: Scope): Promise<R
 	if (config.RATE_LIMIT_MODE === "off") return {};
 	const write = !READ_METHODS.has(c.req.method);
 	const mode: LimitMode = write ? "strict" : config.RATE_LIMIT_MODE;
-	// In a tenant store the buckets are the store's own (tenant-store/object.ts); elsewhere the RateLimiter objects.
-	const limiter = c.get("store")?.limiter ?? new DurableObjectRateLimiter(c.env.RATE_LIMITER);
+	// In a tenant store the buckets are the store's own (tenant-store/object.ts); a store tenant's routes the
+	// Worker serves take from those same buckets; everything else from the RateLimiter objects.
+	const limiter = c.get("store")?.limiter ?? (await workerLimiter(c, scope));
 
 	let decision: Decision;
 	try {

@@ -1,4 +1,5 @@
-import type { RateLimiter as RateLimiterObject, TakeResult } from "../durable-objects/rate-limiter";
+import type { RateLimiter as RateLimiterObject } from "../durable-objects/rate-limiter";
+import { type Bucket, type TakeRequest, type TakeResult, takeTokens } from "../lib/token-bucket";
 
 interface LimitRule {
 	/** Requests allowed per window. */
@@ -59,9 +60,25 @@ function validate(r: unknown): TakeResult {
 	return t;
 }
 
+/** A take answered as a strict-mode decision (one token). */
+function decided(r: TakeResult): Decision {
+	return {
+		allowed: r.granted > 0,
+		limit: r.limit,
+		remaining: r.remaining,
+		resetSeconds: seconds(r.resetMs),
+		retryAfterSeconds: r.granted > 0 ? 0 : Math.max(1, seconds(r.retryAfterMs)),
+	};
+}
+
+/** Where the buckets are: one take from the bucket of `key`. */
+export type TakeFrom = (key: string, req: TakeRequest) => Promise<TakeResult>;
+
 /**
- * Token buckets in the RateLimiter Durable Object, one object per key ("org:<id>", "org:<id>:user:<id>",
- * "ip:<addr>"; names are deterministic so every isolate reaches the same object).
+ * Token buckets in Durable Objects: by default the RateLimiter object of each key ("org:<id>",
+ * "org:<id>:user:<id>", "ip:<addr>"; names are deterministic so every isolate reaches the same object);
+ * for a store tenant, the buckets its store holds (`take` of tenant-store/object.ts), so the routes the
+ * Worker serves and those the store serves spend one budget.
  *
  * Lease mode: an isolate takes up to leaseSize(limit) tokens in one call and spends them locally,
  * so a hot key costs about 1/leaseSize DO calls per request. Tokens are debited in the object when
@@ -70,24 +87,18 @@ function validate(r: unknown): TakeResult {
  * refunded on that isolate's next take). Refusals are cached locally until the object's retry time.
  */
 export class DurableObjectRateLimiter implements RateLimiter {
-	constructor(private readonly ns: DurableObjectNamespace<RateLimiterObject>) {}
+	private readonly from: TakeFrom;
+
+	constructor(buckets: DurableObjectNamespace<RateLimiterObject> | TakeFrom) {
+		this.from = typeof buckets === "function" ? buckets : (key, req) => buckets.get(buckets.idFromName(key)).take(req);
+	}
 
 	private take(key: string, rule: LimitRule, want: number, partial: boolean, refund = 0): Promise<TakeResult> {
-		const stub = this.ns.get(this.ns.idFromName(key));
-		return stub.take({ limit: rule.limit, windowMs: rule.windowMs, want, partial, refund }).then(validate);
+		return this.from(key, { limit: rule.limit, windowMs: rule.windowMs, want, partial, refund }).then(validate);
 	}
 
 	async limit(key: string, rule: LimitRule, mode: LimitMode): Promise<Decision> {
-		if (mode === "strict") {
-			const r = await this.take(key, rule, 1, false);
-			return {
-				allowed: r.granted > 0,
-				limit: r.limit,
-				remaining: r.remaining,
-				resetSeconds: seconds(r.resetMs),
-				retryAfterSeconds: r.granted > 0 ? 0 : Math.max(1, seconds(r.retryAfterMs)),
-			};
-		}
+		if (mode === "strict") return decided(await this.take(key, rule, 1, false));
 		const now = Date.now();
 		const lease = leases.get(key);
 		if (lease && lease.expiresAt > now && lease.tokens > 0) {
@@ -151,30 +162,22 @@ export class DurableObjectRateLimiter implements RateLimiter {
 /**
  * Token buckets held in memory by the one object that owns them (a tenant store: its tenant, member
  * and API-key buckets). The object runs one request at a time and is the only writer, so a take is
- * exact without a call to another object; a restarted object starts with full buckets.
+ * exact without a call to another object; a restarted object starts with full buckets. The Worker
+ * takes from the same buckets (lease mode included) for the tenant routes it serves itself.
  */
 export class LocalRateLimiter implements RateLimiter {
-	private readonly buckets = new Map<string, { tokens: number; at: number }>();
+	private readonly buckets = new Map<string, Bucket>();
 
 	constructor(private readonly now: () => number = Date.now) {}
 
-	async limit(key: string, rule: LimitRule, _mode: LimitMode): Promise<Decision> {
-		const now = this.now();
-		const limit = Math.max(1, Math.floor(rule.limit));
-		const rate = limit / rule.windowMs;
-		const b = this.buckets.get(key) ?? { tokens: limit, at: now };
-		b.tokens = Math.min(limit, b.tokens + Math.max(0, now - b.at) * rate);
-		b.at = now;
-		const allowed = b.tokens >= 1 - 1e-9;
-		if (allowed) b.tokens -= 1;
-		this.buckets.set(key, b);
+	take(key: string, req: TakeRequest): TakeResult {
+		const { bucket, result } = takeTokens(this.buckets.get(key) ?? null, req, this.now());
+		this.buckets.set(key, bucket);
 		if (this.buckets.size > 10_000) this.buckets.delete(this.buckets.keys().next().value as string);
-		return {
-			allowed,
-			limit,
-			remaining: Math.max(0, Math.floor(b.tokens + 1e-9)),
-			resetSeconds: seconds((limit - b.tokens) / rate),
-			retryAfterSeconds: allowed ? 0 : Math.max(1, seconds((1 - b.tokens) / rate)),
-		};
+		return result;
+	}
+
+	async limit(key: string, rule: LimitRule, _mode: LimitMode): Promise<Decision> {
+		return decided(this.take(key, { ...rule, want: 1 }));
 	}
 }

@@ -15,6 +15,7 @@ import { appendAudit } from "../services/audit";
 import { type SeatStanding, seatStanding } from "../services/identity";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
 import { parkInOutbox, pendingInOutbox, relayOutbox } from "../services/outbox";
+import type { TakeRequest, TakeResult } from "../lib/token-bucket";
 import { LocalRateLimiter } from "../services/rate-limit";
 import { alertMessages, METER_RETRY_MS, monthOf, monthStart, UsageLedger, WRITE_BEHIND_MS } from "../services/usage-ledger";
 import { usageCounter } from "../services/usage";
@@ -317,6 +318,11 @@ export class TenantStoreObject extends DurableObject<Env> {
 
 	private async seat(orgId: string, userId: string): Promise<SeatStanding> {
 		return (await this.mirror(orgId, userId)).seat;
+	}
+
+	/** One take from a bucket of this tenant, for the tenant routes the Worker serves itself: one budget with the store's. */
+	async take(key: string, req: TakeRequest): Promise<TakeResult> {
+		return this.limiter.take(key, req);
 	}
 
 	/**

@@ -6,10 +6,25 @@ import { leaseSize } from "../../src/services/rate-limit";
 import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
 import { callWithEnv } from "../helpers/request";
+import { storeOf } from "../helpers/store";
 import { seedTenant } from "../helpers/tenant";
 import { TEST_OPERATOR } from "../helpers/vars";
 
 const stubFor = (key: string) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key));
+
+/** Counts the takes a tenant's store answers from here on (its buckets: the tenant's, members', keys'). */
+async function countStoreTakes(orgId: string): Promise<{ calls: number }> {
+	const counter = { calls: 0 };
+	await runInDurableObject(storeOf(orgId), (store) => {
+		const limiter = (store as unknown as { limiter: { take: (...a: unknown[]) => unknown } }).limiter;
+		const take = limiter.take.bind(limiter);
+		limiter.take = (...a) => {
+			counter.calls++;
+			return take(...a);
+		};
+	});
+	return counter;
+}
 
 /** Two admins: per-user limits are checked across them. */
 const ADMINS = { a: "org:admin", b: "org:admin" } as const;
@@ -114,6 +129,23 @@ describe("strict mode", () => {
 		},
 	);
 
+	it.each(["strict", "lease"] as const)(
+		"%s: a store tenant's routes spend one budget, whether its store or the Worker serves them",
+		async (mode) => {
+			const t = await seedTenant({ limits: { rateLimitPerMinute: 1_000, userRateLimitPerMinute: 4 }, members: ADMINS });
+			const takes = await countStoreTakes(t.orgId);
+			const statuses: number[] = [];
+			// products and categories: served by the store; the organization and its members: by the Worker.
+			for (const path of ["/products", "", "/categories", "/members", "/products", ""]) {
+				statuses.push((await callWithEnv({ RATE_LIMIT_MODE: mode }, "GET", `${t.base}${path}`, { token: t.a.token })).status);
+			}
+			expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+			// The Worker took from the store's buckets (the member's, then the tenant's): no RateLimiter object was asked.
+			expect(takes.calls).toBeGreaterThanOrEqual(4);
+			expect((await stubFor(`org:${t.orgId}:user:${t.a.id}`).stats()).calls).toBe(0);
+		},
+	);
+
 	it("limits come from the plan unless the organization overrides them", async () => {
 		const free = await seedTenant({ plan: "free", members: ADMINS });
 		const pro = await seedTenant({ plan: "pro", members: ADMINS });
@@ -134,6 +166,7 @@ describe("lease mode", () => {
 		const N = 40;
 		const t = await seedTenant({ limits: { rateLimitPerMinute: N, userRateLimitPerMinute: 10_000 }, members: ADMINS });
 		const token = t.a.token;
+		const takes = await countStoreTakes(t.orgId);
 		let admitted = 0;
 		for (let i = 0; i < 3 * N; i++) {
 			if ((await callWithEnv({ RATE_LIMIT_MODE: "lease" }, "GET", `/api/orgs/${t.orgId}`, { token })).status === 200) admitted++;
@@ -141,9 +174,10 @@ describe("lease mode", () => {
 		// Refill during the test is at most a token or two (40/min); overshoot is 0 by construction.
 		expect(admitted).toBeGreaterThanOrEqual(N);
 		expect(admitted).toBeLessThanOrEqual(N + 2);
-		const { calls } = await stubFor(`org:${t.orgId}`).stats();
-		// One take per lease of leaseSize(N) tokens, plus the refusal that blocks the key locally.
-		expect(calls).toBeLessThanOrEqual(Math.ceil(admitted / leaseSize(N)) + 3);
+		// The tenant's buckets are its store's. Per bucket (the member's, whose 10,000 tokens stay leased, and the
+		// tenant's): one take per lease of leaseSize(limit) tokens, plus the refusal that blocks the key locally.
+		expect(takes.calls).toBeGreaterThan(0);
+		expect(takes.calls).toBeLessThanOrEqual(Math.ceil(admitted / leaseSize(N)) + Math.ceil(admitted / leaseSize(10_000)) + 4);
 	});
 
 	it("concurrent: never more than the limit; tokens leased by concurrent refills are pooled, not lost", async () => {
@@ -197,10 +231,17 @@ describe("public routes and failure modes", () => {
 			get: () => ({ take: () => Promise.reject(new Error("Durable Object unavailable")) }),
 		};
 		const t = await seedTenant({ members: ADMINS });
-		const read = await callWithEnv({ RATE_LIMIT_MODE: "strict", RATE_LIMITER: broken as never }, "GET", `/api/orgs/${t.orgId}`, {
-			token: t.a.token,
-		});
+		const read = await callWithEnv({ RATE_LIMIT_MODE: "strict", RATE_LIMITER: broken as never }, "GET", "/api/me", { token: t.a.token });
 		expect(read.status, read.text).toBe(200);
+		// A store tenant's buckets are its store's: when its take fails, a read the Worker serves fails open too.
+		await runInDurableObject(storeOf(t.orgId), (store) => {
+			(store as unknown as { limiter: { take: () => never } }).limiter.take = () => {
+				throw new Error("store unavailable");
+			};
+		});
+		const tenantRead = await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", t.base, { token: t.a.token });
+		expect(tenantRead.status, tenantRead.text).toBe(200);
+		expect(tenantRead.headers.get("ratelimit-limit")).toBeNull();
 		const write = await callWithEnv(
 			{ RATE_LIMIT_MODE: "strict", RATE_LIMITER: broken as never },
 			"POST",
