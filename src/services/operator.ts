@@ -1,17 +1,18 @@
 import { type SQL, sql } from "drizzle-orm";
 import { runBatch, typedRow } from "../db/batch";
 import type { Database } from "../db/client";
-import { apiKeys } from "../db/schema";
+import { apiKeys, paymentOrders } from "../db/schema";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { forgetStoreRoute, storeStub } from "../tenant-store/directory";
-import { type ExportRecord, keysetChunk, type KeysetTable, recordStream, storeRecords } from "../tenant-store/records";
+import { type ExportRecord, paged, recordStream, storeRecords, stored } from "../tenant-store/records";
 import { invalidateAccess } from "./access";
 import { apiKeyView } from "./api-keys";
 import { listOrgEvents } from "./events-log";
 import { auditEntry } from "./events-bus";
 import { listMembers } from "./identity";
 import { type ChangeLog, collectOutbox, outboxInsert } from "./outbox";
+import { paymentOrderView } from "./payments";
 import { limitsFor, type PlanId, type PlanLimits, planOf } from "./plans";
 
 /**
@@ -282,22 +283,12 @@ async function placement(db: Database, orgId: string): Promise<Placement> {
 
 const PAGE = 100;
 
-/** Directory rows of the organization the API does not render, as stored, one keyset table at a time. */
-async function* storedRows(db: Database, type: string, spec: KeysetTable, orgId: string, omit: string[] = []): AsyncGenerator<ExportRecord[]> {
-	let after: unknown[] | null = null;
-	do {
-		const chunk = await keysetChunk(db.$client, spec, orgId, after, PAGE);
-		yield chunk.rows.map((row) => ({ type, data: Object.fromEntries(Object.entries(row).filter(([k]) => !omit.includes(k))) }));
-		after = chunk.next;
-	} while (after);
-}
-
 /**
- * The organization's records in the directory (D1): the organization as operators see it, members and
- * API keys and events as the API renders them; invitations, subscriptions, payment orders and
+ * The organization's records in the directory (D1): the organization as operators see it, members,
+ * API keys, payment orders and events as the API renders them; invitations, subscriptions, payment
  * transactions, daily usage and revoked keys (never a key's hash) as stored.
  */
-async function* directoryRecords(db: Database, orgId: string, hasData: boolean | undefined): AsyncGenerator<ExportRecord[]> {
+async function* directoryRecords(db: Database, orgId: string, hasData: boolean | undefined, keyId: string): AsyncGenerator<ExportRecord[]> {
 	yield [{ type: "organization", data: await getOperatorOrg(db, orgId, hasData) }];
 	let cursor: string | null | undefined;
 	do {
@@ -305,21 +296,21 @@ async function* directoryRecords(db: Database, orgId: string, hasData: boolean |
 		yield p.data.map((data) => ({ type: "member", data }));
 		cursor = p.nextCursor;
 	} while (cursor);
-	yield* storedRows(db, "invitation", { table: "invitations", keys: ["created_at", "rowid"] }, orgId);
-	let after: unknown[] | null = null;
-	do {
-		const chunk = await keysetChunk(db.$client, { table: "api_keys", keys: ["created_at", "id"] }, orgId, after, PAGE);
-		yield chunk.rows.map((raw) => {
+	const d1 = db.$client;
+	yield* paged(d1, { table: "invitations", keys: ["created_at", "rowid"] }, orgId, stored("invitation"));
+	yield* paged(d1, { table: "api_keys", keys: ["created_at", "id"] }, orgId, (rows) =>
+		rows.map((raw) => {
 			if (raw.revoked_at === null) return { type: "api_key", data: apiKeyView(typedRow(apiKeys, raw)) };
-			const { hash: _h, previous_hash: _p, ...stored } = raw;
-			return { type: "revoked_api_key", data: stored };
-		});
-		after = chunk.next;
-	} while (after);
-	yield* storedRows(db, "subscription", { table: "subscriptions", keys: ["rowid"] }, orgId);
-	yield* storedRows(db, "payment_order", { table: "payment_orders", keys: ["created_at", "rowid"] }, orgId);
-	yield* storedRows(db, "payment_transaction", { table: "payment_transactions", keys: ["payment_order_id", "rowid"] }, orgId);
-	yield* storedRows(db, "usage_day", { table: "usage_daily", keys: ["day", "metric"] }, orgId);
+			const { hash: _h, previous_hash: _p, ...data } = raw;
+			return { type: "revoked_api_key", data };
+		}),
+	);
+	yield* paged(d1, { table: "subscriptions", keys: ["rowid"] }, orgId, stored("subscription"));
+	yield* paged(d1, { table: "payment_orders", keys: ["created_at", "rowid"] }, orgId, (rows) =>
+		rows.map((r) => ({ type: "payment_order", data: paymentOrderView(typedRow(paymentOrders, r), keyId) })),
+	);
+	yield* paged(d1, { table: "payment_transactions", keys: ["payment_order_id", "rowid"] }, orgId, stored("payment_transaction"));
+	yield* paged(d1, { table: "usage_daily", keys: ["day", "metric"] }, orgId, stored("usage_day"));
 	cursor = undefined;
 	do {
 		const p = await listOrgEvents(db, orgId, { cursor: cursor ?? undefined, limit: PAGE });
@@ -361,7 +352,7 @@ function concatStreams(sources: (() => Promise<ReadableStream<Uint8Array>>)[]): 
  * then its store's (streamed from the store object; from the shared tables for an organization the
  * upgrade job has not moved yet). 404 unknown or deleted (its store was wiped).
  */
-export async function exportTenant(env: Pick<Env, "TENANT_STORE">, db: Database, orgId: string): Promise<ReadableStream<Uint8Array>> {
+export async function exportTenant(env: Pick<Env, "TENANT_STORE">, db: Database, orgId: string, keyId = ""): Promise<ReadableStream<Uint8Array>> {
 	const where = await placement(db, orgId);
 	if (where.state === "deleted") throw new ApiError("NOT_FOUND", "organization deleted: its data was wiped");
 	const inStore = where.state === null || where.state === "store";
@@ -370,7 +361,7 @@ export async function exportTenant(env: Pick<Env, "TENANT_STORE">, db: Database,
 	const sources = [
 		async () =>
 			recordStream(
-				directoryRecords(db, orgId, hasData ? (hasData.products ?? 0) + (hasData.categories ?? 0) + (hasData.orders ?? 0) > 0 : undefined),
+				directoryRecords(db, orgId, hasData ? (hasData.products ?? 0) + (hasData.categories ?? 0) + (hasData.orders ?? 0) > 0 : undefined, keyId),
 			),
 		inStore ? () => stub.exportNdjson() : async () => recordStream(storeRecords(db.$client, orgId, { outbox: false })),
 	];

@@ -217,6 +217,7 @@ describe("residency: a tenant with data region eu", () => {
 		// Operator paths find the same store: the export has its rows.
 		expect((await exportOf(t.orgId)).of("product").map((p) => p.id)).toContain(tea.id);
 	});
+
 });
 
 type ExportLine = { type: string; data: Row; endpointId?: string };
@@ -319,8 +320,10 @@ describe("GET /api/admin/orgs/:orgId/export", () => {
 		expect(lines.filter((l) => l.type === "webhook_delivery").every((l) => l.endpointId === endpoint.id)).toBe(true);
 		expect(Object.keys(of("webhook_delivery")[0] ?? {}).sort()).toEqual(Object.keys(deliveries[0] ?? {}).sort());
 
-		// Stored columns for the rest; never a secret or a key's hash.
-		expect(of("payment_order")).toEqual([expect.objectContaining({ id: seeded.paymentOrder, amount: 50000, status: "PAID" })]);
+		// A payment order as GET /api/payments/orders/:id answers it (the organization taken from the token).
+		const payer = await signToken({ userId: t.admin.id, orgId: t.orgId, role: "org:admin", expiresIn: 3600 });
+		expect(of("payment_order")).toEqual([await ok("GET", `/api/payments/orders/${seeded.paymentOrder}`, payer)]);
+		// Stored columns for the rest (no route answers a subscription as such); never a secret or a key's hash.
 		expect(of("payment_transaction")).toEqual([expect.objectContaining({ id: seeded.transaction, payment_order_id: seeded.paymentOrder })]);
 		expect(of("subscription")).toEqual([expect.objectContaining({ subscription_id: seeded.subscription, plan: "pro" })]);
 		expect(of("usage_day")).toEqual([expect.objectContaining({ day: "2026-01-02", metric: "api_calls", count: 42 })]);
