@@ -6,6 +6,7 @@ import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { forgetStoreRoute, storeStub } from "../tenant-store/directory";
 import { type ExportRecord, paged, recordStream, storeRecords, stored } from "../tenant-store/records";
+import { UPGRADE_TABLES } from "../tenant-store/upgrade";
 import { invalidateAccess } from "./access";
 import { apiKeyView } from "./api-keys";
 import { listOrgEvents } from "./events-log";
@@ -116,7 +117,7 @@ export interface OperatorOrg {
 	overrides: Overrides;
 	/** The limits in effect: the plan's, with the overrides applied. */
 	limits: PlanLimits;
-	/** Whether the tenant has data (products, categories or orders): the data region is then fixed. */
+	/** Whether the tenant has data (any record of its store's tables, audit entries included): the data region is then fixed. */
 	hasData: boolean;
 	createdAt: number;
 	updatedAt: number;
@@ -126,15 +127,16 @@ export interface OperatorOrg {
 export type OperatorOrgPatch = Partial<Overrides & { plan: PlanId; suspended: boolean; dataRegion: DataRegion }>;
 
 /**
- * Whether the tenant has data: asked of its store when it has one (`inStore`, from the store's
- * counters), else of the shared tables.
+ * Whether the tenant has data: asked of its store when it has one (`inStore`: any record, see
+ * storeHasData), else of the shared tables (a row of any tenant table the upgrade job would move).
  */
 const hasData = (orgId: string, inStore?: boolean): SQL =>
 	inStore !== undefined
 		? sql`${inStore ? 1 : 0}`
-		: sql`(EXISTS (SELECT 1 FROM products WHERE organization_id = ${orgId})
-		OR EXISTS (SELECT 1 FROM categories WHERE organization_id = ${orgId})
-		OR EXISTS (SELECT 1 FROM orders WHERE organization_id = ${orgId}))`;
+		: sql`(${sql.join(
+				UPGRADE_TABLES.map((t) => sql`EXISTS (SELECT 1 FROM ${sql.identifier(t.table)} WHERE organization_id = ${orgId})`),
+				sql` OR `,
+			)})`;
 
 interface OrgRow {
 	id: string;
@@ -208,8 +210,9 @@ const COLUMNS: Record<keyof Omit<OperatorOrgPatch, "suspended">, string> = {
  * Applies an operator's overrides to an organization in one batch with its audit entry
  * (`organization.operator_updated`, before/after of the fields changed), written to the outbox (see
  * `log`). A data region change applies only while the tenant has no data (409 otherwise, nothing
- * changed). The access cache of this isolate is invalidated, so the change applies at once here and
- * within the cache's 5 s elsewhere. 404 unknown or deleted organization.
+ * changed); its audit entry is applied after it, so in the new region's store, and this isolate
+ * forgets the tenant's store route. The access cache of this isolate is invalidated, so the change
+ * applies at once here and within the cache's 5 s elsewhere. 404 unknown or deleted organization.
  */
 export async function updateOperatorOrg(
 	db: Database,
@@ -258,9 +261,8 @@ export async function updateOperatorOrg(
 	invalidateAccess(orgId);
 	const row = results[2]?.results[0] as OrgRow | undefined;
 	if (!row || row.deletedAt !== null) throw new ApiError("NOT_FOUND", "organization not found");
-	if (results[1]?.meta.changes === 0) {
-		throw new ApiError("CONFLICT", "dataRegion can only be changed while the organization has no data (products, categories or orders)");
-	}
+	if (results[1]?.meta.changes === 0) throw new ApiError("CONFLICT", "dataRegion can only be changed while the organization has no data");
+	if (regionChange) forgetStoreRoute(orgId);
 	return view(row);
 }
 
@@ -357,12 +359,9 @@ export async function exportTenant(env: Pick<Env, "TENANT_STORE">, db: Database,
 	if (where.state === "deleted") throw new ApiError("NOT_FOUND", "organization deleted: its data was wiped");
 	const inStore = where.state === null || where.state === "store";
 	const stub = storeStub(env, orgId, where.region);
-	const hasData = inStore ? (await stub.stats()).counts : undefined;
+	const hasData = inStore ? await stub.hasRecords() : undefined;
 	const sources = [
-		async () =>
-			recordStream(
-				directoryRecords(db, orgId, hasData ? (hasData.products ?? 0) + (hasData.categories ?? 0) + (hasData.orders ?? 0) > 0 : undefined, keyId),
-			),
+		async () => recordStream(directoryRecords(db, orgId, hasData, keyId)),
 		inStore ? () => stub.exportNdjson() : async () => recordStream(storeRecords(db.$client, orgId, { outbox: false })),
 	];
 	return concatStreams(sources);
