@@ -1,17 +1,19 @@
 import { type SQL, sql } from "drizzle-orm";
 import { runBatch, typedRow } from "../db/batch";
 import type { Database } from "../db/client";
-import { apiKeys } from "../db/schema";
+import { apiKeys, paymentOrders } from "../db/schema";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { forgetStoreRoute, storeStub } from "../tenant-store/directory";
-import { type ExportRecord, keysetChunk, type KeysetTable, recordStream, storeRecords } from "../tenant-store/records";
+import { type ExportRecord, paged, recordStream, storeRecords, stored } from "../tenant-store/records";
+import { UPGRADE_TABLES } from "../tenant-store/upgrade";
 import { invalidateAccess } from "./access";
 import { apiKeyView } from "./api-keys";
 import { listOrgEvents } from "./events-log";
 import { auditEntry } from "./events-bus";
 import { listMembers } from "./identity";
 import { type ChangeLog, collectOutbox, outboxInsert } from "./outbox";
+import { paymentOrderView } from "./payments";
 import { limitsFor, type PlanId, type PlanLimits, planOf } from "./plans";
 
 /**
@@ -115,7 +117,7 @@ export interface OperatorOrg {
 	overrides: Overrides;
 	/** The limits in effect: the plan's, with the overrides applied. */
 	limits: PlanLimits;
-	/** Whether the tenant has data (products, categories or orders): the data region is then fixed. */
+	/** Whether the tenant has data (any record of its store's tables, audit entries included): the data region is then fixed. */
 	hasData: boolean;
 	createdAt: number;
 	updatedAt: number;
@@ -125,15 +127,16 @@ export interface OperatorOrg {
 export type OperatorOrgPatch = Partial<Overrides & { plan: PlanId; suspended: boolean; dataRegion: DataRegion }>;
 
 /**
- * Whether the tenant has data: asked of its store when it has one (`inStore`, from the store's
- * counters), else of the shared tables.
+ * Whether the tenant has data: asked of its store when it has one (`inStore`: any record, see
+ * storeHasData), else of the shared tables (a row of any tenant table the upgrade job would move).
  */
 const hasData = (orgId: string, inStore?: boolean): SQL =>
 	inStore !== undefined
 		? sql`${inStore ? 1 : 0}`
-		: sql`(EXISTS (SELECT 1 FROM products WHERE organization_id = ${orgId})
-		OR EXISTS (SELECT 1 FROM categories WHERE organization_id = ${orgId})
-		OR EXISTS (SELECT 1 FROM orders WHERE organization_id = ${orgId}))`;
+		: sql`(${sql.join(
+				UPGRADE_TABLES.map((t) => sql`EXISTS (SELECT 1 FROM ${sql.identifier(t.table)} WHERE organization_id = ${orgId})`),
+				sql` OR `,
+			)})`;
 
 interface OrgRow {
 	id: string;
@@ -207,8 +210,9 @@ const COLUMNS: Record<keyof Omit<OperatorOrgPatch, "suspended">, string> = {
  * Applies an operator's overrides to an organization in one batch with its audit entry
  * (`organization.operator_updated`, before/after of the fields changed), written to the outbox (see
  * `log`). A data region change applies only while the tenant has no data (409 otherwise, nothing
- * changed). The access cache of this isolate is invalidated, so the change applies at once here and
- * within the cache's 5 s elsewhere. 404 unknown or deleted organization.
+ * changed); its audit entry is applied after it, so in the new region's store, and this isolate
+ * forgets the tenant's store route. The access cache of this isolate is invalidated, so the change
+ * applies at once here and within the cache's 5 s elsewhere. 404 unknown or deleted organization.
  */
 export async function updateOperatorOrg(
 	db: Database,
@@ -257,9 +261,8 @@ export async function updateOperatorOrg(
 	invalidateAccess(orgId);
 	const row = results[2]?.results[0] as OrgRow | undefined;
 	if (!row || row.deletedAt !== null) throw new ApiError("NOT_FOUND", "organization not found");
-	if (results[1]?.meta.changes === 0) {
-		throw new ApiError("CONFLICT", "dataRegion can only be changed while the organization has no data (products, categories or orders)");
-	}
+	if (results[1]?.meta.changes === 0) throw new ApiError("CONFLICT", "dataRegion can only be changed while the organization has no data");
+	if (regionChange) forgetStoreRoute(orgId);
 	return view(row);
 }
 
@@ -282,22 +285,12 @@ async function placement(db: Database, orgId: string): Promise<Placement> {
 
 const PAGE = 100;
 
-/** Directory rows of the organization the API does not render, as stored, one keyset table at a time. */
-async function* storedRows(db: Database, type: string, spec: KeysetTable, orgId: string, omit: string[] = []): AsyncGenerator<ExportRecord[]> {
-	let after: unknown[] | null = null;
-	do {
-		const chunk = await keysetChunk(db.$client, spec, orgId, after, PAGE);
-		yield chunk.rows.map((row) => ({ type, data: Object.fromEntries(Object.entries(row).filter(([k]) => !omit.includes(k))) }));
-		after = chunk.next;
-	} while (after);
-}
-
 /**
- * The organization's records in the directory (D1): the organization as operators see it, members and
- * API keys and events as the API renders them; invitations, subscriptions, payment orders and
+ * The organization's records in the directory (D1): the organization as operators see it, members,
+ * API keys, payment orders and events as the API renders them; invitations, subscriptions, payment
  * transactions, daily usage and revoked keys (never a key's hash) as stored.
  */
-async function* directoryRecords(db: Database, orgId: string, hasData: boolean | undefined): AsyncGenerator<ExportRecord[]> {
+async function* directoryRecords(db: Database, orgId: string, hasData: boolean | undefined, keyId: string): AsyncGenerator<ExportRecord[]> {
 	yield [{ type: "organization", data: await getOperatorOrg(db, orgId, hasData) }];
 	let cursor: string | null | undefined;
 	do {
@@ -305,21 +298,21 @@ async function* directoryRecords(db: Database, orgId: string, hasData: boolean |
 		yield p.data.map((data) => ({ type: "member", data }));
 		cursor = p.nextCursor;
 	} while (cursor);
-	yield* storedRows(db, "invitation", { table: "invitations", keys: ["created_at", "rowid"] }, orgId);
-	let after: unknown[] | null = null;
-	do {
-		const chunk = await keysetChunk(db.$client, { table: "api_keys", keys: ["created_at", "id"] }, orgId, after, PAGE);
-		yield chunk.rows.map((raw) => {
+	const d1 = db.$client;
+	yield* paged(d1, { table: "invitations", keys: ["created_at", "rowid"] }, orgId, stored("invitation"));
+	yield* paged(d1, { table: "api_keys", keys: ["created_at", "id"] }, orgId, (rows) =>
+		rows.map((raw) => {
 			if (raw.revoked_at === null) return { type: "api_key", data: apiKeyView(typedRow(apiKeys, raw)) };
-			const { hash: _h, previous_hash: _p, ...stored } = raw;
-			return { type: "revoked_api_key", data: stored };
-		});
-		after = chunk.next;
-	} while (after);
-	yield* storedRows(db, "subscription", { table: "subscriptions", keys: ["rowid"] }, orgId);
-	yield* storedRows(db, "payment_order", { table: "payment_orders", keys: ["created_at", "rowid"] }, orgId);
-	yield* storedRows(db, "payment_transaction", { table: "payment_transactions", keys: ["payment_order_id", "rowid"] }, orgId);
-	yield* storedRows(db, "usage_day", { table: "usage_daily", keys: ["day", "metric"] }, orgId);
+			const { hash: _h, previous_hash: _p, ...data } = raw;
+			return { type: "revoked_api_key", data };
+		}),
+	);
+	yield* paged(d1, { table: "subscriptions", keys: ["rowid"] }, orgId, stored("subscription"));
+	yield* paged(d1, { table: "payment_orders", keys: ["created_at", "rowid"] }, orgId, (rows) =>
+		rows.map((r) => ({ type: "payment_order", data: paymentOrderView(typedRow(paymentOrders, r), keyId) })),
+	);
+	yield* paged(d1, { table: "payment_transactions", keys: ["payment_order_id", "rowid"] }, orgId, stored("payment_transaction"));
+	yield* paged(d1, { table: "usage_daily", keys: ["day", "metric"] }, orgId, stored("usage_day"));
 	cursor = undefined;
 	do {
 		const p = await listOrgEvents(db, orgId, { cursor: cursor ?? undefined, limit: PAGE });
@@ -361,17 +354,14 @@ function concatStreams(sources: (() => Promise<ReadableStream<Uint8Array>>)[]): 
  * then its store's (streamed from the store object; from the shared tables for an organization the
  * upgrade job has not moved yet). 404 unknown or deleted (its store was wiped).
  */
-export async function exportTenant(env: Pick<Env, "TENANT_STORE">, db: Database, orgId: string): Promise<ReadableStream<Uint8Array>> {
+export async function exportTenant(env: Pick<Env, "TENANT_STORE">, db: Database, orgId: string, keyId = ""): Promise<ReadableStream<Uint8Array>> {
 	const where = await placement(db, orgId);
 	if (where.state === "deleted") throw new ApiError("NOT_FOUND", "organization deleted: its data was wiped");
 	const inStore = where.state === null || where.state === "store";
 	const stub = storeStub(env, orgId, where.region);
-	const hasData = inStore ? (await stub.stats()).counts : undefined;
+	const hasData = inStore ? await stub.hasRecords() : undefined;
 	const sources = [
-		async () =>
-			recordStream(
-				directoryRecords(db, orgId, hasData ? (hasData.products ?? 0) + (hasData.categories ?? 0) + (hasData.orders ?? 0) > 0 : undefined),
-			),
+		async () => recordStream(directoryRecords(db, orgId, hasData, keyId)),
 		inStore ? () => stub.exportNdjson() : async () => recordStream(storeRecords(db.$client, orgId, { outbox: false })),
 	];
 	return concatStreams(sources);

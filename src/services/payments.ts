@@ -13,8 +13,8 @@ import { createRazorpayOrder, MAX_ORDER_AMOUNT, verifyPaymentSignature } from ".
 /** The permission that lets a member act on any payment order of the organization, not only their own. */
 export const BILLING_MANAGE = "org:billing:manage";
 
-/** Shaped like Razorpay's order (id = Razorpay's order id, for Checkout), plus our own id and state. */
-function view(o: PaymentOrder, keyId: string) {
+/** Shaped like Razorpay's order (id = Razorpay's order id, for Checkout), plus our own id and state; the operator export too. */
+export function paymentOrderView(o: PaymentOrder, keyId: string) {
 	return {
 		id: o.razorpayOrderId,
 		entity: "order" as const,
@@ -81,7 +81,7 @@ export async function createPaymentOrder(
 		createdAt: now,
 		updatedAt: now,
 	};
-	const created = view(row, creds.keyId);
+	const created = paymentOrderView(row, creds.keyId);
 	const results = await runBatch(deps.db.$client, [
 		deps.db.insert(paymentOrders).values(row).getSQL(),
 		...changeOutbox(log, {
@@ -109,7 +109,7 @@ export async function getPaymentOrder(deps: Pick<BillingDeps, "db" | "config">, 
 			),
 		);
 	if (!row) throw new ApiError("NOT_FOUND", "payment order not found");
-	return view(row, keyId);
+	return paymentOrderView(row, keyId);
 }
 
 /**

@@ -79,12 +79,12 @@ export async function directoryChanged(env: Pick<Env, "DB" | "TENANT_STORE">, or
 }
 
 /**
- * Whether a store tenant's store holds catalogue or order rows (undefined for a tenant on the shared
- * tables: the caller asks D1). An organization without a store yet has none.
+ * Whether a store tenant's store holds any record (undefined for a tenant on the shared tables: the
+ * caller asks D1). The route is read from the directory, not this isolate's cache: after a region
+ * change elsewhere, the store asked is the one the directory names. A tenant without a store has none.
  */
 export async function storeHasData(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<boolean | undefined> {
+	forgetStoreRoute(orgId);
 	const route = await storeRoute(env, orgId);
-	if (route.state !== "store") return undefined;
-	const { counts } = await storeStub(env, orgId, route.region).stats();
-	return (counts.products ?? 0) + (counts.categories ?? 0) + (counts.orders ?? 0) > 0;
+	return route.state === "store" ? storeStub(env, orgId, route.region).hasRecords() : undefined;
 }

@@ -604,10 +604,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 */
 	async beginImport(orgId: string, fresh = false): Promise<void> {
 		this.migrate();
-		if (fresh && this.meta("state") !== "importing") {
-			const counts = await this.tableCounts([...TenantStoreObject.DATA_TABLES]);
-			if (Object.values(counts).some((n) => n > 0)) throw new Error("this tenant store already holds data; not importing over it");
-		}
+		if (fresh && this.meta("state") !== "importing" && (await this.hasRecords())) throw new Error("this tenant store already holds data; not importing over it");
 		if (fresh) await this.wipe();
 		this.bind(orgId);
 		this.setMeta("state", "importing");
@@ -636,6 +633,15 @@ export class TenantStoreObject extends DurableObject<Env> {
 			}
 		});
 		return written;
+	}
+
+	/**
+	 * Whether the store holds any tenant record (a row of any of its data tables, the export's: audit
+	 * entries, idempotency keys and pending outbox rows too): its data region is then fixed (API.md).
+	 */
+	async hasRecords(): Promise<boolean> {
+		this.migrate();
+		return TenantStoreObject.DATA_TABLES.some((t) => this.ctx.storage.sql.exec(`SELECT 1 FROM ${t} LIMIT 1`).toArray().length > 0);
 	}
 
 	/** Rows per table, counted (COUNT(*), not the maintained counters): the upgrade job's verification. */

@@ -67,7 +67,7 @@ const PAGE = 200;
 const ORDER_PAGE = 90;
 
 /** Every row of one keyset table, a page at a time, each page mapped to records. */
-async function* paged(
+export async function* paged(
 	client: D1Database,
 	spec: KeysetTable,
 	orgId: string,
@@ -92,7 +92,8 @@ async function byOrder(client: D1Database, table: string, orgId: string, ids: st
 	return results;
 }
 
-const stored = (type: string) => (rows: Raw[]) => rows.map((data) => ({ type, data }));
+/** Rows as records of `type`, their stored columns as `data`. */
+export const stored = (type: string) => (rows: Raw[]) => rows.map((data) => ({ type, data }));
 
 /**
  * Every record of a tenant's own data, as the operator export writes it: the catalogue, orders (with

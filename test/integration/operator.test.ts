@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it, vi } from "vitest";
 import { parkDeadLetters } from "../../src/services/outbox";
 import { createDb } from "../../src/db/client";
 import { systemAudit } from "../../src/services/events-bus";
+import { forgetStoreRoute } from "../../src/tenant-store/directory";
 import { envelope, orgData } from "../helpers/clerk";
 import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
@@ -224,6 +225,31 @@ describe("GET/PATCH /api/admin/orgs/:orgId", () => {
 		});
 		// The region it already has is not a change.
 		expect((await call("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { dataRegion: "eu", seatLimit: 9 } })).status).toBe(200);
+	});
+
+	it("dataRegion: 409 once the tenant holds any record, even only an audit entry (an API key's included), on its store or the shared tables", async () => {
+		// A membership's audit entry, applied in the store by the tenant-events consumer: the store's only record.
+		const audited = await seedTenant();
+		expect((await deliverTenant([systemAudit({ organizationId: audited.orgId, action: "membership.created" })])).explicitAcks).toHaveLength(1);
+		// An API key: its row is the directory's; its audit entry (relayed, then applied) is the store's only record.
+		const keyed = await seedTenant();
+		const sent = captureTenantEvents(vi);
+		const key = await call("POST", `${keyed.base}/api-keys`, { token: keyed.admin.token, body: { name: "ci", permissions: [] }, settle: true });
+		expect(key.status, key.text).toBe(201);
+		await deliverTenant(sent.filter((m) => m.organizationId === keyed.orgId));
+		// A tenant not moved to its store yet: an audit entry in the shared tables.
+		const shared = await seedTenant();
+		await env.DB.prepare("UPDATE organizations SET store_state = 'd1' WHERE id = ?").bind(shared.orgId).run();
+		forgetStoreRoute(shared.orgId);
+		await deliverTenant([systemAudit({ organizationId: shared.orgId, action: "membership.created" })]);
+
+		for (const [name, t] of Object.entries({ audited, keyed, shared })) {
+			const path = `/api/admin/orgs/${t.orgId}`;
+			expect((await call<Org>("GET", path, { token: operator })).json.hasData, name).toBe(true);
+			const refused = await call<Problem>("PATCH", path, { token: operator, body: { dataRegion: "eu" } });
+			expect(refused.status, `${name}: ${refused.text}`).toBe(409);
+			expect((await call<Org>("GET", path, { token: operator })).json.dataRegion, name).toBe("default");
+		}
 	});
 
 	it("validates: unknown fields and bad values 400, unknown organization 404", async () => {

@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runScheduled } from "../../src/queue/consumer";
 import { systemAudit } from "../../src/services/events-bus";
 import { usageCounter } from "../../src/services/usage";
@@ -12,7 +12,7 @@ import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
 import { type Body, call, callWithEnv, type Problem } from "../helpers/request";
 import { storeOf, storeSql } from "../helpers/store";
-import { deliverTenant } from "../helpers/tenant-queue";
+import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant, type Tenant } from "../helpers/tenant";
 import { TEST_OPERATOR } from "../helpers/vars";
 
@@ -217,6 +217,29 @@ describe("residency: a tenant with data region eu", () => {
 		// Operator paths find the same store: the export has its rows.
 		expect((await exportOf(t.orgId)).of("product").map((p) => p.id)).toContain(tea.id);
 	});
+
+	it("an operator's move of an empty tenant to eu: its next write and the move's own audit entry land in the eu store", async () => {
+		const t = await seedTenant();
+		// This isolate routes the tenant to its default-region store (a read: no record written).
+		expect((await call("GET", `${t.base}/products`, { token: t.member.token })).status).toBe(200);
+		const sent = captureTenantEvents(vi);
+		const moved = await call<Body<"GET /api/admin/orgs/:orgId">>("PATCH", `/api/admin/orgs/${t.orgId}`, {
+			token: operator,
+			body: { dataRegion: "eu" },
+			settle: true,
+		});
+		expect(moved.status, moved.text).toBe(200);
+		expect(moved.json).toMatchObject({ dataRegion: "eu", hasData: false });
+		await deliverTenant(sent.filter((m) => m.organizationId === t.orgId));
+		const category = await ok<{ id: string }>("POST", `${t.base}/categories`, t.admin.token, { name: "Tea", slug: slug("tea") });
+
+		const { of } = await exportOf(t.orgId);
+		expect(of("category").map((c) => c.id)).toEqual([category.id]);
+		expect(of("audit_entry").map((e) => e.action)).toEqual(["organization.operator_updated", "category.created"]);
+		expect(of("organization")).toEqual([expect.objectContaining({ dataRegion: "eu", hasData: true })]);
+		// Nothing stranded in the default-region store.
+		expect(await storeSql(t.orgId, "SELECT (SELECT count(*) FROM categories) + (SELECT count(*) FROM audit_logs) AS n")).toEqual([{ n: 0 }]);
+	});
 });
 
 type ExportLine = { type: string; data: Row; endpointId?: string };
@@ -319,8 +342,10 @@ describe("GET /api/admin/orgs/:orgId/export", () => {
 		expect(lines.filter((l) => l.type === "webhook_delivery").every((l) => l.endpointId === endpoint.id)).toBe(true);
 		expect(Object.keys(of("webhook_delivery")[0] ?? {}).sort()).toEqual(Object.keys(deliveries[0] ?? {}).sort());
 
-		// Stored columns for the rest; never a secret or a key's hash.
-		expect(of("payment_order")).toEqual([expect.objectContaining({ id: seeded.paymentOrder, amount: 50000, status: "PAID" })]);
+		// A payment order as GET /api/payments/orders/:id answers it (the organization taken from the token).
+		const payer = await signToken({ userId: t.admin.id, orgId: t.orgId, role: "org:admin", expiresIn: 3600 });
+		expect(of("payment_order")).toEqual([await ok("GET", `/api/payments/orders/${seeded.paymentOrder}`, payer)]);
+		// Stored columns for the rest (no route answers a subscription as such); never a secret or a key's hash.
 		expect(of("payment_transaction")).toEqual([expect.objectContaining({ id: seeded.transaction, payment_order_id: seeded.paymentOrder })]);
 		expect(of("subscription")).toEqual([expect.objectContaining({ subscription_id: seeded.subscription, plan: "pro" })]);
 		expect(of("usage_day")).toEqual([expect.objectContaining({ day: "2026-01-02", metric: "api_calls", count: 42 })]);

@@ -32,7 +32,7 @@ export const adminRouter = createRouter()
 	})
 	.openapi(routes.exportOrg, async (c) => {
 		const { orgId } = c.req.valid("param");
-		const body = await exportTenant(c.env, c.get("db"), orgId);
+		const body = await exportTenant(c.env, c.get("db"), orgId, c.get("config").RAZORPAY_KEY_ID);
 		c.get("logger").info("tenant exported by an operator", { orgId, operator: c.get("auth").userId });
 		// @hono/zod-openapi types every `application/…json` media type (x-ndjson too) as a c.json() answer; this one is a stream.
 		return c.body(body, 200, { "Content-Type": "application/x-ndjson", "Cache-Control": "no-store" }) as never;

@@ -133,7 +133,7 @@ const OperatorOrgSchema = z
 			monthlyApiQuota: z.number().int(),
 			seats: z.number().int(),
 		}),
-		hasData: z.boolean().openapi({ description: "Products, categories or orders exist: dataRegion is then fixed" }),
+		hasData: z.boolean().openapi({ description: "The tenant holds records (audit entries too): dataRegion is then fixed" }),
 		createdAt: z.number().int(),
 		updatedAt: z.number().int(),
 		deletedAt: z.number().int().nullable(),
