@@ -21,6 +21,7 @@ const HELP = `usage: npm run -s webhook:send -- --type <type> [options]
   --user <id>         membership: the member's user id
   --role <role>       membership: org:member (default) or org:admin
   --name, --slug      organization name and slug
+  --data-region <r>   organization.*: public_metadata.dataRegion (eu or default; read when it is created)
   --file <path>       send this file as the body (a full Clerk envelope) instead
   --wait [seconds]    then wait until the queue consumer has processed the event (default deadline 30 s); prints
                       "<svixId> <outcome>" and exits 1 if it failed or the deadline passed
@@ -63,6 +64,7 @@ function data(type) {
 			object: "organization",
 			name: args.name ?? orgId,
 			slug: args.slug ?? orgId,
+			public_metadata: args["data-region"] ? { dataRegion: args["data-region"] } : {},
 			created_at: now,
 			updated_at: now,
 		};

@@ -72,7 +72,7 @@ export async function directoryLookup(db: Database, orgId: string, userId: strin
 	const [orgRes, memberRes, permRes] = await runBatch(db.$client, [
 		sql`SELECT id, name, slug, image_url AS imageUrl, plan, created_at AS createdAt, updated_at AS updatedAt,
 			rate_limit_per_minute AS rateLimitPerMinute, user_rate_limit_per_minute AS userRateLimitPerMinute,
-			monthly_quota AS monthlyQuota, suspended_at AS suspendedAt
+			monthly_quota AS monthlyQuota, seat_limit AS seatLimit, suspended_at AS suspendedAt
 			FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL`,
 		sql`SELECT role, deleted_at AS deletedAt FROM memberships WHERE organization_id = ${orgId} AND user_id = ${userId}`,
 		sql`SELECT DISTINCT p.key AS key FROM memberships m
@@ -86,6 +86,7 @@ export async function directoryLookup(db: Database, orgId: string, userId: strin
 		rateLimitPerMinute: number | null;
 		userRateLimitPerMinute: number | null;
 		monthlyQuota: number | null;
+		seatLimit: number | null;
 		suspendedAt: number | null;
 	})[];
 	const memberRows = (memberRes?.results ?? []) as unknown as { role: string; deletedAt: number | null }[];

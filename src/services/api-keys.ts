@@ -18,7 +18,7 @@ import { newId } from "../lib/ids";
 import { auditEntry, tenantEvent } from "./events-bus";
 import { type ChangeLog, collectOutbox, outboxInsert } from "./outbox";
 import { keysetPage, type PageQuery } from "./keyset-page";
-import { cheapestPlanWithApiKeys, planOf } from "./plans";
+import { planOf, upgradeFor } from "./plans";
 
 // Tenant API keys (issue 12): creation, listing, changes, rotation and revocation (always scoped by
 // organization), and the D1 side of authenticating a key (auth/api-key.ts has the format and cache).
@@ -238,7 +238,7 @@ export async function createApiKey(
 	collectOutbox(log, results);
 	if ((results[0]?.meta.changes ?? 0) === 0) {
 		const plan = planOf(org.plan);
-		const next = cheapestPlanWithApiKeys(org.apiKeyLimit + 1);
+		const next = upgradeFor(plan, "apiKeys", org.apiKeyLimit + 1);
 		throw new ApiError(
 			"PAYMENT_REQUIRED",
 			`the ${plan} plan allows ${org.apiKeyLimit} live API keys and all are in use; revoke one${next ? ` or upgrade to ${next}` : ""}`,

@@ -19,7 +19,7 @@ import {
 } from "./clerk-api";
 import { type AuditInput, changeOutbox } from "./events-bus";
 import { type ChangeLog, collectOutbox } from "./outbox";
-import { cheapestPlanWith, cheapestPlanWithSeats, limitsFor, PLANS, planOf } from "./plans";
+import { cheapestPlanWith, limitsFor, PLANS, planOf, upgradeFor } from "./plans";
 
 /**
  * Reads over the organizations, memberships and invitations mirrored from Clerk, and the member and
@@ -159,7 +159,8 @@ export async function listMyOrganizations(
 /**
  * Seats: the plan's seats (free 5, pro 50, enterprise 1,000) or the organization's seat_limit override
  * hold its active members plus its pending invitations.
- * - Inviting past the seats is refused with 402 naming the cheapest plan that has enough (assertSeatFree).
+ * - Inviting past the seats is refused with 402 naming the cheapest higher plan that has enough, if any:
+ *   none has with an override, which a plan change keeps (assertSeatFree).
  * - Members past the seats (added in Clerk directly, or left over after a downgrade) are not served:
  *   members take seats admins first, then in the order they joined (membership createdAt, then id); a
  *   member whose place is beyond the seats gets 402 on every tenant route (seatStanding, checked by
@@ -168,6 +169,8 @@ export async function listMyOrganizations(
  */
 interface SeatUsage {
 	plan: string;
+	/** The seat_limit override (null: the plan's seats). */
+	seatLimit: number | null;
 	seats: number;
 	members: number;
 	pendingInvitations: number;
@@ -185,16 +188,17 @@ export async function seatUsage(db: Database, orgId: string): Promise<SeatUsage>
 		FROM organizations o WHERE o.id = ${orgId}`);
 	return {
 		plan: planOf(row?.plan),
-		seats: limitsFor(row?.plan, { seatLimit: row?.seatLimit }).seats,
+		seatLimit: row?.seatLimit ?? null,
+		seats: limitsFor(row?.plan, row).seats,
 		members: row?.members ?? 0,
 		pendingInvitations: row?.pending ?? 0,
 	};
 }
 
 /** What to tell an organization that needs `needed` seats. */
-function upgradeHint(plan: string, needed: number): string {
-	const better = cheapestPlanWithSeats(needed);
-	return better && better !== plan
+function upgradeHint(s: Pick<SeatUsage, "plan" | "seatLimit">, needed: number): string {
+	const better = upgradeFor(s.plan, "seats", needed, s);
+	return better
 		? `upgrade to ${better} (${PLANS[better].limits.seats} seats)`
 		: "contact support to raise the organization's seat limit";
 }
@@ -206,7 +210,7 @@ async function assertSeatFree(db: Database, orgId: string): Promise<void> {
 	if (used + 1 > u.seats) {
 		throw new ApiError(
 			"PAYMENT_REQUIRED",
-			`the ${u.plan} plan has ${u.seats} seats and all are taken (${u.members} members, ${u.pendingInvitations} pending invitations); ${upgradeHint(u.plan, used + 1)}`,
+			`the ${u.plan} plan has ${u.seats} seats and all are taken (${u.members} members, ${u.pendingInvitations} pending invitations); ${upgradeHint(u, used + 1)}`,
 		);
 	}
 }
@@ -218,6 +222,7 @@ export interface SeatStanding {
 	members: number;
 	seats: number;
 	plan: string;
+	seatLimit: number | null;
 }
 
 const SEAT_CACHE_TTL_MS = 5_000;
@@ -242,10 +247,15 @@ export async function seatStanding(db: Database, orgId: string, userId: string, 
 		FROM organizations o
 		JOIN memberships me ON me.organization_id = o.id AND me.user_id = ${userId} AND me.deleted_at IS NULL
 		WHERE o.id = ${orgId}`);
-	const seats = limitsFor(row?.plan, { seatLimit: row?.seatLimit }).seats;
-	const standing: SeatStanding = row
-		? { served: row.ahead < seats, place: row.ahead + 1, members: row.members, seats, plan: planOf(row.plan) }
-		: { served: true, place: 0, members: 0, seats, plan: planOf(null) };
+	const seats = limitsFor(row?.plan, row).seats;
+	const standing: SeatStanding = {
+		served: !row || row.ahead < seats,
+		place: row ? row.ahead + 1 : 0,
+		members: row?.members ?? 0,
+		seats,
+		plan: planOf(row?.plan),
+		seatLimit: row?.seatLimit ?? null,
+	};
 	seatCache.set(key, standing, SEAT_CACHE_TTL_MS);
 	return standing;
 }
@@ -254,7 +264,7 @@ export async function seatStanding(db: Database, orgId: string, userId: string, 
 export function seatRefusal(s: SeatStanding): ApiError {
 	return new ApiError(
 		"PAYMENT_REQUIRED",
-		`this organization has ${s.members} members but the ${s.plan} plan has ${s.seats} seats; members beyond the seats are not served (admins first, then in the order they joined): an admin can remove members or ${upgradeHint(s.plan, s.members)}`,
+		`this organization has ${s.members} members but the ${s.plan} plan has ${s.seats} seats; members beyond the seats are not served (admins first, then in the order they joined): an admin can remove members or ${upgradeHint(s, s.members)}`,
 	);
 }
 

@@ -4,7 +4,7 @@ import type { Database } from "../db/client";
 import { apiKeys, paymentOrders } from "../db/schema";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
-import { forgetStoreRoute, storeStub } from "../tenant-store/directory";
+import { forgetStoreRoute, readPlacement, storeStub } from "../tenant-store/directory";
 import { type ExportRecord, paged, recordStream, storeRecords, stored } from "../tenant-store/records";
 import { UPGRADE_TABLES } from "../tenant-store/upgrade";
 import { invalidateAccess } from "./access";
@@ -268,19 +268,11 @@ export async function updateOperatorOrg(
 
 // --- export and offboarding -------------------------------------------------------------------------
 
-interface Placement {
-	state: string | null;
-	region: "default" | "eu";
-}
-
 /** Where the organization's data is (read from the directory's primary, not a cached route); 404 unknown. */
-async function placement(db: Database, orgId: string): Promise<Placement> {
-	const row = await db.$client
-		.prepare("SELECT store_state AS state, data_region AS region FROM organizations WHERE id = ?")
-		.bind(orgId)
-		.first<{ state: string | null; region: string | null }>();
+async function placement(db: Database, orgId: string) {
+	const row = await readPlacement(db.$client, orgId);
 	if (!row) throw new ApiError("NOT_FOUND", "organization not found");
-	return { state: row.state, region: row.region === "eu" ? "eu" : "default" };
+	return row;
 }
 
 const PAGE = 100;

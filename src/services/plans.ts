@@ -129,15 +129,15 @@ export function grantsPlan(sub: SubscriptionTerms, now: number): boolean {
 	return !(sub.status === "past_due" && sub.pastDueSince !== null && sub.pastDueSince + PAST_DUE_GRACE_MS <= now);
 }
 
-export function limitsFor(
-	plan: string | null | undefined,
-	overrides: {
-		rateLimitPerMinute?: number | null;
-		userRateLimitPerMinute?: number | null;
-		monthlyQuota?: number | null;
-		seatLimit?: number | null;
-	} = {},
-): PlanLimits {
+/** An organization's overrides of its plan's limits (null or absent: the plan's). */
+interface Overrides {
+	rateLimitPerMinute?: number | null;
+	userRateLimitPerMinute?: number | null;
+	monthlyQuota?: number | null;
+	seatLimit?: number | null;
+}
+
+export function limitsFor(plan: string | null | undefined, overrides: Overrides = {}): PlanLimits {
 	const base = PLANS[planOf(plan)].limits;
 	return {
 		...base,
@@ -154,16 +154,11 @@ export function cheapestPlanWith(feature: Feature): PlanId {
 }
 
 /**
- * The cheapest plan with at least `seats` seats, for the 402 message; null when no plan has that many
- * (an operator override is the only way past enterprise).
+ * For a 402's hint: the cheapest plan ranked above `plan` under which the organization would have at
+ * least `needed` of `limit`, its overrides applied (a plan change keeps them); null when none would.
  */
-export function cheapestPlanWithSeats(seats: number): PlanId | null {
-	return PLAN_IDS.find((p) => PLANS[p].limits.seats >= seats) ?? null;
-}
-
-/** The cheapest plan allowing at least `keys` live API keys, for the 402 message; null when none does. */
-export function cheapestPlanWithApiKeys(keys: number): PlanId | null {
-	return PLAN_IDS.find((p) => PLANS[p].limits.apiKeys >= keys) ?? null;
+export function upgradeFor(plan: string, limit: "seats" | "apiKeys", needed: number, overrides?: Overrides): PlanId | null {
+	return PLAN_IDS.find((p) => planRank(p) > planRank(plan) && limitsFor(p, overrides)[limit] >= needed) ?? null;
 }
 
 /** Budget per client IP for unauthenticated public routes (health, provider webhooks). */

@@ -29,6 +29,8 @@ export interface SyncPlan {
 	 * is recorded as failed with this error. Retrying could not change the payload, so it is not retried.
 	 */
 	failed?: string;
+	/** Something in the payload was ignored (the event still applies): logged as a warning. */
+	warning?: string;
 }
 
 /** Thrown by planners for a payload part they cannot read; the event ends `failed` with this message. */

@@ -28,15 +28,24 @@ export function forgetStoreRoute(orgId: string): void {
 	routes.delete(orgId);
 }
 
+/**
+ * The organization's store_state (as stored) and data_region (a NOT NULL column of "default" or "eu"), read
+ * from D1 now (no cache); null when unknown.
+ */
+export function readPlacement(db: D1Database, orgId: string) {
+	return db
+		.prepare("SELECT store_state AS state, data_region AS region FROM organizations WHERE id = ?")
+		.bind(orgId)
+		.first<{ state: string | null; region: StoreRoute["region"] }>();
+}
+
 /** The organization's route; an organization the directory does not know yet is a (new) store tenant. */
 export async function storeRoute(env: Pick<Env, "DB">, orgId: string): Promise<StoreRoute> {
 	const hit = routes.get(orgId);
 	if (hit) return hit;
-	const row = await env.DB.prepare("SELECT store_state AS state, data_region AS region FROM organizations WHERE id = ?")
-		.bind(orgId)
-		.first<{ state: string | null; region: string | null }>();
+	const row = await readPlacement(env.DB, orgId);
 	const state: StoreState = row?.state === "d1" || row?.state === "migrating" || row?.state === "deleted" ? row.state : "store";
-	const route: StoreRoute = { state, region: row?.region === "eu" ? "eu" : "default" };
+	const route: StoreRoute = { state, region: row?.region ?? "default" };
 	// An unknown organization is not cached: its directory row may arrive with its region any moment.
 	if (row) routes.set(orgId, route, state === "store" ? FINAL_TTL_MS : TRANSIENT_TTL_MS);
 	return route;

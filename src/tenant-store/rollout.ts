@@ -1,6 +1,6 @@
 import type { Env } from "../env";
 import type { Logger } from "../lib/logger";
-import { storeStub } from "./directory";
+import { type StoreRoute, storeStub } from "./directory";
 import { LATEST_TENANT_SCHEMA } from "./migrations";
 
 /**
@@ -24,7 +24,7 @@ let resumeAfter = "";
 
 interface Pending {
 	id: string;
-	region: string | null;
+	region: StoreRoute["region"];
 }
 
 /** Store organizations (not on the shared tables, not deleted) whose recorded version is behind, in id order within (after, upTo]. */
@@ -62,7 +62,7 @@ export async function nudgeStores(env: Pick<Env, "DB" | "TENANT_STORE">, logger:
 	const byVersion = new Map<number, string[]>();
 	for (let i = 0; i < pending.length; i += NUDGE_CONCURRENCY) {
 		const group = pending.slice(i, i + NUDGE_CONCURRENCY);
-		const answers = await Promise.allSettled(group.map((o) => storeStub(env, o.id, o.region === "eu" ? "eu" : "default").schemaVersion()));
+		const answers = await Promise.allSettled(group.map((o) => storeStub(env, o.id, o.region).schemaVersion()));
 		answers.forEach((a, j) => {
 			const id = (group[j] as Pending).id;
 			if (a.status === "fulfilled") byVersion.set(a.value, [...(byVersion.get(a.value) ?? []), id]);

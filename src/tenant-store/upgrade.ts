@@ -1,6 +1,6 @@
 import type { Env } from "../env";
 import { errorFields, type Logger } from "../lib/logger";
-import { forgetStoreRoute, storeStub, TRANSIENT_TTL_MS } from "./directory";
+import { forgetStoreRoute, readPlacement, storeStub, TRANSIENT_TTL_MS } from "./directory";
 import { type KeysetTable, keysetChunk } from "./records";
 
 /**
@@ -241,16 +241,14 @@ async function advance(
 	if (row.phase === "waiting" && now < row.started_at + UPGRADE_SETTLE_MS) return;
 	// The organization's state, and the progress saved at the end.
 	if (!budget.take(2)) return;
-	const org = await env.DB.prepare("SELECT store_state AS state, data_region AS region FROM organizations WHERE id = ?")
-		.bind(orgId)
-		.first<{ state: string | null; region: string | null }>();
+	const org = await readPlacement(env.DB, orgId);
 	const progress = parseProgress(row.detail);
 	if (org?.state !== "migrating") {
 		// Flipped or given up by another run, deleted by an operator, or put back by hand: nothing to move.
 		await save(env, row, org?.state === "store" || org?.state === null ? "done" : "abandoned", progress, now);
 		return;
 	}
-	const stub = storeStub(env, orgId, org.region === "eu" ? "eu" : "default");
+	const stub = storeStub(env, orgId, org.region);
 	try {
 		if (row.phase === "waiting") {
 			if (!budget.take(1)) return;

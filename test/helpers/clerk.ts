@@ -38,7 +38,7 @@ export function userData(id: string, o: { email?: string; first?: string; last?:
 	};
 }
 
-export function orgData(id: string, o: { name?: string; slug?: string; updatedAt?: number } = {}) {
+export function orgData(id: string, o: { name?: string; slug?: string; updatedAt?: number; publicMetadata?: Record<string, unknown> } = {}) {
 	return {
 		id,
 		object: "organization",
@@ -46,7 +46,7 @@ export function orgData(id: string, o: { name?: string; slug?: string; updatedAt
 		slug: o.slug ?? id.toLowerCase(),
 		image_url: "https://img.clerk.com/o",
 		members_count: 1,
-		public_metadata: {},
+		public_metadata: o.publicMetadata ?? {},
 		created_at: 1_700_000_000_000,
 		updated_at: o.updatedAt ?? 1_700_000_000_000,
 	};

@@ -385,6 +385,16 @@ describe("seats", () => {
 		});
 		expect(res.status, res.text).toBe(402);
 		expect(res.json.detail).toContain("2 seats");
+		// No plan lifts an override (a plan change keeps it), least of all a cheaper one.
+		expect(res.json.detail).not.toContain("upgrade");
+		expect(res.json.detail).toContain("contact support");
+		// A member past the override is refused alike.
+		const third = await seedUser();
+		await seedMembership(o.orgId, third);
+		const refused = await get<Problem>(o.base, await signToken({ userId: third }));
+		expect(refused.status, refused.text).toBe(402);
+		expect(refused.json.detail).toContain("3 members but the pro plan has 2 seats");
+		expect(refused.json.detail).not.toContain("upgrade");
 	});
 
 	it("a free organization with 7 members serves 5 (admins first, then by join order): the 6th and 7th get 402", async () => {

@@ -178,6 +178,22 @@ describe("GET/PATCH /api/admin/orgs/:orgId", () => {
 		});
 	});
 
+	it("billing's entitlements show the limits in effect, the overrides applied, as the operator view does", async () => {
+		const t = await seedTenant({ plan: "pro" });
+		const billing = () => call<Body<"GET /api/orgs/:orgId/billing">>("GET", `${t.base}/billing`, { token: t.admin.token });
+		expect((await billing()).json.entitlements.limits).toMatchObject({ seats: 50, requestsPerMinute: 1_200 });
+		const patch = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, {
+			token: operator,
+			body: { rateLimitPerMinute: 50, userRateLimitPerMinute: 20, monthlyApiQuota: 777, seatLimit: 2 },
+			settle: true,
+		});
+		expect(patch.status, patch.text).toBe(200);
+		const after = await billing();
+		expect(after.status, after.text).toBe(200);
+		expect(after.json.entitlements.limits).toEqual(patch.json.limits);
+		expect(after.json.entitlements.limits).toEqual({ requestsPerMinute: 50, userRequestsPerMinute: 20, monthlyApiQuota: 777, seats: 2, apiKeys: 50 });
+	});
+
 	it("a suspended organization's routes answer 403 ORG_SUSPENDED at once; unsuspending restores them", async () => {
 		const t = await seedTenant();
 		const products = `${t.base}/products`;

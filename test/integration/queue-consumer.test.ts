@@ -239,6 +239,78 @@ describe("consumer", () => {
 	});
 });
 
+describe("data region from the organization's public_metadata.dataRegion", () => {
+	type Org = Body<"GET /api/admin/orgs/:orgId">;
+	const operatorView = async (orgId: string) => get<Org>(`/api/admin/orgs/${orgId}`, await signToken({ userId: TEST_OPERATOR }));
+	const created = (orgId: string, publicMetadata?: Record<string, unknown>, updatedAt?: number) =>
+		messageFor(envelope("organization.created", orgData(orgId, { publicMetadata, updatedAt })));
+
+	it('organization.created with dataRegion "eu", sent to the webhook route: the operator view says "eu"', async () => {
+		const orgId = uid("org");
+		const raw = JSON.stringify(envelope("organization.created", orgData(orgId, { publicMetadata: { dataRegion: "eu" } })));
+		const res = await call("POST", "/api/webhooks/clerk", { body: raw, headers: svixHeaders(raw) });
+		expect(res.status, res.text).toBe(202);
+		const org = await eventually(
+			() => operatorView(orgId),
+			(r) => r.status === 200,
+		);
+		expect(org.json, org.text).toMatchObject({ id: orgId, dataRegion: "eu" });
+	});
+
+	it('"default" when absent, explicit, or not a region (that event still applies, with a warning logged)', async () => {
+		const [absent, explicit, unknown, notText] = [uid("org"), uid("org"), uid("org"), uid("org")];
+		const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+		const bad = [created(unknown, { dataRegion: "us" }), created(notText, { dataRegion: 1 })];
+		const result = await deliver([created(absent), created(explicit, { dataRegion: "default" }), ...bad], { env: { LOG_LEVEL: "warn" } });
+		expect(result.explicitAcks).toHaveLength(4);
+		for (const orgId of [absent, explicit, unknown, notText]) {
+			expect((await operatorView(orgId)).json, orgId).toMatchObject({ id: orgId, dataRegion: "default" });
+		}
+		for (const m of bad) expect(await eventRow(m.svixId)).toMatchObject({ outcome: "processed", error: null });
+		// One warning per event with a bad region, none for the others.
+		const warnings = warn.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>);
+		warn.mockRestore();
+		expect(warnings, JSON.stringify(warnings)).toEqual(
+			bad.map((m) => expect.objectContaining({ level: "warn", msg: "unknown dataRegion: default", svixId: m.svixId })),
+		);
+	});
+
+	it("a later organization.updated never moves the region, whatever its metadata says", async () => {
+		const orgId = uid("org");
+		await deliver([created(orgId, { dataRegion: "eu" })]);
+		const updated = messageFor(
+			envelope("organization.updated", orgData(orgId, { name: "Renamed", publicMetadata: { dataRegion: "default" }, updatedAt: 1_700_000_100_000 })),
+		);
+		await deliver([updated]);
+		expect(await eventRow(updated.svixId)).toMatchObject({ outcome: "processed" });
+		expect((await operatorView(orgId)).json).toMatchObject({ name: "Renamed", dataRegion: "eu" });
+		// Nor the other way round.
+		const other = uid("org");
+		await deliver([created(other)]);
+		await deliver([messageFor(envelope("organization.updated", orgData(other, { publicMetadata: { dataRegion: "eu" }, updatedAt: 1_700_000_100_000 })))]);
+		expect((await operatorView(other)).json).toMatchObject({ dataRegion: "default" });
+	});
+
+	it("the first event that creates the row sets it: an organization.updated before its created, or a membership", async () => {
+		const orgId = uid("org");
+		await deliver([messageFor(envelope("organization.updated", orgData(orgId, { publicMetadata: { dataRegion: "eu" }, updatedAt: 1_700_000_100_000 })))]);
+		const late = created(orgId, {}, 1_700_000_000_000);
+		await deliver([late]);
+		expect(await eventRow(late.svixId)).toMatchObject({ outcome: "stale" });
+		expect((await operatorView(orgId)).json).toMatchObject({ dataRegion: "eu" });
+		// Clerk embeds the organization, public_metadata included, in membership events.
+		const viaMember = uid("org");
+		const m = membershipData(uid("orgmem"), viaMember, uid("user"));
+		await deliver([
+			messageFor(envelope("organizationMembership.created", { ...m, organization: orgData(viaMember, { publicMetadata: { dataRegion: "eu" } }) })),
+		]);
+		expect((await operatorView(viaMember)).json).toMatchObject({ dataRegion: "eu" });
+		// Its organization.created, arriving afterwards, does not move it either.
+		await deliver([created(viaMember)]);
+		expect((await operatorView(viaMember)).json).toMatchObject({ dataRegion: "eu" });
+	});
+});
+
 describe("dead letters, events listing and replay", () => {
 	it("a dead-lettered event is recorded as failed, listed for admins, and replayable by an operator", async () => {
 		const orgId = await seedOrg();

@@ -88,7 +88,9 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 
 /** One line per applied event, on the event's trace (its ingest request's): how long it waited. */
 function applied(t: Planned, logger: Logger): void {
-	eventLogger(logger, t.body).info("webhook event applied", {
+	const log = eventLogger(logger, t.body);
+	if (t.plan.warning) log.warn(t.plan.warning);
+	log.info("webhook event applied", {
 		source: t.body.source,
 		type: t.body.type,
 		attempts: t.msg.attempts,

@@ -1,9 +1,14 @@
-import { ignore, type Planner, planOf, softDelete, staleRow, upsertOrg } from "./shared";
+import { ignore, metadataRegion, type Planner, planOf, softDelete, staleRow, upsertOrg } from "./shared";
 
-/** organization.created / organization.updated: upsert ordered by updated_at; a deleted organization stays deleted. */
+/**
+ * organization.created / organization.updated: upsert ordered by updated_at; a deleted organization stays
+ * deleted. A dataRegion other than "eu" or "default" is not a reason to fail the event: default, with a warning.
+ */
 const upsert: Planner = (e) => {
 	if (!e.id) return ignore(e);
+	const region = metadataRegion(e.data);
 	return planOf(e, {
+		warning: [undefined, "eu", "default"].includes(region as string) ? undefined : "unknown dataRegion: default",
 		organizationId: e.id,
 		statements: [upsertOrg(e.data, e.objectTs, e.now)],
 		staleCheck: staleRow("organizations", "id", e.id, e.objectTs, true),

@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import { type Data, num as n, str as s } from "../../lib/payload";
+import { type Data, num as n, obj, str as s } from "../../lib/payload";
 import { MalformedPayload, type SyncPlan } from "../sync-plan";
 
 /** One Clerk event as the family planners read it. */
@@ -75,10 +75,18 @@ export function upsertUser(d: Data, ts: number, now: number): SQL {
 		WHERE users.deleted_at IS NULL AND excluded.source_updated_at >= users.source_updated_at`;
 }
 
+/** The organization's public_metadata.dataRegion as sent: "eu" and "default" are regions, anything else is not. */
+export const metadataRegion = (d: Data): unknown => obj(d.public_metadata).dataRegion;
+
+/**
+ * The organization's data region comes from the event that creates its row (public_metadata.dataRegion
+ * "eu", else "default") and no later event changes it: only an operator does (services/operator.ts).
+ */
 export function upsertOrg(d: Data, ts: number, now: number): SQL {
 	return sql`
-		INSERT INTO organizations (id, name, slug, image_url, source_updated_at, created_at, updated_at)
-		VALUES (${d.id}, ${s(d.name)}, ${s(d.slug)}, ${s(d.image_url)}, ${ts}, ${createdAt(d, now)}, ${now})
+		INSERT INTO organizations (id, name, slug, image_url, data_region, source_updated_at, created_at, updated_at)
+		VALUES (${d.id}, ${s(d.name)}, ${s(d.slug)}, ${s(d.image_url)}, ${metadataRegion(d) === "eu" ? "eu" : "default"}, ${ts},
+			${createdAt(d, now)}, ${now})
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, slug = excluded.slug, image_url = excluded.image_url,
 			source_updated_at = excluded.source_updated_at, created_at = excluded.created_at, updated_at = excluded.updated_at
 		WHERE organizations.deleted_at IS NULL AND excluded.source_updated_at >= organizations.source_updated_at`;
