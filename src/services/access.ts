@@ -199,8 +199,10 @@ async function upsertPlaceholderOrg(db: Database, orgId: string, slug: string | 
 		.insert(organizations)
 		.values({ id: orgId, slug, sourceUpdatedAt: 0, createdAt: now, updatedAt: now })
 		.onConflictDoNothing();
+	// The summary's columns only, as directoryLookup reads them: the answer is rendered from it.
+	const { id, name, slug: s, imageUrl, plan, createdAt, updatedAt } = organizations;
 	const [row] = await db
-		.select()
+		.select({ id, name, slug: s, imageUrl, plan, createdAt, updatedAt })
 		.from(organizations)
 		.where(and(eq(organizations.id, orgId), sql`${organizations.deletedAt} IS NULL`));
 	return row ?? null;

@@ -53,6 +53,10 @@ describe("GET /api/orgs/:orgId", () => {
 		const res = await get(`/api/orgs/${orgId}`, token);
 		expect(res.status, res.text).toBe(200);
 		expect(res.json).toMatchObject({ id: orgId, slug: "acme", role: "org:admin" });
+		// The same fields as for a stored membership: no directory column beyond the organization's summary.
+		const stored = await get(`/api/orgs/${orgId}`, token);
+		expect(Object.keys(res.json as object).sort()).toEqual(Object.keys(stored.json as object).sort());
+		expect(Object.keys(res.json as object).sort()).toEqual(["createdAt", "id", "imageUrl", "name", "plan", "role", "slug", "updatedAt"]);
 		const row = await env.DB.prepare("SELECT role, source_updated_at FROM memberships WHERE organization_id = ? AND user_id = ?")
 			.bind(orgId, userId)
 			.first();
