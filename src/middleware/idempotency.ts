@@ -3,6 +3,7 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../lib/crypto";
+import { etag } from "../lib/etag";
 import {
 	claimIdempotencyKey,
 	completeIdempotencyKey,
@@ -52,9 +53,16 @@ export function idempotency() {
 				throw new ApiError("CONFLICT", "Idempotency-Key was already used for a different request");
 			}
 			if (row.state === "pending") throw new ApiError("CONFLICT", "a request with this Idempotency-Key is still in progress");
+			// The stored answer's ETag is its row's version (store routes); Location is not repeated.
+			const version = (JSON.parse(row.responseBody ?? "null") as { version?: unknown } | null)?.version;
 			return new Response(row.responseBody, {
 				status: row.status ?? 200,
-				headers: { "content-type": "application/json", "idempotent-replayed": "true", "x-request-id": c.get("requestId") },
+				headers: {
+					"content-type": "application/json",
+					"idempotent-replayed": "true",
+					"x-request-id": c.get("requestId"),
+					...(typeof version === "number" ? { ETag: etag(version) } : {}),
+				},
 			});
 		}
 

@@ -495,3 +495,79 @@ describe("Idempotency-Key after a crash (issue 16 item 10)", () => {
 		expect((await get<Product>(`${t.base}/products/${p.id}`, t.admin.token)).json.stock).toBe(5);
 	});
 });
+
+describe("found by review on 7 Dec 2026: audit entries, versions and replays stay true to what happened", () => {
+	const auditActions = async (t: Tenant, action: string) =>
+		(await get<{ data: { target: { id: string | null } }[] }>(`${t.base}/audit-logs?action=${action}`, t.admin.token)).json.data.map((e) => e.target.id);
+
+	it("a PATCH that matches no row (404) writes no `*.updated` audit entry, with or without If-Match", async () => {
+		const t = await roomy();
+		const p = await createProduct(t);
+		const v = (await call<Variant>("POST", `${t.base}/products/${p.id}/variants`, { token: t.admin.token, body: { name: "V", sku: uid("VS") } })).json;
+		const other = await createProduct(t);
+		for (const [path, body] of [
+			[`${t.base}/categories/cat_missing`, { name: "ghost" }],
+			[`${t.base}/products/prd_missing`, { name: "ghost" }],
+			[`${t.base}/products/${other.id}/variants/${v.id}`, { name: "moved" }], // a real variant, under another product
+		] as const) {
+			for (const headers of [undefined, { "if-match": '"1"' }]) {
+				const res = await call<Problem>("PATCH", path, { token: t.admin.token, body, headers });
+				expect(res.status, `${path} ${res.text}`).toBe(404);
+			}
+		}
+		expect(await auditActions(t, "category.updated")).toEqual([]);
+		expect(await auditActions(t, "product.updated")).toEqual([]);
+		expect(await auditActions(t, "variant.updated")).toEqual([]);
+		// A PATCH that applies still writes its entry.
+		expect((await call("PATCH", `${t.base}/products/${p.id}/variants/${v.id}`, { token: t.admin.token, body: { name: "W" } })).status).toBe(200);
+		expect(await auditActions(t, "variant.updated")).toEqual([v.id]);
+	});
+
+	it("a change that touches a row moves its version (ETag): a cancelled order's restock, a deleted category's products", async () => {
+		const t = await roomy();
+		const cat = (await call<Category>("POST", `${t.base}/categories`, { token: t.admin.token, body: { name: "C", slug: "cat-a" } })).json;
+		const p = await createProduct(t, { stock: 5, categoryId: cat.id });
+		const order = await call<Order>("POST", `${t.base}/orders`, { token: t.admin.token, body: { items: [{ productId: p.id, quantity: 2 }] } });
+		expect(order.status, order.text).toBe(201);
+		const taken = await get<Product>(`${t.base}/products/${p.id}`, t.admin.token);
+		expect(taken.json).toMatchObject({ stock: 3 });
+		const cancel = await call("POST", `${t.base}/orders/${order.json.id}/status`, { token: t.admin.token, body: { status: "cancelled" } });
+		expect(cancel.status, cancel.text).toBe(200);
+		const restocked = await get<Product>(`${t.base}/products/${p.id}`, t.admin.token);
+		expect(restocked.json.stock).toBe(5);
+		expect(restocked.json.version).toBe(taken.json.version + 1);
+		expect(restocked.headers.get("etag")).toBe(`"${taken.json.version + 1}"`);
+
+		expect((await call("DELETE", `${t.base}/categories/${cat.id}`, { token: t.admin.token })).status).toBe(204);
+		const uncategorized = await get<Product>(`${t.base}/products/${p.id}`, t.admin.token);
+		expect(uncategorized.json).toMatchObject({ categoryId: null, version: restocked.json.version + 1 });
+		// A write made with the ETag read before the category went is refused.
+		const stale = await call("PATCH", `${t.base}/products/${p.id}`, { token: t.admin.token, body: { name: "X" }, headers: { "if-match": `"${restocked.json.version}"` } });
+		expect(stale.status, stale.text).toBe(412);
+	});
+
+	it("an Idempotency-Key replay carries the first answer's ETag; an empty categoryId or variantId is a 400", async () => {
+		const t = await roomy();
+		const body = { name: "C", slug: "cat-a" };
+		const first = await call<Category>("POST", `${t.base}/categories`, { token: t.admin.token, body, headers: { "idempotency-key": uid("k") } });
+		const key = uid("k");
+		const a = await call<Category>("POST", `${t.base}/categories`, { token: t.admin.token, body: { ...body, slug: `${body.slug}-2` }, headers: { "idempotency-key": key } });
+		const b = await call<Category>("POST", `${t.base}/categories`, { token: t.admin.token, body: { ...body, slug: `${body.slug}-2` }, headers: { "idempotency-key": key } });
+		expect([first.status, a.status, b.status]).toEqual([201, 201, 201]);
+		expect(b.headers.get("idempotent-replayed")).toBe("true");
+		expect(b.json).toEqual(a.json);
+		expect(b.headers.get("etag")).toBe(a.headers.get("etag"));
+		expect(b.headers.get("etag")).toBe('"1"');
+
+		const p = await createProduct(t);
+		const emptyCategory = await call<Problem>("POST", `${t.base}/products`, {
+			token: t.admin.token,
+			body: { name: "E", sku: uid("SKU"), priceMinor: 1, currency: "INR", categoryId: "" },
+		});
+		expect(emptyCategory.status, emptyCategory.text).toBe(400);
+		expect(emptyCategory.json.errors?.[0]?.path).toBe("categoryId");
+		expect((await call("PATCH", `${t.base}/products/${p.id}`, { token: t.admin.token, body: { categoryId: "" } })).status).toBe(400);
+		const emptyVariant = await call<Problem>("POST", `${t.base}/products/${p.id}/inventory`, { token: t.admin.token, body: { delta: 1, variantId: "" } });
+		expect(emptyVariant.status, emptyVariant.text).toBe(400);
+	});
+});

@@ -143,7 +143,7 @@ const productFields = {
 	priceMinor: money,
 	currency,
 	status: productStatus,
-	categoryId: z.string().max(128).nullable(),
+	categoryId: z.string().min(1).max(128).nullable(),
 };
 const ProductCreate = z.strictObject({
 	...productFields,
@@ -164,7 +164,7 @@ const InventoryAdjust = z.strictObject({
 		.min(-1_000_000)
 		.max(1_000_000)
 		.openapi({ description: "Change of stock; 0 changes nothing and answers the current stock" }),
-	variantId: z.string().max(128).optional(),
+	variantId: z.string().min(1).max(128).optional(),
 });
 const OrderCreate = z.strictObject({
 	items: z

@@ -78,7 +78,7 @@ export class Catalogue extends TenantScope {
 				...this.outboxStatements(log, { action: "category.deleted", targetType: "category", targetId: id }, { when: this.exists(categories, where) }),
 				this.db
 					.update(products)
-					.set({ categoryId: null, updatedAt: Date.now() })
+					.set({ categoryId: null, updatedAt: Date.now(), version: sql`${products.version} + 1` })
 					.where(and(this.own(products), eq(products.categoryId, id)))
 					.getSQL(),
 				this.db.delete(categories).where(where).getSQL(),

@@ -72,18 +72,17 @@ export class Inventory extends TenantScope {
 	 * 100 bound parameters per statement).
 	 */
 	takeStatements(lines: StockLine[]): SQL[] {
-		return this.stockStatements(lines, "-", sql`version = version + 1`, sql`1 = 1`);
+		return this.stockStatements(lines, "-", sql`1 = 1`);
 	}
 
-	/** Statements putting a cancelled order's lines back in stock, each applied only while `guard` holds. */
+	/** Statements putting a cancelled order's lines back in stock (bumping the versions), each applied only while `guard` holds. */
 	restockStatements(lines: StockLine[], guard: SQL): SQL[] {
-		return this.stockStatements(lines, "+", undefined, guard);
+		return this.stockStatements(lines, "+", guard);
 	}
 
-	private stockStatements(lines: StockLine[], sign: "+" | "-", also: SQL | undefined, guard: SQL): SQL[] {
+	private stockStatements(lines: StockLine[], sign: "+" | "-", guard: SQL): SQL[] {
 		const out: SQL[] = [];
 		const op = sql.raw(sign);
-		const set = also ? sql`, ${also}` : sql``;
 		for (const [table, pick] of [
 			["products", (l: StockLine) => (l.variantId ? undefined : l.productId)],
 			["variants", (l: StockLine) => l.variantId ?? undefined],
@@ -96,7 +95,7 @@ export class Inventory extends TenantScope {
 			const json = JSON.stringify(rows);
 			out.push(sql`UPDATE ${sql.raw(table)} SET stock = stock ${op} (
 					SELECT sum(json_extract(value, '$.q')) FROM json_each(${json}) WHERE json_extract(value, '$.id') = ${sql.raw(table)}.id
-				)${set}
+				), version = version + 1
 				WHERE organization_id = ${this.organizationId}
 					AND id IN (SELECT json_extract(value, '$.id') FROM json_each(${json})) AND ${guard}`);
 		}

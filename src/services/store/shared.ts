@@ -146,11 +146,9 @@ export abstract class TenantScope {
 			return current;
 		}
 		const now = Date.now();
-		// With If-Match, the entry is written only if this update moved the row from that version.
-		const applied =
-			ifVersion === undefined
-				? undefined
-				: sql`EXISTS (SELECT 1 FROM ${table} WHERE ${where} AND ${table.version} = ${ifVersion + 1} AND ${table.updatedAt} = ${now})`;
+		// The entry is written only if this update applied (with If-Match: moved the row from that version);
+		// an update that matched no row (404) writes none.
+		const applied = sql`EXISTS (SELECT 1 FROM ${table} WHERE ${where} AND ${ifVersion === undefined ? sql`1` : sql`${table.version} = ${ifVersion + 1}`} AND ${table.updatedAt} = ${now})`;
 		try {
 			const update = this.db
 				.update(table)
