@@ -37,6 +37,7 @@ const v6 = (text: string) => parseIPv6(text) as bigint;
 const V6_SPECIAL: Block[] = [
 	[0n, 96], // ::/128 unspecified, ::1 loopback, ::/96 IPv4-compatible (deprecated)
 	[v6("::ffff:0:0"), 96], // IPv4-mapped
+	[v6("::ffff:0:0:0"), 96], // IPv4-translated (RFC 2765)
 	[v6("64:ff9b::"), 96], // NAT64 well-known prefix
 	[v6("64:ff9b:1::"), 48], // NAT64 local use
 	[v6("100::"), 64], // discard-only

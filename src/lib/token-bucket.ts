@@ -38,7 +38,8 @@ export function takeTokens(bucket: Bucket | null, req: TakeRequest, now: number)
 	const windowMs = Math.max(1, Math.floor(req.windowMs));
 	const rate = limit / windowMs;
 	const b = bucket ?? { tokens: limit, updatedAt: now, limit, windowMs };
-	b.tokens = Math.min(limit, b.tokens + Math.max(0, now - b.updatedAt) * (b.limit / b.windowMs));
+	// Refilled at the rate it had; a raised limit adds its extra capacity at once (a lowered one clamps).
+	b.tokens = Math.min(limit, b.tokens + Math.max(0, now - b.updatedAt) * (b.limit / b.windowMs) + Math.max(0, limit - b.limit));
 	b.updatedAt = now;
 	b.limit = limit;
 	b.windowMs = windowMs;

@@ -86,6 +86,7 @@ export async function takeRateLimit(c: Context<AppEnv>, scope: Scope): Promise<R
 	const limiter = c.get("store")?.limiter ?? (await workerLimiter(c, scope));
 
 	let decision: Decision;
+	let refusedKey = "";
 	try {
 		// One bucket after the other, narrowest first, stopping at the first refusal: a request refused by
 		// the per-user bucket never takes a tenant token. (A request the tenant bucket refuses has spent
@@ -94,7 +95,10 @@ export async function takeRateLimit(c: Context<AppEnv>, scope: Scope): Promise<R
 		for (const r of rules(c, scope)) {
 			const d = await limiter.limit(r.key, { limit: r.limit, windowMs: MINUTE }, mode);
 			ds.push(d);
-			if (!d.allowed) break;
+			if (!d.allowed) {
+				refusedKey = r.key;
+				break;
+			}
 		}
 		decision = binding(ds);
 	} catch (err) {
@@ -112,8 +116,9 @@ export async function takeRateLimit(c: Context<AppEnv>, scope: Scope): Promise<R
 	if (!decision.allowed) {
 		c.get("logger").info("rate limited", { scope, retryAfter: decision.retryAfterSeconds });
 		if (scope === "tenant") {
+			// The bucket that refused (the member's, the key's or the tenant's), as the audit entry's target.
 			const orgId = c.get("access").organization.id;
-			noteRateLimited(monitorDeps(c), orgId, `org:${orgId}`, decision.limit);
+			noteRateLimited(monitorDeps(c), orgId, refusedKey, decision.limit);
 		}
 		throw new ApiError("RATE_LIMITED", `rate limit of ${decision.limit} requests per minute exceeded`, {
 			headers: { ...headers, "Retry-After": String(decision.retryAfterSeconds) },

@@ -106,12 +106,12 @@ export async function updateEndpoint(
 	log: ChangeLog,
 ): Promise<{ before: WebhookEndpoint; after: WebhookEndpoint }> {
 	const before = await getEndpoint(db, orgId, endpointId);
-	if (patch.url) checkUrl(patch.url);
+	if (patch.url !== undefined) checkUrl(patch.url);
 	const now = Date.now();
 	const update = db
 		.update(webhookEndpoints)
 		.set({
-			...(patch.url ? { url: patch.url } : {}),
+			...(patch.url !== undefined ? { url: patch.url } : {}),
 			...(patch.eventTypes ? { eventTypes: eventTypesJson(patch.eventTypes) } : {}),
 			...(patch.status
 				? { status: patch.status, ...(patch.status === "enabled" ? { consecutiveFailures: 0, disabledReason: null } : {}) }

@@ -180,7 +180,7 @@ export async function attemptDelivery(
 	if (endpoint.status !== "enabled") {
 		await db
 			.update(webhookDeliveries)
-			.set({ status: "failed", lastError: "endpoint disabled", updatedAt: now })
+			.set({ status: "failed", lastError: "endpoint disabled", nextAttemptAt: null, updatedAt: now })
 			.where(eq(webhookDeliveries.id, delivery.id));
 		return { status: "failed", publish: [] };
 	}

@@ -112,7 +112,8 @@ export class DurableObjectRateLimiter implements RateLimiter {
 			};
 		}
 		const b = blocked.get(key);
-		if (b && b.until > now) {
+		// A refusal is cached until its retry time, unless the limit was raised since.
+		if (b && b.until > now && rule.limit <= b.limit) {
 			return {
 				allowed: false,
 				limit: b.limit,

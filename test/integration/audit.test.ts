@@ -11,6 +11,7 @@ import { type Body, call, callWithEnv, type Item } from "../helpers/request";
 import { inStore, storeOf, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
+import { TEST_OPERATOR } from "../helpers/vars";
 
 type AuditList = Body<"GET /api/orgs/:orgId/audit-logs">;
 type AuditEntry = Item<"GET /api/orgs/:orgId/audit-logs">;
@@ -273,6 +274,32 @@ describe("audit log", () => {
 		const refusals = sent.filter((m) => m.kind === "audit" && m.action === "rate_limit.exceeded");
 		expect(refusals).toHaveLength(1);
 		expect(refusals[0]).toMatchObject({ organizationId: t.orgId, actorId: t.admin.id, targetId: `org:${t.orgId}` });
+	});
+
+	it("a refusal by a member's own bucket names that bucket, once per bucket and window; a raised limit applies at once", async () => {
+		const t = await seedTenant({ limits: { userRateLimitPerMinute: 2 } });
+		const sent = captureTenantEvents(vi);
+		const burst = async (token: string) => {
+			const statuses: number[] = [];
+			for (let i = 0; i < 3; i++) statuses.push((await callWithEnv({ RATE_LIMIT_MODE: "strict" }, "GET", t.base, { token })).status);
+			return statuses;
+		};
+		expect(await burst(t.admin.token)).toEqual([200, 200, 429]);
+		expect(await burst(t.member.token)).toEqual([200, 200, 429]);
+		const refusals = sent.filter((m) => m.kind === "audit" && m.action === "rate_limit.exceeded");
+		expect(refusals.map((m) => (m as { targetId: string }).targetId).sort()).toEqual(
+			[`org:${t.orgId}:user:${t.admin.id}`, `org:${t.orgId}:user:${t.member.id}`].sort(),
+		);
+		expect(refusals[0]).toMatchObject({ after: { limit: 2, windowSeconds: 60 } });
+
+		// The operator raises the per-user limit: the next request passes, with the new capacity.
+		const operator = await signToken({ userId: TEST_OPERATOR });
+		const raised = await call("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { userRateLimitPerMinute: 100 } });
+		expect(raised.status, raised.text).toBe(200);
+		const after = await callWithEnv({ RATE_LIMIT_MODE: "lease" }, "GET", t.base, { token: t.admin.token });
+		expect(after.status, after.text).toBe(200);
+		expect(after.headers.get("ratelimit-limit")).toBe("100");
+		expect(Number(after.headers.get("ratelimit-remaining"))).toBeGreaterThanOrEqual(90);
 	});
 });
 

@@ -195,6 +195,15 @@ describe("delivery", () => {
 		const state = (await call<Endpoint>("GET", `${t.base}/${ep.id}`, { token: t.token })).json;
 		expect(state).toMatchObject({ status: "disabled", consecutiveFailures: DISABLE_AFTER_FAILURES });
 		expect(state.disabledReason).toContain("consecutive failed attempts");
+		// A pending retry that meets the disabled endpoint fails for good, with no next attempt announced.
+		await deliverTenant([first[0]!], { attempts: 2 });
+		const gaveUp = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=100`, { token: t.token })).json.data.find(
+			(d) => d.id === (first[0] as { deliveryId: string }).deliveryId,
+		);
+		expect(gaveUp).toMatchObject({ status: "failed", lastError: "endpoint disabled", nextAttemptAt: null });
+		// An empty url is refused on PATCH as on POST, and changes nothing.
+		const blank = await call("PATCH", `${t.base}/${ep.id}`, { token: t.token, body: { url: "" } });
+		expect(blank.status, blank.text).toBe(400);
 		// The store audits it in its own chain, once.
 		const audited = await call<Body<"GET /api/orgs/:orgId/audit-logs">>("GET", `/api/orgs/${t.orgId}/audit-logs?action=webhook_endpoint.disabled`, {
 			token: t.token,

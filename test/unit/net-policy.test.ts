@@ -37,6 +37,8 @@ describe("refuseAddress: IANA special-purpose blocks", () => {
 		"http://[::127.0.0.1]/",
 		"http://[::ffff:169.254.169.254]/",
 		"http://[::ffff:8.8.8.8]/",
+		"http://[::ffff:0:7f00:1]/",
+		"http://[::ffff:0:a9fe:a9fe]/",
 		"http://[64:ff9b::a9fe:a9fe]/",
 		"http://[2001:db8::1]/",
 		"http://[2001::1]/",
