@@ -55,7 +55,7 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 		}
 		try {
 			if (body.kind === "webhook.event") {
-				await publish(env, await fanOut(db, body), logger);
+				await publish(env, await fanOut(db, env.DB, body), logger);
 				msg.ack();
 			} else {
 				const result = await attemptDelivery(db, body.deliveryId, body.organizationId);

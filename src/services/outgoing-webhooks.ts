@@ -6,6 +6,7 @@ import { newId } from "../lib/ids";
 import { dohResolver, type Resolver, refuseAddress, refuseResolvedHost } from "../lib/net-policy";
 import type { DeliverMessage, TenantEvent, WebhookEventMessage } from "../queue/tenant-events";
 import { systemAudit } from "./events-bus";
+import { PLANS, planOf } from "./plans";
 
 /** Event types tenants can subscribe to ("*" = all). */
 export const TENANT_EVENT_TYPES = [
@@ -62,8 +63,12 @@ export function refuseUrl(raw: string): string | null {
 	return refuseAddress(host);
 }
 
-/** Creates one pending delivery per enabled endpoint subscribed to the event; returns the messages to send. */
-export async function fanOut(db: Database, event: WebhookEventMessage): Promise<DeliverMessage[]> {
+/**
+ * Creates one pending delivery per enabled endpoint subscribed to the event; returns the messages to send.
+ * None while the organization's plan (read from the directory) lacks outgoing webhooks: after a downgrade
+ * the endpoints stay, and answer 402 to manage, but receive nothing.
+ */
+export async function fanOut(db: Database, directory: D1Database, event: WebhookEventMessage): Promise<DeliverMessage[]> {
 	const endpoints = await db
 		.select()
 		.from(webhookEndpoints)
@@ -73,6 +78,8 @@ export async function fanOut(db: Database, event: WebhookEventMessage): Promise<
 		return types.includes("*") || types.includes(event.type);
 	});
 	if (subscribed.length === 0) return [];
+	const org = await directory.prepare("SELECT plan FROM organizations WHERE id = ?").bind(event.organizationId).first<{ plan: string }>();
+	if (!PLANS[planOf(org?.plan)].features.outgoing_webhooks) return [];
 	// A redelivered event message must not create a second delivery per endpoint.
 	const already = new Set(
 		(

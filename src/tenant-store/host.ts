@@ -1,7 +1,6 @@
 import type { AuthContext } from "../auth/claims";
 import type { Database } from "../db/client";
 import type { OrgAccess } from "../services/access";
-import type { SeatStanding } from "../services/identity";
 import type { RateLimiter } from "../services/rate-limit";
 import type { MeterResult } from "../services/usage-types";
 
@@ -17,7 +16,7 @@ export interface StoreHost {
 	/** The caller's standing, from the store's mirror of the directory (membership, role, plan). */
 	access(auth: AuthContext, orgId: string): Promise<OrgAccess>;
 	/** The member's seat standing (services/identity.ts SeatStanding), from the same mirror. */
-	seat(orgId: string, userId: string): Promise<SeatStanding>;
+	seat(orgId: string, userId: string): Promise<{ served: boolean; place: number; members: number; seats: number; plan: string; seatLimit: number | null }>;
 	/** The tenant's rate-limit buckets, held by the object. */
 	limiter: RateLimiter;
 	/** Meters `count` calls at `at` against the monthly quota, in the object's usage ledger (exact). */

@@ -456,7 +456,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 			if (failed.size > 0) throw new Error("audit append failed");
 		}
 		const deliveries: DeliverMessage[] = messages.filter((m) => m.kind === "webhook.deliver");
-		for (const m of messages) if (m.kind === "webhook.event") deliveries.push(...(await fanOut(this.db, m)));
+		for (const m of messages) if (m.kind === "webhook.event") deliveries.push(...(await fanOut(this.db, this.env.DB, m)));
 		if (deliveries.length > 0) {
 			await parkInOutbox(this.db, deliveries);
 			await this.armAlarm();

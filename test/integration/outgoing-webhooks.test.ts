@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { Webhook } from "svix";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { tenantEvent } from "../../src/services/events-bus";
@@ -160,6 +161,19 @@ describe("delivery", () => {
 		expect(again.explicitAcks).toHaveLength(1);
 		expect(await deliveryRows(t.orgId)).toHaveLength(1);
 		expect(await sentDeliveries(t.orgId, sent)).toHaveLength(0);
+	});
+
+	it("after a downgrade to a plan without outgoing webhooks, events reach no endpoint (they stay, 402 to manage)", async () => {
+		const t = await proTenant();
+		await register(t, ["*"]);
+		const sent = captureTenantEvents(vi);
+		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
+		expect(await sentDeliveries(t.orgId, sent)).toHaveLength(1);
+		await env.DB.prepare("UPDATE organizations SET plan = 'free' WHERE id = ?").bind(t.orgId).run();
+		sent.length = 0;
+		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "free" })]);
+		expect(await sentDeliveries(t.orgId, sent)).toHaveLength(0);
+		expect(await deliveryRows(t.orgId)).toHaveLength(1);
 	});
 
 	it("a failing endpoint is retried on an exponential schedule, every attempt logged, until it gives up", async () => {
