@@ -5,7 +5,7 @@ import { ApiError } from "../errors";
 import { usageCounter } from "../services/usage";
 import { monthOf, monthStart } from "../services/usage-ledger";
 import type { AddResult } from "../services/usage-types";
-import { storeRoute, storeStub } from "../tenant-store/directory";
+import { storeCall, storeRoute } from "../tenant-store/directory";
 
 /** An isolate sends its counted calls to the organization's UsageCounter at most this often… */
 export const METER_FLUSH_MS = 1_000;
@@ -66,7 +66,7 @@ export function meter() {
 		if (store || route?.state === "store") {
 			const result = store
 				? await store.usage(organization.id, 1, quota, now)
-				: await storeStub(c.env, organization.id, route?.region ?? "default").meter(organization.id, { quota, at: now });
+				: await storeCall(c.env, organization.id, route!, (s) => s.meter(organization.id, { quota, at: now }));
 			if (!result.allowed) throw quotaExceeded(quota, now);
 			return next();
 		}

@@ -6,7 +6,7 @@ import { ApiError } from "../errors";
 import { PUBLIC_REQUESTS_PER_MINUTE, USER_REQUESTS_PER_MINUTE } from "../services/plans";
 import { type Decision, DurableObjectRateLimiter, type LimitMode, type RateLimiter } from "../services/rate-limit";
 import { noteRateLimited } from "../services/security-monitor";
-import { storeRoute, storeStub } from "../tenant-store/directory";
+import { storeCall, storeRoute } from "../tenant-store/directory";
 
 const MINUTE = 60_000;
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -35,10 +35,8 @@ async function workerLimiter(c: Context<AppEnv>, scope: Scope): Promise<RateLimi
 	if (scope === "tenant") {
 		const orgId = c.get("access").organization.id;
 		const route = await storeRoute(c.env, orgId);
-		if (route.state === "store") {
-			const store = storeStub(c.env, orgId, route.region);
-			return new DurableObjectRateLimiter((key, req) => store.take(key, req));
-		}
+		// A store retired by a region change refuses the take: it goes to the new region's store (storeCall).
+		if (route.state === "store") return new DurableObjectRateLimiter((key, req) => storeCall(c.env, orgId, route, (s) => s.take(key, req)));
 	}
 	return new DurableObjectRateLimiter(c.env.RATE_LIMITER);
 }

@@ -2,7 +2,7 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { traceparentOf } from "../lib/trace";
-import { storeRoute, storeStub } from "../tenant-store/directory";
+import { storeCall, storeRoute } from "../tenant-store/directory";
 import { responseFromWire, wireRequest } from "../tenant-store/wire";
 import { requireAuth } from "./auth";
 
@@ -52,14 +52,6 @@ function settings(env: object): string {
 }
 
 /**
- * The runtime refused the call because the object has too much queued (its error's `overloaded`):
- * answered 503 with Retry-After, since sending it again at once would only add to the queue.
- */
-function overloaded(err: unknown): boolean {
-	return typeof err === "object" && err !== null && (err as { overloaded?: unknown }).overloaded === true;
-}
-
-/**
  * Sends a tenant-data request to the tenant's store (tenant-store/object.ts) once the caller's token
  * verified: the store runs the route with its own database and mirror, so the Worker makes one
  * Durable Object call and no D1 call (the organization's route is cached: directory.ts). A tenant not
@@ -87,13 +79,9 @@ export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 			if (route.state === "deleted") throw new ApiError("NOT_FOUND", "organization not found");
 			// The store's init() continues the trace: its log lines carry this request's trace id.
 			const forwarded = await wireRequest(c.req.raw, { "x-request-id": c.get("requestId"), traceparent: traceparentOf(c.get("trace")) });
-			const res = await storeStub(c.env, orgId, route.region)
-				.serve(forwarded, c.get("auth"), orgId, settings(c.env))
-				.catch((err: unknown) => {
-					throw overloaded(err)
-						? new ApiError("UPSTREAM_UNAVAILABLE", "this organization's store is busy; retry shortly", { headers: { "Retry-After": "1" } })
-						: err;
-				});
+			// A store retired by a region change refuses: the request goes to the new region's store. 503
+			// Retry-After for one the runtime reports overloaded (see storeCall).
+			const res = await storeCall(c.env, orgId, route, (s) => s.serve(forwarded, c.get("auth"), orgId, settings(c.env)));
 			served = responseFromWire(res);
 			c.res = served;
 		});

@@ -5,7 +5,7 @@ import { appendAudit } from "../services/audit";
 import { publish } from "../services/events-bus";
 import { parkDeadLetters, pendingInOutbox, relayOutbox } from "../services/outbox";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
-import { type StoreRoute, type StoreStub, storeRoute, storeStub } from "../tenant-store/directory";
+import { type StoreRoute, type StoreStub, storeCall, storeRoute } from "../tenant-store/directory";
 import { backoffSeconds } from "./backoff";
 import { type AuditMessage, type TenantEvent, TenantEventSchema } from "./tenant-events";
 
@@ -21,7 +21,7 @@ const MIGRATING_RETRY_SECONDS = 120;
  */
 export async function processTenantBatch(env: Env, db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
 	const audits: { msg: Message<unknown>; body: AuditMessage }[] = [];
-	const toStores = new Map<string, { region: StoreRoute["region"]; events: { msg: Message<unknown>; body: TenantEvent }[] }>();
+	const toStores = new Map<string, { route: StoreRoute; events: { msg: Message<unknown>; body: TenantEvent }[] }>();
 	for (const msg of batch.messages) {
 		const parsed = TenantEventSchema.safeParse(msg.body);
 		if (!parsed.success) {
@@ -30,10 +30,11 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			continue;
 		}
 		const body = parsed.data;
-		const { state, region } = await storeRoute(env, body.organizationId);
+		const route = await storeRoute(env, body.organizationId);
+		const { state } = route;
 		// A tenant with its own store applies its events there (tenant-store/object.ts).
 		if (state === "store") {
-			const forStore = toStores.get(body.organizationId) ?? { region, events: [] };
+			const forStore = toStores.get(body.organizationId) ?? { route, events: [] };
 			forStore.events.push({ msg, body });
 			toStores.set(body.organizationId, forStore);
 			continue;
@@ -68,7 +69,7 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
 		}
 	}
-	for (const [orgId, { region, events }] of toStores) await applyInStore(storeStub(env, orgId, region), orgId, events, logger);
+	for (const [orgId, { route, events }] of toStores) await applyInStore((call) => storeCall(env, orgId, route, call), orgId, events, logger);
 	if (audits.length > 0) {
 		const failed = await appendAudit(
 			db,
@@ -85,28 +86,29 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 /**
  * One tenant's events, in its store: audit entries and outgoing events applied in one call (the store
  * is idempotent on their ids), each delivery attempted by the store (it holds the endpoint and its
- * secret) and retried with the backoff it returns.
+ * secret) and retried with the backoff it returns. `inStore` makes the calls (storeCall: a store
+ * retired by a region change refuses them, and they go to the new region's store).
  */
-async function applyInStore(stub: StoreStub, orgId: string, list: { msg: Message<unknown>; body: TenantEvent }[], logger: Logger): Promise<void> {
+async function applyInStore(inStore: <T>(call: (stub: StoreStub) => Promise<T>) => Promise<T>, orgId: string, list: { msg: Message<unknown>; body: TenantEvent }[], logger: Logger): Promise<void> {
 	const events = list.filter((e) => e.body.kind !== "webhook.deliver");
 	if (events.length > 0) {
 		try {
-			await stub.apply(events.map((e) => e.body));
+			await inStore((s) => s.apply(events.map((e) => e.body)));
 			for (const e of events) e.msg.ack();
 		} catch (err) {
 			logger.error("tenant store could not apply events, retrying", { orgId, ...errorFields(err) });
 			for (const e of events) e.msg.retry({ delaySeconds: backoffSeconds(e.msg.attempts) });
 		}
 	}
-	for (const e of list) {
-		if (e.body.kind !== "webhook.deliver") continue;
+	for (const { msg, body } of list) {
+		if (body.kind !== "webhook.deliver") continue;
 		try {
-			const result = await stub.deliver(e.body.deliveryId, orgId);
-			if (result.retryInSeconds !== undefined) e.msg.retry({ delaySeconds: result.retryInSeconds });
-			else e.msg.ack();
+			const result = await inStore((s) => s.deliver(body.deliveryId, orgId));
+			if (result.retryInSeconds !== undefined) msg.retry({ delaySeconds: result.retryInSeconds });
+			else msg.ack();
 		} catch (err) {
 			logger.error("delivery failed in the tenant store, retrying", { orgId, ...errorFields(err) });
-			e.msg.retry({ delaySeconds: backoffSeconds(e.msg.attempts) });
+			msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
 		}
 	}
 }

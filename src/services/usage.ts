@@ -1,5 +1,5 @@
 import type { Env } from "../env";
-import { storeRoute, storeStub } from "../tenant-store/directory";
+import { storeCall, storeRoute } from "../tenant-store/directory";
 
 /** The organization's UsageCounter object: one per organization, the same name for the meter and the report. */
 export const usageCounter = (env: Pick<Env, "USAGE">, organizationId: string) =>
@@ -13,7 +13,9 @@ export const usageCounter = (env: Pick<Env, "USAGE">, organizationId: string) =>
 export async function usageReport(env: Pick<Env, "USAGE" | "DB" | "TENANT_STORE">, organizationId: string, quota: number) {
 	const route = await storeRoute(env, organizationId);
 	const summary =
-		route.state === "store" ? await storeStub(env, organizationId, route.region).usageSummary() : await usageCounter(env, organizationId).summary();
+		route.state === "store"
+			? await storeCall(env, organizationId, route, (s) => s.usageSummary())
+			: await usageCounter(env, organizationId).summary();
 	const [y, m] = summary.month.split("-").map(Number) as [number, number];
 	return {
 		organizationId,

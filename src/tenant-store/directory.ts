@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import { ApiError } from "../errors";
 import { TtlCache } from "../lib/ttl-cache";
 
 /**
@@ -79,21 +80,62 @@ export function storeStub(env: Pick<Env, "TENANT_STORE">, orgId: string, region:
 }
 
 /**
+ * What a store throws when called while it does not serve (TenantStoreObject.live: it imports, or was
+ * retired by a data region change): the caller's route is stale.
+ */
+export const REFUSED = "store not serving";
+
+/**
+ * `call` on the tenant's store at `route` (the caller's, usually cached). A store that does not serve
+ * refused it (REFUSED, before doing anything): this isolate's route is stale, so it is forgotten and
+ * read from the directory again; if the tenant moved to another region, `call` goes to that store.
+ * Otherwise (the move not committed yet, an import) 503 Retry-After 1, as for a store the runtime
+ * reports overloaded (too much queued for it: sending again at once would only add to the queue): the
+ * tenant-events consumer retries the message, a rate-limit take fails open (reads) or closed (writes).
+ * @example await storeCall(env, orgId, await storeRoute(env, orgId), (s) => s.usageSummary())
+ */
+export async function storeCall<T>(
+	env: Pick<Env, "DB" | "TENANT_STORE">,
+	orgId: string,
+	route: StoreRoute,
+	call: (stub: StoreStub) => Promise<T>,
+): Promise<T> {
+	try {
+		return await call(storeStub(env, orgId, route.region));
+	} catch (err) {
+		if (String(err).includes(REFUSED)) {
+			forgetStoreRoute(orgId);
+			const now = await storeRoute(env, orgId);
+			if (now.state === "store" && now.region !== route.region) return storeCall(env, orgId, now, call);
+		} else if (!(err as { overloaded?: boolean } | null)?.overloaded) throw err;
+		throw new ApiError("UPSTREAM_UNAVAILABLE", "store unavailable, retry shortly", { headers: { "Retry-After": "1" } });
+	}
+}
+
+/**
  * Tells a store tenant's store that its directory facts changed (plan, limits, suspension, members),
  * so its next request reads them again; nothing for a tenant still on the shared tables.
  */
 export async function directoryChanged(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<void> {
 	const route = await storeRoute(env, orgId);
-	if (route.state === "store") await storeStub(env, orgId, route.region).directoryChanged();
+	if (route.state === "store") await storeCall(env, orgId, route, (s) => s.directoryChanged());
 }
 
 /**
  * Whether a store tenant's store holds any record (undefined for a tenant on the shared tables: the
  * caller asks D1). The route is read from the directory, not this isolate's cache: after a region
  * change elsewhere, the store asked is the one the directory names. A tenant without a store has none.
+ * With `moveTo` (PATCH dataRegion; TenantStoreObject.retire): another region retires that store if it
+ * holds no record, in the same step as the check; its own region, or null, reinstates it.
  */
-export async function storeHasData(env: Pick<Env, "DB" | "TENANT_STORE">, orgId: string): Promise<boolean | undefined> {
+export async function storeHasData(
+	env: Pick<Env, "DB" | "TENANT_STORE">,
+	orgId: string,
+	moveTo?: StoreRoute["region"] | null,
+): Promise<boolean | undefined> {
 	forgetStoreRoute(orgId);
 	const route = await storeRoute(env, orgId);
-	return route.state === "store" ? storeStub(env, orgId, route.region).hasRecords() : undefined;
+	if (route.state !== "store") return undefined;
+	const stub = storeStub(env, orgId, route.region);
+	return moveTo === undefined ? stub.hasRecords() : stub.retire(moveTo !== null && moveTo !== route.region);
 }

@@ -1,8 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { Hono } from "hono";
-import { problemResponse } from "../errors";
 import { notFoundOr405, onError } from "../lib/create-app";
-import { continueTrace } from "../lib/trace";
 import { createApp } from "../app";
 import type { AuthContext } from "../auth/claims";
 import { drizzle } from "drizzle-orm/d1";
@@ -23,6 +21,7 @@ import type { MeterResult } from "../services/usage-types";
 import type { StoreHost } from "./host";
 import { LATEST_TENANT_SCHEMA, TENANT_MIGRATIONS } from "./migrations";
 import { COUNTED_TABLES } from "./migrations/v2";
+import { REFUSED } from "./directory";
 import { type ExportRecord, recordStream, storeRecords } from "./records";
 import { SqlD1 } from "./sql-d1";
 import { requestFromWire, type WireRequest, type WireResponse, wireResponse } from "./wire";
@@ -124,11 +123,14 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private version = 0;
 	private host: StoreHost | undefined;
 	/**
-	 * What this object read or wrote of its binding and import state (it is their only writer), so a
-	 * request asks store_meta nothing (issue 17): the organization it serves, and whether it imports.
+	 * What this object read or wrote of its binding and state (it is their only writer), so a request
+	 * asks store_meta nothing (issue 17): the organization it serves, and its state ("active",
+	 * "importing" or "retired").
 	 */
 	private bound: string | undefined;
-	private importing: boolean | undefined;
+	private state: string | undefined;
+	/** serve() calls under way: retire() waits for them, since one past its check may still write. */
+	private readonly serving = new Set<Promise<unknown>>();
 	/** mirror_access rows as read or written here (this object is their only writer): parsed once, not per request. */
 	private readonly mirrors = new Map<string, { entry: MirrorEntry; refreshedAt: number }>();
 	private readonly limiter = new LocalRateLimiter();
@@ -206,6 +208,20 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.bound = orgId;
 	}
 
+	/**
+	 * Refuses (REFUSED) a call that would serve the tenant or write its data unless the store is active:
+	 * while the upgrade job imports, and once retired. Its caller's route is stale (see storeCall).
+	 */
+	private live(): void {
+		this.migrate();
+		if ((this.state ??= this.meta("state") ?? "active") !== "active") throw new Error(REFUSED);
+	}
+
+	private setState(state: string): void {
+		this.setMeta("state", state);
+		this.state = state;
+	}
+
 	/** The schema version this store runs (applying what a deploy added); the cron reports it to the directory. */
 	async schemaVersion(): Promise<number> {
 		this.migrate();
@@ -215,27 +231,22 @@ export class TenantStoreObject extends DurableObject<Env> {
 	// --- requests -----------------------------------------------------------------------------------
 
 	/**
-	 * Serves one tenant request the Worker authenticated (`auth`). 503 while an upgrade imports the
-	 * tenant's rows into this store.
+	 * Serves one tenant request the Worker authenticated (`auth`). Refused while an upgrade imports the
+	 * tenant's rows into this store and once it is retired (live()): the gateway answers 503.
 	 */
 	async serve(wire: WireRequest, auth: AuthContext, orgId: string, settings = "{}"): Promise<WireResponse> {
+		this.live();
 		this.bind(orgId);
 		const request = requestFromWire(wire);
-		this.importing ??= this.meta("state") === "importing";
-		if (this.importing) {
-			// The API's problem shape (errors.ts), with the ids the Worker forwarded.
-			const ids = {
-				requestId: request.headers.get("x-request-id") ?? crypto.randomUUID(),
-				traceId: continueTrace(request.headers.get("traceparent")).traceId,
-			};
-			return wireResponse(problemResponse("UPSTREAM_UNAVAILABLE", "this tenant's data is being moved; retry shortly", ids, { "Retry-After": "5" }));
-		}
 		const written = this.sqlD1.totals.rowsWritten;
-		const response = await storeApp().fetch(request, this.envFor(settings), {
+		// A promise: the app's first middleware is async.
+		const run = storeApp().fetch(request, this.envFor(settings), {
 			waitUntil: (p: Promise<unknown>) => this.ctx.waitUntil(p),
 			passThroughOnException: () => {},
 			props: { auth, host: this.hostFor() } satisfies StoreProps,
-		} as unknown as ExecutionContext);
+		} as unknown as ExecutionContext) as Promise<Response>;
+		this.serving.add(run);
+		const response = await run.finally(() => this.serving.delete(run));
 		// Outbox rows and idempotency keys need the alarm only when the request wrote something.
 		await this.armAlarm(this.sqlD1.totals.rowsWritten !== written);
 		return wireResponse(response);
@@ -322,6 +333,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 
 	/** One take from a bucket of this tenant, for the tenant routes the Worker serves itself: one budget with the store's. */
 	async take(key: string, req: TakeRequest): Promise<TakeResult> {
+		this.live();
 		return this.limiter.take(key, req);
 	}
 
@@ -330,7 +342,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * answers — of one principal, or of all (a plan or seat change concerns every member).
 	 */
 	async directoryChanged(principal?: string): Promise<void> {
-		this.migrate();
+		this.live();
 		if (principal) {
 			this.ctx.storage.sql.exec("DELETE FROM mirror_access WHERE principal = ?", principal);
 			this.mirrors.delete(principal);
@@ -349,6 +361,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * keys, usage); the routes served here count through `c.var.store.usage`, with no call at all.
 	 */
 	async meter(orgId: string, input: { count?: number; quota: number; at?: number }): Promise<MeterResult> {
+		this.live();
 		this.bind(orgId);
 		const result = await this.usage(orgId, input.count ?? 1, input.quota, input.at ?? Date.now());
 		await this.armAlarm(false);
@@ -408,7 +421,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 
 	/** The month's calls per day (GET /api/orgs/:orgId/usage for a store tenant). */
 	async usageSummary(month = monthOf(Date.now())): Promise<{ month: string; used: number; daily: { day: string; count: number }[] }> {
-		this.migrate();
+		this.live();
 		const orgId = this.meta("organization_id");
 		// Below schema v4 the tenant's UsageCounter counts (legacyUsage).
 		if (this.version < USAGE_LEDGER_SCHEMA && orgId !== null) return usageCounter(this.env, orgId).summary(month);
@@ -443,7 +456,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * consumer calls it for events produced outside the store (members, billing, API keys).
 	 */
 	async apply(messages: TenantEvent[]): Promise<void> {
-		this.migrate();
+		this.live();
 		const run = this.applying.then(() => this.applyNow(messages));
 		this.applying = run.catch(() => undefined);
 		return run;
@@ -465,7 +478,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 
 	/** One delivery attempt (the tenant-events consumer calls it for a webhook.deliver message). */
 	async deliver(deliveryId: string, orgId: string): Promise<{ retryInSeconds?: number }> {
-		this.migrate();
+		this.live();
 		const result = await attemptDelivery(this.db, deliveryId, orgId);
 		if (result.publish.length > 0) await this.apply(result.publish);
 		return result.retryInSeconds === undefined ? {} : { retryInSeconds: result.retryInSeconds };
@@ -607,8 +620,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		if (fresh && this.meta("state") !== "importing" && (await this.hasRecords())) throw new Error("this tenant store already holds data; not importing over it");
 		if (fresh) await this.wipe();
 		this.bind(orgId);
-		this.setMeta("state", "importing");
-		this.importing = true;
+		this.setState("importing");
 	}
 
 	/**
@@ -644,6 +656,27 @@ export class TenantStoreObject extends DurableObject<Env> {
 		return TenantStoreObject.DATA_TABLES.some((t) => this.ctx.storage.sql.exec(`SELECT 1 FROM ${t} LIMIT 1`).toArray().length > 0);
 	}
 
+	/**
+	 * A data region change (operator PATCH, directory.ts storeHasData). `on`: once the requests under way
+	 * finished, the store retires if it holds no record (the check and the mark are one step of the
+	 * object: no write comes between them); a retired store refuses to serve the tenant or write its
+	 * data (live()) and still answers stats, export and wipe. Off: it serves again (a move back).
+	 * Answers whether it holds a record (then `on` left it serving).
+	 */
+	async retire(on: boolean): Promise<boolean> {
+		await this.applying;
+		// A Set's iterator also visits what is added meanwhile: done, none is under way.
+		for (const run of this.serving) await run;
+		const has = await this.hasRecords();
+		if (on && has) return has;
+		// Off: "active" (a store the directory names is never importing: the upgrade job finishes first).
+		this.setState(on ? "retired" : "active");
+		// A retired store is not told of directory changes: its mirror is dropped, a move back reads them again.
+		this.ctx.storage.sql.exec("DELETE FROM mirror_access");
+		this.mirrors.clear();
+		return has;
+	}
+
 	/** Rows per table, counted (COUNT(*), not the maintained counters): the upgrade job's verification. */
 	async tableCounts(tables: string[]): Promise<Record<string, number>> {
 		this.migrate();
@@ -655,8 +688,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	/** Ends an import: the store serves requests again. */
 	async finishImport(): Promise<StoreStats> {
 		this.migrate();
-		this.setMeta("state", "active");
-		this.importing = false;
+		this.setState("active");
 		await this.armAlarm();
 		return this.stats();
 	}
@@ -673,7 +705,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.version = 0;
 		this.host = undefined;
 		this.bound = undefined;
-		this.importing = undefined;
+		this.state = undefined;
 		this.mirrors.clear();
 		this.ledger = new UsageLedger(this.ctx.storage.sql, "usage_");
 		this.usageSeeded = false;

@@ -4,14 +4,16 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runScheduled } from "../../src/queue/consumer";
 import { systemAudit } from "../../src/services/events-bus";
 import { usageCounter } from "../../src/services/usage";
-import { forgetStoreRoute } from "../../src/tenant-store/directory";
+import type { AuthContext } from "../../src/auth/claims";
+import { forgetStoreRoute, REFUSED, storeRoute, storeStub } from "../../src/tenant-store/directory";
 import { LATEST_TENANT_SCHEMA } from "../../src/tenant-store/migrations";
 import { COUNTED_TABLES } from "../../src/tenant-store/migrations/v2";
-import { setStoreSchemaTarget } from "../../src/tenant-store/object";
+import { setStoreSchemaTarget, TenantStoreObject } from "../../src/tenant-store/object";
+import { wireRequest } from "../../src/tenant-store/wire";
 import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
 import { type Body, call, callWithEnv, type Problem } from "../helpers/request";
-import { storeOf, storeSql } from "../helpers/store";
+import { inStore, storeOf, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant, type Tenant } from "../helpers/tenant";
 import { TEST_OPERATOR } from "../helpers/vars";
@@ -239,6 +241,165 @@ describe("residency: a tenant with data region eu", () => {
 		expect(of("organization")).toEqual([expect.objectContaining({ dataRegion: "eu", hasData: true })]);
 		// Nothing stranded in the default-region store.
 		expect(await storeSql(t.orgId, "SELECT (SELECT count(*) FROM categories) + (SELECT count(*) FROM audit_logs) AS n")).toEqual([{ n: 0 }]);
+	});
+});
+
+describe("a data region change retires the old region's store", () => {
+	type Region = "default" | "eu";
+	const regionOf = async (orgId: string) =>
+		(await env.DB.prepare("SELECT data_region AS r FROM organizations WHERE id = ?").bind(orgId).first<{ r: Region }>())?.r;
+
+	/**
+	 * This isolate's cached route says `region` while the directory names the other one: what another
+	 * isolate that cached the route before the change still holds (for up to 10 minutes).
+	 */
+	async function staleRoute(orgId: string, region: Region) {
+		const current = await regionOf(orgId);
+		await env.DB.prepare("UPDATE organizations SET data_region = ? WHERE id = ?").bind(region, orgId).run();
+		forgetStoreRoute(orgId);
+		expect(await storeRoute(env, orgId)).toEqual({ state: "store", region });
+		await env.DB.prepare("UPDATE organizations SET data_region = ? WHERE id = ?").bind(current, orgId).run();
+	}
+
+	/** Rows of the store's data tables (TenantStoreObject.DATA_TABLES: what export and "has data" count). */
+	const rowsIn = (stub: ReturnType<typeof storeStub>) =>
+		runInDurableObject(stub, (_o, state) =>
+			TenantStoreObject.DATA_TABLES.reduce((n, t) => n + state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${t}`).one().n, 0),
+		);
+
+	/** An empty tenant moved to eu by an operator (its move's audit entry held back, so the eu store is empty too). */
+	async function movedToEu() {
+		const t = await seedTenant();
+		// Served once from the default-region store: this isolate caches its route, as any other would.
+		expect((await call("GET", `${t.base}/products`, { token: t.member.token })).status).toBe(200);
+		const sent = captureTenantEvents(vi);
+		const moved = await call<Body<"GET /api/admin/orgs/:orgId">>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { dataRegion: "eu" } });
+		expect(moved.status, moved.text).toBe(200);
+		expect(moved.json).toMatchObject({ dataRegion: "eu", hasData: false });
+		vi.restoreAllMocks();
+		return { t, sent: sent.filter((m) => m.organizationId === t.orgId), old: storeStub(env, t.orgId, "default"), eu: storeStub(env, t.orgId, "eu") };
+	}
+
+	it("the old store refuses, writing nothing, what a stale route sends it (requests, queue events, rate-limit takes, meters); stats, export and wipe still answer", async () => {
+		const { t, old } = await movedToEu();
+		expect(await old.stats()).toMatchObject({ state: "retired", organizationId: t.orgId });
+		// The member's mirrored directory answer (from the request before the move) is dropped too.
+		expect(await runInDurableObject(old, (_o, state) => state.storage.sql.exec("SELECT principal FROM mirror_access").toArray())).toEqual([]);
+		const auth: AuthContext = { userId: t.admin.id, sessionId: null, orgId: null, orgSlug: null, orgRole: null, orgPermissions: [], tokenVersion: 2, expiresAt: 0 };
+		const post = new Request(`https://api.test${t.base}/categories`, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ name: "Tea", slug: slug("tea") }),
+		});
+		const calls = {
+			serve: old.serve(await wireRequest(post, {}), auth, t.orgId),
+			apply: old.apply([systemAudit({ organizationId: t.orgId, action: "membership.created" })]),
+			deliver: old.deliver(uid("dlv"), t.orgId),
+			take: old.take(`org:${t.orgId}`, { limit: 10, windowMs: 60_000, want: 1 }),
+			meter: old.meter(t.orgId, { quota: 1000 }),
+			directoryChanged: old.directoryChanged(),
+			usageSummary: old.usageSummary(),
+		};
+		const settled = await Promise.allSettled(Object.values(calls));
+		const outcome = (r: PromiseSettledResult<unknown>) => (r.status === "rejected" ? String(r.reason) : "served");
+		expect(Object.fromEntries(Object.keys(calls).map((name, i) => [name, outcome(settled[i]!)]))).toEqual(
+			Object.fromEntries(Object.keys(calls).map((name) => [name, `Error: ${REFUSED}`])),
+		);
+		expect(await rowsIn(old)).toBe(0);
+		expect(await old.hasRecords()).toBe(false);
+		expect(await new Response(await old.exportNdjson()).text()).toBe("");
+		await old.wipe();
+	});
+
+	it("a stale route in the gateway: the old store refuses, the route is forgotten and the request is served by the new region's store", async () => {
+		const { t, old, eu } = await movedToEu();
+		await staleRoute(t.orgId, "default");
+		const created = await call<{ id: string }>("POST", `${t.base}/categories`, { token: t.admin.token, body: { name: "Tea", slug: slug("tea") } });
+		expect(created.status, created.text).toBe(201);
+		expect(await storeRoute(env, t.orgId)).toEqual({ state: "store", region: "eu" });
+		expect(await runInDurableObject(eu, (_o, state) => state.storage.sql.exec("SELECT id FROM categories").toArray())).toEqual([{ id: created.json.id }]);
+		expect(await rowsIn(old)).toBe(0);
+	});
+
+	it("a stale route in the Worker's rate limiter: reads and writes take from the new region's store (not failing open or closed)", async () => {
+		const { t, old } = await movedToEu();
+		const limited = { RATE_LIMIT_MODE: "lease" };
+		await staleRoute(t.orgId, "default");
+		const read = await callWithEnv(limited, "GET", `${t.base}/api-keys`, { token: t.admin.token });
+		expect(read.status, read.text).toBe(200);
+		// A limiter that failed open answers without RateLimit-* headers.
+		expect(read.headers.get("ratelimit-limit")).not.toBeNull();
+		await staleRoute(t.orgId, "default");
+		const write = await callWithEnv(limited, "POST", `${t.base}/api-keys`, { token: t.admin.token, body: { name: "ci", permissions: [] } });
+		expect(write.status, write.text).toBe(201);
+		expect(write.headers.get("ratelimit-limit")).not.toBeNull();
+		expect(await storeRoute(env, t.orgId)).toEqual({ state: "store", region: "eu" });
+		expect(await rowsIn(old)).toBe(0);
+	});
+
+	it("a stale route in the tenant-events consumer: the events are applied in the new region's store", async () => {
+		const { t, old, sent, eu } = await movedToEu();
+		await staleRoute(t.orgId, "default");
+		const result = await deliverTenant(sent);
+		expect(result.explicitAcks, JSON.stringify(result)).toHaveLength(sent.length);
+		expect(await runInDurableObject(eu, (_o, state) => state.storage.sql.exec("SELECT action FROM audit_logs").toArray())).toEqual([
+			{ action: "organization.operator_updated" },
+		]);
+		expect(await rowsIn(old)).toBe(0);
+	});
+
+	it("a move back reinstates the original store; a store left retired (the PATCH failed after retiring it) is reinstated by a PATCH of its region", async () => {
+		const { t, old, eu } = await movedToEu();
+		const back = await call<Body<"GET /api/admin/orgs/:orgId">>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { dataRegion: "default" } });
+		expect(back.status, back.text).toBe(200);
+		expect(back.json).toMatchObject({ dataRegion: "default", hasData: false });
+		expect((await old.stats()).state).toBe("active");
+		expect((await eu.stats()).state).toBe("retired");
+		await ok("POST", `${t.base}/categories`, t.admin.token, { name: "Tea", slug: slug("tea") });
+		expect(await rowsIn(old)).toBeGreaterThan(0);
+		expect(await rowsIn(eu)).toBe(0);
+
+		// Retired while the directory still names it (the PATCH's directory update not committed yet, or
+		// failed): 503 problem+json with Retry-After 1, and the tenant-events consumer retries.
+		const other = await seedTenant();
+		expect(await storeOf(other.orgId).retire(true)).toBe(false);
+		const down = await call<Problem>("GET", `${other.base}/products`, { token: other.member.token });
+		expect(down.status, down.text).toBe(503);
+		expect(down.headers.get("content-type")).toContain("application/problem+json");
+		expect(down.json).toMatchObject({ status: 503, code: "UPSTREAM_UNAVAILABLE" });
+		expect(down.headers.get("retry-after")).toBe("1");
+		const event = systemAudit({ organizationId: other.orgId, action: "membership.created" });
+		const waited = await deliverTenant([event]);
+		expect(waited.retryMessages.map((m: { msgId: string }) => m.msgId), JSON.stringify(waited)).toEqual(waited.ids);
+		expect(await rowsIn(storeOf(other.orgId))).toBe(0);
+		const same = await call("PATCH", `/api/admin/orgs/${other.orgId}`, { token: operator, body: { dataRegion: "default" } });
+		expect(same.status, same.text).toBe(200);
+		expect((await call("GET", `${other.base}/products`, { token: other.member.token })).status).toBe(200);
+	});
+
+	it("a store holding a record is not retired (409) and serves on; a retirement waits for the requests under way, then checks again", async () => {
+		const t = await seedTenant();
+		await ok("POST", `${t.base}/categories`, t.admin.token, { name: "Tea", slug: slug("tea") });
+		const refused = await call<Problem>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { dataRegion: "eu" } });
+		expect(refused.status, refused.text).toBe(409);
+		expect((await storeOf(t.orgId).stats()).state).toBe("active");
+		expect((await call("GET", `${t.base}/categories`, { token: t.member.token })).status).toBe(200);
+
+		// A request under way (held open here) when the PATCH comes: its write lands before the check.
+		const empty = await seedTenant();
+		let release = () => {};
+		const underWay = new Promise<void>((resolve) => (release = resolve));
+		await inStore(empty.orgId, (store) => (store as unknown as { serving: Set<Promise<unknown>> }).serving.add(underWay));
+		let answered = false;
+		const patch = call<Problem>("PATCH", `/api/admin/orgs/${empty.orgId}`, { token: operator, body: { dataRegion: "eu" } }).then((r) => {
+			answered = true;
+			return r;
+		});
+		await ok("POST", `${empty.base}/categories`, empty.admin.token, { name: "Tea", slug: slug("tea") });
+		expect(answered).toBe(false);
+		release();
+		expect((await patch).status).toBe(409);
+		expect((await storeOf(empty.orgId).stats()).state).toBe("active");
 	});
 });
 

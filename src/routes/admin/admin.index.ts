@@ -22,9 +22,14 @@ export const adminRouter = createRouter()
 	})
 	.openapi(routes.updateOrg, async (c) => {
 		const { orgId } = c.req.valid("param");
-		const inStore = await storeHasData(c.env, orgId);
+		const patch = c.req.valid("json");
+		// A move first retires the old region's store (or answers it has data: 409); then, whatever the
+		// outcome, the store the directory names serves (a move back reinstates a retired store).
+		const inStore = await storeHasData(c.env, orgId, patch.dataRegion);
 		// The audit entry commits with the change (outbox); relayed once it committed, else by the cron.
-		const org = await withChangeLog(c, (log) => updateOperatorOrg(c.get("db"), orgId, c.req.valid("json"), log, inStore));
+		const org = await withChangeLog(c, (log) => updateOperatorOrg(c.get("db"), orgId, patch, log, inStore)).finally(
+			() => patch.dataRegion && storeHasData(c.env, orgId, null),
+		);
 		// The tenant's store reads plan, limits and suspension again on its next request.
 		await directoryChanged(c.env, orgId);
 		c.get("logger").info("organization overridden by an operator", { orgId, operator: c.get("auth").userId });
