@@ -70,9 +70,8 @@ export const verifyAuditLogs = createRoute({
 	description:
 		"Re-hashes at most 1,000 entries per call, starting after the organization's last verified checkpoint " +
 		"(or from `cursor`, or from genesis with `full=1`), and moves the checkpoint forward over what verified. " +
-		"While `nextCursor` is not null, pass it as `cursor` to continue. Entries before the checkpoint are not " +
-		"re-hashed unless asked: `full=1` (then the cursors) re-verifies the whole chain, which is how tampering " +
-		"with older entries is found; a break at or before the checkpoint moves the checkpoint back.",
+		"While `nextCursor` is not null, pass it as `cursor` to continue. `full=1` (then the cursors) re-verifies " +
+		"the whole chain; a break at or before the checkpoint moves the checkpoint back.",
 	security: [{ bearer: [] }],
 	middleware,
 	request: {

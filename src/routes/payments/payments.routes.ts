@@ -137,8 +137,7 @@ export const verify = createRoute({
 	description:
 		"HMAC-SHA256 of `<stored order id>|<payment id>` with the key secret, compared in constant time. Verifying twice is harmless. " +
 		"Only the order's creator or a member with org:billing:manage may verify it; for anyone else the order is unknown (404). " +
-		"A bad signature is a 400 and leaves the order unchanged. The signature binds the payment to the stored order; " +
-		"the captured amount and currency are cross-checked against the order on Razorpay's webhook.",
+		"A bad signature is a 400 and leaves the order unchanged. Amount and currency are cross-checked on Razorpay's webhook.",
 	security: [{ bearer: [] }],
 	middleware: [markCamelCase, ...middleware],
 	request: { body: { required: true, content: { "application/json": { schema: VerifyPayment } } } },

@@ -68,9 +68,8 @@ export const clerkWebhook = createRoute({
 	description:
 		"Verifies svix-id / svix-timestamp / svix-signature (or the Standard Webhooks names webhook-id / " +
 		"webhook-timestamp / webhook-signature) over the raw body bytes (5 min tolerance), then queues the event. " +
-		"The signature is checked first: correctly signed requests are never limited by IP; unsigned or badly " +
-		"signed ones spend the per-IP budget (429 past it). 202 only once the queue accepted the event; 503 " +
-		"otherwise so Clerk retries. Body cap 96 KiB, and 413 when the queued message would exceed the queue's 128 KB.",
+		"Only unsigned or badly signed requests spend the per-IP budget (429 past it). 202 only once the queue " +
+		"accepted the event, else 503. Body cap 96 KiB, and 413 when the queued message would exceed the queue's 128 KB.",
 	// Either header set is accepted (svix-* wins when any of it is sent), so each is optional here; the
 	// two security schemes say one signature set is required. No signature at all answers 401, an
 	// incomplete set 400, each after the request spent a token of the per-IP budget, which a header
