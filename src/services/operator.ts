@@ -380,6 +380,6 @@ export async function offboardTenant(env: Pick<Env, "TENANT_STORE">, db: Databas
 	]);
 	forgetStoreRoute(orgId);
 	invalidateAccess(orgId);
-	await storeStub(env, orgId, where.region).wipe();
+	await storeStub(env, orgId, where.region).wipe(true);
 	return { status: "deleted", organizationId: orgId, deletedAt: read?.results[0]?.deletedAt ?? now };
 }

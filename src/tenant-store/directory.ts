@@ -107,6 +107,7 @@ export async function storeCall<T>(
 			forgetStoreRoute(orgId);
 			const now = await storeRoute(env, orgId);
 			if (now.state === "store" && now.region !== route.region) return storeCall(env, orgId, now, call);
+			if (now.state === "deleted") throw new ApiError("NOT_FOUND", "organization not found");
 		} else if (!(err as { overloaded?: boolean } | null)?.overloaded) throw err;
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "store unavailable, retry shortly", { headers: { "Retry-After": "1" } });
 	}

@@ -698,7 +698,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * directory keeps the organization's row, marked deleted, so the id is never reused by mistake. A
 	 * later call to the object finds an empty store (it creates its schema again, with no rows).
 	 */
-	async wipe(): Promise<void> {
+	async wipe(retire = false): Promise<void> {
 		await this.ctx.storage.deleteAlarm();
 		this.alarmAt = null;
 		await this.ctx.storage.deleteAll();
@@ -711,6 +711,11 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.usageSeeded = false;
 		this.usageDue = undefined;
 		this.usagePersistAt = 0;
+		// Offboarding: retired in the same call, so a stale route elsewhere cannot write the tenant's data again.
+		if (retire) {
+			this.migrate();
+			this.setState("retired");
+		}
 	}
 
 	/** Rows read and written by the store's statements since the object started (benchmarks read them). */

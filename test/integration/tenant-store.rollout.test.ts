@@ -563,6 +563,22 @@ describe("DELETE /api/admin/orgs/:orgId", () => {
 			expect(await storeSql(t.orgId, `SELECT count(*) AS n FROM ${table}`), table).toEqual([{ n: 0 }]);
 		}
 		expect(await runInDurableObject(storeOf(t.orgId), (_o, state) => state.storage.getAlarm())).toBeNull();
+		// Retired with the wipe: an isolate still holding the old route (cached for 10 min) writes nothing there.
+		expect((await storeOf(t.orgId).stats()).state).toBe("retired");
+		await env.DB.prepare("UPDATE organizations SET store_state = NULL WHERE id = ?").bind(t.orgId).run();
+		forgetStoreRoute(t.orgId);
+		expect((await storeRoute(env, t.orgId)).state).toBe("store"); // this isolate now holds a stale route
+		await env.DB.prepare("UPDATE organizations SET store_state = 'deleted' WHERE id = ?").bind(t.orgId).run();
+		const stale = await call<Problem>("POST", `${t.base}/categories`, { token: t.admin.token, body: { name: "x", slug: slug("x") } });
+		expect(stale.status, stale.text).toBe(404);
+		expect(await storeSql(t.orgId, "SELECT count(*) AS n FROM categories")).toEqual([{ n: 0 }]);
+		// The tenant-events consumer with the stale route: the store refuses, so no audit entry lands in it.
+		await env.DB.prepare("UPDATE organizations SET store_state = NULL WHERE id = ?").bind(t.orgId).run();
+		forgetStoreRoute(t.orgId);
+		await storeRoute(env, t.orgId);
+		await env.DB.prepare("UPDATE organizations SET store_state = 'deleted' WHERE id = ?").bind(t.orgId).run();
+		await deliverTenant([systemAudit({ organizationId: t.orgId, action: "member.updated" })]);
+		expect(await storeSql(t.orgId, "SELECT count(*) AS n FROM audit_logs")).toEqual([{ n: 0 }]);
 		// A tenant event still queued for it is dropped: written neither to the store nor to the shared tables.
 		const late = await deliverTenant([systemAudit({ organizationId: t.orgId, action: "member.updated" })]);
 		expect(late.explicitAcks).toHaveLength(1);
