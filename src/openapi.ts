@@ -13,8 +13,8 @@ export const ProblemSchema = z
 			.regex(/^[0-9a-f]{32}$/)
 			.openapi({
 				description:
-					"Extension member: the request's W3C trace id (the caller's `traceparent` trace when it sent a valid one), " +
-					"as in the `traceparent` response header and in every log line of the request.",
+					"Extension member: the request's W3C trace id (the caller's when it sent a valid `traceparent`), as in the " +
+					"`traceparent` response header and the request's log lines.",
 				example: "4bf92f3577b34da6a3ce929d0e0e4736",
 			}),
 		code: z.string().openapi({ example: "FORBIDDEN" }),
@@ -173,9 +173,8 @@ export const IdempotencyKeyHeader = z.object({
 		.optional()
 		.openapi({
 			description:
-				"Optional. The same key with the same request (method, path, caller, body) within 24 h answers the first " +
-				"2xx again (Idempotent-Replayed: true) and does nothing again; with another request, or while the first is " +
-				"still running, 409.",
+				"The same key and request (method, path, caller, body) within 24 h replays the first 2xx " +
+				"(Idempotent-Replayed: true) and does nothing again; another request, or the first still running: 409.",
 		}),
 });
 

@@ -74,13 +74,14 @@ export async function directoryLookup(db: Database, orgId: string, userId: strin
 			rate_limit_per_minute AS rateLimitPerMinute, user_rate_limit_per_minute AS userRateLimitPerMinute,
 			monthly_quota AS monthlyQuota, seat_limit AS seatLimit, suspended_at AS suspendedAt
 			FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL`,
-		sql`SELECT role, deleted_at AS deletedAt FROM memberships WHERE organization_id = ${orgId} AND user_id = ${userId}`,
+		// A deleted user's memberships count as ended (tombstones: token claims do not revive them).
+		sql`SELECT role, coalesce(deleted_at, user_deleted_at) AS deletedAt FROM memberships WHERE organization_id = ${orgId} AND user_id = ${userId}`,
 		sql`SELECT DISTINCT p.key AS key FROM memberships m
 			JOIN roles r ON r.key = m.role AND (r.organization_id IS NULL OR r.organization_id = m.organization_id)
 				AND r.deleted_at IS NULL
 			JOIN role_permissions rp ON rp.role_id = r.id
 			JOIN permissions p ON p.id = rp.permission_id AND p.deleted_at IS NULL
-			WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL`,
+			WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL AND m.user_deleted_at IS NULL`,
 	]);
 	const orgRows = (orgRes?.results ?? []) as unknown as (OrgSummary & {
 		rateLimitPerMinute: number | null;

@@ -303,7 +303,7 @@ export async function rotateApiKey(
 	const before = await getApiKey(db, orgId, keyId);
 	const notHeld = (JSON.parse(before.permissions) as string[]).filter((p) => !grantor.permissions.includes(p));
 	if (notHeld.length > 0) {
-		throw new ApiError("FORBIDDEN", `the key has permissions the caller does not hold: ${notHeld.join(", ")}`);
+		throw new ApiError("FORBIDDEN", `not held by the caller: ${notHeld.join(", ")}`);
 	}
 	const now = apiKeyNow();
 	const secret = generateApiKey();

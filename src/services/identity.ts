@@ -143,6 +143,7 @@ export async function listMyOrganizations(
 			and(
 				eq(memberships.userId, userId),
 				isNull(memberships.deletedAt),
+				isNull(memberships.userDeletedAt),
 				isNull(organizations.deletedAt),
 				keysetAfter(memberships.createdAt, memberships.id, decodeCursor(q.cursor), "asc"),
 			),

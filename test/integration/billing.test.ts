@@ -288,6 +288,17 @@ describe("Stripe", () => {
 		expect(send).not.toHaveBeenCalled();
 	});
 
+	it.each(["notjson", '{"id":"evt_x","type":"a","created":1'])("webhook correctly signed but not JSON (%s): 400, nothing queued", async (raw) => {
+		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send");
+		const res = await call<Problem>("POST", "/api/webhooks/stripe", {
+			body: raw,
+			headers: { "content-type": "application/json", "stripe-signature": await sign(raw) },
+		});
+		expect(res.status, res.text).toBe(400);
+		expect(res.headers.get("www-authenticate")).toBeNull();
+		expect(send).not.toHaveBeenCalled();
+	});
+
 	it("webhook: any one of several v1 signatures verifies (secret rotation); 290 s old is within the tolerance", async () => {
 		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send").mockResolvedValue(undefined as never);
 		const raw = subscriptionEvent("customer.subscription.updated", "org_x");

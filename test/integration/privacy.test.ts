@@ -70,6 +70,11 @@ describe("user.deleted scrubs personal data", () => {
 		expect(me.status, me.text).toBe(401);
 		expect(me.json.detail).toBe("the credential is invalid or expired");
 		expect(me.headers.get("www-authenticate")).toBe('Bearer error="invalid_token"');
+		// Nor does such a token reach the organization, even one issued after the deletion (which the session
+		// revocation would not refuse): the deleted user's membership has ended with it.
+		const orgToken = await signToken({ userId, orgId, role: "org:member", issuedAt: Math.floor(Date.now() / 1000) + 2 });
+		expect((await get(`/api/orgs/${orgId}`, orgToken)).status).toBe(403);
+		expect((await get<{ data: unknown[] }>("/api/me/organizations", orgToken)).json.data).toEqual([]);
 
 		// Audit entries name the user by id only.
 		const audits = sent.filter((m) => m.kind === "audit" && JSON.stringify(m).includes(userId));

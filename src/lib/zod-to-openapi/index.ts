@@ -14,7 +14,7 @@ export { extendZodWithOpenApi, getOpenApiMetadata, OpenAPIRegistry } from "@aste
 
 class NoGenerator {
 	constructor() {
-		throw new Error("the Worker has no OpenAPI generator: GET /api/openapi.json serves the document built by scripts/vendor-docs.mjs");
+		throw new Error("no OpenAPI generator in the Worker (scripts/vendor-docs.mjs builds the document)");
 	}
 }
 

@@ -145,9 +145,9 @@ export const revokeApiKey = createRoute({
 	path: "/api/orgs/{orgId}/api-keys/{keyId}",
 	summary: `Revoke a key: refused everywhere within ${CACHE_S} s`,
 	description: [
-		`Both its secrets (the current one and one replaced by a rotation still in its grace period) are refused (401) at once by ` +
-			`the isolate that answers and within ${CACHE_S} s by every other. The key then answers 404 and leaves the list; it no ` +
-			"longer counts against the plan's number of keys.",
+		`Both its secrets (the current one, and one still in a rotation's grace period) are refused (401) at once by ` +
+			`the isolate that answers and within ${CACHE_S} s by every other. The key then answers 404, leaves the list and ` +
+			"no longer counts against the plan's number of keys.",
 		published("api_key.revoked"),
 	].join("\n\n"),
 	request: { params: KeyParams },

@@ -199,7 +199,9 @@ export const webhooksRouter = createRouter()
 		let event: unknown;
 		try {
 			event = await verifyStripeWebhook(raw, signature, config.STRIPE_WEBHOOK_SECRET);
-		} catch {
+		} catch (err) {
+			// Signed, but not JSON: bad input (400), not a bad signature.
+			if (err instanceof SyntaxError) throw new ApiError("VALIDATION_FAILED", "the body is not JSON");
 			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
 		}
 		const { id, type, created } = stripeEventEnvelope(event);
