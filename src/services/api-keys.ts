@@ -136,6 +136,15 @@ export interface KeyGrantor {
 	permissions: string[];
 }
 
+/**
+ * 403 unless the grantor holds every one of `permissions`: a key never gets more than whoever creates or
+ * changes it holds, and whoever rotates it (and so receives its secret) holds what it has.
+ */
+function assertHeld(grantor: KeyGrantor, permissions: string[]): void {
+	const notHeld = permissions.filter((p) => !grantor.permissions.includes(p));
+	if (notHeld.length > 0) throw new ApiError("FORBIDDEN", `permissions the caller does not hold: ${notHeld.join(", ")}`);
+}
+
 const live = (orgId: string, keyId: string) =>
 	and(eq(apiKeys.organizationId, orgId), eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt));
 
@@ -160,10 +169,7 @@ async function grantable(db: Database, grantor: KeyGrantor, wanted: string[]): P
 			errors: unknown.map((p) => ({ path: `permissions.${wanted.indexOf(p)}`, message: `unknown permission ${p}` })),
 		});
 	}
-	const notHeld = unique.filter((p) => !grantor.permissions.includes(p));
-	if (notHeld.length > 0) {
-		throw new ApiError("FORBIDDEN", `a key cannot be given permissions its grantor does not hold: ${notHeld.join(", ")}`);
-	}
+	assertHeld(grantor, unique);
 	return unique;
 }
 
@@ -301,10 +307,7 @@ export async function rotateApiKey(
 	log: ChangeLog,
 ): Promise<{ before: ApiKeyRow; after: ApiKeyRow; secret: string }> {
 	const before = await getApiKey(db, orgId, keyId);
-	const notHeld = (JSON.parse(before.permissions) as string[]).filter((p) => !grantor.permissions.includes(p));
-	if (notHeld.length > 0) {
-		throw new ApiError("FORBIDDEN", `not held by the caller: ${notHeld.join(", ")}`);
-	}
+	assertHeld(grantor, JSON.parse(before.permissions) as string[]);
 	const now = apiKeyNow();
 	const secret = generateApiKey();
 	const hash = await hashApiKey(secret);

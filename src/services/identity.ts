@@ -19,6 +19,7 @@ import {
 } from "./clerk-api";
 import { type AuditInput, changeOutbox } from "./events-bus";
 import { type ChangeLog, collectOutbox } from "./outbox";
+import type { SeatStanding } from "../tenant-store/host";
 import { cheapestPlanWith, limitsFor, PLANS, planOf, upgradeFor } from "./plans";
 
 /**
@@ -216,15 +217,6 @@ async function assertSeatFree(db: Database, orgId: string): Promise<void> {
 	}
 }
 
-export interface SeatStanding {
-	served: boolean;
-	/** 1-based place of the member in seat order. */
-	place: number;
-	members: number;
-	seats: number;
-	plan: string;
-	seatLimit: number | null;
-}
 
 const SEAT_CACHE_TTL_MS = 5_000;
 // Per (org, user) in this isolate, like the access cache; changes made here forget the organization.
