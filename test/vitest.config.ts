@@ -63,12 +63,15 @@ export default defineConfig(async () => {
 	const migrations = await readD1Migrations(path.join(root, "migrations"));
 	return {
 		root,
-		// The Worker's aliases (wrangler.toml [alias]): zod's namespace without what the Worker never uses, and
-		// the OpenAPI library without its document generator (the Worker serves the document built in Node).
+		// The Worker's aliases (wrangler.toml [alias]): zod's namespace without what the Worker never uses (nor its
+		// JSON Schema generator), and the OpenAPI library without its document generator (the Worker serves the
+		// document built in Node).
 		resolve: {
 			alias: [
 				{ find: /^zod$/, replacement: path.join(root, "src/lib/zod/index.ts") },
 				{ find: /^@asteasolutions\/zod-to-openapi$/, replacement: path.join(root, "src/lib/zod-to-openapi/index.ts") },
+				// zod's JSON Schema generator, imported by these relative paths from zod's classic/schemas.js only.
+				{ find: /^\.\.\/core\/(?:json-schema-processors|to-json-schema)\.js$/, replacement: path.join(root, "src/lib/zod/no-json-schema.ts") },
 			],
 		},
 		plugins: [

@@ -10,6 +10,13 @@ describe("the Worker's zod namespace", () => {
 		expect(typeof z.string().openapi).toBe("function");
 	});
 
+	it("has no JSON Schema generator (the API document is built in Node), and parsing does not need one", () => {
+		const schema = z.object({ name: z.string().min(1), n: z.number().int().nullable() });
+		expect(() => schema.toJSONSchema()).toThrow(/not in the Worker bundle/);
+		expect(() => z.string().min(2).minLength).toThrow(/not in the Worker bundle/);
+		expect(schema.parse({ name: "a", n: null })).toEqual({ name: "a", n: null });
+	});
+
 	it("validates with English messages and keeps every schema method", () => {
 		const r = z.object({ n: z.number().int().optional(), s: z.string().min(2) }).safeParse({ n: 1.5, s: 3 });
 		expect(r.success).toBe(false);
