@@ -6,7 +6,8 @@
 //             POST /_fake/razorpay/pay {order_id}  -> {razorpay_payment_id, razorpay_order_id, razorpay_signature}
 //             (what Checkout hands the client: the signature is HMAC-SHA256("<order_id>|<payment_id>", key secret));
 //             with "webhook": true also the signed payment.captured and order.paid webhooks
-//   Stripe    POST/GET /v1/checkout/sessions[/:id], POST /v1/billing_portal/sessions, GET/POST/DELETE
+//   Stripe    POST/GET /v1/checkout/sessions[/:id], POST /v1/checkout/sessions/:id/expire,
+//             POST /v1/billing_portal/sessions, GET/POST/DELETE
 //             /v1/subscriptions/:id, GET /v1/invoices
 //             POST /_fake/stripe/checkout/sessions/:id/complete (or the session's url in a browser: a Pay button)
 //             -> the signed checkout.session.completed, customer.subscription.created and invoice.paid webhooks
@@ -544,6 +545,23 @@ export async function startFakeProviders(given = {}) {
 		return invoice;
 	}
 
+	/** A session as GET /v1/checkout/sessions/:id answers it; `expand[]=subscription` inlines the subscription. */
+	function retrieveSession(id, query) {
+		const { session } = stripeObject(state.sessions, id, "checkout.session");
+		const expand = [...query.entries()].some(([k, v]) => /^expand\[\d*\]$/.test(k) && v === "subscription");
+		if (!expand || !session.subscription) return session;
+		return { ...session, subscription: stripeObject(state.subscriptions, session.subscription, "subscription") };
+	}
+
+	/** POST /v1/checkout/sessions/:id/expire: an open session can no longer be paid; any other status is a 400. */
+	function expireSession(id) {
+		const { session } = stripeObject(state.sessions, id, "checkout.session");
+		if (session.status !== "open")
+			throw stripeError(400, `Only Checkout Sessions with a status in ["open"] can be expired. This Checkout Session has a status of "${session.status}".`);
+		Object.assign(session, { status: "expired", url: null });
+		return session;
+	}
+
 	/** What Stripe does when the customer pays on the Checkout page. */
 	async function completeSession(id, { wait = true } = {}) {
 		const entry = stripeObject(state.sessions, id, "checkout.session");
@@ -689,7 +707,8 @@ export async function startFakeProviders(given = {}) {
 		],
 		["POST", /^\/_fake\/razorpay\/pay$/, (_req, body) => pay(body)],
 		["POST", /^\/v1\/checkout\/sessions$/, (req, body) => (stripeAuth(req), createSession(body))],
-		["GET", /^\/v1\/checkout\/sessions\/([^/]+)$/, (req, _b, [id]) => (stripeAuth(req), stripeObject(state.sessions, id, "checkout.session").session)],
+		["GET", /^\/v1\/checkout\/sessions\/([^/]+)$/, (req, _b, [id], query) => (stripeAuth(req), retrieveSession(id, query))],
+		["POST", /^\/v1\/checkout\/sessions\/([^/]+)\/expire$/, (req, _b, [id]) => (stripeAuth(req), expireSession(id))],
 		["POST", /^\/v1\/billing_portal\/sessions$/, (req, body) => (stripeAuth(req), createPortal(body))],
 		["GET", /^\/v1\/subscriptions\/([^/]+)$/, (req, _b, [id]) => (stripeAuth(req), stripeObject(state.subscriptions, id, "subscription"))],
 		["POST", /^\/v1\/subscriptions\/([^/]+)$/, (req, body, [id]) => (stripeAuth(req), updateSubscription(id, body))],

@@ -8,6 +8,7 @@ import {
 	bestPlan,
 	FINAL_SUBSCRIPTION_STATUSES,
 	grantsPlan,
+	isLiveSubscription,
 	LIVE_SUBSCRIPTION_STATUSES,
 	PAST_DUE_GRACE_MS,
 	PERIOD_END_LEEWAY_MS,
@@ -247,6 +248,22 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 				}),
 				tenantEvent(orgId, "plan.changed", data, `evt_${eventId}`),
 			];
+			// A subscription going live while another one is: the organization pays twice (Checkout expires
+			// earlier sessions, but one paid before that, or a subscription made outside the API, gets through).
+			// Recorded once, when it goes live, for an operator to cancel one.
+			const others = stored.results.filter((r) => r.id !== subscriptionId && grantsPlan(r, now)).map((r) => r.id);
+			if (others.length > 0 && isLiveSubscription(status) && !isLiveSubscription(before?.status)) {
+				plan.events.push(
+					systemAudit({
+						id: `aud_dup_${eventId}`,
+						organizationId: orgId,
+						action: "billing.duplicate_subscription",
+						targetType: "subscription",
+						targetId: subscriptionId,
+						after: { subscriptionId, plan: planId, status, alsoLive: others },
+					}),
+				);
+			}
 			return plan;
 		}
 		case "invoice.paid":

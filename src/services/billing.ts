@@ -13,6 +13,7 @@ import {
 	createPortalSession,
 	type InvoiceView,
 	listStripeInvoices,
+	settleCheckoutSession,
 	type StripeSubscriptionState,
 } from "./stripe";
 import { getUser } from "./users";
@@ -138,6 +139,51 @@ export async function listInvoices(
 	return listStripeInvoices(deps.config, { customerId, limit: q.limit, startingAfter: q.cursor });
 }
 
+/**
+ * One open Checkout per organization: records the new session and expires every older one at Stripe, so
+ * two Checkouts opened side by side (or a stale one) cannot both be paid: two live subscriptions, billed
+ * twice. The insert's `seq` orders concurrent calls: each settles only what was opened before it, so the
+ * last one stays open. An older session that was paid for a still-live subscription (its webhook not yet
+ * applied) makes this one expire too: 409.
+ */
+async function settleEarlierCheckouts(deps: BillingDeps, organizationId: string, sessionId: string): Promise<void> {
+	const d1 = deps.db.$client;
+	const [, earlier] = await d1.batch<{ sessionId: string }>([
+		d1
+			.prepare("INSERT INTO checkout_sessions (session_id, organization_id, created_at) VALUES (?, ?, ?)")
+			.bind(sessionId, organizationId, Date.now()),
+		d1
+			.prepare(
+				`SELECT session_id AS sessionId FROM checkout_sessions WHERE organization_id = ?1
+				AND seq < (SELECT seq FROM checkout_sessions WHERE session_id = ?2) ORDER BY seq LIMIT 20`,
+			)
+			.bind(organizationId, sessionId),
+	]);
+	const settled: string[] = [];
+	let paid = false;
+	for (const { sessionId: id } of earlier?.results ?? []) {
+		if ((await settleCheckoutSession(deps.config, id)) === "live") paid = true;
+		else settled.push(id);
+	}
+	if (paid) {
+		await settleCheckoutSession(deps.config, sessionId);
+		settled.push(sessionId);
+	}
+	if (settled.length > 0) {
+		await d1
+			.prepare(`DELETE FROM checkout_sessions WHERE session_id IN (${settled.map(() => "?").join(", ")})`)
+			.bind(...settled)
+			.run();
+	}
+	if (paid) {
+		throw new ApiError(
+			"CONFLICT",
+			`an earlier Checkout of the organization was paid and its subscription is live (GET /api/orgs/${organizationId}/billing ` +
+				"shows it once Stripe's webhook is processed): change or cancel it in the billing portal instead of starting a second one",
+		);
+	}
+}
+
 /** A Stripe Checkout Session for a paid plan, reusing the organization's Stripe customer when it has one. */
 export async function startCheckout(
 	deps: BillingDeps,
@@ -166,6 +212,7 @@ export async function startCheckout(
 		customerId,
 		email: user?.email,
 	});
+	await settleEarlierCheckouts(deps, organizationId, session.id);
 	await publishChange(deps.env, deps.meta, deps.logger, {
 		organizationId,
 		action: "billing.checkout_started",

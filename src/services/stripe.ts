@@ -207,6 +207,37 @@ export async function createCheckoutSession(
 	}
 }
 
+/**
+ * Settles an earlier Checkout Session of an organization: expires it while it is open, so it can no longer
+ * be paid. Answers "live" when it was paid and the subscription it created still lives (neither canceled
+ * nor incomplete_expired), "settled" otherwise (expired now or before, or its subscription ended).
+ */
+export async function settleCheckoutSession(config: Config, id: string): Promise<"settled" | "live"> {
+	const path = `/v1/checkout/sessions/${encodeURIComponent(id)}`;
+	try {
+		await stripeRequest(config, "POST", `${path}/expire`);
+		return "settled";
+	} catch (err) {
+		// Stripe refuses to expire a session that is not open: already expired, or complete.
+		if (!isInvalidRequest(err)) throw stripeFailure(err, "");
+	}
+	// A session Stripe does not know (404) cannot be paid.
+	try {
+		const session = await stripeRequest<{ status?: string; subscription?: { status?: string } | string | null }>(
+			config,
+			"GET",
+			path,
+			{ expand: ["subscription"] },
+		);
+		const sub = session.subscription;
+		const status = typeof sub === "object" ? sub?.status : "unknown";
+		return session.status !== "complete" || !sub || status === "canceled" || status === "incomplete_expired" ? "settled" : "live";
+	} catch (err) {
+		if (isInvalidRequest(err) && err.status === 404) return "settled";
+		throw stripeFailure(err, "the earlier Checkout Session");
+	}
+}
+
 /** A Stripe failure as a problem: Stripe's refusal is `refused` (409 by default) with its message, anything else a 503. */
 function stripeFailure(err: unknown, what: string, refused: "CONFLICT" | "BAD_REQUEST" = "CONFLICT"): ApiError {
 	if (isInvalidRequest(err)) return new ApiError(refused, `Stripe refused ${what}: ${err.message}`);

@@ -81,6 +81,11 @@ export interface StripeMeterEvent {
 /** A request body as text (form bodies: Request#text() warns on a non-text content type). */
 const bodyText = async (req: Request) => new TextDecoder().decode(await req.arrayBuffer());
 
+interface CheckoutSessionState {
+	status: "open" | "expired" | "complete";
+	subscription: { id: string; status: string } | null;
+}
+
 /**
  * Stripe's Checkout Sessions and Billing Meter Events APIs (recorded response shapes); `calls` records
  * what the Worker sent. As Stripe does, a meter event whose identifier Stripe already holds is refused
@@ -93,6 +98,29 @@ export function fakeStripe() {
 	const calls: { url: string; body: string; auth: string | null; idempotencyKey: string | null; stripeVersion: string | null }[] = [];
 	const meter = { events: [] as StripeMeterEvent[], failNext: 0, downNext: 0 };
 	const replays = new Map<string, Response>();
+	/**
+	 * Checkout Sessions by id: `status` open (created), expired (POST …/expire, open ones only, else 400) or
+	 * complete (a test pays one: `pay`), with the subscription the payment created.
+	 */
+	const checkout = {
+		sessions: new Map<string, CheckoutSessionState>(),
+		/** What Stripe does when the customer pays: the session completes with a subscription in `status`. */
+		pay(id: string, status = "active"): string {
+			const session = checkout.sessions.get(id);
+			if (session?.status !== "open") throw new Error(`session ${id} is not open`);
+			const sub = `sub_${uid("c").slice(-14)}`;
+			Object.assign(session, { status: "complete", subscription: { id: sub, status } });
+			return sub;
+		},
+	};
+	const sessionObject = (id: string, s: CheckoutSessionState, expand: boolean) => ({
+		id,
+		object: "checkout.session",
+		mode: "subscription",
+		status: s.status,
+		url: s.status === "open" ? `https://checkout.stripe.com/c/pay/${id}` : null,
+		subscription: s.subscription && (expand ? { object: "subscription", ...s.subscription } : s.subscription.id),
+	});
 	const record = async (req: Request) => {
 		const call = {
 			url: req.url,
@@ -139,17 +167,34 @@ export function fakeStripe() {
 		},
 		"https://api.stripe.com/v1/checkout/sessions": async (req) => {
 			await record(req);
-			const id = `cs_test_${uid("s").slice(-20)}`;
-			return Response.json({
-				id,
-				object: "checkout.session",
-				mode: "subscription",
-				status: "open",
-				url: `https://checkout.stripe.com/c/pay/${id}`,
-			});
+			const [id, action] = new URL(req.url).pathname.split("/").slice(4);
+			if (!id && req.method === "POST") {
+				const created = `cs_test_${uid("s").slice(-20)}`;
+				checkout.sessions.set(created, { status: "open", subscription: null });
+				return Response.json(sessionObject(created, { status: "open", subscription: null }, false));
+			}
+			const session = id ? checkout.sessions.get(id) : undefined;
+			if (!id || !session) {
+				return Response.json(
+					{ error: { type: "invalid_request_error", code: "resource_missing", param: "session", message: `No such checkout.session: '${id}'` } },
+					{ status: 404 },
+				);
+			}
+			if (req.method === "POST" && action === "expire") {
+				if (session.status !== "open") {
+					return Response.json(
+						{ error: { type: "invalid_request_error", message: `Only Checkout Sessions with a status in ["open"] can be expired. This Checkout Session has a status of "${session.status}".` } },
+						{ status: 400 },
+					);
+				}
+				session.status = "expired";
+				return Response.json(sessionObject(id, session, false));
+			}
+			const url = new URL(req.url);
+			return Response.json(sessionObject(id, session, url.searchParams.get("expand[0]") === "subscription"));
 		},
 	};
-	return { calls, meter, routes };
+	return { calls, meter, checkout, routes };
 }
 
 /** A tenant's receiving server for outgoing webhooks: records deliveries, answers with `status`. */

@@ -8,6 +8,7 @@ import { fakeRazorpay, fakeStripe, stubNetwork } from "../helpers/network";
 import { deliver, eventRow } from "../helpers/queue";
 import { type Body, call, callWithEnv, type Problem } from "../helpers/request";
 import { seedTenant } from "../helpers/tenant";
+import { captureTenantEvents } from "../helpers/tenant-queue";
 import { TEST_RAZORPAY, TEST_STRIPE } from "../helpers/vars";
 
 const hex = (buf: ArrayBuffer) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -510,6 +511,98 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 		});
 		expect(again.status, again.text).toBe(201);
 		expect(new URLSearchParams(stripeApi.calls[0]!.body).get("customer")).toBe(`cus_${t.orgId.slice(-10)}`);
+	});
+
+	describe("one payable Checkout per organization (two paid Checkouts would be two subscriptions, billed twice)", () => {
+		const body = { plan: "pro", successUrl: "https://app.example/ok", cancelUrl: "https://app.example/cancel" };
+		const checkout = (t: { orgId: string; admin: { token: string } }) =>
+			call<Body<"POST /api/orgs/:orgId/billing/checkout"> & Problem>("POST", `/api/orgs/${t.orgId}/billing/checkout`, {
+				token: t.admin.token,
+				body,
+			});
+		const status = (id: string) => stripeApi.checkout.sessions.get(id)?.status;
+		const recorded = async (orgId: string) =>
+			(await env.DB.prepare("SELECT session_id FROM checkout_sessions WHERE organization_id = ? ORDER BY seq").bind(orgId).all()).results.map(
+				(r) => r.session_id,
+			);
+
+		it("a new Checkout expires the earlier open one at Stripe: only the last can be paid", async () => {
+			const t = await subscriber();
+			const first = await checkout(t);
+			expect(first.status, first.text).toBe(201);
+			const second = await checkout(t);
+			expect(second.status, second.text).toBe(201);
+			expect(status(first.json.id)).toBe("expired");
+			expect(status(second.json.id)).toBe("open");
+			const expire = stripeApi.calls.find((c) => c.url.endsWith("/expire"));
+			expect(expire).toMatchObject({ url: `https://api.stripe.com/v1/checkout/sessions/${first.json.id}/expire`, auth: `Bearer ${TEST_STRIPE.secretKey}` });
+			// Settled sessions are forgotten; the open one is kept until the next Checkout settles it.
+			expect(await recorded(t.orgId)).toEqual([second.json.id]);
+			expect(() => stripeApi.checkout.pay(first.json.id)).toThrow(/not open/);
+		});
+
+		it("Checkouts started side by side leave exactly one open session", async () => {
+			const t = await subscriber();
+			const answers = await Promise.all([checkout(t), checkout(t), checkout(t)]);
+			for (const a of answers) expect(a.status, a.text).toBe(201);
+			const open = answers.filter((a) => status(a.json.id) === "open");
+			expect(open).toHaveLength(1);
+			expect(await recorded(t.orgId)).toEqual([open[0]!.json.id]);
+		});
+
+		it("an earlier Checkout already paid (its webhook not yet processed) makes the new one expire too: 409; once that subscription ended, Checkout works again", async () => {
+			const t = await subscriber();
+			const first = await checkout(t);
+			const sub = stripeApi.checkout.pay(first.json.id);
+			const second = await checkout(t);
+			expect(second.status, second.text).toBe(409);
+			expect(second.json).toMatchObject({ code: "CONFLICT" });
+			expect(second.json.detail).toContain("was paid");
+			// The session Stripe created for the refused call cannot be paid either.
+			const refused = [...stripeApi.checkout.sessions.keys()].find((id) => id !== first.json.id);
+			expect(status(refused!)).toBe("expired");
+			expect(await recorded(t.orgId)).toEqual([first.json.id]);
+
+			stripeApi.checkout.sessions.get(first.json.id)!.subscription = { id: sub, status: "canceled" };
+			const third = await checkout(t);
+			expect(third.status, third.text).toBe(201);
+			expect(await recorded(t.orgId)).toEqual([third.json.id]);
+		});
+
+		it("Stripe unreachable while settling an earlier session: 503, and the next Checkout settles both", async () => {
+			const t = await subscriber();
+			const first = await checkout(t);
+			stubNetwork(vi, {
+				routes: {
+					"https://api.stripe.com/v1/checkout/sessions/": () => new Response("upstream down", { status: 502 }),
+					...stripeApi.routes,
+				},
+			});
+			const down = await checkout(t);
+			expect(down.status, down.text).toBe(503);
+			expect(status(first.json.id)).toBe("open");
+			stubNetwork(vi, { routes: stripeApi.routes });
+			const next = await checkout(t);
+			expect(next.status, next.text).toBe(201);
+			expect([...stripeApi.checkout.sessions.values()].filter((s) => s.status === "open")).toHaveLength(1);
+			expect(status(next.json.id)).toBe("open");
+			expect(await recorded(t.orgId)).toEqual([next.json.id]);
+		});
+	});
+
+	it("a second subscription going live is audited as billing.duplicate_subscription, once", async () => {
+		const sent = captureTenantEvents(vi);
+		const t = await subscriber();
+		const a = t.sub("a");
+		const b = t.sub("b");
+		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: a, plan: "pro", created: 1_800_000_000 }))]);
+		const dup = () => sent.filter((m) => m.kind === "audit" && m.organizationId === t.orgId && m.action === "billing.duplicate_subscription");
+		expect(dup()).toHaveLength(0);
+		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: b, plan: "pro", created: 1_800_000_100 }))]);
+		await deliver([msg(subEvent("customer.subscription.updated", t.orgId, { sub: b, plan: "pro", created: 1_800_000_200 }))]);
+		expect(dup().map((m) => m.kind === "audit" && [m.targetId, m.after])).toEqual([
+			[b, { subscriptionId: b, plan: "pro", status: "active", alsoLive: [a] }],
+		]);
 	});
 
 	it("a canceled subscription is final: an equal-timestamp or later updated does not revive it", async () => {

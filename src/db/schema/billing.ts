@@ -66,3 +66,19 @@ export const subscriptions = sqliteTable(
 		index("subscriptions_status_period_idx").on(t.status, t.currentPeriodEnd),
 	],
 );
+
+/**
+ * Stripe Checkout Sessions not yet known to be settled (expired, or paid for a subscription since ended):
+ * a new Checkout expires every older one of its organization (services/billing.ts startCheckout).
+ */
+export const checkoutSessions = sqliteTable(
+	"checkout_sessions",
+	{
+		/** Opening order (AUTOINCREMENT: never reused). */
+		seq: integer("seq").primaryKey({ autoIncrement: true }),
+		sessionId: text("session_id").notNull().unique(),
+		organizationId: text("organization_id").notNull(),
+		createdAt: integer("created_at").notNull(),
+	},
+	(t) => [index("checkout_sessions_org_idx").on(t.organizationId, t.seq)],
+);

@@ -51,7 +51,8 @@ export const checkout = createRoute({
 	summary: "Start a Stripe Checkout subscription for a paid plan (org:billing:manage)",
 	description:
 		"An organization has at most one live (active, trialing, past_due) subscription: while it has one, this answers 409 " +
-		"and the plan is changed or the subscription canceled through the billing portal (POST /api/orgs/{orgId}/billing/portal).",
+		"and the plan is changed or the subscription canceled through the billing portal (POST /api/orgs/{orgId}/billing/portal). " +
+		"Only the organization's last Checkout can be paid: starting one expires its earlier open sessions at Stripe.",
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: {
@@ -72,7 +73,7 @@ export const checkout = createRoute({
 	responses: {
 		201: jsonContent(z.object({ id: z.string(), url: z.string().nullable() }).openapi("CheckoutSession"), "Session created"),
 		...orgErrors,
-		409: problem("The organization already has a live subscription: change it in the billing portal"),
+		409: problem("The organization already has a live subscription (or an earlier Checkout was just paid): change it in the billing portal"),
 	},
 });
 
