@@ -53,6 +53,9 @@ export async function operatorHealth(db: Database): Promise<OperatorHealth> {
 			sql`SELECT status, count(*) AS n, min(created_at) AS oldest FROM outbox GROUP BY status`,
 			sql`SELECT coalesce(sum(status = 'enabled' AND consecutive_failures > 0), 0) AS failing,
 				coalesce(sum(status = 'disabled'), 0) AS disabled FROM webhook_endpoints`,
+			// Tenants served by their own store keep their outbox and endpoints there: what they reported.
+			sql`SELECT coalesce(sum(outbox_pending), 0) AS pending, min(outbox_oldest) AS oldest, coalesce(sum(outbox_failed), 0) AS failed,
+				coalesce(sum(endpoints_failing), 0) AS failing, coalesce(sum(endpoints_disabled), 0) AS disabled FROM store_health`,
 		]);
 	} catch {
 		const empty = (queue: QueueHealth["queue"]): QueueHealth => ({ queue, backlog: 0, oldestPendingAgeMs: null, failed: 0 });
@@ -70,7 +73,9 @@ export async function operatorHealth(db: Database): Promise<OperatorHealth> {
 		new Map(((r?.results ?? []) as (Count & Record<string, unknown>)[]).map((row) => [row[key] as string, row]));
 	const events = byKey(results[0], "outcome");
 	const outbox = byKey(results[1], "status");
+	const stores = (results[3]?.results[0] ?? {}) as { pending?: number; oldest?: number | null; failed?: number; failing?: number; disabled?: number };
 	const age = (c: Count | undefined) => (c?.oldest == null ? null : Math.max(0, now - c.oldest));
+	const oldest = [outbox.get("pending")?.oldest, stores.oldest].filter((t): t is number => t != null);
 	const queues: QueueHealth[] = [
 		{
 			queue: "webhook-events",
@@ -80,12 +85,13 @@ export async function operatorHealth(db: Database): Promise<OperatorHealth> {
 		},
 		{
 			queue: "tenant-events",
-			backlog: outbox.get("pending")?.n ?? 0,
-			oldestPendingAgeMs: age(outbox.get("pending")),
-			failed: outbox.get("failed")?.n ?? 0,
+			backlog: (outbox.get("pending")?.n ?? 0) + (stores.pending ?? 0),
+			oldestPendingAgeMs: oldest.length > 0 ? Math.max(0, now - Math.min(...oldest)) : null,
+			failed: (outbox.get("failed")?.n ?? 0) + (stores.failed ?? 0),
 		},
 	];
-	const endpoints = (results[2]?.results[0] ?? { failing: 0, disabled: 0 }) as { failing: number; disabled: number };
+	const shared = (results[2]?.results[0] ?? { failing: 0, disabled: 0 }) as { failing: number; disabled: number };
+	const endpoints = { failing: shared.failing + (stores.failing ?? 0), disabled: shared.disabled + (stores.disabled ?? 0) };
 	const degraded = queues.some((q) => q.failed > 0 || (q.oldestPendingAgeMs ?? 0) > STALE_PENDING_MS);
 	return {
 		status: degraded ? "degraded" : "ok",

@@ -6,7 +6,7 @@ import type { AuthContext } from "../auth/claims";
 import { drizzle } from "drizzle-orm/d1";
 import { type Database, createDb } from "../db/client";
 import type { AppEnv, Env } from "../env";
-import { createLogger, errorFields } from "../lib/logger";
+import { createLogger, errorFields, type Logger } from "../lib/logger";
 import type { DeliverMessage, TenantEvent } from "../queue/tenant-events";
 import { directoryLookup, type Lookup, type OrgAccess, resolveOrgAccess } from "../services/access";
 import { appendAudit } from "../services/audit";
@@ -248,7 +248,12 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.serving.add(run);
 		const response = await run.finally(() => this.serving.delete(run));
 		// Outbox rows and idempotency keys need the alarm only when the request wrote something.
-		await this.armAlarm(this.sqlD1.totals.rowsWritten !== written);
+		const wrote = this.sqlD1.totals.rowsWritten !== written;
+		await this.armAlarm(wrote);
+		// An endpoint enabled, disabled or deleted changes what operator health counts.
+		if (wrote && request.method !== "GET" && new URL(request.url).pathname.includes("/webhooks")) {
+			await this.reportHealth(orgId, createLogger("info", { store: orgId }));
+		}
 		return wireResponse(response);
 	}
 
@@ -481,6 +486,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.live();
 		const result = await attemptDelivery(this.db, deliveryId, orgId);
 		if (result.publish.length > 0) await this.apply(result.publish);
+		await this.reportHealth(this.meta("organization_id"), createLogger("info", { store: orgId }));
 		return result.retryInSeconds === undefined ? {} : { retryInSeconds: result.retryInSeconds };
 	}
 
@@ -545,11 +551,50 @@ export class TenantStoreObject extends DurableObject<Env> {
 		}
 		const sent = await relayOutbox(this.env, this.db, outgoing, logger);
 		if (sent < outgoing.length) retry = true;
+		await this.reportHealth(orgId, logger);
 		if (retry || rows.length === 100) {
 			await this.setAlarm(Date.now() + (retry ? OUTBOX_RETRY_MS : 0));
 			return;
 		}
 		await this.armAlarm();
+	}
+
+	/**
+	 * What operator health (services/operator.ts) reads of this store: its outbox backlog and failures and
+	 * its failing or disabled webhook endpoints, as one row of D1's store_health, written only when the
+	 * figures changed since the last report (kept in store_meta), the row deleted when all are zero: a
+	 * healthy store writes nothing. Called after the alarm and after a delivery attempt. Best effort: a
+	 * failed write is logged and tried again on the next call.
+	 */
+	private async reportHealth(orgId: string | null, logger: Logger): Promise<void> {
+		if (orgId === null) return;
+		const h = this.ctx.storage.sql
+			.exec<{ pending: number; oldest: number | null; failed: number; failing: number; disabled: number }>(
+				`SELECT (SELECT count(*) FROM outbox WHERE status = 'pending') AS pending,
+					(SELECT min(created_at) FROM outbox WHERE status = 'pending') AS oldest,
+					(SELECT count(*) FROM outbox WHERE status = 'failed') AS failed,
+					(SELECT count(*) FROM webhook_endpoints WHERE status = 'enabled' AND consecutive_failures > 0) AS failing,
+					(SELECT count(*) FROM webhook_endpoints WHERE status = 'disabled') AS disabled`,
+			)
+			.one();
+		const figures = [h.pending, h.oldest, h.failed, h.failing, h.disabled];
+		const key = figures.join();
+		if (key === (this.meta("health_reported") ?? "0,,0,0,0")) return;
+		try {
+			await (h.pending + h.failed + h.failing + h.disabled === 0
+				? this.env.DB.prepare("DELETE FROM store_health WHERE organization_id = ?").bind(orgId)
+				: this.env.DB.prepare(
+						`INSERT INTO store_health (organization_id, outbox_pending, outbox_oldest, outbox_failed, endpoints_failing,
+							endpoints_disabled, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (organization_id) DO UPDATE SET
+							outbox_pending = excluded.outbox_pending, outbox_oldest = excluded.outbox_oldest, outbox_failed = excluded.outbox_failed,
+							endpoints_failing = excluded.endpoints_failing, endpoints_disabled = excluded.endpoints_disabled,
+							reported_at = excluded.reported_at`,
+					).bind(orgId, ...figures, Date.now())
+			).run();
+			this.setMeta("health_reported", key);
+		} catch (err) {
+			logger.warn("store health not reported", errorFields(err));
+		}
 	}
 
 	// --- operators and the upgrade job ------------------------------------------------------------------
@@ -699,6 +744,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * later call to the object finds an empty store (it creates its schema again, with no rows).
 	 */
 	async wipe(retire = false): Promise<void> {
+		// Its health row goes with it (an empty store reports nothing).
+		const orgId = this.meta("organization_id");
+		if (orgId !== null) await this.env.DB.prepare("DELETE FROM store_health WHERE organization_id = ?").bind(orgId).run();
 		await this.ctx.storage.deleteAlarm();
 		this.alarmAt = null;
 		await this.ctx.storage.deleteAll();

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { parkDeadLetters } from "../../src/services/outbox";
 import { createDb } from "../../src/db/client";
-import { systemAudit } from "../../src/services/events-bus";
+import { systemAudit, tenantEvent } from "../../src/services/events-bus";
 import { forgetStoreRoute } from "../../src/tenant-store/directory";
 import { envelope, orgData } from "../helpers/clerk";
 import { uid } from "../helpers/factories";
@@ -12,6 +12,8 @@ import { type Body, call, type Problem } from "../helpers/request";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 import { TEST_OPERATOR } from "../helpers/vars";
+import { fakeReceiver, stubNetwork } from "../helpers/network";
+import { drainStore, runStoreAlarm } from "../helpers/store";
 
 type Health = Body<"GET /api/admin/health">;
 type Events = Body<"GET /api/admin/events">;
@@ -86,6 +88,72 @@ describe("GET /api/admin/health", () => {
 		expect(after.json.outgoingEndpoints.failing - before.json.outgoingEndpoints.failing).toBe(1);
 		expect(after.json.outgoingEndpoints.disabled - before.json.outgoingEndpoints.disabled).toBe(1);
 		expect(after.json.status).toBe("degraded");
+	});
+});
+
+describe("GET /api/admin/health: tenants served by their own store", () => {
+	it("counts their outbox backlog and failures and their failing or disabled endpoints, as each store reports them", async () => {
+		const receiver = fakeReceiver();
+		stubNetwork(vi, { routes: receiver.routes });
+		receiver.state.status = 503;
+		const health = async () => {
+			const res = await call<Health>("GET", "/api/admin/health", { token: operator });
+			expect(res.status, res.text).toBe(200);
+			const q = queue(res.json, "tenant-events");
+			return { ...res.json.outgoingEndpoints, backlog: q.backlog, failed: q.failed, oldest: q.oldestPendingAgeMs };
+		};
+		const reported = (orgId: string) => env.DB.prepare("SELECT * FROM store_health WHERE organization_id = ?").bind(orgId).first();
+		const t = await seedTenant({ plan: "pro" });
+		const base = `${t.base}/webhooks`;
+		const ep = await call<Body<"POST /api/orgs/:orgId/webhooks">>("POST", base, {
+			token: t.admin.token,
+			body: { url: "https://hooks.tenant.example.com/in", eventTypes: ["*"] },
+		});
+		expect(ep.status, ep.text).toBe(201);
+		const before = await health();
+
+		// A failed delivery: the endpoint is failing.
+		const sent = captureTenantEvents(vi);
+		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
+		await drainStore(t.orgId);
+		const deliveries = sent.filter((m) => m.kind === "webhook.deliver" && m.organizationId === t.orgId);
+		expect(deliveries).toHaveLength(1);
+		await deliverTenant(deliveries);
+		expect(await health()).toMatchObject({ failing: before.failing + 1, disabled: before.disabled });
+
+		// The tenant-events queue refuses the store's relays: its outbox backlog shows, with its age.
+		vi.spyOn(env.TENANT_EVENTS, "sendBatch").mockRejectedValue(new Error("queue unavailable"));
+		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro", n: 2 })]);
+		await runStoreAlarm(t.orgId);
+		const stuck = await health();
+		expect(stuck.backlog).toBe(before.backlog + 1);
+		expect(stuck.oldest).not.toBeNull();
+
+		// Disabled by its admin, then deleted: the figures follow.
+		const off = await call("PATCH", `${base}/${ep.json.id}`, { token: t.admin.token, body: { status: "disabled" } });
+		expect(off.status, off.text).toBe(200);
+		expect(await health()).toMatchObject({ failing: before.failing, disabled: before.disabled + 1 });
+		expect((await call("DELETE", `${base}/${ep.json.id}`, { token: t.admin.token })).status).toBe(204);
+		expect(await health()).toMatchObject({ failing: before.failing, disabled: before.disabled });
+
+		// The queue is back: the backlog drains, and a store with nothing to report has no row.
+		captureTenantEvents(vi);
+		await drainStore(t.orgId);
+		expect(await health()).toMatchObject({ backlog: before.backlog, failed: before.failed });
+		expect(await reported(t.orgId)).toBeNull();
+	});
+
+	it("an offboarded tenant's report goes with its store", async () => {
+		const t = await seedTenant({ plan: "pro" });
+		await env.DB.prepare(
+			"INSERT INTO store_health (organization_id, outbox_pending, outbox_oldest, outbox_failed, endpoints_failing, endpoints_disabled, reported_at) VALUES (?, 0, NULL, 1, 0, 1, 0)",
+		)
+			.bind(t.orgId)
+			.run();
+		// The store serves the tenant (and so knows its organization) before it reports anything.
+		expect((await call("GET", `${t.base}/products`, { token: t.admin.token })).status).toBe(200);
+		expect((await call("DELETE", `/api/admin/orgs/${t.orgId}`, { token: operator })).status).toBe(202);
+		expect(await env.DB.prepare("SELECT 1 FROM store_health WHERE organization_id = ?").bind(t.orgId).first()).toBeNull();
 	});
 });
 

@@ -66,3 +66,18 @@ export const outbox = sqliteTable(
 	},
 	(t) => [index("outbox_status_created_idx").on(t.status, t.createdAt)],
 );
+
+/**
+ * A tenant store's outbox and endpoint figures for operator health, reported by the store when they change
+ * (tenant-store/object.ts reportHealth); a healthy store has no row.
+ */
+export const storeHealth = sqliteTable("store_health", {
+	organizationId: text("organization_id").primaryKey(),
+	outboxPending: integer("outbox_pending").notNull(),
+	/** created_at (ms) of the oldest pending outbox row; null when none. */
+	outboxOldest: integer("outbox_oldest"),
+	outboxFailed: integer("outbox_failed").notNull(),
+	endpointsFailing: integer("endpoints_failing").notNull(),
+	endpointsDisabled: integer("endpoints_disabled").notNull(),
+	reportedAt: integer("reported_at").notNull(),
+});

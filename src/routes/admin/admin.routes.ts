@@ -41,7 +41,7 @@ const operatorErrors = { ...authErrors, 403: problem("Not an operator") };
 const QueueHealthSchema = z
 	.object({
 		queue: z.enum(["webhook-events", "tenant-events"]),
-		backlog: z.number().int().openapi({ description: "Accepted, not yet processed (webhook events queued; tenant events pending in the outbox)" }),
+		backlog: z.number().int().openapi({ description: "Accepted, not yet processed (webhook events queued; tenant events pending in an outbox, tenant stores' as they reported them)" }),
 		oldestPendingAgeMs: z.number().int().nullable().openapi({ description: "Age of the oldest of them; null when none" }),
 		failed: z.number().int().openapi({ description: "Dead-lettered and kept failed, to inspect and replay" }),
 	})
