@@ -10,7 +10,7 @@ import { UPGRADE_TABLES } from "../tenant-store/upgrade";
 import { invalidateAccess } from "./access";
 import { apiKeyView } from "./api-keys";
 import { listOrgEvents } from "./events-log";
-import { auditEntry } from "./events-bus";
+import { auditEntry, tenantEvent } from "./events-bus";
 import { listMembers } from "./identity";
 import { type ChangeLog, collectOutbox, outboxInsert } from "./outbox";
 import { paymentOrderView } from "./payments";
@@ -258,16 +258,29 @@ export async function updateOperatorOrg(
 		before,
 		after,
 	});
+	// A plan change is announced as Stripe's and the cron's are (plan.changed), with the plan it replaced as the batch saw it.
+	const stored = sql`(SELECT plan FROM organizations WHERE id = ${orgId})`;
+	const planEvent =
+		patch.plan === undefined
+			? []
+			: [
+					outboxInsert(
+						tenantEvent(orgId, "plan.changed", { organizationId: orgId, plan: patch.plan, previousPlan: was.plan, reason: "operator_override" }),
+						{ set: { "$.data.previousPlan": stored }, when: sql`${applies} AND ${stored} <> ${patch.plan}` },
+					),
+				];
 	const results = await runBatch(db.$client, [
 		outboxInsert(audit, { when: applies }),
+		...planEvent,
 		sql`UPDATE organizations SET ${sql.join(sets, sql`, `)}, updated_at = ${now} WHERE id = ${orgId} AND ${applies}`,
 		selectOrg(orgId, inStore),
 	]);
 	collectOutbox(log, results);
 	invalidateAccess(orgId);
-	const row = results[2]?.results[0] as OrgRow | undefined;
+	const [update, selected] = results.slice(-2);
+	const row = selected?.results[0] as OrgRow | undefined;
 	if (!row || row.deletedAt !== null) throw new ApiError("NOT_FOUND", "organization not found");
-	if (results[1]?.meta.changes === 0) throw new ApiError("CONFLICT", "dataRegion can only be changed while the organization has no data");
+	if (update?.meta.changes === 0) throw new ApiError("CONFLICT", "dataRegion can only be changed while the organization has no data");
 	if (regionChange) forgetStoreRoute(orgId);
 	return view(row);
 }

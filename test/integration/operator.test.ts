@@ -232,13 +232,24 @@ describe("GET/PATCH /api/admin/orgs/:orgId", () => {
 		const reset = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { rateLimitPerMinute: null }, settle: true });
 		expect(reset.json).toMatchObject({ overrides: { rateLimitPerMinute: null }, limits: { requestsPerMinute: 1_200 } });
 
-		// Audited (written in the change's batch, relayed to the queue), with the operator as actor.
+		// The plan change is announced (plan.changed, as Stripe's are); setting the plan it already has is not.
+		const same = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { plan: "pro" }, settle: true });
+		expect(same.status, same.text).toBe(200);
 		const ours = sent.filter((m) => m.organizationId === t.orgId);
-		expect(ours).toHaveLength(2);
+		const events = ours.filter((m) => m.kind === "webhook.event");
+		expect(events).toEqual([
+			expect.objectContaining({
+				type: "plan.changed",
+				data: { organizationId: t.orgId, plan: "pro", previousPlan: "free", reason: "operator_override" },
+			}),
+		]);
+
+		// Audited (written in the change's batch, relayed to the queue), with the operator as actor.
+		expect(ours.filter((m) => m.kind === "audit")).toHaveLength(3);
 		await deliverTenant(ours);
 		const audit = await call<AuditList>("GET", `${t.base}/audit-logs`, { token: t.admin.token });
-		expect(audit.json.data.map((e) => e.action)).toEqual(["organization.operator_updated", "organization.operator_updated"]);
-		expect(audit.json.data[1]).toMatchObject({
+		expect(audit.json.data.map((e) => e.action)).toEqual(["organization.operator_updated", "organization.operator_updated", "organization.operator_updated"]);
+		expect(audit.json.data[2]).toMatchObject({
 			actor: { type: "user", id: TEST_OPERATOR },
 			target: { type: "organization", id: t.orgId },
 			before: { plan: "free", rateLimitPerMinute: null, seatLimit: null },
