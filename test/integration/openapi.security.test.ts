@@ -189,6 +189,7 @@ beforeAll(async () => {
 		stock: 10,
 	});
 	const order = await post<{ id: string }>(`${t.base}/orders`, { items: [{ productId: product.id, quantity: 1 }] });
+	const variant = await post<{ id: string }>(`${t.base}/products/${product.id}/variants`, { name: "500g", sku: uid("VAR"), stock: 1 });
 	const endpoint = await post<{ id: string }>(`${t.base}/webhooks`, {
 		url: "https://hooks.tenant.example.com/in",
 		eventTypes: ["order.created"],
@@ -202,6 +203,7 @@ beforeAll(async () => {
 	real = {
 		categoryId: category.id,
 		productId: product.id,
+		variantId: variant.id,
 		orderId: order.id,
 		endpointId: endpoint.id,
 		id: payment.paymentOrderId,

@@ -139,6 +139,15 @@ describe("products", () => {
 		expect(v.status, v.text).toBe(201);
 		const list = await call<Body<"GET /api/orgs/:orgId/products/:productId/variants">>("GET", `${s.base}/products/${p.id}/variants`, { token: s.member.token });
 		expect(list.json.data).toHaveLength(1);
+		// The created variant's Location answers GET, with the ETag a PATCH's If-Match needs; under another product it is not found.
+		const location = v.headers.get("location")!;
+		expect(location).toBe(`${s.base}/products/${p.id}/variants/${v.json.id}`);
+		const one = await call<Body<"GET /api/orgs/:orgId/products/:productId/variants/:variantId">>("GET", location, { token: s.member.token });
+		expect(one.status, one.text).toBe(200);
+		expect(one.json).toEqual(v.json);
+		expect(one.headers.get("etag")).toBe(v.headers.get("etag"));
+		const other = await createProduct(s);
+		expect((await call("GET", `${s.base}/products/${other.id}/variants/${v.json.id}`, { token: s.member.token })).status).toBe(404);
 		expect((await call("DELETE", `${s.base}/categories/${cat.json.id}`, { token: s.admin.token })).status).toBe(204);
 		expect((await call<Body<"GET /api/orgs/:orgId/products/:productId">>("GET", `${s.base}/products/${p.id}`, { token: s.admin.token })).json.categoryId).toBeNull();
 	});

@@ -80,6 +80,10 @@ export const storeRouter = createRouter()
 		);
 		return rowJson(c, row, 201);
 	})
+	.openapi(routes.getVariant, async (c) => {
+		const { productId, variantId } = c.req.valid("param");
+		return rowJson(c, await store(c).catalogue.getVariant(productId, variantId), 200);
+	})
 	.openapi(routes.updateVariant, async (c) => {
 		const { productId, variantId } = c.req.valid("param");
 		const row = await withChangeLog(c, (log) => store(c).catalogue.updateVariant(productId, variantId, c.req.valid("json"), log, ifMatch(c)));

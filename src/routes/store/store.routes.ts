@@ -342,6 +342,13 @@ export const createVariant = tenantRoute(W, {
 	responses: { 201: ok(VariantSchema, "Created", true), ...writeErrors },
 });
 const variantParams = z.object({ ...OrgParam, productId: id("productId", "prd_1"), variantId: id("variantId", "var_1") });
+export const getVariant = tenantRoute(R, {
+	method: "get",
+	path: `${base}/products/{productId}/variants/{variantId}`,
+	summary: "Get a variant (its ETag for If-Match)",
+	request: { params: variantParams },
+	responses: { 200: ok(VariantSchema, "The variant", true), ...orgErrors },
+});
 export const updateVariant = tenantRoute(W, {
 	method: "patch",
 	path: `${base}/products/{productId}/variants/{variantId}`,
