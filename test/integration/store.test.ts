@@ -62,6 +62,7 @@ describe("products", () => {
 		["negative price", { priceMinor: -1 }, "priceMinor"],
 		["fractional price", { priceMinor: 1.5 }, "priceMinor"],
 		["bad currency", { currency: "rupees" }, "currency"],
+		["unknown currency", { currency: "ZZZ" }, "currency"],
 		["bad status", { status: "live" }, "status"],
 		["empty name", { name: "" }, "name"],
 		["bad sku", { sku: "has space" }, "sku"],

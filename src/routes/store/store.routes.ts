@@ -33,7 +33,12 @@ const money = z
 	.openapi({
 		description: `Price in the currency's smallest unit (paise, cents), at most ${MAX_PRICE_MINOR} (10^11): with at most ${MAX_QUANTITY} per line and ${MAX_ORDER_LINES} lines an order total stays below 2^53`,
 	});
-const currency = z.string().regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. INR");
+/** The ISO 4217 codes the runtime's ICU knows (about 300, historic ones included; built on first use), so "ZZZ" is refused. */
+let currencies: Set<string> | undefined;
+const currency = z
+	.string()
+	.regex(/^[A-Z]{3}$/, { message: "ISO 4217 code, e.g. INR", abort: true })
+	.refine((c) => (currencies ??= new Set(Intl.supportedValuesOf("currency"))).has(c), "not an ISO 4217 currency code");
 const productStatus = z.enum(["draft", "active", "archived"]);
 const orderStatus = z.enum(["pending", "paid", "fulfilled", "cancelled"]);
 /**
