@@ -3,12 +3,12 @@ import type { Database } from "../db/client";
 import { type Data, num as n, obj, str as s } from "../lib/payload";
 import type { SyncPlan } from "./clerk-sync";
 import { systemAudit, tenantEvent } from "./events-bus";
+import { outboxInsert } from "./outbox";
 import { findOrderByRazorpayId, recordPayment, transitionOrder } from "./payment-orders";
 import {
 	bestPlan,
 	FINAL_SUBSCRIPTION_STATUSES,
 	grantsPlan,
-	isLiveSubscription,
 	LIVE_SUBSCRIPTION_STATUSES,
 	PAST_DUE_GRACE_MS,
 	PERIOD_END_LEEWAY_MS,
@@ -248,22 +248,29 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 				}),
 				tenantEvent(orgId, "plan.changed", data, `evt_${eventId}`),
 			];
-			// A subscription going live while another one is: the organization pays twice (Checkout expires
+			// A subscription granting a plan while another one does: the organization pays twice (Checkout expires
 			// earlier sessions, but one paid before that, or a subscription made outside the API, gets through).
-			// Recorded once, when it goes live, for an operator to cancel one.
-			const others = stored.results.filter((r) => r.id !== subscriptionId && grantsPlan(r, now)).map((r) => r.id);
-			if (others.length > 0 && isLiveSubscription(status) && !isLiveSubscription(before?.status)) {
-				plan.events.push(
+			// Decided in the batch, after this event's statements and those of the batch's earlier events (two
+			// subscriptions going live in one batch), and recorded once per subscription (its id), for an
+			// operator to cancel one.
+			const others = sql`FROM subscriptions WHERE organization_id = ${orgId} AND subscription_id <> ${subscriptionId} AND ${grantsPlanAt(now)}`;
+			plan.outbox = [
+				outboxInsert(
 					systemAudit({
-						id: `aud_dup_${eventId}`,
+						id: `aud_dup_${subscriptionId}`,
 						organizationId: orgId,
 						action: "billing.duplicate_subscription",
 						targetType: "subscription",
 						targetId: subscriptionId,
-						after: { subscriptionId, plan: planId, status, alsoLive: others },
+						after: { subscriptionId, plan: planId, status, alsoLive: [] },
 					}),
-				);
-			}
+					{
+						set: { "$.after.alsoLive": sql`json((SELECT json_group_array(subscription_id) ${others}))` },
+						when: sql`EXISTS (SELECT 1 ${others}) AND EXISTS (SELECT 1 FROM subscriptions WHERE subscription_id = ${subscriptionId}
+							AND organization_id = ${orgId} AND ${grantsPlanAt(now)})`,
+					},
+				),
+			];
 			return plan;
 		}
 		case "invoice.paid":

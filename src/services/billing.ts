@@ -146,6 +146,9 @@ export async function listInvoices(
  * last one stays open. An older session that was paid for a still-live subscription (its webhook not yet
  * applied) makes this one expire too: 409.
  */
+/** Earlier sessions one Checkout settles at most (each one or two Stripe calls). */
+const SETTLE_AT_ONCE = 20;
+
 async function settleEarlierCheckouts(deps: BillingDeps, organizationId: string, sessionId: string): Promise<void> {
 	const d1 = deps.db.$client;
 	const [, earlier] = await d1.batch<{ sessionId: string }>([
@@ -155,17 +158,20 @@ async function settleEarlierCheckouts(deps: BillingDeps, organizationId: string,
 		d1
 			.prepare(
 				`SELECT session_id AS sessionId FROM checkout_sessions WHERE organization_id = ?1
-				AND seq < (SELECT seq FROM checkout_sessions WHERE session_id = ?2) ORDER BY seq LIMIT 20`,
+				AND seq < (SELECT seq FROM checkout_sessions WHERE session_id = ?2) ORDER BY seq LIMIT ${SETTLE_AT_ONCE + 1}`,
 			)
 			.bind(organizationId, sessionId),
 	]);
 	const settled: string[] = [];
+	const rows = earlier?.results ?? [];
 	let paid = false;
-	for (const { sessionId: id } of earlier?.results ?? []) {
+	for (const { sessionId: id } of rows.slice(0, SETTLE_AT_ONCE)) {
 		if ((await settleCheckoutSession(deps.config, id)) === "live") paid = true;
 		else settled.push(id);
 	}
-	if (paid) {
+	// More were left (only after many calls Stripe failed): this one waits until they are settled.
+	const more = rows.length > SETTLE_AT_ONCE;
+	if (paid || more) {
 		await settleCheckoutSession(deps.config, sessionId);
 		settled.push(sessionId);
 	}
@@ -178,10 +184,12 @@ async function settleEarlierCheckouts(deps: BillingDeps, organizationId: string,
 	if (paid) {
 		throw new ApiError(
 			"CONFLICT",
-			`an earlier Checkout of the organization was paid and its subscription is live (GET /api/orgs/${organizationId}/billing ` +
-				"shows it once Stripe's webhook is processed): change or cancel it in the billing portal instead of starting a second one",
+			`an earlier Checkout of the organization was paid and its subscription is live, or its first payment is being confirmed ` +
+				`(GET /api/orgs/${organizationId}/billing shows it once Stripe's webhook is processed): change or cancel it in the billing ` +
+				"portal instead of starting a second one",
 		);
 	}
+	if (more) throw new ApiError("UPSTREAM_UNAVAILABLE", "earlier Checkout Sessions are still being expired at Stripe; try again");
 }
 
 /** A Stripe Checkout Session for a paid plan, reusing the organization's Stripe customer when it has one. */

@@ -51,8 +51,11 @@ export async function operatorHealth(db: Database): Promise<OperatorHealth> {
 		results = await runBatch(db.$client, [
 			sql`SELECT outcome, count(*) AS n, min(received_at) AS oldest FROM events WHERE outcome IN ('queued', 'failed') GROUP BY outcome`,
 			sql`SELECT status, count(*) AS n, min(created_at) AS oldest FROM outbox GROUP BY status`,
-			sql`SELECT coalesce(sum(status = 'enabled' AND consecutive_failures > 0), 0) AS failing,
-				coalesce(sum(status = 'disabled'), 0) AS disabled FROM webhook_endpoints`,
+			// The shared table's endpoints of tenants still served from it (a moved tenant's rows stay behind until
+			// an operator deletes them; its store reports its own).
+			sql`SELECT coalesce(sum(e.status = 'enabled' AND e.consecutive_failures > 0), 0) AS failing,
+				coalesce(sum(e.status = 'disabled'), 0) AS disabled FROM webhook_endpoints e
+				JOIN organizations o ON o.id = e.organization_id AND o.store_state IN ('d1', 'migrating')`,
 			// Tenants served by their own store keep their outbox and endpoints there: what they reported.
 			sql`SELECT coalesce(sum(outbox_pending), 0) AS pending, min(outbox_oldest) AS oldest, coalesce(sum(outbox_failed), 0) AS failed,
 				coalesce(sum(endpoints_failing), 0) AS failing, coalesce(sum(endpoints_disabled), 0) AS disabled FROM store_health`,

@@ -1,7 +1,7 @@
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import { hmacSha256Hex, timingSafeEqual } from "../lib/crypto";
-import { PLANS, type PlanId } from "./plans";
+import { isLiveSubscription, PLANS, type PlanId } from "./plans";
 
 /** How old a signed webhook may be, in seconds (Stripe's SDK default). */
 const STRIPE_TOLERANCE_SECONDS = 300;
@@ -209,8 +209,10 @@ export async function createCheckoutSession(
 
 /**
  * Settles an earlier Checkout Session of an organization: expires it while it is open, so it can no longer
- * be paid. Answers "live" when it was paid and the subscription it created still lives (neither canceled
- * nor incomplete_expired), "settled" otherwise (expired now or before, or its subscription ended).
+ * be paid. Answers "live" when it was paid and the subscription it created grants a plan (active, trialing,
+ * past_due) or may still (incomplete: its first payment is being confirmed, for at most 23 h), "settled"
+ * otherwise: expired now or before, or its subscription ended or lapsed (canceled, incomplete_expired,
+ * unpaid, paused), which a new Checkout may replace.
  */
 export async function settleCheckoutSession(config: Config, id: string): Promise<"settled" | "live"> {
 	const path = `/v1/checkout/sessions/${encodeURIComponent(id)}`;
@@ -229,9 +231,12 @@ export async function settleCheckoutSession(config: Config, id: string): Promise
 			path,
 			{ expand: ["subscription"] },
 		);
+		// Still open although expiring it was refused: it can be paid, so it is not settled (503, tried again next time).
+		if (session.status === "open") throw new ApiError("UPSTREAM_UNAVAILABLE", "Stripe did not expire an earlier Checkout Session; try again");
 		const sub = session.subscription;
-		const status = typeof sub === "object" ? sub?.status : "unknown";
-		return session.status !== "complete" || !sub || status === "canceled" || status === "incomplete_expired" ? "settled" : "live";
+		// Not expanded (unexpected): its state is unknown, so it counts as live.
+		const status = typeof sub === "object" ? sub?.status : "active";
+		return session.status === "complete" && sub && (isLiveSubscription(status) || status === "incomplete") ? "live" : "settled";
 	} catch (err) {
 		if (isInvalidRequest(err) && err.status === 404) return "settled";
 		throw stripeFailure(err, "the earlier Checkout Session");

@@ -32,6 +32,8 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 const MIRROR_TTL_MS = 300_000;
 /** Outbox rows the alarm could not hand on are tried again after this long. */
 const OUTBOX_RETRY_MS = 5_000;
+/** A store-health report D1 refused is tried again this much later (by the alarm). */
+const HEALTH_RETRY_MS = 60_000;
 
 /** The schema version that brought the usage ledger (migrations/v4.ts). */
 const USAGE_LEDGER_SCHEMA = 4;
@@ -149,6 +151,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private alarmAt: number | null | undefined;
 	/** Applying events is serialised: two requests never extend the audit chain at once. */
 	private applying: Promise<unknown> = Promise.resolve();
+	/** The store-health report under way (reportHealth). */
+	private reporting: Promise<unknown> = Promise.resolve();
 	private readonly local: Queue<TenantEvent>;
 	/** The env the routes see, per set of settings the Worker sent (one in production; tests vary them). */
 	private readonly envs = new Map<string, Env>();
@@ -566,7 +570,14 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * healthy store writes nothing. Called after the alarm and after a delivery attempt. Best effort: a
 	 * failed write is logged and tried again on the next call.
 	 */
-	private async reportHealth(orgId: string | null, logger: Logger): Promise<void> {
+	private reportHealth(orgId: string | null, logger: Logger): Promise<void> {
+		// One at a time: each compares with what the last one wrote.
+		const run = this.reporting.then(() => this.reportHealthNow(orgId, logger));
+		this.reporting = run.catch(() => undefined);
+		return run;
+	}
+
+	private async reportHealthNow(orgId: string | null, logger: Logger): Promise<void> {
 		if (orgId === null) return;
 		const h = this.ctx.storage.sql
 			.exec<{ pending: number; oldest: number | null; failed: number; failing: number; disabled: number }>(
@@ -593,7 +604,10 @@ export class TenantStoreObject extends DurableObject<Env> {
 			).run();
 			this.setMeta("health_reported", key);
 		} catch (err) {
+			// Tried again by the alarm (which reports at its end) in a minute at the latest.
 			logger.warn("store health not reported", errorFields(err));
+			const retryAt = Date.now() + HEALTH_RETRY_MS;
+			if (this.alarmAt == null || this.alarmAt > retryAt) await this.setAlarm(retryAt);
 		}
 	}
 
@@ -735,6 +749,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.migrate();
 		this.setState("active");
 		await this.armAlarm();
+		// Imported endpoints that were failing or disabled count at once (operator health).
+		const orgId = this.meta("organization_id");
+		await this.reportHealth(orgId, createLogger("info", { store: orgId ?? "unbound" }));
 		return this.stats();
 	}
 
@@ -744,9 +761,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * later call to the object finds an empty store (it creates its schema again, with no rows).
 	 */
 	async wipe(retire = false): Promise<void> {
-		// Its health row goes with it (an empty store reports nothing).
 		const orgId = this.meta("organization_id");
-		if (orgId !== null) await this.env.DB.prepare("DELETE FROM store_health WHERE organization_id = ?").bind(orgId).run();
 		await this.ctx.storage.deleteAlarm();
 		this.alarmAt = null;
 		await this.ctx.storage.deleteAll();
@@ -763,6 +778,13 @@ export class TenantStoreObject extends DurableObject<Env> {
 		if (retire) {
 			this.migrate();
 			this.setState("retired");
+		}
+		// Its health row goes with it (an empty store reports nothing); best effort, after the wipe.
+		if (orgId !== null) {
+			await this.env.DB.prepare("DELETE FROM store_health WHERE organization_id = ?")
+				.bind(orgId)
+				.run()
+				.catch((err: unknown) => createLogger("info", { store: orgId }).warn("store health row not deleted", errorFields(err)));
 		}
 	}
 

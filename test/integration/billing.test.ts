@@ -8,7 +8,7 @@ import { fakeRazorpay, fakeStripe, stubNetwork } from "../helpers/network";
 import { deliver, eventRow } from "../helpers/queue";
 import { type Body, call, callWithEnv, type Problem } from "../helpers/request";
 import { seedTenant } from "../helpers/tenant";
-import { captureTenantEvents } from "../helpers/tenant-queue";
+import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { TEST_RAZORPAY, TEST_STRIPE } from "../helpers/vars";
 
 const hex = (buf: ArrayBuffer) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -569,6 +569,21 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 			expect(await recorded(t.orgId)).toEqual([third.json.id]);
 		});
 
+		it.each([
+			["incomplete", 409],
+			["trialing", 409],
+			["unpaid", 201],
+			["paused", 201],
+			["incomplete_expired", 201],
+		])("an earlier Checkout paid for a subscription now %s: the new one answers %i", async (subStatus, expected) => {
+			const t = await subscriber();
+			const first = await checkout(t);
+			stripeApi.checkout.pay(first.json.id, subStatus);
+			const next = await checkout(t);
+			expect(next.status, next.text).toBe(expected);
+			expect(await recorded(t.orgId)).toEqual(expected === 201 ? [next.json.id] : [first.json.id]);
+		});
+
 		it("Stripe unreachable while settling an earlier session: 503, and the next Checkout settles both", async () => {
 			const t = await subscriber();
 			const first = await checkout(t);
@@ -590,19 +605,31 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 		});
 	});
 
-	it("a second subscription going live is audited as billing.duplicate_subscription, once", async () => {
+	it("a second subscription granting a plan is audited as billing.duplicate_subscription, once per subscription", async () => {
 		const sent = captureTenantEvents(vi);
 		const t = await subscriber();
-		const a = t.sub("a");
-		const b = t.sub("b");
-		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: a, plan: "pro", created: 1_800_000_000 }))]);
-		const dup = () => sent.filter((m) => m.kind === "audit" && m.organizationId === t.orgId && m.action === "billing.duplicate_subscription");
-		expect(dup()).toHaveLength(0);
-		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: b, plan: "pro", created: 1_800_000_100 }))]);
+		const [a, b, c, d] = [t.sub("a"), t.sub("b"), t.sub("c"), t.sub("d")];
+		const created = (sub: string, at: number) => msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: at }));
+		await deliver([created(a, 1_800_000_000)]);
+		// b goes live, then is updated (its own batch), then updated again in one batch with its creation replayed.
+		await deliver([created(b, 1_800_000_100)]);
 		await deliver([msg(subEvent("customer.subscription.updated", t.orgId, { sub: b, plan: "pro", created: 1_800_000_200 }))]);
-		expect(dup().map((m) => m.kind === "audit" && [m.targetId, m.after])).toEqual([
-			[b, { subscriptionId: b, plan: "pro", status: "active", alsoLive: [a] }],
-		]);
+		// c and d go live in one batch (two Checkouts paid together): d is planned before c is stored.
+		await deliver([created(c, 1_800_000_300), created(d, 1_800_000_300)]);
+		await deliverTenant(sent.filter((m) => m.organizationId === t.orgId));
+		const audit = await call<Body<"GET /api/orgs/:orgId/audit-logs">>("GET", `/api/orgs/${t.orgId}/audit-logs?action=billing.duplicate_subscription`, {
+			token: t.admin.token,
+		});
+		expect(audit.status, audit.text).toBe(200);
+		const entries = audit.json.data.map((e) => [e.target.id, (e.after as { alsoLive: string[] }).alsoLive.toSorted()]);
+		expect(entries.toSorted()).toEqual(
+			[
+				[b, [a]],
+				[c, [a, b]],
+				[d, [a, b, c]],
+			].toSorted(),
+		);
+		expect(audit.json.data[0]).toMatchObject({ actor: { type: "system", id: null }, after: { plan: "pro", status: "active" } });
 	});
 
 	it("a canceled subscription is final: an equal-timestamp or later updated does not revive it", async () => {

@@ -63,6 +63,8 @@ describe("GET /api/admin/health", () => {
 		expect(before.json.queues.map((q) => q.queue)).toEqual(["webhook-events", "tenant-events"]);
 
 		const t = await seedTenant();
+		// A tenant still served from the shared tables: its endpoints there count.
+		await env.DB.prepare("UPDATE organizations SET store_state = 'd1' WHERE id = ?").bind(t.orgId).run();
 		await failedEvent(t.orgId);
 		const db = createDb(env.DB);
 		// One tenant event dead-lettered for good, one waiting for the cron, 10 minutes old.
@@ -88,6 +90,11 @@ describe("GET /api/admin/health", () => {
 		expect(after.json.outgoingEndpoints.failing - before.json.outgoingEndpoints.failing).toBe(1);
 		expect(after.json.outgoingEndpoints.disabled - before.json.outgoingEndpoints.disabled).toBe(1);
 		expect(after.json.status).toBe("degraded");
+
+		// Moved to its own store: the rows left behind on the shared table no longer count (its store reports its own).
+		await env.DB.prepare("UPDATE organizations SET store_state = 'store' WHERE id = ?").bind(t.orgId).run();
+		const moved = await call<Health>("GET", "/api/admin/health", { token: operator });
+		expect(moved.json.outgoingEndpoints).toEqual(before.json.outgoingEndpoints);
 	});
 });
 

@@ -1,6 +1,8 @@
 // zod's JSON Schema generation as the Worker bundle sees it: wrangler.toml's [alias] (and the test
 // configuration) point zod's classic/schemas.js imports of "../core/json-schema-processors.js" and
-// "../core/to-json-schema.js" here (about 5.4 KiB gzip). Only those two imports use these exact relative paths.
+// "../core/to-json-schema.js" here (about 5.4 KiB gzip). Of what the Worker bundles, only those two imports use
+// these exact relative paths (zod's classic/external.js and mini/external.js re-export toJSONSchema by one of them:
+// exported here too, so importing "zod/v4" would still build).
 // The Worker never converts a schema to JSON Schema: the API document is built in Node
 // (src/openapi-document.ts) and served from the assets. So a schema's toJSONSchema(), its
 // `~standard.jsonSchema` and the derived bounds (.minLength, .isInt …) throw here instead of running.
@@ -11,6 +13,7 @@ const unavailable = (): never => {
 export const createToJSONSchemaMethod = () => unavailable;
 export const createStandardJSONSchemaMethod = () => unavailable;
 export {
+	unavailable as toJSONSchema,
 	unavailable as aggregateChecks,
 	unavailable as anyProcessor,
 	unavailable as arrayProcessor,
