@@ -3,8 +3,9 @@ import { runBatch, typedRow } from "../db/batch";
 import type { Database } from "../db/client";
 import { apiKeys, paymentOrders } from "../db/schema";
 import type { Env } from "../env";
+import type { Logger } from "../lib/logger";
 import { ApiError } from "../errors";
-import { forgetStoreRoute, readPlacement, storeStub } from "../tenant-store/directory";
+import { directoryChanged, forgetStoreRoute, readPlacement, storeHasData, storeStub } from "../tenant-store/directory";
 import { type ExportRecord, paged, recordStream, storeRecords, stored } from "../tenant-store/records";
 import { UPGRADE_TABLES } from "../tenant-store/upgrade";
 import { invalidateAccess } from "./access";
@@ -286,6 +287,36 @@ export async function updateOperatorOrg(
 	if (update?.meta.changes === 0) throw new ApiError("CONFLICT", "dataRegion can only be changed while the organization has no data");
 	if (regionChange) forgetStoreRoute(orgId);
 	return view(row);
+}
+
+/**
+ * Clerk's dataRegion "eu" for an organization whose directory row was a placeholder when the event came (a
+ * session token created it first): API.md takes the region from Clerk when the organization is created.
+ * Applied as an operator's PATCH is: only while the tenant has no data, its default store retired in the
+ * same step as that check; otherwise the region stays and a warning says so. Answers whether it applied.
+ */
+export async function applyClerkRegion(env: Env, db: Database, orgId: string, logger: Logger): Promise<boolean> {
+	const inStore = await storeHasData(env, orgId, "eu");
+	let changed: boolean;
+	try {
+		const res = await runBatch(db.$client, [
+			sql`UPDATE organizations SET data_region = 'eu', updated_at = ${Date.now()}
+				WHERE id = ${orgId} AND data_region = 'default' AND deleted_at IS NULL AND NOT ${hasData(orgId, inStore)}`,
+		]);
+		changed = (res[0]?.meta.changes ?? 0) > 0;
+	} finally {
+		// Whatever the outcome, the store the directory names serves (a region left as it was reinstates it).
+		await storeHasData(env, orgId, null);
+	}
+	if (changed) {
+		forgetStoreRoute(orgId);
+		invalidateAccess(orgId);
+		await directoryChanged(env, orgId);
+		logger.info("organization's data region set from Clerk", { orgId, dataRegion: "eu" });
+	} else {
+		logger.warn("Clerk's dataRegion eu not applied: the tenant already has data (or its region was set)", { orgId });
+	}
+	return changed;
 }
 
 // --- export and offboarding -------------------------------------------------------------------------

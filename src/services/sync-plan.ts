@@ -31,6 +31,12 @@ export interface SyncPlan {
 	failed?: string;
 	/** Something in the payload was ignored (the event still applies): logged as a warning. */
 	warning?: string;
+	/**
+	 * The organization whose Clerk data says dataRegion "eu" while its directory row is still a placeholder
+	 * (a session token created it before any Clerk event): the region is applied once the batch committed
+	 * (services/operator.ts applyClerkRegion), as an operator's PATCH would, while the tenant has no data.
+	 */
+	regionClaim?: string;
 }
 
 /** Thrown by planners for a payload part they cannot read; the event ends `failed` with this message. */

@@ -309,6 +309,36 @@ describe("data region from the organization's public_metadata.dataRegion", () =>
 		await deliver([created(viaMember)]);
 		expect((await operatorView(viaMember)).json).toMatchObject({ dataRegion: "eu" });
 	});
+
+	it("a row a session token created first takes the region of the organization's first Clerk event, while the tenant has no data", async () => {
+		// A member's token reaches the API before Clerk's organization.created: the directory row is a placeholder.
+		const early = async () => {
+			const orgId = uid("org");
+			const token = await signToken({ userId: await seedUser(), orgId, role: "org:admin" });
+			expect((await get(`/api/orgs/${orgId}`, token)).status).toBe(200);
+			expect((await operatorView(orgId)).json).toMatchObject({ dataRegion: "default", hasData: false });
+			return { orgId, token };
+		};
+		const empty = await early();
+		await deliver([created(empty.orgId, { dataRegion: "eu" })]);
+		expect((await operatorView(empty.orgId)).json).toMatchObject({ dataRegion: "eu" });
+		// The tenant is served from its EU store from then on.
+		const product = { name: "Tea", sku: uid("SKU"), priceMinor: 100, currency: "EUR" };
+		const made = await call("POST", `/api/orgs/${empty.orgId}/products`, { token: empty.token, body: product });
+		expect(made.status, made.text).toBe(201);
+		expect((await get(`/api/orgs/${empty.orgId}/products`, empty.token)).json).toMatchObject({ data: [expect.objectContaining({ sku: product.sku })] });
+
+		// A tenant that already has data in its default store keeps it there (logged), as an operator's PATCH would answer 409.
+		const busy = await early();
+		expect((await call("POST", `/api/orgs/${busy.orgId}/products`, { token: busy.token, body: { ...product, sku: uid("SKU") } })).status).toBe(201);
+		const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+		await deliver([created(busy.orgId, { dataRegion: "eu" })], { env: { LOG_LEVEL: "warn" } });
+		const lines = warn.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>);
+		warn.mockRestore();
+		expect(lines).toContainEqual(expect.objectContaining({ msg: expect.stringContaining("dataRegion eu not applied"), orgId: busy.orgId }));
+		expect((await operatorView(busy.orgId)).json).toMatchObject({ dataRegion: "default", hasData: true });
+		expect((await get(`/api/orgs/${busy.orgId}/products`, busy.token)).json).toMatchObject({ data: [expect.any(Object)] });
+	});
 });
 
 describe("dead letters, events listing and replay", () => {

@@ -3,6 +3,7 @@ import type { Env } from "../../env";
 import { errorFields, type Logger } from "../../lib/logger";
 import { clearAccessCache, invalidateAccess } from "../../services/access";
 import { outboxRows, relayOutbox } from "../../services/outbox";
+import { applyClerkRegion } from "../../services/operator";
 import { invalidateUser } from "../../services/users";
 import { directoryChanged } from "../../tenant-store/directory";
 import type { Planned } from "./planners";
@@ -44,5 +45,21 @@ export async function relayApplied(env: Env, db: Database, results: D1Result[], 
 		await relayOutbox(env, db, rows, logger);
 	} catch (err) {
 		logger.error("could not relay the tenant events of applied webhooks; the cron sends them", { events: rows.length, ...errorFields(err) });
+	}
+}
+
+/**
+ * Applies Clerk's dataRegion to organizations an applied batch found as placeholders (SyncPlan.regionClaim).
+ * The batch's D1 writes are committed, so a failure is logged, not retried: the region then stays the
+ * default, which an operator's PATCH changes while the tenant has no data.
+ */
+export async function applyRegionClaims(env: Env, db: Database, applied: Planned[], logger: Logger): Promise<void> {
+	const orgIds = new Set(applied.map((t) => t.plan.regionClaim).filter((o): o is string => typeof o === "string"));
+	for (const orgId of orgIds) {
+		try {
+			await applyClerkRegion(env, db, orgId, logger);
+		} catch (err) {
+			logger.error("Clerk's dataRegion could not be applied; the organization stays in the default region", { orgId, ...errorFields(err) });
+		}
 	}
 }

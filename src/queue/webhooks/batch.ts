@@ -5,7 +5,7 @@ import { errorFields, type Logger } from "../../lib/logger";
 import { isFinal, outcomesOf, recordAttemptFailed } from "../../services/events-log";
 import { backoffSeconds } from "../backoff";
 import type { WebhookMessage } from "../messages";
-import { invalidateCaches, notifyStores, relayApplied } from "./applied";
+import { applyRegionClaims, invalidateCaches, notifyStores, relayApplied } from "./applied";
 import { eventLogger, type Planned, parseMessage, planMessage } from "./planners";
 
 /**
@@ -61,6 +61,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 	try {
 		await relayApplied(env, db, await runBatch(db.$client, all), logger);
 		await notifyStores(env, todo, logger);
+		await applyRegionClaims(env, db, todo, logger);
 		for (const t of todo) {
 			invalidateCaches(t);
 			t.msg.ack();
@@ -77,6 +78,7 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 		try {
 			await relayApplied(env, db, await runBatch(db.$client, t.statements), logger);
 			await notifyStores(env, [t], logger);
+			await applyRegionClaims(env, db, [t], logger);
 			invalidateCaches(t);
 			t.msg.ack();
 			applied(t, logger);

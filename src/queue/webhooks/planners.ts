@@ -53,6 +53,14 @@ export async function planMessage(db: Database, msg: Message<unknown>, body: Web
 	if (body.source === "clerk") {
 		const envelope = ClerkEnvelopeSchema.safeParse(json);
 		if (envelope.success) p = planClerkEvent(envelope.data, body.timestamp, now, body.svixId);
+		// Kept only for a placeholder row whose region is still the default (no Clerk event decided it yet).
+		if (p?.regionClaim) {
+			const row = await db.$client
+				.prepare("SELECT 1 AS placeholder FROM organizations WHERE id = ? AND source_updated_at = 0 AND data_region = 'default' AND deleted_at IS NULL")
+				.bind(p.regionClaim)
+				.first();
+			if (!row) p.regionClaim = undefined;
+		}
 	} else if (typeof json === "object" && json !== null) {
 		const data = json as Record<string, unknown>;
 		p =

@@ -6,7 +6,7 @@ import { membershipPlanners } from "./memberships";
 import { organizationPlanners } from "./organizations";
 import { rolePlanners } from "./roles";
 import { sessionPlanners } from "./sessions";
-import { type ClerkEvent, ignore, ms, type Planner, planOf } from "./shared";
+import { type ClerkEvent, ignore, metadataRegion, ms, type Planner, planOf } from "./shared";
 import { userPlanners } from "./users";
 
 export type { SyncPlan } from "../sync-plan";
@@ -50,7 +50,11 @@ export function planClerkEvent(envelope: ClerkEnvelope, eventTs: number, now: nu
 	const planner = PLANNERS.get(envelope.type);
 	if (!planner) return ignore(e, orgId);
 	try {
-		return planner(e);
+		const plan = planner(e);
+		// The organization's data as the event carries it (a membership event embeds it).
+		const org = envelope.type.startsWith("organization.") ? d : obj(d.organization);
+		if (!plan.ignored && envelope.type !== "organization.deleted" && metadataRegion(org) === "eu") plan.regionClaim = s(org.id) ?? undefined;
+		return plan;
 	} catch (err) {
 		// A malformed part fails this event alone, visibly; any other error is a bug and propagates (retried).
 		if (err instanceof MalformedPayload) return planOf(e, { organizationId: orgId, failed: err.message });

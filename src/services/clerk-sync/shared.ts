@@ -80,7 +80,8 @@ export const metadataRegion = (d: Data): unknown => obj(d.public_metadata).dataR
 
 /**
  * The organization's data region comes from the event that creates its row (public_metadata.dataRegion
- * "eu", else "default") and no later event changes it: only an operator does (services/operator.ts).
+ * "eu", else "default") and no later event changes it: only an operator does (services/operator.ts), and,
+ * for a row a session token created first, the first Clerk event (SyncPlan.regionClaim).
  */
 export function upsertOrg(d: Data, ts: number, now: number): SQL {
 	return sql`
