@@ -128,7 +128,9 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
 	}
 	if (err instanceof HTTPException) {
 		const code = statusToCode(err.status);
-		return problem(c, code, err.message || code.toLowerCase());
+		// @hono/zod-openapi's media-type gate says only "Unsupported Media Type": say what the route takes.
+		const detail = err.status === 415 ? "this route takes a JSON body: send it with Content-Type: application/json" : err.message;
+		return problem(c, code, detail || code.toLowerCase());
 	}
 	loggerOf(c).error("unhandled error", errorFields(err));
 	return problem(c, "INTERNAL_SERVER_ERROR", "an unexpected error occurred");

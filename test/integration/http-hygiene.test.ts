@@ -132,6 +132,7 @@ describe("method and media type", () => {
 			expect(res.status, `${type}: ${res.text}`).toBe(415);
 			expect(res.headers.get("content-type")).toBe("application/problem+json");
 			expect(res.json).toMatchObject({ status: 415, code: "UNSUPPORTED_MEDIA_TYPE" });
+			expect(res.json.detail).toContain("Content-Type: application/json");
 		}
 		const patch = await call("PATCH", `${path}/prod_x`, { token: t.admin.token, body: "{}", headers: { "content-type": "text/plain" } });
 		expect(patch.status).toBe(415);
