@@ -74,7 +74,8 @@ export async function planRazorpayEvent(db: Database, body: Data, now: number, e
 	plan.statements.push(transitionOrder(found.id, status === "captured" ? "PAID" : "FAILED", now));
 	plan.events = [
 		systemAudit({
-			id: `aud_${eventId}`,
+			// One entry per payment and outcome: payment.captured and order.paid both report the same capture.
+			id: paymentId ? `aud_${status}_${paymentId}` : `aud_${eventId}`,
 			organizationId,
 			action: `payment.${status}`,
 			targetType: "payment_order",
@@ -118,6 +119,28 @@ export function grantedPlanSql(orgId: SQL | string, now: number): SQL {
 export function applyPlan(orgId: string, now: number): SQL {
 	return sql`UPDATE organizations SET plan = ${grantedPlanSql(orgId, now)}, updated_at = ${now}
 		WHERE id = ${orgId} AND EXISTS (SELECT 1 FROM subscriptions WHERE organization_id = ${orgId})`;
+}
+
+/**
+ * plan.changed (audit entry and outgoing event, as the lapsed-plans cron writes them) for a batch about to
+ * run applyPlan: written only when the plan it will set differs from the stored one, with both filled in by
+ * the batch. Place it after the statements that change the subscriptions and before applyPlan.
+ */
+function planChangedOutbox(orgId: string, now: number, reason: string, eventId: string): SQL[] {
+	const stored = sql`(SELECT plan FROM organizations WHERE id = ${orgId})`;
+	const granted = grantedPlanSql(orgId, now);
+	const when = sql`${stored} <> ${granted} AND EXISTS (SELECT 1 FROM subscriptions WHERE organization_id = ${orgId})`;
+	const data = { organizationId: orgId, plan: "", previousPlan: "", reason };
+	return [
+		outboxInsert(
+			systemAudit({ id: `aud_plan_${eventId}`, organizationId: orgId, action: "plan.changed", targetType: "organization", targetId: orgId, after: data }),
+			{ set: { "$.after.plan": granted, "$.after.previousPlan": stored, "$.before": sql`json_object('plan', ${stored})` }, when },
+		),
+		outboxInsert(tenantEvent(orgId, "plan.changed", data, `evt_plan_${eventId}`), {
+			set: { "$.data.plan": granted, "$.data.previousPlan": stored },
+			when,
+		}),
+	];
 }
 
 /** Stripe timestamps are seconds; stored as ms. */
@@ -296,6 +319,9 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 					current_period_end = ${paidThrough === null ? sql`current_period_end` : sql`max(coalesce(current_period_end, 0), ${paidThrough})`},
 					source_updated_at = ${ts}, updated_at = ${now}
 					WHERE organization_id = ${orgId} AND ${which} AND source_updated_at <= ${ts} AND status IN (${LIVE}, 'incomplete')`,
+				// A plan the invoice moves (a paid one restoring a lapsed plan, say) is announced like the cron's:
+				// written between the two statements, so it compares the stored plan with the one applyPlan sets.
+				...planChangedOutbox(orgId, now, paid ? "invoice_paid" : "invoice_payment_failed", eventId),
 				applyPlan(orgId, now),
 			);
 			return plan;

@@ -6,7 +6,7 @@ import type { Logger } from "../lib/logger";
 import type { RequestMeta } from "../lib/request-meta";
 import { publishChange } from "./events-bus";
 import { ApiError } from "../errors";
-import { isLiveSubscription, PAST_DUE_GRACE_MS, PLANS, type PlanId, type PlanLimits, planOf, planRank } from "./plans";
+import { grantsPlan, isLiveSubscription, PAST_DUE_GRACE_MS, PLANS, type PlanId, type PlanLimits, planOf, planRank } from "./plans";
 import {
 	cancelStripeSubscription,
 	createCheckoutSession,
@@ -15,6 +15,7 @@ import {
 	listStripeInvoices,
 	settleCheckoutSession,
 	type StripeSubscriptionState,
+	stripeSubscriptionStatus,
 } from "./stripe";
 import { getUser } from "./users";
 
@@ -202,13 +203,21 @@ export async function startCheckout(
 	const subs = await subscriptionsOf(deps.db, organizationId);
 	// One subscription per organization: a second Checkout would bill twice. Plan changes and
 	// cancellation of the live one go through the billing portal.
-	const live = currentSubscription(subs.filter((s) => isLiveSubscription(s.status)));
-	if (live) {
-		throw new ApiError(
+	const now = Date.now();
+	const refuse = (live: Subscription, status = live.status) =>
+		new ApiError(
 			"CONFLICT",
-			`the organization already has a live ${live.plan} subscription (${live.status}); change or cancel it in the billing portal ` +
+			`the organization already has a live ${live.plan} subscription (${status}); change or cancel it in the billing portal ` +
 				`(POST /api/orgs/${organizationId}/billing/portal) instead of starting a second one`,
 		);
+	const live = subs.filter((s) => isLiveSubscription(s.status));
+	const granting = currentSubscription(live.filter((s) => grantsPlan(s, now)));
+	if (granting) throw refuse(granting);
+	// Live by its last webhook but past its period or grace (its plan lapsed): Stripe's last word may have been
+	// lost (a deletion at period end), so Stripe is asked; only one it still bills blocks a new Checkout.
+	for (const s of live) {
+		const status = await stripeSubscriptionStatus(deps.config, s.subscriptionId);
+		if (isLiveSubscription(status) || status === "incomplete") throw refuse(s, status);
 	}
 	const customerId = currentSubscription(subs.filter((s) => s.customerId))?.customerId;
 	const user = await getUser(deps.db, userId);

@@ -332,6 +332,22 @@ export async function cancelStripeSubscription(
 	}
 }
 
+/**
+ * A subscription's status as Stripe has it now (GET /v1/subscriptions/:id); "canceled" when Stripe does not
+ * know it (404). For a subscription D1 still holds live whose period or grace ran out: its last webhook may
+ * have been lost.
+ */
+export async function stripeSubscriptionStatus(config: Config, subscriptionId: string): Promise<string> {
+	requireKey(config);
+	try {
+		const sub = await stripeRequest<{ status?: string }>(config, "GET", `/v1/subscriptions/${encodeURIComponent(subscriptionId)}`);
+		return sub.status ?? "canceled";
+	} catch (err) {
+		if (isInvalidRequest(err) && err.status === 404) return "canceled";
+		throw stripeFailure(err, "the subscription");
+	}
+}
+
 /** An invoice as the API returns it (amounts in the currency's smallest unit, times in ms). */
 export interface InvoiceView {
 	id: string;

@@ -112,6 +112,8 @@ export function fakeStripe() {
 			Object.assign(session, { status: "complete", subscription: { id: sub, status } });
 			return sub;
 		},
+		/** Subscriptions GET /v1/subscriptions/:id knows, by id: their status (others: 404). */
+		subscriptions: new Map<string, string>(),
 	};
 	const sessionObject = (id: string, s: CheckoutSessionState, expand: boolean) => ({
 		id,
@@ -193,6 +195,18 @@ export function fakeStripe() {
 			const url = new URL(req.url);
 			return Response.json(sessionObject(id, session, url.searchParams.get("expand[0]") === "subscription"));
 		},
+	};
+	routes["https://api.stripe.com/v1/subscriptions/"] = async (req) => {
+		await record(req);
+		const id = decodeURIComponent(new URL(req.url).pathname.split("/")[3] ?? "");
+		const status = checkout.subscriptions.get(id);
+		if (!status) {
+			return Response.json(
+				{ error: { type: "invalid_request_error", code: "resource_missing", param: "id", message: `No such subscription: '${id}'` } },
+				{ status: 404 },
+			);
+		}
+		return Response.json({ id, object: "subscription", status });
 	};
 	return { calls, meter, checkout, routes };
 }

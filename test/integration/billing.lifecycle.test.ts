@@ -420,6 +420,22 @@ describe("subscription lifecycle from Stripe events", () => {
 			stripeMessage("invoice.paid", now + 1000, { id: "in_f", object: "invoice", customer: t.customer, subscription: t.sub }),
 		]);
 		expect(await t.billing()).toMatchObject({ plan: "pro", status: "active", graceUntil: null });
+		// The paid invoice restored the plan: announced like the cron's lapse (audit entry and outgoing event), once.
+		const restored = { organizationId: t.orgId, plan: "pro", previousPlan: "free", reason: "invoice_paid" };
+		const ours = sent.filter((m) => m.organizationId === t.orgId);
+		expect(ours.filter((m) => m.kind === "audit" && (m.after as { reason?: string } | null)?.reason === "invoice_paid")).toEqual([
+			expect.objectContaining({ action: "plan.changed", before: { plan: "free" }, after: restored }),
+		]);
+		expect(ours.filter((m) => m.kind === "webhook.event" && (m.data as { reason?: string }).reason === "invoice_paid")).toEqual([
+			expect.objectContaining({ type: "plan.changed", data: restored }),
+		]);
+		// The next paid invoice leaves the plan as it is: nothing more is announced.
+		await deliver([
+			stripeMessage("invoice.paid", now + 2000, { id: "in_g", object: "invoice", customer: t.customer, subscription: t.sub }),
+		]);
+		expect(sent.filter((m) => m.organizationId === t.orgId && m.kind === "webhook.event" && m.type === "plan.changed")).toHaveLength(
+			ours.filter((m) => m.kind === "webhook.event" && m.type === "plan.changed").length,
+		);
 	});
 
 	it("a past_due event older than the grace period grants nothing when it is applied", async () => {

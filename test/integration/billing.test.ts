@@ -541,6 +541,20 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 			expect(() => stripeApi.checkout.pay(first.json.id)).toThrow(/not open/);
 		});
 
+		it("a retried Checkout with its Idempotency-Key gets the same session, still open (a new key opens a new one)", async () => {
+			const t = await subscriber();
+			const headers = { "idempotency-key": uid("ck") };
+			const send = () => call<Body<"POST /api/orgs/:orgId/billing/checkout">>("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.admin.token, body, headers });
+			const first = await send();
+			expect(first.status, first.text).toBe(201);
+			const retry = await send();
+			expect(retry.status, retry.text).toBe(201);
+			expect(retry.headers.get("idempotent-replayed")).toBe("true");
+			expect(retry.json).toEqual(first.json);
+			expect(status(first.json.id)).toBe("open");
+			expect(stripeApi.checkout.sessions.size).toBe(1);
+		});
+
 		it("Checkouts started side by side leave exactly one open session", async () => {
 			const t = await subscriber();
 			const answers = await Promise.all([checkout(t), checkout(t), checkout(t)]);
@@ -582,6 +596,23 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 			const next = await checkout(t);
 			expect(next.status, next.text).toBe(expected);
 			expect(await recorded(t.orgId)).toEqual(expected === 201 ? [next.json.id] : [first.json.id]);
+		});
+
+		it("a subscription live by its last webhook but past its period asks Stripe: ended there, a new Checkout works; still billed, 409", async () => {
+			const t = await subscriber();
+			const sub = t.sub("lapsed");
+			// Its deletion at period end was lost: D1 still says active, its period ended two days ago.
+			const ended = Math.floor(Date.now() / 1000) - 2 * 86_400;
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: ended - 86_400, periodEnd: ended }))]);
+			expect(await t.billing()).toMatchObject({ plan: "free", status: "active" });
+			stripeApi.checkout.subscriptions.set(sub, "active");
+			const billed = await checkout(t);
+			expect(billed.status, billed.text).toBe(409);
+			expect(billed.json.detail).toContain("(active)");
+			stripeApi.checkout.subscriptions.set(sub, "canceled");
+			const again = await checkout(t);
+			expect(again.status, again.text).toBe(201);
+			expect(stripeApi.calls.filter((c) => c.url.endsWith(`/v1/subscriptions/${sub}`))).toHaveLength(2);
 		});
 
 		it("Stripe unreachable while settling an earlier session: 503, and the next Checkout settles both", async () => {

@@ -147,6 +147,12 @@ describe("Razorpay capture cross-check (webhook)", () => {
 		// The right amount and currency still pay it.
 		await webhook(captured(order.razorpayOrderId, "pay_ok", 50_000, "INR"));
 		expect(await orderStatus(order.razorpayOrderId)).toBe("PAID");
+		// Razorpay reports the same capture twice (payment.captured, then order.paid): one audit entry.
+		await webhook(captured(order.razorpayOrderId, "pay_ok", 50_000, "INR", "order.paid"));
+		const paid = sent.filter((m): m is AuditMessage => m.kind === "audit" && m.action === "payment.captured");
+		await deliverTenant(paid);
+		const entries = await storeSql(t.orgId, "SELECT count(*) AS n FROM audit_logs WHERE organization_id = ? AND action = 'payment.captured'", t.orgId);
+		expect(entries).toEqual([{ n: 1 }]);
 	});
 
 	it("a mismatching capture after PAID changes nothing either", async () => {

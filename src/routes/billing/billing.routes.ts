@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requirePermission } from "../../middleware/authorize";
 import { tenantMiddleware } from "../../middleware/tenant";
-import { CursorQuery, jsonContent, OrgIdParam, orgErrors, problem } from "../../openapi";
+import { idempotency } from "../../middleware/idempotency";
+import { CursorQuery, IdempotencyKeyHeader, jsonContent, OrgIdParam, orgErrors, problem } from "../../openapi";
 
 /** Checkout, portal, cancel and invoices: org:billing:manage (admins hold it). */
 const manage = () => tenantMiddleware(requirePermission("org:billing:manage"));
@@ -54,9 +55,11 @@ export const checkout = createRoute({
 		"and the plan is changed or the subscription canceled through the billing portal (POST /api/orgs/{orgId}/billing/portal). " +
 		"Only the organization's last Checkout can be paid: starting one expires its earlier open sessions at Stripe.",
 	security: [{ bearer: [] }],
-	middleware: manage(),
+	// A retried Checkout with its Idempotency-Key gets the session it opened, instead of a new one that expires it.
+	middleware: [...manage(), idempotency()],
 	request: {
 		params: OrgIdParam,
+		headers: IdempotencyKeyHeader,
 		body: {
 			required: true,
 			content: {
@@ -73,7 +76,9 @@ export const checkout = createRoute({
 	responses: {
 		201: jsonContent(z.object({ id: z.string(), url: z.string().nullable() }).openapi("CheckoutSession"), "Session created"),
 		...orgErrors,
-		409: problem("The organization already has a live subscription (or an earlier Checkout was just paid): change it in the billing portal"),
+		409: problem(
+			"The organization already has a live subscription (or an earlier Checkout was just paid): change it in the billing portal; or Idempotency-Key reuse",
+		),
 	},
 });
 
