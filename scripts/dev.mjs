@@ -30,6 +30,8 @@ const HELP = `usage: npm run dev [-- options]
   RAZORPAY_API_BASE / STRIPE_API_BASE pointing at it and test keys it accepts (wrangler --var, .dev.vars is left
   as it is). \`npm run -s dev:url -- --fake-providers\` prints its URL; npm run fake-providers -- --help lists
   what it answers.
+  The cron (lapsed plans, outbox re-send, tenant-store upgrade and rollout) does not fire by itself locally:
+  \`curl "$(npm run -s dev:url)/__scheduled"\` runs it once (wrangler dev --test-scheduled, passed here).
   Any other option is passed to \`wrangler dev\` (e.g. --ip 0.0.0.0, --log-level debug).
   Once the server answers, its URL is written to .wrangler/dev-server.json: \`npm run token\` and
   \`npm run webhook:send\` use it (or --url), \`npm run -s dev:url\` prints it.`;
@@ -169,6 +171,8 @@ if (faked.length > 0) {
 const devArgs = ["dev", ...passthrough];
 if (!option("port")) devArgs.push("--port", String(port));
 if (!option("inspector-port")) devArgs.push("--inspector-port", String(await freePort(9229)));
+// The cron (wrangler.toml [triggers]) never fires by itself locally: GET /__scheduled runs it once.
+if (!passthrough.includes("--test-scheduled")) devArgs.push("--test-scheduled");
 for (const v of fakeVars) devArgs.push("--var", v);
 const child = spawn(wrangler, devArgs, {
 	cwd: ROOT,
