@@ -126,18 +126,24 @@ export function applyPlan(orgId: string, now: number): SQL {
  * run applyPlan: written only when the plan it will set differs from the stored one, with both filled in by
  * the batch. Place it after the statements that change the subscriptions and before applyPlan.
  */
-function planChangedOutbox(orgId: string, now: number, reason: string, eventId: string): SQL[] {
+function planChangedOutbox(orgId: string, now: number, reason: string, eventId: string, applied: SQL): SQL[] {
 	const stored = sql`(SELECT plan FROM organizations WHERE id = ${orgId})`;
 	const granted = grantedPlanSql(orgId, now);
 	const when = sql`${stored} <> ${granted} AND EXISTS (SELECT 1 FROM subscriptions WHERE organization_id = ${orgId})`;
+	// `applied`: the event changed a subscription. A stale or replayed one changes none, yet applyPlan may still move
+	// a plan whose period ran out before the cron got to it: that is announced as the cron would have.
+	const why = sql`CASE WHEN ${applied} THEN ${reason} ELSE 'subscription_lapsed' END`;
 	const data = { organizationId: orgId, plan: "", previousPlan: "", reason };
 	return [
 		outboxInsert(
 			systemAudit({ id: `aud_plan_${eventId}`, organizationId: orgId, action: "plan.changed", targetType: "organization", targetId: orgId, after: data }),
-			{ set: { "$.after.plan": granted, "$.after.previousPlan": stored, "$.before": sql`json_object('plan', ${stored})` }, when },
+			{
+				set: { "$.after.plan": granted, "$.after.previousPlan": stored, "$.after.reason": why, "$.before": sql`json_object('plan', ${stored})` },
+				when,
+			},
 		),
 		outboxInsert(tenantEvent(orgId, "plan.changed", data, `evt_plan_${eventId}`), {
-			set: { "$.data.plan": granted, "$.data.previousPlan": stored },
+			set: { "$.data.plan": granted, "$.data.previousPlan": stored, "$.data.reason": why },
 			when,
 		}),
 	];
@@ -321,7 +327,13 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 					WHERE organization_id = ${orgId} AND ${which} AND source_updated_at <= ${ts} AND status IN (${LIVE}, 'incomplete')`,
 				// A plan the invoice moves (a paid one restoring a lapsed plan, say) is announced like the cron's:
 				// written between the two statements, so it compares the stored plan with the one applyPlan sets.
-				...planChangedOutbox(orgId, now, paid ? "invoice_paid" : "invoice_payment_failed", eventId),
+				...planChangedOutbox(
+					orgId,
+					now,
+					paid ? "invoice_paid" : "invoice_payment_failed",
+					eventId,
+					sql`EXISTS (SELECT 1 FROM subscriptions WHERE organization_id = ${orgId} AND ${which} AND source_updated_at = ${ts} AND updated_at = ${now})`,
+				),
 				applyPlan(orgId, now),
 			);
 			return plan;

@@ -6,7 +6,7 @@ import type { Logger } from "../lib/logger";
 import type { RequestMeta } from "../lib/request-meta";
 import { publishChange } from "./events-bus";
 import { ApiError } from "../errors";
-import { grantsPlan, isLiveSubscription, PAST_DUE_GRACE_MS, PLANS, type PlanId, type PlanLimits, planOf, planRank } from "./plans";
+import { grantsPlan, isLiveSubscription, mayStillBill, PAST_DUE_GRACE_MS, PLANS, type PlanId, type PlanLimits, planOf, planRank } from "./plans";
 import {
 	cancelStripeSubscription,
 	createCheckoutSession,
@@ -115,8 +115,9 @@ export async function cancelSubscription(
 	organizationId: string,
 	atPeriodEnd: boolean,
 ): Promise<StripeSubscriptionState & { plan: PlanId }> {
-	const live = currentSubscription((await subscriptionsOf(deps.db, organizationId)).filter((s) => isLiveSubscription(s.status)));
-	if (!live) throw new ApiError("CONFLICT", "the organization has no live subscription to cancel");
+	// The one that grants the plan, else one Stripe may still bill (unpaid, paused, incomplete).
+	const live = currentSubscription((await subscriptionsOf(deps.db, organizationId)).filter((s) => mayStillBill(s.status)));
+	if (!live) throw new ApiError("CONFLICT", "the organization has no subscription to cancel");
 	const state = await cancelStripeSubscription(deps.config, live.subscriptionId, atPeriodEnd);
 	await publishChange(deps.env, deps.meta, deps.logger, {
 		organizationId,
@@ -204,20 +205,19 @@ export async function startCheckout(
 	// One subscription per organization: a second Checkout would bill twice. Plan changes and
 	// cancellation of the live one go through the billing portal.
 	const now = Date.now();
-	const refuse = (live: Subscription, status = live.status) =>
+	const refuse = (sub: Subscription, status = sub.status) =>
 		new ApiError(
 			"CONFLICT",
-			`the organization already has a live ${live.plan} subscription (${status}); change or cancel it in the billing portal ` +
-				`(POST /api/orgs/${organizationId}/billing/portal) instead of starting a second one`,
+			`the organization already has a ${sub.plan} subscription Stripe bills (${status}); change, pay or cancel it in the ` +
+				`billing portal (POST /api/orgs/${organizationId}/billing/portal) instead of starting a second one`,
 		);
-	const live = subs.filter((s) => isLiveSubscription(s.status));
-	const granting = currentSubscription(live.filter((s) => grantsPlan(s, now)));
+	const granting = currentSubscription(subs.filter((s) => grantsPlan(s, now)));
 	if (granting) throw refuse(granting);
-	// Live by its last webhook but past its period or grace (its plan lapsed): Stripe's last word may have been
-	// lost (a deletion at period end), so Stripe is asked; only one it still bills blocks a new Checkout.
-	for (const s of live) {
+	// Not ended by its last webhook, but granting no plan: past its period or grace (Stripe's last word, a deletion
+	// at period end, may have been lost), or unpaid, paused, incomplete. Stripe is asked: one it may still bill blocks.
+	for (const s of subs.filter((sub) => mayStillBill(sub.status))) {
 		const status = await stripeSubscriptionStatus(deps.config, s.subscriptionId);
-		if (isLiveSubscription(status) || status === "incomplete") throw refuse(s, status);
+		if (mayStillBill(status)) throw refuse(s, status);
 	}
 	const customerId = currentSubscription(subs.filter((s) => s.customerId))?.customerId;
 	const user = await getUser(deps.db, userId);

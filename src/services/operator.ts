@@ -296,17 +296,18 @@ export async function updateOperatorOrg(
  * same step as that check; otherwise the region stays and a warning says so. Answers whether it applied.
  */
 export async function applyClerkRegion(env: Env, db: Database, orgId: string, logger: Logger): Promise<boolean> {
-	const inStore = await storeHasData(env, orgId, "eu");
 	let changed: boolean;
 	try {
+		const inStore = await storeHasData(env, orgId, "eu");
 		const res = await runBatch(db.$client, [
 			sql`UPDATE organizations SET data_region = 'eu', updated_at = ${Date.now()}
 				WHERE id = ${orgId} AND data_region = 'default' AND deleted_at IS NULL AND NOT ${hasData(orgId, inStore)}`,
 		]);
 		changed = (res[0]?.meta.changes ?? 0) > 0;
 	} finally {
-		// Whatever the outcome, the store the directory names serves (a region left as it was reinstates it).
-		await storeHasData(env, orgId, null);
+		// Whatever the outcome, the store the directory names serves (a region left as it was reinstates it):
+		// tried twice, as a store left retired would refuse the tenant until an operator's PATCH reinstates it.
+		await storeHasData(env, orgId, null).catch(() => storeHasData(env, orgId, null));
 	}
 	if (changed) {
 		forgetStoreRoute(orgId);

@@ -93,6 +93,15 @@ export const LIVE_SUBSCRIPTION_STATUSES = ["active", "trialing", "past_due"] as 
 /** Subscription statuses Stripe never leaves: later events must not revive such a subscription. */
 export const FINAL_SUBSCRIPTION_STATUSES = ["canceled", "incomplete_expired"] as const;
 
+/**
+ * Whether Stripe may still bill the subscription: any status but a final one (canceled, incomplete_expired).
+ * Besides the live ones: incomplete (its first payment being confirmed), unpaid (invoices still generated) and
+ * paused (resumed once a payment method is added). Such a subscription blocks a second Checkout.
+ */
+export function mayStillBill(status: string | null | undefined): boolean {
+	return !(FINAL_SUBSCRIPTION_STATUSES as readonly string[]).includes(status ?? "canceled");
+}
+
 export function isLiveSubscription(status: string | null | undefined): boolean {
 	return (LIVE_SUBSCRIPTION_STATUSES as readonly string[]).includes(status ?? "");
 }

@@ -1,7 +1,7 @@
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import { hmacSha256Hex, timingSafeEqual } from "../lib/crypto";
-import { isLiveSubscription, PLANS, type PlanId } from "./plans";
+import { mayStillBill, PLANS, type PlanId } from "./plans";
 
 /** How old a signed webhook may be, in seconds (Stripe's SDK default). */
 const STRIPE_TOLERANCE_SECONDS = 300;
@@ -209,10 +209,9 @@ export async function createCheckoutSession(
 
 /**
  * Settles an earlier Checkout Session of an organization: expires it while it is open, so it can no longer
- * be paid. Answers "live" when it was paid and the subscription it created grants a plan (active, trialing,
- * past_due) or may still (incomplete: its first payment is being confirmed, for at most 23 h), "settled"
- * otherwise: expired now or before, or its subscription ended or lapsed (canceled, incomplete_expired,
- * unpaid, paused), which a new Checkout may replace.
+ * be paid. Answers "live" when it was paid and Stripe may still bill the subscription it created (plans.ts
+ * mayStillBill: anything but canceled or incomplete_expired), "settled" otherwise: expired now or before, or
+ * its subscription ended, which a new Checkout may replace.
  */
 export async function settleCheckoutSession(config: Config, id: string): Promise<"settled" | "live"> {
 	const path = `/v1/checkout/sessions/${encodeURIComponent(id)}`;
@@ -236,7 +235,7 @@ export async function settleCheckoutSession(config: Config, id: string): Promise
 		const sub = session.subscription;
 		// Not expanded (unexpected): its state is unknown, so it counts as live.
 		const status = typeof sub === "object" ? sub?.status : "active";
-		return session.status === "complete" && sub && (isLiveSubscription(status) || status === "incomplete") ? "live" : "settled";
+		return session.status === "complete" && sub && mayStillBill(status) ? "live" : "settled";
 	} catch (err) {
 		if (isInvalidRequest(err) && err.status === 404) return "settled";
 		throw stripeFailure(err, "the earlier Checkout Session");

@@ -267,7 +267,7 @@ describe("POST /api/orgs/:orgId/billing/cancel", () => {
 		expect((await call("POST", `${t.base}/billing/cancel`, { token: t.member.token, body: { atPeriodEnd: true } })).status).toBe(403);
 		const none = await call<Problem>("POST", `${t.base}/billing/cancel`, { token: t.admin.token, body: { atPeriodEnd: true } });
 		expect(none.status, none.text).toBe(409);
-		expect(none.json.detail).toContain("no live subscription");
+		expect(none.json.detail).toContain("no subscription to cancel");
 		expect(stripe.calls).toHaveLength(0);
 		expect((await call("POST", `${t.base}/billing/cancel`, { token: t.admin.token, body: {} })).status).toBe(400);
 
@@ -436,6 +436,25 @@ describe("subscription lifecycle from Stripe events", () => {
 		expect(sent.filter((m) => m.organizationId === t.orgId && m.kind === "webhook.event" && m.type === "plan.changed")).toHaveLength(
 			ours.filter((m) => m.kind === "webhook.event" && m.type === "plan.changed").length,
 		);
+	});
+
+	it("a stale invoice event that finds a lapsed plan announces the lapse, not a payment", async () => {
+		const t = await tenant();
+		const now = Date.now();
+		const base = { id: t.sub, customer: t.customer, orgId: t.orgId, periodEnd: sec(now + 25 * DAY) };
+		await deliver([stripeMessage("customer.subscription.created", now - DAY, subscriptionObject(base))]);
+		expect(await t.plan()).toBe("pro");
+		// Its period ran out (its renewal lost) and the cron has not run yet: D1 still says pro.
+		await env.DB.prepare("UPDATE subscriptions SET current_period_end = ? WHERE subscription_id = ?").bind(now - 3 * DAY, t.sub).run();
+		// An invoice.paid older than what is stored changes no subscription; applying the plan moves it to free.
+		await deliver([
+			stripeMessage("invoice.paid", now - 2 * DAY, { id: "in_old", object: "invoice", customer: t.customer, subscription: t.sub }),
+		]);
+		expect(await t.plan()).toBe("free");
+		const announced = sent.filter((m) => m.organizationId === t.orgId && m.kind === "webhook.event" && (m.data as { reason?: string }).reason);
+		expect(announced).toEqual([
+			expect.objectContaining({ data: { organizationId: t.orgId, plan: "free", previousPlan: "pro", reason: "subscription_lapsed" } }),
+		]);
 	});
 
 	it("a past_due event older than the grace period grants nothing when it is applied", async () => {

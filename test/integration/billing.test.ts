@@ -586,9 +586,11 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 		it.each([
 			["incomplete", 409],
 			["trialing", 409],
-			["unpaid", 201],
-			["paused", 201],
+			// Stripe may still bill these (unpaid: invoices still generated; paused: resumed with a payment method).
+			["unpaid", 409],
+			["paused", 409],
 			["incomplete_expired", 201],
+			["canceled", 201],
 		])("an earlier Checkout paid for a subscription now %s: the new one answers %i", async (subStatus, expected) => {
 			const t = await subscriber();
 			const first = await checkout(t);

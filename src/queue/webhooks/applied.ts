@@ -50,7 +50,7 @@ export async function relayApplied(env: Env, db: Database, results: D1Result[], 
 
 /**
  * Applies Clerk's dataRegion to organizations an applied batch found as placeholders (SyncPlan.regionClaim).
- * The batch's D1 writes are committed, so a failure is logged, not retried: the region then stays the
+ * The batch's D1 writes are committed, so a failure is logged, not retried: the region may then stay the
  * default, which an operator's PATCH changes while the tenant has no data.
  */
 export async function applyRegionClaims(env: Env, db: Database, applied: Planned[], logger: Logger): Promise<void> {
@@ -59,7 +59,7 @@ export async function applyRegionClaims(env: Env, db: Database, applied: Planned
 		try {
 			await applyClerkRegion(env, db, orgId, logger);
 		} catch (err) {
-			logger.error("Clerk's dataRegion could not be applied; the organization stays in the default region", { orgId, ...errorFields(err) });
+			logger.error("applying Clerk's dataRegion failed (GET /api/admin/orgs/:orgId shows the region in effect)", { orgId, ...errorFields(err) });
 		}
 	}
 }

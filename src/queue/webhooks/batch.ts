@@ -59,9 +59,11 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 
 	const all = todo.flatMap((t) => t.statements);
 	try {
-		await relayApplied(env, db, await runBatch(db.$client, all), logger);
-		await notifyStores(env, todo, logger);
+		const results = await runBatch(db.$client, all);
+		// Before the batch's audit entries are relayed: one landing in the old region's store first would count as data there.
 		await applyRegionClaims(env, db, todo, logger);
+		await relayApplied(env, db, results, logger);
+		await notifyStores(env, todo, logger);
 		for (const t of todo) {
 			invalidateCaches(t);
 			t.msg.ack();
@@ -76,9 +78,10 @@ export async function processWebhookBatch(env: Env, db: Database, batch: Message
 
 	for (const t of todo) {
 		try {
-			await relayApplied(env, db, await runBatch(db.$client, t.statements), logger);
-			await notifyStores(env, [t], logger);
+			const results = await runBatch(db.$client, t.statements);
 			await applyRegionClaims(env, db, [t], logger);
+			await relayApplied(env, db, results, logger);
+			await notifyStores(env, [t], logger);
 			invalidateCaches(t);
 			t.msg.ack();
 			applied(t, logger);

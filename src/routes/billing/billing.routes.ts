@@ -51,7 +51,7 @@ export const checkout = createRoute({
 	tags: ["billing"],
 	summary: "Start a Stripe Checkout subscription for a paid plan (org:billing:manage)",
 	description:
-		"An organization has at most one live (active, trialing, past_due) subscription: while it has one, this answers 409 " +
+		"An organization has at most one subscription Stripe may bill (any status but canceled or incomplete_expired): while it has one, this answers 409 " +
 		"and the plan is changed or the subscription canceled through the billing portal (POST /api/orgs/{orgId}/billing/portal). " +
 		"Only the organization's last Checkout can be paid: starting one expires its earlier open sessions at Stripe.",
 	security: [{ bearer: [] }],
@@ -77,7 +77,7 @@ export const checkout = createRoute({
 		201: jsonContent(z.object({ id: z.string(), url: z.string().nullable() }).openapi("CheckoutSession"), "Session created"),
 		...orgErrors,
 		409: problem(
-			"The organization already has a live subscription (or an earlier Checkout was just paid): change it in the billing portal; or Idempotency-Key reuse",
+			"The organization already has a subscription Stripe may bill (or an earlier Checkout was just paid): change it in the billing portal; or Idempotency-Key reuse",
 		),
 	},
 });
@@ -153,7 +153,7 @@ export const cancel = createRoute({
 	responses: {
 		200: jsonContent(SubscriptionStateSchema, "The subscription after the call"),
 		...orgErrors,
-		409: problem("No live subscription, or Stripe refused the change"),
+		409: problem("No subscription Stripe may still bill, or Stripe refused the change"),
 		503: problem("Stripe could not be reached"),
 	},
 });
