@@ -141,16 +141,16 @@ export async function listInvoices(
 	return listStripeInvoices(deps.config, { customerId, limit: q.limit, startingAfter: q.cursor });
 }
 
-/**
- * One open Checkout per organization: records the new session and expires every older one at Stripe, so
- * two Checkouts opened side by side (or a stale one) cannot both be paid: two live subscriptions, billed
- * twice. The insert's `seq` orders concurrent calls: each settles only what was opened before it, so the
- * last one stays open. An older session that was paid for a still-live subscription (its webhook not yet
- * applied) makes this one expire too: 409.
- */
 /** Earlier sessions one Checkout settles at most (each one or two Stripe calls). */
 const SETTLE_AT_ONCE = 20;
 
+/**
+ * One open Checkout per organization: records the new session and expires every older one at Stripe, so
+ * two Checkouts opened side by side (or a stale one) cannot both be paid: two subscriptions, billed twice.
+ * The insert's `seq` orders concurrent calls: each settles only what was opened before it, so the last one
+ * stays open. An older session that was paid for a subscription Stripe may still bill (its webhook not yet
+ * applied) makes this one expire too: 409.
+ */
 async function settleEarlierCheckouts(deps: BillingDeps, organizationId: string, sessionId: string): Promise<void> {
 	const d1 = deps.db.$client;
 	const [, earlier] = await d1.batch<{ sessionId: string }>([
@@ -186,9 +186,8 @@ async function settleEarlierCheckouts(deps: BillingDeps, organizationId: string,
 	if (paid) {
 		throw new ApiError(
 			"CONFLICT",
-			`an earlier Checkout of the organization was paid and its subscription is live, or its first payment is being confirmed ` +
-				`(GET /api/orgs/${organizationId}/billing shows it once Stripe's webhook is processed): change or cancel it in the billing ` +
-				"portal instead of starting a second one",
+			`an earlier Checkout of the organization was paid for a subscription Stripe bills (GET /api/orgs/${organizationId}/billing ` +
+				"shows it once Stripe's webhook is processed): change, pay or cancel it in the billing portal instead of starting a second one",
 		);
 	}
 	if (more) throw new ApiError("UPSTREAM_UNAVAILABLE", "earlier Checkout Sessions are still being expired at Stripe; try again");
@@ -203,7 +202,7 @@ export async function startCheckout(
 ): Promise<{ id: string; url: string | null }> {
 	const subs = await subscriptionsOf(deps.db, organizationId);
 	// One subscription per organization: a second Checkout would bill twice. Plan changes and
-	// cancellation of the live one go through the billing portal.
+	// cancellation of the one it has go through the billing portal.
 	const now = Date.now();
 	const refuse = (sub: Subscription, status = sub.status) =>
 		new ApiError(
