@@ -5,7 +5,7 @@ import { apiKeys, paymentOrders } from "../db/schema";
 import type { Env } from "../env";
 import type { Logger } from "../lib/logger";
 import { ApiError } from "../errors";
-import { directoryChanged, forgetStoreRoute, readPlacement, storeHasData, storeStub } from "../tenant-store/directory";
+import { changeRegion, directoryChanged, forgetStoreRoute, readPlacement, storeStub } from "../tenant-store/directory";
 import { type ExportRecord, paged, recordStream, storeRecords, stored } from "../tenant-store/records";
 import { UPGRADE_TABLES } from "../tenant-store/upgrade";
 import { invalidateAccess } from "./access";
@@ -296,19 +296,13 @@ export async function updateOperatorOrg(
  * same step as that check; otherwise the region stays and a warning says so. Answers whether it applied.
  */
 export async function applyClerkRegion(env: Env, db: Database, orgId: string, logger: Logger): Promise<boolean> {
-	let changed: boolean;
-	try {
-		const inStore = await storeHasData(env, orgId, "eu");
+	const changed = await changeRegion(env, orgId, "eu", async (inStore) => {
 		const res = await runBatch(db.$client, [
 			sql`UPDATE organizations SET data_region = 'eu', updated_at = ${Date.now()}
 				WHERE id = ${orgId} AND data_region = 'default' AND deleted_at IS NULL AND NOT ${hasData(orgId, inStore)}`,
 		]);
-		changed = (res[0]?.meta.changes ?? 0) > 0;
-	} finally {
-		// Whatever the outcome, the store the directory names serves (a region left as it was reinstates it):
-		// tried twice, as a store left retired would refuse the tenant until an operator's PATCH reinstates it.
-		await storeHasData(env, orgId, null).catch(() => storeHasData(env, orgId, null));
-	}
+		return (res[0]?.meta.changes ?? 0) > 0;
+	});
 	if (changed) {
 		forgetStoreRoute(orgId);
 		invalidateAccess(orgId);

@@ -123,6 +123,26 @@ export async function directoryChanged(env: Pick<Env, "DB" | "TENANT_STORE">, or
 }
 
 /**
+ * A data-region change (an operator's PATCH, Clerk's first event for a token-made row): `apply` gets whether
+ * the tenant's store holds a record, asked with `moveTo` (storeHasData: another region retires the store if
+ * it holds none, in the same step as the check), and makes the directory change. Whatever its outcome, the
+ * store the directory then names serves (tried twice: a store left retired refuses the tenant). Without
+ * `moveTo` it only asks whether the store holds a record.
+ */
+export async function changeRegion<T>(
+	env: Pick<Env, "DB" | "TENANT_STORE">,
+	orgId: string,
+	moveTo: StoreRoute["region"] | undefined,
+	apply: (inStore: boolean | undefined) => Promise<T>,
+): Promise<T> {
+	try {
+		return await apply(await storeHasData(env, orgId, moveTo));
+	} finally {
+		if (moveTo !== undefined) await storeHasData(env, orgId, null).catch(() => storeHasData(env, orgId, null));
+	}
+}
+
+/**
  * Whether a store tenant's store holds any record (undefined for a tenant on the shared tables: the
  * caller asks D1). The route is read from the directory, not this isolate's cache: after a region
  * change elsewhere, the store asked is the one the directory names. A tenant without a store has none.

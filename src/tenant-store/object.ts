@@ -567,8 +567,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * What operator health (services/operator.ts) reads of this store: its outbox backlog and failures and
 	 * its failing or disabled webhook endpoints, as one row of D1's store_health, written only when the
 	 * figures changed since the last report (kept in store_meta), the row deleted when all are zero: a
-	 * healthy store writes nothing. Called after the alarm and after a delivery attempt. Best effort: a
-	 * failed write is logged and tried again on the next call.
+	 * healthy store writes nothing. Called after the alarm, a delivery attempt, a write to the webhooks
+	 * routes and an import. A write D1 refuses is logged and tried again by the alarm (HEALTH_RETRY_MS).
 	 */
 	private reportHealth(orgId: string | null, logger: Logger): Promise<void> {
 		// One at a time: each compares with what the last one wrote.

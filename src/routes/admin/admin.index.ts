@@ -4,7 +4,7 @@ import { withChangeLog } from "../../middleware/change-log";
 import { listAllEvents, replayEvent } from "../../services/events-log";
 import { exportTenant, getOperatorOrg, offboardTenant, operatorHealth, updateOperatorOrg } from "../../services/operator";
 import { listOutbox, replayOutboxRow } from "../../services/outbox";
-import { directoryChanged, storeHasData } from "../../tenant-store/directory";
+import { changeRegion, directoryChanged, storeHasData } from "../../tenant-store/directory";
 import * as routes from "./admin.routes";
 
 export const adminRouter = createRouter()
@@ -25,10 +25,9 @@ export const adminRouter = createRouter()
 		const patch = c.req.valid("json");
 		// A move first retires the old region's store (or answers it has data: 409); then, whatever the
 		// outcome, the store the directory names serves (a move back reinstates a retired store).
-		const inStore = await storeHasData(c.env, orgId, patch.dataRegion);
 		// The audit entry commits with the change (outbox); relayed once it committed, else by the cron.
-		const org = await withChangeLog(c, (log) => updateOperatorOrg(c.get("db"), orgId, patch, log, inStore)).finally(
-			() => patch.dataRegion && storeHasData(c.env, orgId, null),
+		const org = await changeRegion(c.env, orgId, patch.dataRegion, (inStore) =>
+			withChangeLog(c, (log) => updateOperatorOrg(c.get("db"), orgId, patch, log, inStore)),
 		);
 		// The tenant's store reads plan, limits and suspension again on its next request.
 		await directoryChanged(c.env, orgId);
