@@ -3,6 +3,7 @@ import type { Env } from "../env";
 import { parseEnv } from "../env";
 import { createLogger, errorFields } from "../lib/logger";
 import { observeBatch } from "../lib/metrics";
+import { endBillingOfDeletedOrgs } from "../services/billing-endings";
 import { expireLapsedPlans } from "../services/billing-periods";
 import { pruneExpired } from "../services/retention";
 import { nudgeStores } from "../tenant-store/rollout";
@@ -62,6 +63,13 @@ export async function runScheduled(env: Env, now = Date.now()): Promise<void> {
 			},
 		],
 		["billing-periods", () => expireLapsedPlans(env, db, logger, now)],
+		[
+			"billing-endings",
+			async () => {
+				const r = await endBillingOfDeletedOrgs(db, config, logger, now);
+				if (r.organizations + r.canceled + r.expired + r.pending > 0) logger.info("billing of deleted organizations", { ...r });
+			},
+		],
 		[
 			"retention",
 			async () => {

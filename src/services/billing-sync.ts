@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { type Data, num as n, obj, str as s } from "../lib/payload";
+import { endBillingWhenDeleted } from "./billing-endings";
 import type { SyncPlan } from "./clerk-sync";
 import { systemAudit, tenantEvent } from "./events-bus";
 import { outboxInsert } from "./outbox";
@@ -200,6 +201,8 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 				ON CONFLICT (subscription_id) DO UPDATE SET customer_id = coalesce(subscriptions.customer_id, excluded.customer_id),
 					updated_at = excluded.updated_at
 				WHERE subscriptions.organization_id = excluded.organization_id`);
+			// Paid for an organization deleted meanwhile: its billing is ended again (billing-endings.ts).
+			plan.statements.push(endBillingWhenDeleted(orgId, now));
 			return plan;
 		}
 		case "customer.subscription.created":
@@ -235,6 +238,8 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 					AND subscriptions.status NOT IN (${FINAL})
 					AND subscriptions.organization_id = excluded.organization_id`,
 				applyPlan(orgId, now),
+				// A subscription of a deleted organization is canceled (billing-endings.ts).
+				endBillingWhenDeleted(orgId, now),
 			);
 			// Evaluated after the statements: the event did not apply (older, the subscription already
 			// ended, or it belongs to another organization).

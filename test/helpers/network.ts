@@ -112,7 +112,7 @@ export function fakeStripe() {
 			Object.assign(session, { status: "complete", subscription: { id: sub, status } });
 			return sub;
 		},
-		/** Subscriptions GET /v1/subscriptions/:id knows, by id: their status (others: 404). */
+		/** Subscriptions GET and DELETE (cancel now) /v1/subscriptions/:id know, by id: their status (others: 404). */
 		subscriptions: new Map<string, string>(),
 	};
 	const sessionObject = (id: string, s: CheckoutSessionState, expand: boolean) => ({
@@ -205,6 +205,18 @@ export function fakeStripe() {
 				{ error: { type: "invalid_request_error", code: "resource_missing", param: "id", message: `No such subscription: '${id}'` } },
 				{ status: 404 },
 			);
+		}
+		if (req.method === "DELETE") {
+			// Cancel now: a subscription that already ended cannot be canceled again.
+			if (status === "canceled" || status === "incomplete_expired") {
+				return Response.json(
+					{ error: { type: "invalid_request_error", message: "A canceled subscription can only update its cancellation_details and metadata." } },
+					{ status: 400 },
+				);
+			}
+			checkout.subscriptions.set(id, "canceled");
+			const now = Math.floor(Date.now() / 1000);
+			return Response.json({ id, object: "subscription", status: "canceled", canceled_at: now, ended_at: now, cancel_at_period_end: false });
 		}
 		return Response.json({ id, object: "subscription", status });
 	};

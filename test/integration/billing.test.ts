@@ -1,15 +1,17 @@
 import { env } from "cloudflare:workers";
 import Stripe from "stripe";
 import { beforeEach, describe, expect, it, vi } from "vitest";
+import { runScheduled } from "../../src/queue/consumer";
 import { PLANS } from "../../src/services/plans";
 import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
 import { fakeRazorpay, fakeStripe, stubNetwork } from "../helpers/network";
-import { deliver, eventRow } from "../helpers/queue";
+import { deletedData, envelope } from "../helpers/clerk";
+import { deliver, eventRow, messageFor } from "../helpers/queue";
 import { type Body, call, callWithEnv, type Problem } from "../helpers/request";
 import { seedTenant } from "../helpers/tenant";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
-import { TEST_RAZORPAY, TEST_STRIPE } from "../helpers/vars";
+import { TEST_OPERATOR, TEST_RAZORPAY, TEST_STRIPE } from "../helpers/vars";
 
 const hex = (buf: ArrayBuffer) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
 async function hmac(secret: string, data: string) {
@@ -691,6 +693,110 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 			}),
 		]);
 		expect(await t.billing()).toMatchObject({ plan: "free", status: "canceled" });
+	});
+
+	describe("a deleted organization is no longer billed: the cron expires its Checkouts and cancels its subscriptions at Stripe", () => {
+		const body = { plan: "pro", successUrl: "https://app.example/ok", cancelUrl: "https://app.example/cancel" };
+		const checkout = (t: { orgId: string; admin: { token: string } }) =>
+			call<Body<"POST /api/orgs/:orgId/billing/checkout">>("POST", `/api/orgs/${t.orgId}/billing/checkout`, { token: t.admin.token, body });
+		const subStatus = async (sub: string) =>
+			(await env.DB.prepare("SELECT status FROM subscriptions WHERE subscription_id = ?").bind(sub).first<{ status: string }>())?.status;
+		const queued = async (orgId: string) =>
+			(await env.DB.prepare("SELECT count(*) AS n FROM billing_endings WHERE organization_id = ?").bind(orgId).first<{ n: number }>())!.n;
+		const sessionsOf = async (orgId: string) =>
+			(await env.DB.prepare("SELECT count(*) AS n FROM checkout_sessions WHERE organization_id = ?").bind(orgId).first<{ n: number }>())!.n;
+		const callsFor = (id: string) => stripeApi.calls.filter((c) => c.url.includes(id)).map((c) => c.url.replace("https://api.stripe.com", ""));
+		const deleteInClerk = (orgId: string) =>
+			deliver([messageFor(envelope("organization.deleted", deletedData(orgId, "organization"), Date.now()))]);
+
+		it("Clerk's organization.deleted: the open Checkout is expired and the live subscription canceled now, once", async () => {
+			const t = await subscriber();
+			// A subscription that ended before is left alone.
+			const ended = t.sub("ended");
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: ended, plan: "pro", created: 1_700_000_000 }))]);
+			await deliver([msg(subEvent("customer.subscription.deleted", t.orgId, { sub: ended, plan: "pro", created: 1_700_000_100 }))]);
+			const session = await checkout(t);
+			expect(session.status, session.text).toBe(201);
+			// A live one (made in the Dashboard, say) beside the open Checkout.
+			const live = t.sub("live");
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: live, plan: "pro", created: 1_800_000_000 }))]);
+			stripeApi.checkout.subscriptions.set(live, "active");
+			await runScheduled(env);
+			expect(await queued(t.orgId)).toBe(0);
+			expect(stripeApi.checkout.subscriptions.get(live)).toBe("active");
+
+			await deleteInClerk(t.orgId);
+			expect(await queued(t.orgId)).toBe(1);
+			await runScheduled(env);
+			expect(stripeApi.checkout.sessions.get(session.json.id)?.status).toBe("expired");
+			expect(stripeApi.checkout.subscriptions.get(live)).toBe("canceled");
+			expect(stripeApi.calls.filter((c) => c.url.endsWith(`/v1/subscriptions/${live}`))).toHaveLength(1);
+			expect(callsFor(ended)).toEqual([]);
+			expect([await subStatus(live), await subStatus(ended)]).toEqual(["canceled", "canceled"]);
+			expect(await sessionsOf(t.orgId)).toBe(0);
+			expect(await queued(t.orgId)).toBe(0);
+
+			// Nothing is left to end: later runs call Stripe no more, and Stripe's own deletion event changes nothing.
+			const before = stripeApi.calls.length;
+			await runScheduled(env);
+			await deliver([msg(subEvent("customer.subscription.deleted", t.orgId, { sub: live, plan: "pro", created: 1_800_000_200 }))]);
+			await runScheduled(env);
+			expect(stripeApi.calls).toHaveLength(before);
+			expect(await subStatus(live)).toBe("canceled");
+		});
+
+		it("an operator's offboarding: Stripe unreachable keeps it queued; a subscription Stripe already ended is recorded as such", async () => {
+			const t = await subscriber();
+			const operator = await signToken({ userId: TEST_OPERATOR, expiresIn: 3600 });
+			const [live, gone] = [t.sub("live"), t.sub("gone")];
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: live, plan: "pro", created: 1_800_000_000 }))]);
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: gone, plan: "pro", created: 1_800_000_000 }))]);
+			stripeApi.checkout.subscriptions.set(live, "active");
+			// Ended at Stripe, its webhook lost: D1 still says active.
+			stripeApi.checkout.subscriptions.set(gone, "canceled");
+			expect((await call("DELETE", `/api/admin/orgs/${t.orgId}`, { token: operator })).status).toBe(202);
+			expect(await queued(t.orgId)).toBe(1);
+
+			stubNetwork(vi, { routes: { "https://api.stripe.com/v1/subscriptions/": () => new Response("upstream down", { status: 502 }) } });
+			await runScheduled(env);
+			expect(await queued(t.orgId)).toBe(1);
+			expect([await subStatus(live), await subStatus(gone)]).toEqual(["active", "active"]);
+			expect(stripeApi.checkout.subscriptions.get(live)).toBe("active");
+
+			stubNetwork(vi, { routes: stripeApi.routes });
+			await runScheduled(env);
+			expect(stripeApi.checkout.subscriptions.get(live)).toBe("canceled");
+			expect([await subStatus(live), await subStatus(gone)]).toEqual(["canceled", "canceled"]);
+			// The one already ended: the cancellation was refused, so Stripe was asked what it is.
+			expect(callsFor(gone)).toEqual([`/v1/subscriptions/${gone}`, `/v1/subscriptions/${gone}`]);
+			expect(await queued(t.orgId)).toBe(0);
+		});
+
+		it("a Checkout paid just before it could be expired: its subscription event queues the organization again, and it is canceled", async () => {
+			const t = await subscriber();
+			const session = await checkout(t);
+			expect(session.status, session.text).toBe(201);
+			const sub = stripeApi.checkout.pay(session.json.id);
+			stripeApi.checkout.subscriptions.set(sub, "active");
+			await deleteInClerk(t.orgId);
+			await runScheduled(env);
+			expect(await queued(t.orgId)).toBe(0);
+			expect(stripeApi.checkout.subscriptions.get(sub)).toBe("active");
+
+			// Stripe's events for the payment arrive after the organization was deleted.
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: Math.floor(Date.now() / 1000) }))]);
+			expect(await queued(t.orgId)).toBe(1);
+			await runScheduled(env);
+			expect(stripeApi.checkout.subscriptions.get(sub)).toBe("canceled");
+			expect(await subStatus(sub)).toBe("canceled");
+			expect(await queued(t.orgId)).toBe(0);
+		});
+
+		it("a live organization is not queued by its subscription events", async () => {
+			const t = await subscriber();
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: t.sub("a"), plan: "pro", created: 1_800_000_000 }))]);
+			expect(await queued(t.orgId)).toBe(0);
+		});
 	});
 
 	type StripeEvent = ReturnType<typeof subEvent>;

@@ -82,3 +82,12 @@ export const checkoutSessions = sqliteTable(
 	},
 	(t) => [index("checkout_sessions_org_idx").on(t.organizationId, t.seq)],
 );
+
+/**
+ * Deleted organizations whose billing at Stripe may not have ended yet (services/billing-endings.ts): the
+ * cron expires their Checkout Sessions and cancels their subscriptions, then removes the row.
+ */
+export const billingEndings = sqliteTable("billing_endings", {
+	organizationId: text("organization_id").primaryKey(),
+	createdAt: integer("created_at").notNull(),
+});

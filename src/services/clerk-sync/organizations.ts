@@ -1,3 +1,4 @@
+import { endBillingWhenDeleted } from "../billing-endings";
 import { ignore, metadataRegion, type Planner, planOf, softDelete, staleRow, upsertOrg } from "./shared";
 
 /**
@@ -16,12 +17,12 @@ const upsert: Planner = (e) => {
 	});
 };
 
-/** organization.deleted: tombstone ordered by the envelope's time. */
+/** organization.deleted: tombstone ordered by the envelope's time; its billing at Stripe is then ended (billing-endings.ts). */
 const remove: Planner = (e) => {
 	if (!e.id) return ignore(e);
 	return planOf(e, {
 		organizationId: e.id,
-		statements: [softDelete("organizations", e.id, e.eventTs, e.now)],
+		statements: [softDelete("organizations", e.id, e.eventTs, e.now), endBillingWhenDeleted(e.id, e.now)],
 		invalidate: { orgId: e.id },
 	});
 };
