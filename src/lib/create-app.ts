@@ -25,8 +25,42 @@ export function createRouter() {
 					errors,
 				});
 			}
+			// The validated body is what the handler stores and answers with (in place: the validator returns this object).
+			if (result.target === "json") replaceLoneSurrogates(result.data);
 		},
 	});
+}
+
+/** ES2024 string methods (workerd has them; the project's TypeScript lib is ES2023). */
+type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
+const wellFormed = (s: string) => ((s as WellFormed).isWellFormed() ? s : (s as WellFormed).toWellFormed());
+
+/**
+ * Replaces lone surrogates (a JSON `"\ud800"` escape with no pair: not Unicode text) in every string and key of
+ * a parsed JSON body by U+FFFD, in place. SQLite stores text as UTF-8, which does the same, so what a handler
+ * answers from the body (a 201's echo, an audit entry) is what is stored and read back later; invalid UTF-8
+ * bytes already arrive as U+FFFD (the body is decoded as UTF-8).
+ */
+function replaceLoneSurrogates(value: unknown): void {
+	if (value === null || typeof value !== "object") return;
+	if (Array.isArray(value)) {
+		value.forEach((v, i) => {
+			if (typeof v === "string") value[i] = wellFormed(v);
+			else replaceLoneSurrogates(v);
+		});
+		return;
+	}
+	const record = value as Record<string, unknown>;
+	for (const key of Object.keys(record)) {
+		const v = record[key];
+		const k = wellFormed(key);
+		if (k !== key) {
+			delete record[key];
+			record[k] = v;
+		}
+		if (typeof v === "string") record[k] = wellFormed(v);
+		else replaceLoneSurrogates(v);
+	}
 }
 
 /**

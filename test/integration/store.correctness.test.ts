@@ -571,3 +571,24 @@ describe("found by review on 7 Dec 2026: audit entries, versions and replays sta
 		expect(emptyVariant.status, emptyVariant.text).toBe(400);
 	});
 });
+
+describe("a lone surrogate in a JSON body (not Unicode text) is stored and answered as U+FFFD", () => {
+	it("the 201's echo, a later GET and the audit entry agree", async () => {
+		const t = await roomy();
+		// `"\ud800"` is valid JSON but no Unicode character: UTF-8 storage can only keep it as U+FFFD.
+		const raw = `{"name":"Tea \\ud800 leaves","sku":"${uid("SKU")}","priceMinor":100,"currency":"INR","description":"a\\udfffb"}`;
+		const created = await call<Product>("POST", `${t.base}/products`, { token: t.admin.token, body: raw });
+		expect(created.status, created.text).toBe(201);
+		expect(created.json).toMatchObject({ name: "Tea \ufffd leaves", description: "a\ufffdb" });
+		const read = await get<Product>(`${t.base}/products/${created.json.id}`, t.admin.token);
+		expect(read.json).toEqual(created.json);
+		const audit = await get<{ data: { after: unknown }[] }>(`${t.base}/audit-logs?action=product.created`, t.admin.token);
+		expect(audit.json.data[0]?.after).toMatchObject({ name: "Tea \ufffd leaves", description: "a\ufffdb" });
+		// A well-formed pair (an emoji) is kept as it is.
+		const emoji = await call<Product>("POST", `${t.base}/products`, {
+			token: t.admin.token,
+			body: `{"name":"Tea \\ud83c\\udf75","sku":"${uid("SKU")}","priceMinor":100,"currency":"INR"}`,
+		});
+		expect(emoji.json.name).toBe("Tea 🍵");
+	});
+});
