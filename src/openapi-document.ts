@@ -1,5 +1,6 @@
 import { createApp } from "./app";
 import { API_KEY_CACHE_TTL_MS, API_KEY_PATTERN, ROTATION_GRACE_MS } from "./auth/api-key";
+import { jsonBodyLimit } from "./lib/create-app";
 import { rateLimitMiddlewares } from "./middleware/rate-limit";
 import { headerRef, RATE_LIMIT_HEADERS, RESPONSE_HEADERS } from "./openapi";
 
@@ -32,7 +33,7 @@ export function openApiDocument() {
 
 /**
  * What the document cannot read from the route definitions, taken from the mounted handlers: which
- * operations run the rateLimit() middleware.
+ * operations run the rateLimit() middleware, and which paths the JSON body cap covers (app.use(prefix/*)).
  */
 function docFacts(routes: readonly { method: string; path: string; handler: unknown }[]): DocFacts {
 	const limited = new Set(
@@ -40,7 +41,11 @@ function docFacts(routes: readonly { method: string; path: string; handler: unkn
 			.filter((r) => rateLimitMiddlewares.has(r.handler as never))
 			.map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:([A-Za-z0-9_]+)/g, "{$1}")}`),
 	);
-	return { rateLimited: (method, path) => limited.has(`${method.toLowerCase()} ${path}`) };
+	const capped = routes.filter((r) => r.handler === jsonBodyLimit && r.path.endsWith("/*")).map((r) => r.path.slice(0, -1));
+	return {
+		rateLimited: (method, path) => limited.has(`${method.toLowerCase()} ${path}`),
+		bodyCapped: (path) => capped.some((prefix) => path.startsWith(prefix)),
+	};
 }
 
 type Json = Record<string, unknown>;
@@ -151,6 +156,8 @@ export function operationIdFor(method: string, path: string): string {
 export interface DocFacts {
 	/** Whether the operation runs the rateLimit() middleware (RateLimit-* on its responses). */
 	rateLimited: (method: string, path: string) => boolean;
+	/** Whether the JSON body cap runs on the path: a request to it with a body over the cap answers 413, whatever it declares. */
+	bodyCapped: (path: string) => boolean;
 }
 
 /**
@@ -210,7 +217,8 @@ export function finishDocument<D extends { paths?: unknown; components?: unknown
 			if (hasPathParam) r["404"] ??= problemDoc("Not found");
 			if (params.has("header:idempotency-key")) r["409"] ??= problemDoc("Idempotency-Key reused for another request, or still in progress");
 			if (params.has("header:if-match")) r["412"] ??= problemDoc("If-Match does not match the current ETag");
-			if (media.length > 0) r["413"] ??= problemDoc("Request body over the route's size cap");
+			// Also a write that takes no body, sent one over the cap (GET and HEAD requests carry none).
+			if (media.length > 0 || (write && facts.bodyCapped(path))) r["413"] ??= problemDoc("Request body over the route's size cap");
 			if (media.some((m) => /json/i.test(m))) r["415"] ??= problemDoc("Unsupported media type: send the body as application/json");
 
 			for (const [status, response] of Object.entries(r)) {
