@@ -6,8 +6,13 @@ import { errorFields, type Logger } from "../lib/logger";
 import { FINAL_SUBSCRIPTION_STATUSES, mayStillBill } from "./plans";
 import { cancelStripeSubscription, settleCheckoutSession, stripeSubscriptionStatus } from "./stripe";
 
-/** Stripe calls one cron run makes at most (an organization's work stops there and goes on next minute). */
-const CALLS_PER_RUN = 20;
+/**
+ * Stripe requests one cron run makes at most (retries aside): each Checkout Session and each subscription
+ * takes one or two (expire or cancel; then a GET when Stripe refused it), so a run ends at most 10.
+ */
+const REQUESTS_PER_RUN = 20;
+/** Failed organizations after which a run stops (Stripe down or hanging: each failure may have waited for timeouts). */
+const FAILURES_PER_RUN = 3;
 
 /**
  * Queues a deleted organization's billing to be ended (billing_endings), in the batch that deleted it or
@@ -27,7 +32,7 @@ export interface EndedBilling {
 	canceled: number;
 	/** Checkout Sessions expired at Stripe (or found settled). */
 	expired: number;
-	/** Organizations left for the next run: Stripe unreachable or refusing, or this run's calls spent. */
+	/** Organizations left for a later run: a failure (moved behind the others), or this run's requests spent. */
 	pending: number;
 }
 
@@ -39,13 +44,15 @@ const FINAL = sql.join(
 /**
  * Cron: a deleted organization (Clerk's organization.deleted, or an operator's offboarding) is no longer
  * billed. For each organization in billing_endings, oldest first: every Checkout Session it opened is
- * expired at Stripe (so none can be paid any more), and every subscription Stripe may still bill (any status
- * but canceled or incomplete_expired) is canceled now (DELETE /v1/subscriptions/:id: Stripe's defaults, no
- * proration credit and no refund). D1 records the subscription's final status as Stripe answered it, so the
- * run does not repeat; Stripe's customer.subscription.deleted webhook then changes nothing. A Checkout that
- * was paid just before it could be expired makes a subscription whose webhook queues the organization again
- * (services/billing-sync.ts), and the next run cancels it. When Stripe is unreachable the organization stays
- * queued and is tried again next minute; without STRIPE_SECRET_KEY nothing is done (nothing was billed).
+ * expired at Stripe (so none can be paid any more; one already paid has its subscription canceled too), and
+ * every subscription D1 holds for it that Stripe may still bill (any status but canceled or
+ * incomplete_expired) is canceled now: DELETE /v1/subscriptions/:id with a last invoice for what is pending
+ * (metered usage reported this period) and no proration credit. D1 records the final status Stripe answered,
+ * so the run does not repeat and Stripe's customer.subscription.deleted then changes nothing. A subscription
+ * event arriving for a deleted organization queues it again (services/billing-sync.ts), and so does a
+ * Checkout opened as it was deleted (billing.ts). An organization whose work fails (Stripe unreachable, or
+ * refusing) is moved behind the others and tried again next run; a run stops after three failures. Without
+ * STRIPE_SECRET_KEY nothing is done (nothing was billed).
  */
 export async function endBillingOfDeletedOrgs(db: Database, config: Config, logger: Logger, now = Date.now()): Promise<EndedBilling> {
 	const ended: EndedBilling = { organizations: 0, canceled: 0, expired: 0, pending: 0 };
@@ -53,11 +60,12 @@ export async function endBillingOfDeletedOrgs(db: Database, config: Config, logg
 	const d1 = db.$client;
 	const { results: queued } = await d1
 		.prepare("SELECT organization_id AS organizationId, created_at AS queuedAt FROM billing_endings ORDER BY created_at, organization_id LIMIT ?")
-		.bind(CALLS_PER_RUN)
+		.bind(REQUESTS_PER_RUN / 2)
 		.all<{ organizationId: string; queuedAt: number }>();
-	let calls = 0;
+	let budget = REQUESTS_PER_RUN;
+	let failures = 0;
 	for (const { organizationId, queuedAt } of queued) {
-		if (calls >= CALLS_PER_RUN) {
+		if (budget < 2 || failures >= FAILURES_PER_RUN) {
 			ended.pending++;
 			continue;
 		}
@@ -77,23 +85,32 @@ export async function endBillingOfDeletedOrgs(db: Database, config: Config, logg
 		let left = work.length;
 		try {
 			for (const w of work) {
-				if (calls >= CALLS_PER_RUN) break;
-				calls++;
+				if (budget < 2) break;
+				budget -= 2;
 				if (w.kind === "session") {
-					// "live": it was paid; its subscription is canceled below, or once its webhook records it.
-					await settleCheckoutSession(config, w.id);
+					const settled = await settleCheckoutSession(config, w.id);
+					// Paid before it could be expired: its subscription is ended now, known to D1 or not (its webhook may never come).
+					if (settled.state === "live" && settled.subscriptionId && !work.some((x) => x.id === settled.subscriptionId)) {
+						budget -= 2;
+						await recordEnded(db, organizationId, settled.subscriptionId, await cancelAtStripe(config, settled.subscriptionId), now);
+						ended.canceled++;
+					}
 					await d1.prepare("DELETE FROM checkout_sessions WHERE session_id = ?").bind(w.id).run();
 					ended.expired++;
 				} else {
-					const status = await cancelAtStripe(config, w.id);
-					await db.run(sql`UPDATE subscriptions SET status = ${status}, cancel_at_period_end = 0, updated_at = ${now}
-						WHERE subscription_id = ${w.id} AND status NOT IN (${FINAL})`);
+					await recordEnded(db, organizationId, w.id, await cancelAtStripe(config, w.id), now);
 					ended.canceled++;
 				}
 				left--;
 			}
 		} catch (err) {
-			logger.warn("ending a deleted organization's billing failed; tried again next run", { orgId: organizationId, ...errorFields(err) });
+			failures++;
+			logger.warn("ending a deleted organization's billing failed; tried again later", { orgId: organizationId, ...errorFields(err) });
+			// Behind the others, so one that keeps failing does not hold them up.
+			await d1
+				.prepare("UPDATE billing_endings SET created_at = ? WHERE organization_id = ? AND created_at = ?")
+				.bind(Math.max(now, Date.now(), queuedAt + 1), organizationId, queuedAt)
+				.run();
 		}
 		if (left > 0) {
 			ended.pending++;
@@ -107,16 +124,28 @@ export async function endBillingOfDeletedOrgs(db: Database, config: Config, logg
 	return ended;
 }
 
+/**
+ * The subscription's final status in D1: the row its webhooks wrote, or a new one (plan free, as if never
+ * granted) for one only the Checkout Session named; a final status is never replaced, and later events
+ * for it do not revive it (billing-sync.ts).
+ */
+async function recordEnded(db: Database, organizationId: string, subscriptionId: string, status: string, now: number): Promise<void> {
+	await db.run(sql`INSERT INTO subscriptions (organization_id, provider, subscription_id, plan, status, source_updated_at, updated_at)
+		VALUES (${organizationId}, 'stripe', ${subscriptionId}, 'free', ${status}, 0, ${now})
+		ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, cancel_at_period_end = 0, updated_at = excluded.updated_at
+		WHERE subscriptions.status NOT IN (${FINAL})`);
+}
+
 /** Cancels the subscription now; its final status at Stripe (one Stripe refuses to cancel is asked for). */
 async function cancelAtStripe(config: Config, subscriptionId: string): Promise<string> {
 	try {
-		const state = await cancelStripeSubscription(config, subscriptionId, false);
+		const state = await cancelStripeSubscription(config, subscriptionId, false, { final: true });
 		if (!mayStillBill(state.status)) return state.status;
 	} catch (err) {
-		// Refused (already canceled, or unknown to Stripe): what is it now? Unreachable: tried again next run.
+		// Refused (already canceled, or unknown to Stripe): what is it now? Unreachable: tried again later.
 		if (!(err instanceof ApiError && err.code === "CONFLICT")) throw err;
 	}
 	const status = await stripeSubscriptionStatus(config, subscriptionId);
-	if (mayStillBill(status)) throw new Error(`Stripe did not cancel subscription ${subscriptionId} (status ${status})`);
+	if (mayStillBill(status)) throw new ApiError("CONFLICT", `Stripe did not cancel subscription ${subscriptionId} (status ${status})`);
 	return status;
 }

@@ -1,9 +1,11 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
+import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
 import { organizations, subscriptions } from "../db/schema";
 import type { Config, Env } from "../env";
 import type { Logger } from "../lib/logger";
 import type { RequestMeta } from "../lib/request-meta";
+import { endBillingWhenDeleted } from "./billing-endings";
 import { publishChange } from "./events-bus";
 import { ApiError } from "../errors";
 import { grantsPlan, isLiveSubscription, mayStillBill, PAST_DUE_GRACE_MS, PLANS, type PlanId, type PlanLimits, planOf, planRank } from "./plans";
@@ -153,22 +155,19 @@ const SETTLE_AT_ONCE = 20;
  */
 async function settleEarlierCheckouts(deps: BillingDeps, organizationId: string, sessionId: string): Promise<void> {
 	const d1 = deps.db.$client;
-	const [, earlier] = await d1.batch<{ sessionId: string }>([
-		d1
-			.prepare("INSERT INTO checkout_sessions (session_id, organization_id, created_at) VALUES (?, ?, ?)")
-			.bind(sessionId, organizationId, Date.now()),
-		d1
-			.prepare(
-				`SELECT session_id AS sessionId FROM checkout_sessions WHERE organization_id = ?1
-				AND seq < (SELECT seq FROM checkout_sessions WHERE session_id = ?2) ORDER BY seq LIMIT ${SETTLE_AT_ONCE + 1}`,
-			)
-			.bind(organizationId, sessionId),
+	const now = Date.now();
+	const [, , earlier] = await runBatch<{ sessionId: string }>(d1, [
+		sql`INSERT INTO checkout_sessions (session_id, organization_id, created_at) VALUES (${sessionId}, ${organizationId}, ${now})`,
+		// Deleted since its access was checked: the cron ending its billing expires this session too.
+		endBillingWhenDeleted(organizationId, now),
+		sql`SELECT session_id AS sessionId FROM checkout_sessions WHERE organization_id = ${organizationId}
+			AND seq < (SELECT seq FROM checkout_sessions WHERE session_id = ${sessionId}) ORDER BY seq LIMIT ${SETTLE_AT_ONCE + 1}`,
 	]);
 	const settled: string[] = [];
 	const rows = earlier?.results ?? [];
 	let paid = false;
 	for (const { sessionId: id } of rows.slice(0, SETTLE_AT_ONCE)) {
-		if ((await settleCheckoutSession(deps.config, id)) === "live") paid = true;
+		if ((await settleCheckoutSession(deps.config, id)).state === "live") paid = true;
 		else settled.push(id);
 	}
 	// More were left (only after many calls Stripe failed): this one waits until they are settled.

@@ -209,22 +209,22 @@ export async function createCheckoutSession(
 
 /**
  * Settles an earlier Checkout Session of an organization: expires it while it is open, so it can no longer
- * be paid. Answers "live" when it was paid and Stripe may still bill the subscription it created (plans.ts
- * mayStillBill: anything but canceled or incomplete_expired), "settled" otherwise: expired now or before, or
- * its subscription ended, which a new Checkout may replace.
+ * be paid. Answers `live` with the subscription's id when it was paid and Stripe may still bill the
+ * subscription it created (plans.ts mayStillBill: anything but canceled or incomplete_expired); `settled`
+ * otherwise: expired now or before, or its subscription ended, which a new Checkout may replace.
  */
-export async function settleCheckoutSession(config: Config, id: string): Promise<"settled" | "live"> {
+export async function settleCheckoutSession(config: Config, id: string): Promise<{ state: "settled" } | { state: "live"; subscriptionId: string | null }> {
 	const path = `/v1/checkout/sessions/${encodeURIComponent(id)}`;
 	try {
 		await stripeRequest(config, "POST", `${path}/expire`);
-		return "settled";
+		return { state: "settled" };
 	} catch (err) {
 		// Stripe refuses to expire a session that is not open: already expired, or complete.
 		if (!isInvalidRequest(err)) throw stripeFailure(err, "");
 	}
 	// A session Stripe does not know (404) cannot be paid.
 	try {
-		const session = await stripeRequest<{ status?: string; subscription?: { status?: string } | string | null }>(
+		const session = await stripeRequest<{ status?: string; subscription?: { id?: string; status?: string } | string | null }>(
 			config,
 			"GET",
 			path,
@@ -235,9 +235,10 @@ export async function settleCheckoutSession(config: Config, id: string): Promise
 		const sub = session.subscription;
 		// Not expanded (unexpected): its state is unknown, so it counts as live.
 		const status = typeof sub === "object" ? sub?.status : "active";
-		return session.status === "complete" && sub && mayStillBill(status) ? "live" : "settled";
+		if (session.status !== "complete" || !sub || !mayStillBill(status)) return { state: "settled" };
+		return { state: "live", subscriptionId: (typeof sub === "object" ? sub?.id : sub) ?? null };
 	} catch (err) {
-		if (isInvalidRequest(err) && err.status === 404) return "settled";
+		if (isInvalidRequest(err) && err.status === 404) return { state: "settled" };
 		throw stripeFailure(err, "the earlier Checkout Session");
 	}
 }
@@ -312,19 +313,22 @@ function subscriptionState(sub: StripeSubscription): StripeSubscriptionState {
 
 /**
  * Cancels a subscription: at the end of its current period (cancel_at_period_end, the plan is kept
- * until then) or right away (DELETE /v1/subscriptions/:id). The webhook then moves the plan.
+ * until then) or right away (DELETE /v1/subscriptions/:id). The webhook then moves the plan. `final`
+ * (right away only): a last invoice now for what is pending (metered usage reported this period), with
+ * no proration credit for the unused time.
  */
 export async function cancelStripeSubscription(
 	config: Config,
 	subscriptionId: string,
 	atPeriodEnd: boolean,
+	opts: { final?: boolean } = {},
 ): Promise<StripeSubscriptionState> {
 	requireKey(config);
 	try {
 		const path = `/v1/subscriptions/${encodeURIComponent(subscriptionId)}`;
 		const sub = atPeriodEnd
 			? await stripeRequest<StripeSubscription>(config, "POST", path, { cancel_at_period_end: true })
-			: await stripeRequest<StripeSubscription>(config, "DELETE", path);
+			: await stripeRequest<StripeSubscription>(config, "DELETE", path, opts.final ? { invoice_now: true, prorate: false } : {});
 		return subscriptionState(sub);
 	} catch (err) {
 		throw stripeFailure(err, "the cancellation");

@@ -705,7 +705,7 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 			(await env.DB.prepare("SELECT count(*) AS n FROM billing_endings WHERE organization_id = ?").bind(orgId).first<{ n: number }>())!.n;
 		const sessionsOf = async (orgId: string) =>
 			(await env.DB.prepare("SELECT count(*) AS n FROM checkout_sessions WHERE organization_id = ?").bind(orgId).first<{ n: number }>())!.n;
-		const callsFor = (id: string) => stripeApi.calls.filter((c) => c.url.includes(id)).map((c) => c.url.replace("https://api.stripe.com", ""));
+		const callsFor = (id: string) => stripeApi.calls.filter((c) => c.url.includes(id)).map((c) => new URL(c.url).pathname);
 		const deleteInClerk = (orgId: string) =>
 			deliver([messageFor(envelope("organization.deleted", deletedData(orgId, "organization"), Date.now()))]);
 
@@ -730,7 +730,7 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 			await runScheduled(env);
 			expect(stripeApi.checkout.sessions.get(session.json.id)?.status).toBe("expired");
 			expect(stripeApi.checkout.subscriptions.get(live)).toBe("canceled");
-			expect(stripeApi.calls.filter((c) => c.url.endsWith(`/v1/subscriptions/${live}`))).toHaveLength(1);
+			expect(stripeApi.calls.filter((c) => c.url.includes(`/v1/subscriptions/${live}`))).toHaveLength(1);
 			expect(callsFor(ended)).toEqual([]);
 			expect([await subStatus(live), await subStatus(ended)]).toEqual(["canceled", "canceled"]);
 			expect(await sessionsOf(t.orgId)).toBe(0);
@@ -772,7 +772,22 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 			expect(await queued(t.orgId)).toBe(0);
 		});
 
-		it("a Checkout paid just before it could be expired: its subscription event queues the organization again, and it is canceled", async () => {
+		it("a subscription made for an organization already deleted (in Stripe's Dashboard, say): its event queues it again, and it is canceled", async () => {
+			const t = await subscriber();
+			await deleteInClerk(t.orgId);
+			await runScheduled(env);
+			expect(await queued(t.orgId)).toBe(0);
+			const sub = t.sub("late");
+			stripeApi.checkout.subscriptions.set(sub, "active");
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: Math.floor(Date.now() / 1000) }))]);
+			expect(await queued(t.orgId)).toBe(1);
+			await runScheduled(env);
+			expect(stripeApi.checkout.subscriptions.get(sub)).toBe("canceled");
+			expect(await subStatus(sub)).toBe("canceled");
+			expect(await queued(t.orgId)).toBe(0);
+		});
+
+		it("a Checkout found paid whose webhooks never arrive: the subscription its session names is canceled, with a final invoice", async () => {
 			const t = await subscriber();
 			const session = await checkout(t);
 			expect(session.status, session.text).toBe(201);
@@ -780,16 +795,92 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 			stripeApi.checkout.subscriptions.set(sub, "active");
 			await deleteInClerk(t.orgId);
 			await runScheduled(env);
-			expect(await queued(t.orgId)).toBe(0);
-			expect(stripeApi.checkout.subscriptions.get(sub)).toBe("active");
-
-			// Stripe's events for the payment arrive after the organization was deleted.
-			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: Math.floor(Date.now() / 1000) }))]);
-			expect(await queued(t.orgId)).toBe(1);
-			await runScheduled(env);
 			expect(stripeApi.checkout.subscriptions.get(sub)).toBe("canceled");
+			const cancel = stripeApi.calls.find((c) => c.url.includes(`/v1/subscriptions/${sub}?`));
+			expect(Object.fromEntries(new URL(cancel!.url).searchParams)).toEqual({ invoice_now: "true", prorate: "false" });
 			expect(await subStatus(sub)).toBe("canceled");
 			expect(await queued(t.orgId)).toBe(0);
+			// Its webhooks arriving late change nothing: the subscription stays canceled; the run they queue finds nothing left.
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: Math.floor(Date.now() / 1000) }))]);
+			expect(await queued(t.orgId)).toBe(1);
+			const calls = stripeApi.calls.length;
+			await runScheduled(env);
+			expect(await subStatus(sub)).toBe("canceled");
+			expect(await queued(t.orgId)).toBe(0);
+			expect(stripeApi.calls).toHaveLength(calls);
+		});
+
+		it("a Checkout opened while the organization is being deleted (and the cron runs in between) is expired", async () => {
+			const t = await subscriber();
+			const create = stripeApi.routes["https://api.stripe.com/v1/checkout/sessions"]!;
+			let raced = false;
+			stubNetwork(vi, {
+				routes: {
+					...stripeApi.routes,
+					"https://api.stripe.com/v1/checkout/sessions": async (req) => {
+						const res = await create(req);
+						if (!raced && req.method === "POST" && new URL(req.url).pathname === "/v1/checkout/sessions") {
+							raced = true;
+							// Between Stripe creating the session and the Worker recording it.
+							await deleteInClerk(t.orgId);
+							await runScheduled(env);
+						}
+						return res;
+					},
+				},
+			});
+			const session = await checkout(t);
+			expect(session.status, session.text).toBe(201);
+			expect(await queued(t.orgId)).toBe(1);
+			await runScheduled(env);
+			expect(stripeApi.checkout.sessions.get(session.json.id)?.status).toBe("expired");
+			expect(await queued(t.orgId)).toBe(0);
+		});
+
+		it("organizations Stripe keeps refusing go behind the others: each run tries at most three of them, and the rest get through", async () => {
+			const base = Date.now() - 60_000;
+			const stuck: string[] = [];
+			for (let i = 0; i < 7; i++) {
+				const org = uid("org_stuck");
+				const sub = `sub_stuck_${i}_${org.slice(-6)}`;
+				stuck.push(sub);
+				await env.DB.batch([
+					env.DB.prepare("INSERT INTO organizations (id, source_updated_at, created_at, updated_at, deleted_at) VALUES (?, 0, ?, ?, ?)").bind(org, base, base, base),
+					env.DB.prepare(
+						"INSERT INTO subscriptions (organization_id, provider, subscription_id, plan, status, source_updated_at, updated_at) VALUES (?, 'stripe', ?, 'pro', 'active', 0, ?)",
+					).bind(org, sub, base),
+					env.DB.prepare("INSERT INTO billing_endings (organization_id, created_at) VALUES (?, ?)").bind(org, base + i),
+				]);
+			}
+			const t = await subscriber();
+			const live = t.sub("live");
+			await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: live, plan: "pro", created: 1_800_000_000 }))]);
+			stripeApi.checkout.subscriptions.set(live, "active");
+			const subs = stripeApi.routes["https://api.stripe.com/v1/subscriptions/"]!;
+			let refused = 0;
+			stubNetwork(vi, {
+				routes: {
+					...stripeApi.routes,
+					// A refusal that is not a 400/404 (a restricted key's 403, say), every time.
+					"https://api.stripe.com/v1/subscriptions/": (req) => {
+						if (!stuck.some((s) => req.url.includes(s))) return subs(req);
+						refused++;
+						return Response.json({ error: { type: "invalid_request_error", message: "forbidden" } }, { status: 403 });
+					},
+				},
+			});
+			await deleteInClerk(t.orgId);
+			const tried: number[] = [];
+			for (let run = 0; run < 4 && stripeApi.checkout.subscriptions.get(live) !== "canceled"; run++) {
+				const before = refused;
+				await runScheduled(env);
+				tried.push(refused - before);
+			}
+			expect(stripeApi.checkout.subscriptions.get(live)).toBe("canceled");
+			// At most three failed organizations a run (a 403 is not retried), seven queued ahead of it.
+			expect(tried.length).toBeGreaterThanOrEqual(3);
+			expect(Math.max(...tried)).toBeLessThanOrEqual(3);
+			expect(await env.DB.prepare(`SELECT count(*) AS n FROM billing_endings WHERE organization_id IN (SELECT organization_id FROM subscriptions WHERE subscription_id LIKE 'sub_stuck_%')`).first()).toMatchObject({ n: 7 });
 		});
 
 		it("a live organization is not queued by its subscription events", async () => {
