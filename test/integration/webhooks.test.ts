@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { INVALID_DETAIL } from "../../src/middleware/auth";
 import { envelope, svixHeaders, userData } from "../helpers/clerk";
 import { uid } from "../helpers/factories";
 import { call } from "../helpers/request";
@@ -102,6 +103,8 @@ describe("POST /api/webhooks/clerk: signature checks", () => {
 		expect(res.status, res.text).toBe(status);
 		expect(res.headers.get("content-type")).toBe("application/problem+json");
 		expect(res.json).toMatchObject({ status, requestId: expect.any(String) });
+		// A signature presented but refused: the one detail of every refused credential (it does not say which check failed).
+		if (status === 401 && headers["svix-signature"]) expect(res.json).toMatchObject({ detail: INVALID_DETAIL });
 		expect(send).not.toHaveBeenCalled();
 	});
 

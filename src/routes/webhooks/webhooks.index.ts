@@ -4,6 +4,7 @@ import type { AppEnv } from "../../env";
 import { ApiError, fieldErrors } from "../../errors";
 import { sha256Hex } from "../../lib/crypto";
 import { traceparentOf } from "../../lib/trace";
+import { INVALID_DETAIL } from "../../middleware/auth";
 import { takeRateLimit } from "../../middleware/rate-limit";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "../../queue/messages";
 import { ms } from "../../services/clerk-sync/shared";
@@ -107,6 +108,12 @@ async function refuseUnverified(c: Context<AppEnv>, err: ApiError): Promise<neve
 	throw new ApiError(err.code, err.detail, { headers: { ...err.headers, ...limits }, errors: err.errors });
 }
 
+/**
+ * A signature that did not verify (bad, stale or from the future): the one generic detail of every 401 for a
+ * presented credential (a webhook's credential is its signature), so the answer does not say which check failed.
+ */
+const badSignature = () => new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: SIGNATURE_CHALLENGE });
+
 export const webhooksRouter = createRouter()
 	.openapi(routes.clerkWebhook, async (c) => {
 		const secret = c.get("config").CLERK_WEBHOOK_SECRET;
@@ -147,10 +154,7 @@ export const webhooksRouter = createRouter()
 		const bytes = await readCappedBytes(c.req.raw);
 		// Over the exact bytes received (a BOM or any re-encoding would change them).
 		if (!(await verifySignature(secret, h, bytes))) {
-			return refuseUnverified(
-				c,
-				new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE }),
-			);
+			return refuseUnverified(c, badSignature());
 		}
 		const raw = decodeUtf8(bytes);
 
@@ -178,7 +182,7 @@ export const webhooksRouter = createRouter()
 		const signature = c.req.valid("header")["x-razorpay-signature"];
 		const raw = await readCapped(c.req.raw);
 		if (!(await verifyWebhookSignature(secret, raw, signature))) {
-			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
+			throw badSignature();
 		}
 		const event = parseJson(raw);
 		const type = typeof event.event === "string" ? event.event : "";
@@ -202,7 +206,7 @@ export const webhooksRouter = createRouter()
 		} catch (err) {
 			// Signed, but not JSON: bad input (400), not a bad signature.
 			if (err instanceof SyntaxError) throw new ApiError("VALIDATION_FAILED", "the body is not JSON");
-			throw new ApiError("INVALID_TOKEN", "webhook signature could not be verified", { headers: SIGNATURE_CHALLENGE });
+			throw badSignature();
 		}
 		const { id, type, created } = stripeEventEnvelope(event);
 		await enqueue(c, { source: "stripe", svixId: id, type, timestamp: created * 1000, receivedAt: Date.now(), body: raw });
