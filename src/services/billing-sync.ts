@@ -247,13 +247,19 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 				OR (status IN (${FINAL}) AND status <> ${status}) THEN 1 ELSE 0 END
 				FROM subscriptions WHERE subscription_id = ${subscriptionId})`;
 			// The organization's plan once this applies: the best over what its other subscriptions and this one grant.
-			const stored = await db.$client
-				.prepare(
-					`SELECT subscription_id AS id, plan, status, current_period_end AS currentPeriodEnd, past_due_since AS pastDueSince
-					FROM subscriptions WHERE organization_id = ?`,
-				)
-				.bind(orgId)
-				.all<{ id: string; plan: string; status: string; currentPeriodEnd: number | null; pastDueSince: number | null }>();
+			const d1 = db.$client;
+			const [storedRes, orgRes] = await d1.batch([
+				d1
+					.prepare(
+						`SELECT subscription_id AS id, plan, status, current_period_end AS currentPeriodEnd, past_due_since AS pastDueSince
+						FROM subscriptions WHERE organization_id = ?`,
+					)
+					.bind(orgId),
+				d1.prepare("SELECT plan FROM organizations WHERE id = ?").bind(orgId),
+			]);
+			const stored = storedRes as D1Result<{ id: string; plan: string; status: string; currentPeriodEnd: number | null; pastDueSince: number | null }>;
+			// The plan before this event, as stored when it is planned (an operator's override included).
+			const previousPlan = planOf((orgRes?.results[0] as { plan?: string } | undefined)?.plan);
 			const before = stored.results.find((r) => r.id === subscriptionId);
 			const pastDueSince = status !== "past_due" ? null : before?.status === "past_due" ? (before.pastDueSince ?? ts) : ts;
 			const granted = bestPlan([
@@ -263,6 +269,8 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 			const data = {
 				organizationId: orgId,
 				plan: granted,
+				previousPlan,
+				reason: type.replace("customer.", "").replace(".", "_"),
 				subscriptionStatus: status,
 				subscriptionId,
 				subscriptionPlan: planId,

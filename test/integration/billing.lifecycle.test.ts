@@ -349,7 +349,7 @@ describe("subscription lifecycle from Stripe events", () => {
 	beforeEach(() => {
 		sent = captureTenantEvents(vi);
 	});
-	/** The cron's plan.changed audit entries for the organization (the webhook's own carry no reason). */
+	/** The cron's plan.changed audit entries for the organization (the webhook's own carry their event's reason). */
 	const planChanges = (orgId: string) =>
 		sent.filter(
 			(m): m is AuditMessage =>
@@ -358,6 +358,21 @@ describe("subscription lifecycle from Stripe events", () => {
 				m.action === "plan.changed" &&
 				(m.after as { reason?: string } | null)?.reason === "subscription_lapsed",
 		);
+
+	it("each subscription event's plan.changed names the plan before it and why: subscription_created, _updated, _deleted", async () => {
+		const t = await tenant();
+		const now = Date.now();
+		const base = { id: t.sub, customer: t.customer, orgId: t.orgId, periodEnd: sec(now + 10 * DAY) };
+		await deliver([stripeMessage("customer.subscription.created", now - 2 * DAY, subscriptionObject(base))]);
+		await deliver([stripeMessage("customer.subscription.updated", now - DAY, subscriptionObject({ ...base, cancelAtPeriodEnd: true }))]);
+		await deliver([stripeMessage("customer.subscription.deleted", now, subscriptionObject({ ...base, status: "canceled" }))]);
+		const events = sent.filter((m) => m.kind === "webhook.event" && m.organizationId === t.orgId && m.type === "plan.changed");
+		expect(events.map((m) => (m as { data: Record<string, unknown> }).data)).toEqual([
+			expect.objectContaining({ previousPlan: "free", plan: "pro", reason: "subscription_created", subscriptionStatus: "active" }),
+			expect.objectContaining({ previousPlan: "pro", plan: "pro", reason: "subscription_updated", cancelAtPeriodEnd: true }),
+			expect.objectContaining({ previousPlan: "pro", plan: "free", reason: "subscription_deleted", subscriptionStatus: "canceled" }),
+		]);
+	});
 
 	it("cancel_at_period_end keeps the plan until the period ends; the deletion at period end moves it to free", async () => {
 		const t = await tenant();
@@ -451,7 +466,13 @@ describe("subscription lifecycle from Stripe events", () => {
 			stripeMessage("invoice.paid", now - 2 * DAY, { id: "in_old", object: "invoice", customer: t.customer, subscription: t.sub }),
 		]);
 		expect(await t.plan()).toBe("free");
-		const announced = sent.filter((m) => m.organizationId === t.orgId && m.kind === "webhook.event" && (m.data as { reason?: string }).reason);
+		// The invoice's own announcement (or the lapse it found), not the subscription event's.
+		const announced = sent.filter(
+			(m) =>
+				m.organizationId === t.orgId &&
+				m.kind === "webhook.event" &&
+				["subscription_lapsed", "invoice_paid", "invoice_payment_failed"].includes((m.data as { reason?: string }).reason ?? ""),
+		);
 		expect(announced).toEqual([
 			expect.objectContaining({ data: { organizationId: t.orgId, plan: "free", previousPlan: "pro", reason: "subscription_lapsed" } }),
 		]);
