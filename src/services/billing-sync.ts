@@ -214,11 +214,16 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 				return plan;
 			}
 			const items = (obj(object.items).data as Data[] | undefined) ?? [];
-			const price = obj(items[0]?.price);
-			const planId = planOf(s(metadata.plan) ?? s(obj(price.metadata).plan) ?? s(price.lookup_key));
+			// The plan is the flat (licensed) item's price when that names one (a plan changed in the billing portal
+			// changes the price, not the subscription's metadata), else the metadata Checkout wrote (its prices are
+			// inline, without metadata or lookup key). A metered item (usage billing) names no plan.
+			const flat = items.find((i) => obj(obj(i.price).recurring).usage_type !== "metered") ?? items[0];
+			const price = obj(flat?.price);
+			const known = (v: string | null) => (v !== null && (PLAN_IDS as readonly string[]).includes(v) ? v : null);
+			const planId = planOf(known(s(obj(price.metadata).plan)) ?? known(s(price.lookup_key)) ?? s(metadata.plan));
 			const status = type === "customer.subscription.deleted" ? "canceled" : (s(object.status) ?? "incomplete");
 			// API versions before 2025-03-31 (basil) carry the period on the subscription, later ones on its items.
-			const periodEnd = msOf(n(object.current_period_end) ?? n(items[0]?.current_period_end));
+			const periodEnd = msOf(n(object.current_period_end) ?? n(flat?.current_period_end));
 			const cancelAtPeriodEnd = object.cancel_at_period_end === true ? 1 : 0;
 			const trialEnd = msOf(n(object.trial_end));
 			plan.statements.push(
@@ -327,6 +332,8 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 			}
 			const which = subscriptionId ? sql`subscription_id = ${subscriptionId}` : sql`customer_id = ${customer}`;
 			const paid = type === "invoice.paid";
+			// A failed invoice makes a live subscription past_due (its grace starts). An incomplete one stays
+			// incomplete: its first payment failed, it grants nothing, and Stripe ends it as incomplete_expired.
 			// A paid renewal invoice covers the new period (its lines' period end): a renewal whose
 			// customer.subscription.updated was lost still moves the period, so the cron does not end it.
 			const lines = (obj(object.lines).data as Data[] | undefined) ?? [];
@@ -337,7 +344,8 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 					past_due_since = ${paid ? null : sql`CASE WHEN status = 'past_due' THEN coalesce(past_due_since, ${ts}) ELSE ${ts} END`},
 					current_period_end = ${paidThrough === null ? sql`current_period_end` : sql`max(coalesce(current_period_end, 0), ${paidThrough})`},
 					source_updated_at = ${ts}, updated_at = ${now}
-					WHERE organization_id = ${orgId} AND ${which} AND source_updated_at <= ${ts} AND status IN (${LIVE}, 'incomplete')`,
+					WHERE organization_id = ${orgId} AND ${which} AND source_updated_at <= ${ts}
+						AND status IN (${LIVE}${paid ? sql`, 'incomplete'` : sql``})`,
 				// A plan the invoice moves (a paid one restoring a lapsed plan, say) is announced like the cron's:
 				// written between the two statements, so it compares the stored plan with the one applyPlan sets.
 				...planChangedOutbox(

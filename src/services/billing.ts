@@ -120,7 +120,8 @@ export async function cancelSubscription(
 	// The one that grants the plan, else one Stripe may still bill (unpaid, paused, incomplete).
 	const live = currentSubscription((await subscriptionsOf(deps.db, organizationId)).filter((s) => mayStillBill(s.status)));
 	if (!live) throw new ApiError("CONFLICT", "the organization has no subscription to cancel");
-	const state = await cancelStripeSubscription(deps.config, live.subscriptionId, atPeriodEnd);
+	// Now: with a last invoice for the usage reported this period (no proration credit), as offboarding does.
+	const state = await cancelStripeSubscription(deps.config, live.subscriptionId, atPeriodEnd, { final: !atPeriodEnd });
 	await publishChange(deps.env, deps.meta, deps.logger, {
 		organizationId,
 		action: atPeriodEnd ? "billing.cancel_scheduled" : "billing.canceled",

@@ -139,7 +139,8 @@ export const cancel = createRoute({
 	summary: "Cancel the subscription at period end, or now (org:billing:manage)",
 	description:
 		"`atPeriodEnd: true` sets Stripe's cancel_at_period_end: the plan is kept until the period ends. " +
-		"`atPeriodEnd: false` cancels now. Answers with the subscription as Stripe returned it; the plan follows " +
+		"`atPeriodEnd: false` cancels now, with a last invoice for the metered usage already reported this period and no " +
+		"proration credit for the unused time. Answers with the subscription as Stripe returned it; the plan follows " +
 		"through the Stripe webhook (and, if that event is lost, the cron's period-end check).",
 	security: [{ bearer: [] }],
 	middleware: manage(),
