@@ -114,7 +114,8 @@ export async function directoryLookup(db: Database, orgId: string, userId: strin
 	return result;
 }
 
-async function permissionsOfRole(db: Database, orgId: string, role: string): Promise<string[]> {
+/** The permissions a role grants in the organization (its own custom roles, or a system role). */
+export async function permissionsOfRole(db: Database, orgId: string, role: string): Promise<string[]> {
 	const rows = await db.all<{ key: string }>(sql`
 		SELECT p.key AS key FROM roles r
 		JOIN role_permissions rp ON rp.role_id = r.id

@@ -8,7 +8,7 @@ import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { decodeCursor, page } from "../lib/cursor";
 import { TtlCache } from "../lib/ttl-cache";
-import { invalidateAccess } from "./access";
+import { invalidateAccess, permissionsOfRole } from "./access";
 import {
 	type ClerkInvitation,
 	type ClerkMembership,
@@ -382,6 +382,23 @@ export interface Caller {
 	/** null for an API key (no role). */
 	role: string | null;
 	plan: string;
+	/** What the caller may do here (its role's and token's permissions, or an API key's own). */
+	permissions: readonly string[];
+}
+
+/**
+ * Only an admin hands out or takes away more than it holds: any other caller with org:members:manage (a
+ * custom role, an API key) may grant a role, or change or remove a member holding one, only when every
+ * permission of that role is its own, and never org:admin. 403 otherwise (the same rule as an API key's
+ * permissions, which stay a subset of its creator's).
+ */
+async function assertWithinCaller(db: Database, orgId: string, caller: Caller, role: string, what: string): Promise<void> {
+	if (caller.role === ADMIN) return;
+	if (role === ADMIN) throw new ApiError("FORBIDDEN", `only an admin can ${what} the ${ADMIN} role`);
+	const missing = (await permissionsOfRole(db, orgId, role)).filter((p) => !caller.permissions.includes(p));
+	if (missing.length > 0) {
+		throw new ApiError("FORBIDDEN", `cannot ${what} role ${role}: it holds permissions the caller does not (${missing.sort().join(", ")})`);
+	}
 }
 
 /**
@@ -397,6 +414,7 @@ export async function inviteMember(
 	log: ChangeLog,
 ): Promise<Invitation> {
 	const role = await assignableRole(db, orgId, caller.plan, input.role);
+	await assertWithinCaller(db, orgId, caller, role, "grant");
 	await assertSeatFree(db, orgId);
 	const created = invitationView(
 		await createOrganizationInvitation(env, orgId, {
@@ -519,6 +537,8 @@ export async function changeMemberRole(
 ): Promise<{ before: string; member: ChangedMember }> {
 	const next = await assignableRole(db, orgId, caller.plan, role);
 	const current = await memberAndAdmins(db, orgId, userId);
+	await assertWithinCaller(db, orgId, caller, current.role, "change a member with");
+	await assertWithinCaller(db, orgId, caller, next, "grant");
 	if (next !== ADMIN) assertNotLastAdmin(current, "demote");
 	const updated = await updateOrganizationMembership(env, orgId, userId, next);
 	const member = memberView(updated, userId);
@@ -539,9 +559,11 @@ export async function removeMember(
 	env: Env,
 	orgId: string,
 	userId: string,
+	caller: Caller,
 	log: ChangeLog,
 ): Promise<{ before: string; member: ChangedMember }> {
 	const current = await memberAndAdmins(db, orgId, userId);
+	await assertWithinCaller(db, orgId, caller, current.role, "remove a member with");
 	assertNotLastAdmin(current, "remove");
 	const removed = await deleteOrganizationMembership(env, orgId, userId);
 	await recordMembership(db, orgId, userId, removed, true, log, { action: "member.removed", before: { userId, role: current.role } });

@@ -138,7 +138,14 @@ describe("invitations", () => {
 	});
 
 	it("a custom role with org:members:manage may invite; Clerk gets no inviter (it must be an admin there)", async () => {
-		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", manager: { permissions: ["org:members:manage"] } } });
+		// It grants only what it holds itself: org:member's permissions (security.review.test.ts).
+		const memberPerms = (
+			await env.DB.prepare(
+				`SELECT p.key AS key FROM roles r JOIN role_permissions rp ON rp.role_id = r.id JOIN permissions p ON p.id = rp.permission_id
+				WHERE r.key = 'org:member' AND r.organization_id IS NULL`,
+			).all<{ key: string }>()
+		).results.map((r) => r.key);
+		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", manager: { permissions: ["org:members:manage", ...memberPerms] } } });
 		const calls = clerk();
 		const res = await call("POST", `${t.base}/invitations`, {
 			token: t.manager.token,

@@ -17,6 +17,7 @@ const caller = (c: Context<AppEnv>): Caller => ({
 	userId: c.get("auth").userId,
 	role: c.get("access").role,
 	plan: c.get("access").organization.plan,
+	permissions: c.get("access").permissions,
 });
 
 // A change Clerk accepted is recorded in the mirror with its audit entry in one batch; withChangeLog
@@ -41,6 +42,6 @@ export const membersRouter = createRouter()
 	})
 	.openapi(routes.removeMember, async (c) => {
 		const { userId } = c.req.valid("param");
-		await withChangeLog(c, (log) => removeMember(c.get("db"), c.env, orgId(c), userId, log));
+		await withChangeLog(c, (log) => removeMember(c.get("db"), c.env, orgId(c), userId, caller(c), log));
 		return c.body(null, 204);
 	});

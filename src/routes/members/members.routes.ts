@@ -69,7 +69,8 @@ export const createInvitation = createRoute({
 	tags: ["members"],
 	summary: "Invite someone by email (Clerk createOrganizationInvitation; org:members:manage)",
 	description:
-		"Counts against the plan's seats (members + pending invitations): 402 past them, naming the plan with enough seats.",
+		"Counts against the plan's seats (members + pending invitations): 402 past them, naming the plan with enough seats. " +
+		"403 for a caller other than an admin when the role holds a permission the caller does not, or is org:admin.",
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: {
@@ -110,7 +111,9 @@ export const updateMember = createRoute({
 	path: "/api/orgs/{orgId}/members/{userId}",
 	tags: ["members"],
 	summary: "Change a member's role (Clerk updateOrganizationMembership; org:members:manage)",
-	description: "409 when it would demote the organization's last admin.",
+	description:
+		"409 when it would demote the organization's last admin. 403 for a caller other than an admin when the member's " +
+		"current role or the new one holds a permission the caller does not, or is org:admin.",
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: {
@@ -125,7 +128,9 @@ export const removeMember = createRoute({
 	path: "/api/orgs/{orgId}/members/{userId}",
 	tags: ["members"],
 	summary: "Remove a member (Clerk deleteOrganizationMembership; org:members:manage)",
-	description: "409 for the organization's last admin.",
+	description:
+		"409 for the organization's last admin. 403 for a caller other than an admin when the member's role holds a " +
+		"permission the caller does not, or is org:admin.",
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: { params: MemberParams },
