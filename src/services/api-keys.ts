@@ -134,6 +134,8 @@ function keyChangeOutbox(
 export interface KeyGrantor {
 	actor: string;
 	permissions: string[];
+	/** When the caller stops working: an API key's expiry (null for a session, or a key that does not expire). */
+	expiresAt: number | null;
 }
 
 /**
@@ -193,7 +195,8 @@ export function listApiKeys(db: Database, orgId: string, q: PageQuery) {
 }
 
 /**
- * A new key with a fresh secret, returned once (only its SHA-256 is stored). 402 when the organization
+ * A new key with a fresh secret, returned once (only its SHA-256 is stored). Created by an expiring key, it
+ * expires no later than that key (its `expiresAt` is capped, or set when none is given). 402 when the organization
  * already has the plan's number of live keys (not revoked, not expired); the count and the insert are
  * one statement, so concurrent creations cannot pass the limit together. Its `api_key.created` audit
  * entry and event are written in the insert's batch (only if the key was inserted), to be relayed (`log`).
@@ -223,7 +226,9 @@ export async function createApiKey(
 		createdAt: now,
 		updatedAt: now,
 		lastUsedAt: null,
-		expiresAt: input.expiresAt ?? null,
+		// A key made by an expiring key expires with it at the latest (it would outlive what made it).
+		expiresAt:
+			grantor.expiresAt === null ? (input.expiresAt ?? null) : Math.min(input.expiresAt ?? grantor.expiresAt, grantor.expiresAt),
 		rotatedAt: null,
 		revokedAt: null,
 	};

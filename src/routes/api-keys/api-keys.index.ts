@@ -15,7 +15,11 @@ import {
 import * as routes from "./api-keys.routes";
 
 const orgId = (c: Context<AppEnv>) => c.get("access").organization.id;
-const grantor = (c: Context<AppEnv>): KeyGrantor => ({ actor: c.get("auth").userId, permissions: c.get("access").permissions });
+const grantor = (c: Context<AppEnv>): KeyGrantor => ({
+	actor: c.get("auth").userId,
+	permissions: c.get("access").permissions,
+	expiresAt: c.get("auth").apiKey?.expiresAt ?? null,
+});
 
 // Each change writes its audit entry and outgoing webhook event (both `api_key.<action>`) in its own
 // batch; withChangeLog relays them once it committed.

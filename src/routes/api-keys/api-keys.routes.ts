@@ -91,7 +91,12 @@ export const createApiKey = createRoute({
 			z.strictObject({
 				name,
 				permissions,
-				expiresAt: z.number().int().positive().optional().openapi({ description: "Epoch ms; must be in the future" }),
+				expiresAt: z
+					.number()
+					.int()
+					.positive()
+					.optional()
+					.openapi({ description: "Epoch ms; must be in the future. A key created by an expiring key expires no later than it (capped, or set to it when absent)" }),
 				rateLimitPerMinute: rateLimitPerMinute.optional(),
 			}),
 		),
