@@ -61,7 +61,16 @@ async function commitEndpointChange(
 	return raw ? typedRow(webhookEndpoints, raw) : undefined;
 }
 
-/** A new enabled endpoint with a fresh signing secret; a URL to a non-public host is a 400. Audited in its batch. */
+/**
+ * Endpoints an organization may register: every event fans out to one delivery per endpoint (each retried
+ * with backoff), and the list is answered whole.
+ */
+export const MAX_ENDPOINTS = 20;
+
+/**
+ * A new enabled endpoint with a fresh signing secret; a URL to a non-public host is a 400, a 21st endpoint
+ * a 409 (the count and the insert are one statement). Audited in its batch.
+ */
 export async function createEndpoint(
 	db: Database,
 	orgId: string,
@@ -71,27 +80,20 @@ export async function createEndpoint(
 	checkUrl(input.url);
 	const now = Date.now();
 	const id = newId("whe");
-	const insert = db
-		.insert(webhookEndpoints)
-		.values({
-			id,
-			organizationId: orgId,
-			url: input.url,
-			eventTypes: eventTypesJson(input.eventTypes),
-			secret: newEndpointSecret(),
-			status: "enabled",
-			createdAt: now,
-			updatedAt: now,
-		})
-		.returning()
-		.getSQL();
+	const insert = sql`INSERT INTO webhook_endpoints (id, organization_id, url, event_types, secret, status, created_at, updated_at)
+		SELECT ${id}, ${orgId}, ${input.url}, ${eventTypesJson(input.eventTypes)}, ${newEndpointSecret()}, 'enabled', ${now}, ${now}
+		WHERE (SELECT count(*) FROM webhook_endpoints WHERE organization_id = ${orgId}) < ${MAX_ENDPOINTS}
+		RETURNING *`;
 	const row = await commitEndpointChange(db, log, orgId, id, {
 		action: "created",
 		statement: insert,
 		after: endpointViewSql(id),
 		when: sql`EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ${id})`,
 	});
-	return row!;
+	if (!row) {
+		throw new ApiError("CONFLICT", `an organization has at most ${MAX_ENDPOINTS} webhook endpoints: delete one (or widen one's eventTypes) first`);
+	}
+	return row;
 }
 
 /**

@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { requireFeature, requirePermission } from "../../middleware/authorize";
 import { tenantMiddleware } from "../../middleware/tenant";
 import { CursorQuery, jsonContent, orgErrors, problem } from "../../openapi";
+import { MAX_ENDPOINTS } from "../../services/endpoints";
 import { TENANT_EVENT_TYPES } from "../../services/outgoing-webhooks";
 
 const middleware = tenantMiddleware(requirePermission("org:webhooks:manage"), requireFeature("outgoing_webhooks"));
@@ -59,6 +60,7 @@ export const createEndpoint = createRoute({
 	path: "/api/orgs/{orgId}/webhooks",
 	tags: ["webhooks (outgoing)"],
 	summary: "Register an endpoint; the signing secret is returned once",
+	description: `At most ${MAX_ENDPOINTS} endpoints per organization (every event is delivered to each): 409 past them.`,
 	security: [{ bearer: [] }],
 	middleware,
 	request: { params: z.object(OrgParam), body: json(z.strictObject({ url, eventTypes })) },
