@@ -416,8 +416,35 @@ export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 const verifier = new ApiKeyVerifier();
 const lastUsedWritten = new Map<string, number>();
 
-function forgetKeys(): void {
+/** Forgets this isolate's cached keys (after their rows changed outside this module). */
+export function forgetKeys(): void {
 	verifier.clear();
+}
+
+/** What `userId` holds in the organization `orgId` (SQL) now: its live membership's role's permissions. */
+const heldBy = (userId: string, orgId: SQL) => sql`SELECT p.key FROM memberships m
+	JOIN roles r ON r.key = m.role AND (r.organization_id IS NULL OR r.organization_id = m.organization_id) AND r.deleted_at IS NULL
+	JOIN role_permissions rp ON rp.role_id = r.id
+	JOIN permissions p ON p.id = rp.permission_id AND p.deleted_at IS NULL
+	WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL AND m.user_deleted_at IS NULL`;
+
+/**
+ * Keeps the keys a user made within what the user still holds, for the batch that changed or ended the
+ * user's membership (Clerk's membership events and user.deleted, and the member routes): every live key
+ * the user created in the organization (in every organization without `orgId`), and the keys those keys
+ * created in turn, loses the permissions the user's role no longer grants. A removed member's keys are
+ * left with none (their calls answer 403); permissions taken away are not given back if the role returns.
+ */
+export function keysWithinCreator(userId: string, now: number, orgId?: string): SQL {
+	const inOrg = orgId === undefined ? sql`` : sql`AND organization_id = ${orgId}`;
+	const held = heldBy(userId, sql`api_keys.organization_id`);
+	return sql`WITH RECURSIVE made(id, org) AS (
+			SELECT id, organization_id FROM api_keys WHERE created_by = ${userId} AND revoked_at IS NULL ${inOrg}
+			UNION SELECT k.id, k.organization_id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id
+				AND k.organization_id = made.org WHERE k.revoked_at IS NULL)
+		UPDATE api_keys SET permissions = (SELECT json_group_array(value) FROM json_each(api_keys.permissions) WHERE value IN (${held})),
+			updated_at = ${now}
+		WHERE id IN (SELECT id FROM made) AND EXISTS (SELECT 1 FROM json_each(api_keys.permissions) WHERE value NOT IN (${held}))`;
 }
 
 /** Test hook: forget the cached keys and last-used writes, and go back to the real clock. */

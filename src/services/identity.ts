@@ -9,6 +9,7 @@ import { ApiError } from "../errors";
 import { decodeCursor, page } from "../lib/cursor";
 import { TtlCache } from "../lib/ttl-cache";
 import { invalidateAccess, permissionsOfRole } from "./access";
+import { forgetKeys, keysWithinCreator } from "./api-keys";
 import {
 	type ClerkInvitation,
 	type ClerkMembership,
@@ -518,6 +519,9 @@ async function recordMembership(
 		log,
 		{ organizationId: orgId, targetType: "membership", targetId: userId, ...audit },
 	);
+	// The keys the member made hold no more than the member now does (Clerk's webhook does it again).
+	await db.run(keysWithinCreator(userId, Date.now(), orgId));
+	forgetKeys();
 	invalidateAccess(orgId, userId);
 	forgetSeats(orgId);
 }

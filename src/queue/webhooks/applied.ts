@@ -2,6 +2,7 @@ import type { Database } from "../../db/client";
 import type { Env } from "../../env";
 import { errorFields, type Logger } from "../../lib/logger";
 import { clearAccessCache, invalidateAccess } from "../../services/access";
+import { forgetKeys } from "../../services/api-keys";
 import { outboxRows, relayOutbox } from "../../services/outbox";
 import { applyClerkRegion } from "../../services/operator";
 import { invalidateUser } from "../../services/users";
@@ -14,7 +15,12 @@ export function invalidateCaches(t: Planned): void {
 	if (p.invalidate.all) {
 		clearAccessCache();
 		invalidateUser();
-	} else if (p.invalidate.orgId) invalidateAccess(p.invalidate.orgId, p.invalidate.userId);
+		forgetKeys();
+	} else if (p.invalidate.orgId) {
+		invalidateAccess(p.invalidate.orgId, p.invalidate.userId);
+		// A membership change may have narrowed keys the member made (api-keys.ts keysWithinCreator).
+		if (p.invalidate.userId) forgetKeys();
+	}
 }
 
 /**

@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { normalizeRoleKey } from "../../auth/claims";
 import { type Data, num as n, obj, str as s } from "../../lib/payload";
+import { keysWithinCreator } from "../api-keys";
 import { systemAudit, tenantEvent } from "../events-bus";
 import { createdAt, ignore, ms, type Planner, planOf, syncMemberUser, upsertOrg } from "./shared";
 
@@ -57,6 +58,8 @@ const membership: Planner = (e) => {
 					OR (excluded.source_updated_at = memberships.source_updated_at AND memberships.deleted_at IS NULL)`,
 			// The user's fields as its users row has them (the placeholder above may have just filled them in).
 			syncMemberUser(userId),
+			// The keys the member made hold no more than the member now does (none once the membership ended).
+			keysWithinCreator(userId, e.now, orgId),
 		],
 		staleCheck: sql`(SELECT CASE WHEN source_updated_at > ${ts} OR (source_updated_at = ${ts}
 			AND (deleted_at IS NULL) <> ${deleted ? 0 : 1}) THEN 1 ELSE 0 END

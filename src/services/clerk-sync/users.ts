@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { keysWithinCreator } from "../api-keys";
 import { ignore, type Planner, planOf, softDelete, staleRow, syncMemberUser, upsertUser } from "./shared";
 
 /** user.created / user.updated: upsert ordered by the user's updated_at; a deleted user stays deleted. */
@@ -32,6 +33,8 @@ const remove: Planner = (e) => {
 			sql`UPDATE events SET payload = json_object('type', type, 'object', 'event', 'redacted', json('true'),
 					'data', json_object('id', entity_id, 'object', 'user'))
 				WHERE organization_id IS NULL AND type IN ('user.created', 'user.updated') AND entity_id = ${e.id}`,
+			// The keys the user made, in every organization, hold nothing any more.
+			keysWithinCreator(e.id, e.now),
 		],
 		invalidate: { all: true },
 	});

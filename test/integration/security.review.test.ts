@@ -1,0 +1,270 @@
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { clearAccessCache } from "../../src/services/access";
+import { resetApiKeyState } from "../../src/services/api-keys";
+import { MAX_ENDPOINTS } from "../../src/services/endpoints";
+import { fakeClerkApi } from "../helpers/clerk-api";
+import { uid } from "../helpers/factories";
+import { type Handler, stubNetwork } from "../helpers/network";
+import { envelope, membershipData } from "../helpers/clerk";
+import { deliver, messageFor } from "../helpers/queue";
+import { call } from "../helpers/request";
+import { captureTenantEvents } from "../helpers/tenant-queue";
+import { seedTenant } from "../helpers/tenant";
+
+type Message = Parameters<typeof deliver>[0][number];
+const DAY = 86_400_000;
+const sec = (ms: number) => Math.floor(ms / 1000);
+
+function stripeMessage(type: string, object: unknown, createdMs = Date.now()): Message {
+	const id = `evt_${uid("s").slice(-16)}`;
+	const created = sec(createdMs);
+	return {
+		source: "stripe",
+		svixId: id,
+		type,
+		timestamp: created * 1000,
+		receivedAt: Date.now(),
+		body: JSON.stringify({ id, object: "event", type, created, data: { object } }),
+	};
+}
+
+const planOf = async (orgId: string) =>
+	(await env.DB.prepare("SELECT plan FROM organizations WHERE id = ?").bind(orgId).first<{ plan: string }>())!.plan;
+
+beforeEach(() => resetApiKeyState());
+afterEach(() => resetApiKeyState());
+
+// Found by a security review on 7 Dec 2026 (OWASP API Security Top 10): each test failed before its fix.
+
+describe("OWASP API5: function-level authorization in member management", () => {
+	it("a custom role holding only org:members:manage cannot make itself (or an invitee) org:admin", async () => {
+		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", manager: { permissions: ["org:members:manage"] } } });
+		const clerk = fakeClerkApi();
+		stubNetwork(vi, { routes: clerk.routes });
+		captureTenantEvents(vi);
+		const self = await call("PATCH", `${t.base}/members/${t.manager.id}`, { token: t.manager.token, body: { role: "org:admin" } });
+		const invite = await call("POST", `${t.base}/invitations`, {
+			token: t.manager.token,
+			body: { emailAddress: "sock-puppet@example.com", role: "org:admin" },
+		});
+		expect({ self: self.status, invite: invite.status }).toEqual({ self: 403, invite: 403 });
+		// Refused before Clerk is asked.
+		expect(clerk.state.calls).toHaveLength(0);
+	});
+
+	it("such a role grants, changes and removes only roles within its own permissions; never an admin", async () => {
+		const memberPerms = (
+			await env.DB.prepare(
+				`SELECT p.key AS key FROM roles r JOIN role_permissions rp ON rp.role_id = r.id JOIN permissions p ON p.id = rp.permission_id
+				WHERE r.key = 'org:member' AND r.organization_id IS NULL`,
+			).all<{ key: string }>()
+		).results.map((r) => r.key);
+		expect(memberPerms.length).toBeGreaterThan(0);
+		const t = await seedTenant({
+			plan: "pro",
+			members: { admin: "org:admin", manager: { permissions: ["org:members:manage", ...memberPerms] }, member: "org:member", other: "org:admin" },
+		});
+		const clerk = fakeClerkApi();
+		stubNetwork(vi, { routes: clerk.routes });
+		captureTenantEvents(vi);
+		const as = (method: string, path: string, body?: unknown) => call(method, `${t.base}${path}`, { token: t.manager.token, body });
+		expect((await as("POST", "/invitations", { emailAddress: "new@example.com", role: "org:member" })).status).toBe(201);
+		expect((await as("PATCH", `/members/${t.member.id}`, { role: "org:member" })).status).toBe(200);
+		const demote = await as("PATCH", `/members/${t.other.id}`, { role: "org:member" });
+		expect(demote.status, demote.text).toBe(403);
+		expect((await as("DELETE", `/members/${t.other.id}`)).status).toBe(403);
+		expect((await as("PATCH", `/members/${t.member.id}`, { role: "org:admin" })).status).toBe(403);
+		// An admin does all of it.
+		expect((await call("PATCH", `${t.base}/members/${t.other.id}`, { token: t.admin.token, body: { role: "org:member" } })).status).toBe(200);
+		expect((await call("DELETE", `${t.base}/members/${t.other.id}`, { token: t.admin.token })).status).toBe(204);
+	});
+});
+
+describe("OWASP API6: billing flows", () => {
+	it("a first invoice that failed (subscription incomplete) grants no paid plan", async () => {
+		const t = await seedTenant();
+		const sub = `sub_${uid("x").slice(-12)}`;
+		const customer = `cus_${uid("x").slice(-12)}`;
+		captureTenantEvents(vi);
+		await deliver([
+			stripeMessage("checkout.session.completed", {
+				id: `cs_${uid("x")}`,
+				object: "checkout.session",
+				client_reference_id: t.orgId,
+				customer,
+				subscription: sub,
+				payment_status: "unpaid",
+				metadata: { organizationId: t.orgId, plan: "enterprise" },
+			}),
+		]);
+		await deliver([
+			stripeMessage("invoice.payment_failed", { id: "in_first", object: "invoice", customer, subscription: sub, billing_reason: "subscription_create" }),
+		]);
+		const row = await env.DB.prepare("SELECT status FROM subscriptions WHERE subscription_id = ?").bind(sub).first<{ status: string }>();
+		expect({ plan: await planOf(t.orgId), status: row?.status }).toEqual({ plan: "free", status: "incomplete" });
+	});
+
+	it("a plan change made in the billing portal (new price) changes the plan", async () => {
+		const t = await seedTenant();
+		const sub = `sub_${uid("x").slice(-12)}`;
+		const object = (price: { lookup_key: string; metadata: Record<string, string> }) => ({
+			id: sub,
+			object: "subscription",
+			customer: "cus_portal",
+			status: "active",
+			// Set once by Checkout (subscription_data.metadata); the portal does not touch it.
+			metadata: { organizationId: t.orgId, plan: "enterprise" },
+			items: { object: "list", data: [{ id: "si_1", current_period_end: sec(Date.now() + 20 * DAY), price: { id: `price_${price.lookup_key}`, ...price } }] },
+		});
+		captureTenantEvents(vi);
+		await deliver([stripeMessage("customer.subscription.created", object({ lookup_key: "enterprise", metadata: { plan: "enterprise" } }), Date.now() - 60_000)]);
+		expect(await planOf(t.orgId)).toBe("enterprise");
+		// Downgraded to the Pro price in the portal: Stripe now bills $49.
+		await deliver([stripeMessage("customer.subscription.updated", object({ lookup_key: "pro", metadata: { plan: "pro" } }))]);
+		expect(await planOf(t.orgId)).toBe("pro");
+	});
+
+	it("cancelling now invoices the metered usage already reported (invoice_now, as the offboarding cron does)", async () => {
+		const t = await seedTenant({ plan: "enterprise" });
+		const sub = `sub_${uid("x").slice(-12)}`;
+		await env.DB.prepare(
+			`INSERT INTO subscriptions (organization_id, provider, customer_id, subscription_id, plan, status, current_period_end, source_updated_at, updated_at)
+			VALUES (?, 'stripe', 'cus_meter', ?, 'enterprise', 'active', ?, 1, 1)`,
+		)
+			.bind(t.orgId, sub, Date.now() + 20 * DAY)
+			.run();
+		const sent: URL[] = [];
+		const routes: Record<string, Handler> = {
+			"https://api.stripe.com/v1/subscriptions/": (req) => {
+				sent.push(new URL(req.url));
+				return Response.json({ id: sub, object: "subscription", status: "canceled", canceled_at: sec(Date.now()), cancel_at_period_end: false });
+			},
+		};
+		stubNetwork(vi, { routes });
+		captureTenantEvents(vi);
+		const res = await call("POST", `${t.base}/billing/cancel`, { token: t.admin.token, body: { atPeriodEnd: false } });
+		expect(res.status, res.text).toBe(200);
+		expect(sent[0]?.searchParams.get("invoice_now")).toBe("true");
+	});
+});
+
+describe("OWASP API1/API5: API keys stay within their creator", () => {
+	it("a key minted by an expiring key does not outlive it", async () => {
+		const t = await seedTenant({ plan: "pro" });
+		captureTenantEvents(vi);
+		const parent = await call<{ key: string; expiresAt: number }>("POST", `${t.base}/api-keys`, {
+			token: t.admin.token,
+			body: { name: "ci-1day", permissions: ["org:api_keys:manage", "org:members:read"], expiresAt: Date.now() + DAY },
+		});
+		expect(parent.status, parent.text).toBe(201);
+		const child = await call<{ expiresAt: number | null }>("POST", `${t.base}/api-keys`, {
+			token: parent.json.key,
+			body: { name: "forever", permissions: ["org:members:read"] },
+		});
+		// Capped at the parent's expiry: none given, or a later one.
+		expect(child.status, JSON.stringify(child.json)).toBe(201);
+		expect(child.json.expiresAt).toBe(parent.json.expiresAt);
+		const later = await call<{ expiresAt: number | null }>("POST", `${t.base}/api-keys`, {
+			token: parent.json.key,
+			body: { name: "later", permissions: ["org:members:read"], expiresAt: parent.json.expiresAt + DAY },
+		});
+		expect(later.status, later.text).toBe(201);
+		expect(later.json.expiresAt).toBe(parent.json.expiresAt);
+		const sooner = await call<{ expiresAt: number | null }>("POST", `${t.base}/api-keys`, {
+			token: parent.json.key,
+			body: { name: "sooner", permissions: ["org:members:read"], expiresAt: parent.json.expiresAt - 1000 },
+		});
+		expect(sooner.status, sooner.text).toBe(201);
+		expect(sooner.json.expiresAt).toBe(parent.json.expiresAt - 1000);
+	});
+
+	it("the keys a member made hold no more than the member: narrowed on a demotion, emptied on removal, also the keys those keys made", async () => {
+		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", other: "org:admin" } });
+		captureTenantEvents(vi);
+		const key = await call<{ key: string; id: string }>("POST", `${t.base}/api-keys`, {
+			token: t.admin.token,
+			body: { name: "mine", permissions: ["org:members:read", "org:api_keys:manage", "org:products:write"] },
+		});
+		expect(key.status, key.text).toBe(201);
+		const child = await call<{ key: string }>("POST", `${t.base}/api-keys`, {
+			token: key.json.key,
+			body: { name: "child", permissions: ["org:members:read", "org:products:write"] },
+		});
+		expect(child.status, child.text).toBe(201);
+		// Another admin's key is left alone.
+		const others = await call<{ key: string }>("POST", `${t.base}/api-keys`, {
+			token: t.other.token,
+			body: { name: "theirs", permissions: ["org:products:write"] },
+		});
+		const membership = (type: string, role: string) =>
+			messageFor(envelope(type, membershipData(`orgmem_${t.admin.id}`, t.orgId, t.admin.id, { role, updatedAt: Date.now() })));
+		const keyPerms = async (secret: string) =>
+			(await call<{ organization: { permissions: string[] } | null }>("GET", "/api/me", { token: secret })).json.organization?.permissions;
+
+		// Demoted to org:member in Clerk: what org:member does not grant goes.
+		await deliver([membership("organizationMembership.updated", "org:member")]);
+		resetApiKeyState();
+		expect(await keyPerms(key.json.key)).toEqual(["org:members:read"]);
+		expect(await keyPerms(child.json.key)).toEqual(["org:members:read"]);
+		expect((await call("GET", `${t.base}/members`, { token: key.json.key })).status).toBe(200);
+		const write = await call("POST", `${t.base}/categories`, { token: child.json.key, body: { name: "C", slug: uid("c") } });
+		expect(write.status, write.text).toBe(403);
+		expect(await keyPerms(others.json.key)).toEqual(["org:products:write"]);
+
+		// Removed: nothing is left.
+		await deliver([membership("organizationMembership.deleted", "org:member")]);
+		resetApiKeyState();
+		expect(await keyPerms(key.json.key)).toEqual([]);
+		expect((await call("GET", `${t.base}/members`, { token: key.json.key })).status).toBe(403);
+		expect((await call("GET", `${t.base}/members`, { token: child.json.key })).status).toBe(403);
+		expect(await keyPerms(others.json.key)).toEqual(["org:products:write"]);
+	});
+
+	it("a deleted user's keys hold nothing, in every organization", async () => {
+		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", other: "org:admin" } });
+		captureTenantEvents(vi);
+		const key = await call<{ key: string }>("POST", `${t.base}/api-keys`, { token: t.admin.token, body: { name: "k", permissions: ["org:members:read"] } });
+		expect(key.status, key.text).toBe(201);
+		await deliver([messageFor(envelope("user.deleted", { id: t.admin.id, object: "user", deleted: true }))]);
+		resetApiKeyState();
+		expect((await call<{ organization: { permissions: string[] } }>("GET", "/api/me", { token: key.json.key })).json.organization.permissions).toEqual([]);
+	});
+
+	it("the member routes narrow them at once: an admin demoting another admin", async () => {
+		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", other: "org:admin" } });
+		const clerk = fakeClerkApi();
+		stubNetwork(vi, { routes: clerk.routes });
+		captureTenantEvents(vi);
+		const key = await call<{ key: string }>("POST", `${t.base}/api-keys`, {
+			token: t.other.token,
+			body: { name: "theirs", permissions: ["org:members:read", "org:members:manage"] },
+		});
+		expect((await call("PATCH", `${t.base}/members/${t.other.id}`, { token: t.admin.token, body: { role: "org:member" } })).status).toBe(200);
+		const me = await call<{ organization: { permissions: string[] } }>("GET", "/api/me", { token: key.json.key });
+		expect(me.json.organization.permissions).toEqual(["org:members:read"]);
+	});
+});
+
+describe("OWASP API4: outgoing webhook endpoints are bounded", () => {
+	it(`an organization registers at most ${MAX_ENDPOINTS} endpoints (each event fans out to all): 409 past them`, async () => {
+		const t = await seedTenant({ plan: "pro" });
+		captureTenantEvents(vi);
+		const statuses: number[] = [];
+		for (let i = 0; i <= MAX_ENDPOINTS; i++) {
+			const res = await call("POST", `${t.base}/webhooks`, {
+				token: t.admin.token,
+				body: { url: `https://hooks.tenant.example.com/${i}`, eventTypes: ["*"] },
+			});
+			statuses.push(res.status);
+		}
+		expect(statuses.filter((s) => s === 201)).toHaveLength(MAX_ENDPOINTS);
+		expect(statuses.at(-1)).toBe(409);
+		const list = await call<{ data: { id: string }[] }>("GET", `${t.base}/webhooks`, { token: t.admin.token });
+		expect(list.json.data).toHaveLength(MAX_ENDPOINTS);
+		// Deleting one makes room again.
+		expect((await call("DELETE", `${t.base}/webhooks/${list.json.data[0]!.id}`, { token: t.admin.token })).status).toBe(204);
+		const again = await call("POST", `${t.base}/webhooks`, { token: t.admin.token, body: { url: "https://hooks.tenant.example.com/again", eventTypes: ["*"] } });
+		expect(again.status, again.text).toBe(201);
+	});
+});
