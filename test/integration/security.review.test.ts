@@ -1,6 +1,5 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { clearAccessCache } from "../../src/services/access";
 import { resetApiKeyState } from "../../src/services/api-keys";
 import { MAX_ENDPOINTS } from "../../src/services/endpoints";
 import { fakeClerkApi } from "../helpers/clerk-api";
