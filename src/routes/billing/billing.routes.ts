@@ -66,8 +66,8 @@ export const checkout = createRoute({
 				"application/json": {
 					schema: z.strictObject({
 						plan: z.enum(["pro", "enterprise"]),
-						successUrl: z.url({ protocol: /^https?$/ }),
-						cancelUrl: z.url({ protocol: /^https?$/ }),
+						successUrl: z.url({ protocol: /^https?$/ }).max(2048),
+						cancelUrl: z.url({ protocol: /^https?$/ }).max(2048),
 					}),
 				},
 			},
