@@ -2,6 +2,7 @@ import { and, eq, inArray, isNull, SQL, sql } from "drizzle-orm";
 import {
 	API_KEY_PREFIX,
 	type ApiKeyPrincipal,
+	apiKeyActor,
 	ApiKeyVerifier,
 	apiKeyNow,
 	generateApiKey,
@@ -136,6 +137,8 @@ export interface KeyGrantor {
 	permissions: string[];
 	/** When the caller stops working: an API key's expiry (null for a session, or a key that does not expire). */
 	expiresAt: number | null;
+	/** The caller is an admin of the organization (a user with org:admin). */
+	admin: boolean;
 }
 
 /**
@@ -313,6 +316,7 @@ export async function rotateApiKey(
 ): Promise<{ before: ApiKeyRow; after: ApiKeyRow; secret: string }> {
 	const before = await getApiKey(db, orgId, keyId);
 	assertHeld(grantor, JSON.parse(before.permissions) as string[]);
+	await assertMayRotate(db, grantor, before);
 	const now = apiKeyNow();
 	const secret = generateApiKey();
 	const hash = await hashApiKey(secret);
@@ -341,6 +345,25 @@ export async function rotateApiKey(
 	]);
 	if (!after) throw new ApiError("CONFLICT", "the key changed meanwhile; retry");
 	return { before, after, secret };
+}
+
+/**
+ * Whoever rotates a key receives its secret, so beyond holding its permissions: a caller other than an admin
+ * rotates only itself (a key) and keys it made (itself, or through keys it made: those are narrowed with it,
+ * keysWithinCreator),
+ * and an expiring key only keys that expire no later than it does. 403 otherwise.
+ */
+async function assertMayRotate(db: Database, grantor: KeyGrantor, key: ApiKeyRow): Promise<void> {
+	if (grantor.expiresAt !== null && (key.expiresAt === null || key.expiresAt > grantor.expiresAt)) {
+		throw new ApiError("FORBIDDEN", "an expiring key can rotate only keys that expire no later than it does");
+	}
+	// An admin rotates any key; a key itself (its caller holds its secret already).
+	if (grantor.admin || grantor.actor === apiKeyActor(key.id)) return;
+	const made = await db.get<{ ok: number }>(sql`WITH RECURSIVE up(id, created_by) AS (
+			SELECT id, created_by FROM api_keys WHERE id = ${key.id}
+			UNION SELECT k.id, k.created_by FROM api_keys k JOIN up ON up.created_by = 'apikey:' || k.id)
+		SELECT 1 AS ok FROM up WHERE created_by = ${grantor.actor} LIMIT 1`);
+	if (!made) throw new ApiError("FORBIDDEN", "only an admin, or whoever made the key (or the keys that made it), can rotate it");
 }
 
 /**
@@ -432,19 +455,21 @@ const heldBy = (userId: string, orgId: SQL) => sql`SELECT p.key FROM memberships
  * Keeps the keys a user made within what the user still holds, for the batch that changed or ended the
  * user's membership (Clerk's membership events and user.deleted, and the member routes): every live key
  * the user created in the organization (in every organization without `orgId`), and the keys those keys
- * created in turn, loses the permissions the user's role no longer grants. A removed member's keys are
+ * created in turn (also through a key since revoked), loses the permissions the user's role no longer grants. A removed member's keys are
  * left with none (their calls answer 403); permissions taken away are not given back if the role returns.
  */
 export function keysWithinCreator(userId: string, now: number, orgId?: string): SQL {
 	const inOrg = orgId === undefined ? sql`` : sql`AND organization_id = ${orgId}`;
 	const held = heldBy(userId, sql`api_keys.organization_id`);
+	// Through revoked keys too: revoking a key leaves the keys it made.
 	return sql`WITH RECURSIVE made(id, org) AS (
-			SELECT id, organization_id FROM api_keys WHERE created_by = ${userId} AND revoked_at IS NULL ${inOrg}
+			SELECT id, organization_id FROM api_keys WHERE created_by = ${userId} ${inOrg}
 			UNION SELECT k.id, k.organization_id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id
-				AND k.organization_id = made.org WHERE k.revoked_at IS NULL)
+				AND k.organization_id = made.org)
 		UPDATE api_keys SET permissions = (SELECT json_group_array(value) FROM json_each(api_keys.permissions) WHERE value IN (${held})),
 			updated_at = ${now}
-		WHERE id IN (SELECT id FROM made) AND EXISTS (SELECT 1 FROM json_each(api_keys.permissions) WHERE value NOT IN (${held}))`;
+		WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL
+			AND EXISTS (SELECT 1 FROM json_each(api_keys.permissions) WHERE value NOT IN (${held}))`;
 }
 
 /** Test hook: forget the cached keys and last-used writes, and go back to the real clock. */

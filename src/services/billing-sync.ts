@@ -220,7 +220,12 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 			const flat = items.find((i) => obj(obj(i.price).recurring).usage_type !== "metered") ?? items[0];
 			const price = obj(flat?.price);
 			const known = (v: string | null) => (v !== null && (PLAN_IDS as readonly string[]).includes(v) ? v : null);
-			const planId = planOf(known(s(obj(price.metadata).plan)) ?? known(s(price.lookup_key)) ?? s(metadata.plan));
+			const fromPrice = known(s(obj(price.metadata).plan)) ?? known(s(price.lookup_key));
+			const planId = planOf(fromPrice ?? s(metadata.plan));
+			// A price of the operator's (the billing portal's) that says something else: the plan may not follow it.
+			if (!fromPrice && (s(obj(price.metadata).plan) ?? s(price.lookup_key)) !== null) {
+				plan.warning = "the subscription's price names no plan (metadata.plan or lookup_key free, pro or enterprise): its metadata.plan is used";
+			}
 			const status = type === "customer.subscription.deleted" ? "canceled" : (s(object.status) ?? "incomplete");
 			// API versions before 2025-03-31 (basil) carry the period on the subscription, later ones on its items.
 			const periodEnd = msOf(n(object.current_period_end) ?? n(flat?.current_period_end));
@@ -263,7 +268,8 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 				d1.prepare("SELECT plan FROM organizations WHERE id = ?").bind(orgId),
 			]);
 			const stored = storedRes as D1Result<{ id: string; plan: string; status: string; currentPeriodEnd: number | null; pastDueSince: number | null }>;
-			// The plan before this event, as stored when it is planned (an operator's override included).
+			// The plan before this event, as stored when it is planned: before the consumer batch that applies it
+			// (two events of one organization in one batch both name the plan from before the batch).
 			const previousPlan = planOf((orgRes?.results[0] as { plan?: string } | undefined)?.plan);
 			const before = stored.results.find((r) => r.id === subscriptionId);
 			const pastDueSince = status !== "past_due" ? null : before?.status === "past_due" ? (before.pastDueSince ?? ts) : ts;

@@ -447,6 +447,7 @@ export async function revokeInvitation(
 		.where(and(eq(invitations.id, invitationId), eq(invitations.organizationId, orgId), isNull(invitations.deletedAt)));
 	if (!row) throw new ApiError("NOT_FOUND", "invitation not found");
 	if (row.status !== "pending") throw new ApiError("CONFLICT", `the invitation is ${row.status}, not pending`);
+	await assertWithinCaller(db, orgId, caller, row.role, "revoke an invitation for");
 	const before: Invitation = {
 		id: row.id,
 		emailAddress: row.email,

@@ -411,7 +411,7 @@ describe("transactional outbox: changes made in the directory (D1)", () => {
 		const { row } = await createApiKey(
 			createDb(env.DB),
 			{ id: t.orgId, plan: "free", apiKeyLimit: 2 },
-			{ actor: t.admin.id, permissions: ["org:products:read"], expiresAt: null },
+			{ actor: t.admin.id, permissions: ["org:products:read"], expiresAt: null, admin: true },
 			{ name: "orphan", permissions: ["org:products:read"] },
 			log,
 		);

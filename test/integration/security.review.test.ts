@@ -245,6 +245,63 @@ describe("OWASP API1/API5: API keys stay within their creator", () => {
 	});
 });
 
+describe("found by a second review of the fixes: keys and invitations", () => {
+	const perms = async (secret: string) =>
+		(await call<{ organization: { permissions: string[] } | null }>("GET", "/api/me", { token: secret })).json.organization?.permissions;
+	const removed = (orgId: string, userId: string, role: string) =>
+		deliver([messageFor(envelope("organizationMembership.deleted", membershipData(`orgmem_${userId}`, orgId, userId, { role, updatedAt: Date.now() })))]);
+
+	it("a key made by a key since revoked is narrowed with its member too", async () => {
+		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", other: "org:admin" } });
+		captureTenantEvents(vi);
+		const a = await call<{ key: string; id: string }>("POST", `${t.base}/api-keys`, {
+			token: t.admin.token,
+			body: { name: "a", permissions: ["org:members:read", "org:api_keys:manage", "org:products:write"] },
+		});
+		const b = await call<{ key: string }>("POST", `${t.base}/api-keys`, { token: a.json.key, body: { name: "b", permissions: ["org:members:read", "org:products:write"] } });
+		expect(b.status, b.text).toBe(201);
+		expect((await call("DELETE", `${t.base}/api-keys/${a.json.id}`, { token: t.admin.token })).status).toBe(204);
+		await removed(t.orgId, t.admin.id, "org:admin");
+		resetApiKeyState();
+		expect(await perms(b.json.key)).toEqual([]);
+	});
+
+	it("rotation hands out a secret: an expiring key rotates only keys expiring no later; a non-admin only itself and the keys it made", async () => {
+		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", mgr: { permissions: ["org:api_keys:manage", "org:products:write"] } } });
+		captureTenantEvents(vi);
+		const lasting = await call<{ id: string }>("POST", `${t.base}/api-keys`, { token: t.admin.token, body: { name: "c", permissions: ["org:products:write"] } });
+		const expiring = await call<{ key: string; id: string; expiresAt: number }>("POST", `${t.base}/api-keys`, {
+			token: t.admin.token,
+			body: { name: "ci-1day", permissions: ["org:api_keys:manage", "org:products:write"], expiresAt: Date.now() + DAY },
+		});
+		const rotate = (id: string, token: string) => call<{ key: string }>("POST", `${t.base}/api-keys/${id}/rotate`, { token });
+		expect((await rotate(lasting.json.id, expiring.json.key)).status).toBe(403);
+		// The admin's key, rotated by a member holding its permissions: refused (its secret would outlive the member).
+		expect((await rotate(lasting.json.id, t.mgr.token)).status).toBe(403);
+		// Its own key, and a key that key made, it may rotate; and a key itself.
+		const own = await call<{ key: string; id: string }>("POST", `${t.base}/api-keys`, {
+			token: t.mgr.token,
+			body: { name: "mine", permissions: ["org:api_keys:manage", "org:products:write"] },
+		});
+		const child = await call<{ id: string }>("POST", `${t.base}/api-keys`, { token: own.json.key, body: { name: "child", permissions: ["org:products:write"] } });
+		expect((await rotate(child.json.id, t.mgr.token)).status).toBe(200);
+		expect((await rotate(own.json.id, t.mgr.token)).status).toBe(200);
+		expect((await rotate(expiring.json.id, expiring.json.key)).status).toBe(200);
+		expect((await rotate(lasting.json.id, t.admin.token)).status).toBe(200);
+	});
+
+	it("a pending invitation for a role beyond the caller cannot be revoked by it", async () => {
+		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", mgr: { permissions: ["org:members:manage"] } } });
+		const clerk = fakeClerkApi();
+		stubNetwork(vi, { routes: clerk.routes });
+		captureTenantEvents(vi);
+		const inv = await call<{ id: string }>("POST", `${t.base}/invitations`, { token: t.admin.token, body: { emailAddress: "cto@example.com", role: "org:admin" } });
+		expect(inv.status, inv.text).toBe(201);
+		expect((await call("DELETE", `${t.base}/invitations/${inv.json.id}`, { token: t.mgr.token })).status).toBe(403);
+		expect((await call("DELETE", `${t.base}/invitations/${inv.json.id}`, { token: t.admin.token })).status).toBe(200);
+	});
+});
+
 describe("OWASP API4: outgoing webhook endpoints are bounded", () => {
 	it(`an organization registers at most ${MAX_ENDPOINTS} endpoints (each event fans out to all): 409 past them`, async () => {
 		const t = await seedTenant({ plan: "pro" });

@@ -19,6 +19,7 @@ const grantor = (c: Context<AppEnv>): KeyGrantor => ({
 	actor: c.get("auth").userId,
 	permissions: c.get("access").permissions,
 	expiresAt: c.get("auth").apiKey?.expiresAt ?? null,
+	admin: c.get("access").role === "org:admin",
 });
 
 // Each change writes its audit entry and outgoing webhook event (both `api_key.<action>`) in its own

@@ -166,7 +166,8 @@ export const rotateApiKey = createRoute({
 	description: [
 		`The new secret works at once. The replaced secret stays valid for a grace period of ${GRACE_S} s (previousKeyExpiresAt), ` +
 			`time to deploy the new one; rotating again ends an earlier grace period at once (in other isolates within ${CACHE_S} s).`,
-		"The caller must hold every permission the key has (403 otherwise).",
+		"The caller must hold every permission the key has; a caller other than an admin rotates only itself (a key) and the keys " +
+			"it made (directly or through its keys); an expiring key only keys that expire no later than it does (403 otherwise).",
 		published("api_key.rotated"),
 	].join("\n\n"),
 	request: { params: KeyParams },
