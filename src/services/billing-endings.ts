@@ -91,6 +91,8 @@ export async function endBillingOfDeletedOrgs(db: Database, config: Config, logg
 					const settled = await settleCheckoutSession(config, w.id);
 					// Paid before it could be expired: its subscription is ended now, known to D1 or not (its webhook may never come).
 					if (settled.state === "live" && settled.subscriptionId && !work.some((x) => x.id === settled.subscriptionId)) {
+						// No requests left: the session stays recorded, and the next run finds it paid again.
+						if (budget < 2) break;
 						budget -= 2;
 						await recordEnded(db, organizationId, settled.subscriptionId, await cancelAtStripe(config, settled.subscriptionId), now);
 						ended.canceled++;
