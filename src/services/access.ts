@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { AuthContext } from "../auth/claims";
 import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
@@ -66,6 +66,17 @@ async function lookup(db: Database, orgId: string, userId: string): Promise<Look
 /** Where resolveOrgAccess reads the directory's facts from (default: D1 with the isolate's 5 s cache). */
 export type LookupSource = (orgId: string, userId: string) => Promise<Lookup>;
 
+/**
+ * What `userId`'s live membership of the organization grants (its role: the organization's own or a system
+ * one), as a query of `key`s; `orgId` may be SQL (a column of an enclosing statement).
+ */
+export const membershipPermissionsSql = (orgId: string | SQL, userId: string): SQL => sql`SELECT DISTINCT p.key AS key FROM memberships m
+	JOIN roles r ON r.key = m.role AND (r.organization_id IS NULL OR r.organization_id = m.organization_id)
+		AND r.deleted_at IS NULL
+	JOIN role_permissions rp ON rp.role_id = r.id
+	JOIN permissions p ON p.id = rp.permission_id AND p.deleted_at IS NULL
+	WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL AND m.user_deleted_at IS NULL`;
+
 /** The directory's facts for (organization, principal), read from D1 now (no cache). */
 export async function directoryLookup(db: Database, orgId: string, userId: string): Promise<Lookup> {
 	// One round trip: the organization, the membership (tombstones included) and its role's permissions.
@@ -76,12 +87,7 @@ export async function directoryLookup(db: Database, orgId: string, userId: strin
 			FROM organizations WHERE id = ${orgId} AND deleted_at IS NULL`,
 		// A deleted user's memberships count as ended (tombstones: token claims do not revive them).
 		sql`SELECT role, coalesce(deleted_at, user_deleted_at) AS deletedAt FROM memberships WHERE organization_id = ${orgId} AND user_id = ${userId}`,
-		sql`SELECT DISTINCT p.key AS key FROM memberships m
-			JOIN roles r ON r.key = m.role AND (r.organization_id IS NULL OR r.organization_id = m.organization_id)
-				AND r.deleted_at IS NULL
-			JOIN role_permissions rp ON rp.role_id = r.id
-			JOIN permissions p ON p.id = rp.permission_id AND p.deleted_at IS NULL
-			WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL AND m.user_deleted_at IS NULL`,
+		membershipPermissionsSql(orgId, userId),
 	]);
 	const orgRows = (orgRes?.results ?? []) as unknown as (OrgSummary & {
 		rateLimitPerMinute: number | null;

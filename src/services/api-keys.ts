@@ -16,6 +16,7 @@ import type { Database } from "../db/client";
 import { type ApiKeyRow, apiKeys, permissions as permissionsTable } from "../db/schema";
 import { ApiError } from "../errors";
 import { newId } from "../lib/ids";
+import { membershipPermissionsSql } from "./access";
 import { auditEntry, tenantEvent } from "./events-bus";
 import { type ChangeLog, collectOutbox, outboxInsert } from "./outbox";
 import { keysetPage, type PageQuery } from "./keyset-page";
@@ -444,13 +445,6 @@ export function forgetKeys(): void {
 	verifier.clear();
 }
 
-/** What `userId` holds in the organization `orgId` (SQL) now: its live membership's role's permissions. */
-const heldBy = (userId: string, orgId: SQL) => sql`SELECT p.key FROM memberships m
-	JOIN roles r ON r.key = m.role AND (r.organization_id IS NULL OR r.organization_id = m.organization_id) AND r.deleted_at IS NULL
-	JOIN role_permissions rp ON rp.role_id = r.id
-	JOIN permissions p ON p.id = rp.permission_id AND p.deleted_at IS NULL
-	WHERE m.organization_id = ${orgId} AND m.user_id = ${userId} AND m.deleted_at IS NULL AND m.user_deleted_at IS NULL`;
-
 /**
  * Keeps the keys a user made within what the user still holds, for the batch that changed or ended the
  * user's membership (Clerk's membership events and user.deleted, and the member routes): every live key
@@ -460,7 +454,7 @@ const heldBy = (userId: string, orgId: SQL) => sql`SELECT p.key FROM memberships
  */
 export function keysWithinCreator(userId: string, now: number, orgId?: string): SQL {
 	const inOrg = orgId === undefined ? sql`` : sql`AND organization_id = ${orgId}`;
-	const held = heldBy(userId, sql`api_keys.organization_id`);
+	const held = membershipPermissionsSql(sql`api_keys.organization_id`, userId);
 	// Through revoked keys too: revoking a key leaves the keys it made.
 	return sql`WITH RECURSIVE made(id, org) AS (
 			SELECT id, organization_id FROM api_keys WHERE created_by = ${userId} ${inOrg}

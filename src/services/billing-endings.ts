@@ -1,9 +1,10 @@
 import { type SQL, sql } from "drizzle-orm";
+import { runBatch } from "../db/batch";
 import type { Database } from "../db/client";
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import { errorFields, type Logger } from "../lib/logger";
-import { FINAL_SUBSCRIPTION_STATUSES, mayStillBill } from "./plans";
+import { FINAL_STATUSES_SQL as FINAL, mayStillBill } from "./plans";
 import { cancelStripeSubscription, settleCheckoutSession, stripeSubscriptionStatus } from "./stripe";
 
 /**
@@ -36,10 +37,6 @@ export interface EndedBilling {
 	pending: number;
 }
 
-const FINAL = sql.join(
-	FINAL_SUBSCRIPTION_STATUSES.map((v) => sql`${v}`),
-	sql`, `,
-);
 
 /**
  * Cron: a deleted organization (Clerk's organization.deleted, or an operator's offboarding) is no longer
@@ -69,14 +66,10 @@ export async function endBillingOfDeletedOrgs(db: Database, config: Config, logg
 			ended.pending++;
 			continue;
 		}
-		const [sessions, subs] = await d1.batch<{ id: string }>([
-			d1.prepare("SELECT session_id AS id FROM checkout_sessions WHERE organization_id = ? ORDER BY seq").bind(organizationId),
-			d1
-				.prepare(
-					`SELECT subscription_id AS id FROM subscriptions WHERE organization_id = ? AND provider = 'stripe'
-					AND status NOT IN (${FINAL_SUBSCRIPTION_STATUSES.map(() => "?").join(", ")})`,
-				)
-				.bind(organizationId, ...FINAL_SUBSCRIPTION_STATUSES),
+		const [sessions, subs] = await runBatch<{ id: string }>(d1, [
+			sql`SELECT session_id AS id FROM checkout_sessions WHERE organization_id = ${organizationId} ORDER BY seq`,
+			sql`SELECT subscription_id AS id FROM subscriptions WHERE organization_id = ${organizationId} AND provider = 'stripe'
+				AND status NOT IN (${FINAL})`,
 		]);
 		const work = [
 			...(sessions?.results ?? []).map((r) => ({ kind: "session" as const, id: r.id })),

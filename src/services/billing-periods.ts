@@ -8,7 +8,7 @@ import { invalidateAccess } from "./access";
 import { grantedPlanSql } from "./billing-sync";
 import { systemAudit, tenantEvent } from "./events-bus";
 import { outboxInsert, outboxRows, relayOutbox } from "./outbox";
-import { LIVE_SUBSCRIPTION_STATUSES, PAST_DUE_GRACE_MS, PERIOD_END_LEEWAY_MS } from "./plans";
+import { LIVE_STATUSES_SQL, PAST_DUE_GRACE_MS, PERIOD_END_LEEWAY_MS } from "./plans";
 
 /** Organizations moved per cron run (one D1 statement each, in one batch). */
 const LAPSED_BATCH = 50;
@@ -24,16 +24,12 @@ const LAPSED_BATCH = 50;
  * Returns the organizations changed.
  */
 export async function expireLapsedPlans(env: Env, db: Database, logger: Logger, now = Date.now()): Promise<string[]> {
-	const live = sql.join(
-		LIVE_SUBSCRIPTION_STATUSES.map((v) => sql`${v}`),
-		sql`, `,
-	);
 	// Subscriptions still live in their status whose period or grace ran out (index on status, current_period_end),
 	// in organizations whose stored plan is more than their subscriptions now grant.
 	const candidates = await db.all<{ organizationId: string; plan: string }>(sql`
 		SELECT o.id AS organizationId, o.plan AS plan FROM organizations o
 		WHERE o.deleted_at IS NULL AND o.plan <> 'free' AND o.id IN (
-			SELECT organization_id FROM subscriptions WHERE status IN (${live})
+			SELECT organization_id FROM subscriptions WHERE status IN (${LIVE_STATUSES_SQL})
 				AND (current_period_end <= ${now - PERIOD_END_LEEWAY_MS}
 					OR (status = 'past_due' AND past_due_since <= ${now - PAST_DUE_GRACE_MS})))
 			AND o.plan <> ${grantedPlanSql(sql`o.id`, now)}

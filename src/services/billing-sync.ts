@@ -8,9 +8,9 @@ import { outboxInsert } from "./outbox";
 import { findOrderByRazorpayId, recordPayment, transitionOrder } from "./payment-orders";
 import {
 	bestPlan,
-	FINAL_SUBSCRIPTION_STATUSES,
+	FINAL_STATUSES_SQL as FINAL,
 	grantsPlan,
-	LIVE_SUBSCRIPTION_STATUSES,
+	LIVE_STATUSES_SQL as LIVE,
 	PAST_DUE_GRACE_MS,
 	PERIOD_END_LEEWAY_MS,
 	PLAN_IDS,
@@ -87,13 +87,6 @@ export async function planRazorpayEvent(db: Database, body: Data, now: number, e
 	return plan;
 }
 
-const inList = (values: readonly string[]) =>
-	sql.join(
-		values.map((v) => sql`${v}`),
-		sql`, `,
-	);
-const LIVE = inList(LIVE_SUBSCRIPTION_STATUSES);
-const FINAL = inList(FINAL_SUBSCRIPTION_STATUSES);
 /** free < pro < enterprise, as SQL over subscriptions.plan (constants from PLAN_IDS, no user input). */
 const PLAN_RANK = sql.raw(`CASE plan ${PLAN_IDS.map((p) => `WHEN '${p}' THEN ${planRank(p)}`).join(" ")} ELSE 0 END`);
 

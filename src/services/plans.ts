@@ -1,3 +1,5 @@
+import { sql } from "drizzle-orm";
+
 /** Plan catalogue: entitlements (features and limits) per plan. Organizations may override rate limits in D1. */
 export const PLAN_IDS = ["free", "pro", "enterprise"] as const;
 export type PlanId = (typeof PLAN_IDS)[number];
@@ -92,6 +94,15 @@ export function bestPlan(plans: Iterable<string | null | undefined>): PlanId {
 export const LIVE_SUBSCRIPTION_STATUSES = ["active", "trialing", "past_due"] as const;
 /** Subscription statuses Stripe never leaves: later events must not revive such a subscription. */
 export const FINAL_SUBSCRIPTION_STATUSES = ["canceled", "incomplete_expired"] as const;
+
+/** The two status lists as SQL value lists, for `status IN (…)` (constants, bound as parameters). */
+const sqlList = (values: readonly string[]) =>
+	sql.join(
+		values.map((v) => sql`${v}`),
+		sql`, `,
+	);
+export const LIVE_STATUSES_SQL = sqlList(LIVE_SUBSCRIPTION_STATUSES);
+export const FINAL_STATUSES_SQL = sqlList(FINAL_SUBSCRIPTION_STATUSES);
 
 /**
  * Whether Stripe may still bill the subscription: any status but a final one (canceled, incomplete_expired).
