@@ -19,6 +19,20 @@ export function messageFor(event: { type: string; timestamp?: number }, svixId =
 	};
 }
 
+/** The queue message the Stripe webhook route produces for a verified event `type` about `object`, created at `createdMs`. */
+export function stripeMessage(type: string, createdMs: number, object: unknown): WebhookMessage {
+	const id = `evt_${uid("s").slice(-16)}`;
+	const created = Math.floor(createdMs / 1000);
+	return {
+		source: "stripe",
+		svixId: id,
+		type,
+		timestamp: created * 1000,
+		receivedAt: Date.now(),
+		body: JSON.stringify({ id, object: "event", type, created, data: { object } }),
+	};
+}
+
 /** How a batch is run: bindings or vars overridden (a metrics recorder, LOG_LEVEL …), when its messages were sent. */
 export interface RunOptions {
 	env?: Record<string, unknown>;

@@ -39,6 +39,17 @@ export type Tenant<M extends Record<string, MemberSpec> = typeof DEFAULT_MEMBERS
 const DEFAULT_MEMBERS = { admin: "org:admin", member: "org:member" } as const;
 
 /** A global role with exactly these permissions (none by default); returns its key. */
+/** The permissions a system role (`org:member`, `org:admin`) grants, as the directory holds them. */
+export async function systemRolePermissions(role: string): Promise<string[]> {
+	const { results } = await env.DB.prepare(
+		`SELECT p.key AS key FROM roles r JOIN role_permissions rp ON rp.role_id = r.id JOIN permissions p ON p.id = rp.permission_id
+		WHERE r.key = ? AND r.organization_id IS NULL`,
+	)
+		.bind(role)
+		.all<{ key: string }>();
+	return results.map((r) => r.key);
+}
+
 export async function seedRole(permissions: readonly string[] = []): Promise<string> {
 	const id = uid("role");
 	const key = `org:${uid("custom").toLowerCase()}`;

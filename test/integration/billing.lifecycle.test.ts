@@ -5,14 +5,13 @@ import type { AuditMessage, TenantEvent } from "../../src/queue/tenant-events";
 import { PAST_DUE_GRACE_MS, PERIOD_END_LEEWAY_MS } from "../../src/services/plans";
 import { uid } from "../helpers/factories";
 import { type Handler, stubNetwork } from "../helpers/network";
-import { deliver } from "../helpers/queue";
+import { deliver, stripeMessage } from "../helpers/queue";
 import { type Body, call, type Problem } from "../helpers/request";
 import { captureTenantEvents } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 import { TEST_STRIPE } from "../helpers/vars";
 
 type Billing = Body<"GET /api/orgs/:orgId/billing">;
-type Message = Parameters<typeof deliver>[0][number];
 const DAY = 24 * 60 * 60 * 1000;
 const sec = (ms: number) => Math.floor(ms / 1000);
 
@@ -55,19 +54,6 @@ function subscriptionObject(o: {
 	};
 }
 
-/** The queue message the Stripe webhook route produces for a verified event. */
-function stripeMessage(type: string, createdMs: number, object: unknown): Message {
-	const id = `evt_${uid("s").slice(-16)}`;
-	const created = sec(createdMs);
-	return {
-		source: "stripe",
-		svixId: id,
-		type,
-		timestamp: created * 1000,
-		receivedAt: Date.now(),
-		body: JSON.stringify({ id, object: "event", type, created, data: { object } }),
-	};
-}
 
 /** A tenant whose admin, member and a billing manager (custom role with org:billing:manage only) have tokens. */
 async function tenant() {

@@ -7,7 +7,7 @@ import { signToken } from "../helpers/jwt";
 import { stubNetwork } from "../helpers/network";
 import { type Body, call, callWithEnv, get, type Problem } from "../helpers/request";
 import { captureTenantEvents } from "../helpers/tenant-queue";
-import { seedRole, seedTenant } from "../helpers/tenant";
+import { seedRole, seedTenant, systemRolePermissions } from "../helpers/tenant";
 
 type MyOrgs = Body<"GET /api/me/organizations">;
 type Invitation = Body<"POST /api/orgs/:orgId/invitations">;
@@ -139,12 +139,7 @@ describe("invitations", () => {
 
 	it("a custom role with org:members:manage may invite; Clerk gets no inviter (it must be an admin there)", async () => {
 		// It grants only what it holds itself: org:member's permissions (security.review.test.ts).
-		const memberPerms = (
-			await env.DB.prepare(
-				`SELECT p.key AS key FROM roles r JOIN role_permissions rp ON rp.role_id = r.id JOIN permissions p ON p.id = rp.permission_id
-				WHERE r.key = 'org:member' AND r.organization_id IS NULL`,
-			).all<{ key: string }>()
-		).results.map((r) => r.key);
+		const memberPerms = await systemRolePermissions("org:member");
 		const t = await seedTenant({ plan: "pro", members: { admin: "org:admin", manager: { permissions: ["org:members:manage", ...memberPerms] } } });
 		const calls = clerk();
 		const res = await call("POST", `${t.base}/invitations`, {

@@ -6,27 +6,14 @@ import { fakeClerkApi } from "../helpers/clerk-api";
 import { uid } from "../helpers/factories";
 import { type Handler, stubNetwork } from "../helpers/network";
 import { envelope, membershipData } from "../helpers/clerk";
-import { deliver, messageFor } from "../helpers/queue";
+import { deliver, messageFor, stripeMessage } from "../helpers/queue";
 import { call } from "../helpers/request";
 import { captureTenantEvents } from "../helpers/tenant-queue";
-import { seedTenant } from "../helpers/tenant";
+import { seedTenant, systemRolePermissions } from "../helpers/tenant";
 
-type Message = Parameters<typeof deliver>[0][number];
 const DAY = 86_400_000;
 const sec = (ms: number) => Math.floor(ms / 1000);
 
-function stripeMessage(type: string, object: unknown, createdMs = Date.now()): Message {
-	const id = `evt_${uid("s").slice(-16)}`;
-	const created = sec(createdMs);
-	return {
-		source: "stripe",
-		svixId: id,
-		type,
-		timestamp: created * 1000,
-		receivedAt: Date.now(),
-		body: JSON.stringify({ id, object: "event", type, created, data: { object } }),
-	};
-}
 
 const planOf = async (orgId: string) =>
 	(await env.DB.prepare("SELECT plan FROM organizations WHERE id = ?").bind(orgId).first<{ plan: string }>())!.plan;
@@ -53,12 +40,7 @@ describe("OWASP API5: function-level authorization in member management", () => 
 	});
 
 	it("such a role grants, changes and removes only roles within its own permissions; never an admin", async () => {
-		const memberPerms = (
-			await env.DB.prepare(
-				`SELECT p.key AS key FROM roles r JOIN role_permissions rp ON rp.role_id = r.id JOIN permissions p ON p.id = rp.permission_id
-				WHERE r.key = 'org:member' AND r.organization_id IS NULL`,
-			).all<{ key: string }>()
-		).results.map((r) => r.key);
+		const memberPerms = await systemRolePermissions("org:member");
 		expect(memberPerms.length).toBeGreaterThan(0);
 		const t = await seedTenant({
 			plan: "pro",
@@ -87,7 +69,7 @@ describe("OWASP API6: billing flows", () => {
 		const customer = `cus_${uid("x").slice(-12)}`;
 		captureTenantEvents(vi);
 		await deliver([
-			stripeMessage("checkout.session.completed", {
+			stripeMessage("checkout.session.completed", Date.now(), {
 				id: `cs_${uid("x")}`,
 				object: "checkout.session",
 				client_reference_id: t.orgId,
@@ -98,7 +80,7 @@ describe("OWASP API6: billing flows", () => {
 			}),
 		]);
 		await deliver([
-			stripeMessage("invoice.payment_failed", { id: "in_first", object: "invoice", customer, subscription: sub, billing_reason: "subscription_create" }),
+			stripeMessage("invoice.payment_failed", Date.now(), { id: "in_first", object: "invoice", customer, subscription: sub, billing_reason: "subscription_create" }),
 		]);
 		const row = await env.DB.prepare("SELECT status FROM subscriptions WHERE subscription_id = ?").bind(sub).first<{ status: string }>();
 		expect({ plan: await planOf(t.orgId), status: row?.status }).toEqual({ plan: "free", status: "incomplete" });
@@ -117,10 +99,10 @@ describe("OWASP API6: billing flows", () => {
 			items: { object: "list", data: [{ id: "si_1", current_period_end: sec(Date.now() + 20 * DAY), price: { id: `price_${price.lookup_key}`, ...price } }] },
 		});
 		captureTenantEvents(vi);
-		await deliver([stripeMessage("customer.subscription.created", object({ lookup_key: "enterprise", metadata: { plan: "enterprise" } }), Date.now() - 60_000)]);
+		await deliver([stripeMessage("customer.subscription.created", Date.now() - 60_000, object({ lookup_key: "enterprise", metadata: { plan: "enterprise" } }))]);
 		expect(await planOf(t.orgId)).toBe("enterprise");
 		// Downgraded to the Pro price in the portal: Stripe now bills $49.
-		await deliver([stripeMessage("customer.subscription.updated", object({ lookup_key: "pro", metadata: { plan: "pro" } }))]);
+		await deliver([stripeMessage("customer.subscription.updated", Date.now(), object({ lookup_key: "pro", metadata: { plan: "pro" } }))]);
 		expect(await planOf(t.orgId)).toBe("pro");
 	});
 
