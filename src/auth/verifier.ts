@@ -81,9 +81,11 @@ export class TokenVerifier {
 
 	async verify(token: string, now = Date.now()): Promise<AuthContext> {
 		if (token.length > MAX_TOKEN_BYTES) throw new TokenError("token too large");
-		if (!JWT_SHAPE.test(token)) throw new TokenError("malformed token");
+		// Only tokens that passed every check below are cached, so a hit skips them all (the shape test
+		// scans the whole token on every request otherwise).
 		const cached = this.verified.get(token, now);
 		if (cached) return cached;
+		if (!JWT_SHAPE.test(token)) throw new TokenError("malformed token");
 		checkType(token);
 
 		let payload: Awaited<ReturnType<typeof jwtVerify>>["payload"];

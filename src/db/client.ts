@@ -27,11 +27,37 @@ const BOOKMARK = /^[0-9a-f]{1,64}(?:-[0-9a-f]{1,64}){2,7}$/i;
  * from any replica; `primary` starts at the primary (operator paths: they must see the latest state).
  * Returns the client and the session, whose getBookmark() the response hands back to the client.
  */
-export function sessionDb(d1: D1Database, opts: { bookmark?: string | null; primary?: boolean }): { db: Database; session: D1DatabaseSession } {
+function sessionDb(d1: D1Database, opts: { bookmark?: string | null; primary?: boolean }): { db: Database; session: D1DatabaseSession } {
 	const constraint = opts.primary ? "first-primary" : opts.bookmark && BOOKMARK.test(opts.bookmark) ? opts.bookmark : "first-unconstrained";
 	const session = d1.withSession(constraint);
 	// A session is per request: the client is built without the schema (no relational queries are used),
 	// which costs little, unlike the schema walk createDb caches.
 	const db = drizzle(session as unknown as D1Database) as unknown as Database;
 	return { db, session };
+}
+
+/**
+ * sessionDb, opened on first use: a request answered from the isolate's caches (a verified token, the
+ * user and the access check) opens no D1 session at all. `bookmark()` is the session's bookmark, or
+ * undefined when the request never used the database. `opts` is read when the session opens.
+ * @example const { db, bookmark } = lazySessionDb(env.DB, () => ({ bookmark: req.header("x-d1-bookmark") }))
+ */
+export function lazySessionDb(
+	d1: D1Database,
+	opts: () => { bookmark?: string | null; primary?: boolean },
+): { db: Database; bookmark: () => string | undefined } {
+	let opened: ReturnType<typeof sessionDb> | undefined;
+	const open = () => {
+		opened ??= sessionDb(d1, opts());
+		return opened.db;
+	};
+	const db = new Proxy({} as Database, {
+		get(_target, prop) {
+			const real = open();
+			const value = Reflect.get(real, prop, real);
+			return typeof value === "function" ? value.bind(real) : value;
+		},
+		has: (_target, prop) => prop in open(),
+	});
+	return { db, bookmark: () => opened?.session.getBookmark() ?? undefined };
 }

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
 import { monitorDeps } from "./request-meta";
-import { createDb, sessionDb } from "../db/client";
+import { createDb, lazySessionDb } from "../db/client";
 import type { AppEnv } from "../env";
 import { configState, EnvError } from "../env";
 import { createLogger } from "../lib/logger";
@@ -71,12 +71,13 @@ export function init() {
 		// A tenant store object serves with its own database (tenant-store/object.ts). Elsewhere the
 		// directory is read through a D1 session: the client's bookmark (X-D1-Bookmark) makes it read its
 		// own writes on a replica; operator paths read the primary.
+		// The session opens on the first query: a request answered from the isolate's caches makes none.
 		const store = c.get("store");
-		let session: D1DatabaseSession | undefined;
+		let bookmarkOf: (() => string | undefined) | undefined;
 		if (store) c.set("db", store.db);
 		else if (typeof c.env.DB.withSession === "function") {
-			const s = sessionDb(c.env.DB, { bookmark: c.req.header("x-d1-bookmark"), primary: c.req.path.startsWith("/api/admin/") });
-			session = s.session;
+			const s = lazySessionDb(c.env.DB, () => ({ bookmark: c.req.header("x-d1-bookmark"), primary: c.req.path.startsWith("/api/admin/") }));
+			bookmarkOf = s.bookmark;
 			c.set("db", s.db);
 		} else c.set("db", createDb(c.env.DB));
 		const logger = createLogger(config.LOG_LEVEL, {
@@ -106,10 +107,12 @@ export function init() {
 		}
 		await next();
 		// Again on the answer (also one the handler did not make through c, such as a tenant store's).
-		const bookmark = session?.getBookmark();
+		const bookmark = bookmarkOf?.();
 		setAnswerHeaders(c, { "X-Request-Id": requestId, traceparent, ...(bookmark ? { "X-D1-Bookmark": bookmark } : {}) });
 		// Noted once, by the Worker (a tenant store serves requests the Worker already notes).
-		if (!c.get("store")) noteResponse(monitorDeps(c), c.req.path, c.res.status);
+		// Only refusals are noted (services/security-monitor.ts): other answers skip building its dependencies.
+		const status = c.res.status;
+		if ((status === 401 || status === 403) && !c.get("store")) noteResponse(monitorDeps(c), c.req.path, status);
 		// In a tenant store, the line of its span is debug: at info, the Worker's line (same request id,
 		// the store's time included) is the request's one line.
 		const level = c.get("store") ? "debug" : "info";

@@ -43,6 +43,7 @@ async function workerLimiter(c: Context<AppEnv>, scope: Scope): Promise<RateLimi
 
 /** The decision that binds: a refusal (longest wait) if any, else the one with the least left. */
 function binding(ds: Decision[]): Decision {
+	if (ds.length === 1) return ds[0]!;
 	const refused = ds.filter((d) => !d.allowed).sort((a, b) => b.retryAfterSeconds - a.retryAfterSeconds);
 	return refused[0] ?? [...ds].sort((a, b) => a.remaining - b.remaining)[0]!;
 }

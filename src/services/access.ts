@@ -130,6 +130,20 @@ export async function permissionsOfRole(db: Database, orgId: string, role: strin
 	return rows.map((r) => r.key);
 }
 
+const NONE: readonly string[] = [];
+// The last merge of a cached lookup's role permissions with a token's, by lookup: a cached lookup and a
+// cached verified token are the same objects request after request, so their union is built once.
+const merges = new WeakMap<Lookup, { extra: readonly string[]; permissions: string[] }>();
+
+/** The role's permissions and the token's extra ones, sorted, without duplicates (never mutated by callers). */
+function mergedPermissions(found: Lookup, extra: readonly string[]): string[] {
+	const last = merges.get(found);
+	if (last?.extra === extra) return last.permissions;
+	const permissions = [...new Set([...found.rolePermissions, ...extra])].sort();
+	merges.set(found, { extra, permissions });
+	return permissions;
+}
+
 /**
  * Resolves what `auth` may do in `orgId`. D1 (synced from Clerk webhooks) is the source of truth.
  * Only for the token's own active organization, and only while D1 has no membership row at all,
@@ -158,12 +172,12 @@ export async function resolveOrgAccess(
 		const role = found.membership.role;
 		if (!found.organization) throw new ApiError("NOT_FOUND", "organization not found");
 		// The token's own permissions count only while it agrees with D1 on the role.
-		const extra = tokenOrg && auth.orgRole === role ? auth.orgPermissions : [];
+		const extra = tokenOrg && auth.orgRole === role ? auth.orgPermissions : NONE;
 		return {
 			organization: found.organization,
 			limits: found.limits,
 			role,
-			permissions: [...new Set([...found.rolePermissions, ...extra])],
+			permissions: mergedPermissions(found, extra),
 			source: "d1",
 			suspended: found.suspended,
 		};
