@@ -63,7 +63,7 @@ export const RESPONSE_HEADERS = {
 	},
 	"X-D1-Bookmark": {
 		description:
-			"The directory session's bookmark (D1 Sessions API). Send it back as `X-D1-Bookmark` on the next request to read your own writes from a read replica; absent on routes served by a tenant store.",
+			"The directory session's bookmark (D1 Sessions API). Send it back as `X-D1-Bookmark` on the next request to read your own writes from a read replica. An answer that needed no directory read (served from the isolate's caches) hands back the bookmark you sent, or none; absent on routes served by a tenant store.",
 		schema: { type: "string" },
 	},
 	traceparent: {

@@ -38,8 +38,9 @@ function sessionDb(d1: D1Database, opts: { bookmark?: string | null; primary?: b
 
 /**
  * sessionDb, opened on first use: a request answered from the isolate's caches (a verified token, the
- * user and the access check) opens no D1 session at all. `bookmark()` is the session's bookmark, or
- * undefined when the request never used the database. `opts` is read when the session opens.
+ * user and the access check) opens no D1 session at all. `bookmark()` is the session's bookmark; when
+ * the request made no query, the client's own (well-formed) bookmark, or undefined without one. `opts`
+ * is read when the session opens (or the bookmark is asked for).
  * @example const { db, bookmark } = lazySessionDb(env.DB, () => ({ bookmark: req.header("x-d1-bookmark") }))
  */
 export function lazySessionDb(
@@ -59,5 +60,11 @@ export function lazySessionDb(
 		},
 		has: (_target, prop) => prop in open(),
 	});
-	return { db, bookmark: () => opened?.session.getBookmark() ?? undefined };
+	const bookmark = () => {
+		if (opened) return opened.session.getBookmark() ?? undefined;
+		// No query: the client's own bookmark still names what it has seen, so it is handed back as sent.
+		const sent = opts().bookmark;
+		return sent && BOOKMARK.test(sent) ? sent : undefined;
+	};
+	return { db, bookmark };
 }
