@@ -28,8 +28,9 @@ const OUT = join(ROOT, "bench", ".out");
 const COST_OUT = join(OUT, "cost");
 const ISSUER = "https://clerk.bench.local";
 const ORG = "org_bench";
-/** Users (and client addresses) the load comes from, in turn. */
-const CLIENTS = 64;
+/** Users (and client addresses) the load comes from, in turn (twice as many with --inner, whose load is
+ * about twice the requests a second: each user's rate, and so its caches and leases, stay as they were). */
+let CLIENTS = 64;
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
 
 /** The comparison Workers, each bundled from bench/workers/<name>.mjs with the project's build settings. */
@@ -41,7 +42,9 @@ export const COST_HELP = `  cost               what each route costs vs bare Hon
                      --startup-rounds <n> (default 3) --no-build (reuse bench/.out)
                      --only <keys> (development: these targets and bare Hono, no summary lines)
                      --vars K=V,… (development: override the project's vars, e.g. LOG_LEVEL=warn)
-                     --profile <key> (development: V8 profile of one of the project's targets; unminified build)`;
+                     --profile <key> (development: V8 profile of one of the project's targets; unminified build)
+                     --inner <n> (development: each HTTP request runs the Worker's fetch n times inside the
+                     isolate; CPU and req/s per inner request, the HTTP path's share divided by n)`;
 
 export async function cost(args) {
 	const SECONDS = Number(args.seconds ?? 5);
@@ -49,6 +52,8 @@ export async function cost(args) {
 	const CONCURRENCY = Number(args.concurrency ?? 32);
 	const STARTUP_ROUNDS = Number(args["startup-rounds"] ?? 3);
 	const WARMUP_MS = Math.min(1000, SECONDS * 500);
+	INNER = Number(args.inner ?? 0);
+	CLIENTS = INNER ? 128 : 64;
 
 	const { unstable_readConfig } = await import("wrangler");
 	const config = unstable_readConfig({ config: join(ROOT, "wrangler.toml") }, { hideWarnings: true });
@@ -396,6 +401,41 @@ function cpuUs(pid) {
 }
 
 /** One Worker in its own Miniflare instance (its own workerd process); runtime output is discarded. */
+/**
+ * --inner <n>: the script behind a module that, for a request carrying `x-inner: <n>`, runs the
+ * Worker's fetch n times on copies of it (each answer read whole) and answers the last. A JSON body's
+ * `"sku"` gets the run's number appended, so creates stay distinct. Everything else passes through.
+ */
+function innerLoopModules(scriptPath) {
+	const dir = scriptPath.slice(0, scriptPath.lastIndexOf("/"));
+	const name = scriptPath.slice(dir.length + 1);
+	const wrapper = `import * as inner from "./${name}";
+export * from "./${name}";
+const app = inner.default;
+const handler = {
+	async fetch(req, env, ctx) {
+		const n = Number(req.headers.get("x-inner") ?? 0);
+		if (!n) return app.fetch(req, env, ctx);
+		const body = req.method === "GET" ? null : await req.text();
+		let res;
+		for (let i = 0; i < n; i++) {
+			const b = body === null ? null : body.replace(/"sku":"([^"]*)"/, (_, s) => \`"sku":"\${s}-\${i}"\`);
+			res = await app.fetch(new Request(req.url, { method: req.method, headers: req.headers, body: b }), env, ctx);
+			if (i < n - 1) await res.arrayBuffer();
+		}
+		return res;
+	},
+};
+for (const k of ["queue", "scheduled"]) if (typeof app[k] === "function") handler[k] = (...a) => app[k](...a);
+export default handler;
+`;
+	return [
+		{ type: "ESModule", path: join(dir, "inner-loop.mjs"), contents: wrapper },
+		{ type: "ESModule", path: scriptPath, contents: readFileSync(scriptPath, "utf8") },
+	];
+}
+let INNER = 0;
+
 async function serve(worker, { inspector = false } = {}) {
 	const before = workerdChildren();
 	let errors = "";
@@ -403,8 +443,9 @@ async function serve(worker, { inspector = false } = {}) {
 	// The bundle handed over as its one module, as wrangler does (given only a scriptPath, Miniflare
 	// parses the script in Node to find its imports: hundreds of ms that no deployed Worker pays).
 	const { scriptPath, ...rest } = worker;
+	const modules = scriptPath && INNER ? innerLoopModules(scriptPath) : scriptPath ? [{ type: "ESModule", path: scriptPath, contents: readFileSync(scriptPath, "utf8") }] : undefined;
 	const mf = new Miniflare({
-		workers: [scriptPath ? { ...rest, modules: [{ type: "ESModule", path: scriptPath, contents: readFileSync(scriptPath, "utf8") }] } : worker],
+		workers: [modules ? { ...rest, modules } : worker],
 		...(inspector ? { inspectorPort: 0 } : {}),
 		handleRuntimeStdio: (stdout, stderr) => {
 			stdout.resume();
@@ -479,12 +520,13 @@ async function checkTarget(tg) {
 async function measure(tg, { seconds, concurrency, warmupMs }) {
 	const client = new Client(tg.at.url, concurrency);
 	const expect = tg.expect ?? 200;
+	const make = INNER ? () => { const r = tg.make(); return { ...r, headers: { ...r.headers, "x-inner": String(INNER) } }; } : tg.make;
 	const loop = async (until, onDone) => {
 		await Promise.all(
 			Array.from({ length: concurrency }, async () => {
 				while (performance.now() < until) {
 					const t0 = performance.now();
-					const res = await client.send(tg.make(), { keepBody: false });
+					const res = await client.send(make(), { keepBody: false });
 					onDone(performance.now() - t0, res.status);
 				}
 			}),
@@ -506,7 +548,8 @@ async function measure(tg, { seconds, concurrency, warmupMs }) {
 	client.close();
 	lat.sort((a, b) => a - b);
 	const pct = (p) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))];
-	return { rps: Math.round(lat.length / elapsed), p50: pct(0.5), p99: pct(0.99), cpuUs: (cpu1 - cpu0) / lat.length, errors, statuses };
+	const n = INNER || 1;
+	return { rps: Math.round((lat.length * n) / elapsed), p50: pct(0.5), p99: pct(0.99), cpuUs: (cpu1 - cpu0) / (lat.length * n), errors, statuses };
 }
 
 /**
