@@ -44,7 +44,8 @@ export const COST_HELP = `  cost               what each route costs vs bare Hon
                      --vars K=V,… (development: override the project's vars, e.g. LOG_LEVEL=warn)
                      --profile <key> (development: V8 profile of one of the project's targets; unminified build)
                      --inner <n> (development: each HTTP request runs the Worker's fetch n times inside the
-                     isolate; CPU and req/s per inner request, the HTTP path's share divided by n)`;
+                     isolate; CPU and req/s per inner request, the HTTP path's share divided by n;
+                     p50/p99 stay per HTTP request)`;
 
 export async function cost(args) {
 	const SECONDS = Number(args.seconds ?? 5);
@@ -400,11 +401,11 @@ function cpuUs(pid) {
 	return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
 }
 
-/** One Worker in its own Miniflare instance (its own workerd process); runtime output is discarded. */
 /**
  * --inner <n>: the script behind a module that, for a request carrying `x-inner: <n>`, runs the
- * Worker's fetch n times on copies of it (each answer read whole) and answers the last. A JSON body's
- * `"sku"` gets the run's number appended, so creates stay distinct. Everything else passes through.
+ * Worker's fetch n times on copies of it (each answer read whole) and answers the first that was not
+ * a 2xx, else the last (so the statuses counted include every run's). A JSON body's `"sku"` gets the
+ * run's number appended, so creates stay distinct. Everything else passes through.
  */
 function innerLoopModules(scriptPath) {
 	const dir = scriptPath.slice(0, scriptPath.lastIndexOf("/"));
@@ -417,13 +418,17 @@ const handler = {
 		const n = Number(req.headers.get("x-inner") ?? 0);
 		if (!n) return app.fetch(req, env, ctx);
 		const body = req.method === "GET" ? null : await req.text();
+		const headers = new Headers(req.headers);
+		headers.delete("content-length");
 		let res;
+		let failed;
 		for (let i = 0; i < n; i++) {
 			const b = body === null ? null : body.replace(/"sku":"([^"]*)"/, (_, s) => \`"sku":"\${s}-\${i}"\`);
-			res = await app.fetch(new Request(req.url, { method: req.method, headers: req.headers, body: b }), env, ctx);
-			if (i < n - 1) await res.arrayBuffer();
+			res = await app.fetch(new Request(req.url, { method: req.method, headers, body: b }), env, ctx);
+			if (!failed && !res.ok) failed = res;
+			else if (i < n - 1) await res.arrayBuffer();
 		}
-		return res;
+		return failed ?? res;
 	},
 };
 for (const k of ["queue", "scheduled"]) if (typeof app[k] === "function") handler[k] = (...a) => app[k](...a);
@@ -436,6 +441,7 @@ export default handler;
 }
 let INNER = 0;
 
+/** One Worker in its own Miniflare instance (its own workerd process); runtime output is discarded. */
 async function serve(worker, { inspector = false } = {}) {
 	const before = workerdChildren();
 	let errors = "";

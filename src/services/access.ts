@@ -139,7 +139,8 @@ const merges = new WeakMap<Lookup, { extra: readonly string[]; permissions: stri
 function mergedPermissions(found: Lookup, extra: readonly string[]): string[] {
 	const last = merges.get(found);
 	if (last?.extra === extra) return last.permissions;
-	const permissions = [...new Set([...found.rolePermissions, ...extra])].sort();
+	// Shared by every request of this lookup and token: frozen, so a caller that tried to change it would throw.
+	const permissions = Object.freeze([...new Set([...found.rolePermissions, ...extra])].sort()) as string[];
 	merges.set(found, { extra, permissions });
 	return permissions;
 }
