@@ -197,5 +197,13 @@ describe("tenant stores: one SQLite Durable Object per tenant, D1 as the directo
 		// A malformed bookmark is ignored (never passed to D1), not an error.
 		const junk = await call("GET", t.base, { token: t.admin.token, headers: { "x-d1-bookmark": "not-a-bookmark" } });
 		expect(junk.status).toBe(200);
+		// An answer from the isolate's caches reads nothing from the directory: it hands back the bookmark as
+		// sent (still what the client has seen), and none for a malformed one.
+		const me = await call("GET", "/api/me", { token: t.admin.token });
+		expect(me.status).toBe(200);
+		const cached = await call("GET", "/api/me", { token: t.admin.token, headers: { "x-d1-bookmark": bookmark as string } });
+		expect(cached.headers.get("x-d1-bookmark")).toBe(bookmark);
+		const cachedJunk = await call("GET", "/api/me", { token: t.admin.token, headers: { "x-d1-bookmark": "not-a-bookmark" } });
+		expect(cachedJunk.headers.get("x-d1-bookmark")).toBeNull();
 	});
 });
