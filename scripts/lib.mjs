@@ -138,11 +138,19 @@ export async function openLocalD1(persistTo = readDevServer()?.persistTo ?? join
 /**
  * Polls the events table (every incoming provider webhook, by its id: svix id, Stripe event id, Razorpay event
  * id) until the queue consumer has written an outcome other than `queued`. Returns {outcome, error}, or null when
- * `deadlineMs` passed first (`queued` is then the last outcome seen, or null if the row was not written yet).
+ * `deadlineMs` passed first (`queued` is then the last outcome seen, or null if the row was not written yet);
+ * a read refused while the dev server holds the file's write lock is tried again until then.
  */
 export async function waitForEvent(db, id, deadlineMs) {
 	for (;;) {
-		const row = await db.prepare("SELECT outcome, error FROM events WHERE svix_id = ?").bind(id).first();
+		let row;
+		try {
+			row = await db.prepare("SELECT outcome, error FROM events WHERE svix_id = ?").bind(id).first();
+		} catch (err) {
+			// This reader opens the dev server's SQLite file beside it: a read that meets the server's write
+			// lock (SQLITE_BUSY, which Miniflare's D1 reports as an internal error) is tried again.
+			if (Date.now() > deadlineMs) throw err;
+		}
 		if (row && row.outcome !== "queued") return row;
 		if (Date.now() > deadlineMs) return null;
 		await new Promise((r) => setTimeout(r, 250));
