@@ -27,8 +27,12 @@ const BOOKMARK = /^[0-9a-f]{1,64}(?:-[0-9a-f]{1,64}){2,7}$/i;
  * from any replica; `primary` starts at the primary (operator paths: they must see the latest state).
  * Returns the client and the session, whose getBookmark() the response hands back to the client.
  */
+/** The client's bookmark when it is well formed (anything else is ignored, never forwarded to D1). */
+const wellFormed = (bookmark: string | null | undefined): string | undefined =>
+	bookmark && BOOKMARK.test(bookmark) ? bookmark : undefined;
+
 function sessionDb(d1: D1Database, opts: { bookmark?: string | null; primary?: boolean }): { db: Database; session: D1DatabaseSession } {
-	const constraint = opts.primary ? "first-primary" : opts.bookmark && BOOKMARK.test(opts.bookmark) ? opts.bookmark : "first-unconstrained";
+	const constraint = opts.primary ? "first-primary" : (wellFormed(opts.bookmark) ?? "first-unconstrained");
 	const session = d1.withSession(constraint);
 	// A session is per request: the client is built without the schema (no relational queries are used),
 	// which costs little, unlike the schema walk createDb caches.
@@ -63,8 +67,7 @@ export function lazySessionDb(
 	const bookmark = () => {
 		if (opened) return opened.session.getBookmark() ?? undefined;
 		// No query: the client's own bookmark still names what it has seen, so it is handed back as sent.
-		const sent = opts().bookmark;
-		return sent && BOOKMARK.test(sent) ? sent : undefined;
+		return wellFormed(opts().bookmark);
 	};
 	return { db, bookmark };
 }

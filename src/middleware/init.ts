@@ -110,9 +110,8 @@ export function init() {
 		const bookmark = bookmarkOf?.();
 		setAnswerHeaders(c, { "X-Request-Id": requestId, traceparent, ...(bookmark ? { "X-D1-Bookmark": bookmark } : {}) });
 		// Noted once, by the Worker (a tenant store serves requests the Worker already notes).
-		// Only refusals are noted (services/security-monitor.ts): other answers skip building its dependencies.
 		const status = c.res.status;
-		if ((status === 401 || status === 403) && !c.get("store")) noteResponse(monitorDeps(c), c.req.path, status);
+		if (!c.get("store")) noteResponse(() => monitorDeps(c), c.req.path, status);
 		// In a tenant store, the line of its span is debug: at info, the Worker's line (same request id,
 		// the store's time included) is the request's one line.
 		const level = c.get("store") ? "debug" : "info";
@@ -120,11 +119,11 @@ export function init() {
 			method: c.req.method,
 			route: routePattern(c),
 			path: c.req.path,
-			status: c.res.status,
+			status,
 			durationMs: Date.now() - started,
 			userId: c.get("auth")?.userId,
 			orgId: orgId(),
 		});
-		meter(c.res.status);
+		meter(status);
 	});
 }

@@ -24,13 +24,14 @@ export interface MonitorDeps {
 }
 
 /**
- * Called for every response: counts 401/403 answers on organization routes and audits a burst.
- * Returns the audit work (already handed to waitUntil), or null when nothing is written.
+ * Called for every response: counts 401/403 answers on organization routes and audits a burst (the audit
+ * work is handed to waitUntil). `depsOf` is called only for such an answer: others build nothing.
  */
-export function noteResponse(deps: MonitorDeps, path: string, status: number): void {
+export function noteResponse(depsOf: () => MonitorDeps, path: string, status: number): void {
 	if (status !== 401 && status !== 403) return;
 	const orgId = ORG_PATH.exec(path)?.[1];
 	if (!orgId) return;
+	const deps = depsOf();
 	const key = `${orgId}|${deps.meta.ip ?? "unknown"}|${status}`;
 	const entry = failures.get(key) ?? { count: 0, reported: false };
 	entry.count += 1;

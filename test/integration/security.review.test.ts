@@ -12,6 +12,9 @@ import { captureTenantEvents } from "../helpers/tenant-queue";
 import { seedTenant, systemRolePermissions } from "../helpers/tenant";
 
 const DAY = 86_400_000;
+/** What an API key may do, as GET /api/me reports it (undefined once its organization is gone). */
+const keyPermissions = async (secret: string) =>
+	(await call<{ organization: { permissions: string[] } | null }>("GET", "/api/me", { token: secret })).json.organization?.permissions;
 const sec = (ms: number) => Math.floor(ms / 1000);
 
 
@@ -180,26 +183,24 @@ describe("OWASP API1/API5: API keys stay within their creator", () => {
 		});
 		const membership = (type: string, role: string) =>
 			messageFor(envelope(type, membershipData(`orgmem_${t.admin.id}`, t.orgId, t.admin.id, { role, updatedAt: Date.now() })));
-		const keyPerms = async (secret: string) =>
-			(await call<{ organization: { permissions: string[] } | null }>("GET", "/api/me", { token: secret })).json.organization?.permissions;
 
 		// Demoted to org:member in Clerk: what org:member does not grant goes.
 		await deliver([membership("organizationMembership.updated", "org:member")]);
 		resetApiKeyState();
-		expect(await keyPerms(key.json.key)).toEqual(["org:members:read"]);
-		expect(await keyPerms(child.json.key)).toEqual(["org:members:read"]);
+		expect(await keyPermissions(key.json.key)).toEqual(["org:members:read"]);
+		expect(await keyPermissions(child.json.key)).toEqual(["org:members:read"]);
 		expect((await call("GET", `${t.base}/members`, { token: key.json.key })).status).toBe(200);
 		const write = await call("POST", `${t.base}/categories`, { token: child.json.key, body: { name: "C", slug: uid("c") } });
 		expect(write.status, write.text).toBe(403);
-		expect(await keyPerms(others.json.key)).toEqual(["org:products:write"]);
+		expect(await keyPermissions(others.json.key)).toEqual(["org:products:write"]);
 
 		// Removed: nothing is left.
 		await deliver([membership("organizationMembership.deleted", "org:member")]);
 		resetApiKeyState();
-		expect(await keyPerms(key.json.key)).toEqual([]);
+		expect(await keyPermissions(key.json.key)).toEqual([]);
 		expect((await call("GET", `${t.base}/members`, { token: key.json.key })).status).toBe(403);
 		expect((await call("GET", `${t.base}/members`, { token: child.json.key })).status).toBe(403);
-		expect(await keyPerms(others.json.key)).toEqual(["org:products:write"]);
+		expect(await keyPermissions(others.json.key)).toEqual(["org:products:write"]);
 	});
 
 	it("a deleted user's keys hold nothing, in every organization", async () => {
@@ -209,7 +210,7 @@ describe("OWASP API1/API5: API keys stay within their creator", () => {
 		expect(key.status, key.text).toBe(201);
 		await deliver([messageFor(envelope("user.deleted", { id: t.admin.id, object: "user", deleted: true }))]);
 		resetApiKeyState();
-		expect((await call<{ organization: { permissions: string[] } }>("GET", "/api/me", { token: key.json.key })).json.organization.permissions).toEqual([]);
+		expect(await keyPermissions(key.json.key)).toEqual([]);
 	});
 
 	it("the member routes narrow them at once: an admin demoting another admin", async () => {
@@ -222,14 +223,11 @@ describe("OWASP API1/API5: API keys stay within their creator", () => {
 			body: { name: "theirs", permissions: ["org:members:read", "org:members:manage"] },
 		});
 		expect((await call("PATCH", `${t.base}/members/${t.other.id}`, { token: t.admin.token, body: { role: "org:member" } })).status).toBe(200);
-		const me = await call<{ organization: { permissions: string[] } }>("GET", "/api/me", { token: key.json.key });
-		expect(me.json.organization.permissions).toEqual(["org:members:read"]);
+		expect(await keyPermissions(key.json.key)).toEqual(["org:members:read"]);
 	});
 });
 
 describe("found by a second review of the fixes: keys and invitations", () => {
-	const perms = async (secret: string) =>
-		(await call<{ organization: { permissions: string[] } | null }>("GET", "/api/me", { token: secret })).json.organization?.permissions;
 	const removed = (orgId: string, userId: string, role: string) =>
 		deliver([messageFor(envelope("organizationMembership.deleted", membershipData(`orgmem_${userId}`, orgId, userId, { role, updatedAt: Date.now() })))]);
 
@@ -245,7 +243,7 @@ describe("found by a second review of the fixes: keys and invitations", () => {
 		expect((await call("DELETE", `${t.base}/api-keys/${a.json.id}`, { token: t.admin.token })).status).toBe(204);
 		await removed(t.orgId, t.admin.id, "org:admin");
 		resetApiKeyState();
-		expect(await perms(b.json.key)).toEqual([]);
+		expect(await keyPermissions(b.json.key)).toEqual([]);
 	});
 
 	it("rotation hands out a secret: an expiring key rotates only keys expiring no later; a non-admin only itself and the keys it made", async () => {
