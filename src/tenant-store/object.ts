@@ -12,7 +12,7 @@ import { directoryLookup, type Lookup, type OrgAccess, resolveOrgAccess } from "
 import { appendAudit } from "../services/audit";
 import { seatStanding } from "../services/identity";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
-import { parkInOutbox, pendingInOutbox, relayOutbox } from "../services/outbox";
+import { type OutboxRow, parkInOutbox, pendingInOutbox, relayOutbox } from "../services/outbox";
 import type { TakeRequest, TakeResult } from "../lib/token-bucket";
 import { LocalRateLimiter } from "../services/rate-limit";
 import { alertMessages, METER_RETRY_MS, monthOf, monthStart, UsageLedger, WRITE_BEHIND_MS } from "../services/usage-ledger";
@@ -537,22 +537,22 @@ export class TenantStoreObject extends DurableObject<Env> {
 			if (orgId !== null) await this.flushUsage(orgId, logger);
 		}
 		const rows = await pendingInOutbox(this.db, 100);
-		// Each row's kind from its parsed body (not a text match, which a payload could contain).
-		const parsed = rows.map((r) => ({ row: r, event: JSON.parse(r.body) as TenantEvent }));
+		// Each row's kind from its parsed body (not a text match, which a payload could contain). A body
+		// that is not JSON can never be applied or sent: it is kept as failed, which operator health counts.
+		const parsed: { row: OutboxRow; event: TenantEvent }[] = [];
+		for (const row of rows) {
+			try {
+				parsed.push({ row, event: JSON.parse(row.body) as TenantEvent });
+			} catch (err) {
+				this.outboxError(row.id, err, "failed");
+			}
+		}
 		const local = parsed.filter((p) => p.event.kind !== "webhook.deliver");
 		const outgoing = parsed.filter((p) => p.event.kind === "webhook.deliver").map((p) => p.row);
 		// Rows left pending (events not applied, deliveries the queue refused) are tried again after
 		// OUTBOX_RETRY_MS, not at once: an alarm re-armed for now would run again and again.
 		let retry = false;
-		try {
-			if (local.length > 0) {
-				await this.apply(local.map((p) => p.event));
-				for (const p of local) this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", p.row.id);
-			}
-		} catch (err) {
-			logger.error("store events could not be applied", errorFields(err));
-			retry = true;
-		}
+		if (local.length > 0) retry = !(await this.applyPending(local, logger));
 		const sent = await relayOutbox(this.env, this.db, outgoing, logger);
 		if (sent < outgoing.length) retry = true;
 		await this.reportHealth(orgId, logger);
@@ -561,6 +561,49 @@ export class TenantStoreObject extends DurableObject<Env> {
 			return;
 		}
 		await this.armAlarm();
+	}
+
+	/**
+	 * The alarm's part for events left in the outbox (an interrupted request's, a refused relay's): applied
+	 * together, their rows deleted once applied. If that fails, each is tried alone, so an event that keeps
+	 * failing holds back none of the others; those that fail stay pending with the error, for the next
+	 * alarm (and operator health, once older than its threshold). Returns whether all were applied.
+	 */
+	private async applyPending(pending: { row: OutboxRow; event: TenantEvent }[], logger: Logger): Promise<boolean> {
+		const done = (p: { row: OutboxRow }) => this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", p.row.id);
+		try {
+			await this.apply(pending.map((p) => p.event));
+			for (const p of pending) done(p);
+			return true;
+		} catch (err) {
+			if (pending.length === 1) {
+				this.outboxError(pending[0]!.row.id, err);
+				logger.error("a store event could not be applied", { ...errorFields(err), outboxId: pending[0]!.row.id });
+				return false;
+			}
+		}
+		const failed: string[] = [];
+		let first: unknown;
+		for (const p of pending) {
+			try {
+				await this.apply([p.event]);
+				done(p);
+			} catch (err) {
+				this.outboxError(p.row.id, err);
+				failed.push(p.row.id);
+				first ??= err;
+			}
+		}
+		if (failed.length > 0) {
+			logger.error(`${failed.length} of ${pending.length} store events could not be applied`, { ...errorFields(first), outboxIds: failed });
+		}
+		return failed.length === 0;
+	}
+
+	/** Notes why an outbox row was not handled (`status`: kept pending for another try, or failed for good). */
+	private outboxError(id: string, err: unknown, status: "pending" | "failed" = "pending"): void {
+		const message = (err instanceof Error ? err.message : String(err)).slice(0, 500);
+		this.ctx.storage.sql.exec("UPDATE outbox SET last_error = ?, status = ?, updated_at = ? WHERE id = ?", message, status, Date.now(), id);
 	}
 
 	/**

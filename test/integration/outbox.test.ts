@@ -15,7 +15,7 @@ import { signToken } from "../helpers/jwt";
 import { fakeRazorpay, fakeReceiver, stubNetwork } from "../helpers/network";
 import { deliver, messageFor } from "../helpers/queue";
 import { type Body, call } from "../helpers/request";
-import { drainStore, inStore, storeSql } from "../helpers/store";
+import { drainStore, inStore, runStoreAlarm, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 import { TEST_OPERATOR, TEST_RAZORPAY } from "../helpers/vars";
@@ -203,6 +203,41 @@ describe("transactional outbox", () => {
 		expect((await call("GET", `${t.base}/categories`, as)).status).toBe(200);
 		await drainStore(t.orgId);
 		expect(await chain(t.orgId)).toEqual(["category.created", "category.updated"]);
+		const verify = await call<Body<"GET /api/orgs/:orgId/audit-logs/verify">>("GET", `${t.base}/audit-logs/verify`, as);
+		expect(verify.json).toMatchObject({ intact: true, entries: 2 });
+	});
+
+	it("an event left in the outbox that keeps failing holds back none of the others: the alarm applies the rest and keeps it pending with its error; a body that is not JSON is kept failed", async () => {
+		const t = await seedTenant();
+		const interrupted = await interruptApply(t.orgId, "before");
+		const as = { token: t.admin.token };
+		const cat = await call<Body<"POST /api/orgs/:orgId/categories">>("POST", `${t.base}/categories`, { ...as, body: { name: "C", slug: slug("c") } });
+		expect(cat.status, cat.text).toBe(201);
+		expect((await call("PATCH", `${t.base}/categories/${cat.json.id}`, { ...as, body: { name: "C2" } })).status).toBe(200);
+		interrupted.mockRestore();
+		const left = await storeOutbox(t.orgId);
+		expect(left.map((r) => JSON.parse(r.body).action)).toEqual(["category.created", "category.updated"]);
+		// An entry the chain refuses (no action: audit_logs.action is NOT NULL), older than both, and a row whose
+		// body is not JSON: neither may keep the two above out of the chain.
+		const poison = { ...JSON.parse(left[0]!.body), id: uid("aud"), action: null };
+		const insert = "INSERT INTO outbox (id, organization_id, body, created_at, attempts, status) VALUES (?, ?, ?, ?, 0, 'pending')";
+		await storeSql(t.orgId, insert, poison.id, t.orgId, JSON.stringify(poison), 1);
+		await storeSql(t.orgId, insert, uid("bad"), t.orgId, "{not json", 2);
+
+		expect(await runStoreAlarm(t.orgId)).toBe(true);
+		expect(await chain(t.orgId)).toEqual(["category.created", "category.updated"]);
+		const after = await storeOutbox(t.orgId);
+		expect(after).toEqual([
+			expect.objectContaining({ id: poison.id, status: "pending", lastError: expect.stringMatching(/audit append failed/) }),
+			expect.objectContaining({ body: "{not json", status: "failed", lastError: expect.any(String) }),
+		]);
+		// Tried again later, not in a loop; operator health hears of both.
+		const retryAt = await inStore(t.orgId, (_store, state) => state.storage.getAlarm());
+		expect(retryAt).toBeGreaterThan(Date.now() + 1_000);
+		const health = await env.DB.prepare("SELECT outbox_pending AS pending, outbox_failed AS failed FROM store_health WHERE organization_id = ?")
+			.bind(t.orgId)
+			.first();
+		expect(health).toEqual({ pending: 1, failed: 1 });
 		const verify = await call<Body<"GET /api/orgs/:orgId/audit-logs/verify">>("GET", `${t.base}/audit-logs/verify`, as);
 		expect(verify.json).toMatchObject({ intact: true, entries: 2 });
 	});
