@@ -21,16 +21,16 @@ export function createDb(d1: D1Database): Database {
 /** A bookmark as D1 hands them out (hex groups); anything else is ignored, not forwarded to D1. */
 const BOOKMARK = /^[0-9a-f]{1,64}(?:-[0-9a-f]{1,64}){2,7}$/i;
 
+/** The client's bookmark when it is well formed (anything else is ignored, never forwarded to D1). */
+const wellFormed = (bookmark: string | null | undefined): string | undefined =>
+	bookmark && BOOKMARK.test(bookmark) ? bookmark : undefined;
+
 /**
  * A drizzle client on a D1 session (the Sessions API, read replication): reads may come from a
  * replica that has at least the client's last write (its bookmark, `X-D1-Bookmark`), or, without one,
  * from any replica; `primary` starts at the primary (operator paths: they must see the latest state).
  * Returns the client and the session, whose getBookmark() the response hands back to the client.
  */
-/** The client's bookmark when it is well formed (anything else is ignored, never forwarded to D1). */
-const wellFormed = (bookmark: string | null | undefined): string | undefined =>
-	bookmark && BOOKMARK.test(bookmark) ? bookmark : undefined;
-
 function sessionDb(d1: D1Database, opts: { bookmark?: string | null; primary?: boolean }): { db: Database; session: D1DatabaseSession } {
 	const constraint = opts.primary ? "first-primary" : (wellFormed(opts.bookmark) ?? "first-unconstrained");
 	const session = d1.withSession(constraint);
@@ -56,13 +56,22 @@ export function lazySessionDb(
 		opened ??= sessionDb(d1, opts());
 		return opened.db;
 	};
+	// Everything asked of the client is answered by the session's: its methods bound to it (`this` is
+	// the real client), its prototype (instanceof, drizzle's is()) and its own properties (spread, keys).
 	const db = new Proxy({} as Database, {
 		get(_target, prop) {
 			const real = open();
 			const value = Reflect.get(real, prop, real);
-			return typeof value === "function" ? value.bind(real) : value;
+			return typeof value === "function" && prop !== "constructor" ? value.bind(real) : value;
 		},
 		has: (_target, prop) => prop in open(),
+		getPrototypeOf: () => Object.getPrototypeOf(open()),
+		ownKeys: () => Reflect.ownKeys(open()),
+		getOwnPropertyDescriptor(_target, prop) {
+			const found = Reflect.getOwnPropertyDescriptor(open(), prop);
+			// A proxy may not report a property the (empty) target lacks as non-configurable.
+			return found && { ...found, configurable: true };
+		},
 	});
 	const bookmark = () => {
 		if (opened) return opened.session.getBookmark() ?? undefined;

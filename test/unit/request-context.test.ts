@@ -1,6 +1,9 @@
-import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { is, sql } from "drizzle-orm";
+import { DrizzleD1Database, drizzle } from "drizzle-orm/d1";
+import { describe, expect, it, vi } from "vitest";
 import type { AuthContext } from "../../src/auth/claims";
-import type { Database } from "../../src/db/client";
+import { type Database, lazySessionDb } from "../../src/db/client";
 import { continueTrace, newTraceId, parseTraceparent, traceparentOf } from "../../src/lib/trace";
 import { type Lookup, resolveOrgAccess } from "../../src/services/access";
 import { limitsFor } from "../../src/services/plans";
@@ -55,5 +58,29 @@ describe("a cached lookup's permissions merged with a token's", () => {
 		expect(again.permissions).toBe(first.permissions);
 		expect(() => first.permissions.push("org:admin:everything")).toThrow(TypeError);
 		expect((await access(x)).permissions).toEqual(["org:a", "org:b", "org:x"]);
+	});
+});
+
+describe("the directory client opened on first use (lazySessionDb)", () => {
+	it("opens no D1 session until a query, then answers as the session's drizzle client: instanceof, is(), its keys, one session", async () => {
+		const withSession = vi.spyOn(env.DB, "withSession");
+		const { db, bookmark } = lazySessionDb(env.DB, () => ({ bookmark: "00000000-00000001-00000000-00000000000000000000000000000000" }));
+		expect(withSession).not.toHaveBeenCalled();
+		expect(bookmark()).toBe("00000000-00000001-00000000-00000000000000000000000000000000");
+		expect(withSession).not.toHaveBeenCalled();
+
+		expect(db instanceof DrizzleD1Database).toBe(true);
+		expect(is(db, DrizzleD1Database)).toBe(true);
+		const real = drizzle(env.DB);
+		expect(Object.keys(db).sort()).toEqual(Object.keys(real).sort());
+		expect({ ...db }).toHaveProperty("$client");
+		expect(withSession).toHaveBeenCalledTimes(1);
+
+		const rows = await db.select({ one: sql<number>`1` }).from(sql`(SELECT 1)`);
+		expect(rows).toEqual([{ one: 1 }]);
+		expect(await db.$client.prepare("SELECT 2 AS two").first("two")).toBe(2);
+		expect(withSession).toHaveBeenCalledTimes(1);
+		expect(bookmark()).toMatch(/^[0-9a-f]+(-[0-9a-f]+)+$/);
+		withSession.mockRestore();
 	});
 });
