@@ -69,7 +69,8 @@ export function createApp() {
 const cors_ = cors({
 	origin: (origin) => origin,
 	credentials: true,
-	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id", "traceparent", "tracestate"],
+	// Every request header the API reads: X-D1-Bookmark too, so a browser can send back the bookmark it was given.
+	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id", "traceparent", "tracestate", "X-D1-Bookmark"],
 	allowMethods: ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
 	exposeHeaders: [
 		"X-Request-Id",

@@ -30,6 +30,11 @@ describe("CORS and body limits", () => {
 		expect(ok.status).toBe(204);
 		expect(ok.headers.get("access-control-allow-origin")).toBe("https://app.test.example");
 		expect(ok.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+		// Every request header the API reads may be sent cross-origin: read-your-writes needs the bookmark back.
+		const allowed = ok.headers.get("access-control-allow-headers")!.toLowerCase().split(/\s*,\s*/);
+		expect(allowed).toEqual(
+			expect.arrayContaining(["authorization", "content-type", "idempotency-key", "if-match", "x-request-id", "traceparent", "tracestate", "x-d1-bookmark"]),
+		);
 		const evil = await call("OPTIONS", "/api/me", {
 			headers: { origin: "https://evil.example", "access-control-request-method": "GET" },
 		});
