@@ -91,20 +91,6 @@ export function requireAuth() {
 	});
 }
 
-/**
- * 401 with a bare `WWW-Authenticate: Bearer` when the request carries no `header`: the credential of a
- * provider webhook's signature scheme is missing, which is refused like a missing Bearer token rather
- * than as a 400 for a missing header (it runs before the route's request validators). The handler
- * verifies the signature itself.
- * @example createRoute({ middleware: [requireSignatureHeader("stripe-signature")], security: [{ stripeSignature: [] }], ... })
- */
-export function requireSignatureHeader(header: string) {
-	return createMiddleware<AppEnv>(async (c, next) => {
-		if (!c.req.header(header)) throw new ApiError("UNAUTHORIZED", `a webhook signature (${header}) is required`, { headers: MISSING });
-		await next();
-	});
-}
-
 async function authenticateKey(c: Context<AppEnv>, secret: string): Promise<void> {
 	try {
 		const key = await authenticateApiKey(c.get("db"), secret, (p) => c.executionCtx.waitUntil(p));

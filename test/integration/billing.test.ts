@@ -968,3 +968,66 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 		await env.DB.prepare(`DROP TABLE ${old}`).run();
 	});
 });
+
+describe("Razorpay and Stripe webhooks: the signature before the per-IP limit", () => {
+	const stripe = new Stripe(TEST_STRIPE.secretKey);
+	const subtle = Stripe.createSubtleCryptoProvider();
+	const strict = { RATE_LIMIT_MODE: "strict" };
+	const stripeEvent = () =>
+		JSON.stringify({ id: `evt_${uid("s").slice(-16)}`, object: "event", type: "invoice.paid", created: Math.floor(Date.now() / 1000), data: { object: {} } });
+	const razorpayEvent = () => JSON.stringify({ event: "payment.captured", payload: {}, created_at: Math.floor(Date.now() / 1000) });
+	const signedStripe = async (ip: string) => {
+		const raw = stripeEvent();
+		const sig = await stripe.webhooks.generateTestHeaderStringAsync({ payload: raw, secret: TEST_STRIPE.webhookSecret, cryptoProvider: subtle });
+		return callWithEnv(strict, "POST", "/api/webhooks/stripe", { body: raw, headers: { "stripe-signature": sig, "cf-connecting-ip": ip } });
+	};
+	const signedRazorpay = async (ip: string) => {
+		const raw = razorpayEvent();
+		const sig = await hmac(TEST_RAZORPAY.webhookSecret, raw);
+		return callWithEnv(strict, "POST", "/api/webhooks/razorpay", {
+			body: raw,
+			headers: { "x-razorpay-signature": sig, "x-razorpay-event-id": uid("evt"), "cf-connecting-ip": ip },
+		});
+	};
+
+	it("signed deliveries are accepted, with no RateLimit-* and no token spent, after unsigned and badly signed traffic from their IP used the budget up (429)", { timeout: 60_000 }, async () => {
+		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send").mockResolvedValue(undefined as never);
+		const ip = `203.0.113.${1 + Math.floor(Math.random() * 250)}`;
+		const first = await signedStripe(ip);
+		expect(first.status, first.text).toBe(202);
+		expect(first.headers.get("ratelimit-limit")).toBeNull();
+
+		// A badly signed request spends a token: the budget is whole, as no signed one took from it.
+		const forged = await callWithEnv(strict, "POST", "/api/webhooks/stripe", {
+			body: stripeEvent(),
+			headers: { "stripe-signature": `t=${Math.floor(Date.now() / 1000)},v1=${"0".repeat(64)}`, "cf-connecting-ip": ip },
+		});
+		expect(forged.status, forged.text).toBe(401);
+		expect(forged.headers.get("ratelimit-limit")).toBe("600");
+		expect(Number(forged.headers.get("ratelimit-remaining"))).toBe(599);
+
+		// Unsigned traffic, to either provider, is refused past 600 a minute.
+		const unsigned: number[] = [];
+		for (let i = 0; i < 1_500 && !unsigned.includes(429); i += 62) {
+			const batch = Array.from({ length: 62 }, (_, j) =>
+				callWithEnv(strict, "POST", j % 2 ? "/api/webhooks/stripe" : "/api/webhooks/razorpay", { body: "{}", headers: { "cf-connecting-ip": ip } }),
+			);
+			unsigned.push(...(await Promise.all(batch)).map((r) => r.status));
+		}
+		expect(unsigned).toContain(429);
+		expect(unsigned.filter((s) => s !== 401 && s !== 429)).toEqual([]);
+		const limited = await callWithEnv(strict, "POST", "/api/webhooks/razorpay", {
+			body: razorpayEvent(),
+			headers: { "x-razorpay-signature": "0".repeat(64), "cf-connecting-ip": ip },
+		});
+		expect(limited.status, limited.text).toBe(429);
+		expect(limited.headers.get("retry-after")).toMatch(/^\d+$/);
+
+		// ... while correctly signed deliveries from that IP are still queued.
+		for (const res of await Promise.all([signedStripe(ip), signedRazorpay(ip), signedStripe(ip)])) {
+			expect(res.status, res.text).toBe(202);
+			expect(res.headers.get("ratelimit-remaining")).toBeNull();
+		}
+		expect(send).toHaveBeenCalledTimes(4);
+	});
+});

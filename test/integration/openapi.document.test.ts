@@ -136,7 +136,7 @@ describe("OpenAPI document quality", () => {
 	it("declares the response headers: X-Request-Id and traceparent everywhere, WWW-Authenticate on 401, Retry-After on 429/503, RateLimit-*, Allow on 405", async () => {
 		const doc = await served();
 		for (const { where, op } of operations(doc)) {
-			const limited = where !== "POST /api/webhooks/clerk";
+			const limited = !WEBHOOKS[where];
 			for (const [status, r] of Object.entries(op.responses)) {
 				const at = `${where} ${status}`;
 				expect(r.headers?.["X-Request-Id"], at).toEqual(headerRef("X-Request-Id"));
@@ -153,10 +153,14 @@ describe("OpenAPI document quality", () => {
 			expect(doc.components.headers.traceparent!.required).toBe(true);
 			expect(doc.components.headers["WWW-Authenticate"]!.required).toBe(true);
 		}
-		// The Clerk webhook spends the rate budget only for requests whose signature did not verify.
-		const clerk = doc.paths["/api/webhooks/clerk"]!.post!;
-		expect(clerk.responses["202"]!.headers?.["RateLimit-Limit"]).toBeUndefined();
-		for (const s of ["400", "401", "429"]) expect(clerk.responses[s]!.headers?.["RateLimit-Limit"], s).toEqual(headerRef("RateLimit-Limit"));
+		// A provider webhook spends the rate budget only for requests whose signature did not verify.
+		for (const p of ["/api/webhooks/clerk", "/api/webhooks/razorpay", "/api/webhooks/stripe"]) {
+			const hook = doc.paths[p]!.post!;
+			expect(hook.responses["202"]!.headers?.["RateLimit-Limit"], p).toBeUndefined();
+			for (const s of p.endsWith("clerk") ? ["400", "401", "429"] : ["401", "429"]) {
+				expect(hook.responses[s]!.headers?.["RateLimit-Limit"], `${p} ${s}`).toEqual(headerRef("RateLimit-Limit"));
+			}
+		}
 	});
 
 	it("every operation documents the problem responses generated clients need", async () => {

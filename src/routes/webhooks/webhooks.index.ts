@@ -5,12 +5,12 @@ import { ApiError, fieldErrors } from "../../errors";
 import { sha256Hex } from "../../lib/crypto";
 import { traceparentOf } from "../../lib/trace";
 import { INVALID_DETAIL } from "../../middleware/auth";
-import { takeRateLimit } from "../../middleware/rate-limit";
 import { ClerkEnvelopeSchema, type WebhookMessage, WebhookMessageSchema } from "../../queue/messages";
 import { ms } from "../../services/clerk-sync/shared";
 import { verifyWebhookSignature } from "../../services/razorpay";
 import { stripeEventEnvelope, verifyStripeWebhook } from "../../services/stripe";
 import { isTimestamp, signatureHeaders, verifySignature } from "./signature";
+import { refuseUnverified, SIGNATURE_MISSING } from "./unverified";
 import * as routes from "./webhooks.routes";
 
 /**
@@ -27,8 +27,6 @@ const MAX_WEBHOOK_BYTES = 96 * 1024;
 const MAX_QUEUE_MESSAGE_BYTES = 126_000;
 
 const SIGNATURE_CHALLENGE = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
-/** No signature at all: the credential of the operation's security scheme is missing (a 401, as for a missing Bearer token). */
-const SIGNATURE_MISSING = { "WWW-Authenticate": "Bearer" };
 
 /** The body's bytes, capped (413 past the cap, from the declared length when there is one). */
 async function readCappedBytes(req: Request): Promise<Uint8Array> {
@@ -100,15 +98,6 @@ function parseJson(raw: string): Record<string, unknown> {
 }
 
 /**
- * Refuses a request whose signature did not verify (or was absent), after it spent a token of the
- * per-IP budget: only such traffic is limited by IP (a 429 once the budget is gone).
- */
-async function refuseUnverified(c: Context<AppEnv>, err: ApiError): Promise<never> {
-	const limits = await takeRateLimit(c, "public");
-	throw new ApiError(err.code, err.detail, { headers: { ...err.headers, ...limits }, errors: err.errors });
-}
-
-/**
  * A signature that did not verify (bad, stale or from the future): the one generic detail of every 401 for a
  * presented credential (a webhook's credential is its signature), so the answer does not say which check failed.
  */
@@ -119,7 +108,7 @@ export const webhooksRouter = createRouter()
 		const secret = c.get("config").CLERK_WEBHOOK_SECRET;
 		if (!secret) throw new ApiError("BAD_ENVIRONMENT", "CLERK_WEBHOOK_SECRET is not configured");
 
-		// The signature is checked before any rate limit: correctly signed deliveries are never limited by IP.
+		// The signature is checked before any rate limit: correctly signed deliveries are never limited by IP (unverified.ts).
 		if (!c.req.header("svix-signature") && !c.req.header("webhook-signature")) {
 			return refuseUnverified(
 				c,
@@ -182,7 +171,7 @@ export const webhooksRouter = createRouter()
 		const signature = c.req.valid("header")["x-razorpay-signature"];
 		const raw = await readCapped(c.req.raw);
 		if (!(await verifyWebhookSignature(secret, raw, signature))) {
-			throw badSignature();
+			return refuseUnverified(c, badSignature());
 		}
 		const event = parseJson(raw);
 		const type = typeof event.event === "string" ? event.event : "";
@@ -206,7 +195,7 @@ export const webhooksRouter = createRouter()
 		} catch (err) {
 			// Signed, but not JSON: bad input (400), not a bad signature.
 			if (err instanceof SyntaxError) throw new ApiError("VALIDATION_FAILED", "the body is not JSON");
-			throw badSignature();
+			return refuseUnverified(c, badSignature());
 		}
 		const { id, type, created } = stripeEventEnvelope(event);
 		await enqueue(c, { source: "stripe", svixId: id, type, timestamp: created * 1000, receivedAt: Date.now(), body: raw });

@@ -1,7 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { requireSignatureHeader } from "../../middleware/auth";
-import { rateLimit } from "../../middleware/rate-limit";
 import { commonErrors, jsonContent, problem, rateLimitHeaders } from "../../openapi";
+import { requireSignatureHeader } from "./unverified";
 
 /**
  * The JSON bodies senders post, documented as plain JSON Schema: the handlers verify the signature over
@@ -108,8 +107,9 @@ export const razorpayWebhook = createRoute({
 	tags: ["webhooks"],
 	summary: "Razorpay webhook (payment.captured, payment.failed, order.paid)",
 	description:
-		"X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id.",
-	middleware: [rateLimit("public"), requireSignatureHeader("x-razorpay-signature")],
+		"X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id. " +
+		"Only unsigned or badly signed requests spend the per-IP budget (429 past it).",
+	middleware: [requireSignatureHeader("x-razorpay-signature")],
 	security: [{ razorpaySignature: [] }],
 	request: {
 		headers: z.object({
@@ -127,7 +127,9 @@ export const razorpayWebhook = createRoute({
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
 		...commonErrors,
-		401: problem("Signature missing (WWW-Authenticate: Bearer) or invalid"),
+		// Only requests whose signature did not verify spend the per-IP budget, so only these carry RateLimit-*.
+		401: { ...problem("Signature missing (WWW-Authenticate: Bearer) or invalid"), headers: rateLimitHeaders() },
+		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
 		413: problem("Body over the cap"),
 		503: problem("Queue unavailable; the sender should retry"),
 	},
@@ -139,8 +141,9 @@ export const stripeWebhook = createRoute({
 	tags: ["webhooks"],
 	summary: "Stripe webhook (subscriptions and invoices)",
 	description:
-		"Stripe-Signature verified with constructEventAsync and SubtleCrypto, 300 s tolerance; idempotent on the event id.",
-	middleware: [rateLimit("public"), requireSignatureHeader("stripe-signature")],
+		"Stripe-Signature verified with constructEventAsync and SubtleCrypto, 300 s tolerance; idempotent on the event id. " +
+		"Only unsigned or badly signed requests spend the per-IP budget (429 past it).",
+	middleware: [requireSignatureHeader("stripe-signature")],
 	security: [{ stripeSignature: [] }],
 	request: {
 		headers: z.object({
@@ -154,7 +157,9 @@ export const stripeWebhook = createRoute({
 	responses: {
 		202: jsonContent(WebhookAccepted, "Verified and durably queued"),
 		...commonErrors,
-		401: problem("Signature missing (WWW-Authenticate: Bearer), invalid or stale"),
+		// Only requests whose signature did not verify spend the per-IP budget, so only these carry RateLimit-*.
+		401: { ...problem("Signature missing (WWW-Authenticate: Bearer), invalid or stale"), headers: rateLimitHeaders() },
+		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
 		413: problem("Body over the cap"),
 		503: problem("Queue unavailable; the sender should retry"),
 	},
