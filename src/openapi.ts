@@ -131,8 +131,8 @@ export const headerRef = (name: HeaderName) => ({ $ref: `#/components/headers/${
 export const RATE_LIMIT_HEADERS: HeaderName[] = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"];
 
 /**
- * RateLimit-* by reference, for a route that spends its rate budget only on some requests (the Clerk
- * webhook: unverified ones); the middleware-limited routes get them from finishDocument (src/openapi-document.ts).
+ * RateLimit-* by reference, for a route that spends its rate budget only on some requests (the provider
+ * webhooks: unverified ones, routes/webhooks/unverified.ts); the middleware-limited routes get them from finishDocument (src/openapi-document.ts).
  */
 export const rateLimitHeaders = () => Object.fromEntries(RATE_LIMIT_HEADERS.map((h) => [h, headerRef(h)]));
 

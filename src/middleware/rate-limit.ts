@@ -71,7 +71,7 @@ export const rateLimitMiddlewares = new WeakSet<MiddlewareHandler<AppEnv>>();
 
 /**
  * One request's worth of the scope's limits, for a route that decides itself when a request counts
- * (the Clerk webhook limits only traffic whose signature does not verify). Returns the RateLimit-*
+ * (the provider webhooks limit only traffic whose signature does not verify: routes/webhooks/unverified.ts). Returns the RateLimit-*
  * headers to answer with (none when limits are off or the limiter failed open); throws the 429
  * (or 503 when the limiter is unreachable and fails closed).
  */

@@ -64,7 +64,8 @@ export function refuseUrl(raw: string): string | null {
 }
 
 /**
- * Creates one pending delivery per enabled endpoint subscribed to the event; returns the messages to send.
+ * Creates one pending delivery per enabled endpoint subscribed to the event; returns the messages to send
+ * (with those of its deliveries written before but never attempted, when the event comes again).
  * None while the organization's plan (read from the directory) lacks outgoing webhooks: after a downgrade
  * the endpoints stay, and answer 402 to manage, but receive nothing.
  */
@@ -80,24 +81,26 @@ export async function fanOut(db: Database, directory: D1Database, event: Webhook
 	if (subscribed.length === 0) return [];
 	const org = await directory.prepare("SELECT plan FROM organizations WHERE id = ?").bind(event.organizationId).first<{ plan: string }>();
 	if (!PLANS[planOf(org?.plan)].features.outgoing_webhooks) return [];
-	// A redelivered event message must not create a second delivery per endpoint.
-	const already = new Set(
-		(
-			await db
-				.select({ endpointId: webhookDeliveries.endpointId })
-				.from(webhookDeliveries)
-				.where(
-					and(
-						eq(webhookDeliveries.organizationId, event.organizationId),
-						eq(webhookDeliveries.eventId, event.id),
-						inArray(
-							webhookDeliveries.endpointId,
-							subscribed.map((e) => e.id),
-						),
-					),
-				)
-		).map((r) => r.endpointId),
-	);
+	// A redelivered event message must not create a second delivery per endpoint. One whose delivery rows
+	// were written but never handed on (what applied the event failed after this fan-out, so the event was
+	// tried again) gets those back: pending and never attempted, else nothing would ever send them.
+	const existing = await db
+		.select({ id: webhookDeliveries.id, endpointId: webhookDeliveries.endpointId, status: webhookDeliveries.status, attempts: webhookDeliveries.attempts })
+		.from(webhookDeliveries)
+		.where(
+			and(
+				eq(webhookDeliveries.organizationId, event.organizationId),
+				eq(webhookDeliveries.eventId, event.id),
+				inArray(
+					webhookDeliveries.endpointId,
+					subscribed.map((e) => e.id),
+				),
+			),
+		);
+	const already = new Set(existing.map((r) => r.endpointId));
+	const stranded: DeliverMessage[] = existing
+		.filter((r) => r.status === "pending" && r.attempts === 0)
+		.map((r) => ({ kind: "webhook.deliver", deliveryId: r.id, organizationId: event.organizationId }));
 	const now = Date.now();
 	const payload = JSON.stringify({
 		id: event.id,
@@ -118,12 +121,12 @@ export async function fanOut(db: Database, directory: D1Database, event: Webhook
 			createdAt: now,
 			updatedAt: now,
 		}));
-	if (rows.length === 0) return [];
+	if (rows.length === 0) return stranded;
 	// 100 bound parameters per statement: 9 columns → 10 rows per INSERT, all in one batch.
 	const inserts = [];
 	for (let i = 0; i < rows.length; i += 10) inserts.push(db.insert(webhookDeliveries).values(rows.slice(i, i + 10)));
 	await db.batch(inserts as [(typeof inserts)[number], ...(typeof inserts)[number][]]);
-	return rows.map((r) => ({ kind: "webhook.deliver", deliveryId: r.id, organizationId: r.organizationId }));
+	return [...stranded, ...rows.map((r) => ({ kind: "webhook.deliver" as const, deliveryId: r.id, organizationId: r.organizationId }))];
 }
 
 /**

@@ -12,7 +12,7 @@ import { directoryLookup, type Lookup, type OrgAccess, resolveOrgAccess } from "
 import { appendAudit } from "../services/audit";
 import { seatStanding } from "../services/identity";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
-import { type OutboxRow, parkInOutbox, pendingInOutbox, relayOutbox } from "../services/outbox";
+import { type OutboxRow, parkInOutbox, relayOutbox } from "../services/outbox";
 import type { TakeRequest, TakeResult } from "../lib/token-bucket";
 import { LocalRateLimiter } from "../services/rate-limit";
 import { alertMessages, METER_RETRY_MS, monthOf, monthStart, UsageLedger, WRITE_BEHIND_MS } from "../services/usage-ledger";
@@ -536,7 +536,12 @@ export class TenantStoreObject extends DurableObject<Env> {
 			this.ledger.persist();
 			if (orgId !== null) await this.flushUsage(orgId, logger);
 		}
-		const rows = await pendingInOutbox(this.db, 100);
+		// Oldest first, rows that failed to apply behind the rest (attempts), so they never hold back newer ones.
+		const rows = this.ctx.storage.sql
+			.exec<{ id: string; body: string; attempts: number }>(
+				"SELECT id, body, attempts FROM outbox WHERE status = 'pending' ORDER BY attempts, created_at, id LIMIT 100",
+			)
+			.toArray();
 		// Each row's kind from its parsed body (not a text match, which a payload could contain). A body
 		// that is not JSON can never be applied or sent: it is kept as failed, which operator health counts.
 		const parsed: { row: OutboxRow; event: TenantEvent }[] = [];
@@ -566,8 +571,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 	/**
 	 * The alarm's part for events left in the outbox (an interrupted request's, a refused relay's): applied
 	 * together, their rows deleted once applied. If that fails, each is tried alone, so an event that keeps
-	 * failing holds back none of the others; those that fail stay pending with the error, for the next
-	 * alarm (and operator health, once older than its threshold). Returns whether all were applied.
+	 * failing holds back none of the others; those that fail stay pending with the error and one more
+	 * attempt (the alarm reads them after the rest), for the next alarm and operator health (degraded once
+	 * one is older than its threshold). Returns whether all were applied.
 	 */
 	private async applyPending(pending: { row: OutboxRow; event: TenantEvent }[], logger: Logger): Promise<boolean> {
 		const done = (p: { row: OutboxRow }) => this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", p.row.id);
@@ -600,10 +606,16 @@ export class TenantStoreObject extends DurableObject<Env> {
 		return failed.length === 0;
 	}
 
-	/** Notes why an outbox row was not handled (`status`: kept pending for another try, or failed for good). */
+	/** Notes why an outbox row was not handled, as one more attempt (`status`: kept pending for another try, or failed for good). */
 	private outboxError(id: string, err: unknown, status: "pending" | "failed" = "pending"): void {
 		const message = (err instanceof Error ? err.message : String(err)).slice(0, 500);
-		this.ctx.storage.sql.exec("UPDATE outbox SET last_error = ?, status = ?, updated_at = ? WHERE id = ?", message, status, Date.now(), id);
+		this.ctx.storage.sql.exec(
+			"UPDATE outbox SET last_error = ?, status = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+			message,
+			status,
+			Date.now(),
+			id,
+		);
 	}
 
 	/**

@@ -55,7 +55,8 @@ function build(method: string, path: string, opts: CallOptions) {
 	if (opts.token) headers.authorization = `Bearer ${opts.token}`;
 	let body: BodyInit | undefined;
 	if (opts.body !== undefined) {
-		body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+		// A string or bytes as they are (bytes: a body that is not UTF-8), anything else as JSON.
+		body = typeof opts.body === "string" || opts.body instanceof Uint8Array ? opts.body : JSON.stringify(opts.body);
 		headers["content-type"] ??= "application/json";
 	}
 	return new Request(`https://api.test${path}`, { method, headers, body });

@@ -1005,6 +1005,19 @@ describe("Razorpay and Stripe webhooks: the signature before the per-IP limit", 
 		expect(forged.status, forged.text).toBe(401);
 		expect(forged.headers.get("ratelimit-limit")).toBe("600");
 		expect(Number(forged.headers.get("ratelimit-remaining"))).toBe(599);
+		// So does a body refused before its signature is read (over the cap, not UTF-8).
+		const big = await callWithEnv(strict, "POST", "/api/webhooks/razorpay", {
+			body: JSON.stringify({ event: "payment.captured", pad: "x".repeat(100 * 1024) }),
+			headers: { "x-razorpay-signature": "0".repeat(64), "cf-connecting-ip": ip },
+		});
+		expect(big.status, big.text).toBe(413);
+		expect(Number(big.headers.get("ratelimit-remaining"))).toBe(598);
+		const latin1 = await callWithEnv(strict, "POST", "/api/webhooks/stripe", {
+			body: new Uint8Array([0x7b, 0xff, 0x7d]),
+			headers: { "stripe-signature": `t=${Math.floor(Date.now() / 1000)},v1=${"0".repeat(64)}`, "cf-connecting-ip": ip },
+		});
+		expect(latin1.status, latin1.text).toBe(400);
+		expect(Number(latin1.headers.get("ratelimit-remaining"))).toBe(597);
 
 		// Unsigned traffic, to either provider, is refused past 600 a minute.
 		const unsigned: number[] = [];

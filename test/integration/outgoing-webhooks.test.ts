@@ -163,6 +163,28 @@ describe("delivery", () => {
 		expect(await sentDeliveries(t.orgId, sent)).toHaveLength(0);
 	});
 
+	it("an event fanned out whose deliveries were never handed on (what applied it failed after the fan-out) sends them when it comes again, once", async () => {
+		const t = await proTenant();
+		await register(t, ["*"]);
+		const sent = captureTenantEvents(vi);
+		const event = tenantEvent(t.orgId, "plan.changed", { plan: "pro" });
+		await deliverTenant([event]);
+		const [delivery] = await deliveryRows(t.orgId);
+		expect(delivery).toBeDefined();
+		// The state a failure after the fan-out leaves: the delivery row written, its message nowhere.
+		await storeSql(t.orgId, "DELETE FROM outbox");
+		sent.length = 0;
+
+		await deliverTenant([event]);
+		expect(await deliveryRows(t.orgId)).toEqual([delivery]);
+		expect((await sentDeliveries(t.orgId, sent)).map((m) => m.kind === "webhook.deliver" && m.deliveryId)).toEqual([delivery!.id]);
+		// Once attempted, the event coming again sends nothing more.
+		await storeSql(t.orgId, "UPDATE webhook_deliveries SET attempts = 1, status = 'retrying'");
+		sent.length = 0;
+		await deliverTenant([event]);
+		expect(await sentDeliveries(t.orgId, sent)).toEqual([]);
+	});
+
 	it("after a downgrade to a plan without outgoing webhooks, events reach no endpoint (they stay, 402 to manage)", async () => {
 		const t = await proTenant();
 		await register(t, ["*"]);

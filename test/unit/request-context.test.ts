@@ -71,6 +71,7 @@ describe("the directory client opened on first use (lazySessionDb)", () => {
 
 		expect(db instanceof DrizzleD1Database).toBe(true);
 		expect(is(db, DrizzleD1Database)).toBe(true);
+		expect(db.constructor).toBe(DrizzleD1Database);
 		const real = drizzle(env.DB);
 		expect(Object.keys(db).sort()).toEqual(Object.keys(real).sort());
 		expect({ ...db }).toHaveProperty("$client");

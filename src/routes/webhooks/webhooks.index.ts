@@ -46,8 +46,28 @@ function decodeUtf8(bytes: Uint8Array): string {
 	}
 }
 
-async function readCapped(req: Request): Promise<string> {
-	return decodeUtf8(await readCappedBytes(req));
+/**
+ * The body's bytes before its signature is checked: a body refused here (over the cap) is a request whose
+ * signature never verified, so it spends a token of the per-IP budget as any other (unverified.ts).
+ */
+async function unverifiedBytes(c: Context<AppEnv>): Promise<Uint8Array> {
+	try {
+		return await readCappedBytes(c.req.raw);
+	} catch (err) {
+		if (err instanceof ApiError) return refuseUnverified(c, err);
+		throw err;
+	}
+}
+
+/** The body as text before its signature is checked: not UTF-8 is refused as unverified too (unverifiedBytes). */
+async function unverifiedText(c: Context<AppEnv>): Promise<string> {
+	const bytes = await unverifiedBytes(c);
+	try {
+		return decodeUtf8(bytes);
+	} catch (err) {
+		if (err instanceof ApiError) return refuseUnverified(c, err);
+		throw err;
+	}
 }
 
 const tooLarge = () => new ApiError("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_WEBHOOK_BYTES} bytes`);
@@ -140,7 +160,7 @@ export const webhooksRouter = createRouter()
 				}),
 			);
 		}
-		const bytes = await readCappedBytes(c.req.raw);
+		const bytes = await unverifiedBytes(c);
 		// Over the exact bytes received (a BOM or any re-encoding would change them).
 		if (!(await verifySignature(secret, h, bytes))) {
 			return refuseUnverified(c, badSignature());
@@ -169,7 +189,7 @@ export const webhooksRouter = createRouter()
 		if (!secret) throw new ApiError("BAD_ENVIRONMENT", "RAZORPAY_WEBHOOK_SECRET is not configured");
 		// Present: requireSignatureHeader answered 401 without it.
 		const signature = c.req.valid("header")["x-razorpay-signature"];
-		const raw = await readCapped(c.req.raw);
+		const raw = await unverifiedText(c);
 		if (!(await verifyWebhookSignature(secret, raw, signature))) {
 			return refuseUnverified(c, badSignature());
 		}
@@ -188,7 +208,7 @@ export const webhooksRouter = createRouter()
 		if (!config.STRIPE_WEBHOOK_SECRET) throw new ApiError("BAD_ENVIRONMENT", "STRIPE_WEBHOOK_SECRET is not configured");
 		// Present: requireSignatureHeader answered 401 without it.
 		const signature = c.req.valid("header")["stripe-signature"];
-		const raw = await readCapped(c.req.raw);
+		const raw = await unverifiedText(c);
 		let event: unknown;
 		try {
 			event = await verifyStripeWebhook(raw, signature, config.STRIPE_WEBHOOK_SECRET);

@@ -96,7 +96,8 @@ export const clerkWebhook = createRoute({
 			headers: rateLimitHeaders(),
 		},
 		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
-		413: problem("Body over the cap, or too large for a queue message once encoded"),
+		// Over the cap before its signature is checked: it spent a token (RateLimit-*); too large once queued: none.
+		413: { ...problem("Body over the cap, or too large for a queue message once encoded"), headers: rateLimitHeaders() },
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });
@@ -130,7 +131,8 @@ export const razorpayWebhook = createRoute({
 		// Only requests whose signature did not verify spend the per-IP budget, so only these carry RateLimit-*.
 		401: { ...problem("Signature missing (WWW-Authenticate: Bearer) or invalid"), headers: rateLimitHeaders() },
 		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
-		413: problem("Body over the cap"),
+		400: { ...problem("Bad request: the body is not UTF-8 (before its signature is checked), or not the event it should be"), headers: rateLimitHeaders() },
+		413: { ...problem("Body over the cap"), headers: rateLimitHeaders() },
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });
@@ -160,7 +162,8 @@ export const stripeWebhook = createRoute({
 		// Only requests whose signature did not verify spend the per-IP budget, so only these carry RateLimit-*.
 		401: { ...problem("Signature missing (WWW-Authenticate: Bearer), invalid or stale"), headers: rateLimitHeaders() },
 		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
-		413: problem("Body over the cap"),
+		400: { ...problem("Bad request: the body is not UTF-8 (before its signature is checked), or not the event it should be"), headers: rateLimitHeaders() },
+		413: { ...problem("Body over the cap"), headers: rateLimitHeaders() },
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });
