@@ -72,6 +72,8 @@ const { outputFiles } = await build({
 	format: "esm",
 	target: "node20",
 	alias: { zod: "./src/lib/zod/index.ts" },
+	// The document's texts, which the Worker bundle leaves out (src/lib/openapi-text.d.ts).
+	define: { OPENAPI_TEXT: "true" },
 	write: false,
 	logLevel: "warning",
 });

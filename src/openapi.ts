@@ -13,8 +13,8 @@ export const ProblemSchema = z
 			.regex(/^[0-9a-f]{32}$/)
 			.openapi({
 				description:
-					"Extension member: the request's W3C trace id (the caller's when it sent a valid `traceparent`), as in the " +
-					"`traceparent` response header and the request's log lines.",
+					OPENAPI_TEXT ? "Extension member: the request's W3C trace id (the caller's when it sent a valid `traceparent`), as in the " +
+					"`traceparent` response header and the request's log lines." : undefined,
 				example: "4bf92f3577b34da6a3ce929d0e0e4736",
 			}),
 		code: z.string().openapi({ example: "FORBIDDEN" }),
@@ -57,71 +57,71 @@ const integerHeader = { type: "integer", minimum: 0 } as const;
  */
 export const RESPONSE_HEADERS = {
 	"X-Request-Id": {
-		description: "The request's id (the client's X-Request-Id when well formed, else a fresh UUID); also `requestId` in problems.",
+		description: OPENAPI_TEXT ? "The request's id (the client's X-Request-Id when well formed, else a fresh UUID); also `requestId` in problems." : undefined,
 		required: true,
 		schema: { type: "string" },
 	},
 	"X-D1-Bookmark": {
 		description:
-			"The directory session's bookmark (D1 Sessions API). Send it back as `X-D1-Bookmark` on the next request to read your own writes from a read replica. An answer that needed no directory read (served from the isolate's caches) hands back the bookmark you sent, or none; absent on routes served by a tenant store.",
+			OPENAPI_TEXT ? "The directory session's bookmark (D1 Sessions API). Send it back as `X-D1-Bookmark` on the next request to read your own writes from a read replica. An answer that needed no directory read (served from the isolate's caches) hands back the bookmark you sent, or none; absent on routes served by a tenant store." : undefined,
 		schema: { type: "string" },
 	},
 	traceparent: {
 		description:
-			"W3C Trace Context: `00-<trace id>-<span id>-<flags>`, this request's span. The trace id is the one of the " +
+			OPENAPI_TEXT ? "W3C Trace Context: `00-<trace id>-<span id>-<flags>`, this request's span. The trace id is the one of the " +
 			"request's `traceparent` header when it sent a valid one (continued), else a new one; it is `traceId` in " +
-			"problems and in every log line of the request (and of the tenant store and queue consumer work it caused).",
+			"problems and in every log line of the request (and of the tenant store and queue consumer work it caused)." : undefined,
 		required: true,
 		schema: { type: "string", pattern: TRACEPARENT_PATTERN },
 	},
 	"RateLimit-Limit": {
-		description: "Requests per minute allowed by the bucket that binds (absent when rate limiting is off or failed open).",
+		description: OPENAPI_TEXT ? "Requests per minute allowed by the bucket that binds (absent when rate limiting is off or failed open)." : undefined,
 		schema: integerHeader,
 	},
 	"RateLimit-Remaining": {
-		description: "Requests left in that bucket.",
+		description: OPENAPI_TEXT ? "Requests left in that bucket." : undefined,
 		schema: integerHeader,
 	},
 	"RateLimit-Reset": {
-		description: "Seconds until that bucket is full again.",
+		description: OPENAPI_TEXT ? "Seconds until that bucket is full again." : undefined,
 		schema: integerHeader,
 	},
 	"Retry-After": {
-		description: "Seconds to wait before retrying.",
+		description: OPENAPI_TEXT ? "Seconds to wait before retrying." : undefined,
 		schema: integerHeader,
 	},
 	"WWW-Authenticate": {
-		description: '`Bearer` when no credential was sent, `Bearer error="invalid_token"` for a refused one.',
+		description: OPENAPI_TEXT ? '`Bearer` when no credential was sent, `Bearer error="invalid_token"` for a refused one.' : undefined,
 		required: true,
 		schema: { type: "string" },
 	},
 	Allow: {
-		description: "The methods this path serves.",
+		description: OPENAPI_TEXT ? "The methods this path serves." : undefined,
 		required: true,
 		schema: { type: "string" },
 	},
 	Location: {
-		description: "Path of the created resource (an Idempotency-Key replay answers without it).",
+		description: OPENAPI_TEXT ? "Path of the created resource (an Idempotency-Key replay answers without it)." : undefined,
 		schema: { type: "string", format: "uri-reference" },
 	},
 	"Cache-Control": {
-		description: "`no-store` on every answer of an authenticated operation and on every problem answer (an error is never cached).",
+		description: OPENAPI_TEXT ? "`no-store` on every answer of an authenticated operation and on every problem answer (an error is never cached)." : undefined,
 		schema: { type: "string" },
 	},
 	"Idempotent-Replayed": {
 		description:
-			"`true` when this is the stored answer to an earlier request with the same Idempotency-Key (nothing was " +
-			"done again); absent on a first answer.",
+			OPENAPI_TEXT ? "`true` when this is the stored answer to an earlier request with the same Idempotency-Key (nothing was " +
+			"done again); absent on a first answer." : undefined,
 		schema: { type: "string", enum: ["true"] },
 	},
 	Deprecation: {
 		description:
-			"`true`: a deprecated alias, or a deprecated body form was sent; Link names the successor. On every answer that reaches " +
-			"the operation, errors included (not on refusals before routing, such as 413).",
+			OPENAPI_TEXT ? "`true`: a deprecated alias, or a deprecated body form was sent; Link names the successor. On every answer that reaches " +
+			"the operation, errors included (not on refusals before routing, such as 413)." : undefined,
 		schema: { type: "string", enum: ["true"] },
 	},
 	Link: {
-		description: 'The successor of this deprecated alias: `<path>; rel="successor-version"`. Sent with Deprecation.',
+		description: OPENAPI_TEXT ? 'The successor of this deprecated alias: `<path>; rel="successor-version"`. Sent with Deprecation.' : undefined,
 		schema: { type: "string" },
 	},
 } as const;
@@ -173,13 +173,13 @@ export const IdempotencyKeyHeader = z.object({
 		.optional()
 		.openapi({
 			description:
-				"The same key and request (method, path, caller, body) within 24 h replays the first 2xx " +
-				"(Idempotent-Replayed: true) and does nothing again; another request, or the first still running: 409.",
+				OPENAPI_TEXT ? "The same key and request (method, path, caller, body) within 24 h replays the first 2xx " +
+				"(Idempotent-Replayed: true) and does nothing again; another request, or the first still running: 409." : undefined,
 		}),
 });
 
 export const CursorQuery = z.object({
-	cursor: z.string().max(512).optional().openapi({ description: "Opaque cursor from nextCursor" }),
+	cursor: z.string().max(512).optional().openapi({ description: OPENAPI_TEXT ? "Opaque cursor from nextCursor" : undefined }),
 	limit: z.coerce.number().int().min(1).max(100).default(20),
 });
 

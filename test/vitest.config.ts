@@ -66,6 +66,8 @@ export default defineConfig(async () => {
 		// The Worker's aliases (wrangler.toml [alias]): zod's namespace without what the Worker never uses (nor its
 		// JSON Schema generator), and the OpenAPI library without its document generator (the Worker serves the
 		// document built in Node).
+		// As the Worker bundle (wrangler.toml [define]): no OpenAPI texts (src/lib/openapi-text.d.ts).
+		define: { OPENAPI_TEXT: "false" },
 		resolve: {
 			alias: [
 				{ find: /^zod$/, replacement: path.join(root, "src/lib/zod/index.ts") },

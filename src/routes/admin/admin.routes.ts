@@ -10,8 +10,8 @@ export const replayEvent = createRoute({
 	method: "post",
 	path: "/api/admin/events/{svixId}/replay",
 	tags: ["admin"],
-	summary: "Re-queue a stored webhook event (operators only)",
-	description: "Operators are the user ids listed in OPERATOR_USER_IDS, signed in with a valid session token.",
+	summary: OPENAPI_TEXT ? "Re-queue a stored webhook event (operators only)" : undefined,
+	description: OPENAPI_TEXT ? "Operators are the user ids listed in OPERATOR_USER_IDS, signed in with a valid session token." : undefined,
 	security: [{ bearer: [] }],
 	middleware: [requireAuth(), requireOperator(), rateLimit("user")],
 	request: {
@@ -41,9 +41,9 @@ const operatorErrors = { ...authErrors, 403: problem("Not an operator") };
 const QueueHealthSchema = z
 	.object({
 		queue: z.enum(["webhook-events", "tenant-events"]),
-		backlog: z.number().int().openapi({ description: "Accepted, not yet processed (webhook events queued; tenant events pending in an outbox, tenant stores' as they reported them)" }),
-		oldestPendingAgeMs: z.number().int().nullable().openapi({ description: "Age of the oldest of them; null when none" }),
-		failed: z.number().int().openapi({ description: "Dead-lettered and kept failed, to inspect and replay" }),
+		backlog: z.number().int().openapi({ description: OPENAPI_TEXT ? "Accepted, not yet processed (webhook events queued; tenant events pending in an outbox, tenant stores' as they reported them)" : undefined }),
+		oldestPendingAgeMs: z.number().int().nullable().openapi({ description: OPENAPI_TEXT ? "Age of the oldest of them; null when none" : undefined }),
+		failed: z.number().int().openapi({ description: OPENAPI_TEXT ? "Dead-lettered and kept failed, to inspect and replay" : undefined }),
 	})
 	.openapi("QueueHealth");
 
@@ -51,7 +51,7 @@ export const health = createRoute({
 	...operator,
 	method: "get",
 	path: "/api/admin/health",
-	summary: "System health for operators: D1, queue backlogs and failures, failing outgoing endpoints",
+	summary: OPENAPI_TEXT ? "System health for operators: D1, queue backlogs and failures, failing outgoing endpoints" : undefined,
 	responses: {
 		200: jsonContent(
 			z
@@ -61,7 +61,7 @@ export const health = createRoute({
 					d1: z.object({ ok: z.boolean(), latencyMs: z.number().int() }),
 					queues: z.array(QueueHealthSchema),
 					outgoingEndpoints: z.object({
-						failing: z.number().int().openapi({ description: "Enabled endpoints whose last deliveries failed" }),
+						failing: z.number().int().openapi({ description: OPENAPI_TEXT ? "Enabled endpoints whose last deliveries failed" : undefined }),
 						disabled: z.number().int(),
 					}),
 				})
@@ -76,7 +76,7 @@ export const listEvents = createRoute({
 	...operator,
 	method: "get",
 	path: "/api/admin/events",
-	summary: "Webhook events of every organization, newest first (e.g. ?outcome=failed); replay with POST /api/admin/events/{svixId}/replay",
+	summary: OPENAPI_TEXT ? "Webhook events of every organization, newest first (e.g. ?outcome=failed); replay with POST /api/admin/events/{svixId}/replay" : undefined,
 	request: {
 		query: CursorQuery.extend({
 			outcome: z.enum(["queued", "processed", "stale", "ignored", "failed"]).optional(),
@@ -133,7 +133,7 @@ const OperatorOrgSchema = z
 			monthlyApiQuota: z.number().int(),
 			seats: z.number().int(),
 		}),
-		hasData: z.boolean().openapi({ description: "The tenant holds records (audit entries too): dataRegion is then fixed" }),
+		hasData: z.boolean().openapi({ description: OPENAPI_TEXT ? "The tenant holds records (audit entries too): dataRegion is then fixed" : undefined }),
 		createdAt: z.number().int(),
 		updatedAt: z.number().int(),
 		deletedAt: z.number().int().nullable(),
@@ -144,7 +144,7 @@ export const getOrg = createRoute({
 	...operator,
 	method: "get",
 	path: "/api/admin/orgs/{orgId}",
-	summary: "An organization's plan, overrides, effective limits, suspension and data region",
+	summary: OPENAPI_TEXT ? "An organization's plan, overrides, effective limits, suspension and data region" : undefined,
 	request: { params: OrgIdParam },
 	responses: { 200: jsonContent(OperatorOrgSchema, "The organization"), ...operatorErrors, 404: problem("Unknown organization") },
 });
@@ -154,9 +154,9 @@ export const updateOrg = createRoute({
 	middleware: [...operator.middleware, jsonBodyLimit],
 	method: "patch",
 	path: "/api/admin/orgs/{orgId}",
-	summary: "Operator overrides: plan, rate limits, monthly quota, seats, suspend/unsuspend, data region (audited)",
+	summary: OPENAPI_TEXT ? "Operator overrides: plan, rate limits, monthly quota, seats, suspend/unsuspend, data region (audited)" : undefined,
 	description:
-		"Only the fields given change; null resets an override to the plan's value. A suspended organization's routes answer 403 ORG_SUSPENDED. dataRegion changes only while the organization has no data (409 afterwards).",
+		OPENAPI_TEXT ? "Only the fields given change; null resets an override to the plan's value. A suspended organization's routes answer 403 ORG_SUSPENDED. dataRegion changes only while the organization has no data (409 afterwards)." : undefined,
 	request: {
 		params: OrgIdParam,
 		body: {
@@ -193,7 +193,7 @@ export const listOutbox = createRoute({
 	...operator,
 	method: "get",
 	path: "/api/admin/outbox",
-	summary: "Tenant events in the outbox (e.g. ?status=failed: dead-lettered past the relay bound), oldest first",
+	summary: OPENAPI_TEXT ? "Tenant events in the outbox (e.g. ?status=failed: dead-lettered past the relay bound), oldest first" : undefined,
 	request: { query: CursorQuery.extend({ status: z.enum(["pending", "failed"]).optional() }) },
 	responses: {
 		200: jsonContent(
@@ -204,11 +204,11 @@ export const listOutbox = createRoute({
 							id: z.string(),
 							organizationId: z.string().nullable(),
 							status: z.enum(["pending", "failed"]),
-							attempts: z.number().int().openapi({ description: "Relays that came back from the dead-letter queue" }),
+							attempts: z.number().int().openapi({ description: OPENAPI_TEXT ? "Relays that came back from the dead-letter queue" : undefined }),
 							lastError: z.string().nullable(),
 							createdAt: z.number().int(),
 							updatedAt: z.number().int().nullable(),
-							event: z.record(z.string(), z.unknown()).openapi({ description: "The tenant event (audit entry, outgoing event)" }),
+							event: z.record(z.string(), z.unknown()).openapi({ description: OPENAPI_TEXT ? "The tenant event (audit entry, outgoing event)" : undefined }),
 						}),
 					),
 					nextCursor: z.string().nullable(),
@@ -224,7 +224,7 @@ export const replayOutbox = createRoute({
 	...operator,
 	method: "post",
 	path: "/api/admin/outbox/{id}/replay",
-	summary: "Re-arm an outbox row (pending, fresh relay budget): the cron sends it within a minute",
+	summary: OPENAPI_TEXT ? "Re-arm an outbox row (pending, fresh relay budget): the cron sends it within a minute" : undefined,
 	request: { params: OutboxParam },
 	responses: {
 		202: jsonContent(z.object({ status: z.literal("pending"), id: z.string() }).openapi("OutboxReplayAccepted"), "Re-armed"),
@@ -237,18 +237,18 @@ export const exportOrg = createRoute({
 	...operator,
 	method: "get",
 	path: "/api/admin/orgs/{orgId}/export",
-	summary: "Export a tenant's whole data as NDJSON, streamed (operators only)",
+	summary: OPENAPI_TEXT ? "Export a tenant's whole data as NDJSON, streamed (operators only)" : undefined,
 	description:
-		'One line per record: `{"type": …, "data": {…}}`. Directory records first (`organization`, `member`, `invitation`, ' +
+		OPENAPI_TEXT ? 'One line per record: `{"type": …, "data": {…}}`. Directory records first (`organization`, `member`, `invitation`, ' +
 		"`api_key`, `revoked_api_key`, `subscription`, `payment_order`, `payment_transaction`, `usage_day`, `event`), then the " +
 		"tenant store's (`category`, `product`, `variant`, `order` with its items and history, `audit_entry`, `audit_checkpoint`, " +
 		"`webhook_endpoint`, `webhook_delivery` with its `endpointId` beside `data`, `idempotency_key`, `outbox_event`). `data` is the " +
 		"JSON the API answers for that resource; records the API does not render carry their stored columns (never a secret or a " +
-		"key hash). Pages are read one after the other, not as one snapshot: suspend the organization first for a frozen export.",
+		"key hash). Pages are read one after the other, not as one snapshot: suspend the organization first for a frozen export." : undefined,
 	request: { params: OrgIdParam },
 	responses: {
 		200: {
-			description: "The tenant's records, one JSON object per line",
+			description: OPENAPI_TEXT ? "The tenant's records, one JSON object per line" : undefined,
 			content: { "application/x-ndjson": { schema: z.string().openapi({ example: '{"type":"product","data":{"id":"prd_0123"}}\n' }) } },
 		},
 		...operatorErrors,
@@ -260,10 +260,10 @@ export const deleteOrg = createRoute({
 	...operator,
 	method: "delete",
 	path: "/api/admin/orgs/{orgId}",
-	summary: "Offboard a tenant: wipe its store, keep its directory row marked deleted (operators only)",
+	summary: OPENAPI_TEXT ? "Offboard a tenant: wipe its store, keep its directory row marked deleted (operators only)" : undefined,
 	description:
-		"The organization's routes answer 404 from then on; GET /api/admin/orgs/{orgId} still shows it, with deletedAt. " +
-		"Idempotent: repeating it wipes the store again (retry after a 5xx). Export first (GET …/export) if the data is to be kept.",
+		OPENAPI_TEXT ? "The organization's routes answer 404 from then on; GET /api/admin/orgs/{orgId} still shows it, with deletedAt. " +
+		"Idempotent: repeating it wipes the store again (retry after a 5xx). Export first (GET …/export) if the data is to be kept." : undefined,
 	request: { params: OrgIdParam },
 	responses: {
 		202: jsonContent(

@@ -25,7 +25,7 @@ const permissions = z
 	.max(50)
 	.openapi({
 		description:
-			"Permission keys from the organization's catalogue (e.g. org:products:read); never more than the caller holds (403)",
+			OPENAPI_TEXT ? "Permission keys from the organization's catalogue (e.g. org:products:read); never more than the caller holds (403)" : undefined,
 		example: ["org:products:read"],
 	});
 const rateLimitPerMinute = z
@@ -33,31 +33,31 @@ const rateLimitPerMinute = z
 	.int()
 	.min(1)
 	.max(100_000)
-	.openapi({ description: "The key's own requests per minute; default (null) the plan's per-user limit" });
+	.openapi({ description: OPENAPI_TEXT ? "The key's own requests per minute; default (null) the plan's per-user limit" : undefined });
 
 const ApiKeySchema = z
 	.object({
 		id: z.string(),
 		name: z.string(),
 		prefix: z.string().openapi({ example: "sk_live_" }),
-		last4: z.string().openapi({ description: "The secret's last 4 characters" }),
+		last4: z.string().openapi({ description: OPENAPI_TEXT ? "The secret's last 4 characters" : undefined }),
 		permissions: z.array(z.string()),
 		rateLimitPerMinute: z.number().int().nullable(),
-		createdBy: z.string().openapi({ description: "The creating principal: a user id or apikey:<id>" }),
+		createdBy: z.string().openapi({ description: OPENAPI_TEXT ? "The creating principal: a user id or apikey:<id>" : undefined }),
 		createdAt: z.number().int(),
 		updatedAt: z.number().int(),
-		lastUsedAt: z.number().int().nullable().openapi({ description: "Written behind: up to a minute stale" }),
+		lastUsedAt: z.number().int().nullable().openapi({ description: OPENAPI_TEXT ? "Written behind: up to a minute stale" : undefined }),
 		expiresAt: z.number().int().nullable(),
 		rotatedAt: z.number().int().nullable(),
 		previousKeyExpiresAt: z
 			.number()
 			.int()
 			.nullable()
-			.openapi({ description: "Until when the secret replaced by the last rotation still works" }),
+			.openapi({ description: OPENAPI_TEXT ? "Until when the secret replaced by the last rotation still works" : undefined }),
 	})
 	.openapi("ApiKey");
 const secret = z.string().openapi({
-	description: "The secret, shown only in this response: sk_live_ + base62 of 32 random bytes (51 characters)",
+	description: OPENAPI_TEXT ? "The secret, shown only in this response: sk_live_ + base62 of 32 random bytes (51 characters)" : undefined,
 	example: "sk_live_4f9Qe2mWQ0n8yJbVZk1r7TgHcL3xPa6sDuEoNi5tKvB",
 });
 const ApiKeyCreatedSchema = ApiKeySchema.extend({ key: secret }).openapi("ApiKeyCreated");
@@ -75,7 +75,7 @@ export const createApiKey = createRoute({
 	...base,
 	method: "post",
 	path: "/api/orgs/{orgId}/api-keys",
-	summary: "Create an API key (org:api_keys:manage); the secret is returned once",
+	summary: OPENAPI_TEXT ? "Create an API key (org:api_keys:manage); the secret is returned once" : undefined,
 	description: [
 		"The secret (`key`) is `sk_live_` + base62 of 32 random bytes, 51 characters (secret scanners match " +
 			"`sk_live_[0-9A-Za-z]{43}`); it is in this answer only: the service stores its SHA-256 and shows `prefix` + `last4`.",
@@ -96,7 +96,7 @@ export const createApiKey = createRoute({
 					.int()
 					.positive()
 					.optional()
-					.openapi({ description: "Epoch ms; must be in the future. A key created by an expiring key expires no later than it (capped, or set to it when absent)" }),
+					.openapi({ description: OPENAPI_TEXT ? "Epoch ms; must be in the future. A key created by an expiring key expires no later than it (capped, or set to it when absent)" : undefined }),
 				rateLimitPerMinute: rateLimitPerMinute.optional(),
 			}),
 		),
@@ -107,8 +107,8 @@ export const listApiKeys = createRoute({
 	...base,
 	method: "get",
 	path: "/api/orgs/{orgId}/api-keys",
-	summary: "The organization's keys that are not revoked, oldest first (no secrets)",
-	description: "Each key shows `prefix` + `last4` to recognise it, never the secret or its hash; expired keys are listed (expiresAt) until revoked.",
+	summary: OPENAPI_TEXT ? "The organization's keys that are not revoked, oldest first (no secrets)" : undefined,
+	description: OPENAPI_TEXT ? "Each key shows `prefix` + `last4` to recognise it, never the secret or its hash; expired keys are listed (expiresAt) until revoked." : undefined,
 	request: { params: OrgParam, query: CursorQuery },
 	responses: {
 		200: jsonContent(z.object({ data: z.array(ApiKeySchema), nextCursor: z.string().nullable() }).openapi("ApiKeyPage"), "Keys"),
@@ -119,8 +119,8 @@ export const getApiKey = createRoute({
 	...base,
 	method: "get",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}",
-	summary: "A key (no secret); 404 once revoked",
-	description: "`lastUsedAt` is written behind (at most once a minute per key per isolate), so it may lag by up to a minute.",
+	summary: OPENAPI_TEXT ? "A key (no secret); 404 once revoked" : undefined,
+	description: OPENAPI_TEXT ? "`lastUsedAt` is written behind (at most once a minute per key per isolate), so it may lag by up to a minute." : undefined,
 	request: { params: KeyParams },
 	responses: { 200: jsonContent(ApiKeySchema, "The key"), ...errors },
 });
@@ -128,7 +128,7 @@ export const updateApiKey = createRoute({
 	...base,
 	method: "patch",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}",
-	summary: "Change exactly the fields sent: name, permissions, rateLimitPerMinute (null: the plan's default)",
+	summary: OPENAPI_TEXT ? "Change exactly the fields sent: name, permissions, rateLimitPerMinute (null: the plan's default)" : undefined,
 	description: [
 		`Takes effect at once in the isolate that answers and within ${CACHE_S} s in every other (key rows are cached per isolate ` +
 			`for ${CACHE_S} s). New permissions must be known (400) and held by the caller (403).`,
@@ -148,7 +148,7 @@ export const revokeApiKey = createRoute({
 	...base,
 	method: "delete",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}",
-	summary: `Revoke a key: refused everywhere within ${CACHE_S} s`,
+	summary: OPENAPI_TEXT ? `Revoke a key: refused everywhere within ${CACHE_S} s` : undefined,
 	description: [
 		`Both its secrets (the current one, and one still in a rotation's grace period) are refused (401) at once by ` +
 			`the isolate that answers and within ${CACHE_S} s by every other. The key then answers 404, leaves the list and ` +
@@ -156,13 +156,13 @@ export const revokeApiKey = createRoute({
 		published("api_key.revoked"),
 	].join("\n\n"),
 	request: { params: KeyParams },
-	responses: { 204: { description: "Revoked" }, ...errors },
+	responses: { 204: { description: OPENAPI_TEXT ? "Revoked" : undefined }, ...errors },
 });
 export const rotateApiKey = createRoute({
 	...base,
 	method: "post",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}/rotate",
-	summary: `A new secret (returned once); the replaced one keeps working for ${GRACE_S} s`,
+	summary: OPENAPI_TEXT ? `A new secret (returned once); the replaced one keeps working for ${GRACE_S} s` : undefined,
 	description: [
 		`The new secret works at once. The replaced secret stays valid for a grace period of ${GRACE_S} s (previousKeyExpiresAt), ` +
 			`time to deploy the new one; rotating again ends an earlier grace period at once (in other isolates within ${CACHE_S} s).`,

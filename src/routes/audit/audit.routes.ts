@@ -40,16 +40,16 @@ export const listAuditLogs = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/audit-logs",
 	tags: ["audit"],
-	summary: "The organization's audit log, newest first (org:audit:read; admins)",
+	summary: OPENAPI_TEXT ? "The organization's audit log, newest first (org:audit:read; admins)" : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: {
 		params: OrgIdParam,
 		query: CursorQuery.extend({
-			actor: z.string().max(128).optional().openapi({ description: "Actor user id, or 'system'" }),
+			actor: z.string().max(128).optional().openapi({ description: OPENAPI_TEXT ? "Actor user id, or 'system'" : undefined }),
 			action: z.string().max(100).optional().openapi({ example: "product.updated" }),
-			from: z.coerce.number().int().optional().openapi({ description: "occurredAt >= (ms)" }),
-			to: z.coerce.number().int().optional().openapi({ description: "occurredAt < (ms)" }),
+			from: z.coerce.number().int().optional().openapi({ description: OPENAPI_TEXT ? "occurredAt >= (ms)" : undefined }),
+			to: z.coerce.number().int().optional().openapi({ description: OPENAPI_TEXT ? "occurredAt < (ms)" : undefined }),
 		}),
 	},
 	responses: {
@@ -66,37 +66,37 @@ export const verifyAuditLogs = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/audit-logs/verify",
 	tags: ["audit"],
-	summary: "Verify the hash chain, a bounded slice per call, from the last verified checkpoint (org:audit:read; admins)",
+	summary: OPENAPI_TEXT ? "Verify the hash chain, a bounded slice per call, from the last verified checkpoint (org:audit:read; admins)" : undefined,
 	description:
-		"Re-hashes at most 1,000 entries per call, starting after the organization's last verified checkpoint " +
+		OPENAPI_TEXT ? "Re-hashes at most 1,000 entries per call, starting after the organization's last verified checkpoint " +
 		"(or from `cursor`, or from genesis with `full=1`), and moves the checkpoint forward over what verified. " +
 		"While `nextCursor` is not null, pass it as `cursor` to continue. `full=1` (then the cursors) re-verifies " +
-		"the whole chain; a break at or before the checkpoint moves the checkpoint back.",
+		"the whole chain; a break at or before the checkpoint moves the checkpoint back." : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: {
 		params: OrgIdParam,
 		query: z.object({
-			cursor: z.string().max(512).optional().openapi({ description: "nextCursor of the previous call: continue from there" }),
+			cursor: z.string().max(512).optional().openapi({ description: OPENAPI_TEXT ? "nextCursor of the previous call: continue from there" : undefined }),
 			full: z
 				.enum(["1", "true", "0", "false"])
 				.optional()
-				.openapi({ description: "1: start from genesis instead of the checkpoint (ignored with a cursor)" }),
+				.openapi({ description: OPENAPI_TEXT ? "1: start from genesis instead of the checkpoint (ignored with a cursor)" : undefined }),
 		}),
 	},
 	responses: {
 		200: jsonContent(
 			z
 				.object({
-					intact: z.boolean().openapi({ description: "No break found in what this call verified" }),
-					entries: z.number().int().openapi({ description: "Entries verified by this call" }),
-					headSeq: z.number().int().nullable().openapi({ description: "The chain's last entry (null: no entries)" }),
+					intact: z.boolean().openapi({ description: OPENAPI_TEXT ? "No break found in what this call verified" : undefined }),
+					entries: z.number().int().openapi({ description: OPENAPI_TEXT ? "Entries verified by this call" : undefined }),
+					headSeq: z.number().int().nullable().openapi({ description: OPENAPI_TEXT ? "The chain's last entry (null: no entries)" : undefined }),
 					headHash: z.string().nullable(),
 					checkedThrough: z
 						.number()
 						.int()
-						.openapi({ description: "Last seq known intact after this call (verified now, or the checkpoint); 0: none" }),
-					nextCursor: z.string().nullable().openapi({ description: "Continue with ?cursor=; null once the head is reached" }),
+						.openapi({ description: OPENAPI_TEXT ? "Last seq known intact after this call (verified now, or the checkpoint); 0: none" : undefined }),
+					nextCursor: z.string().nullable().openapi({ description: OPENAPI_TEXT ? "Continue with ?cursor=; null once the head is reached" : undefined }),
 					brokenAt: z
 						.object({ seq: z.number().int(), reason: z.enum(["hash mismatch", "broken link", "sequence gap"]) })
 						.optional(),

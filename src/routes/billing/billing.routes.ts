@@ -11,15 +11,15 @@ export const BillingSchema = z
 	.object({
 		organizationId: z.string(),
 		plan: z.enum(["free", "pro", "enterprise"]),
-		status: z.string().openapi({ description: "Subscription status (active, past_due, canceled …) or none" }),
+		status: z.string().openapi({ description: OPENAPI_TEXT ? "Subscription status (active, past_due, canceled …) or none" : undefined }),
 		periodEnd: z.number().int().nullable(),
 		provider: z.string().nullable(),
 		cancelAtPeriodEnd: z
 			.boolean()
-			.openapi({ description: "The subscription ends at periodEnd (canceled at period end); the plan is kept until then" }),
-		trialEnd: z.number().int().nullable().openapi({ description: "End of the trial (ms), while trialing" }),
+			.openapi({ description: OPENAPI_TEXT ? "The subscription ends at periodEnd (canceled at period end); the plan is kept until then" : undefined }),
+		trialEnd: z.number().int().nullable().openapi({ description: OPENAPI_TEXT ? "End of the trial (ms), while trialing" : undefined }),
 		graceUntil: z.number().int().nullable().openapi({
-			description: "While past_due: the plan is kept until then (7 days after the payment failed), then falls back to free",
+			description: OPENAPI_TEXT ? "While past_due: the plan is kept until then (7 days after the payment failed), then falls back to free" : undefined,
 		}),
 		entitlements: z.object({
 			features: z.record(z.string(), z.boolean()),
@@ -38,7 +38,7 @@ export const getBilling = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/billing",
 	tags: ["billing"],
-	summary: "Plan, subscription status, period end and entitlements (org:billing:read)",
+	summary: OPENAPI_TEXT ? "Plan, subscription status, period end and entitlements (org:billing:read)" : undefined,
 	security: [{ bearer: [] }],
 	middleware: tenantMiddleware(requirePermission("org:billing:read")),
 	request: { params: OrgIdParam },
@@ -49,11 +49,11 @@ export const checkout = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/billing/checkout",
 	tags: ["billing"],
-	summary: "Start a Stripe Checkout subscription for a paid plan (org:billing:manage)",
+	summary: OPENAPI_TEXT ? "Start a Stripe Checkout subscription for a paid plan (org:billing:manage)" : undefined,
 	description:
-		"An organization has at most one subscription Stripe may bill (any status but canceled or incomplete_expired): while it has one, this answers 409 " +
+		OPENAPI_TEXT ? "An organization has at most one subscription Stripe may bill (any status but canceled or incomplete_expired): while it has one, this answers 409 " +
 		"and the plan is changed or the subscription canceled through the billing portal (POST /api/orgs/{orgId}/billing/portal). " +
-		"Only the organization's last Checkout can be paid: starting one expires its earlier open sessions at Stripe.",
+		"Only the organization's last Checkout can be paid: starting one expires its earlier open sessions at Stripe." : undefined,
 	security: [{ bearer: [] }],
 	// A retried Checkout with its Idempotency-Key gets the session it opened, instead of a new one that expires it.
 	middleware: [...manage(), idempotency()],
@@ -88,10 +88,10 @@ export const portal = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/billing/portal",
 	tags: ["billing"],
-	summary: "A Stripe Billing Portal session: change plan, payment method, cancel (org:billing:manage)",
+	summary: OPENAPI_TEXT ? "A Stripe Billing Portal session: change plan, payment method, cancel (org:billing:manage)" : undefined,
 	description:
-		"Creates a short-lived Billing Portal session for the organization's Stripe customer and answers with its URL; " +
-		"send the user there. Changes made in the portal come back through the Stripe webhook.",
+		OPENAPI_TEXT ? "Creates a short-lived Billing Portal session for the organization's Stripe customer and answers with its URL; " +
+		"send the user there. Changes made in the portal come back through the Stripe webhook." : undefined,
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: {
@@ -105,7 +105,7 @@ export const portal = createRoute({
 							.url({ protocol: /^https?$/ })
 							.max(2048)
 							.optional()
-							.openapi({ description: "Where the portal sends the user back (default: the portal configuration's)" }),
+							.openapi({ description: OPENAPI_TEXT ? "Where the portal sends the user back (default: the portal configuration's)" : undefined }),
 					}),
 				},
 			},
@@ -123,9 +123,9 @@ export const SubscriptionStateSchema = z
 	.object({
 		subscriptionId: z.string(),
 		plan: z.enum(["free", "pro", "enterprise"]),
-		status: z.string().openapi({ description: "Stripe's status after the call (canceled when canceled now)" }),
+		status: z.string().openapi({ description: OPENAPI_TEXT ? "Stripe's status after the call (canceled when canceled now)" : undefined }),
 		cancelAtPeriodEnd: z.boolean(),
-		cancelAt: z.number().int().nullable().openapi({ description: "When it ends (ms), if scheduled" }),
+		cancelAt: z.number().int().nullable().openapi({ description: OPENAPI_TEXT ? "When it ends (ms), if scheduled" : undefined }),
 		canceledAt: z.number().int().nullable(),
 		currentPeriodEnd: z.number().int().nullable(),
 		trialEnd: z.number().int().nullable(),
@@ -136,12 +136,12 @@ export const cancel = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/billing/cancel",
 	tags: ["billing"],
-	summary: "Cancel the subscription at period end, or now (org:billing:manage)",
+	summary: OPENAPI_TEXT ? "Cancel the subscription at period end, or now (org:billing:manage)" : undefined,
 	description:
-		"`atPeriodEnd: true` sets Stripe's cancel_at_period_end: the plan is kept until the period ends. " +
+		OPENAPI_TEXT ? "`atPeriodEnd: true` sets Stripe's cancel_at_period_end: the plan is kept until the period ends. " +
 		"`atPeriodEnd: false` cancels now, with a last invoice for the metered usage already reported this period and no " +
 		"proration credit for the unused time. Answers with the subscription as Stripe returned it; the plan follows " +
-		"through the Stripe webhook (and, if that event is lost, the cron's period-end check).",
+		"through the Stripe webhook (and, if that event is lost, the cron's period-end check)." : undefined,
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: {
@@ -163,7 +163,7 @@ export const InvoiceSchema = z
 	.object({
 		id: z.string(),
 		number: z.string().nullable(),
-		status: z.string().nullable().openapi({ description: "draft, open, paid, uncollectible or void" }),
+		status: z.string().nullable().openapi({ description: OPENAPI_TEXT ? "draft, open, paid, uncollectible or void" : undefined }),
 		currency: z.string(),
 		total: z.number().int(),
 		amountDue: z.number().int(),
@@ -181,8 +181,8 @@ export const invoices = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/billing/invoices",
 	tags: ["billing"],
-	summary: "The organization's invoices from Stripe, newest first (org:billing:manage)",
-	description: "Paginated: `nextCursor` (Stripe's last invoice id, used as starting_after) continues the list. Never billed: empty.",
+	summary: OPENAPI_TEXT ? "The organization's invoices from Stripe, newest first (org:billing:manage)" : undefined,
+	description: OPENAPI_TEXT ? "Paginated: `nextCursor` (Stripe's last invoice id, used as starting_after) continues the list. Never billed: empty." : undefined,
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: {
@@ -192,7 +192,7 @@ export const invoices = createRoute({
 				.string()
 				.regex(/^in_[A-Za-z0-9_]{1,250}$/, "not a cursor from this list")
 				.optional()
-				.openapi({ description: "nextCursor of the previous page" }),
+				.openapi({ description: OPENAPI_TEXT ? "nextCursor of the previous page" : undefined }),
 		}),
 	},
 	responses: {

@@ -20,7 +20,7 @@ const eventTypes = z
 	.array(z.enum(["*", ...TENANT_EVENT_TYPES]))
 	.min(1)
 	.max(20)
-	.openapi({ description: `Subscribed types, or ["*"]: ${TENANT_EVENT_TYPES.join(", ")}` });
+	.openapi({ description: OPENAPI_TEXT ? `Subscribed types, or ["*"]: ${TENANT_EVENT_TYPES.join(", ")}` : undefined });
 const url = z.string().max(2048).openapi({ example: "https://hooks.example.com/tenant-events" });
 
 const EndpointSchema = z
@@ -36,7 +36,7 @@ const EndpointSchema = z
 	})
 	.openapi("WebhookEndpoint");
 const EndpointCreatedSchema = EndpointSchema.extend({
-	secret: z.string().openapi({ description: "Signing secret (whsec_…); shown only in this response" }),
+	secret: z.string().openapi({ description: OPENAPI_TEXT ? "Signing secret (whsec_…); shown only in this response" : undefined }),
 }).openapi("WebhookEndpointCreated");
 const DeliverySchema = z
 	.object({
@@ -59,8 +59,8 @@ export const createEndpoint = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/webhooks",
 	tags: ["webhooks (outgoing)"],
-	summary: "Register an endpoint; the signing secret is returned once",
-	description: `At most ${MAX_ENDPOINTS} endpoints per organization (every event is delivered to each): 409 past them.`,
+	summary: OPENAPI_TEXT ? "Register an endpoint; the signing secret is returned once" : undefined,
+	description: OPENAPI_TEXT ? `At most ${MAX_ENDPOINTS} endpoints per organization (every event is delivered to each): 409 past them.` : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: { params: z.object(OrgParam), body: json(z.strictObject({ url, eventTypes })) },
@@ -70,7 +70,7 @@ export const listEndpoints = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/webhooks",
 	tags: ["webhooks (outgoing)"],
-	summary: "List endpoints",
+	summary: OPENAPI_TEXT ? "List endpoints" : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: { params: z.object(OrgParam) },
@@ -83,7 +83,7 @@ export const getEndpoint = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/webhooks/{endpointId}",
 	tags: ["webhooks (outgoing)"],
-	summary: "Get an endpoint",
+	summary: OPENAPI_TEXT ? "Get an endpoint" : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: { params: EndpointParams },
@@ -93,7 +93,7 @@ export const updateEndpoint = createRoute({
 	method: "patch",
 	path: "/api/orgs/{orgId}/webhooks/{endpointId}",
 	tags: ["webhooks (outgoing)"],
-	summary: "Change url or event types, or re-enable (status: enabled) a disabled endpoint",
+	summary: OPENAPI_TEXT ? "Change url or event types, or re-enable (status: enabled) a disabled endpoint" : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: {
@@ -114,17 +114,17 @@ export const deleteEndpoint = createRoute({
 	method: "delete",
 	path: "/api/orgs/{orgId}/webhooks/{endpointId}",
 	tags: ["webhooks (outgoing)"],
-	summary: "Delete an endpoint",
+	summary: OPENAPI_TEXT ? "Delete an endpoint" : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: { params: EndpointParams },
-	responses: { 204: { description: "Deleted" }, ...errors },
+	responses: { 204: { description: OPENAPI_TEXT ? "Deleted" : undefined }, ...errors },
 });
 export const listDeliveries = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/webhooks/{endpointId}/deliveries",
 	tags: ["webhooks (outgoing)"],
-	summary: "The endpoint's delivery log, newest first",
+	summary: OPENAPI_TEXT ? "The endpoint's delivery log, newest first" : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: { params: EndpointParams, query: CursorQuery },
@@ -140,7 +140,7 @@ export const replayDeliveryRoute = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/webhooks/{endpointId}/deliveries/{deliveryId}/replay",
 	tags: ["webhooks (outgoing)"],
-	summary: "Send a delivery's event again (same webhook-id) as a new delivery",
+	summary: OPENAPI_TEXT ? "Send a delivery's event again (same webhook-id) as a new delivery" : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: { params: EndpointParams.extend({ deliveryId: param("deliveryId") }) },

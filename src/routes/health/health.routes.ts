@@ -13,8 +13,8 @@ export const health = createRoute({
 	method: "get",
 	path: "/api/health",
 	tags: ["system"],
-	summary: "Liveness check",
-	description: "Answers whenever the Worker runs, whatever its configuration (see /api/health/ready).",
+	summary: OPENAPI_TEXT ? "Liveness check" : undefined,
+	description: OPENAPI_TEXT ? "Answers whenever the Worker runs, whatever its configuration (see /api/health/ready)." : undefined,
 	middleware: [rateLimit("public")],
 	responses: { 200: jsonContent(HealthResponse, "Service is up"), ...commonErrors },
 });
@@ -23,9 +23,9 @@ export const ready = createRoute({
 	method: "get",
 	path: "/api/health/ready",
 	tags: ["system"],
-	summary: "Readiness check",
+	summary: OPENAPI_TEXT ? "Readiness check" : undefined,
 	description:
-		"200 when the configuration is valid; otherwise 503 problem+json whose `errors` name each misconfigured or missing variable (never its value).",
+		OPENAPI_TEXT ? "200 when the configuration is valid; otherwise 503 problem+json whose `errors` name each misconfigured or missing variable (never its value)." : undefined,
 	middleware: [rateLimit("public")],
 	responses: {
 		200: jsonContent(z.object({ status: z.literal("ok") }).openapi("Ready"), "Configuration is valid"),

@@ -12,7 +12,7 @@ export const legacyAdminData = createRoute({
 	...adminData,
 	path: "/api/org/{orgId}/admin-data",
 	tags: ["legacy"],
-	summary: "Deprecated alias of GET /api/orgs/{orgId}/admin-data",
+	summary: OPENAPI_TEXT ? "Deprecated alias of GET /api/orgs/{orgId}/admin-data" : undefined,
 	deprecated: true,
 	middleware: [
 		deprecated((c) => `/api/orgs/${encodeURIComponent(c.req.param("orgId") ?? "")}/admin-data`),
@@ -24,7 +24,7 @@ export const legacyCreateOrder = createRoute({
 	...createOrder,
 	path: "/api/payments/create-order",
 	tags: ["legacy"],
-	summary: "Deprecated alias of POST /api/payments/orders",
+	summary: OPENAPI_TEXT ? "Deprecated alias of POST /api/payments/orders" : undefined,
 	deprecated: true,
 	middleware: [deprecated(() => "/api/payments/orders"), ...(createOrder.middleware as MiddlewareHandler[])],
 	responses: { ...createOrder.responses, ...jsonBodyErrors },

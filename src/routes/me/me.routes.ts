@@ -20,7 +20,7 @@ const SessionMe = z
 			})
 			.nullable(),
 	})
-	.openapi("MeSession", { description: "A Clerk session token: the user and their active organization" });
+	.openapi("MeSession", { description: OPENAPI_TEXT ? "A Clerk session token: the user and their active organization" : undefined });
 
 const ApiKeyMe = z
 	.object({
@@ -36,13 +36,13 @@ const ApiKeyMe = z
 			.object({
 				id: z.string(),
 				slug: z.string().nullable(),
-				role: z.null().openapi({ description: "An API key has no role, only its own permissions" }),
+				role: z.null().openapi({ description: OPENAPI_TEXT ? "An API key has no role, only its own permissions" : undefined }),
 				permissions: z.array(z.string()),
 			})
 			.nullable()
-			.openapi({ description: "The key's organization; null once it is deleted" }),
+			.openapi({ description: OPENAPI_TEXT ? "The key's organization; null once it is deleted" : undefined }),
 	})
-	.openapi("MeApiKey", { description: "A tenant API key (principal apikey:<id>): the key, its organization and permissions" });
+	.openapi("MeApiKey", { description: OPENAPI_TEXT ? "A tenant API key (principal apikey:<id>): the key, its organization and permissions" : undefined });
 
 export const MeResponse = z.union([SessionMe, ApiKeyMe]).openapi("Me");
 
@@ -50,7 +50,7 @@ export const me = createRoute({
 	method: "get",
 	path: "/api/me",
 	tags: ["identity"],
-	summary: "The caller: the user and their active organization, or the API key and its organization",
+	summary: OPENAPI_TEXT ? "The caller: the user and their active organization, or the API key and its organization" : undefined,
 	security: [{ bearer: [] }],
 	middleware: [requireAuth(), rateLimit("user")],
 	responses: { 200: jsonContent(MeResponse, "The signed-in user (MeSession) or the API key (MeApiKey)"), ...authErrors },

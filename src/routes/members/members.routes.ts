@@ -11,7 +11,7 @@ export const InvitationSchema = z
 		id: z.string().openapi({ example: "orginv_2abc" }),
 		emailAddress: z.string(),
 		role: z.string().openapi({ example: "org:member" }),
-		status: z.string().openapi({ description: "pending, accepted, revoked or expired" }),
+		status: z.string().openapi({ description: OPENAPI_TEXT ? "pending, accepted, revoked or expired" : undefined }),
 		createdAt: z.number().int(),
 		updatedAt: z.number().int(),
 	})
@@ -67,10 +67,10 @@ export const createInvitation = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/invitations",
 	tags: ["members"],
-	summary: "Invite someone by email (Clerk createOrganizationInvitation; org:members:manage)",
+	summary: OPENAPI_TEXT ? "Invite someone by email (Clerk createOrganizationInvitation; org:members:manage)" : undefined,
 	description:
-		"Counts against the plan's seats (members + pending invitations): 402 past them, naming the plan with enough seats. " +
-		"403 for a caller other than an admin when the role holds a permission the caller does not, or is org:admin.",
+		OPENAPI_TEXT ? "Counts against the plan's seats (members + pending invitations): 402 past them, naming the plan with enough seats. " +
+		"403 for a caller other than an admin when the role holds a permission the caller does not, or is org:admin." : undefined,
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: {
@@ -84,8 +84,8 @@ export const listInvitations = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/invitations",
 	tags: ["members"],
-	summary: "Invitations of the organization, newest first (org:members:manage)",
-	description: "Read from D1, which the Clerk webhook sync and the changes made here keep current.",
+	summary: OPENAPI_TEXT ? "Invitations of the organization, newest first (org:members:manage)" : undefined,
+	description: OPENAPI_TEXT ? "Read from D1, which the Clerk webhook sync and the changes made here keep current." : undefined,
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: {
@@ -99,7 +99,7 @@ export const revokeInvitation = createRoute({
 	method: "delete",
 	path: "/api/orgs/{orgId}/invitations/{invitationId}",
 	tags: ["members"],
-	summary: "Revoke a pending invitation (Clerk revokeOrganizationInvitation; org:members:manage)",
+	summary: OPENAPI_TEXT ? "Revoke a pending invitation (Clerk revokeOrganizationInvitation; org:members:manage)" : undefined,
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: { params: InvitationParams },
@@ -110,10 +110,10 @@ export const updateMember = createRoute({
 	method: "patch",
 	path: "/api/orgs/{orgId}/members/{userId}",
 	tags: ["members"],
-	summary: "Change a member's role (Clerk updateOrganizationMembership; org:members:manage)",
+	summary: OPENAPI_TEXT ? "Change a member's role (Clerk updateOrganizationMembership; org:members:manage)" : undefined,
 	description:
-		"409 when it would demote the organization's last admin. 403 for a caller other than an admin when the member's " +
-		"current role or the new one holds a permission the caller does not, or is org:admin.",
+		OPENAPI_TEXT ? "409 when it would demote the organization's last admin. 403 for a caller other than an admin when the member's " +
+		"current role or the new one holds a permission the caller does not, or is org:admin." : undefined,
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: {
@@ -127,12 +127,12 @@ export const removeMember = createRoute({
 	method: "delete",
 	path: "/api/orgs/{orgId}/members/{userId}",
 	tags: ["members"],
-	summary: "Remove a member (Clerk deleteOrganizationMembership; org:members:manage)",
+	summary: OPENAPI_TEXT ? "Remove a member (Clerk deleteOrganizationMembership; org:members:manage)" : undefined,
 	description:
-		"409 for the organization's last admin. 403 for a caller other than an admin when the member's role holds a " +
-		"permission the caller does not, or is org:admin.",
+		OPENAPI_TEXT ? "409 for the organization's last admin. 403 for a caller other than an admin when the member's role holds a " +
+		"permission the caller does not, or is org:admin." : undefined,
 	security: [{ bearer: [] }],
 	middleware: manage(),
 	request: { params: MemberParams },
-	responses: { 204: { description: "Removed" }, ...managed },
+	responses: { 204: { description: OPENAPI_TEXT ? "Removed" : undefined }, ...managed },
 });

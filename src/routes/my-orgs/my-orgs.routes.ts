@@ -8,7 +8,7 @@ const MyOrganization = z
 		id: z.string(),
 		slug: z.string().nullable(),
 		name: z.string().nullable(),
-		role: z.string().openapi({ description: "The caller's role in this organization" }),
+		role: z.string().openapi({ description: OPENAPI_TEXT ? "The caller's role in this organization" : undefined }),
 	})
 	.openapi("MyOrganization");
 
@@ -16,7 +16,7 @@ export const myOrganizations = createRoute({
 	method: "get",
 	path: "/api/me/organizations",
 	tags: ["identity"],
-	summary: "Every organization the caller belongs to, with their role, in the order they joined",
+	summary: OPENAPI_TEXT ? "Every organization the caller belongs to, with their role, in the order they joined" : undefined,
 	security: [{ bearer: [] }],
 	middleware: [requireAuth(), rateLimit("user")],
 	request: { query: CursorQuery },

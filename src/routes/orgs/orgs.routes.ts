@@ -12,7 +12,7 @@ export const OrganizationSchema = z
 		plan: z.string(),
 		createdAt: z.number().int(),
 		updatedAt: z.number().int(),
-		role: z.string().nullable().openapi({ description: "The caller's role in this organization; null for an API key" }),
+		role: z.string().nullable().openapi({ description: OPENAPI_TEXT ? "The caller's role in this organization; null for an API key" : undefined }),
 	})
 	.openapi("Organization");
 
@@ -48,7 +48,7 @@ export const getOrg = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}",
 	tags: ["organizations"],
-	summary: "An organization the caller belongs to",
+	summary: OPENAPI_TEXT ? "An organization the caller belongs to" : undefined,
 	security: [{ bearer: [] }],
 	middleware: member,
 	request: { params: OrgIdParam },
@@ -59,7 +59,7 @@ export const listMembers = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/members",
 	tags: ["organizations"],
-	summary: "Members of the organization (org:members:read)",
+	summary: OPENAPI_TEXT ? "Members of the organization (org:members:read)" : undefined,
 	security: [{ bearer: [] }],
 	middleware: tenantMiddleware(requirePermission("org:members:read")),
 	request: { params: OrgIdParam, query: CursorQuery },
@@ -70,7 +70,7 @@ export const adminData = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/admin-data",
 	tags: ["organizations"],
-	summary: "Admin-only summary (role org:admin)",
+	summary: OPENAPI_TEXT ? "Admin-only summary (role org:admin)" : undefined,
 	security: [{ bearer: [] }],
 	middleware: tenantMiddleware(requireRole("org:admin")),
 	request: { params: OrgIdParam },
@@ -94,7 +94,7 @@ export const listEvents = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/events",
 	tags: ["organizations"],
-	summary: "Identity events received for the organization (org:events:read; admins hold it)",
+	summary: OPENAPI_TEXT ? "Identity events received for the organization (org:events:read; admins hold it)" : undefined,
 	security: [{ bearer: [] }],
 	middleware: tenantMiddleware(requirePermission("org:events:read")),
 	request: {

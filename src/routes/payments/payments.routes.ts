@@ -14,20 +14,20 @@ const middleware = [requireAuth(), requireActiveOrg(), rateLimit("tenant"), mete
 
 const PaymentOrderSchema = z
 	.object({
-		id: z.string().openapi({ description: "Razorpay's order id (order_…), for Checkout" }),
+		id: z.string().openapi({ description: OPENAPI_TEXT ? "Razorpay's order id (order_…), for Checkout" : undefined }),
 		entity: z.literal("order"),
-		paymentOrderId: z.string().openapi({ description: "This service's id for the order" }),
+		paymentOrderId: z.string().openapi({ description: OPENAPI_TEXT ? "This service's id for the order" : undefined }),
 		razorpayOrderId: z.string(),
 		amount: z
 			.number()
 			.int()
 			.min(0)
 			.max(MAX_ORDER_AMOUNT)
-			.openapi({ description: "Smallest currency unit (paise)" }),
+			.openapi({ description: OPENAPI_TEXT ? "Smallest currency unit (paise)" : undefined }),
 		currency: z.string(),
 		receipt: z.string().nullable(),
 		status: z.enum(["CREATED", "PAID", "FAILED"]),
-		keyId: z.string().openapi({ description: "Razorpay key id for Checkout" }),
+		keyId: z.string().openapi({ description: OPENAPI_TEXT ? "Razorpay key id for Checkout" : undefined }),
 		createdAt: z.number().int(),
 	})
 	.openapi("PaymentOrder");
@@ -40,7 +40,7 @@ const CreatePaymentOrder = z.strictObject({
 		.max(MAX_ORDER_AMOUNT)
 		.refine(Number.isSafeInteger, "must be a safe integer")
 		.openapi({
-			description: `Smallest currency unit; Razorpay's minimum is 100. At most ${MAX_ORDER_AMOUNT} (far below 2^53, so amounts stay exact integers)`,
+			description: OPENAPI_TEXT ? `Smallest currency unit; Razorpay's minimum is 100. At most ${MAX_ORDER_AMOUNT} (far below 2^53, so amounts stay exact integers)` : undefined,
 		}),
 	currency: z
 		.string()
@@ -63,7 +63,7 @@ const VerifyPaymentCamelCase = z
 		razorpayPaymentId: VerifyPaymentFields.shape.razorpay_payment_id,
 		razorpaySignature: VerifyPaymentFields.shape.razorpay_signature,
 	})
-	.openapi({ deprecated: true, description: "Deprecated: the same three fields in camelCase, for clients of the earlier system." });
+	.openapi({ deprecated: true, description: OPENAPI_TEXT ? "Deprecated: the same three fields in camelCase, for clients of the earlier system." : undefined });
 
 /**
  * Checkout's snake_case fields, or (deprecated) the same fields in camelCase; handlers see snake_case. Both forms are
@@ -81,15 +81,15 @@ const VerifyPayment = z
 	])
 	.openapi({
 		description:
-			"Checkout's `razorpay_order_id`, `razorpay_payment_id`, `razorpay_signature`. Deprecated: the same fields in camelCase " +
-			"(`razorpayOrderId`, `razorpayPaymentId`, `razorpaySignature`) are accepted for clients of the earlier system.",
+			OPENAPI_TEXT ? "Checkout's `razorpay_order_id`, `razorpay_payment_id`, `razorpay_signature`. Deprecated: the same fields in camelCase " +
+			"(`razorpayOrderId`, `razorpayPaymentId`, `razorpaySignature`) are accepted for clients of the earlier system." : undefined,
 	});
 
 export const createOrder = createRoute({
 	method: "post",
 	path: "/api/payments/orders",
 	tags: ["payments"],
-	summary: "Create a Razorpay order for the active organization",
+	summary: OPENAPI_TEXT ? "Create a Razorpay order for the active organization" : undefined,
 	security: [{ bearer: [] }],
 	middleware: [...middleware, idempotency()],
 	request: {
@@ -107,7 +107,7 @@ export const getOrder = createRoute({
 	method: "get",
 	path: "/api/payments/orders/{id}",
 	tags: ["payments"],
-	summary: "A payment order of the active organization",
+	summary: OPENAPI_TEXT ? "A payment order of the active organization" : undefined,
 	security: [{ bearer: [] }],
 	middleware,
 	request: {
@@ -133,11 +133,11 @@ export const verify = createRoute({
 	method: "post",
 	path: "/api/payments/verify",
 	tags: ["payments"],
-	summary: "Verify Razorpay Checkout's signature and mark the order PAID",
+	summary: OPENAPI_TEXT ? "Verify Razorpay Checkout's signature and mark the order PAID" : undefined,
 	description:
-		"HMAC-SHA256 of `<stored order id>|<payment id>` with the key secret, compared in constant time. Verifying twice is harmless. " +
+		OPENAPI_TEXT ? "HMAC-SHA256 of `<stored order id>|<payment id>` with the key secret, compared in constant time. Verifying twice is harmless. " +
 		"Only the order's creator or a member with org:billing:manage may verify it; for anyone else the order is unknown (404). " +
-		"A bad signature is a 400 and leaves the order unchanged. Amount and currency are cross-checked on Razorpay's webhook.",
+		"A bad signature is a 400 and leaves the order unchanged. Amount and currency are cross-checked on Razorpay's webhook." : undefined,
 	security: [{ bearer: [] }],
 	middleware: [markCamelCase, ...middleware],
 	request: { body: { required: true, content: { "application/json": { schema: VerifyPayment } } } },

@@ -31,7 +31,7 @@ const money = z
 	.min(0)
 	.max(MAX_PRICE_MINOR)
 	.openapi({
-		description: `Price in the currency's smallest unit (paise, cents), at most ${MAX_PRICE_MINOR} (10^11): with at most ${MAX_QUANTITY} per line and ${MAX_ORDER_LINES} lines an order total stays below 2^53`,
+		description: OPENAPI_TEXT ? `Price in the currency's smallest unit (paise, cents), at most ${MAX_PRICE_MINOR} (10^11): with at most ${MAX_QUANTITY} per line and ${MAX_ORDER_LINES} lines an order total stays below 2^53` : undefined,
 	});
 /** The ISO 4217 codes the runtime's ICU knows (about 300, historic ones included; built on first use), so "ZZZ" is refused. */
 let currencies: Set<string> | undefined;
@@ -69,7 +69,7 @@ export const ProductSchema = z
 		name: z.string(),
 		sku: z.string(),
 		description: z.string().nullable(),
-		priceMinor: z.number().int().openapi({ description: "Price in the currency's smallest unit (paise, cents)" }),
+		priceMinor: z.number().int().openapi({ description: OPENAPI_TEXT ? "Price in the currency's smallest unit (paise, cents)" : undefined }),
 		currency: z.string(),
 		status: productStatus,
 		stock: z.number().int(),
@@ -100,7 +100,7 @@ const OrderItemSchema = z
 		sku: z.string(),
 		unitPriceMinor: z.number().int(),
 		quantity: z.number().int(),
-		lineTotalMinor: z.number().int().openapi({ description: "unitPriceMinor x quantity" }),
+		lineTotalMinor: z.number().int().openapi({ description: OPENAPI_TEXT ? "unitPriceMinor x quantity" : undefined }),
 	})
 	.openapi("OrderItem");
 const OrderSchema = z
@@ -113,7 +113,7 @@ const OrderSchema = z
 			.int()
 			.min(0)
 			.max(MAX_TOTAL_MINOR)
-			.openapi({ description: `Sum of the lines, computed exactly; an order above ${MAX_TOTAL_MINOR} (5 x 10^15) is refused` }),
+			.openapi({ description: OPENAPI_TEXT ? `Sum of the lines, computed exactly; an order above ${MAX_TOTAL_MINOR} (5 x 10^15) is refused` : undefined }),
 		customerEmail: z.string().nullable(),
 		createdBy: z.string(),
 		version: z.number().int(),
@@ -168,7 +168,7 @@ const InventoryAdjust = z.strictObject({
 		.int()
 		.min(-1_000_000)
 		.max(1_000_000)
-		.openapi({ description: "Change of stock; 0 changes nothing and answers the current stock" }),
+		.openapi({ description: OPENAPI_TEXT ? "Change of stock; 0 changes nothing and answers the current stock" : undefined }),
 	variantId: z.string().min(1).max(128).optional(),
 });
 const OrderCreate = z.strictObject({
@@ -182,7 +182,7 @@ const OrderCreate = z.strictObject({
 		)
 		.min(1)
 		.max(MAX_ORDER_LINES)
-		.openapi({ description: `At most ${MAX_ORDER_LINES} lines; lines of the same product (and variant) are merged` }),
+		.openapi({ description: OPENAPI_TEXT ? `At most ${MAX_ORDER_LINES} lines; lines of the same product (and variant) are merged` : undefined }),
 	customerEmail: z.email().max(320).nullable().optional(),
 });
 const OrderTransition = z.strictObject({ status: orderStatus, note: z.string().max(500).optional() });
@@ -194,12 +194,12 @@ const IfMatch = z.object({
 		.optional()
 		.openapi({
 			description:
-				'Optional precondition: the ETag of a previous read, e.g. "3". With it the write applies only while the ' +
+				OPENAPI_TEXT ? 'Optional precondition: the ETag of a previous read, e.g. "3". With it the write applies only while the ' +
 				"resource is still at that version, else 412 (so does a value that names no version of ours); `*` or no " +
-				"If-Match makes the write unconditional (last write wins). Never required: this API does not answer 428.",
+				"If-Match makes the write unconditional (last write wins). Never required: this API does not answer 428." : undefined,
 		}),
 });
-const etagHeader = { ETag: { schema: { type: "string" as const }, description: "Version of the resource, for If-Match" } };
+const etagHeader = { ETag: { schema: { type: "string" as const }, description: OPENAPI_TEXT ? "Version of the resource, for If-Match" : undefined } };
 const ok = <T extends z.ZodType>(schema: T, description: string, withEtag = false) => ({
 	...jsonContent(schema, description),
 	...(withEtag ? { headers: etagHeader } : {}),
@@ -232,14 +232,14 @@ const base = "/api/orgs/{orgId}";
 export const listCategories = tenantRoute(R, {
 	method: "get",
 	path: `${base}/categories`,
-	summary: "List categories",
+	summary: OPENAPI_TEXT ? "List categories" : undefined,
 	request: { params: z.object(OrgParam), query: CursorQuery },
 	responses: { 200: ok(pageOf(CategorySchema, "CategoryPage"), "A page of categories"), ...orgErrors },
 });
 export const createCategory = tenantRoute(W, {
 	method: "post",
 	path: `${base}/categories`,
-	summary: "Create a category",
+	summary: OPENAPI_TEXT ? "Create a category" : undefined,
 	request: { params: z.object(OrgParam), headers: IdempotencyKeyHeader, body: body(CategoryCreate) },
 	responses: { 201: ok(CategorySchema, "Created", true), ...writeErrors },
 });
@@ -247,23 +247,23 @@ const categoryParams = z.object({ ...OrgParam, categoryId: id("categoryId", "cat
 export const getCategory = tenantRoute(R, {
 	method: "get",
 	path: `${base}/categories/{categoryId}`,
-	summary: "Get a category",
+	summary: OPENAPI_TEXT ? "Get a category" : undefined,
 	request: { params: categoryParams },
 	responses: { 200: ok(CategorySchema, "The category", true), ...orgErrors },
 });
 export const updateCategory = tenantRoute(W, {
 	method: "patch",
 	path: `${base}/categories/{categoryId}`,
-	summary: "Update a category",
+	summary: OPENAPI_TEXT ? "Update a category" : undefined,
 	request: { params: categoryParams, headers: IfMatch, body: body(CategoryPatch) },
 	responses: { 200: ok(CategorySchema, "Updated", true), ...writeErrors },
 });
 export const deleteCategory = tenantRoute(W, {
 	method: "delete",
 	path: `${base}/categories/{categoryId}`,
-	summary: "Delete a category (its products become uncategorised)",
+	summary: OPENAPI_TEXT ? "Delete a category (its products become uncategorised)" : undefined,
 	request: { params: categoryParams, headers: IfMatch },
-	responses: { 204: { description: "Deleted" }, ...writeErrors },
+	responses: { 204: { description: OPENAPI_TEXT ? "Deleted" : undefined }, ...writeErrors },
 });
 
 // --- products ----------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ export const deleteCategory = tenantRoute(W, {
 export const listProducts = tenantRoute(R, {
 	method: "get",
 	path: `${base}/products`,
-	summary: "List products",
+	summary: OPENAPI_TEXT ? "List products" : undefined,
 	request: {
 		params: z.object(OrgParam),
 		query: CursorQuery.extend({
@@ -282,7 +282,7 @@ export const listProducts = tenantRoute(R, {
 				.string()
 				.max(100)
 				.optional()
-				.openapi({ description: "Substring of the name, case-insensitive (any characters, taken literally)" }),
+				.openapi({ description: OPENAPI_TEXT ? "Substring of the name, case-insensitive (any characters, taken literally)" : undefined }),
 		}),
 	},
 	responses: { 200: ok(pageOf(ProductSchema, "ProductPage"), "A page of products"), ...orgErrors },
@@ -290,7 +290,7 @@ export const listProducts = tenantRoute(R, {
 export const createProduct = tenantRoute(W, {
 	method: "post",
 	path: `${base}/products`,
-	summary: "Create a product",
+	summary: OPENAPI_TEXT ? "Create a product" : undefined,
 	request: { params: z.object(OrgParam), headers: IdempotencyKeyHeader, body: body(ProductCreate) },
 	responses: { 201: ok(ProductSchema, "Created", true), ...writeErrors },
 });
@@ -298,28 +298,28 @@ const productParams = z.object({ ...OrgParam, productId: id("productId", "prd_1"
 export const getProduct = tenantRoute(R, {
 	method: "get",
 	path: `${base}/products/{productId}`,
-	summary: "Get a product",
+	summary: OPENAPI_TEXT ? "Get a product" : undefined,
 	request: { params: productParams },
 	responses: { 200: ok(ProductSchema, "The product", true), ...orgErrors },
 });
 export const updateProduct = tenantRoute(W, {
 	method: "patch",
 	path: `${base}/products/{productId}`,
-	summary: "Update a product (stock changes go through /inventory)",
+	summary: OPENAPI_TEXT ? "Update a product (stock changes go through /inventory)" : undefined,
 	request: { params: productParams, headers: IfMatch, body: body(ProductPatch) },
 	responses: { 200: ok(ProductSchema, "Updated", true), ...writeErrors },
 });
 export const deleteProduct = tenantRoute(W, {
 	method: "delete",
 	path: `${base}/products/{productId}`,
-	summary: "Delete a product and its variants",
+	summary: OPENAPI_TEXT ? "Delete a product and its variants" : undefined,
 	request: { params: productParams, headers: IfMatch },
-	responses: { 204: { description: "Deleted" }, ...writeErrors },
+	responses: { 204: { description: OPENAPI_TEXT ? "Deleted" : undefined }, ...writeErrors },
 });
 export const adjustInventory = tenantRoute(W, {
 	method: "post",
 	path: `${base}/products/{productId}/inventory`,
-	summary: "Adjust stock atomically by a delta (never below zero)",
+	summary: OPENAPI_TEXT ? "Adjust stock atomically by a delta (never below zero)" : undefined,
 	request: { params: productParams, headers: IdempotencyKeyHeader, body: body(InventoryAdjust) },
 	responses: {
 		200: ok(
@@ -335,14 +335,14 @@ export const adjustInventory = tenantRoute(W, {
 export const listVariants = tenantRoute(R, {
 	method: "get",
 	path: `${base}/products/{productId}/variants`,
-	summary: "List a product's variants",
+	summary: OPENAPI_TEXT ? "List a product's variants" : undefined,
 	request: { params: productParams },
 	responses: { 200: ok(z.object({ data: z.array(VariantSchema) }).openapi("VariantList"), "Variants"), ...orgErrors },
 });
 export const createVariant = tenantRoute(W, {
 	method: "post",
 	path: `${base}/products/{productId}/variants`,
-	summary: "Create a variant",
+	summary: OPENAPI_TEXT ? "Create a variant" : undefined,
 	request: { params: productParams, headers: IdempotencyKeyHeader, body: body(VariantCreate) },
 	responses: { 201: ok(VariantSchema, "Created", true), ...writeErrors },
 });
@@ -350,23 +350,23 @@ const variantParams = z.object({ ...OrgParam, productId: id("productId", "prd_1"
 export const getVariant = tenantRoute(R, {
 	method: "get",
 	path: `${base}/products/{productId}/variants/{variantId}`,
-	summary: "Get a variant (its ETag for If-Match)",
+	summary: OPENAPI_TEXT ? "Get a variant (its ETag for If-Match)" : undefined,
 	request: { params: variantParams },
 	responses: { 200: ok(VariantSchema, "The variant", true), ...orgErrors },
 });
 export const updateVariant = tenantRoute(W, {
 	method: "patch",
 	path: `${base}/products/{productId}/variants/{variantId}`,
-	summary: "Update a variant",
+	summary: OPENAPI_TEXT ? "Update a variant" : undefined,
 	request: { params: variantParams, headers: IfMatch, body: body(VariantPatch) },
 	responses: { 200: ok(VariantSchema, "Updated", true), ...writeErrors },
 });
 export const deleteVariant = tenantRoute(W, {
 	method: "delete",
 	path: `${base}/products/{productId}/variants/{variantId}`,
-	summary: "Delete a variant",
+	summary: OPENAPI_TEXT ? "Delete a variant" : undefined,
 	request: { params: variantParams, headers: IfMatch },
-	responses: { 204: { description: "Deleted" }, ...writeErrors },
+	responses: { 204: { description: OPENAPI_TEXT ? "Deleted" : undefined }, ...writeErrors },
 });
 
 // --- orders ------------------------------------------------------------------------------------
@@ -374,14 +374,14 @@ export const deleteVariant = tenantRoute(W, {
 export const listOrders = tenantRoute("org:orders:read", {
 	method: "get",
 	path: `${base}/orders`,
-	summary: "List orders",
+	summary: OPENAPI_TEXT ? "List orders" : undefined,
 	request: { params: z.object(OrgParam), query: CursorQuery.extend({ status: orderStatus.optional() }) },
 	responses: { 200: ok(pageOf(OrderSchema, "OrderPage"), "A page of orders"), ...orgErrors },
 });
 export const createOrder = tenantRoute("org:orders:write", {
 	method: "post",
 	path: `${base}/orders`,
-	summary: "Create an order (items copy name, sku and price; stock is taken atomically)",
+	summary: OPENAPI_TEXT ? "Create an order (items copy name, sku and price; stock is taken atomically)" : undefined,
 	request: { params: z.object(OrgParam), headers: IdempotencyKeyHeader, body: body(OrderCreate) },
 	responses: { 201: ok(OrderDetailSchema, "Created", true), ...writeErrors },
 });
@@ -389,14 +389,14 @@ const orderParams = z.object({ ...OrgParam, orderId: id("orderId", "ord_1") });
 export const getOrder = tenantRoute("org:orders:read", {
 	method: "get",
 	path: `${base}/orders/{orderId}`,
-	summary: "Get an order with items and status history",
+	summary: OPENAPI_TEXT ? "Get an order with items and status history" : undefined,
 	request: { params: orderParams },
 	responses: { 200: ok(OrderDetailSchema, "The order", true), ...orgErrors },
 });
 export const transitionOrder = tenantRoute("org:orders:write", {
 	method: "post",
 	path: `${base}/orders/{orderId}/status`,
-	summary: "Move an order: pending→paid|cancelled, paid→fulfilled|cancelled",
+	summary: OPENAPI_TEXT ? "Move an order: pending→paid|cancelled, paid→fulfilled|cancelled" : undefined,
 	request: { params: orderParams, headers: IfMatch.merge(IdempotencyKeyHeader), body: body(OrderTransition) },
 	responses: { 200: ok(OrderDetailSchema, "Updated", true), ...writeErrors },
 });

@@ -20,7 +20,7 @@ export const getUsage = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/usage",
 	tags: ["usage"],
-	summary: "API calls this month (UTC) against the plan's quota (org:usage:read)",
+	summary: OPENAPI_TEXT ? "API calls this month (UTC) against the plan's quota (org:usage:read)" : undefined,
 	security: [{ bearer: [] }],
 	middleware: tenantMiddleware(requirePermission("org:usage:read")),
 	request: { params: OrgIdParam },

@@ -17,9 +17,9 @@ const ClerkEventBody = eventBody("A Clerk (Svix) event envelope", {
 	required: ["type", "data"],
 	properties: {
 		type: { type: "string", minLength: 1, examples: ["user.created"] },
-		data: { type: "object", additionalProperties: true, description: "The Clerk object the event is about" },
+		data: { type: "object", additionalProperties: true, description: OPENAPI_TEXT ? "The Clerk object the event is about" : undefined },
 		object: { type: "string", enum: ["event"] },
-		timestamp: { type: "integer", minimum: 1, description: "Event time in ms (seconds accepted)" },
+		timestamp: { type: "integer", minimum: 1, description: OPENAPI_TEXT ? "Event time in ms (seconds accepted)" : undefined },
 		instance_id: { type: "string" },
 	},
 	additionalProperties: true,
@@ -31,7 +31,7 @@ const RazorpayEventBody = eventBody("A Razorpay webhook event", {
 	properties: {
 		event: { type: "string", minLength: 1, examples: ["payment.captured"] },
 		payload: { type: "object", additionalProperties: true },
-		created_at: { type: "integer", description: "Seconds since the epoch" },
+		created_at: { type: "integer", description: OPENAPI_TEXT ? "Seconds since the epoch" : undefined },
 	},
 	additionalProperties: true,
 });
@@ -42,7 +42,7 @@ const StripeEventBody = eventBody("A Stripe Event object", {
 	properties: {
 		id: { type: "string", minLength: 1, maxLength: 255, examples: ["evt_1"] },
 		type: { type: "string", minLength: 1, maxLength: 255, examples: ["invoice.paid"] },
-		created: { type: "integer", minimum: 1, description: "Seconds since the epoch" },
+		created: { type: "integer", minimum: 1, description: OPENAPI_TEXT ? "Seconds since the epoch" : undefined },
 		data: { type: "object", additionalProperties: true },
 	},
 	additionalProperties: true,
@@ -52,7 +52,7 @@ const svixHeader = (set: string, name: string) =>
 	z
 		.string()
 		.optional()
-		.openapi({ description: `${name} of the ${set} signature headers: required with that set's signature, whose scheme names the set in use` });
+		.openapi({ description: OPENAPI_TEXT ? `${name} of the ${set} signature headers: required with that set's signature, whose scheme names the set in use` : undefined });
 
 /** Either signature set: a literal of two differently keyed objects would not type as security requirements. */
 const clerkSecurity: Record<string, string[]>[] = [{ clerkSvix: [] }, { clerkStandardWebhooks: [] }];
@@ -63,12 +63,12 @@ export const clerkWebhook = createRoute({
 	method: "post",
 	path: "/api/webhooks/clerk",
 	tags: ["webhooks"],
-	summary: "Clerk (Svix / Standard Webhooks signed) webhook",
+	summary: OPENAPI_TEXT ? "Clerk (Svix / Standard Webhooks signed) webhook" : undefined,
 	description:
-		"Verifies svix-id / svix-timestamp / svix-signature (or the Standard Webhooks names webhook-id / " +
+		OPENAPI_TEXT ? "Verifies svix-id / svix-timestamp / svix-signature (or the Standard Webhooks names webhook-id / " +
 		"webhook-timestamp / webhook-signature) over the raw body bytes (5 min tolerance), then queues the event. " +
 		"Only unsigned or badly signed requests spend the per-IP budget (429 past it). 202 only once the queue " +
-		"accepted the event, else 503. Body cap 96 KiB, and 413 when the queued message would exceed the queue's 128 KB.",
+		"accepted the event, else 503. Body cap 96 KiB, and 413 when the queued message would exceed the queue's 128 KB." : undefined,
 	// Either header set is accepted (svix-* wins when any of it is sent), so each is optional here; the
 	// two security schemes say one signature set is required. No signature at all answers 401, an
 	// incomplete set 400, each after the request spent a token of the per-IP budget, which a header
@@ -106,10 +106,10 @@ export const razorpayWebhook = createRoute({
 	method: "post",
 	path: "/api/webhooks/razorpay",
 	tags: ["webhooks"],
-	summary: "Razorpay webhook (payment.captured, payment.failed, order.paid)",
+	summary: OPENAPI_TEXT ? "Razorpay webhook (payment.captured, payment.failed, order.paid)" : undefined,
 	description:
-		"X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id. " +
-		"Only unsigned or badly signed requests spend the per-IP budget (429 past it).",
+		OPENAPI_TEXT ? "X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id. " +
+		"Only unsigned or badly signed requests spend the per-IP budget (429 past it)." : undefined,
 	middleware: [requireSignatureHeader("x-razorpay-signature")],
 	security: [{ razorpaySignature: [] }],
 	request: {
@@ -117,11 +117,11 @@ export const razorpayWebhook = createRoute({
 			"x-razorpay-signature": z
 				.string()
 				.min(1)
-				.openapi({ description: "Hex HMAC-SHA256 of the raw body (the razorpaySignature scheme)" }),
+				.openapi({ description: OPENAPI_TEXT ? "Hex HMAC-SHA256 of the raw body (the razorpaySignature scheme)" : undefined }),
 			"x-razorpay-event-id": z
 				.string()
 				.optional()
-				.openapi({ description: "Idempotency key of the delivery; without it, the body's hash stands in" }),
+				.openapi({ description: OPENAPI_TEXT ? "Idempotency key of the delivery; without it, the body's hash stands in" : undefined }),
 		}),
 		body: RazorpayEventBody,
 	},
@@ -141,10 +141,10 @@ export const stripeWebhook = createRoute({
 	method: "post",
 	path: "/api/webhooks/stripe",
 	tags: ["webhooks"],
-	summary: "Stripe webhook (subscriptions and invoices)",
+	summary: OPENAPI_TEXT ? "Stripe webhook (subscriptions and invoices)" : undefined,
 	description:
-		"Stripe-Signature verified with constructEventAsync and SubtleCrypto, 300 s tolerance; idempotent on the event id. " +
-		"Only unsigned or badly signed requests spend the per-IP budget (429 past it).",
+		OPENAPI_TEXT ? "Stripe-Signature verified with constructEventAsync and SubtleCrypto, 300 s tolerance; idempotent on the event id. " +
+		"Only unsigned or badly signed requests spend the per-IP budget (429 past it)." : undefined,
 	middleware: [requireSignatureHeader("stripe-signature")],
 	security: [{ stripeSignature: [] }],
 	request: {
@@ -152,7 +152,7 @@ export const stripeWebhook = createRoute({
 			"stripe-signature": z
 				.string()
 				.min(1)
-				.openapi({ description: "`t=<seconds>,v1=<hex>` (the stripeSignature scheme)" }),
+				.openapi({ description: OPENAPI_TEXT ? "`t=<seconds>,v1=<hex>` (the stripeSignature scheme)" : undefined }),
 		}),
 		body: StripeEventBody,
 	},
