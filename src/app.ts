@@ -95,6 +95,8 @@ const cors_ = cors({
  * on a known path, else 404).
  */
 const allowedOriginsCors: MiddlewareHandler<AppEnv> = async (c, next) => {
+	// Inside a tenant store: the Worker that forwarded the request answers CORS (once: no `Vary: Origin, Origin`).
+	if (c.get("store")) return next();
 	const origin = c.req.header("origin");
 	if (origin && c.get("config").CLERK_AUTHORIZED_PARTIES.includes(origin)) return cors_(c, next);
 	await next();

@@ -4,6 +4,7 @@ import { ApiError } from "../errors";
 import { traceparentOf } from "../lib/trace";
 import { storeCall, storeRoute } from "../tenant-store/directory";
 import { responseFromWire, wireRequest } from "../tenant-store/wire";
+import { resolveOrgAccess } from "../services/access";
 import { requireAuth } from "./auth";
 
 /** The /api/orgs/:orgId/<segment>/… routes whose data lives in the tenant's store. */
@@ -24,7 +25,8 @@ function patterns(routes: readonly RouteEntry[], method: string, segment: string
 		const byKey = new Map<string, RegExp[]>();
 		for (const r of routes) {
 			const key = `${r.method} ${r.path.split("/")[4]}`;
-			byKey.set(key, [...(byKey.get(key) ?? []), new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}/?$`)]);
+			// As the router (strict: a trailing slash is another path, 404).
+			byKey.set(key, [...(byKey.get(key) ?? []), new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}$`)]);
 		}
 		hit = { size: routes.length, byKey };
 		compiled.set(routes, hit);
@@ -77,6 +79,9 @@ export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 				});
 			}
 			if (route.state === "deleted") throw new ApiError("NOT_FOUND", "organization not found");
+			// An organization the directory does not know: only its member (by the token's claims, which writes
+			// its placeholder rows) gets a store made for it; a made-up id answers 404 here and makes none.
+			if (route.unknown) await resolveOrgAccess(c.get("db"), c.get("auth"), orgId);
 			// The store's init() continues the trace: its log lines carry this request's trace id.
 			const forwarded = await wireRequest(c.req.raw, { "x-request-id": c.get("requestId"), traceparent: traceparentOf(c.get("trace")) });
 			// A store retired by a region change refuses: the request goes to the new region's store. 503

@@ -16,6 +16,8 @@ export interface StoreRoute {
 	state: StoreState;
 	/** The store's jurisdiction: "eu" keeps it in the EU (Durable Object jurisdiction), "default" anywhere. */
 	region: "default" | "eu";
+	/** The directory has no row for the organization (yet): a (new) store tenant, or an id nobody made. */
+	unknown?: true;
 }
 
 // A route is final once it says "store" (a tenant never goes back): kept for 10 minutes. Other states
@@ -46,7 +48,7 @@ export async function storeRoute(env: Pick<Env, "DB">, orgId: string): Promise<S
 	if (hit) return hit;
 	const row = await readPlacement(env.DB, orgId);
 	const state: StoreState = row?.state === "d1" || row?.state === "migrating" || row?.state === "deleted" ? row.state : "store";
-	const route: StoreRoute = { state, region: row?.region ?? "default" };
+	const route: StoreRoute = row ? { state, region: row.region ?? "default" } : { state, region: "default", unknown: true };
 	// An unknown organization is not cached: its directory row may arrive with its region any moment.
 	if (row) routes.set(orgId, route, state === "store" ? FINAL_TTL_MS : TRANSIENT_TTL_MS);
 	return route;
@@ -90,7 +92,8 @@ export const REFUSED = "store not serving";
  * refused it (REFUSED, before doing anything): this isolate's route is stale, so it is forgotten and
  * read from the directory again; if the tenant moved to another region, `call` goes to that store.
  * Otherwise (the move not committed yet, an import) 503 Retry-After 1, as for a store the runtime
- * reports overloaded (too much queued for it: sending again at once would only add to the queue): the
+ * reports overloaded (too much queued for it: sending again at once would only add to the queue) or a
+ * call it marks retryable (a lost connection, an object reset by a deploy: transient()): the
  * tenant-events consumer retries the message, a rate-limit take fails open (reads) or closed (writes).
  * @example await storeCall(env, orgId, await storeRoute(env, orgId), (s) => s.usageSummary())
  */
@@ -108,9 +111,18 @@ export async function storeCall<T>(
 			const now = await storeRoute(env, orgId);
 			if (now.state === "store" && now.region !== route.region) return storeCall(env, orgId, now, call);
 			if (now.state === "deleted") throw new ApiError("NOT_FOUND", "organization not found");
-		} else if (!(err as { overloaded?: boolean } | null)?.overloaded) throw err;
+		} else if (!transient(err)) throw err;
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "store unavailable, retry shortly", { headers: { "Retry-After": "1" } });
 	}
+}
+
+/**
+ * Errors the runtime marks as passing (Durable Objects: `overloaded`, too much queued for the object;
+ * `retryable`, a connection lost or an object reset by a deploy): a 503 to try again shortly, not a 500.
+ */
+function transient(err: unknown): boolean {
+	const e = err as { overloaded?: boolean; retryable?: boolean } | null;
+	return e?.overloaded === true || e?.retryable === true;
 }
 
 /**

@@ -5,7 +5,9 @@ import { uid } from "../helpers/factories";
 import { signToken } from "../helpers/jwt";
 import { deliver, messageFor } from "../helpers/queue";
 import { type Body, call } from "../helpers/request";
-import { storeSql } from "../helpers/store";
+import { storeCall } from "../../src/tenant-store/directory";
+import { inStore, storeSql } from "../helpers/store";
+import { TEST_AZP } from "../helpers/vars";
 import { seedTenant, type Tenant } from "../helpers/tenant";
 
 type Product = Body<"POST /api/orgs/:orgId/products">;
@@ -205,5 +207,50 @@ describe("tenant stores: one SQLite Durable Object per tenant, D1 as the directo
 		expect(cached.headers.get("x-d1-bookmark")).toBe(bookmark);
 		const cachedJunk = await call("GET", "/api/me", { token: t.admin.token, headers: { "x-d1-bookmark": "not-a-bookmark" } });
 		expect(cachedJunk.headers.get("x-d1-bookmark")).toBeNull();
+	});
+});
+
+describe("the gateway answers as the Worker would for a tenant on the shared tables", () => {
+	it("CORS once: a store-served answer to an allowed origin has one Vary: Origin, like any other", async () => {
+		const t = await seedTenant();
+		const res = await call("GET", `${t.base}/products`, { token: t.admin.token, headers: { origin: TEST_AZP } });
+		expect(res.status, res.text).toBe(200);
+		expect(res.headers.get("access-control-allow-origin")).toBe(TEST_AZP);
+		expect(res.headers.get("vary")).toBe("Origin");
+		const foreign = await call("GET", `${t.base}/products`, { token: t.admin.token, headers: { origin: "https://evil.example" } });
+		expect(foreign.headers.get("vary")).toBe("Origin");
+		expect(foreign.headers.get("access-control-allow-origin")).toBeNull();
+	});
+
+	it("a trailing slash is another path: 404 before any credential is asked for, as on the shared tables", async () => {
+		const t = await seedTenant();
+		const res = await call("GET", `${t.base}/products/`);
+		expect(res.status, res.text).toBe(404);
+	});
+
+	it("an organization nobody made gets no store: a signed-in stranger's request answers 404 and binds no object to the id", async () => {
+		const t = await seedTenant();
+		const madeUp = uid("org");
+		const res = await call("GET", `/api/orgs/${madeUp}/products`, { token: t.admin.token });
+		expect(res.status, res.text).toBe(404);
+		expect((await inStore(madeUp, (store) => store.stats())).organizationId).toBeNull();
+		// A member of a new organization (known so far only from the token's claims) is served by its store.
+		const orgId = uid("org");
+		const userId = uid("user");
+		const token = await signToken({ userId, orgId, role: "org:admin" });
+		const first = await call("GET", `/api/orgs/${orgId}/products`, { token });
+		expect(first.status, first.text).toBe(200);
+		expect((await inStore(orgId, (store) => store.stats())).organizationId).toBe(orgId);
+	});
+
+	it("a store call the runtime marks retryable (a lost connection, a reset by a deploy) is a 503 with Retry-After, not a 500", async () => {
+		const lost = Object.assign(new Error("Network connection lost."), { retryable: true });
+		const route = { state: "store" as const, region: "default" as const };
+		await expect(storeCall(env, uid("org"), route, async () => Promise.reject(lost))).rejects.toMatchObject({
+			code: "UPSTREAM_UNAVAILABLE",
+			headers: { "Retry-After": "1" },
+		});
+		const bug = new Error("a bug");
+		await expect(storeCall(env, uid("org"), route, async () => Promise.reject(bug))).rejects.toBe(bug);
 	});
 });
