@@ -731,6 +731,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 */
 	async beginImport(orgId: string, fresh = false): Promise<void> {
 		this.migrate();
+		// Retired (the tenant deleted, or moved to another region) while the job was between its steps: an
+		// import would bring the tenant's rows back into a store nobody names.
+		if (this.meta("state") === "retired") throw new Error("this tenant store is retired; not importing into it");
 		if (fresh && this.meta("state") !== "importing" && (await this.hasRecords())) throw new Error("this tenant store already holds data; not importing over it");
 		if (fresh) await this.wipe();
 		this.bind(orgId);
@@ -802,6 +805,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 	/** Ends an import: the store serves requests again. */
 	async finishImport(): Promise<StoreStats> {
 		this.migrate();
+		// Only an import under way ends: a store wiped and retired meanwhile (the tenant deleted) stays retired.
+		if (this.meta("state") !== "importing") throw new Error("this tenant store is not importing");
 		this.setState("active");
 		await this.armAlarm();
 		// Imported endpoints that were failing or disabled count at once (operator health).

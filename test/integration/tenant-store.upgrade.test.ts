@@ -258,3 +258,22 @@ describe("upgrade job: a tenant on the shared D1 tables moves to its store", () 
 		expect((await upgradeRow(t.orgId))?.phase).toBe("failed");
 	});
 });
+
+describe("upgrade job against an operator's deletion", () => {
+	it("a store wiped and retired (the tenant deleted) takes no import: beginImport refuses, and an import under way cannot be finished into it", async () => {
+		const orgId = uid("org");
+		const store = storeOf(orgId);
+		await store.wipe(true);
+		await expect(store.beginImport(orgId, true)).rejects.toThrow(/retired/);
+		expect(await storeSql<{ value: string }>(orgId, "SELECT value FROM store_meta WHERE key = 'state'")).toEqual([{ value: "retired" }]);
+
+		// Deleted between the job's steps: the rows it copied go with the wipe, and the flip's finishImport refuses.
+		const other = uid("org");
+		const moving = storeOf(other);
+		await moving.beginImport(other, true);
+		await moving.wipe(true);
+		await expect(moving.importRows("categories", [])).rejects.toThrow(/not importing/);
+		await expect(moving.finishImport()).rejects.toThrow(/not importing/);
+		expect(await storeSql<{ value: string }>(other, "SELECT value FROM store_meta WHERE key = 'state'")).toEqual([{ value: "retired" }]);
+	});
+});
