@@ -59,12 +59,17 @@ export function requireRole(...roles: string[]) {
 	});
 }
 
-/** Operators are the user ids listed in OPERATOR_USER_IDS, authenticated with a valid session token. */
+/**
+ * Operators are the user ids listed in OPERATOR_USER_IDS, authenticated with their own active session
+ * token: not an impersonation (whoever can impersonate users in Clerk would otherwise act as an operator,
+ * the operator's id in every log line) and not a pending session.
+ */
 export function requireOperator() {
 	return createMiddleware<AppEnv>(async (c, next) => {
-		if (!c.get("config").OPERATOR_USER_IDS.includes(c.get("auth").userId)) {
-			throw new ApiError("FORBIDDEN", "operator access required");
-		}
+		const auth = c.get("auth");
+		if (!c.get("config").OPERATOR_USER_IDS.includes(auth.userId)) throw new ApiError("FORBIDDEN", "operator access required");
+		if (auth.actor !== undefined) throw new ApiError("FORBIDDEN", "operator access requires the operator's own session, not an impersonation");
+		if (auth.pending) throw new ApiError("FORBIDDEN", "operator access requires an active session (this one is pending)");
 		await next();
 	});
 }

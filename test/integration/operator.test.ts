@@ -53,6 +53,25 @@ describe("operator API: access", () => {
 		// Nothing changed.
 		expect((await call<Org>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator })).json).toMatchObject({ suspended: false, deletedAt: null });
 	});
+
+	it("the operator's own active session only: an impersonation of the operator (act) or a pending session is refused (403)", async () => {
+		const t = await seedTenant();
+		const impersonated = await signToken({ userId: TEST_OPERATOR, expiresIn: 3600, extra: { act: { sub: "user_support_agent" } } });
+		const pending = await signToken({ userId: TEST_OPERATOR, expiresIn: 3600, sts: "pending" });
+		for (const [token, detail] of [
+			[impersonated, /impersonation/],
+			[pending, /pending/],
+		] as const) {
+			const denied = await call<Problem>("PATCH", `/api/admin/orgs/${t.orgId}`, { token, body: { suspended: true } });
+			expect(denied.status, denied.text).toBe(403);
+			expect(denied.json.detail).toMatch(detail);
+			expect((await call("GET", "/api/admin/health", { token })).status).toBe(403);
+		}
+		// The operator's own session still is one; nothing was changed by the refused calls.
+		const own = await call<Org>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator });
+		expect(own.status).toBe(200);
+		expect(own.json).toMatchObject({ suspended: false });
+	});
 });
 
 describe("GET /api/admin/health", () => {
