@@ -110,12 +110,19 @@ export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, sv
 		replay: true,
 		...(traceparent ? { traceparent } : {}),
 	};
+	// Marked queued before the send: a consumer quick enough to process the replay before this update
+	// would otherwise have its outcome overwritten, the event left "queued" for good.
+	await db.update(events).set({ outcome: "queued", error: null }).where(eq(events.svixId, svixId));
 	try {
 		await queue.send(message, { contentType: "json" });
 	} catch {
+		// Not sent: the outcome it had, unless something recorded a newer one meanwhile.
+		await db
+			.update(events)
+			.set({ outcome: row.outcome, error: row.error })
+			.where(and(eq(events.svixId, svixId), eq(events.outcome, "queued")));
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "event could not be queued, retry later");
 	}
-	await db.update(events).set({ outcome: "queued", error: null }).where(eq(events.svixId, svixId));
 }
 
 // D1 binds at most 100 parameters per statement.

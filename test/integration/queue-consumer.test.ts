@@ -384,6 +384,30 @@ describe("dead letters, events listing and replay", () => {
 		expect(await eventRow(msg.svixId)).toMatchObject({ outcome: "processed" });
 	});
 
+	it("a replay the consumer processes before the replay request returns stays processed; one the queue refuses keeps its outcome (503)", async () => {
+		const orgId = await seedOrg();
+		const msg = messageFor(envelope("organization.updated", orgData(orgId, { name: "Fast", updatedAt: 1_800_000_000_000 })));
+		await deliver([msg], { queue: DLQ, attempts: 6 });
+		expect(await eventRow(msg.svixId)).toMatchObject({ outcome: "failed" });
+		const operator = await signToken({ userId: TEST_OPERATOR });
+		// A consumer as fast as can be: the message is applied while send() is still under way.
+		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send").mockImplementation(async (body) => {
+			await deliver([body as ReturnType<typeof messageFor>]);
+			return undefined as never;
+		});
+		const replay = await call("POST", `/api/admin/events/${msg.svixId}/replay`, { token: operator });
+		expect(replay.status, replay.text).toBe(202);
+		expect(send).toHaveBeenCalledTimes(1);
+		expect(await eventRow(msg.svixId)).toMatchObject({ outcome: "processed" });
+
+		const again = messageFor(envelope("organization.updated", orgData(orgId, { name: "Refused", updatedAt: 1_800_000_000_001 })));
+		await deliver([again], { queue: DLQ, attempts: 6 });
+		send.mockRejectedValue(new Error("queue unavailable"));
+		const refused = await call("POST", `/api/admin/events/${again.svixId}/replay`, { token: operator });
+		expect(refused.status, refused.text).toBe(503);
+		expect(await eventRow(again.svixId)).toMatchObject({ outcome: "failed" });
+	});
+
 	it("events are visible to the organization's admins only, newest first, paginated", async () => {
 		const orgId = await seedOrg();
 		const admin = await seedUser();
