@@ -23,10 +23,10 @@ export interface AuthContext {
 	issuedAt?: number;
 	/** Set when the caller is an API key: it acts only in `apiKey.organizationId`, with its own permissions. */
 	apiKey?: ApiKeyPrincipal;
-	/** An impersonation (actor) token: who acts as `userId` (Clerk's `act.sub`). */
+	/** An impersonation (actor) token: who acts as `userId` (Clerk's `act.sub`; "unknown" for an `act` without one). */
 	actor?: string;
-	/** The session's status is "pending" (tasks left before it is fully signed in). */
-	pending?: true;
+	/** The session's status as the token states it (Clerk's `sts`: "active", "pending"), when it does. */
+	sessionStatus?: string;
 }
 
 /** The caller behind a verified API key: principal `apikey:<id>`, its organization, its permissions, no role. */
@@ -126,12 +126,12 @@ export function normalizeClaims(payload: JWTPayload): AuthContext {
 		tokenVersion: version,
 		expiresAt: p.exp as number,
 		...(typeof p.iat === "number" ? { issuedAt: p.iat } : {}),
-		...(actorOf(p.act) ? { actor: actorOf(p.act) as string } : {}),
-		...(pending ? { pending: true as const } : {}),
+		...(p.act !== undefined && p.act !== null ? { actor: actorOf(p.act) } : {}),
+		...(typeof p.sts === "string" ? { sessionStatus: p.sts } : {}),
 	};
 }
 
-/** Who acts in an impersonation token (`act: { sub }`, RFC 8693), or null. */
-function actorOf(act: unknown): string | null {
-	return typeof act === "object" && act !== null ? str((act as Record<string, unknown>).sub) : null;
+/** Who acts in an impersonation token (`act: { sub }`, RFC 8693); "unknown" for any other `act`. */
+function actorOf(act: unknown): string {
+	return (typeof act === "object" && act !== null ? str((act as Record<string, unknown>).sub) : null) ?? "unknown";
 }

@@ -69,7 +69,9 @@ export function requireOperator() {
 		const auth = c.get("auth");
 		if (!c.get("config").OPERATOR_USER_IDS.includes(auth.userId)) throw new ApiError("FORBIDDEN", "operator access required");
 		if (auth.actor !== undefined) throw new ApiError("FORBIDDEN", "operator access requires the operator's own session, not an impersonation");
-		if (auth.pending) throw new ApiError("FORBIDDEN", "operator access requires an active session (this one is pending)");
+		if (auth.sessionStatus !== undefined && auth.sessionStatus !== "active") {
+			throw new ApiError("FORBIDDEN", `operator access requires an active session (this one is ${auth.sessionStatus})`);
+		}
 		await next();
 	});
 }

@@ -2,7 +2,7 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { traceparentOf } from "../lib/trace";
-import { storeCall, storeRoute } from "../tenant-store/directory";
+import { forgetStoreRoute, storeCall, storeRoute } from "../tenant-store/directory";
 import { responseFromWire, wireRequest } from "../tenant-store/wire";
 import { resolveOrgAccess } from "../services/access";
 import { requireAuth } from "./auth";
@@ -68,7 +68,7 @@ export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 		const orgId = c.req.param("orgId");
 		const segment = c.req.path.split("/")[4];
 		if (!orgId || !segment || !STORE_SEGMENTS.has(segment) || !routed(routes(), c.req.method, c.req.path)) return next();
-		const route = await storeRoute(c.env, orgId);
+		let route = await storeRoute(c.env, orgId);
 		if (route.state === "d1" || (route.state === "migrating" && READS.has(c.req.method))) return next();
 		let served: Response | undefined;
 		// The credential first: a deleted or moving organization answers only a verified caller.
@@ -78,10 +78,18 @@ export function tenantStoreGateway(routes: () => readonly RouteEntry[]) {
 					headers: { "Retry-After": "30" },
 				});
 			}
-			if (route.state === "deleted") throw new ApiError("NOT_FOUND", "organization not found");
 			// An organization the directory does not know: only its member (by the token's claims, which writes
-			// its placeholder rows) gets a store made for it; a made-up id answers 404 here and makes none.
-			if (route.unknown) await resolveOrgAccess(c.get("db"), c.get("auth"), orgId);
+			// its placeholder rows) gets a store made for it; a made-up id answers 404 here and makes none. Then
+			// the route is read again: Clerk's webhook may have written the row (its region) meanwhile.
+			if (route.unknown) {
+				await resolveOrgAccess(c.get("db"), c.get("auth"), orgId);
+				forgetStoreRoute(orgId);
+				route = await storeRoute(c.env, orgId);
+				if (route.state === "d1" || route.state === "migrating") {
+					throw new ApiError("UPSTREAM_UNAVAILABLE", "this organization's data is being moved; retry shortly", { headers: { "Retry-After": "1" } });
+				}
+			}
+			if (route.state === "deleted") throw new ApiError("NOT_FOUND", "organization not found");
 			// The store's init() continues the trace: its log lines carry this request's trace id.
 			const forwarded = await wireRequest(c.req.raw, { "x-request-id": c.get("requestId"), traceparent: traceparentOf(c.get("trace")) });
 			// A store retired by a region change refuses: the request goes to the new region's store. 503

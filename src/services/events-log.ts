@@ -120,7 +120,8 @@ export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, sv
 		await db
 			.update(events)
 			.set({ outcome: row.outcome, error: row.error })
-			.where(and(eq(events.svixId, svixId), eq(events.outcome, "queued")));
+			.where(and(eq(events.svixId, svixId), eq(events.outcome, "queued")))
+			.catch(() => undefined);
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "event could not be queued, retry later");
 	}
 }

@@ -736,6 +736,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 		if (this.meta("state") === "retired") throw new Error("this tenant store is retired; not importing into it");
 		if (fresh && this.meta("state") !== "importing" && (await this.hasRecords())) throw new Error("this tenant store already holds data; not importing over it");
 		if (fresh) await this.wipe();
+		// Retired while the wipe waited: offboarding came in between (a wipe of ours after it would have erased
+		// that mark, which the upgrade job's flip catches: see upgrade.ts).
+		if (this.meta("state") === "retired") throw new Error("this tenant store is retired; not importing into it");
 		this.bind(orgId);
 		this.setState("importing");
 	}
@@ -805,8 +808,11 @@ export class TenantStoreObject extends DurableObject<Env> {
 	/** Ends an import: the store serves requests again. */
 	async finishImport(): Promise<StoreStats> {
 		this.migrate();
-		// Only an import under way ends: a store wiped and retired meanwhile (the tenant deleted) stays retired.
-		if (this.meta("state") !== "importing") throw new Error("this tenant store is not importing");
+		// An import under way ends; one already ended (the job's flip failed after it, and it runs again) is left
+		// as it is; a store wiped and retired meanwhile (the tenant deleted) stays retired.
+		const state = this.meta("state");
+		if (state === "active") return this.stats();
+		if (state !== "importing") throw new Error("this tenant store is not importing");
 		this.setState("active");
 		await this.armAlarm();
 		// Imported endpoints that were failing or disabled count at once (operator health).

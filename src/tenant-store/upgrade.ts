@@ -290,6 +290,8 @@ async function advance(
 				),
 			]);
 			forgetStoreRoute(orgId);
+			// Not flipped: if an operator deleted the tenant meanwhile, what this import copied goes too.
+			if ((flip?.meta.changes ?? 0) === 0 && (await readPlacement(env.DB, orgId))?.state === "deleted") await stub.wipe(true);
 			const done: Progress = { ...progress, error: undefined, counts: stats.counts, auditHead: stats.auditHead };
 			await save(env, row, (flip?.meta.changes ?? 0) > 0 ? "done" : "abandoned", done, now);
 			if ((flip?.meta.changes ?? 0) > 0) {

@@ -58,9 +58,15 @@ describe("operator API: access", () => {
 		const t = await seedTenant();
 		const impersonated = await signToken({ userId: TEST_OPERATOR, expiresIn: 3600, extra: { act: { sub: "user_support_agent" } } });
 		const pending = await signToken({ userId: TEST_OPERATOR, expiresIn: 3600, sts: "pending" });
+		// Any `act` is an impersonation, and any status but "active" is not an active session.
+		const oddActor = await signToken({ userId: TEST_OPERATOR, expiresIn: 3600, extra: { act: {} } });
+		const oddStatus = await signToken({ userId: TEST_OPERATOR, expiresIn: 3600, sts: "abandoned" });
+		expect((await call("GET", "/api/admin/health", { token: await signToken({ userId: TEST_OPERATOR, expiresIn: 3600, sts: "active" }) })).status).toBe(200);
 		for (const [token, detail] of [
 			[impersonated, /impersonation/],
 			[pending, /pending/],
+			[oddActor, /impersonation/],
+			[oddStatus, /abandoned/],
 		] as const) {
 			const denied = await call<Problem>("PATCH", `/api/admin/orgs/${t.orgId}`, { token, body: { suspended: true } });
 			expect(denied.status, denied.text).toBe(403);

@@ -275,5 +275,13 @@ describe("upgrade job against an operator's deletion", () => {
 		await expect(moving.importRows("categories", [])).rejects.toThrow(/not importing/);
 		await expect(moving.finishImport()).rejects.toThrow(/not importing/);
 		expect(await storeSql<{ value: string }>(other, "SELECT value FROM store_meta WHERE key = 'state'")).toEqual([{ value: "retired" }]);
+
+		// An import ended whose flip then failed: the job's next run ends it again, and the store stays active.
+		const ended = uid("org");
+		const done = storeOf(ended);
+		await done.beginImport(ended, true);
+		expect((await done.finishImport()).organizationId).toBe(ended);
+		expect((await done.finishImport()).organizationId).toBe(ended);
+		expect(await storeSql<{ value: string }>(ended, "SELECT value FROM store_meta WHERE key = 'state'")).toEqual([{ value: "active" }]);
 	});
 });
