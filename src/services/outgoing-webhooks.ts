@@ -98,9 +98,8 @@ export async function fanOut(db: Database, directory: D1Database, event: Webhook
 			),
 		);
 	const already = new Set(existing.map((r) => r.endpointId));
-	const stranded: DeliverMessage[] = existing
-		.filter((r) => r.status === "pending" && r.attempts === 0)
-		.map((r) => ({ kind: "webhook.deliver", deliveryId: r.id, organizationId: event.organizationId }));
+	const deliver = (deliveryId: string): DeliverMessage => ({ kind: "webhook.deliver", deliveryId, organizationId: event.organizationId });
+	const stranded = existing.filter((r) => r.status === "pending" && r.attempts === 0).map((r) => deliver(r.id));
 	const now = Date.now();
 	const payload = JSON.stringify({
 		id: event.id,
@@ -126,7 +125,7 @@ export async function fanOut(db: Database, directory: D1Database, event: Webhook
 	const inserts = [];
 	for (let i = 0; i < rows.length; i += 10) inserts.push(db.insert(webhookDeliveries).values(rows.slice(i, i + 10)));
 	await db.batch(inserts as [(typeof inserts)[number], ...(typeof inserts)[number][]]);
-	return [...stranded, ...rows.map((r) => ({ kind: "webhook.deliver" as const, deliveryId: r.id, organizationId: r.organizationId }))];
+	return [...stranded, ...rows.map((r) => deliver(r.id))];
 }
 
 /**

@@ -577,15 +577,13 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 */
 	private async applyPending(pending: { row: OutboxRow; event: TenantEvent }[], logger: Logger): Promise<boolean> {
 		const done = (p: { row: OutboxRow }) => this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", p.row.id);
-		try {
-			await this.apply(pending.map((p) => p.event));
-			for (const p of pending) done(p);
-			return true;
-		} catch (err) {
-			if (pending.length === 1) {
-				this.outboxError(pending[0]!.row.id, err);
-				logger.error("a store event could not be applied", { ...errorFields(err), outboxId: pending[0]!.row.id });
-				return false;
+		if (pending.length > 1) {
+			try {
+				await this.apply(pending.map((p) => p.event));
+				for (const p of pending) done(p);
+				return true;
+			} catch {
+				// Each alone, below.
 			}
 		}
 		const failed: string[] = [];
@@ -733,12 +731,15 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.migrate();
 		// Retired (the tenant deleted, or moved to another region) while the job was between its steps: an
 		// import would bring the tenant's rows back into a store nobody names.
-		if (this.meta("state") === "retired") throw new Error("this tenant store is retired; not importing into it");
+		const refuseRetired = () => {
+			if (this.meta("state") === "retired") throw new Error("this tenant store is retired; not importing into it");
+		};
+		refuseRetired();
 		if (fresh && this.meta("state") !== "importing" && (await this.hasRecords())) throw new Error("this tenant store already holds data; not importing over it");
 		if (fresh) await this.wipe();
 		// Retired while the wipe waited: offboarding came in between (a wipe of ours after it would have erased
 		// that mark, which the upgrade job's flip catches: see upgrade.ts).
-		if (this.meta("state") === "retired") throw new Error("this tenant store is retired; not importing into it");
+		refuseRetired();
 		this.bind(orgId);
 		this.setState("importing");
 	}

@@ -78,6 +78,17 @@ async function interruptApply(orgId: string, when: "before" | "after") {
 
 const slug = (p: string) => uid(p).toLowerCase().replaceAll("_", "-");
 
+/** A tenant whose store's apply is interrupted (`when`: see interruptApply), and a category it created and renamed meanwhile. */
+async function categoryChanges(when: "before" | "after") {
+	const t = await seedTenant();
+	const interrupted = await interruptApply(t.orgId, when);
+	const as = { token: t.admin.token };
+	const cat = await call<Body<"POST /api/orgs/:orgId/categories">>("POST", `${t.base}/categories`, { ...as, body: { name: "C", slug: slug("c") } });
+	expect(cat.status, cat.text).toBe(201);
+	expect((await call("PATCH", `${t.base}/categories/${cat.json.id}`, { ...as, body: { name: "C2" } })).status).toBe(200);
+	return { t, interrupted, as, cat };
+}
+
 describe("transactional outbox", () => {
 	it("a store change's audit entry is in the store's chain when the request returns: no outbox row is left, nothing goes through the queue", async () => {
 		const t = await seedTenant();
@@ -98,12 +109,7 @@ describe("transactional outbox", () => {
 	});
 
 	it("the relay is interrupted before the events are applied: every store mutation's rows stay in the store's outbox, and the alarm applies each exactly once", async () => {
-		const t = await seedTenant();
-		const interrupted = await interruptApply(t.orgId, "before");
-		const as = { token: t.admin.token };
-		const cat = await call<Body<"POST /api/orgs/:orgId/categories">>("POST", `${t.base}/categories`, { ...as, body: { name: "C", slug: slug("c") } });
-		expect(cat.status, cat.text).toBe(201);
-		expect((await call("PATCH", `${t.base}/categories/${cat.json.id}`, { ...as, body: { name: "C2" } })).status).toBe(200);
+		const { t, interrupted, as, cat } = await categoryChanges("before");
 		const product = await call<Body<"POST /api/orgs/:orgId/products">>("POST", `${t.base}/products`, {
 			...as,
 			body: { name: "P", sku: uid("P"), priceMinor: 500, currency: "INR", status: "active", stock: 5 },
@@ -178,12 +184,7 @@ describe("transactional outbox", () => {
 	});
 
 	it("the request is interrupted after the events were applied but before their rows were deleted: the alarm applies them again, and each entry is written once", async () => {
-		const t = await seedTenant();
-		const interrupted = await interruptApply(t.orgId, "after");
-		const as = { token: t.admin.token };
-		const cat = await call<Body<"POST /api/orgs/:orgId/categories">>("POST", `${t.base}/categories`, { ...as, body: { name: "C", slug: slug("c") } });
-		expect(cat.status, cat.text).toBe(201);
-		expect((await call("PATCH", `${t.base}/categories/${cat.json.id}`, { ...as, body: { name: "C2" } })).status).toBe(200);
+		const { t, interrupted, as } = await categoryChanges("after");
 		expect(await chain(t.orgId)).toEqual(["category.created", "category.updated"]);
 		const left = await storeOutbox(t.orgId);
 		expect(left.map((r) => JSON.parse(r.body).action)).toEqual(["category.created", "category.updated"]);
@@ -209,12 +210,7 @@ describe("transactional outbox", () => {
 	});
 
 	it("an event left in the outbox that keeps failing holds back none of the others: the alarm applies the rest and keeps it pending with its error; a body that is not JSON is kept failed", async () => {
-		const t = await seedTenant();
-		const interrupted = await interruptApply(t.orgId, "before");
-		const as = { token: t.admin.token };
-		const cat = await call<Body<"POST /api/orgs/:orgId/categories">>("POST", `${t.base}/categories`, { ...as, body: { name: "C", slug: slug("c") } });
-		expect(cat.status, cat.text).toBe(201);
-		expect((await call("PATCH", `${t.base}/categories/${cat.json.id}`, { ...as, body: { name: "C2" } })).status).toBe(200);
+		const { t, interrupted, as } = await categoryChanges("before");
 		interrupted.mockRestore();
 		const left = await storeOutbox(t.orgId);
 		expect(left.map((r) => JSON.parse(r.body).action)).toEqual(["category.created", "category.updated"]);

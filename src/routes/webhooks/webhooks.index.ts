@@ -47,27 +47,24 @@ function decodeUtf8(bytes: Uint8Array): string {
 }
 
 /**
- * The body's bytes before its signature is checked: a body refused here (over the cap) is a request whose
- * signature never verified, so it spends a token of the per-IP budget as any other (unverified.ts).
+ * `work` on the body before its signature is checked: a body it refuses (over the cap, not UTF-8) is a
+ * request whose signature never verified, so it spends a token of the per-IP budget as any other (unverified.ts).
  */
-async function unverifiedBytes(c: Context<AppEnv>): Promise<Uint8Array> {
+async function beforeVerified<T>(c: Context<AppEnv>, work: () => T | Promise<T>): Promise<T> {
 	try {
-		return await readCappedBytes(c.req.raw);
+		return await work();
 	} catch (err) {
 		if (err instanceof ApiError) return refuseUnverified(c, err);
 		throw err;
 	}
 }
 
-/** The body as text before its signature is checked: not UTF-8 is refused as unverified too (unverifiedBytes). */
+const unverifiedBytes = (c: Context<AppEnv>) => beforeVerified(c, () => readCappedBytes(c.req.raw));
+
+/** The body as text before its signature is checked (beforeVerified). */
 async function unverifiedText(c: Context<AppEnv>): Promise<string> {
 	const bytes = await unverifiedBytes(c);
-	try {
-		return decodeUtf8(bytes);
-	} catch (err) {
-		if (err instanceof ApiError) return refuseUnverified(c, err);
-		throw err;
-	}
+	return beforeVerified(c, () => decodeUtf8(bytes));
 }
 
 const tooLarge = () => new ApiError("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_WEBHOOK_BYTES} bytes`);
