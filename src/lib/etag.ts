@@ -2,11 +2,30 @@
 export const etag = (version: number) => `"${version}"`;
 
 /**
- * The version an If-Match header asks for: undefined when absent or "*", -1 (never matches) when it
- * names no version of ours, so a malformed precondition fails closed with 412.
+ * The row versions an If-Match precondition accepts (RFC 9110 §13.1.1): undefined when there is none
+ * or it is "*" (the write is unconditional); otherwise the versions its entity tags name, one or a
+ * comma-separated list (`"3", "4"`), the write applying while the row is at any of them. A tag that is
+ * not one of ours (`"abc"`) matches nothing, and a header that is not a list of entity tags names no
+ * version at all (`[]`): a malformed precondition fails closed with 412. A weak tag (`W/"3"`) is compared
+ * like its strong form, because Cloudflare weakens the ETags of the answers it compresses: a client
+ * behind it gets back `W/"3"` for the `"3"` this API sent.
  */
-export function ifMatchVersion(header: string | undefined): number | undefined {
+export type IfMatch = readonly number[] | undefined;
+
+const ENTITY_TAG = /\s*(?:W\/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*(?:,|$)/y;
+
+export function ifMatchVersions(header: string | undefined): IfMatch {
 	if (header === undefined || header.trim() === "*") return undefined;
-	const m = /^\s*(?:W\/)?"(\d{1,15})"\s*$/.exec(header);
-	return m ? Number(m[1]) : -1;
+	const versions: number[] = [];
+	ENTITY_TAG.lastIndex = 0;
+	while (ENTITY_TAG.lastIndex < header.length) {
+		const m = ENTITY_TAG.exec(header);
+		// Not an entity tag where one should be (or a list ending in a comma): no version.
+		if (!m || (m[0].endsWith(",") && ENTITY_TAG.lastIndex >= header.length)) return [];
+		if (/^\d{1,15}$/.test(m[1] as string)) versions.push(Number(m[1]));
+	}
+	return versions;
 }
+
+/** Whether a row at `version` meets the precondition. */
+export const matches = (ifMatch: IfMatch, version: number) => ifMatch === undefined || ifMatch.includes(version);

@@ -103,10 +103,20 @@ describe("products", () => {
 			body: { name: "x" },
 		});
 		expect(garbage.status).toBe(412);
+		// A list of entity tags (RFC 9110): the write applies while the row is at any of them.
+		const staleList = await call("PATCH", `${s.base}/products/${p.id}`, { token: s.admin.token, headers: { "if-match": '"1", "5"' }, body: { name: "x" } });
+		expect(staleList.status, staleList.text).toBe(412);
+		const listed = await call<Body<"PATCH /api/orgs/:orgId/products/:productId">>("PATCH", `${s.base}/products/${p.id}`, {
+			token: s.admin.token,
+			headers: { "if-match": '"1", W/"2"' },
+			body: { name: "Renamed" },
+		});
+		expect(listed.status, listed.text).toBe(200);
+		expect(listed.headers.get("etag")).toBe('"3"');
 		expect((await call<Body<"GET /api/orgs/:orgId/products/:productId">>("GET", `${s.base}/products/${p.id}`, { token: s.admin.token })).json.name).toBe("Renamed");
-		const del = await call("DELETE", `${s.base}/products/${p.id}`, { token: s.admin.token, headers: { "if-match": '"1"' } });
+		const del = await call("DELETE", `${s.base}/products/${p.id}`, { token: s.admin.token, headers: { "if-match": '"1", "2"' } });
 		expect(del.status).toBe(412);
-		expect((await call("DELETE", `${s.base}/products/${p.id}`, { token: s.admin.token, headers: { "if-match": '"2"' } })).status).toBe(
+		expect((await call("DELETE", `${s.base}/products/${p.id}`, { token: s.admin.token, headers: { "if-match": '"2", "3"' } })).status).toBe(
 			204,
 		);
 		expect((await call<Body<"GET /api/orgs/:orgId/products/:productId">>("GET", `${s.base}/products/${p.id}`, { token: s.admin.token })).status).toBe(404);

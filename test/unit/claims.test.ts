@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeV2Permissions, normalizeClaims, normalizeRoleKey } from "../../src/auth/claims";
 import { decodeCursor, encodeCursor } from "../../src/lib/cursor";
-import { ifMatchVersion } from "../../src/lib/etag";
+import { ifMatchVersions } from "../../src/lib/etag";
 import { encodeV2Permissions } from "../helpers/jwt";
 
 describe("Clerk v2 permission decoding", () => {
@@ -81,14 +81,24 @@ describe("claim normalisation", () => {
 });
 
 describe("small parsers", () => {
-	it.each([
+	it.each<[string | undefined, number[] | undefined]>([
 		[undefined, undefined],
 		["*", undefined],
-		['"3"', 3],
-		['W/"3"', 3],
-		["3", -1],
-		['"abc"', -1],
-	])("If-Match %s → %s", (header, version) => expect(ifMatchVersion(header)).toBe(version));
+		[" * ", undefined],
+		['"3"', [3]],
+		['W/"3"', [3]],
+		['"3", "4"', [3, 4]],
+		['"3",W/"4" ,  "5"', [3, 4, 5]],
+		['"abc", "4"', [4]],
+		['"a,b", "4"', [4]],
+		["3", []],
+		['"abc"', []],
+		["", []],
+		['"3" "4"', []],
+		['"3",', []],
+		['"3", *', []],
+		['"3', []],
+	])("If-Match %s → %s", (header, versions) => expect(ifMatchVersions(header)).toEqual(versions));
 
 	it("cursors round-trip and garbage is a 400", () => {
 		expect(decodeCursor(encodeCursor({ k: 1_700_000_000_000, id: "x_1" }))).toEqual({ k: 1_700_000_000_000, id: "x_1" });

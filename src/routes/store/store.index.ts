@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { createdLocation, createRouter } from "../../lib/create-app";
 import type { AppEnv } from "../../env";
-import { etag, ifMatchVersion } from "../../lib/etag";
+import { etag, ifMatchVersions } from "../../lib/etag";
 import { strip } from "../../services/store/shared";
 import { TenantStore } from "../../services/tenant-store";
 import { orderView } from "../../services/views";
@@ -15,7 +15,7 @@ import * as routes from "./store.routes";
  */
 const store = (c: Context<AppEnv>) =>
 	new TenantStore(c.get("db"), c.get("access").organization.id, { searchIndex: (c.get("store")?.schemaVersion() ?? 0) >= 3 });
-const ifMatch = (c: Context<AppEnv>) => ifMatchVersion(c.req.header("if-match"));
+const ifMatch = (c: Context<AppEnv>) => ifMatchVersions(c.req.header("if-match"));
 
 const stripAll = <T extends { organizationId: string }>(p: { data: T[]; nextCursor: string | null }) => ({
 	data: p.data.map(strip),

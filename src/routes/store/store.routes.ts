@@ -194,8 +194,8 @@ const IfMatch = z.object({
 		.optional()
 		.openapi({
 			description:
-				OPENAPI_TEXT ? 'Optional precondition: the ETag of a previous read, e.g. "3". With it the write applies only while the ' +
-				"resource is still at that version, else 412 (so does a value that names no version of ours); `*` or no " +
+				OPENAPI_TEXT ? 'Optional precondition: the ETag of a previous read, e.g. "3", or a list of them ("3", "4"; a weak W/"3" counts as "3"). ' +
+				"With it the write applies only while the resource is still at one of those versions, else 412 (so does a value that names no version of ours); `*` or no " +
 				"If-Match makes the write unconditional (last write wins). Never required: this API does not answer 428." : undefined,
 		}),
 });

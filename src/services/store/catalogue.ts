@@ -6,6 +6,7 @@ import { ApiError } from "../../errors";
 import { decodeCursor, page } from "../../lib/cursor";
 import type { IdempotentCommit } from "../idempotency";
 import { keysetPage, type PageQuery } from "../keyset-page";
+import type { IfMatch } from "../../lib/etag";
 import type { ChangeLog } from "../outbox";
 import { assertVersion, TenantScope } from "./shared";
 
@@ -62,16 +63,16 @@ export class Catalogue extends TenantScope {
 		return this.insertOwned(categories, "cat", input, unique, { type: "category", log }, commit);
 	}
 
-	updateCategory(id: string, patch: Partial<{ name: string; slug: string }>, log: ChangeLog, ifVersion?: number): Promise<Category> {
+	updateCategory(id: string, patch: Partial<{ name: string; slug: string }>, log: ChangeLog, ifMatch?: IfMatch): Promise<Category> {
 		const where = and(this.own(categories), eq(categories.id, id));
 		const unique = `a category with slug "${patch.slug}" already exists`;
-		return this.versionedUpdate(categories, where, patch, ifVersion, "category", unique, { log, id, before: patch });
+		return this.versionedUpdate(categories, where, patch, ifMatch, "category", unique, { log, id, before: patch });
 	}
 
 	/** Deletes the category (its products stay, uncategorized), with its `category.deleted` audit entry in the same batch. */
-	async deleteCategory(id: string, log: ChangeLog, ifVersion?: number): Promise<void> {
+	async deleteCategory(id: string, log: ChangeLog, ifMatch?: IfMatch): Promise<void> {
 		const current = await this.getCategory(id);
-		assertVersion(current, ifVersion, "category");
+		assertVersion(current, ifMatch, "category");
 		const where = and(this.own(categories), eq(categories.id, id));
 		await this.commitBatch(
 			[
@@ -187,18 +188,18 @@ export class Catalogue extends TenantScope {
 	}
 
 	/** Updates the product; its audit entry has the product as it was before (read first) and after. */
-	async updateProduct(id: string, patch: Partial<Omit<ProductInput, "stock">>, log: ChangeLog, ifVersion?: number): Promise<Product> {
+	async updateProduct(id: string, patch: Partial<Omit<ProductInput, "stock">>, log: ChangeLog, ifMatch?: IfMatch): Promise<Product> {
 		const { organizationId: _, ...before } = await this.getProduct(id);
 		await this.assertCategory(patch.categoryId);
 		const where = and(this.own(products), eq(products.id, id));
 		const unique = `a product with sku "${patch.sku}" already exists`;
-		return this.versionedUpdate(products, where, patch, ifVersion, "product", unique, { log, id, before });
+		return this.versionedUpdate(products, where, patch, ifMatch, "product", unique, { log, id, before });
 	}
 
 	/** Deletes the product and its variants, with its `product.deleted` audit entry in the same batch. */
-	async deleteProduct(id: string, log: ChangeLog, ifVersion?: number): Promise<void> {
+	async deleteProduct(id: string, log: ChangeLog, ifMatch?: IfMatch): Promise<void> {
 		const current = await this.getProduct(id);
-		assertVersion(current, ifVersion, "product");
+		assertVersion(current, ifMatch, "product");
 		const where = and(this.own(products), eq(products.id, id));
 		await this.commitBatch(
 			[
@@ -241,17 +242,17 @@ export class Catalogue extends TenantScope {
 		variantId: string,
 		patch: Partial<{ name: string; sku: string; priceMinor: number | null }>,
 		log: ChangeLog,
-		ifVersion?: number,
+		ifMatch?: IfMatch,
 	): Promise<Variant> {
 		const where = and(this.own(variants), eq(variants.productId, productId), eq(variants.id, variantId));
 		const unique = `a variant with sku "${patch.sku}" already exists`;
-		return this.versionedUpdate(variants, where, patch, ifVersion, "variant", unique, { log, id: variantId, before: patch });
+		return this.versionedUpdate(variants, where, patch, ifMatch, "variant", unique, { log, id: variantId, before: patch });
 	}
 
 	/** Deletes the variant, with its `variant.deleted` audit entry in the same batch. */
-	async deleteVariant(productId: string, variantId: string, log: ChangeLog, ifVersion?: number): Promise<void> {
+	async deleteVariant(productId: string, variantId: string, log: ChangeLog, ifMatch?: IfMatch): Promise<void> {
 		const current = await this.getVariant(productId, variantId);
-		assertVersion(current, ifVersion, "variant");
+		assertVersion(current, ifMatch, "variant");
 		const where = and(this.own(variants), eq(variants.id, variantId));
 		await this.commitBatch(
 			[

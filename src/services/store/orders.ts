@@ -4,6 +4,7 @@ import { ApiError } from "../../errors";
 import { newId } from "../../lib/ids";
 import { type IdempotentCommit, storeResponse } from "../idempotency";
 import { keysetPage, type PageQuery } from "../keyset-page";
+import type { IfMatch } from "../../lib/etag";
 import type { ChangeLog } from "../outbox";
 import { Inventory } from "./inventory";
 import { assertVersion, constraintError, TenantScope } from "./shared";
@@ -211,11 +212,11 @@ export class Orders extends TenantScope {
 		userId: string,
 		log: ChangeLog,
 		note?: string,
-		ifVersion?: number,
+		ifMatch?: IfMatch,
 		commit?: IdempotentCommit<OrderDetail>,
 	): Promise<OrderDetail> {
 		const order = await this.getOrder(id);
-		assertVersion(order, ifVersion, "order");
+		assertVersion(order, ifMatch, "order");
 		if (!ORDER_TRANSITIONS[order.status].includes(to)) {
 			throw new ApiError("CONFLICT", `cannot move an order from ${order.status} to ${to}`);
 		}

@@ -1,9 +1,10 @@
-import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { runBatch, type Statement, typedRow } from "../../db/batch";
 import { insertRows } from "../../db/insert";
 import type { Database } from "../../db/client";
 import { ApiError } from "../../errors";
+import { type IfMatch, matches } from "../../lib/etag";
 import { newId } from "../../lib/ids";
 import { type AuditInput, changeOutbox } from "../events-bus";
 import { type IdempotentCommit, storeResponse } from "../idempotency";
@@ -122,7 +123,7 @@ export abstract class TenantScope {
 
 	/**
 	 * The versioned update: applies `patch` (only the fields it has) to the row matching `where` (which
-	 * includes this.own), bumps `version` and `updatedAt`; an empty patch changes nothing and returns the row. With `ifVersion` set, only that version is updated: a row that
+	 * includes this.own), bumps `version` and `updatedAt`; an empty patch changes nothing and returns the row. With `ifMatch` set, only a row at one of its versions is updated: a row that
 	 * exists in another version is a 412, a missing row a 404; a UNIQUE violation is a 409 `unique`.
 	 * The `<what>.updated` audit entry (before: `change.before`, after: the row as updated) is written in
 	 * the update's own batch, only if the update applied.
@@ -131,7 +132,7 @@ export abstract class TenantScope {
 		table: T,
 		where: SQL | undefined,
 		patch: object,
-		ifVersion: number | undefined,
+		ifMatch: IfMatch,
 		what: string,
 		unique: string,
 		change: { log: ChangeLog; id: string; before: unknown },
@@ -141,19 +142,19 @@ export abstract class TenantScope {
 		const audit = { action: `${what}.updated`, targetType: what, targetId: change.id, before: change.before };
 		if (Object.keys(fields).length === 0) {
 			const current = await this.findOne(table, where, what);
-			assertVersion(current as { version: number }, ifVersion, what);
+			assertVersion(current as { version: number }, ifMatch, what);
 			await this.commitBatch(this.outboxStatements(change.log, { ...audit, after: strip(current as { organizationId: string }) }), change.log);
 			return current;
 		}
 		const now = Date.now();
-		// The entry is written only if this update applied (with If-Match: moved the row from that version);
+		// The entry is written only if this update applied (with If-Match: moved the row from one of its versions);
 		// an update that matched no row (404) writes none.
-		const applied = sql`EXISTS (SELECT 1 FROM ${table} WHERE ${where} AND ${ifVersion === undefined ? sql`1` : sql`${table.version} = ${ifVersion + 1}`} AND ${table.updatedAt} = ${now})`;
+		const applied = sql`EXISTS (SELECT 1 FROM ${table} WHERE ${where} AND ${ifMatch === undefined ? sql`1` : inArray(table.version, ifMatch.map((v) => v + 1))} AND ${table.updatedAt} = ${now})`;
 		try {
 			const update = this.db
 				.update(table)
 				.set({ ...fields, version: sql`${table.version} + 1`, updatedAt: now } as never)
-				.where(and(where, ifVersion === undefined ? undefined : eq(table.version, ifVersion)))
+				.where(and(where, ifMatch === undefined ? undefined : inArray(table.version, [...ifMatch])))
 				.returning()
 				.getSQL();
 			const [updated] = await this.commitBatch(
@@ -190,7 +191,7 @@ export function constraintError(err: unknown, messages: { unique?: string; check
 const stale = (what: string) =>
 	new ApiError("PRECONDITION_FAILED", `${what} was modified: If-Match does not match its current ETag`);
 
-/** 412 when an If-Match version was given and the row has moved on. */
-export function assertVersion(row: { version: number }, ifVersion: number | undefined, what: string): void {
-	if (ifVersion !== undefined && row.version !== ifVersion) throw stale(what);
+/** 412 when an If-Match precondition was given and the row is at none of its versions. */
+export function assertVersion(row: { version: number }, ifMatch: IfMatch, what: string): void {
+	if (!matches(ifMatch, row.version)) throw stale(what);
 }
