@@ -7,6 +7,7 @@ import { endBillingOfDeletedOrgs } from "../services/billing-endings";
 import { expireLapsedPlans } from "../services/billing-periods";
 import { pruneExpired } from "../services/retention";
 import { nudgeStores } from "../tenant-store/rollout";
+import { purgeDeletedTenants } from "../tenant-store/purge";
 import { runStoreUpgrades } from "../tenant-store/upgrade";
 import { drainOutbox, processTenantBatch, recordTenantDeadLetters, TENANT_DLQ, TENANT_QUEUE } from "./tenant-consumer";
 import { processWebhookBatch } from "./webhooks/batch";
@@ -46,7 +47,8 @@ async function consume(batch: MessageBatch<unknown>, env: Env): Promise<void> {
  * Cron (every minute): re-send tenant events parked in the outbox; fall lapsed subscriptions back to
  * what they still pay for (services/billing-periods.ts); prune payloads, delivery logs and idempotency
  * keys past their retention (services/retention.ts); move organizations still on the shared tables
- * into their tenant stores, a bounded step per run (tenant-store/upgrade.ts); call idle stores behind
+ * into their tenant stores, a bounded step per run (tenant-store/upgrade.ts); delete offboarded tenants'
+ * rows from the shared tables, in chunks (tenant-store/purge.ts); call idle stores behind
  * the latest schema version so they migrate, and record their versions (tenant-store/rollout.ts).
  * Each part runs even if another one failed. `now` is the run's clock (tests pass one).
  */
@@ -82,6 +84,13 @@ export async function runScheduled(env: Env, now = Date.now()): Promise<void> {
 			async () => {
 				const r = await runStoreUpgrades(env, now, logger);
 				if (r.started + r.copied + r.flipped + r.failed > 0) logger.info("tenant store upgrades", { ...r });
+			},
+		],
+		[
+			"shared-purges",
+			async () => {
+				const r = await purgeDeletedTenants(env, now, logger);
+				if (r.organizations + r.rows + r.pending > 0) logger.info("shared rows of offboarded tenants purged", { ...r });
 			},
 		],
 		[

@@ -6,6 +6,7 @@ import type { Env } from "../env";
 import type { Logger } from "../lib/logger";
 import { ApiError } from "../errors";
 import { changeRegion, directoryChanged, forgetStoreRoute, readPlacement, storeStub } from "../tenant-store/directory";
+import { purgeWhenDeleted } from "../tenant-store/purge";
 import { type ExportRecord, paged, recordStream, storeRecords, stored } from "../tenant-store/records";
 import { UPGRADE_TABLES } from "../tenant-store/upgrade";
 import { invalidateAccess } from "./access";
@@ -418,14 +419,16 @@ export interface Offboarded {
  * Offboards a tenant (DELETE /api/admin/orgs/:orgId): the directory row is kept, marked deleted
  * (`store_state` 'deleted', `deleted_at`), so every route of the organization answers 404; an upgrade
  * under way is abandoned; its billing at Stripe is queued to end (services/billing-endings.ts: the cron
- * expires its Checkouts and cancels its subscriptions); then the tenant's store is wiped. Idempotent: a
- * repeat wipes again (retry a failed call). Rows the shared D1 tables still hold for it stay (README: "Operating tenant stores").
+ * expires its Checkouts and cancels its subscriptions), and so are its rows in the shared D1 tenant tables
+ * (tenant-store/purge.ts: the cron deletes them a minute later); then the tenant's store is wiped.
+ * Idempotent: a repeat wipes again (retry a failed call).
  */
 export async function offboardTenant(env: Pick<Env, "TENANT_STORE">, db: Database, orgId: string, now = Date.now()): Promise<Offboarded> {
 	const where = await placement(db, orgId);
-	const [, , , read] = await runBatch<{ deletedAt: number }>(db.$client, [
+	const [, , , , read] = await runBatch<{ deletedAt: number }>(db.$client, [
 		sql`UPDATE organizations SET store_state = 'deleted', deleted_at = coalesce(deleted_at, ${now}), updated_at = ${now} WHERE id = ${orgId}`,
 		endBillingWhenDeleted(orgId, now),
+		purgeWhenDeleted(orgId, now),
 		sql`UPDATE store_upgrades SET phase = 'abandoned', updated_at = ${now} WHERE organization_id = ${orgId} AND phase IN ('waiting', 'copying')`,
 		sql`SELECT deleted_at AS deletedAt FROM organizations WHERE id = ${orgId}`,
 	]);

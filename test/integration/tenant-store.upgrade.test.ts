@@ -5,12 +5,15 @@ import type { TenantEvent } from "../../src/queue/tenant-events";
 import { createLogger } from "../../src/lib/logger";
 import { systemAudit } from "../../src/services/events-bus";
 import { forgetStoreRoute } from "../../src/tenant-store/directory";
+import { purgeDeletedTenants } from "../../src/tenant-store/purge";
 import { runStoreUpgrades, UPGRADE_SETTLE_MS, UPGRADE_TABLES } from "../../src/tenant-store/upgrade";
 import { uid } from "../helpers/factories";
+import { signToken } from "../helpers/jwt";
 import { type Body, call, type Problem } from "../helpers/request";
 import { storeOf, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant, type Tenant } from "../helpers/tenant";
+import { TEST_OPERATOR } from "../helpers/vars";
 import { LATEST_TENANT_SCHEMA } from "../../src/tenant-store/migrations";
 
 /**
@@ -295,3 +298,69 @@ describe("upgrade job against an operator's deletion", () => {
 		expect(await storeSql<{ value: string }>(ended, "SELECT value FROM store_meta WHERE key = 'state'")).toEqual([{ value: "active" }]);
 	});
 });
+
+describe("an offboarded tenant's rows in the shared tables", () => {
+	const count = async (table: string, orgId: string) =>
+		((await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE organization_id = ?`).bind(orgId).first<{ n: number }>())?.n ?? 0);
+	const counts = async (orgId: string) =>
+		Object.fromEntries(await Promise.all(UPGRADE_TABLES.map(async ({ table }) => [table, await count(table, orgId)] as const)));
+	const offboard = async (orgId: string) => {
+		const res = await call("DELETE", `/api/admin/orgs/${orgId}`, { token: await signToken({ userId: TEST_OPERATOR }) });
+		expect(res.status, res.text).toBe(202);
+	};
+
+	it("are deleted by the cron a minute after the deletion, in chunks, the audit chain too; another tenant's stay, and stay append-only", async () => {
+		const t = await legacyTenant();
+		await seedLegacyData(t);
+		const other = await legacyTenant();
+		const sent = captureTenantEvents(vi);
+		await write(other, sent, "POST", "/products", { name: "Kept", sku: uid("SKU"), priceMinor: 100, currency: "INR", status: "active", stock: 1 });
+		const before = await counts(t.orgId);
+		for (const table of ["products", "orders", "order_items", "audit_logs", "webhook_endpoints", "audit_checkpoints"]) expect(before[table], table).toBeGreaterThan(0);
+		const othersBefore = await counts(other.orgId);
+		expect(othersBefore.audit_logs).toBeGreaterThan(0);
+
+		await offboard(t.orgId);
+		const t0 = Date.now();
+		// Not before the cached routes have expired: a write still under way could land behind the purge.
+		expect(await purgeDeletedTenants(env, t0 + UPGRADE_SETTLE_MS - 1_000, logger, { orgId: t.orgId })).toEqual({ organizations: 0, rows: 0, pending: 0 });
+		expect(await counts(t.orgId)).toEqual(before);
+
+		const total = Object.values(before).reduce((a, b) => a + b, 0);
+		let runs = 0;
+		let deleted = 0;
+		for (; runs < 100; runs++) {
+			const r = await purgeDeletedTenants(env, t0 + UPGRADE_SETTLE_MS + runs, logger, { orgId: t.orgId, queryBudget: 5, chunkRows: 2 });
+			deleted += r.rows;
+			if (r.organizations === 1) break;
+			expect(r).toMatchObject({ organizations: 0, pending: 1 });
+		}
+		expect(runs).toBeGreaterThan(3);
+		expect(deleted).toBe(total);
+		expect(Object.values(await counts(t.orgId)).every((n) => n === 0), JSON.stringify(await counts(t.orgId))).toBe(true);
+		expect(await env.DB.prepare("SELECT 1 FROM shared_purges WHERE organization_id = ?").bind(t.orgId).first()).toBeNull();
+		expect(await counts(other.orgId)).toEqual(othersBefore);
+		// A live tenant's chain is still append-only.
+		await expect(env.DB.prepare("DELETE FROM audit_logs WHERE organization_id = ?").bind(other.orgId).run()).rejects.toThrow(/append-only/);
+		expect(await count("audit_logs", other.orgId)).toBe(othersBefore.audit_logs);
+	});
+
+	it("the every-minute cron does it, for a tenant moved to its store too (the copy kept as a fallback)", async () => {
+		const t = await legacyTenant();
+		await seedLegacyData(t);
+		const t0 = Date.now();
+		for (let run = 0; run < 20 && (await readPlacementState(t.orgId)) !== "store"; run++) {
+			await runStoreUpgrades(env, t0 + UPGRADE_SETTLE_MS * (run + 1), logger, { orgId: t.orgId });
+		}
+		expect(await readPlacementState(t.orgId)).toBe("store");
+		expect((await counts(t.orgId)).products).toBe(3);
+		await offboard(t.orgId);
+		await runScheduled(env, Date.now() + UPGRADE_SETTLE_MS);
+		expect(Object.values(await counts(t.orgId)).every((n) => n === 0), JSON.stringify(await counts(t.orgId))).toBe(true);
+		expect((await call("GET", `${t.base}/products`, { token: t.admin.token })).status).toBe(404);
+	});
+});
+
+async function readPlacementState(orgId: string) {
+	return (await env.DB.prepare("SELECT store_state AS s FROM organizations WHERE id = ?").bind(orgId).first<{ s: string }>())?.s;
+}
