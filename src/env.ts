@@ -36,6 +36,8 @@ export type AppEnv = {
 		access: OrgAccess;
 		/** Set only while a tenant store object serves the request (tenant-store/object.ts). */
 		store: StoreHost | undefined;
+		/** The organization an operator action concerned when its path does not name it (a replayed event's; middleware/operator-actions.ts). */
+		actionOrganizationId: string | null | undefined;
 	};
 };
 

@@ -97,7 +97,7 @@ export async function listAllEvents(
  * recorded), and marks it queued. 404 for an unknown svix id, 503 when the queue refuses it. With
  * `traceparent` (the operator's request), the consumer's log lines for it join that trace.
  */
-export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, svixId: string, traceparent?: string): Promise<void> {
+export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, svixId: string, traceparent?: string): Promise<{ organizationId: string | null }> {
 	const [row] = await db.select().from(events).where(eq(events.svixId, svixId));
 	if (!row) throw new ApiError("NOT_FOUND", "no event with that svix id");
 	const message: WebhookMessage = {
@@ -124,6 +124,7 @@ export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, sv
 			.catch(() => undefined);
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "event could not be queued, retry later");
 	}
+	return { organizationId: row.organizationId };
 }
 
 // D1 binds at most 100 parameters per statement.

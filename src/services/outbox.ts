@@ -189,11 +189,12 @@ export async function listOutbox(db: Database, q: { status?: "pending" | "failed
  * Re-arms an outbox row (operator replay): pending again with a fresh relay budget, for the cron to
  * send. 404 unknown (or already sent).
  */
-export async function replayOutboxRow(db: Database, id: string): Promise<void> {
-	const rows = await db
+export async function replayOutboxRow(db: Database, id: string): Promise<{ organizationId: string | null }> {
+	const [row] = await db
 		.update(outbox)
 		.set({ status: "pending", attempts: 0, lastError: null, updatedAt: Date.now() })
 		.where(eq(outbox.id, id))
-		.returning({ id: outbox.id });
-	if (rows.length === 0) throw new ApiError("NOT_FOUND", "no outbox row with that id");
+		.returning({ organizationId: outbox.organizationId });
+	if (!row) throw new ApiError("NOT_FOUND", "no outbox row with that id");
+	return row;
 }

@@ -49,3 +49,26 @@ export const auditCheckpoints = sqliteTable("audit_checkpoints", {
 	hash: text("hash").notNull(),
 	verifiedAt: integer("verified_at").notNull(),
 });
+
+/**
+ * What operators did (services/operator-actions.ts): each operator request that changed something or
+ * exported a tenant, once it succeeded. Kept in the directory: a tenant's own chain goes with its deletion.
+ */
+export const operatorActions = sqliteTable(
+	"operator_actions",
+	{
+		id: text("id").primaryKey(),
+		at: integer("at").notNull(),
+		operatorId: text("operator_id").notNull(),
+		/** org.updated, org.deleted, org.exported, event.replayed, outbox.replayed (or "<METHOD> <route>" for a route not named here). */
+		action: text("action").notNull(),
+		organizationId: text("organization_id"),
+		/** The event's svixId or the outbox row's id. */
+		targetId: text("target_id"),
+		/** JSON: what the request asked (an override's fields). */
+		detail: text("detail"),
+		status: integer("status").notNull(),
+		requestId: text("request_id").notNull(),
+	},
+	(t) => [index("operator_actions_at_idx").on(t.at, t.id), index("operator_actions_org_idx").on(t.organizationId, t.at, t.id)],
+);

@@ -3,6 +3,7 @@ import { traceparentOf } from "../../lib/trace";
 import { withChangeLog } from "../../middleware/change-log";
 import { listAllEvents, replayEvent } from "../../services/events-log";
 import { exportTenant, getOperatorOrg, offboardTenant, operatorHealth, updateOperatorOrg } from "../../services/operator";
+import { listOperatorActions } from "../../services/operator-actions";
 import { listOutbox, replayOutboxRow } from "../../services/outbox";
 import { changeRegion, directoryChanged, storeHasData } from "../../tenant-store/directory";
 import * as routes from "./admin.routes";
@@ -10,7 +11,8 @@ import * as routes from "./admin.routes";
 export const adminRouter = createRouter()
 	.openapi(routes.replayEvent, async (c) => {
 		const { svixId } = c.req.valid("param");
-		await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId, traceparentOf(c.get("trace")));
+		const { organizationId } = await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId, traceparentOf(c.get("trace")));
+		c.set("actionOrganizationId", organizationId);
 		c.get("logger").info("event replay queued", { svixId, operator: c.get("auth").userId });
 		return c.json({ status: "queued" as const, svixId }, 202);
 	})
@@ -48,9 +50,10 @@ export const adminRouter = createRouter()
 		return c.json(result, 202);
 	})
 	.openapi(routes.listOutbox, async (c) => c.json(await listOutbox(c.get("db"), c.req.valid("query")), 200))
+	.openapi(routes.listActions, async (c) => c.json(await listOperatorActions(c.get("db"), c.req.valid("query")), 200))
 	.openapi(routes.replayOutbox, async (c) => {
 		const { id } = c.req.valid("param");
-		await replayOutboxRow(c.get("db"), id);
+		c.set("actionOrganizationId", (await replayOutboxRow(c.get("db"), id)).organizationId);
 		c.get("logger").info("outbox row re-armed", { id, operator: c.get("auth").userId });
 		return c.json({ status: "pending" as const, id }, 202);
 	});

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAuth } from "../../middleware/auth";
 import { requireOperator } from "../../middleware/authorize";
+import { recordOperatorActions } from "../../middleware/operator-actions";
 import { rateLimit } from "../../middleware/rate-limit";
 import { jsonBodyLimit } from "../../lib/create-app";
 import { authErrors, CursorQuery, jsonContent, OrgIdParam, problem } from "../../openapi";
@@ -13,7 +14,7 @@ export const replayEvent = createRoute({
 	summary: OPENAPI_TEXT ? "Re-queue a stored webhook event (operators only)" : undefined,
 	description: OPENAPI_TEXT ? "Operators are the user ids listed in OPERATOR_USER_IDS, signed in with a valid session token." : undefined,
 	security: [{ bearer: [] }],
-	middleware: [requireAuth(), requireOperator(), rateLimit("user")],
+	middleware: [requireAuth(), requireOperator(), rateLimit("user"), recordOperatorActions()],
 	request: {
 		params: z.object({
 			svixId: z
@@ -34,7 +35,7 @@ export const replayEvent = createRoute({
 const operator = {
 	tags: ["admin"],
 	security: [{ bearer: [] }],
-	middleware: [requireAuth(), requireOperator(), rateLimit("user")],
+	middleware: [requireAuth(), requireOperator(), rateLimit("user"), recordOperatorActions()],
 };
 const operatorErrors = { ...authErrors, 403: problem("Not an operator") };
 
@@ -274,5 +275,40 @@ export const deleteOrg = createRoute({
 		),
 		...operatorErrors,
 		404: problem("Unknown organization"),
+	},
+});
+
+export const listActions = createRoute({
+	...operator,
+	method: "get",
+	path: "/api/admin/actions",
+	summary: OPENAPI_TEXT ? "What operators did (overrides, deletions, exports, replays), newest first; ?organizationId= for one tenant" : undefined,
+	request: { query: CursorQuery.extend({ organizationId: z.string().min(1).max(200).optional() }) },
+	responses: {
+		200: jsonContent(
+			z
+				.object({
+					data: z.array(
+						z.object({
+							id: z.string(),
+							at: z.number().int(),
+							operatorId: z.string(),
+							action: z.string().openapi({
+								description: OPENAPI_TEXT ? "org.updated, org.deleted, org.exported, event.replayed, outbox.replayed" : undefined,
+								example: "org.deleted",
+							}),
+							organizationId: z.string().nullable(),
+							targetId: z.string().nullable().openapi({ description: OPENAPI_TEXT ? "The replayed event's svixId or outbox row's id" : undefined }),
+							detail: z.unknown().openapi({ description: OPENAPI_TEXT ? "What the request asked (an override's fields); null when nothing" : undefined }),
+							status: z.number().int(),
+							requestId: z.string(),
+						}),
+					),
+					nextCursor: z.string().nullable(),
+				})
+				.openapi("OperatorActionsPage"),
+			"A page of operator actions",
+		),
+		...operatorErrors,
 	},
 });
