@@ -194,7 +194,7 @@ const health = {
 	requestHeaders: {},
 	status: 200,
 	responseHeaders: { "content-type": "application/json", "x-request-id": "canary-0001" },
-	responseBody: JSON.stringify({ status: "ok", service: "edge-tenant-backend" }),
+	responseBody: JSON.stringify({ status: "ok" }),
 };
 const canaries = [
 	[{ ...health, status: 418 }, "status 418 is not declared"],

@@ -174,7 +174,6 @@ export const ROLE_PERMISSIONS = {
 		"org:sys_domains:manage",
 		"org:members:read",
 		"org:members:manage",
-		"org:events:read",
 		"org:billing:read",
 		"org:billing:manage",
 		"org:products:read",

@@ -12,7 +12,6 @@ import { seedTenant } from "../helpers/tenant";
 const GATES: Record<string, { method: string; path: string }> = {
 	"org:members:read": { method: "GET", path: "/members" },
 	"org:members:manage": { method: "GET", path: "/invitations" },
-	"org:events:read": { method: "GET", path: "/events" },
 	"org:billing:read": { method: "GET", path: "/billing" },
 	"org:billing:manage": { method: "GET", path: "/billing/invoices" },
 	"org:products:read": { method: "GET", path: "/products" },

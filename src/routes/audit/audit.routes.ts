@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
-import { requireFeature } from "../../middleware/authorize";
+import { requireFeature, requireRole } from "../../middleware/authorize";
 import { tenantMiddleware } from "../../middleware/tenant";
 import { CursorQuery, jsonContent, OrgIdParam, orgErrors, problem } from "../../openapi";
 
@@ -66,14 +66,15 @@ export const verifyAuditLogs = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/audit-logs/verify",
 	tags: ["audit"],
-	summary: OPENAPI_TEXT ? "Verify the hash chain, a bounded slice per call, from the last verified checkpoint (org:audit:read; admins)" : undefined,
+	summary: OPENAPI_TEXT ? "Verify the hash chain, a bounded slice per call, from the last verified checkpoint (role org:admin)" : undefined,
 	description:
 		OPENAPI_TEXT ? "Re-hashes at most 1,000 entries per call, starting after the organization's last verified checkpoint " +
 		"(or from `cursor`, or from genesis with `full=1`), and moves the checkpoint forward over what verified. " +
 		"While `nextCursor` is not null, pass it as `cursor` to continue. `full=1` (then the cursors) re-verifies " +
 		"the whole chain; a break at or before the checkpoint moves the checkpoint back." : undefined,
 	security: [{ bearer: [] }],
-	middleware,
+	// Verification moves the organization's checkpoint: its admins only (API.md), where reading entries takes org:audit:read.
+	middleware: tenantMiddleware(requireRole("org:admin"), requireFeature("audit_log")),
 	request: {
 		params: OrgIdParam,
 		query: z.object({

@@ -3,10 +3,8 @@ import { ApiError } from "../../errors";
 import { createRouter } from "../../lib/create-app";
 import * as routes from "./health.routes";
 
-const SERVICE = "edge-tenant-backend";
-
 export const healthRouter = createRouter()
-	.openapi(routes.health, (c) => c.json({ status: "ok" as const, service: SERVICE }, 200))
+	.openapi(routes.health, (c) => c.json({ status: "ok" as const }, 200))
 	.openapi(routes.ready, (c) => {
 		const invalid = misconfigured(c.env);
 		const missing = missingRequired(c.get("config")).filter((n) => !invalid.includes(n));

@@ -5,7 +5,6 @@ import { commonErrors, jsonContent, problem } from "../../openapi";
 export const HealthResponse = z
 	.object({
 		status: z.literal("ok"),
-		service: z.string().openapi({ example: "edge-tenant-backend" }),
 	})
 	.openapi("Health");
 

@@ -94,9 +94,9 @@ export const listEvents = createRoute({
 	method: "get",
 	path: "/api/orgs/{orgId}/events",
 	tags: ["organizations"],
-	summary: OPENAPI_TEXT ? "Identity events received for the organization (org:events:read; admins hold it)" : undefined,
+	summary: OPENAPI_TEXT ? "Identity events received for the organization (role org:admin)" : undefined,
 	security: [{ bearer: [] }],
-	middleware: tenantMiddleware(requirePermission("org:events:read")),
+	middleware: tenantMiddleware(requireRole("org:admin")),
 	request: {
 		params: OrgIdParam,
 		query: CursorQuery.extend({ type: z.string().max(100).optional().openapi({ example: "user.updated" }) }),
