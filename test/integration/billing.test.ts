@@ -1005,7 +1005,7 @@ describe("Razorpay and Stripe webhooks: the signature before the per-IP limit", 
 		expect(forged.status, forged.text).toBe(401);
 		expect(forged.headers.get("ratelimit-limit")).toBe("600");
 		expect(Number(forged.headers.get("ratelimit-remaining"))).toBe(599);
-		// So does a body refused before its signature is read (over the cap, not UTF-8).
+		// So does a body refused before its signature is read (over the cap, not UTF-8, not JSON).
 		const big = await callWithEnv(strict, "POST", "/api/webhooks/razorpay", {
 			body: JSON.stringify({ event: "payment.captured", pad: "x".repeat(100 * 1024) }),
 			headers: { "x-razorpay-signature": "0".repeat(64), "cf-connecting-ip": ip },
@@ -1018,6 +1018,12 @@ describe("Razorpay and Stripe webhooks: the signature before the per-IP limit", 
 		});
 		expect(latin1.status, latin1.text).toBe(400);
 		expect(Number(latin1.headers.get("ratelimit-remaining"))).toBe(597);
+		const form = await callWithEnv(strict, "POST", "/api/webhooks/stripe", {
+			body: "a=1",
+			headers: { "stripe-signature": `t=${Math.floor(Date.now() / 1000)},v1=${"0".repeat(64)}`, "cf-connecting-ip": ip, "content-type": "application/x-www-form-urlencoded" },
+		});
+		expect(form.status, form.text).toBe(415);
+		expect(Number(form.headers.get("ratelimit-remaining"))).toBe(596);
 
 		// Unsigned traffic, to either provider, is refused past 600 a minute.
 		const unsigned: number[] = [];

@@ -1,4 +1,4 @@
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { INVALID_DETAIL } from "../../src/middleware/auth";
 import { envelope, svixHeaders, userData } from "../helpers/clerk";
@@ -106,6 +106,55 @@ describe("POST /api/webhooks/clerk: signature checks", () => {
 		// A signature presented but refused: the one detail of every refused credential (it does not say which check failed).
 		if (status === 401 && headers["svix-signature"]) expect(res.json).toMatchObject({ detail: INVALID_DETAIL });
 		expect(send).not.toHaveBeenCalled();
+	});
+
+	it("a signed body sent as another media type than JSON: 415, nothing queued; JSON with a charset or none at all is taken", async () => {
+		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send");
+		for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
+			const raw = body();
+			const res = await post(raw, { ...svixHeaders(raw), "content-type": type });
+			expect(res.status, `${type}: ${res.text}`).toBe(415);
+			expect(res.json).toMatchObject({ status: 415, requestId: expect.any(String) });
+		}
+		expect(send).not.toHaveBeenCalled();
+		for (const type of ["application/json; charset=utf-8", "Application/JSON", "application/cloudevents+json"]) {
+			const raw = body();
+			expect((await post(raw, { ...svixHeaders(raw), "content-type": type })).status, type).toBe(202);
+		}
+		const raw = body();
+		const bare = await exports.default.fetch(
+			new Request("https://api.test/api/webhooks/clerk", { method: "POST", headers: svixHeaders(raw), body: new TextEncoder().encode(raw) }),
+		);
+		expect(bare.headers.get("content-type")).toBe("application/json");
+		expect(bare.status, await bare.text()).toBe(202);
+	});
+
+	it.each([
+		["/api/webhooks/clerk", () => svixHeaders("{}")],
+		["/api/webhooks/stripe", () => ({ "stripe-signature": `t=${Math.floor(Date.now() / 1000)},v1=${"0".repeat(64)}` })],
+		["/api/webhooks/razorpay", () => ({ "x-razorpay-signature": "0".repeat(64) })],
+	])("%s: a chunked body (no Content-Length) is refused with 413 once past the cap, not read whole", async (path, headers) => {
+		const CHUNK = 64 * 1024;
+		let pulled = 0;
+		const stream = new ReadableStream<Uint8Array>({
+			pull(controller) {
+				if (pulled >= 10 * 1024 * 1024) return controller.close();
+				pulled += CHUNK;
+				controller.enqueue(new Uint8Array(CHUNK).fill(0x61));
+			},
+		});
+		const req = new Request(`https://api.test${path}`, {
+			method: "POST",
+			headers: { "content-type": "application/json", ...headers() },
+			body: stream,
+			// @ts-expect-error workerd's RequestInit takes duplex for a streamed body
+			duplex: "half",
+		});
+		expect(req.headers.get("content-length")).toBeNull();
+		const res = await exports.default.fetch(req);
+		expect(res.status, await res.text()).toBe(413);
+		// 96 KiB is the cap: the stream was cancelled a few chunks in, never read to its 10 MiB.
+		expect(pulled).toBeLessThan(1024 * 1024);
 	});
 
 	it("a failed queue send answers 503 so Clerk retries", async () => {

@@ -28,13 +28,40 @@ const MAX_QUEUE_MESSAGE_BYTES = 126_000;
 
 const SIGNATURE_CHALLENGE = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
 
-/** The body's bytes, capped (413 past the cap, from the declared length when there is one). */
+/**
+ * The body's bytes, capped: 413 from the declared length when there is one, else as soon as the bytes
+ * read pass the cap (a chunked body is never held whole: the stream is cancelled there). A media type
+ * other than JSON (`application/json`, `+json`) is a 415; none at all is taken as JSON.
+ */
 async function readCappedBytes(req: Request): Promise<Uint8Array> {
+	const type = req.headers.get("content-type");
+	if (type !== null && !/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type.trim())) {
+		throw new ApiError("UNSUPPORTED_MEDIA_TYPE", "a webhook body is JSON: send it with Content-Type: application/json");
+	}
 	const declared = Number(req.headers.get("content-length") ?? "0");
 	if (declared > MAX_WEBHOOK_BYTES) throw tooLarge();
-	const buf = await req.arrayBuffer();
-	if (buf.byteLength > MAX_WEBHOOK_BYTES) throw tooLarge();
-	return new Uint8Array(buf);
+	if (!req.body) return new Uint8Array(0);
+	const reader = req.body.getReader();
+	const chunks: Uint8Array[] = [];
+	let size = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		size += value.byteLength;
+		if (size > MAX_WEBHOOK_BYTES) {
+			await reader.cancel().catch(() => undefined);
+			throw tooLarge();
+		}
+		chunks.push(value);
+	}
+	if (chunks.length === 1) return chunks[0] as Uint8Array;
+	const bytes = new Uint8Array(size);
+	let at = 0;
+	for (const chunk of chunks) {
+		bytes.set(chunk, at);
+		at += chunk.byteLength;
+	}
+	return bytes;
 }
 
 /** UTF-8 text of the body; a leading BOM (covered by the signature, since that is over the bytes) is dropped. */
@@ -47,7 +74,7 @@ function decodeUtf8(bytes: Uint8Array): string {
 }
 
 /**
- * `work` on the body before its signature is checked: a body it refuses (over the cap, not UTF-8) is a
+ * `work` on the body before its signature is checked: a body it refuses (not JSON, over the cap, not UTF-8) is a
  * request whose signature never verified, so it spends a token of the per-IP budget as any other (unverified.ts).
  */
 async function beforeVerified<T>(c: Context<AppEnv>, work: () => T | Promise<T>): Promise<T> {

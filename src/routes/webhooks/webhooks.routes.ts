@@ -98,6 +98,7 @@ export const clerkWebhook = createRoute({
 		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
 		// Over the cap before its signature is checked: it spent a token (RateLimit-*); too large once queued: none.
 		413: { ...problem("Body over the cap, or too large for a queue message once encoded"), headers: rateLimitHeaders() },
+		415: { ...problem("A Content-Type other than JSON (refused before the signature is checked)"), headers: rateLimitHeaders() },
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });
@@ -133,6 +134,7 @@ export const razorpayWebhook = createRoute({
 		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
 		400: { ...problem("Bad request: the body is not UTF-8 (before its signature is checked), or not the event it should be"), headers: rateLimitHeaders() },
 		413: { ...problem("Body over the cap"), headers: rateLimitHeaders() },
+		415: { ...problem("A Content-Type other than JSON (refused before the signature is checked)"), headers: rateLimitHeaders() },
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });
@@ -164,6 +166,7 @@ export const stripeWebhook = createRoute({
 		429: { ...problem("Too many unverified requests from this IP (Retry-After)"), headers: rateLimitHeaders() },
 		400: { ...problem("Bad request: the body is not UTF-8 (before its signature is checked), or not the event it should be"), headers: rateLimitHeaders() },
 		413: { ...problem("Body over the cap"), headers: rateLimitHeaders() },
+		415: { ...problem("A Content-Type other than JSON (refused before the signature is checked)"), headers: rateLimitHeaders() },
 		503: problem("Queue unavailable; the sender should retry"),
 	},
 });
