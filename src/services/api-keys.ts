@@ -368,29 +368,35 @@ async function assertMayRotate(db: Database, grantor: KeyGrantor, key: ApiKeyRow
 }
 
 /**
- * Revokes the key (both its secrets); it disappears from the API. Returns it as it was. The
- * `api_key.revoked` entry and event (the key as it was) are written in the revocation's batch, ahead
- * of it and under the same condition, so exactly when it applies.
+ * Revokes the key (both its secrets), and with it every live key it made, and the keys those made in turn:
+ * a key made by a key never outlives its maker (its expiry is capped by the maker's), and a leaked key's
+ * secret must not survive in keys it handed out. They disappear from the API. Returns the key as it was.
+ * Each key's `api_key.revoked` entry and event (the key as it was) are written in the revocation's batch,
+ * ahead of it and under the same condition, so exactly when it applies.
  */
 export async function revokeApiKey(db: Database, orgId: string, keyId: string, log: ChangeLog): Promise<ApiKeyRow> {
 	const before = await getApiKey(db, orgId, keyId);
+	const made = await db.all<Record<string, unknown>>(sql`WITH RECURSIVE made(id) AS (
+			SELECT id FROM api_keys WHERE created_by = ${apiKeyActor(keyId)} AND organization_id = ${orgId}
+			UNION SELECT k.id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id AND k.organization_id = ${orgId})
+		SELECT * FROM api_keys WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL ORDER BY created_at, id`);
 	const now = apiKeyNow();
-	const isLive = sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${keyId} AND organization_id = ${orgId} AND revoked_at IS NULL)`;
-	const revoke = db
-		.update(apiKeys)
-		.set({ revokedAt: now, updatedAt: now, previousHash: null, previousExpiresAt: null })
-		.where(live(orgId, keyId))
-		.returning()
-		.getSQL();
-	const after = await commitKeyChange(db, log, [
-		...keyChangeOutbox(log, before, "revoked", {
-			before: apiKeyView(before),
-			data: apiKeyEventData(before, log.meta.actor),
-			when: isLive,
+	// The key itself first: commitKeyChange answers with the first row an UPDATE returned.
+	const statements = [before, ...made.map((raw) => typedRow(apiKeys, raw))].flatMap((key) => [
+		...keyChangeOutbox(log, key, "revoked", {
+			before: apiKeyView(key),
+			data: apiKeyEventData(key, log.meta.actor),
+			when: sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${key.id} AND organization_id = ${orgId} AND revoked_at IS NULL)`,
 		}),
-		revoke,
+		db
+			.update(apiKeys)
+			.set({ revokedAt: now, updatedAt: now, previousHash: null, previousExpiresAt: null })
+			.where(live(orgId, key.id))
+			.returning()
+			.getSQL(),
 	]);
-	if (!after) throw new ApiError("NOT_FOUND", "api key not found");
+	const after = await commitKeyChange(db, log, statements);
+	if (!after || after.id !== keyId) throw new ApiError("NOT_FOUND", "api key not found");
 	return before;
 }
 
@@ -455,7 +461,7 @@ export function forgetKeys(): void {
 export function keysWithinCreator(userId: string, now: number, orgId?: string): SQL {
 	const inOrg = orgId === undefined ? sql`` : sql`AND organization_id = ${orgId}`;
 	const held = membershipPermissionsSql(sql`api_keys.organization_id`, userId);
-	// Through revoked keys too: revoking a key leaves the keys it made.
+	// Through revoked keys too (a key revoked before revocation took the keys it made along left them live).
 	return sql`WITH RECURSIVE made(id, org) AS (
 			SELECT id, organization_id FROM api_keys WHERE created_by = ${userId} ${inOrg}
 			UNION SELECT k.id, k.organization_id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id

@@ -355,6 +355,37 @@ describe("changing keys", () => {
 		expect(sent.filter((m) => m.kind === "audit").map((m) => (m as AuditMessage).action)).toEqual(["api_key.created", "api_key.revoked"]);
 	});
 
+	it("DELETE revokes the keys the key made too, and the keys those made, each with its api_key.revoked entry; others stay", async () => {
+		const t = await seedTenant({ plan: "pro" });
+		const sent = captureTenantEvents(vi);
+		const manage = ["org:api_keys:manage", "org:products:read"];
+		const leaked = await createKey(t.base, t.admin.token, { name: "leaked", permissions: manage });
+		const child = await createKey(t.base, leaked.key, { name: "backdoor", permissions: manage });
+		const grandchild = await createKey(t.base, child.key, { name: "deeper", permissions: ["org:products:read"] });
+		const sibling = await createKey(t.base, t.admin.token, { name: "ci", permissions: ["org:products:read"] });
+		const other = await seedTenant({ plan: "pro" });
+		const elsewhere = await createKey(other.base, other.admin.token, { name: "elsewhere", permissions: ["org:products:read"] });
+		for (const k of [leaked, child, grandchild, sibling]) expect((await call("GET", `${t.base}/products`, { token: k.key })).status).toBe(200);
+
+		sent.length = 0;
+		expect((await call("DELETE", `${t.base}/api-keys/${leaked.id}`, { token: t.admin.token })).status).toBe(204);
+		for (const k of [leaked, child, grandchild]) expectInvalid(await call("GET", `${t.base}/products`, { token: k.key }));
+		expect((await call("GET", `${t.base}/products`, { token: sibling.key })).status).toBe(200);
+		expect((await call("GET", `${other.base}/products`, { token: elsewhere.key })).status).toBe(200);
+		expect((await call<Page>("GET", `${t.base}/api-keys`, { token: t.admin.token })).json.data.map((k) => k.id)).toEqual([sibling.id]);
+		const revoked = sent.filter((m) => m.kind === "audit").map((m) => m as AuditMessage);
+		expect(revoked.map((m) => [m.action, m.targetId])).toEqual([
+			["api_key.revoked", leaked.id],
+			["api_key.revoked", child.id],
+			["api_key.revoked", grandchild.id],
+		]);
+		// Revoking a key made by a key leaves its maker.
+		const maker = await createKey(t.base, t.admin.token, { name: "maker", permissions: manage });
+		const made = await createKey(t.base, maker.key, { name: "made", permissions: ["org:products:read"] });
+		expect((await call("DELETE", `${t.base}/api-keys/${made.id}`, { token: t.admin.token })).status).toBe(204);
+		expect((await call("GET", `${t.base}/products`, { token: maker.key })).status).toBe(200);
+	});
+
 	it(`rotate: a new secret; the old one works for the ${ROTATION_GRACE_MS / 1000} s grace period, then 401`, async () => {
 		const t = await seedTenant();
 		const sent = captureTenantEvents(vi);
