@@ -70,7 +70,7 @@ export type LookupSource = (orgId: string, userId: string) => Promise<Lookup>;
  * What `userId`'s live membership of the organization grants (its role: the organization's own or a system
  * one), as a query of `key`s; `orgId` may be SQL (a column of an enclosing statement).
  */
-export const membershipPermissionsSql = (orgId: string | SQL, userId: string): SQL => sql`SELECT DISTINCT p.key AS key FROM memberships m
+export const membershipPermissionsSql = (orgId: string | SQL, userId: string | SQL): SQL => sql`SELECT DISTINCT p.key AS key FROM memberships m
 	JOIN roles r ON r.key = m.role AND (r.organization_id IS NULL OR r.organization_id = m.organization_id)
 		AND r.deleted_at IS NULL
 	JOIN role_permissions rp ON rp.role_id = r.id

@@ -460,16 +460,44 @@ export function forgetKeys(): void {
  */
 export function keysWithinCreator(userId: string, now: number, orgId?: string): SQL {
 	const inOrg = orgId === undefined ? sql`` : sql`AND organization_id = ${orgId}`;
-	const held = membershipPermissionsSql(sql`api_keys.organization_id`, userId);
+	return narrowKeysMadeBy(sql`SELECT id, organization_id, created_by FROM api_keys WHERE created_by = ${userId} ${inOrg}`, now);
+}
+
+/**
+ * The same for every member holding the custom role `roleKey` (its key, or SQL reading it), for the batch
+ * of Clerk's role.created/updated/deleted: the keys they made hold no more than the role now grants them.
+ */
+export function keysWithinRole(roleKey: string | SQL, now: number): SQL {
+	return narrowKeysMadeBy(
+		sql`SELECT k.id, k.organization_id, k.created_by FROM api_keys k
+			JOIN memberships m ON m.user_id = k.created_by AND m.organization_id = k.organization_id WHERE m.role = ${roleKey}`,
+		now,
+	);
+}
+
+/**
+ * Narrows the keys `seeds` selects (id, organization_id, created_by: the member who made them) and the keys
+ * those made in turn to what that member holds in the key's organization now.
+ */
+function narrowKeysMadeBy(seeds: SQL, now: number): SQL {
+	const held = membershipPermissionsSql(sql`api_keys.organization_id`, sql`(SELECT root FROM made WHERE made.id = api_keys.id LIMIT 1)`);
 	// Through revoked keys too (a key revoked before revocation took the keys it made along left them live).
-	return sql`WITH RECURSIVE made(id, org) AS (
-			SELECT id, organization_id FROM api_keys WHERE created_by = ${userId} ${inOrg}
-			UNION SELECT k.id, k.organization_id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id
+	return sql`WITH RECURSIVE made(id, org, root) AS (
+			${seeds}
+			UNION SELECT k.id, k.organization_id, made.root FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id
 				AND k.organization_id = made.org)
 		UPDATE api_keys SET permissions = (SELECT json_group_array(value) FROM json_each(api_keys.permissions) WHERE value IN (${held})),
 			updated_at = ${now}
 		WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL
 			AND EXISTS (SELECT 1 FROM json_each(api_keys.permissions) WHERE value NOT IN (${held}))`;
+}
+
+/** For Clerk's permission.deleted: no live key keeps the permission (its id's key). */
+export function keysWithoutPermission(permissionId: string, now: number): SQL {
+	const key = sql`(SELECT key FROM permissions WHERE id = ${permissionId} AND is_system = 0 AND deleted_at IS NOT NULL)`;
+	return sql`UPDATE api_keys SET permissions = (SELECT json_group_array(value) FROM json_each(api_keys.permissions) WHERE value <> ${key}),
+			updated_at = ${now}
+		WHERE revoked_at IS NULL AND EXISTS (SELECT 1 FROM json_each(api_keys.permissions) WHERE value = ${key})`;
 }
 
 /** Test hook: forget the cached keys and last-used writes, and go back to the real clock. */

@@ -20,6 +20,7 @@ import {
 } from "./clerk-api";
 import { type AuditInput, changeOutbox } from "./events-bus";
 import { type ChangeLog, collectOutbox } from "./outbox";
+import { directoryChanged } from "../tenant-store/directory";
 import type { SeatStanding } from "../tenant-store/host";
 import { cheapestPlanWith, limitsFor, PLANS, planOf, upgradeFor } from "./plans";
 
@@ -503,6 +504,7 @@ export type ChangedMember = ReturnType<typeof memberView>;
  */
 async function recordMembership(
 	db: Database,
+	env: Env,
 	orgId: string,
 	userId: string,
 	m: ClerkMembership,
@@ -525,6 +527,9 @@ async function recordMembership(
 	forgetKeys();
 	invalidateAccess(orgId, userId);
 	forgetSeats(orgId);
+	// The tenant's store forgets its mirrored answer for the member at once. Clerk's membership webhook tells
+	// it again when consumed; should both fail, the mirror expires (tenant-store/object.ts MIRROR_TTL_MS).
+	await directoryChanged(env, orgId).catch(() => undefined);
 }
 
 /**
@@ -547,7 +552,7 @@ export async function changeMemberRole(
 	if (next !== ADMIN) assertNotLastAdmin(current, "demote");
 	const updated = await updateOrganizationMembership(env, orgId, userId, next);
 	const member = memberView(updated, userId);
-	await recordMembership(db, orgId, userId, updated, false, log, {
+	await recordMembership(db, env, orgId, userId, updated, false, log, {
 		action: "member.role_changed",
 		before: { userId, role: current.role },
 		after: { userId, role: member.role },
@@ -571,6 +576,6 @@ export async function removeMember(
 	await assertWithinCaller(db, orgId, caller, current.role, "remove a member with");
 	assertNotLastAdmin(current, "remove");
 	const removed = await deleteOrganizationMembership(env, orgId, userId);
-	await recordMembership(db, orgId, userId, removed, true, log, { action: "member.removed", before: { userId, role: current.role } });
+	await recordMembership(db, env, orgId, userId, removed, true, log, { action: "member.removed", before: { userId, role: current.role } });
 	return { before: current.role, member: memberView(removed, userId) };
 }

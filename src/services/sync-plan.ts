@@ -11,8 +11,12 @@ export interface SyncPlan {
 	entityId: string | null;
 	/** SQL evaluating to 1 when, after the statements ran, the event turned out older than stored state. */
 	staleCheck: SQL | null;
-	/** Isolate caches to drop once applied. */
-	invalidate: { orgId?: string; userId?: string; all?: boolean };
+	/**
+	 * Isolate caches to drop once applied. `storesOf`: SQL selecting `organization_id` of the organizations
+	 * whose tenant stores must forget their mirrored directory answers too (a custom role or permission
+	 * changed for their members); `orgId` is told on its own.
+	 */
+	invalidate: { orgId?: string; userId?: string; all?: boolean; storesOf?: SQL };
 	ignored: boolean;
 	/**
 	 * Audit entries and outgoing webhook events of the event: written to the outbox in the event's own

@@ -6,8 +6,10 @@ import { API_KEY_CACHE_TTL_MS, API_KEY_PATTERN, ROTATION_GRACE_MS, setApiKeyCloc
 import { LAST_USED_WRITE_INTERVAL_MS, resetApiKeyState } from "../../src/services/api-keys";
 import { PLANS } from "../../src/services/plans";
 import type { AuditMessage } from "../../src/queue/tenant-events";
+import { envelope } from "../helpers/clerk";
 import { seedOrg } from "../helpers/factories";
 import { fakeReceiver, stubNetwork } from "../helpers/network";
+import { deliver, messageFor } from "../helpers/queue";
 import { type Body, call, callWithEnv, type Problem, type TestResponse } from "../helpers/request";
 import { drainStore, storeOf, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
@@ -384,6 +386,59 @@ describe("changing keys", () => {
 		const made = await createKey(t.base, maker.key, { name: "made", permissions: ["org:products:read"] });
 		expect((await call("DELETE", `${t.base}/api-keys/${made.id}`, { token: t.admin.token })).status).toBe(204);
 		expect((await call("GET", `${t.base}/products`, { token: maker.key })).status).toBe(200);
+	});
+
+	it("Clerk's role.updated, role.deleted and permission.deleted narrow the keys the role's holders made, and reach the tenant's store at once", async () => {
+		const t = await seedTenant({
+			plan: "pro",
+			members: { admin: "org:admin", lead: { permissions: ["org:api_keys:manage", "org:products:read", "org:products:write", "org:orders:read"] } },
+		});
+		const sent = captureTenantEvents(vi);
+		const key = await createKey(t.base, t.lead.token, { name: "lead's", permissions: ["org:api_keys:manage", "org:products:read", "org:products:write", "org:orders:read"] });
+		const made = await createKey(t.base, key.key, { name: "made by lead's", permissions: ["org:products:read", "org:products:write"] });
+		const adminKey = await createKey(t.base, t.admin.token, { name: "admin's", permissions: ["org:products:write"] });
+		const category = () => ({ name: "C", slug: `c-${crypto.randomUUID().slice(0, 8)}` });
+		for (const token of [t.lead.token, key.key, made.key]) expect((await call("POST", `${t.base}/categories`, { token, body: category() })).status).toBe(201);
+		const permissionsOf = async (id: string) =>
+			JSON.parse((await env.DB.prepare("SELECT permissions FROM api_keys WHERE id = ?").bind(id).first<{ permissions: string }>())!.permissions) as string[];
+		const role = (await env.DB.prepare("SELECT id FROM roles WHERE key = ?").bind(t.lead.role).first<{ id: string }>())!.id;
+		const permission = async (k: string) => ({ id: (await env.DB.prepare("SELECT id FROM permissions WHERE key = ?").bind(k).first<{ id: string }>())!.id, key: k });
+		const consume = async (type: string, data: Record<string, unknown>) => {
+			const res = await deliver([messageFor(envelope(type, data))]);
+			expect(res.retryMessages).toEqual([]);
+			sent.length = 0;
+		};
+
+		// The role loses products:write in Clerk: the lead's writes and their keys' writes are refused, in the store too.
+		const kept = await Promise.all(["org:api_keys:manage", "org:products:read", "org:orders:read"].map(permission));
+		await consume("role.updated", {
+			id: role,
+			object: "role",
+			key: t.lead.role,
+			name: "Lead",
+			permissions: kept.map((p) => ({ ...p, name: p.key, object: "permission" })),
+			created_at: 1,
+			updated_at: Date.now(),
+		});
+		resetApiKeyState();
+		expect(await permissionsOf(key.id)).toEqual(["org:api_keys:manage", "org:orders:read", "org:products:read"]);
+		expect(await permissionsOf(made.id)).toEqual(["org:products:read"]);
+		for (const token of [t.lead.token, key.key, made.key]) expect((await call("POST", `${t.base}/categories`, { token, body: category() })).status).toBe(403);
+		expect((await call("GET", `${t.base}/products`, { token: made.key })).status).toBe(200);
+		expect(await permissionsOf(adminKey.id)).toEqual(["org:products:write"]);
+
+		// orders:read is deleted from the catalogue: no key keeps it.
+		await consume("permission.deleted", { id: kept[2]!.id, object: "permission", deleted: true });
+		resetApiKeyState();
+		expect(await permissionsOf(key.id)).toEqual(["org:api_keys:manage", "org:products:read"]);
+
+		// The role is deleted: its holder holds nothing, nor do their keys; the store refuses the lead's reads at once.
+		await consume("role.deleted", { id: role, object: "role", deleted: true });
+		resetApiKeyState();
+		expect(await permissionsOf(key.id)).toEqual([]);
+		expect(await permissionsOf(made.id)).toEqual([]);
+		for (const token of [t.lead.token, key.key, made.key]) expect((await call("GET", `${t.base}/products`, { token })).status).toBe(403);
+		expect((await call("POST", `${t.base}/categories`, { token: adminKey.key, body: category() })).status).toBe(201);
 	});
 
 	it(`rotate: a new secret; the old one works for the ${ROTATION_GRACE_MS / 1000} s grace period, then 401`, async () => {

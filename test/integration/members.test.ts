@@ -305,8 +305,12 @@ describe("members: role changes and removal", () => {
 		const calls = clerk();
 		const sent = captureTenantEvents(vi);
 		expect((await get(t.base, t.member.token)).status).toBe(200);
+		// The tenant's store holds the member's access in its mirror.
+		expect((await call("GET", `${t.base}/products`, { token: t.member.token })).status).toBe(200);
 		const res = await call("DELETE", `${t.base}/members/${t.member.id}`, { token: t.admin.token });
 		expect(res.status, res.text).toBe(204);
+		// It forgot it at once, before Clerk's membership webhook arrives.
+		expect((await call("GET", `${t.base}/products`, { token: t.member.token })).status).toBe(403);
 		expect(calls.calls.map((c) => [c.method, c.path])).toEqual([
 			["DELETE", `/organizations/${t.orgId}/memberships/${t.member.id}`],
 		]);

@@ -1,3 +1,5 @@
+import { sql } from "drizzle-orm";
+import { runBatch } from "../../db/batch";
 import type { Database } from "../../db/client";
 import type { Env } from "../../env";
 import { errorFields, type Logger } from "../../lib/logger";
@@ -23,14 +25,28 @@ export function invalidateCaches(t: Planned): void {
 	}
 }
 
+/** Organizations told of one custom role or permission change at most (a Worker invocation makes about 1,000 subrequests). */
+const STORES_PER_CHANGE = 500;
+
 /**
- * Tells the stores of the organizations an applied batch changed (membership, organization) to forget
- * their mirrored directory answers, before the messages are acked: once an event is consumed, the
- * tenant's next request sees it (a removed member gets 403). Changes to global roles or users reach
- * the stores when their mirror expires (tenant-store/object.ts MIRROR_TTL_MS).
+ * Tells the stores of the organizations an applied batch changed (membership, organization, a custom role
+ * or permission their members hold) to forget their mirrored directory answers, before the messages are
+ * acked: once an event is consumed, the tenant's next request sees it (a removed member, or one whose role
+ * lost a permission, gets 403). Past STORES_PER_CHANGE organizations for one role, and for changes to
+ * users, the others' stores see it when their mirror expires (tenant-store/object.ts MIRROR_TTL_MS).
  */
 export async function notifyStores(env: Env, applied: Planned[], logger: Logger): Promise<void> {
 	const orgIds = new Set(applied.map((t) => t.plan.invalidate.orgId).filter((o): o is string => typeof o === "string"));
+	for (const t of applied) {
+		const storesOf = t.plan.invalidate.storesOf;
+		if (!storesOf) continue;
+		try {
+			const [found] = await runBatch<{ organization_id: string }>(env.DB, [sql`${storesOf} LIMIT ${STORES_PER_CHANGE}`]);
+			for (const row of found?.results ?? []) orgIds.add(row.organization_id);
+		} catch (err) {
+			logger.warn("could not read which tenant stores a role change concerns; their mirrors expire", errorFields(err));
+		}
+	}
 	for (const orgId of orgIds) {
 		try {
 			await directoryChanged(env, orgId);

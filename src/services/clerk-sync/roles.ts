@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { normalizeRoleKey } from "../../auth/claims";
 import { str as s } from "../../lib/payload";
+import { keysWithinRole, keysWithoutPermission } from "../api-keys";
 import { createdAt, ignore, objects, type Planner, planOf, staleRow } from "./shared";
 
 /** Clerk's built-in roles are seeded by the migrations and never mirrored. */
@@ -70,13 +71,15 @@ const upsertRole: Planner = (e) => {
 				)})
 				WHERE r.id = ${id} AND r.source_updated_at = ${objectTs} AND r.deleted_at IS NULL`,
 		),
+		// The keys its holders made keep no more than the role grants now.
+		keysWithinRole(roleKey, now),
 	];
 	return planOf(e, {
 		statements,
 		// Stale also when no row was stored for this id (a newer role holds the key).
 		staleCheck: sql`(SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM roles WHERE id = ${id}) THEN 1
 			ELSE coalesce(${staleRow("roles", "id", id, objectTs, true)}, 0) END)`,
-		invalidate: { all: true },
+		invalidate: { all: true, storesOf: holdersOfRole(roleKey) },
 	});
 };
 
@@ -104,16 +107,30 @@ const upsertPermission: Planner = (e) => {
 	});
 };
 
-/** role.deleted / permission.deleted: soft delete of a custom role or permission. */
+/** The organizations where someone holds the role (its key, or SQL reading it): their stores mirror its permissions. */
+const holdersOfRole = (roleKey: string | SQL): SQL => sql`SELECT DISTINCT organization_id FROM memberships WHERE role = ${roleKey} AND deleted_at IS NULL`;
+
+/**
+ * role.deleted / permission.deleted: soft delete of a custom role or permission. The keys made by the role's
+ * holders are narrowed to what they hold without it (nothing, for the role); no key keeps a deleted permission.
+ */
 function remove(table: "roles" | "permissions"): Planner {
 	return (e) => {
 		if (!e.id) return ignore(e);
+		const deleted = table === "roles" ? sql`(SELECT key FROM roles WHERE id = ${e.id} AND is_system = 0 AND deleted_at IS NOT NULL)` : null;
 		return planOf(e, {
 			statements: [
 				sql`UPDATE ${sql.raw(table)} SET deleted_at = ${e.eventTs}, updated_at = ${e.now}, source_updated_at = max(source_updated_at, ${e.eventTs})
 					WHERE id = ${e.id} AND is_system = 0 AND deleted_at IS NULL`,
+				deleted ? keysWithinRole(deleted, e.now) : keysWithoutPermission(e.id, e.now),
 			],
-			invalidate: { all: true },
+			invalidate: {
+				all: true,
+				storesOf: deleted
+					? holdersOfRole(deleted)
+					: sql`SELECT DISTINCT m.organization_id FROM memberships m JOIN roles r ON r.key = m.role AND r.deleted_at IS NULL
+						JOIN role_permissions rp ON rp.role_id = r.id WHERE rp.permission_id = ${e.id} AND m.deleted_at IS NULL`,
+			},
 		});
 	};
 }
