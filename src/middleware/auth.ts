@@ -7,7 +7,9 @@ import { TokenError, verifierFor } from "../auth/verifier";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { authenticateApiKey } from "../services/api-keys";
+import { BAD_API_KEYS_PER_MINUTE } from "../services/plans";
 import { sessionRevoked } from "../services/sessions";
+import { clientIp, takeRateLimit } from "./rate-limit";
 
 export const INVALID = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
 const MISSING = { "WWW-Authenticate": "Bearer" };
@@ -91,14 +93,51 @@ export function requireAuth() {
 	});
 }
 
+// Client addresses whose budget of bad API keys ran out, until when (ms): refused before the D1 lookup.
+// Timestamps only (never a promise): each isolate learns it from its own refusal.
+const badKeysRefused = new Map<string, number>();
+
+/**
+ * A Bearer `sk_live_…` value: the key's principal, or 401. Every key that is not ours (unknown, revoked,
+ * expired) costs a D1 lookup, so it spends a token of a per-IP budget (BAD_API_KEYS_PER_MINUTE, RateLimit-*
+ * on the 401): past it, 429, and this isolate refuses that address's keys before looking them up until
+ * its Retry-After. A valid key spends none of it.
+ */
 async function authenticateKey(c: Context<AppEnv>, secret: string): Promise<void> {
+	const ip = clientIp(c);
+	const until = badKeysRefused.get(ip);
+	if (until !== undefined) {
+		const wait = Math.ceil((until - Date.now()) / 1000);
+		if (wait > 0) {
+			throw new ApiError("RATE_LIMITED", "too many invalid API keys from this address", {
+				headers: {
+					"Retry-After": String(wait),
+					"RateLimit-Limit": String(BAD_API_KEYS_PER_MINUTE),
+					"RateLimit-Remaining": "0",
+					"RateLimit-Reset": String(wait),
+				},
+			});
+		}
+		badKeysRefused.delete(ip);
+	}
 	try {
 		const key = await authenticateApiKey(c.get("db"), secret, (p) => c.executionCtx.waitUntil(p));
 		c.set("auth", fromApiKey(key));
 	} catch (err) {
 		if (!(err instanceof ApiKeyError)) throw err;
 		c.get("logger").info("api key rejected", { reason: err.message });
-		throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: INVALID });
+		let limits: Record<string, string>;
+		try {
+			limits = await takeRateLimit(c, "bad-api-key");
+		} catch (refused) {
+			const retryAfter = refused instanceof ApiError ? Number(refused.headers?.["Retry-After"]) : Number.NaN;
+			if (refused instanceof ApiError && refused.code === "RATE_LIMITED" && retryAfter > 0) {
+				if (badKeysRefused.size >= 10_000) badKeysRefused.clear();
+				badKeysRefused.set(ip, Date.now() + retryAfter * 1000);
+			}
+			throw refused;
+		}
+		throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: { ...INVALID, ...limits } });
 	}
 	if (!keyRoute(c.req.routePath)) {
 		throw new ApiError("FORBIDDEN", "API keys are accepted only on /api/orgs/{orgId}/… routes of their organization and /api/me");

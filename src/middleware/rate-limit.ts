@@ -3,7 +3,7 @@ import { createMiddleware } from "hono/factory";
 import { monitorDeps } from "./request-meta";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { PUBLIC_REQUESTS_PER_MINUTE, USER_REQUESTS_PER_MINUTE } from "../services/plans";
+import { BAD_API_KEYS_PER_MINUTE, PUBLIC_REQUESTS_PER_MINUTE, USER_REQUESTS_PER_MINUTE } from "../services/plans";
 import { type Decision, DurableObjectRateLimiter, type LimitMode, type RateLimiter } from "../services/rate-limit";
 import { noteRateLimited } from "../services/security-monitor";
 import { storeCall, storeRoute } from "../tenant-store/directory";
@@ -11,7 +11,7 @@ import { storeCall, storeRoute } from "../tenant-store/directory";
 const MINUTE = 60_000;
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-type Scope = "tenant" | "user" | "public";
+type Scope = "tenant" | "user" | "public" | "bad-api-key";
 
 function rules(c: Context<AppEnv>, scope: Scope): { key: string; limit: number }[] {
 	if (scope === "tenant") {
@@ -26,10 +26,13 @@ function rules(c: Context<AppEnv>, scope: Scope): { key: string; limit: number }
 		return [own, { key: `org:${organization.id}`, limit: limits.requestsPerMinute }];
 	}
 	if (scope === "user") return [{ key: `user:${c.get("auth").userId}`, limit: USER_REQUESTS_PER_MINUTE }];
-	// Cloudflare sets CF-Connecting-IP at the edge; a client cannot forge it through Cloudflare.
-	const ip = c.req.header("cf-connecting-ip") ?? "local";
+	const ip = clientIp(c);
+	if (scope === "bad-api-key") return [{ key: `badkey:ip:${ip}`, limit: BAD_API_KEYS_PER_MINUTE }];
 	return [{ key: `ip:${ip}`, limit: PUBLIC_REQUESTS_PER_MINUTE }];
 }
+
+/** Cloudflare sets CF-Connecting-IP at the edge; a client cannot forge it through Cloudflare. */
+export const clientIp = (c: Context<AppEnv>) => c.req.header("cf-connecting-ip") ?? "local";
 
 async function workerLimiter(c: Context<AppEnv>, scope: Scope): Promise<RateLimiter> {
 	if (scope === "tenant") {

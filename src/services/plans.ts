@@ -185,3 +185,5 @@ export function upgradeFor(plan: string, limit: "seats" | "apiKeys", needed: num
 export const PUBLIC_REQUESTS_PER_MINUTE = 600;
 /** Budget per user for authenticated routes outside an organization (/api/me, operator routes, payments). */
 export const USER_REQUESTS_PER_MINUTE = 600;
+/** Budget per client IP for API keys that are not ours (unknown, revoked, expired): each costs a D1 lookup. */
+export const BAD_API_KEYS_PER_MINUTE = 60;
