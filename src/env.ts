@@ -135,8 +135,8 @@ const configShape = {
 	RAZORPAY_KEY_ID: optionalString,
 	RAZORPAY_KEY_SECRET: secret,
 	RAZORPAY_WEBHOOK_SECRET: secret,
-	// Scheme, host and port only: the API paths (/v1/…) are appended to it.
-	STRIPE_API_BASE: apiBase(STRIPE_DEFAULT_BASE).refine((v) => new URL(v).pathname === "/", "must have no path"),
+	// The API paths (/v1/…) are appended to it, after its own path if it has one (a proxy under a prefix).
+	STRIPE_API_BASE: apiBase(STRIPE_DEFAULT_BASE),
 	STRIPE_SECRET_KEY: secret,
 	STRIPE_WEBHOOK_SECRET: secret,
 	// A Billing Meter's event_name (Stripe allows 100 characters) and the metered price on it.

@@ -87,7 +87,8 @@ async function stripeRequest<T>(
 	params: Record<string, FormValue> = {},
 ): Promise<T> {
 	const form = stripeForm(params);
-	const url = new URL(path, config.STRIPE_API_BASE);
+	// Appended (STRIPE_API_BASE has no trailing slash): a base with a path keeps it, as RAZORPAY_API_BASE's does.
+	const url = new URL(`${config.STRIPE_API_BASE}${path}`);
 	if (method !== "POST" && form) url.search = form;
 	const headers: Record<string, string> = {
 		accept: "application/json",

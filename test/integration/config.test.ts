@@ -107,4 +107,29 @@ describe("provider base URLs", () => {
 		expect(res.status, res.text).toBe(201);
 		expect(stripe.calls.map((c) => new URL(c.url).host)).toEqual(["stripe.fake.test:9001"]);
 	});
+
+	it("a STRIPE_API_BASE with a path (a proxy under a prefix) keeps it: /v1/… is appended", async () => {
+		const stripe = fakeStripe();
+		const handler = stripe.routes["https://api.stripe.com/v1/checkout/sessions"]!;
+		const seen: string[] = [];
+		// The proxy strips its prefix and hands the request to Stripe (the fake).
+		stubNetwork(vi, {
+			routes: {
+				"http://proxy.fake.test/stripe/": (req) => {
+					seen.push(new URL(req.url).pathname);
+					return handler(new Request(req.url.replace("http://proxy.fake.test/stripe/", "https://api.stripe.com/"), req));
+				},
+			},
+		});
+		const t = await tenant();
+		const res = await callWithEnv(
+			{ STRIPE_API_BASE: "http://proxy.fake.test/stripe/" },
+			"POST",
+			`/api/orgs/${t.orgId}/billing/checkout`,
+			{ token: t.admin.token, body: { plan: "pro", successUrl: "https://app.example/ok", cancelUrl: "https://app.example/no" } },
+		);
+		expect(res.status, res.text).toBe(201);
+		expect(seen).toEqual(["/stripe/v1/checkout/sessions"]);
+		expect(stripe.calls).toHaveLength(1);
+	});
 });

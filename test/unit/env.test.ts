@@ -27,7 +27,7 @@ describe("parseEnv", () => {
 		["CLERK_SECRET_KEY", "pk_live_oops"],
 		["CLERK_PUBLISHABLE_KEY", "pk_test_bm90IGEgaG9zdA"],
 		["RAZORPAY_API_BASE", "ftp://rzp.example"],
-		["STRIPE_API_BASE", "https://stripe.example/some/path"],
+		["STRIPE_API_BASE", "ftp://stripe.example"],
 	])("refuses %s=%s, naming the variable but not the value", (name, value) => {
 		let err: unknown;
 		try {
@@ -88,6 +88,7 @@ describe("parseEnv", () => {
 			RAZORPAY_API_BASE: "http://localhost:9999/rzp",
 			STRIPE_API_BASE: "http://localhost:9998",
 		});
+		expect(parseEnv({ ...base, STRIPE_API_BASE: "http://localhost:9998/stripe/" })).toMatchObject({ STRIPE_API_BASE: "http://localhost:9998/stripe" });
 	});
 
 	it("a Clerk publishable key supplies the JWKS URL and issuer that are not set", () => {
