@@ -116,9 +116,9 @@ export const RESPONSE_HEADERS = {
 	},
 	Deprecation: {
 		description:
-			OPENAPI_TEXT ? "`true`: a deprecated alias, or a deprecated body form was sent; Link names the successor. On every answer that reaches " +
-			"the operation, errors included (not on refusals before routing, such as 413)." : undefined,
-		schema: { type: "string", enum: ["true"] },
+			OPENAPI_TEXT ? "RFC 9745: the date the alias (or the body form sent) was deprecated, `@` and seconds since the epoch; Link names " +
+			"the successor. On every answer that reaches the operation, errors included (not on refusals before routing, such as 413)." : undefined,
+		schema: { type: "string", pattern: "^@[0-9]+$", example: "@1795910400" },
 	},
 	Link: {
 		description: OPENAPI_TEXT ? 'The successor of this deprecated alias: `<path>; rel="successor-version"`. Sent with Deprecation.' : undefined,

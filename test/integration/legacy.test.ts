@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it, vi } from "vitest";
+import { DEPRECATED_SINCE } from "../../src/routes/legacy/deprecated";
 import { uid } from "../helpers/factories";
 import { fakeRazorpay, stubNetwork } from "../helpers/network";
 import { type Body, call, get, type Problem } from "../helpers/request";
@@ -28,12 +29,12 @@ describe("deprecated aliases", () => {
 		const alias = await get("/api/org/" + t.orgId + "/admin-data", t.admin.token);
 		expect(alias.status, alias.text).toBe(200);
 		expect(alias.json).toEqual((await get(`/api/orgs/${t.orgId}/admin-data`, t.admin.token)).json);
-		expect(alias.headers.get("deprecation")).toBe("true");
+		expect(alias.headers.get("deprecation")).toBe(DEPRECATED_SINCE);
 		expect(alias.headers.get("link")).toBe(`</api/orgs/${t.orgId}/admin-data>; rel="successor-version"`);
 		// Same guards: a member is refused, a stranger too; the refusals are marked deprecated as well.
 		const member = await get<Problem>(`/api/org/${t.orgId}/admin-data`, t.member.token);
 		expect(member.status).toBe(403);
-		expect(member.headers.get("deprecation")).toBe("true");
+		expect(member.headers.get("deprecation")).toBe(DEPRECATED_SINCE);
 		const other = await tenant();
 		expect((await get(`/api/org/${t.orgId}/admin-data`, other.admin.token)).status).toBe(403);
 		expect((await get(`/api/org/${t.orgId}/admin-data`)).status).toBe(401);
@@ -47,7 +48,7 @@ describe("deprecated aliases", () => {
 		});
 		expect(res.status, res.text).toBe(201);
 		expect(res.json).toMatchObject({ entity: "order", amount: 49900, currency: "INR", receipt: "rcpt_legacy", status: "CREATED" });
-		expect(res.headers.get("deprecation")).toBe("true");
+		expect(res.headers.get("deprecation")).toBe(DEPRECATED_SINCE);
 		expect(res.headers.get("link")).toBe('</api/payments/orders>; rel="successor-version"');
 		expect(razorpay.calls).toHaveLength(1);
 		const fetched = await get<Body<"GET /api/payments/orders/:id">>(`/api/payments/orders/${res.json.paymentOrderId}`, t.member.token);
@@ -81,7 +82,7 @@ describe("deprecated aliases", () => {
 		});
 		expect([ok.status, badCamel.status, snake.status]).toEqual([200, 400, 200]);
 		for (const res of [ok, badCamel]) {
-			expect(res.headers.get("deprecation")).toBe("true");
+			expect(res.headers.get("deprecation")).toBe(DEPRECATED_SINCE);
 			expect(res.headers.get("link")).toBe('</api/payments/verify>; rel="successor-version"');
 		}
 		expect(snake.headers.get("deprecation")).toBeNull();
