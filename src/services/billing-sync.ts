@@ -144,6 +144,15 @@ function planChangedOutbox(orgId: string, now: number, reason: string, eventId: 
 }
 
 /** Stripe timestamps are seconds; stored as ms. */
+/**
+ * How far a subscription has come, for two Stripe events of one second (Stripe's `created` has seconds and
+ * its deliveries are unordered): incomplete, then live (trialing, active, past_due, unpaid, paused), then
+ * ended. Of two events stamped alike, the one that arrives last applies only if it is not behind what is
+ * stored: a late customer.subscription.created (incomplete) never undoes the update that made it active.
+ */
+const statusRank = (status: SQL): SQL =>
+	sql`(CASE ${status} WHEN 'incomplete' THEN 0 WHEN 'canceled' THEN 2 WHEN 'incomplete_expired' THEN 2 ELSE 1 END)`;
+
 const msOf = (v: number | null) => (v === null ? null : v * 1000);
 
 /**
@@ -237,7 +246,9 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 						WHEN subscriptions.status = 'past_due' THEN coalesce(subscriptions.past_due_since, excluded.past_due_since)
 						ELSE excluded.past_due_since END,
 					source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
-				WHERE excluded.source_updated_at >= subscriptions.source_updated_at
+				WHERE (excluded.source_updated_at > subscriptions.source_updated_at
+						OR (excluded.source_updated_at = subscriptions.source_updated_at
+							AND ${statusRank(sql`excluded.status`)} >= ${statusRank(sql`subscriptions.status`)}))
 					AND subscriptions.status NOT IN (${FINAL})
 					AND subscriptions.organization_id = excluded.organization_id`,
 				applyPlan(orgId, now),
@@ -247,7 +258,8 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 			// Evaluated after the statements: the event did not apply (older, the subscription already
 			// ended, or it belongs to another organization).
 			plan.staleCheck = sql`(SELECT CASE WHEN source_updated_at > ${ts} OR organization_id <> ${orgId}
-				OR (status IN (${FINAL}) AND status <> ${status}) THEN 1 ELSE 0 END
+				OR (status IN (${FINAL}) AND status <> ${status})
+				OR (source_updated_at = ${ts} AND ${statusRank(sql`status`)} > ${statusRank(sql`${status}`)}) THEN 1 ELSE 0 END
 				FROM subscriptions WHERE subscription_id = ${subscriptionId})`;
 			// The organization's plan once this applies: the best over what its other subscriptions and this one grant.
 			const d1 = db.$client;
@@ -322,14 +334,15 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 		case "invoice.paid":
 		case "invoice.payment_failed": {
 			// The invoice's subscription (`subscription`, or `parent.subscription_details.subscription` in
-			// newer API versions); without one, the customer's subscriptions in the organization.
+			// newer API versions). An invoice that names none is a one-off invoice (an add-on, a Dashboard
+			// invoice): paid or failed, it says nothing of the customer's subscriptions.
 			const subscriptionId =
 				s(object.subscription) ?? s(obj(obj(obj(object.parent).subscription_details)).subscription);
-			if (!subscriptionId && !customer) {
+			if (!subscriptionId) {
 				plan.ignored = true;
 				return plan;
 			}
-			const which = subscriptionId ? sql`subscription_id = ${subscriptionId}` : sql`customer_id = ${customer}`;
+			const which = sql`subscription_id = ${subscriptionId}`;
 			const paid = type === "invoice.paid";
 			// A failed invoice makes a live subscription past_due (its grace starts). An incomplete one stays
 			// incomplete: its first payment failed, it grants nothing, and Stripe ends it as incomplete_expired.
@@ -339,7 +352,8 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 			const ends = lines.map((l) => n(obj(l.period).end)).filter((v): v is number => v !== null);
 			const paidThrough = paid && ends.length > 0 ? Math.max(...ends) * 1000 : null;
 			plan.statements.push(
-				sql`UPDATE subscriptions SET status = ${paid ? "active" : "past_due"},
+				// A trial's (zero) invoice paid leaves it trialing, as Stripe has it.
+				sql`UPDATE subscriptions SET status = ${paid ? sql`CASE WHEN status = 'trialing' THEN 'trialing' ELSE 'active' END` : "past_due"},
 					past_due_since = ${paid ? null : sql`CASE WHEN status = 'past_due' THEN coalesce(past_due_since, ${ts}) ELSE ${ts} END`},
 					current_period_end = ${paidThrough === null ? sql`current_period_end` : sql`max(coalesce(current_period_end, 0), ${paidThrough})`},
 					source_updated_at = ${ts}, updated_at = ${now}

@@ -23,6 +23,12 @@ export function stripeEventEnvelope(event: unknown): { id: string; type: string;
 	if (typeof e.type !== "string" || e.type.length === 0 || e.type.length > 255) errors.push({ path: "type", message: "required" });
 	if (typeof e.created !== "number" || !Number.isSafeInteger(e.created) || e.created <= 0)
 		errors.push({ path: "created", message: "required (seconds since the epoch)" });
+	// A thin event (an event destination's v2 notification) names no snapshot to apply: this endpoint takes snapshot events.
+	if (e.object === "v2.core.event") {
+		throw new ApiError("VALIDATION_FAILED", "a thin event (v2.core.event): send this endpoint snapshot events", {
+			errors: [{ path: "object", message: "must be a snapshot event, not v2.core.event" }],
+		});
+	}
 	if (errors.length > 0) throw new ApiError("VALIDATION_FAILED", "body is not a Stripe event", { errors });
 	return { id: e.id as string, type: e.type as string, created: e.created as number };
 }
@@ -157,9 +163,7 @@ export async function verifyStripeWebhook(
 	for (const s of signatures) found = timingSafeEqual(expected, s) || found;
 	if (!found) throw new Error("no signature matches");
 	if (tolerance > 0 && Math.floor(now / 1000) - timestamp > tolerance) throw new Error("timestamp outside the tolerance");
-	const event = JSON.parse(raw) as { object?: unknown } | null;
-	if (event?.object === "v2.core.event") throw new Error("a thin event notification is not a webhook event");
-	return event;
+	return JSON.parse(raw) as unknown;
 }
 
 /**

@@ -72,6 +72,18 @@ describe("Razorpay orders and verification", () => {
 		expect(row).toEqual({ organization_id: t.orgId, status: "CREATED" });
 	});
 
+	it("notes: at most 14 (Razorpay takes 15 pairs, the order adds organization_id), refused before Razorpay past that", async () => {
+		const t = await tenant();
+		const calls = razorpay.calls.length;
+		const notes = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, "v"]));
+		const many = await call<Problem>("POST", "/api/payments/orders", { token: t.admin.token, body: { amount: 1000, notes: notes(15) } });
+		expect(many.status, many.text).toBe(400);
+		expect(razorpay.calls).toHaveLength(calls);
+		const most = await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.admin.token, body: { amount: 1000, notes: notes(14) } });
+		expect(most.status, most.text).toBe(201);
+		expect(Object.keys(razorpay.calls.at(-1)!.body.notes as object)).toHaveLength(15);
+	});
+
 	it("needs an active organization; Razorpay's refusal is a 400", async () => {
 		const noOrg = await signToken({ userId: uid("user") });
 		expect((await call<PaymentOrder>("POST", "/api/payments/orders", { token: noOrg, body: { amount: 1000 } })).status).toBe(403);
@@ -291,7 +303,12 @@ describe("Stripe", () => {
 		expect(send).not.toHaveBeenCalled();
 	});
 
-	it.each(["notjson", '{"id":"evt_x","type":"a","created":1'])("webhook correctly signed but not JSON (%s): 400, nothing queued", async (raw) => {
+	it.each([
+		"notjson",
+		'{"id":"evt_x","type":"a","created":1',
+		// A thin event (an event destination's v2 notification), correctly signed: not a snapshot event to apply.
+		'{"id":"evt_test_65R9Ijk8","object":"v2.core.event","type":"v1.billing.meter.error_report_triggered","created":"2024-09-17T06:20:52.246Z","related_object":{"id":"mtr_1","type":"billing.meter","url":"/v1/billing/meters/mtr_1"}}',
+	])("webhook correctly signed but not a snapshot event in JSON (%s): 400, nothing queued, no per-IP token spent", async (raw) => {
 		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send");
 		const res = await call<Problem>("POST", "/api/webhooks/stripe", {
 			body: raw,
@@ -353,6 +370,22 @@ describe("Stripe", () => {
 		expect((await billing()).plan).toBe("pro");
 		expect(await eventRow(old.svixId)).toMatchObject({ outcome: "stale" });
 
+		// A one-off invoice (no subscription named) failing says nothing of the subscription.
+		const oneOff = {
+			...old,
+			svixId: uid("evt"),
+			type: "invoice.payment_failed",
+			body: JSON.stringify({
+				id: "evt_o",
+				type: "invoice.payment_failed",
+				created: 1_800_000_050,
+				data: { object: { id: "in_0", object: "invoice", customer: "cus_123", parent: null } },
+			}),
+		};
+		await deliver([oneOff as Message]);
+		expect(await billing()).toMatchObject({ plan: "pro", status: "active" });
+		expect(await eventRow(oneOff.svixId)).toMatchObject({ outcome: "ignored" });
+
 		const failed = {
 			...old,
 			svixId: uid("evt"),
@@ -361,7 +394,7 @@ describe("Stripe", () => {
 				id: "evt_f",
 				type: "invoice.payment_failed",
 				created: 1_800_000_100,
-				data: { object: { id: "in_1", object: "invoice", customer: "cus_123" } },
+				data: { object: { id: "in_1", object: "invoice", customer: "cus_123", subscription: "sub_123" } },
 			}),
 		};
 		await deliver([failed as Message]);
@@ -430,6 +463,38 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 			(await env.DB.prepare("SELECT plan FROM organizations WHERE id = ?").bind(t.orgId).first<{ plan: string }>())!.plan;
 		return { ...t, billing, orgPlan, sub: (name: string) => `sub_${name}_${t.orgId.slice(-8)}` };
 	}
+
+	it("two events of the same second, the older state last (created incomplete after updated active): the active one stays", async () => {
+		const t = await subscriber();
+		const sub = t.sub("tie");
+		const updated = subEvent("customer.subscription.updated", t.orgId, { sub, plan: "pro", created: 1_800_000_000, status: "active" });
+		const created = subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: 1_800_000_000, status: "incomplete" });
+		await deliver([msg(updated)]);
+		await deliver([msg(created)]);
+		expect(await t.billing()).toMatchObject({ plan: "pro", status: "active" });
+		expect(await t.orgPlan()).toBe("pro");
+		expect(await eventRow(created.id)).toMatchObject({ outcome: "stale" });
+		// The other way round, as Stripe usually delivers them: active wins too.
+		const other = t.sub("tie2");
+		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub: other, plan: "pro", created: 1_800_000_010, status: "incomplete" }))]);
+		await deliver([msg(subEvent("customer.subscription.updated", t.orgId, { sub: other, plan: "pro", created: 1_800_000_010, status: "active" }))]);
+		expect(await env.DB.prepare("SELECT status FROM subscriptions WHERE subscription_id = ?").bind(other).first()).toEqual({ status: "active" });
+	});
+
+	it("a trial's paid (zero) invoice leaves it trialing", async () => {
+		const t = await subscriber();
+		const sub = t.sub("trial");
+		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: 1_800_000_000, status: "trialing" }))]);
+		await deliver([
+			msg({
+				id: `evt_${uid("p").slice(-12)}`,
+				type: "invoice.paid",
+				created: 1_800_000_000,
+				data: { object: { id: "in_t", object: "invoice", customer: `cus_${t.orgId.slice(-10)}`, subscription: sub, amount_paid: 0 } },
+			}),
+		]);
+		expect(await t.billing()).toMatchObject({ plan: "pro", status: "trialing" });
+	});
 
 	it("two live subscriptions: the plan is the best one; the other's renewal or deletion does not take it away", async () => {
 		const t = await subscriber();

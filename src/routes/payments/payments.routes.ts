@@ -47,7 +47,11 @@ const CreatePaymentOrder = z.strictObject({
 		.regex(/^[A-Z]{3}$/)
 		.default("INR"),
 	receipt: z.string().min(1).max(40).optional(),
-	notes: z.record(z.string().max(40), z.string().max(256)).optional(),
+	// Razorpay takes at most 15 note pairs; the order adds organization_id.
+	notes: z
+		.record(z.string().max(40), z.string().max(256))
+		.refine((n) => Object.keys(n).length <= 14, "at most 14 notes (Razorpay takes 15, one is the organization's)")
+		.optional(),
 });
 
 const VerifyPaymentFields = z.strictObject({
