@@ -79,13 +79,15 @@ export function decodeV2Permissions(fea: unknown, per: unknown, fpm: unknown): s
 		.filter(([scope, name]) => scope !== undefined && name && scope.includes("o"))
 		.map(([, name]) => name as string);
 	const perms = csv(per);
-	const masks = csv(fpm).map((m) => Number.parseInt(m, 10));
+	// A mask is a decimal integer of any size (one bit per permission name, so past 32 and 53 bits with
+	// enough names): read as a BigInt, never through 32-bit shifts. A mask that is not digits grants nothing.
+	const masks = csv(fpm).map((m) => (/^\d+$/.test(m) ? BigInt(m) : null));
 	const out: string[] = [];
 	features.forEach((feature, i) => {
 		const mask = masks[i];
-		if (mask === undefined || !Number.isFinite(mask)) return;
+		if (mask === undefined || mask === null) return;
 		perms.forEach((p, bit) => {
-			if ((mask >> bit) & 1) out.push(`org:${feature}:${p}`);
+			if ((mask >> BigInt(bit)) & 1n) out.push(`org:${feature}:${p}`);
 		});
 	});
 	return out;

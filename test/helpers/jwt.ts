@@ -51,7 +51,7 @@ export function encodeV2Permissions(permissions: string[]) {
 		if (!names.includes(name)) names.push(name);
 	}
 	const fpm = features.map((f) =>
-		names.reduce((mask, n, bit) => (permissions.includes(`org:${f}:${n}`) ? mask | (1 << bit) : mask), 0),
+		names.reduce((mask, n, bit) => (permissions.includes(`org:${f}:${n}`) ? mask | (1n << BigInt(bit)) : mask), 0n),
 	);
 	return { fea: features.map((f) => `o:${f}`).join(","), per: names.join(","), fpm: fpm.join(",") };
 }

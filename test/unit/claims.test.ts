@@ -5,6 +5,16 @@ import { ifMatchVersions } from "../../src/lib/etag";
 import { encodeV2Permissions } from "../helpers/jwt";
 
 describe("Clerk v2 permission decoding", () => {
+	it("masks past 32 and 53 bits (Clerk's own vector: 54 names, 2^53 + 1 grants the first and the last); a mask that is not digits grants nothing", () => {
+		const names = Array.from({ length: 54 }, (_, i) => `permission_${i}`).join(",");
+		expect(decodeV2Permissions("o:f", names, "9007199254740993")).toEqual(["org:f:permission_0", "org:f:permission_53"]);
+		expect(decodeV2Permissions("o:f", names, "1")).toEqual(["org:f:permission_0"]);
+		expect(decodeV2Permissions("o:f", names, String(2 ** 33))).toEqual(["org:f:permission_33"]);
+		for (const bad of ["-1", "1invalid", "0x3", "1e3", ""]) expect(decodeV2Permissions("o:f", "read,manage", bad), bad).toEqual([]);
+		// Bits past the names grant nothing.
+		expect(decodeV2Permissions("o:f", "read", "6")).toEqual([]);
+	});
+
 	it("matches Clerk's own example: bit i (least significant first) grants per[i]", () => {
 		const perms = decodeV2Permissions("o:billing,o:email,o:fraud,o:instance,o:staging_plans", "manage,read", "3,3,3,3,1");
 		expect(perms.sort()).toEqual(
