@@ -10,6 +10,8 @@ import { decodeCursor, page } from "../lib/cursor";
 import { TtlCache } from "../lib/ttl-cache";
 import { invalidateAccess, permissionsOfRole } from "./access";
 import { forgetKeys, keysWithinCreator } from "./api-keys";
+import type { Data } from "../lib/payload";
+import { identifierEmail } from "./clerk-sync/memberships";
 import {
 	type ClerkInvitation,
 	type ClerkMembership,
@@ -490,7 +492,7 @@ function memberView(m: ClerkMembership, fallbackUserId: string) {
 		id: m.id,
 		userId: u.user_id ?? fallbackUserId,
 		role: normalizeRoleKey(m.role),
-		email: u.identifier ?? null,
+		email: identifierEmail(u as Data),
 		firstName: u.first_name ?? null,
 		lastName: u.last_name ?? null,
 		createdAt: ms(m.created_at, Date.now()),

@@ -75,6 +75,21 @@ describe("consumer", () => {
 		expect(res.status, res.text).toBe(200);
 	});
 
+	it("a placeholder user's email comes from public_user_data.identifier only when that is an email (not a phone number or username)", async () => {
+		const orgId = uid("org");
+		for (const [identifier, email] of [
+			["+15555550100", null],
+			["grace_hopper", null],
+			["grace@example.com", "grace@example.com"],
+		] as const) {
+			const userId = uid("user");
+			const data = membershipData(uid("orgmem"), orgId, userId);
+			await deliver([messageFor(envelope("organizationMembership.created", { ...data, public_user_data: { ...data.public_user_data, identifier } }))]);
+			expect(await user(userId), identifier).toMatchObject({ email, first_name: "Pub" });
+			expect(await membership(orgId, userId), identifier).toMatchObject({ user_email: email });
+		}
+	});
+
 	it("duplicate delivery changes nothing the second time (separate batches and within one batch)", async () => {
 		const userId = uid("user");
 		const msg = messageFor(envelope("user.created", userData(userId, { first: "Once" })));

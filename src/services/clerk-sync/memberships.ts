@@ -5,6 +5,15 @@ import { keysWithinCreator } from "../api-keys";
 import { systemAudit, tenantEvent } from "../events-bus";
 import { createdAt, ignore, ms, type Planner, planOf, syncMemberUser, upsertOrg } from "./shared";
 
+/**
+ * The email in public_user_data: its `identifier` is whatever the user signs in with (an email address, a
+ * phone number or a username), so it counts only when it looks like an email address.
+ */
+export function identifierEmail(user: Data): string | null {
+	const id = s(user.identifier);
+	return id !== null && /^[^\s@]+@[^\s@]+$/.test(id) ? id : null;
+}
+
 /** Placeholders for a membership's user/organization; filled in (not overwritten) until the real event. */
 function placeholders(orgId: string, org: Data, userId: string, user: Data, now: number): SQL[] {
 	const orgTs = ms(n(org.updated_at));
@@ -15,7 +24,7 @@ function placeholders(orgId: string, org: Data, userId: string, user: Data, now:
 				ON CONFLICT (id) DO NOTHING`,
 		sql`
 			INSERT INTO users (id, email, first_name, last_name, image_url, source_updated_at, created_at, updated_at)
-			VALUES (${userId}, ${s(user.identifier)}, ${s(user.first_name)}, ${s(user.last_name)}, ${s(user.image_url)}, 0, ${now}, ${now})
+			VALUES (${userId}, ${identifierEmail(user)}, ${s(user.first_name)}, ${s(user.last_name)}, ${s(user.image_url)}, 0, ${now}, ${now})
 			ON CONFLICT (id) DO UPDATE SET email = coalesce(users.email, excluded.email),
 				first_name = coalesce(users.first_name, excluded.first_name), last_name = coalesce(users.last_name, excluded.last_name),
 				image_url = coalesce(users.image_url, excluded.image_url)
