@@ -110,14 +110,14 @@ describe("POST /api/webhooks/clerk: signature checks", () => {
 
 	it("a signed body sent as another media type than JSON: 415, nothing queued; JSON with a charset or none at all is taken", async () => {
 		const send = vi.spyOn(env.WEBHOOK_QUEUE, "send");
-		for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
+		for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/cloudevents+json"]) {
 			const raw = body();
 			const res = await post(raw, { ...svixHeaders(raw), "content-type": type });
 			expect(res.status, `${type}: ${res.text}`).toBe(415);
 			expect(res.json).toMatchObject({ status: 415, requestId: expect.any(String) });
 		}
 		expect(send).not.toHaveBeenCalled();
-		for (const type of ["application/json; charset=utf-8", "Application/JSON", "application/cloudevents+json"]) {
+		for (const type of ["application/json; charset=utf-8", "Application/JSON"]) {
 			const raw = body();
 			expect((await post(raw, { ...svixHeaders(raw), "content-type": type })).status, type).toBe(202);
 		}
