@@ -494,7 +494,7 @@ function narrowKeysMadeBy(seeds: SQL, now: number): SQL {
 
 /** For Clerk's permission.deleted: no live key keeps the permission (its id's key). */
 export function keysWithoutPermission(permissionId: string, now: number): SQL {
-	const key = sql`(SELECT key FROM permissions WHERE id = ${permissionId} AND is_system = 0 AND deleted_at IS NOT NULL)`;
+	const key = sql`(SELECT key FROM permissions WHERE (id = ${permissionId} OR clerk_id = ${permissionId}) AND is_system = 0 AND deleted_at IS NOT NULL LIMIT 1)`;
 	return sql`UPDATE api_keys SET permissions = (SELECT json_group_array(value) FROM json_each(api_keys.permissions) WHERE value <> ${key}),
 			updated_at = ${now}
 		WHERE revoked_at IS NULL AND EXISTS (SELECT 1 FROM json_each(api_keys.permissions) WHERE value = ${key})`;

@@ -328,6 +328,43 @@ describe("custom roles and permissions whose key is reused", () => {
 		expect(me.json.organization?.permissions).toEqual([key]);
 	});
 
+	it("a role or permission deleted before its creation arrived stays deleted: the late created is stale", async () => {
+		const roleId = uid("role");
+		const roleKey = `org:${uid("late").toLowerCase()}`;
+		await deliver([messageFor(envelope("role.deleted", { id: roleId, object: "role", deleted: true }, 1_700_000_100_000))]);
+		const lateRole = roleEvent("role.created", roleId, roleKey, [{ id: uid("perm"), key: "org:members:read" }], 1_700_000_000_000);
+		await deliver([lateRole]);
+		expect(await eventRow(lateRole.svixId)).toMatchObject({ outcome: "stale" });
+		expect(await env.DB.prepare("SELECT 1 AS live FROM roles WHERE key = ? AND deleted_at IS NULL").bind(roleKey).first()).toBeNull();
+
+		const permId = uid("perm");
+		const permKey = `org:${uid("late").toLowerCase()}:read`;
+		await deliver([messageFor(envelope("permission.deleted", { id: permId, object: "permission", deleted: true }, 1_700_000_100_000))]);
+		const latePerm = messageFor(
+			envelope("permission.created", { id: permId, object: "permission", key: permKey, name: "Late", created_at: 1_700_000_000_000, updated_at: 1_700_000_000_000 }),
+		);
+		await deliver([latePerm]);
+		expect(await eventRow(latePerm.svixId)).toMatchObject({ outcome: "stale" });
+		expect(await env.DB.prepare("SELECT 1 AS live FROM permissions WHERE key = ? AND deleted_at IS NULL").bind(permKey).first()).toBeNull();
+	});
+
+	it("permission.deleted finds a permission of the seeded catalogue by the Clerk id its created (or a role's list) gave it", async () => {
+		const key = "org:usage:read";
+		const clerkId = uid("perm");
+		try {
+			await deliver([
+				messageFor(envelope("permission.created", { id: clerkId, object: "permission", key, name: "Usage", created_at: 1_700_000_000_000, updated_at: 1_700_000_000_000 })),
+			]);
+			expect(await env.DB.prepare("SELECT id, clerk_id FROM permissions WHERE key = ?").bind(key).first()).toEqual({ id: "perm_usage_read", clerk_id: clerkId });
+			await deliver([messageFor(envelope("permission.deleted", { id: clerkId, object: "permission", deleted: true }, 1_700_000_100_000))]);
+			expect(await env.DB.prepare("SELECT deleted_at FROM permissions WHERE key = ?").bind(key).first()).toEqual({ deleted_at: 1_700_000_100_000 });
+			// No tombstone of its own: the seeded row is the permission.
+			expect(await env.DB.prepare("SELECT 1 AS n FROM permissions WHERE id = ?").bind(clerkId).first()).toBeNull();
+		} finally {
+			await env.DB.prepare("UPDATE permissions SET deleted_at = NULL, clerk_id = NULL, source_updated_at = 0 WHERE key = ?").bind(key).run();
+		}
+	});
+
 	it("admin-data does not count members whose user is deleted", async () => {
 		const orgId = await seedOrg();
 		const admin = await seedUser();

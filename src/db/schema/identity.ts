@@ -84,6 +84,8 @@ export const permissions = sqliteTable("permissions", {
 	name: text("name").notNull(),
 	description: text("description"),
 	isSystem: integer("is_system", { mode: "boolean" }).notNull().default(false),
+	/** Clerk's id of a permission seeded here under another id (migrations/0024); permission.deleted matches it. */
+	clerkId: text("clerk_id"),
 	...mirrored,
 });
 

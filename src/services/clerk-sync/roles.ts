@@ -61,6 +61,7 @@ const upsertRole: Planner = (e) => {
 			(p) => sql`INSERT INTO permissions (id, key, name, source_updated_at, created_at, updated_at)
 				VALUES (${p.id}, ${p.key}, ${p.name ?? p.key}, 0, ${now}, ${now}) ON CONFLICT DO NOTHING`,
 		),
+		...perms.map((p) => clerkIdOfSeeded(p.key, p.id)),
 		// Replace the role's permission set only if this event is the one now stored.
 		sql`DELETE FROM role_permissions WHERE role_id = (SELECT id FROM roles WHERE id = ${id} AND source_updated_at = ${objectTs})`,
 		...chunks(perms).map(
@@ -83,6 +84,16 @@ const upsertRole: Planner = (e) => {
 	});
 };
 
+/**
+ * A permission seeded here under another id (the catalogue, migrations/0001) learns Clerk's id for its key, so
+ * that permission.deleted, which names only the id, finds it.
+ */
+const clerkIdOfSeeded = (key: string, clerkId: string): SQL =>
+	sql`UPDATE permissions SET clerk_id = ${clerkId} WHERE key = ${key} AND id <> ${clerkId} AND clerk_id IS NOT ${clerkId}`;
+
+/** The row of a permission by Clerk's id: its own id, or the Clerk id of a seeded row. */
+const byClerkId = (id: string): SQL => sql`(id = ${id} OR clerk_id = ${id})`;
+
 /** permission.created / permission.updated: keyed by the permission key; system permissions stay as seeded. */
 const upsertPermission: Planner = (e) => {
 	const d = e.data;
@@ -90,6 +101,7 @@ const upsertPermission: Planner = (e) => {
 	if (!e.id || !key) return ignore(e);
 	return planOf(e, {
 		statements: [
+			clerkIdOfSeeded(key, e.id),
 			// A deleted permission with this key (another id) gives the key up to the new one.
 			sql`UPDATE permissions SET key = key || '#' || id
 				WHERE key = ${key} AND id <> ${e.id} AND is_system = 0 AND deleted_at IS NOT NULL`,
@@ -102,7 +114,8 @@ const upsertPermission: Planner = (e) => {
 					AND excluded.source_updated_at >= permissions.source_updated_at
 				ON CONFLICT DO NOTHING`,
 		],
-		staleCheck: staleRow("permissions", "key", key, e.objectTs, true),
+		// Its own row (a tombstone of a deletion that came first), else the row holding its key (a seeded one).
+		staleCheck: sql`coalesce(${staleRow("permissions", "id", e.id, e.objectTs, true)}, ${staleRow("permissions", "key", key, e.objectTs, true)})`,
 		invalidate: { all: true },
 	});
 };
@@ -117,11 +130,23 @@ const holdersOfRole = (roleKey: string | SQL): SQL => sql`SELECT DISTINCT organi
 function remove(table: "roles" | "permissions"): Planner {
 	return (e) => {
 		if (!e.id) return ignore(e);
-		const deleted = table === "roles" ? sql`(SELECT key FROM roles WHERE id = ${e.id} AND is_system = 0 AND deleted_at IS NOT NULL)` : null;
+		const roles = table === "roles";
+		const deleted = roles ? sql`(SELECT key FROM roles WHERE id = ${e.id} AND is_system = 0 AND deleted_at IS NOT NULL)` : null;
+		const row = roles ? sql`id = ${e.id}` : byClerkId(e.id);
 		return planOf(e, {
 			statements: [
 				sql`UPDATE ${sql.raw(table)} SET deleted_at = ${e.eventTs}, updated_at = ${e.now}, source_updated_at = max(source_updated_at, ${e.eventTs})
-					WHERE id = ${e.id} AND is_system = 0 AND deleted_at IS NULL`,
+					WHERE ${row} AND is_system = 0 AND deleted_at IS NULL`,
+				// Deleted before its creation arrived (Clerk's deliveries are unordered): a tombstone under a key of its
+				// own, so the late created finds it deleted and is stale (a role's key is freed for a new role as any tombstone's).
+				roles
+					? sql`INSERT INTO roles (id, organization_id, key, name, is_system, source_updated_at, created_at, updated_at, deleted_at)
+						VALUES (${e.id}, NULL, ${`deleted#${e.id}`}, ${`deleted#${e.id}`}, 0, ${e.eventTs}, ${e.now}, ${e.now}, ${e.eventTs})
+						ON CONFLICT DO NOTHING`
+					: sql`INSERT INTO permissions (id, key, name, is_system, source_updated_at, created_at, updated_at, deleted_at)
+						SELECT ${e.id}, ${`deleted#${e.id}`}, ${`deleted#${e.id}`}, 0, ${e.eventTs}, ${e.now}, ${e.now}, ${e.eventTs}
+						WHERE NOT EXISTS (SELECT 1 FROM permissions WHERE clerk_id = ${e.id})
+						ON CONFLICT DO NOTHING`,
 				deleted ? keysWithinRole(deleted, e.now) : keysWithoutPermission(e.id, e.now),
 			],
 			invalidate: {
@@ -129,7 +154,8 @@ function remove(table: "roles" | "permissions"): Planner {
 				storesOf: deleted
 					? holdersOfRole(deleted)
 					: sql`SELECT DISTINCT m.organization_id FROM memberships m JOIN roles r ON r.key = m.role AND r.deleted_at IS NULL
-						JOIN role_permissions rp ON rp.role_id = r.id WHERE rp.permission_id = ${e.id} AND m.deleted_at IS NULL`,
+						JOIN role_permissions rp ON rp.role_id = r.id WHERE rp.permission_id IN (SELECT id FROM permissions WHERE ${byClerkId(e.id)})
+						AND m.deleted_at IS NULL`,
 			},
 		});
 	};
