@@ -19,6 +19,8 @@ export interface ClerkInvitation {
 	role: string;
 	organization_id: string;
 	status: "pending" | "accepted" | "revoked" | "expired" | string;
+	/** When it expires (ms); Clerk sends no webhook then. */
+	expires_at?: number | null;
 	created_at: number;
 	updated_at: number;
 }

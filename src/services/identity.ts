@@ -102,7 +102,7 @@ export async function orgAdminData(db: Database, orgId: string): Promise<OrgAdmi
 		db
 			.select({ total: count() })
 			.from(invitations)
-			.where(and(eq(invitations.organizationId, orgId), eq(invitations.status, "pending"))),
+			.where(and(eq(invitations.organizationId, orgId), pendingNow(Date.now()))),
 	]);
 	return {
 		organizationId: orgId,
@@ -190,7 +190,8 @@ export async function seatUsage(db: Database, orgId: string): Promise<SeatUsage>
 	const row = await db.get<{ plan: string | null; seatLimit: number | null; members: number; pending: number }>(sql`
 		SELECT o.plan AS plan, o.seat_limit AS seatLimit,
 			(SELECT count(*) ${activeMember(orgId)}) AS members,
-			(SELECT count(*) FROM invitations i WHERE i.organization_id = ${orgId} AND i.status = 'pending') AS pending
+			(SELECT count(*) FROM invitations i WHERE i.organization_id = ${orgId} AND i.status = 'pending'
+				AND (i.expires_at IS NULL OR i.expires_at > ${Date.now()})) AS pending
 		FROM organizations o WHERE o.id = ${orgId}`);
 	return {
 		plan: planOf(row?.plan),
@@ -306,6 +307,17 @@ export interface Invitation {
 const ms = (v: number | null | undefined, fallback: number) =>
 	typeof v === "number" && Number.isFinite(v) ? (v < 1e12 ? v * 1000 : v) : fallback;
 
+/** Clerk's expires_at of an invitation (ms), when it gives one. */
+const expiresOf = (i: ClerkInvitation): number | null => (typeof i.expires_at === "number" ? ms(i.expires_at, 0) : null);
+
+/** A pending invitation still open at `now`: Clerk sends no webhook when one expires (its expires_at passes). */
+const pendingNow = (now: number) =>
+	and(eq(invitations.status, "pending"), sql`(${invitations.expiresAt} IS NULL OR ${invitations.expiresAt} > ${now})`);
+
+/** The status an invitation has at `now`: a pending one past its expires_at is expired. */
+const statusNow = (now: number) =>
+	sql<string>`CASE WHEN ${invitations.status} = 'pending' AND ${invitations.expiresAt} <= ${now} THEN 'expired' ELSE ${invitations.status} END`;
+
 function invitationView(i: ClerkInvitation): Invitation {
 	const now = Date.now();
 	return {
@@ -333,13 +345,21 @@ async function recordChange(db: Database, mirror: SQL, log: ChangeLog, audit: Au
  * webhook arrives), ordered by Clerk's updated_at exactly like the organizationInvitation.* sync, with
  * the change's audit entry.
  */
-async function recordInvitation(db: Database, orgId: string, i: Invitation, log: ChangeLog, audit: Omit<AuditInput, "organizationId">): Promise<void> {
+async function recordInvitation(
+	db: Database,
+	orgId: string,
+	i: Invitation,
+	expiresAt: number | null,
+	log: ChangeLog,
+	audit: Omit<AuditInput, "organizationId">,
+): Promise<void> {
 	await recordChange(
 		db,
 		sql`
-		INSERT INTO invitations (id, organization_id, email, role, status, source_updated_at, created_at, updated_at)
-		VALUES (${i.id}, ${orgId}, ${i.emailAddress}, ${i.role}, ${i.status}, ${i.updatedAt}, ${i.createdAt}, ${i.updatedAt})
+		INSERT INTO invitations (id, organization_id, email, role, status, expires_at, source_updated_at, created_at, updated_at)
+		VALUES (${i.id}, ${orgId}, ${i.emailAddress}, ${i.role}, ${i.status}, ${expiresAt}, ${i.updatedAt}, ${i.createdAt}, ${i.updatedAt})
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, role = excluded.role,
+			expires_at = coalesce(excluded.expires_at, invitations.expires_at),
 			source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at
 		WHERE excluded.source_updated_at >= invitations.source_updated_at`,
 		log,
@@ -357,12 +377,13 @@ export async function listInvitations(
 	orgId: string,
 	q: { cursor?: string; limit: number; status?: string },
 ): Promise<{ data: Invitation[]; nextCursor: string | null }> {
+	const now = Date.now();
 	const rows = await db
 		.select({
 			id: invitations.id,
 			emailAddress: invitations.email,
 			role: invitations.role,
-			status: invitations.status,
+			status: statusNow(now),
 			createdAt: invitations.createdAt,
 			updatedAt: invitations.updatedAt,
 		})
@@ -371,7 +392,7 @@ export async function listInvitations(
 			and(
 				eq(invitations.organizationId, orgId),
 				isNull(invitations.deletedAt),
-				q.status ? eq(invitations.status, q.status) : undefined,
+				q.status ? sql`${statusNow(now)} = ${q.status}` : undefined,
 				keysetAfter(invitations.createdAt, invitations.id, decodeCursor(q.cursor), "desc"),
 			),
 		)
@@ -420,14 +441,13 @@ export async function inviteMember(
 	const role = await assignableRole(db, orgId, caller.plan, input.role);
 	await assertWithinCaller(db, orgId, caller, role, "grant");
 	await assertSeatFree(db, orgId);
-	const created = invitationView(
-		await createOrganizationInvitation(env, orgId, {
-			emailAddress: input.emailAddress,
-			role,
-			inviterUserId: caller.role === ADMIN ? caller.userId : null,
-		}),
-	);
-	await recordInvitation(db, orgId, created, log, { action: "invitation.created", after: created });
+	const clerk = await createOrganizationInvitation(env, orgId, {
+		emailAddress: input.emailAddress,
+		role,
+		inviterUserId: caller.role === ADMIN ? caller.userId : null,
+	});
+	const created = invitationView(clerk);
+	await recordInvitation(db, orgId, created, expiresOf(clerk), log, { action: "invitation.created", after: created });
 	return created;
 }
 
@@ -449,7 +469,8 @@ export async function revokeInvitation(
 		.from(invitations)
 		.where(and(eq(invitations.id, invitationId), eq(invitations.organizationId, orgId), isNull(invitations.deletedAt)));
 	if (!row) throw new ApiError("NOT_FOUND", "invitation not found");
-	if (row.status !== "pending") throw new ApiError("CONFLICT", `the invitation is ${row.status}, not pending`);
+	const status = row.status === "pending" && row.expiresAt !== null && row.expiresAt <= Date.now() ? "expired" : row.status;
+	if (status !== "pending") throw new ApiError("CONFLICT", `the invitation is ${status}, not pending`);
 	await assertWithinCaller(db, orgId, caller, row.role, "revoke an invitation for");
 	const before: Invitation = {
 		id: row.id,
@@ -459,10 +480,9 @@ export async function revokeInvitation(
 		createdAt: row.createdAt,
 		updatedAt: row.updatedAt,
 	};
-	const after = invitationView(
-		await revokeOrganizationInvitation(env, orgId, invitationId, caller.role === ADMIN ? caller.userId : null),
-	);
-	await recordInvitation(db, orgId, after, log, { action: "invitation.revoked", before, after });
+	const revoked = await revokeOrganizationInvitation(env, orgId, invitationId, caller.role === ADMIN ? caller.userId : null);
+	const after = invitationView(revoked);
+	await recordInvitation(db, orgId, after, expiresOf(revoked), log, { action: "invitation.revoked", before, after });
 	return { before, after };
 }
 

@@ -381,6 +381,28 @@ describe("seats", () => {
 		expect(calls.calls).toHaveLength(1);
 	});
 
+	it("an invitation past its expires_at (Clerk sends no webhook then) holds no seat and is listed expired", async () => {
+		const o = await orgWith(4);
+		const expired = await seedInvitation(o.orgId);
+		await env.DB.prepare("UPDATE invitations SET expires_at = ? WHERE id = ?").bind(Date.now() - 1_000, expired).run();
+		const open = await seedInvitation(o.orgId);
+		await env.DB.prepare("UPDATE invitations SET expires_at = ? WHERE id = ?").bind(Date.now() + 86_400_000, open).run();
+		const token = o.users[0]?.token;
+		const list = await call<{ data: { id: string; status: string }[] }>("GET", `${o.base}/invitations`, { token });
+		expect(Object.fromEntries(list.json.data.map((i) => [i.id, i.status]))).toMatchObject({ [expired]: "expired", [open]: "pending" });
+		const pending = await call<{ data: { id: string }[] }>("GET", `${o.base}/invitations?status=pending`, { token });
+		expect(pending.json.data.map((i) => i.id)).toEqual([open]);
+		const onlyExpired = await call<{ data: { id: string }[] }>("GET", `${o.base}/invitations?status=expired`, { token });
+		expect(onlyExpired.json.data.map((i) => i.id)).toEqual([expired]);
+		// 4 members and 1 open invitation: the free plan's 5 seats are taken; the expired one takes none.
+		clerk();
+		expect((await call("POST", `${o.base}/invitations`, { token, body: { emailAddress: "e6@example.com" } })).status).toBe(402);
+		await env.DB.prepare("UPDATE invitations SET expires_at = ? WHERE id = ?").bind(Date.now() - 1_000, open).run();
+		expect((await call("POST", `${o.base}/invitations`, { token, body: { emailAddress: "e7@example.com" } })).status).toBe(201);
+		// Revoking it: it is expired, not pending (409), and Clerk is not asked.
+		expect((await call("DELETE", `${o.base}/invitations/${expired}`, { token })).status).toBe(409);
+	});
+
 	it("a per-organization seat_limit overrides the plan's seats", async () => {
 		const o = await orgWith(2, "pro");
 		await env.DB.prepare("UPDATE organizations SET seat_limit = 2 WHERE id = ?").bind(o.orgId).run();

@@ -243,14 +243,15 @@ describe("consumer", () => {
 			organization_id: orgId,
 			role: "org:member",
 			status,
+			expires_at: 1_700_002_592_000,
 			created_at: 1_700_000_000_000,
 			updated_at: updatedAt,
 		});
 		await deliver([messageFor(envelope("organizationInvitation.created", inv("pending", 1_700_000_000_000)))]);
-		const row = () => env.DB.prepare("SELECT status FROM invitations WHERE id = ?").bind(invId).first();
-		expect(await row()).toEqual({ status: "pending" });
+		const row = () => env.DB.prepare("SELECT status, expires_at FROM invitations WHERE id = ?").bind(invId).first();
+		expect(await row()).toEqual({ status: "pending", expires_at: 1_700_002_592_000 });
 		await deliver([messageFor(envelope("organizationInvitation.accepted", inv("accepted", 1_700_000_001_000)))]);
-		expect(await row()).toEqual({ status: "accepted" });
+		expect(await row()).toEqual({ status: "accepted", expires_at: 1_700_002_592_000 });
 	});
 });
 

@@ -142,6 +142,8 @@ export const invitations = sqliteTable(
 		email: text("email").notNull(),
 		role: text("role").notNull(),
 		status: text("status").notNull(),
+		/** Clerk's expires_at (ms): a pending invitation past it is expired (Clerk sends no webhook then). */
+		expiresAt: integer("expires_at"),
 		...mirrored,
 	},
 	(t) => [index("invitations_org_idx").on(t.organizationId, t.createdAt)],
