@@ -148,6 +148,32 @@ export const isFinal = (outcome: EventOutcome | undefined): boolean =>
 	outcome !== undefined && outcome !== "failed" && outcome !== "queued";
 
 /**
+ * The payload an event is kept with (events.payload, for replays and operators). Clerk's session.* events
+ * carry the user's sign-in context (its user object with emails, the client's IP and user agent): only what
+ * replaying one needs is kept (type, timestamp, the session's id, user, status and times). A user.* event
+ * whose user is deleted by the time it is recorded (a late user.updated) is kept as user.deleted leaves the
+ * others: its type and the user id. `entityId` is the user's id for user.* events.
+ */
+function storedPayload(body: WebhookMessage, entityId: string | null): SQL | string {
+	if (body.source !== "clerk") return body.body;
+	if (body.type.startsWith("session.")) {
+		const p = body.body;
+		const at = (path: string) => sql`json_extract(${p}, ${path})`;
+		// json_patch onto {} drops what the event did not have (a JSON merge patch removes null members).
+		return sql`json_patch('{}', json_object('type', ${at("$.type")}, 'object', 'event', 'timestamp', ${at("$.timestamp")}, 'data', json_object(
+			'id', ${at("$.data.id")}, 'object', 'session', 'user_id', ${at("$.data.user_id")}, 'status', ${at("$.data.status")},
+			'created_at', ${at("$.data.created_at")}, 'updated_at', ${at("$.data.updated_at")}, 'expire_at', ${at("$.data.expire_at")},
+			'abandon_at', ${at("$.data.abandon_at")})))`;
+	}
+	if ((body.type === "user.created" || body.type === "user.updated") && entityId !== null) {
+		return sql`CASE WHEN EXISTS (SELECT 1 FROM users WHERE id = ${entityId} AND deleted_at IS NOT NULL)
+			THEN json_object('type', ${body.type}, 'object', 'event', 'redacted', json('true'), 'data', json_object('id', ${entityId}, 'object', 'user'))
+			ELSE ${body.body} END`;
+	}
+	return body.body;
+}
+
+/**
  * The statement recording an applied event, run in the same batch as its plan: outcome processed,
  * stale (per the plan's staleCheck, evaluated after the plan's statements) or ignored; or failed
  * with the plan's error when the payload was malformed (nothing applied, not retried).
@@ -166,7 +192,7 @@ export function recordAppliedSql(body: WebhookMessage, plan: SyncPlan | null, no
 		INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at,
 			processed_at, outcome, attempts, error)
 		VALUES (${body.svixId}, ${plan?.organizationId ?? null}, ${body.source}, ${body.type}, ${plan?.entityId ?? null},
-			${body.body}, ${body.timestamp}, ${body.receivedAt}, ${failed === null ? now : null}, ${outcome}, 1, ${failed})
+			${storedPayload(body, plan?.entityId ?? null)}, ${body.timestamp}, ${body.receivedAt}, ${failed === null ? now : null}, ${outcome}, 1, ${failed})
 		ON CONFLICT (svix_id) DO UPDATE SET organization_id = excluded.organization_id, entity_id = excluded.entity_id,
 			processed_at = excluded.processed_at, outcome = excluded.outcome, attempts = events.attempts + 1, error = excluded.error`;
 }
@@ -186,7 +212,7 @@ export async function recordAttemptFailed(
 	await db.run(sql`
 		INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at,
 			processed_at, outcome, attempts, error)
-		VALUES (${body.svixId}, ${found.organizationId}, ${body.source}, ${body.type}, ${found.entityId}, ${body.body},
+		VALUES (${body.svixId}, ${found.organizationId}, ${body.source}, ${body.type}, ${found.entityId}, ${storedPayload(body, found.entityId)},
 			${body.timestamp}, ${body.receivedAt}, NULL, 'failed', ${attempts}, ${error.slice(0, 1000)})
 		ON CONFLICT (svix_id) DO UPDATE SET outcome = 'failed', error = excluded.error, processed_at = NULL,
 			organization_id = coalesce(excluded.organization_id, events.organization_id),
@@ -209,7 +235,7 @@ export async function recordDeadLetter(
 	await db.run(sql`
 		INSERT INTO events (svix_id, organization_id, source, type, entity_id, payload, event_timestamp, received_at,
 			processed_at, outcome, attempts, error)
-		VALUES (${body.svixId}, ${found.organizationId}, ${body.source}, ${body.type}, ${found.entityId}, ${body.body},
+		VALUES (${body.svixId}, ${found.organizationId}, ${body.source}, ${body.type}, ${found.entityId}, ${storedPayload(body, found.entityId)},
 			${body.timestamp}, ${body.receivedAt}, NULL, 'failed', ${attempts}, 'retries exhausted')
 		ON CONFLICT (svix_id) DO UPDATE SET outcome = 'failed', processed_at = NULL,
 			error = CASE WHEN events.error IS NULL OR events.error LIKE 'retries exhausted%' THEN coalesce(events.error, 'retries exhausted')

@@ -57,8 +57,12 @@ describe("user.deleted scrubs personal data", () => {
 		expect(payload).not.toContain("Grace");
 		expect(JSON.parse(payload)).toMatchObject({ type: "user.created", redacted: true, data: { id: userId } });
 
-		// Late events that carry the user's data write nothing back.
-		await deliver([messageFor(envelope("user.updated", userData(userId, { email, updatedAt: Date.now() + DAY })))]);
+		// Late events that carry the user's data write nothing back, and are kept without it.
+		const late = messageFor(envelope("user.updated", userData(userId, { email, updatedAt: Date.now() + DAY })));
+		await deliver([late]);
+		const latePayload = String((await eventRow(late.svixId))!.payload);
+		expect(latePayload).not.toContain(email);
+		expect(JSON.parse(latePayload)).toMatchObject({ type: "user.updated", redacted: true, data: { id: userId } });
 		await deliver([
 			messageFor(envelope("organizationMembership.updated", membershipData(memId, orgId, userId, { updatedAt: Date.now() + DAY }))),
 		]);
@@ -83,6 +87,42 @@ describe("user.deleted scrubs personal data", () => {
 			expect(JSON.stringify(a)).not.toContain(email);
 			expect(JSON.stringify(a)).not.toContain("Grace");
 		}
+	});
+});
+
+describe("session events are kept without the sign-in context they carry", () => {
+	it("the user object (emails), the client's IP and user agent are not stored; what a replay needs is, and it replays", async () => {
+		const userId = uid("user");
+		const sid = uid("sess");
+		const email = `ada-${userId}@example.com`;
+		const data = {
+			id: sid,
+			object: "session",
+			user_id: userId,
+			client_id: "client_1",
+			status: "ended",
+			created_at: 1_700_000_000_000,
+			updated_at: 1_700_000_100_000,
+			expire_at: 1_700_604_800_000,
+			abandon_at: 1_702_592_000_000,
+			last_active_at: 1_700_000_100_000,
+			user: { id: userId, email_addresses: [{ email_address: email }], first_name: "Ada" },
+		};
+		const msg = messageFor(envelope("session.ended", data));
+		const withContext = { ...JSON.parse(msg.body), event_attributes: { http_request: { client_ip: "203.0.113.9", user_agent: "Mozilla/5.0 Ada" } } };
+		const sent = { ...msg, body: JSON.stringify(withContext) };
+		expect((await deliver([sent])).explicitAcks).toHaveLength(1);
+		const row = await eventRow(sent.svixId);
+		expect(row).toMatchObject({ type: "session.ended", outcome: "processed" });
+		const stored = String(row!.payload);
+		for (const secret of [email, "Ada", "203.0.113.9", "Mozilla"]) expect(stored).not.toContain(secret);
+		expect(JSON.parse(stored)).toEqual({
+			type: "session.ended",
+			object: "event",
+			timestamp: withContext.timestamp,
+			data: { id: sid, object: "session", user_id: userId, status: "ended", created_at: 1_700_000_000_000, updated_at: 1_700_000_100_000, expire_at: 1_700_604_800_000, abandon_at: 1_702_592_000_000 },
+		});
+		expect(await env.DB.prepare("SELECT user_id FROM revoked_sessions WHERE sid = ?").bind(sid).first()).toEqual({ user_id: userId });
 	});
 });
 

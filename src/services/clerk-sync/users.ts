@@ -17,7 +17,9 @@ const upsert: Planner = (e) => {
  * row keeps its id (memberships, orders and audit entries refer to it) but loses email, names and
  * image, and so do the copies on its memberships (which then leave the member list); nothing writes
  * them back (user and membership upserts skip deleted users). The raw payloads
- * of the user's own user.created / user.updated events are reduced to their type and the user id.
+ * of the user's own user.created / user.updated events are reduced to their type and the user id, and so
+ * is one recorded after the deletion (a late user.updated: events-log.ts storedPayload). session.* events
+ * are never kept with the sign-in context they carry (the user object, the client's IP and user agent).
  * Audit entries name users by id only and are left as they are (their hash chain covers them).
  * Other raw payloads that mention the user (organizationMembership.*) go with the event retention
  * (services/retention.ts).
