@@ -329,13 +329,19 @@ export async function cancelStripeSubscription(
 	opts: { final?: boolean } = {},
 ): Promise<StripeSubscriptionState> {
 	requireKey(config);
+	const path = `/v1/subscriptions/${encodeURIComponent(subscriptionId)}`;
 	try {
-		const path = `/v1/subscriptions/${encodeURIComponent(subscriptionId)}`;
 		const sub = atPeriodEnd
 			? await stripeRequest<StripeSubscription>(config, "POST", path, { cancel_at_period_end: true })
 			: await stripeRequest<StripeSubscription>(config, "DELETE", path, opts.final ? { invoice_now: true, prorate: false } : {});
 		return subscriptionState(sub);
 	} catch (err) {
+		// A DELETE is retried once after a timeout or a 5xx, without an idempotency key (as Stripe's SDK does): when
+		// the first attempt did cancel, the retry is refused. What counts is whether it is canceled now.
+		if (!atPeriodEnd && isInvalidRequest(err)) {
+			const now = await stripeRequest<StripeSubscription>(config, "GET", path).catch(() => null);
+			if (now?.status === "canceled") return subscriptionState(now);
+		}
 		throw stripeFailure(err, "the cancellation");
 	}
 }

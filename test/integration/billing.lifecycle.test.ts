@@ -85,7 +85,7 @@ async function seedSubscription(t: T, o: { status?: string; periodEnd?: number; 
 /** Stripe's API for the billing routes (recorded response shapes); `calls` records what the Worker sent. */
 function fakeStripeBilling(t: T) {
 	const calls: { method: string; url: URL; form: URLSearchParams; auth: string | null }[] = [];
-	const state = { refuse: false, invoices: [] as Record<string, unknown>[] };
+	const state = { refuse: false, invoices: [] as Record<string, unknown>[], canceled: false, loseCancelAnswer: false };
 	const record = async (req: Request) => {
 		const url = new URL(req.url);
 		const form = new URLSearchParams(new TextDecoder().decode(await req.arrayBuffer()));
@@ -128,11 +128,22 @@ function fakeStripeBilling(t: T) {
 			if (state.refuse) return refused();
 			const id = decodeURIComponent(new URL(req.url).pathname.split("/").at(-1)!);
 			const periodEnd = sec(Date.now() + 20 * DAY);
+			const canceled = () =>
+				Response.json(subscriptionObject({ id, customer: t.customer, orgId: t.orgId, status: "canceled", periodEnd, canceledAt: sec(Date.now()) }));
 			if (req.method === "DELETE") {
-				return Response.json(
-					subscriptionObject({ id, customer: t.customer, orgId: t.orgId, status: "canceled", periodEnd, canceledAt: sec(Date.now()) }),
-				);
+				// As Stripe: a subscription already canceled cannot be canceled again.
+				if (state.canceled) {
+					return Response.json(
+						{ error: { type: "invalid_request_error", message: "A canceled subscription can only update its cancellation_details and metadata." } },
+						{ status: 400 },
+					);
+				}
+				state.canceled = true;
+				// Canceled, but the answer is lost on the way (a 502 from the edge).
+				if (state.loseCancelAnswer) return new Response("bad gateway", { status: 502 });
+				return canceled();
 			}
+			if (req.method === "GET" && state.canceled) return canceled();
 			const atEnd = calls.at(-1)!.form.get("cancel_at_period_end") === "true";
 			return Response.json(subscriptionObject({ id, customer: t.customer, orgId: t.orgId, periodEnd, cancelAtPeriodEnd: atEnd }));
 		},
@@ -245,6 +256,20 @@ describe("POST /api/orgs/:orgId/billing/cancel", () => {
 		expect(res.json).toMatchObject({ subscriptionId: t.sub, status: "canceled", cancelAtPeriodEnd: false });
 		expect(res.json.canceledAt).not.toBeNull();
 		expect(stripe.calls.map((c) => `${c.method} ${c.url.pathname}`)).toEqual([`DELETE /v1/subscriptions/${t.sub}`]);
+	});
+
+	it("a cancel Stripe applied whose answer was lost: the retry is refused (already canceled), Stripe is asked, and the answer is 200 canceled", async () => {
+		const t = await tenant();
+		await seedSubscription(t);
+		const stripe = fakeStripeBilling(t);
+		stripe.state.loseCancelAnswer = true;
+		const res = await call<Body<"POST /api/orgs/:orgId/billing/cancel">>("POST", `${t.base}/billing/cancel`, {
+			token: t.admin.token,
+			body: { atPeriodEnd: false },
+		});
+		expect(res.status, res.text).toBe(200);
+		expect(res.json).toMatchObject({ subscriptionId: t.sub, status: "canceled" });
+		expect(stripe.calls.map((c) => c.method)).toEqual(["DELETE", "DELETE", "GET"]);
 	});
 
 	it("403 without the permission, 409 without a live subscription or when Stripe refuses, 400 without atPeriodEnd", async () => {
