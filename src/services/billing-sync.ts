@@ -32,6 +32,10 @@ function emptyPlan(entityId: string | null, organizationId: string | null): Sync
  * currency must be the order's. A capture that differs, or does not say, changes nothing (the order
  * stays as it was, no payment is recorded) and is recorded as a security event instead
  * (audit action security.payment_mismatch, with what was expected and what arrived).
+ *
+ * refund.processed: the refund is recorded in the organization's audit log (payment.refunded: the refund,
+ * its payment and order, the amount, whether the payment is now fully refunded), once per refund. The
+ * order keeps its status (PAID is final).
  */
 export async function planRazorpayEvent(db: Database, body: Data, now: number, eventId = ""): Promise<SyncPlan> {
 	const payload = obj(body.payload);
@@ -42,6 +46,29 @@ export async function planRazorpayEvent(db: Database, body: Data, now: number, e
 	const event = s(body.event) ?? "";
 	const found = razorpayOrderId ? await findOrderByRazorpayId(db, razorpayOrderId) : undefined;
 	const plan = emptyPlan(paymentId ?? razorpayOrderId, found?.organizationId ?? null);
+	const refund = obj(obj(payload.refund).entity);
+	if (event === "refund.processed" && found && s(refund.id)) {
+		plan.entityId = s(refund.id);
+		plan.events = [
+			systemAudit({
+				id: `aud_refund_${s(refund.id)}`,
+				organizationId: found.organizationId,
+				action: "payment.refunded",
+				targetType: "payment_order",
+				targetId: found.id,
+				after: {
+					refundId: s(refund.id),
+					paymentId: paymentId ?? s(refund.payment_id),
+					razorpayOrderId,
+					amount: n(refund.amount),
+					currency: s(refund.currency),
+					amountRefunded: n(payment.amount_refunded),
+					fullyRefunded: s(payment.refund_status) === "full",
+				},
+			}),
+		];
+		return plan;
+	}
 	if (!found || !["payment.captured", "payment.failed", "order.paid"].includes(event)) {
 		plan.ignored = true;
 		return plan;

@@ -5,7 +5,7 @@ import type { AuditMessage } from "../../src/queue/tenant-events";
 import { MAX_ORDER_AMOUNT } from "../../src/services/razorpay";
 import { uid } from "../helpers/factories";
 import { fakeRazorpay, type RazorpayOrderRequest, stubNetwork } from "../helpers/network";
-import { deliver } from "../helpers/queue";
+import { deliver, eventRow } from "../helpers/queue";
 import { type Body, call, type Problem } from "../helpers/request";
 import { storeSql } from "../helpers/store";
 import { seedTenant } from "../helpers/tenant";
@@ -167,6 +167,55 @@ describe("Razorpay capture cross-check (webhook)", () => {
 		expect(
 			await env.DB.prepare("SELECT count(*) AS n FROM payment_transactions WHERE razorpay_payment_id = 'pay_second'").first(),
 		).toEqual({ n: 0 });
+	});
+});
+
+describe("Razorpay refunds (webhook)", () => {
+	it("refund.processed is recorded in the organization's audit log once per refund; the order stays PAID", async () => {
+		const t = await tenant();
+		const order = (await call<PaymentOrder>("POST", "/api/payments/orders", { token: t.member.token, body: { amount: 30_000 } })).json;
+		await webhook(captured(order.razorpayOrderId, "pay_r1", 30_000, "INR"));
+		const sent = captureTenantEvents(vi);
+		const refund = (id: string, amount: number, refunded: number) =>
+			JSON.stringify({
+				entity: "event",
+				account_id: "acc_test",
+				event: "refund.processed",
+				contains: ["refund", "payment"],
+				payload: {
+					refund: { entity: { id, entity: "refund", amount, currency: "INR", payment_id: "pay_r1", status: "processed", created_at: 1_700_000_000 } },
+					payment: {
+						entity: {
+							id: "pay_r1",
+							entity: "payment",
+							amount: 30_000,
+							currency: "INR",
+							status: refunded === 30_000 ? "refunded" : "captured",
+							order_id: order.razorpayOrderId,
+							amount_refunded: refunded,
+							refund_status: refunded === 30_000 ? "full" : "partial",
+						},
+					},
+				},
+				created_at: Math.floor(Date.now() / 1000),
+			});
+		await webhook(refund("rfnd_a", 10_000, 10_000));
+		await webhook(refund("rfnd_b", 20_000, 30_000));
+		// Razorpay delivers the second one again.
+		const again = await webhook(refund("rfnd_b", 20_000, 30_000));
+		expect(await eventRow(again)).toMatchObject({ outcome: "processed" });
+		const refunds = sent.filter((m): m is AuditMessage => m.kind === "audit" && m.action === "payment.refunded");
+		await deliverTenant(refunds);
+		const entries = await storeSql<{ after: string }>(
+			t.orgId,
+			"SELECT after FROM audit_logs WHERE organization_id = ? AND action = 'payment.refunded' ORDER BY seq",
+			t.orgId,
+		);
+		expect(entries.map((e) => JSON.parse(e.after))).toEqual([
+			{ refundId: "rfnd_a", paymentId: "pay_r1", razorpayOrderId: order.razorpayOrderId, amount: 10_000, currency: "INR", amountRefunded: 10_000, fullyRefunded: false },
+			{ refundId: "rfnd_b", paymentId: "pay_r1", razorpayOrderId: order.razorpayOrderId, amount: 20_000, currency: "INR", amountRefunded: 30_000, fullyRefunded: true },
+		]);
+		expect(await orderStatus(order.razorpayOrderId)).toBe("PAID");
 	});
 });
 
