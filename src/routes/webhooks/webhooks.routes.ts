@@ -107,7 +107,7 @@ export const razorpayWebhook = createRoute({
 	method: "post",
 	path: "/api/webhooks/razorpay",
 	tags: ["webhooks"],
-	summary: OPENAPI_TEXT ? "Razorpay webhook (payment.captured, payment.failed, order.paid)" : undefined,
+	summary: OPENAPI_TEXT ? "Razorpay webhook (payment.captured, payment.failed, order.paid, refund.processed)" : undefined,
 	description:
 		OPENAPI_TEXT ? "X-Razorpay-Signature = HMAC-SHA256 of the raw body with RAZORPAY_WEBHOOK_SECRET; idempotent on X-Razorpay-Event-Id. " +
 		"Only unsigned or badly signed requests spend the per-IP budget (429 past it)." : undefined,
