@@ -203,3 +203,8 @@ export function statusToCode(status: number): ErrorCode {
 			return status >= 500 ? "INTERNAL_SERVER_ERROR" : "BAD_REQUEST";
 	}
 }
+
+/** The challenge of every 401 for a presented credential (RFC 6750). */
+export const INVALID = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
+/** The one detail of every 401 for a presented credential: the reason is only logged. */
+export const INVALID_DETAIL = "the credential is invalid or expired";

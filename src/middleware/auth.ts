@@ -5,16 +5,14 @@ import { API_KEY_PREFIX, ApiKeyError } from "../auth/api-key";
 import { fromApiKey } from "../auth/claims";
 import { TokenError, verifierFor } from "../auth/verifier";
 import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
+import { ApiError, INVALID, INVALID_DETAIL } from "../errors";
 import { authenticateApiKey } from "../services/api-keys";
 import { BAD_API_KEYS_PER_MINUTE } from "../services/plans";
 import { sessionRevoked } from "../services/sessions";
 import { clientIp, takeRateLimit } from "./rate-limit";
 
-export const INVALID = { "WWW-Authenticate": 'Bearer error="invalid_token"' };
+export { INVALID, INVALID_DETAIL } from "../errors";
 const MISSING = { "WWW-Authenticate": "Bearer" };
-/** The one detail of every 401 for a presented credential: the reason is only logged. */
-export const INVALID_DETAIL = "the credential is invalid or expired";
 
 /** Exactly "Bearer <token>", case-insensitive scheme, one space, no trailing junk. */
 function bearer(header: string | undefined): string | null | undefined {
@@ -100,28 +98,29 @@ const badKeysRefused = new Map<string, number>();
 /**
  * A Bearer `sk_live_…` value: the key's principal, or 401. Every key that is not ours (unknown, revoked,
  * expired) costs a D1 lookup, so it spends a token of a per-IP budget (BAD_API_KEYS_PER_MINUTE, RateLimit-*
- * on the 401): past it, 429, and this isolate refuses that address's keys before looking them up until
- * its Retry-After. A valid key spends none of it.
+ * on the 401): past it, 429, and until its Retry-After this isolate looks up no key of that address (one
+ * it holds as valid in its cache is still served). A valid key spends none of it.
  */
 async function authenticateKey(c: Context<AppEnv>, secret: string): Promise<void> {
 	const ip = clientIp(c);
 	const until = badKeysRefused.get(ip);
-	if (until !== undefined) {
-		const wait = Math.ceil((until - Date.now()) / 1000);
-		if (wait > 0) {
-			throw new ApiError("RATE_LIMITED", "too many invalid API keys from this address", {
-				headers: {
-					"Retry-After": String(wait),
-					"RateLimit-Limit": String(BAD_API_KEYS_PER_MINUTE),
-					"RateLimit-Remaining": "0",
-					"RateLimit-Reset": String(wait),
-				},
-			});
-		}
-		badKeysRefused.delete(ip);
-	}
+	const wait = until === undefined ? 0 : Math.ceil((until - Date.now()) / 1000);
+	if (until !== undefined && wait <= 0) badKeysRefused.delete(ip);
+	// Over its budget, the address gets no D1 lookup; a key this isolate holds as valid is still served.
+	const refuseLookup =
+		wait > 0
+			? () =>
+					new ApiError("RATE_LIMITED", "too many invalid API keys from this address", {
+						headers: {
+							"Retry-After": String(wait),
+							"RateLimit-Limit": String(BAD_API_KEYS_PER_MINUTE),
+							"RateLimit-Remaining": "0",
+							"RateLimit-Reset": String(wait),
+						},
+					})
+			: undefined;
 	try {
-		const key = await authenticateApiKey(c.get("db"), secret, (p) => c.executionCtx.waitUntil(p));
+		const key = await authenticateApiKey(c.get("db"), secret, (p) => c.executionCtx.waitUntil(p), refuseLookup);
 		c.set("auth", fromApiKey(key));
 	} catch (err) {
 		if (!(err instanceof ApiKeyError)) throw err;

@@ -14,7 +14,7 @@ import {
 import { runBatch, typedRow } from "../db/batch";
 import type { Database } from "../db/client";
 import { type ApiKeyRow, apiKeys, permissions as permissionsTable } from "../db/schema";
-import { ApiError } from "../errors";
+import { ApiError, INVALID, INVALID_DETAIL } from "../errors";
 import { newId } from "../lib/ids";
 import { membershipPermissionsSql } from "./access";
 import { auditEntry, tenantEvent } from "./events-bus";
@@ -243,7 +243,8 @@ export async function createApiKey(
 		SELECT ${row.id}, ${row.organizationId}, ${row.name}, ${row.hash}, ${row.last4}, ${row.permissions},
 			${row.rateLimitPerMinute}, ${row.createdBy}, ${row.createdAt}, ${row.updatedAt}, ${row.expiresAt}
 		WHERE (SELECT count(*) FROM api_keys WHERE organization_id = ${org.id} AND revoked_at IS NULL
-			AND (expires_at IS NULL OR expires_at > ${now})) < ${org.apiKeyLimit}`,
+			AND (expires_at IS NULL OR expires_at > ${now})) < ${org.apiKeyLimit}
+			AND ${makerLive(grantor.actor, now)}`,
 		...keyChangeOutbox(log, row, "created", {
 			after: apiKeyView(row),
 			data: apiKeyEventData(row, log.meta.actor),
@@ -252,6 +253,10 @@ export async function createApiKey(
 	]);
 	collectOutbox(log, results);
 	if ((results[0]?.meta.changes ?? 0) === 0) {
+		// A key revoked (or expired) meanwhile, still accepted by an isolate's cache: it makes nothing any more.
+		if (!(await db.get<{ live: number }>(sql`SELECT ${makerLive(grantor.actor, now)} AS live`))?.live) {
+			throw new ApiError("INVALID_TOKEN", INVALID_DETAIL, { headers: INVALID });
+		}
 		const plan = planOf(org.plan);
 		const next = upgradeFor(plan, "apiKeys", org.apiKeyLimit + 1);
 		throw new ApiError(
@@ -381,23 +386,40 @@ export async function revokeApiKey(db: Database, orgId: string, keyId: string, l
 			UNION SELECT k.id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id AND k.organization_id = ${orgId})
 		SELECT * FROM api_keys WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL ORDER BY created_at, id`);
 	const now = apiKeyNow();
-	// The key itself first: commitKeyChange answers with the first row an UPDATE returned.
-	const statements = [before, ...made.map((raw) => typedRow(apiKeys, raw))].flatMap((key) => [
-		...keyChangeOutbox(log, key, "revoked", {
+	const entry = (key: ApiKeyRow) =>
+		keyChangeOutbox(log, key, "revoked", {
 			before: apiKeyView(key),
 			data: apiKeyEventData(key, log.meta.actor),
 			when: sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${key.id} AND organization_id = ${orgId} AND revoked_at IS NULL)`,
-		}),
+		});
+	const statements = [
+		// The key itself first: commitKeyChange answers with the first row an UPDATE returned.
+		...entry(before),
 		db
 			.update(apiKeys)
 			.set({ revokedAt: now, updatedAt: now, previousHash: null, previousExpiresAt: null })
-			.where(live(orgId, key.id))
+			.where(live(orgId, keyId))
 			.returning()
 			.getSQL(),
-	]);
+		// An entry for each key it made as read above; the revocation itself takes every one live when the batch
+		// runs (one made since that read too; and none can be made after it: createApiKey wants a live maker).
+		...made.flatMap((raw) => entry(typedRow(apiKeys, raw))),
+		sql`WITH RECURSIVE made(id) AS (
+				SELECT id FROM api_keys WHERE created_by = ${apiKeyActor(keyId)} AND organization_id = ${orgId}
+				UNION SELECT k.id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id AND k.organization_id = ${orgId})
+			UPDATE api_keys SET revoked_at = ${now}, updated_at = ${now}, previous_hash = NULL, previous_expires_at = NULL
+			WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL`,
+	];
 	const after = await commitKeyChange(db, log, statements);
 	if (!after || after.id !== keyId) throw new ApiError("NOT_FOUND", "api key not found");
 	return before;
+}
+
+/** SQL true when `actor` is a member, or an API key still live (not revoked, not expired) at `now`. */
+function makerLive(actor: string, now: number): SQL {
+	if (!actor.startsWith("apikey:")) return sql`1`;
+	return sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${actor.slice("apikey:".length)} AND revoked_at IS NULL
+		AND (expires_at IS NULL OR expires_at > ${now}))`;
 }
 
 /**
@@ -494,7 +516,8 @@ function narrowKeysMadeBy(seeds: SQL, now: number): SQL {
 
 /** For Clerk's permission.deleted: no live key keeps the permission (its id's key). */
 export function keysWithoutPermission(permissionId: string, now: number): SQL {
-	const key = sql`(SELECT key FROM permissions WHERE (id = ${permissionId} OR clerk_id = ${permissionId}) AND is_system = 0 AND deleted_at IS NOT NULL LIMIT 1)`;
+	const key = sql`(SELECT key FROM permissions WHERE (id = ${permissionId} OR clerk_id = ${permissionId}) AND is_system = 0 AND deleted_at IS NOT NULL
+		ORDER BY id = ${permissionId} DESC LIMIT 1)`;
 	return sql`UPDATE api_keys SET permissions = (SELECT json_group_array(value) FROM json_each(api_keys.permissions) WHERE value <> ${key}),
 			updated_at = ${now}
 		WHERE revoked_at IS NULL AND EXISTS (SELECT 1 FROM json_each(api_keys.permissions) WHERE value = ${key})`;
@@ -537,8 +560,10 @@ export async function authenticateApiKey(
 	db: Database,
 	secret: string,
 	background: (work: Promise<unknown>) => void,
+	/** When set, a key this isolate has no cached row for is not looked up in D1: this is thrown instead. */
+	refuseLookup?: () => Error,
 ): Promise<ApiKeyPrincipal> {
-	const principal = await verifier.verify(secret, (hash) => findApiKeyByHash(db, hash));
+	const principal = await verifier.verify(secret, (hash) => (refuseLookup ? Promise.reject(refuseLookup()) : findApiKeyByHash(db, hash)));
 	noteUse(db, principal.id, background);
 	return principal;
 }

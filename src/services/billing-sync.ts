@@ -379,8 +379,8 @@ export async function planStripeEvent(db: Database, event: Data, now: number, ev
 			const ends = lines.map((l) => n(obj(l.period).end)).filter((v): v is number => v !== null);
 			const paidThrough = paid && ends.length > 0 ? Math.max(...ends) * 1000 : null;
 			plan.statements.push(
-				// A trial's (zero) invoice paid leaves it trialing, as Stripe has it.
-				sql`UPDATE subscriptions SET status = ${paid ? sql`CASE WHEN status = 'trialing' THEN 'trialing' ELSE 'active' END` : "past_due"},
+				// A trial's (zero) invoice paid during the trial leaves it trialing, as Stripe has it; one paid after it ends makes it active.
+				sql`UPDATE subscriptions SET status = ${paid ? sql`CASE WHEN status = 'trialing' AND trial_end > ${ts} THEN 'trialing' ELSE 'active' END` : "past_due"},
 					past_due_since = ${paid ? null : sql`CASE WHEN status = 'past_due' THEN coalesce(past_due_since, ${ts}) ELSE ${ts} END`},
 					current_period_end = ${paidThrough === null ? sql`current_period_end` : sql`max(coalesce(current_period_end, 0), ${paidThrough})`},
 					source_updated_at = ${ts}, updated_at = ${now}

@@ -97,9 +97,16 @@ export async function listAllEvents(
  * recorded), and marks it queued. 404 for an unknown svix id, 503 when the queue refuses it. With
  * `traceparent` (the operator's request), the consumer's log lines for it join that trace.
  */
-export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, svixId: string, traceparent?: string): Promise<{ organizationId: string | null }> {
+export async function replayEvent(
+	db: Database,
+	queue: Queue<WebhookMessage>,
+	svixId: string,
+	traceparent?: string,
+	found?: (event: { organizationId: string | null }) => void,
+): Promise<void> {
 	const [row] = await db.select().from(events).where(eq(events.svixId, svixId));
 	if (!row) throw new ApiError("NOT_FOUND", "no event with that svix id");
+	found?.({ organizationId: row.organizationId });
 	const message: WebhookMessage = {
 		source: row.source as WebhookMessage["source"],
 		svixId: row.svixId,
@@ -124,7 +131,6 @@ export async function replayEvent(db: Database, queue: Queue<WebhookMessage>, sv
 			.catch(() => undefined);
 		throw new ApiError("UPSTREAM_UNAVAILABLE", "event could not be queued, retry later");
 	}
-	return { organizationId: row.organizationId };
 }
 
 // D1 binds at most 100 parameters per statement.

@@ -362,6 +362,7 @@ describe("changing keys", () => {
 		const good = await createKey(t.base, t.admin.token);
 		const strict = { RATE_LIMIT_MODE: "strict" };
 		const ip = `198.51.100.${1 + Math.floor(Math.random() * 250)}`;
+		expect((await callWithEnv(strict, "GET", `${t.base}/products`, { token: good.key, headers: { "cf-connecting-ip": ip } })).status).toBe(200);
 		const random = () => `sk_live_${Array.from({ length: 43 }, () => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[Math.floor(Math.random() * 62)]).join("")}`;
 		const first = await callWithEnv(strict, "GET", `${t.base}/products`, { token: random(), headers: { "cf-connecting-ip": ip } });
 		expectInvalid(first);
@@ -381,6 +382,9 @@ describe("changing keys", () => {
 		expect(refused.headers.get("ratelimit-remaining")).toBe("0");
 		expect(prepare).not.toHaveBeenCalled();
 		prepare.mockRestore();
+		// A valid key this isolate holds (used a moment ago) is still served from that address.
+		const held = await callWithEnv(strict, "GET", `${t.base}/products`, { token: good.key, headers: { "cf-connecting-ip": ip } });
+		expect(held.status, held.text).toBe(200);
 		// Another address, and a valid key, are not held back by it.
 		expectInvalid(await callWithEnv(strict, "GET", `${t.base}/products`, { token: random(), headers: { "cf-connecting-ip": "198.51.100.251" } }));
 		const ok = await callWithEnv(strict, "GET", `${t.base}/products`, { token: good.key, headers: { "cf-connecting-ip": "198.51.100.252" } });
@@ -409,6 +413,13 @@ describe("changing keys", () => {
 		expect(revoked.every((m) => m.action === "api_key.revoked")).toBe(true);
 		expect(revoked[0]?.targetId).toBe(leaked.id);
 		expect(revoked.map((m) => m.targetId).sort()).toEqual([leaked.id, child.id, grandchild.id].sort());
+		// A key revoked while an isolate still holds it in its cache (up to 5 s) makes no key: 401, nothing made.
+		const stale = await createKey(t.base, t.admin.token, { name: "stale", permissions: manage });
+		expect((await call("GET", `${t.base}/products`, { token: stale.key })).status).toBe(200);
+		await env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ?").bind(now, stale.id).run();
+		const minted = await call("POST", `${t.base}/api-keys`, { token: stale.key, body: { name: "late", permissions: ["org:products:read"] } });
+		expectInvalid(minted);
+		expect(await env.DB.prepare("SELECT count(*) AS n FROM api_keys WHERE created_by = ?").bind(`apikey:${stale.id}`).first()).toEqual({ n: 0 });
 		// Revoking a key made by a key leaves its maker.
 		const maker = await createKey(t.base, t.admin.token, { name: "maker", permissions: manage });
 		const made = await createKey(t.base, maker.key, { name: "made", permissions: ["org:products:read"] });

@@ -481,19 +481,24 @@ describe("Stripe: one row per subscription (issue 16 item 9)", () => {
 		expect(await env.DB.prepare("SELECT status FROM subscriptions WHERE subscription_id = ?").bind(other).first()).toEqual({ status: "active" });
 	});
 
-	it("a trial's paid (zero) invoice leaves it trialing", async () => {
+	it("a trial's paid (zero) invoice leaves it trialing; one paid once the trial ended makes it active", async () => {
 		const t = await subscriber();
 		const sub = t.sub("trial");
-		await deliver([msg(subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: 1_800_000_000, status: "trialing" }))]);
-		await deliver([
+		const trialing = subEvent("customer.subscription.created", t.orgId, { sub, plan: "pro", created: 1_800_000_000, status: "trialing" });
+		(trialing.data.object as Record<string, unknown>).trial_end = 1_801_209_600;
+		await deliver([msg(trialing)]);
+		const paid = (created: number) =>
 			msg({
 				id: `evt_${uid("p").slice(-12)}`,
 				type: "invoice.paid",
-				created: 1_800_000_000,
-				data: { object: { id: "in_t", object: "invoice", customer: `cus_${t.orgId.slice(-10)}`, subscription: sub, amount_paid: 0 } },
-			}),
-		]);
+				created,
+				data: { object: { id: `in_${created}`, object: "invoice", customer: `cus_${t.orgId.slice(-10)}`, subscription: sub } },
+			});
+		await deliver([paid(1_800_000_000)]);
 		expect(await t.billing()).toMatchObject({ plan: "pro", status: "trialing" });
+		// The first paid invoice after the trial, its customer.subscription.updated (active) still on its way.
+		await deliver([paid(1_801_209_700)]);
+		expect(await t.billing()).toMatchObject({ plan: "pro", status: "active" });
 	});
 
 	it("two live subscriptions: the plan is the best one; the other's renewal or deletion does not take it away", async () => {

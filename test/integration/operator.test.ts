@@ -444,16 +444,25 @@ describe("GET /api/admin/actions", () => {
 		const exported = await call("GET", `${path}/export`, { token: operator });
 		expect(exported.status).toBe(200);
 		const failed = await failedEvent(t.orgId);
-		vi.spyOn(env.WEBHOOK_QUEUE, "send").mockResolvedValue(undefined as never);
+		// A replay the queue refuses (503) may be partly done: recorded with its status.
+		const refused = vi.spyOn(env.WEBHOOK_QUEUE, "send").mockRejectedValue(new Error("queue unavailable"));
+		expect((await call("POST", `/api/admin/events/${failed.svixId}/replay`, { token: operator })).status).toBe(503);
+		refused.mockResolvedValue(undefined as never);
 		expect((await call("POST", `/api/admin/events/${failed.svixId}/replay`, { token: operator })).status).toBe(202);
 		expect((await call("POST", "/api/admin/events/evt_unknown/replay", { token: operator })).status).toBe(404);
 		expect((await call("DELETE", path, { token: operator })).status).toBe(202);
 		expect((await call("PATCH", `/api/admin/orgs/${other.orgId}`, { token: operator, body: { suspended: true }, settle: true })).status).toBe(200);
 
 		const mine = await actionsOf(t.orgId);
-		expect(mine.map((a) => a.action)).toEqual(["org.deleted", "event.replayed", "org.exported", "org.updated"]);
+		expect(mine.map((a) => [a.action, a.status])).toEqual([
+			["org.deleted", 202],
+			["event.replayed", 202],
+			["event.replayed", 503],
+			["org.exported", 200],
+			["org.updated", 200],
+		]);
 		expect(mine.every((a) => a.operatorId === TEST_OPERATOR && a.organizationId === t.orgId && /^opa_/.test(a.id))).toBe(true);
-		expect(mine[3]).toMatchObject({ detail: { suspended: true, seatLimit: 9 }, status: 200, requestId: "req-operator-patch-1", targetId: null });
+		expect(mine[4]).toMatchObject({ detail: { suspended: true, seatLimit: 9 }, status: 200, requestId: "req-operator-patch-1", targetId: null });
 		expect(mine[1]).toMatchObject({ targetId: failed.svixId, status: 202, detail: null });
 		expect(mine[0]).toMatchObject({ status: 202, detail: null });
 		const at = mine.map((a) => a.at);
@@ -472,7 +481,7 @@ describe("GET /api/admin/actions", () => {
 			cursor = res.json.nextCursor;
 		}
 		expect(new Set(seen.map((a) => a.id)).size).toBe(seen.length);
-		expect(seen.filter((a) => a.organizationId === t.orgId || a.organizationId === other.orgId)).toHaveLength(5);
+		expect(seen.filter((a) => a.organizationId === t.orgId || a.organizationId === other.orgId)).toHaveLength(6);
 		expect((await call("GET", "/api/admin/actions?cursor=%%%", { token: operator })).status).toBe(400);
 	});
 });

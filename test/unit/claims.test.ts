@@ -108,6 +108,9 @@ describe("small parsers", () => {
 		['"3",', []],
 		['"3", *', []],
 		['"3', []],
+		['"3", "3", W/"3"', [3]],
+		[Array.from({ length: 20 }, (_, i) => `"${i}"`).join(", "), Array.from({ length: 20 }, (_, i) => i)],
+		[Array.from({ length: 21 }, (_, i) => `"${i}"`).join(", "), []],
 	])("If-Match %s → %s", (header, versions) => expect(ifMatchVersions(header)).toEqual(versions));
 
 	it("cursors round-trip and garbage is a 400", () => {

@@ -25,23 +25,24 @@ export function invalidateCaches(t: Planned): void {
 	}
 }
 
-/** Organizations told of one custom role or permission change at most (a Worker invocation makes about 1,000 subrequests). */
-const STORES_PER_CHANGE = 500;
+/** Organizations told of custom role or permission changes per batch at most (a Worker invocation makes about 1,000 subrequests). */
+const STORES_PER_BATCH = 500;
 
 /**
  * Tells the stores of the organizations an applied batch changed (membership, organization, a custom role
  * or permission their members hold) to forget their mirrored directory answers, before the messages are
  * acked: once an event is consumed, the tenant's next request sees it (a removed member, or one whose role
- * lost a permission, gets 403). Past STORES_PER_CHANGE organizations for one role, and for changes to
+ * lost a permission, gets 403). Past STORES_PER_BATCH organizations for a batch's role changes, and for changes to
  * users, the others' stores see it when their mirror expires (tenant-store/object.ts MIRROR_TTL_MS).
  */
 export async function notifyStores(env: Env, applied: Planned[], logger: Logger): Promise<void> {
 	const orgIds = new Set(applied.map((t) => t.plan.invalidate.orgId).filter((o): o is string => typeof o === "string"));
 	for (const t of applied) {
 		const storesOf = t.plan.invalidate.storesOf;
-		if (!storesOf) continue;
+		const room = STORES_PER_BATCH - orgIds.size;
+		if (!storesOf || room <= 0) continue;
 		try {
-			const [found] = await runBatch<{ organization_id: string }>(env.DB, [sql`${storesOf} LIMIT ${STORES_PER_CHANGE}`]);
+			const [found] = await runBatch<{ organization_id: string }>(env.DB, [sql`${storesOf} LIMIT ${room}`]);
 			for (const row of found?.results ?? []) orgIds.add(row.organization_id);
 		} catch (err) {
 			logger.warn("could not read which tenant stores a role change concerns; their mirrors expire", errorFields(err));

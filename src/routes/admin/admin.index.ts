@@ -11,8 +11,8 @@ import * as routes from "./admin.routes";
 export const adminRouter = createRouter()
 	.openapi(routes.replayEvent, async (c) => {
 		const { svixId } = c.req.valid("param");
-		const { organizationId } = await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId, traceparentOf(c.get("trace")));
-		c.set("actionOrganizationId", organizationId);
+		// The event's organization, for the operator action recorded whatever the send's outcome.
+		await replayEvent(c.get("db"), c.env.WEBHOOK_QUEUE, svixId, traceparentOf(c.get("trace")), (e) => c.set("actionOrganizationId", e.organizationId));
 		c.get("logger").info("event replay queued", { svixId, operator: c.get("auth").userId });
 		return c.json({ status: "queued" as const, svixId }, 202);
 	})

@@ -89,7 +89,8 @@ const upsertRole: Planner = (e) => {
  * that permission.deleted, which names only the id, finds it.
  */
 const clerkIdOfSeeded = (key: string, clerkId: string): SQL =>
-	sql`UPDATE permissions SET clerk_id = ${clerkId} WHERE key = ${key} AND id <> ${clerkId} AND clerk_id IS NOT ${clerkId}`;
+	sql`UPDATE permissions SET clerk_id = ${clerkId} WHERE key = ${key} AND id <> ${clerkId} AND clerk_id IS NOT ${clerkId}
+		AND deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM permissions WHERE id = ${clerkId})`;
 
 /** The row of a permission by Clerk's id: its own id, or the Clerk id of a seeded row. */
 const byClerkId = (id: string): SQL => sql`(id = ${id} OR clerk_id = ${id})`;
