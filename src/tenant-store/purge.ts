@@ -88,7 +88,9 @@ export async function purgeDeletedTenants(
 				budget--;
 				// RETURNING counts the table's own rows (D1's meta.changes also counts what its triggers changed).
 				const { results } = await env.DB.prepare(
-					`DELETE FROM ${TABLES[table]} WHERE rowid IN (SELECT rowid FROM ${TABLES[table]} WHERE organization_id = ? LIMIT ?) RETURNING 1 AS x`,
+					// Only while the organization is deleted (nothing takes it back today; this keeps it so if something does).
+					`DELETE FROM ${TABLES[table]} WHERE rowid IN (SELECT rowid FROM ${TABLES[table]} WHERE organization_id = ?1 LIMIT ?2)
+						AND EXISTS (SELECT 1 FROM organizations WHERE id = ?1 AND store_state = 'deleted') RETURNING 1 AS x`,
 				)
 					.bind(orgId, chunk)
 					.all();
