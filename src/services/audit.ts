@@ -143,6 +143,12 @@ const GENESIS: Position = { seq: 0, hash: GENESIS_HASH };
 
 const encodePosition = (p: Position) => encodeCursor({ k: p.seq, id: p.hash });
 
+/** A cursor whose entry no longer carries the hash it recorded: nothing to continue from. */
+const staleCursor = () =>
+	new ApiError("VALIDATION_FAILED", "cursor does not match the chain: verify again without it", {
+		errors: [{ path: "cursor", message: "its entry does not carry the hash it recorded" }],
+	});
+
 function decodePosition(raw: string): Position {
 	const c = decodeCursor(raw);
 	if (!c || !Number.isSafeInteger(c.k) || c.k < 0 || !/^[0-9a-f]{64}$/.test(c.id)) {
@@ -165,10 +171,14 @@ function decodePosition(raw: string): Position {
  *
  * A break ends the call (nextCursor null). The checkpoint moves forward only over entries verified
  * intact from a trusted anchor (genesis or the checkpoint itself; a cursor is the client's and anchors
- * nothing until the run reaches the checkpoint's seq with the checkpoint's hash). A break at or before
- * the checkpoint moves it back to the last entry verified intact from an anchor (or removes it), so
- * later calls keep reporting the break; a forged cursor can cost re-verification work, never a false
- * "intact" checkpoint.
+ * nothing until the run reaches the checkpoint's seq with the checkpoint's hash). A cursor whose entry
+ * no longer carries its hash is refused (400: start over without it), so a made-up cursor reports nothing.
+ * Later calls keep reporting a break found at or before the checkpoint:
+ * - entries that contradict the checkpoint (its entry now carries another hash: rewritten with
+ *   recomputed hashes, self-consistent) leave the checkpoint as it is, the evidence: every call from it
+ *   fails at its start, and every run over its seq (from genesis or a cursor) fails there;
+ * - an entry that does not hash to its stored hash, a broken link or a gap moves the checkpoint back to the
+ *   last entry verified intact from an anchor (or removes it): the next call reaches the break again.
  * Tampering with entries before the checkpoint is found by a run from genesis: `?full=1`, then the
  * nextCursor chain.
  */
@@ -196,6 +206,8 @@ export async function verifyChain(
 	let last: Position = start;
 	let entries = 0;
 	let brokenAt: ChainReport["brokenAt"];
+	// The break is the checkpoint's own entry carrying another hash: the checkpoint is the evidence and stays.
+	let againstCheckpoint = false;
 	// The start entry itself is read again (seq >= start) to check it still carries the recorded hash.
 	let startChecked = start.seq === 0;
 	let after = startChecked ? 0 : start.seq - 1;
@@ -209,14 +221,21 @@ export async function verifyChain(
 			.orderBy(asc(auditLogs.seq))
 			.limit(want);
 		budget -= page.length;
-		if (page.length === 0 && !startChecked) brokenAt = { seq: start.seq, reason: "sequence gap" }; // gone, or never there
+		if (page.length === 0 && !startChecked) {
+			// Gone, or never there.
+			if (from.cursor) throw staleCursor();
+			brokenAt = { seq: start.seq, reason: "sequence gap" };
+			againstCheckpoint = true;
+		}
 		for (const row of page) {
 			after = row.seq;
 			const { hash, ...rest } = row;
 			if (!startChecked) {
 				startChecked = true;
 				if (row.seq !== start.seq || hash !== start.hash) {
+					if (from.cursor) throw staleCursor();
 					brokenAt = { seq: start.seq, reason: row.seq !== start.seq ? "sequence gap" : "hash mismatch" };
+					againstCheckpoint = true;
 					break scan;
 				}
 				continue;
@@ -228,11 +247,12 @@ export async function verifyChain(
 						? "broken link"
 						: (await entryHash(rest)) !== hash
 							? "hash mismatch"
-							: checkpoint && anchored && row.seq === checkpoint.seq && hash !== checkpoint.hash
-								? "hash mismatch" // intact from an anchor, yet not what was verified before: rewritten since
+							: checkpoint && row.seq === checkpoint.seq && hash !== checkpoint.hash
+								? "hash mismatch" // consistent with its neighbours, yet not what was verified before: rewritten since
 								: null;
 			if (reason) {
 				brokenAt = { seq: last.seq + 1, reason };
+				againstCheckpoint = checkpoint !== null && row.seq === checkpoint.seq && reason === "hash mismatch" && hash !== checkpoint.hash;
 				break scan;
 			}
 			last = { seq: row.seq, hash };
@@ -243,7 +263,7 @@ export async function verifyChain(
 	}
 
 	const now = Date.now();
-	if (brokenAt && checkpoint && brokenAt.seq <= checkpoint.seq) {
+	if (brokenAt && checkpoint && brokenAt.seq <= checkpoint.seq && !againstCheckpoint) {
 		// The checkpoint no longer holds: back to the last entry verified from an anchor, or gone.
 		const back = anchored && last.seq > 0 && last.seq < checkpoint.seq ? last : null;
 		await (back
@@ -252,7 +272,7 @@ export async function verifyChain(
 					.set({ seq: back.seq, hash: back.hash, verifiedAt: now })
 					.where(eq(auditCheckpoints.organizationId, orgId))
 			: db.delete(auditCheckpoints).where(eq(auditCheckpoints.organizationId, orgId)));
-	} else if (anchored && last.seq > (checkpoint?.seq ?? 0)) {
+	} else if (!againstCheckpoint && anchored && last.seq > (checkpoint?.seq ?? 0)) {
 		// Forward over what verified intact (up to the entry before a break found after the checkpoint).
 		await db
 			.insert(auditCheckpoints)

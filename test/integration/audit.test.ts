@@ -186,7 +186,27 @@ describe("audit log", () => {
 		expect(next.rowsRead).toBeLessThan(20);
 	});
 
-	it("a cursor is the client's: a forged one is reported, anchors nothing, and a malformed one answers 400", async () => {
+	it("entries rewritten with recomputed hashes (consistent with each other) are reported by every later call: the checkpoint is the evidence and stays", async () => {
+		const t = await seedTenant();
+		const entries = (from: number, n: number, action: string) =>
+			Array.from({ length: n }, (_, i) => systemAudit({ organizationId: t.orgId, action: `${action}.${from + i}`, occurredAt: 1_700_000_000_000 + from + i }));
+		await deliverTenant(entries(1, 5, "real"));
+		const verify = async (q = "") => (await call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify${q}`, { token: t.admin.token })).json;
+		expect(await verify()).toMatchObject({ intact: true, entries: 5, checkedThrough: 5 });
+		// Someone with access to the store's database replaces entries 3..5 by a chain of their own, hashes and all.
+		await storeSql(t.orgId, "DROP TRIGGER audit_logs_no_delete");
+		await storeSql(t.orgId, "DELETE FROM audit_logs WHERE seq >= 3");
+		await deliverTenant(entries(3, 3, "forged"));
+		expect(await storeSql(t.orgId, "SELECT count(*) AS n FROM audit_logs WHERE action LIKE 'forged.%' AND seq BETWEEN 3 AND 5")).toEqual([{ n: 3 }]);
+		for (let call = 0; call < 2; call++) {
+			expect(await verify()).toMatchObject({ intact: false, brokenAt: { seq: 5, reason: "hash mismatch" } });
+		}
+		// A run from genesis finds the rewritten chain consistent up to the checkpoint's entry, which is not what was verified.
+		expect(await verify("?full=1")).toMatchObject({ intact: false, entries: 4, brokenAt: { seq: 5, reason: "hash mismatch" } });
+		expect(await verify()).toMatchObject({ intact: false, brokenAt: { seq: 5 } });
+	});
+
+	it("a cursor is the client's: one that does not match the chain, or a malformed one, answers 400 and anchors nothing", async () => {
 		const t = await seedTenant();
 		await deliverTenant(
 			Array.from({ length: 5 }, (_, i) =>
@@ -195,10 +215,10 @@ describe("audit log", () => {
 		);
 		const verify = (q: string) => call<Verify>("GET", `/api/orgs/${t.orgId}/audit-logs/verify${q}`, { token: t.admin.token });
 		const forged = btoa(JSON.stringify([2, "f".repeat(64)])).replaceAll("=", "");
-		expect((await verify(`?cursor=${forged}`)).json).toMatchObject({
-			intact: false,
-			brokenAt: { seq: 2, reason: "hash mismatch" },
-		});
+		const refused = await verify(`?cursor=${forged}`);
+		expect(refused.status, refused.text).toBe(400);
+		expect(refused.json).toMatchObject({ errors: [{ path: "cursor" }] });
+		expect((await verify(`?cursor=${btoa(JSON.stringify([99, "f".repeat(64)])).replaceAll("=", "")}`)).status).toBe(400);
 		expect((await verify("?cursor=not-a-cursor")).status).toBe(400);
 		// No checkpoint came of it: the default call starts at genesis.
 		expect((await verify("")).json).toMatchObject({ intact: true, entries: 5, checkedThrough: 5, nextCursor: null });
