@@ -114,15 +114,17 @@ async function applyInStore(inStore: <T>(call: (stub: StoreStub) => Promise<T>) 
 }
 
 /**
- * Dead letters: deliveries are marked failed by their last attempt already; audit entries and outgoing
- * events go back to the outbox with their relay count, pending (the cron re-sends them) until the bound,
- * then failed (kept for an operator): an event that always fails stops cycling.
+ * Dead letters: audit entries, outgoing events and delivery attempts go back to the outbox with their relay
+ * count, pending (the cron re-sends them) until the bound, then failed (kept for an operator): an event that
+ * always fails stops cycling. A delivery reaches this queue still retrying when its retries went on waiting
+ * (its tenant being moved to its store, errors): parked, it is attempted again, where it was left retrying
+ * for good before (a delivery that did end, delivered or failed, is acked by its next attempt).
  */
 export async function recordTenantDeadLetters(db: Database, batch: MessageBatch<unknown>, logger: Logger): Promise<void> {
 	const keep: TenantEvent[] = [];
 	for (const msg of batch.messages) {
 		const parsed = TenantEventSchema.safeParse(msg.body);
-		if (parsed.success && parsed.data.kind !== "webhook.deliver") keep.push(parsed.data);
+		if (parsed.success) keep.push(parsed.data);
 		else logger.error("tenant event dead-lettered", { body: JSON.stringify(msg.body).slice(0, 500) });
 	}
 	await parkDeadLetters(db, keep);

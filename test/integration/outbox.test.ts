@@ -317,6 +317,14 @@ describe("transactional outbox", () => {
 		expect(await storeSql(t.orgId, "SELECT status, attempts FROM webhook_deliveries")).toEqual([{ status: "succeeded", attempts: 1 }]);
 	});
 
+	it("a delivery attempt dead-lettered (its retries spent waiting) is parked in the outbox, not dropped", async () => {
+		const t = await seedTenant();
+		const deliveryId = uid("dlv");
+		const dlq = await deliverTenant([{ kind: "webhook.deliver", deliveryId, organizationId: t.orgId, relays: 1 }], { queue: "tenant-events-dlq" });
+		expect(dlq.explicitAcks).toHaveLength(1);
+		expect(await d1Outbox(t.orgId)).toEqual([expect.objectContaining({ id: deliveryId, status: "pending", attempts: 1 })]);
+	});
+
 	it(`an event that goes through the queue and always fails stops after ${OUTBOX_MAX_RELAYS} relays and stays failed, with no further queue traffic`, async () => {
 		const t = await seedTenant();
 		const operator = await signToken({ userId: TEST_OPERATOR });
