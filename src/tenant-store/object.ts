@@ -390,8 +390,20 @@ export class TenantStoreObject extends DurableObject<Env> {
 			this.usagePersistAt = now + USAGE_PERSIST_MS;
 		}
 		this.usageDue ??= now + WRITE_BEHIND_MS;
-		// The alerts' audit entries and events, applied here like every store event.
-		if (result.alerts.length > 0) await this.apply(alertMessages(orgId, result));
+		// The alerts' audit entries and events: parked in the outbox in the same step as the alerts row that
+		// marks them sent (one commit), then applied here like every store event and their rows deleted. If that
+		// fails (D1 unreachable for the fan-out), they wait for the alarm: the counted call is answered all the same.
+		if (result.alerts.length > 0) {
+			const messages = alertMessages(orgId, result);
+			await parkInOutbox(this.db, messages);
+			try {
+				await this.apply(messages);
+				for (const m of messages) if (m.kind !== "webhook.deliver") this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", m.id);
+			} catch (err) {
+				createLogger("info", { store: orgId }).warn("usage alert not applied yet: the alarm applies it from the outbox", errorFields(err));
+				await this.armAlarm();
+			}
+		}
 		return { allowed: true, ...result };
 	}
 

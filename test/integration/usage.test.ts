@@ -1,13 +1,13 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { METER_FLUSH_MS, resetMeterState, setMeterClock } from "../../src/middleware/meter";
 import { PLANS } from "../../src/services/plans";
 import { WRITE_BEHIND_MS } from "../../src/services/usage-ledger";
 import { forgetStoreRoute } from "../../src/tenant-store/directory";
-import { setStoreClock } from "../../src/tenant-store/object";
+import { setStoreClock, type TenantStoreObject } from "../../src/tenant-store/object";
 import { type Body, call, type Problem } from "../helpers/request";
-import { storeOf, storeSql } from "../helpers/store";
+import { inStore, runStoreAlarm, storeOf, storeSql } from "../helpers/store";
 import { seedTenant } from "../helpers/tenant";
 
 /** The meter's and the store's clock, frozen per test: a test steps them instead of sleeping. */
@@ -108,6 +108,23 @@ describe("usage metering in the tenant store", () => {
 		// At the quota: refused, nothing counted, no alert again.
 		expect(await store.meter(t.orgId, { count: 1, quota: 100, at: now })).toMatchObject({ allowed: false, monthUsed: 110, alerts: [] });
 		expect(await thresholdAudits(t.orgId)).toEqual([50, 80, 100]);
+	});
+
+	it("an alert whose events cannot be applied at once (the fan-out's D1 read failing) waits in the outbox: the call is counted and answered, the alarm applies it", async () => {
+		const t = await seedTenant({ plan: "pro" });
+		const store = storeOf(t.orgId);
+		expect((await store.meter(t.orgId, { count: 40, quota: 100, at: now })).allowed).toBe(true);
+		let down!: MockInstance<TenantStoreObject["apply"]>;
+		await inStore(t.orgId, (object) => {
+			down = vi.spyOn(object, "apply").mockRejectedValue(new Error("D1 unreachable"));
+		});
+		const crossing = await store.meter(t.orgId, { count: 15, quota: 100, at: now });
+		down.mockRestore();
+		expect(crossing).toMatchObject({ allowed: true, monthUsed: 55, alerts: [50] });
+		expect(await storeSql(t.orgId, "SELECT count(*) AS n FROM outbox WHERE status = 'pending'")).toEqual([{ n: 2 }]);
+		await runStoreAlarm(t.orgId);
+		expect(await thresholdAudits(t.orgId)).toEqual([50]);
+		expect(await storeSql(t.orgId, "SELECT count(*) AS n FROM outbox WHERE body LIKE '%usage.threshold_reached%'")).toEqual([{ n: 0 }]);
 	});
 
 	it("a store starts from the rollups its tenant's UsageCounter wrote: counted on, never billed or announced twice", async () => {
