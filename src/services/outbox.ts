@@ -138,9 +138,12 @@ export function pendingInOutbox(db: Database, limit: number): Promise<OutboxRow[
 // 100 bound parameters per statement: 5 per row.
 const PARK_CHUNK = 20;
 
-/** Parks tenant events the queue refused in the outbox (the cron re-sends them); an event already there is kept once. */
-export async function parkInOutbox(db: Database, messages: TenantEvent[]): Promise<void> {
-	if (messages.length === 0) return;
+/**
+ * Parks tenant events in the outbox (the cron, or a store's alarm, sends them); an event already there is kept
+ * once. Returns the rows as parked, for relayOutbox.
+ */
+export async function parkInOutbox(db: Database, messages: TenantEvent[]): Promise<OutboxRow[]> {
+	if (messages.length === 0) return [];
 	const now = Date.now();
 	const rows = messages.map((m) => ({ id: outboxKey(m), organizationId: m.organizationId, body: JSON.stringify(m), createdAt: now }));
 	for (let i = 0; i < rows.length; i += PARK_CHUNK) {
@@ -149,6 +152,7 @@ export async function parkInOutbox(db: Database, messages: TenantEvent[]): Promi
 			.values(rows.slice(i, i + PARK_CHUNK))
 			.onConflictDoNothing();
 	}
+	return rows.map(({ id, body }) => ({ id, body, attempts: 0 }));
 }
 
 /**

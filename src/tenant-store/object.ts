@@ -391,18 +391,12 @@ export class TenantStoreObject extends DurableObject<Env> {
 		}
 		this.usageDue ??= now + WRITE_BEHIND_MS;
 		// The alerts' audit entries and events: parked in the outbox in the same step as the alerts row that
-		// marks them sent (one commit), then applied here like every store event and their rows deleted. If that
-		// fails (D1 unreachable for the fan-out), they wait for the alarm: the counted call is answered all the same.
+		// marks them sent (one commit), then relayed like a route's change (applied here, their rows deleted). If
+		// that fails (D1 unreachable for the fan-out), they wait for the alarm: the counted call is answered all the same.
 		if (result.alerts.length > 0) {
-			const messages = alertMessages(orgId, result);
-			await parkInOutbox(this.db, messages);
-			try {
-				await this.apply(messages);
-				for (const m of messages) if (m.kind !== "webhook.deliver") this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", m.id);
-			} catch (err) {
-				createLogger("info", { store: orgId }).warn("usage alert not applied yet: the alarm applies it from the outbox", errorFields(err));
-				await this.armAlarm();
-			}
+			const rows = await parkInOutbox(this.db, alertMessages(orgId, result));
+			const relayed = await relayOutbox({ ...this.env, TENANT_EVENTS: this.local }, this.db, rows, createLogger("info", { store: orgId }));
+			if (relayed < rows.length) await this.armAlarm();
 		}
 		return { allowed: true, ...result };
 	}
