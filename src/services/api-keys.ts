@@ -381,10 +381,13 @@ async function assertMayRotate(db: Database, grantor: KeyGrantor, key: ApiKeyRow
  */
 export async function revokeApiKey(db: Database, orgId: string, keyId: string, log: ChangeLog): Promise<ApiKeyRow> {
 	const before = await getApiKey(db, orgId, keyId);
-	const made = await db.all<Record<string, unknown>>(sql`WITH RECURSIVE made(id) AS (
+	// The keys it made, and those they made in turn: `made` for the statement that follows.
+	const madeBy = sql`WITH RECURSIVE made(id) AS (
 			SELECT id FROM api_keys WHERE created_by = ${apiKeyActor(keyId)} AND organization_id = ${orgId}
-			UNION SELECT k.id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id AND k.organization_id = ${orgId})
-		SELECT * FROM api_keys WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL ORDER BY created_at, id`);
+			UNION SELECT k.id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id AND k.organization_id = ${orgId})`;
+	const made = await db.all<Record<string, unknown>>(
+		sql`${madeBy} SELECT * FROM api_keys WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL ORDER BY created_at, id`,
+	);
 	const now = apiKeyNow();
 	const entry = (key: ApiKeyRow) =>
 		keyChangeOutbox(log, key, "revoked", {
@@ -404,10 +407,7 @@ export async function revokeApiKey(db: Database, orgId: string, keyId: string, l
 		// An entry for each key it made as read above; the revocation itself takes every one live when the batch
 		// runs (one made since that read too; and none can be made after it: createApiKey wants a live maker).
 		...made.flatMap((raw) => entry(typedRow(apiKeys, raw))),
-		sql`WITH RECURSIVE made(id) AS (
-				SELECT id FROM api_keys WHERE created_by = ${apiKeyActor(keyId)} AND organization_id = ${orgId}
-				UNION SELECT k.id FROM api_keys k JOIN made ON k.created_by = 'apikey:' || made.id AND k.organization_id = ${orgId})
-			UPDATE api_keys SET revoked_at = ${now}, updated_at = ${now}, previous_hash = NULL, previous_expires_at = NULL
+		sql`${madeBy} UPDATE api_keys SET revoked_at = ${now}, updated_at = ${now}, previous_hash = NULL, previous_expires_at = NULL
 			WHERE id IN (SELECT id FROM made) AND revoked_at IS NULL`,
 	];
 	const after = await commitKeyChange(db, log, statements);
