@@ -190,8 +190,7 @@ export async function seatUsage(db: Database, orgId: string): Promise<SeatUsage>
 	const row = await db.get<{ plan: string | null; seatLimit: number | null; members: number; pending: number }>(sql`
 		SELECT o.plan AS plan, o.seat_limit AS seatLimit,
 			(SELECT count(*) ${activeMember(orgId)}) AS members,
-			(SELECT count(*) FROM invitations i WHERE i.organization_id = ${orgId} AND i.status = 'pending'
-				AND (i.expires_at IS NULL OR i.expires_at > ${Date.now()})) AS pending
+			(SELECT count(*) FROM invitations WHERE ${invitations.organizationId} = ${orgId} AND ${pendingNow(Date.now())}) AS pending
 		FROM organizations o WHERE o.id = ${orgId}`);
 	return {
 		plan: planOf(row?.plan),
@@ -311,12 +310,13 @@ const ms = (v: number | null | undefined, fallback: number) =>
 const expiresOf = (i: ClerkInvitation): number | null => (typeof i.expires_at === "number" ? ms(i.expires_at, 0) : null);
 
 /** A pending invitation still open at `now`: Clerk sends no webhook when one expires (its expires_at passes). */
-const pendingNow = (now: number) =>
-	and(eq(invitations.status, "pending"), sql`(${invitations.expiresAt} IS NULL OR ${invitations.expiresAt} > ${now})`);
+const pendingNow = (now: number) => sql`(${invitations.status} = 'pending' AND (${invitations.expiresAt} IS NULL OR ${invitations.expiresAt} > ${now}))`;
 
-/** The status an invitation has at `now`: a pending one past its expires_at is expired. */
+/** The status an invitation has at `now`: a pending one past its expires_at is expired (SQL, for lists; statusAt for a row read). */
 const statusNow = (now: number) =>
 	sql<string>`CASE WHEN ${invitations.status} = 'pending' AND ${invitations.expiresAt} <= ${now} THEN 'expired' ELSE ${invitations.status} END`;
+const statusAt = (row: { status: string; expiresAt: number | null }, now: number) =>
+	row.status === "pending" && row.expiresAt !== null && row.expiresAt <= now ? "expired" : row.status;
 
 function invitationView(i: ClerkInvitation): Invitation {
 	const now = Date.now();
@@ -469,7 +469,7 @@ export async function revokeInvitation(
 		.from(invitations)
 		.where(and(eq(invitations.id, invitationId), eq(invitations.organizationId, orgId), isNull(invitations.deletedAt)));
 	if (!row) throw new ApiError("NOT_FOUND", "invitation not found");
-	const status = row.status === "pending" && row.expiresAt !== null && row.expiresAt <= Date.now() ? "expired" : row.status;
+	const status = statusAt(row, Date.now());
 	if (status !== "pending") throw new ApiError("CONFLICT", `the invitation is ${status}, not pending`);
 	await assertWithinCaller(db, orgId, caller, row.role, "revoke an invitation for");
 	const before: Invitation = {
