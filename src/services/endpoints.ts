@@ -97,7 +97,7 @@ export async function createEndpoint(
 }
 
 /**
- * Re-enabling an endpoint resets its failure count and disabled reason. Returns the row before and
+ * Re-enabling an endpoint resets its failure count, the start of its failing run and its disabled reason. Returns the row before and
  * after; the entry (after: the endpoint as updated) is written in the update's batch.
  */
 export async function updateEndpoint(
@@ -116,7 +116,7 @@ export async function updateEndpoint(
 			...(patch.url !== undefined ? { url: patch.url } : {}),
 			...(patch.eventTypes ? { eventTypes: eventTypesJson(patch.eventTypes) } : {}),
 			...(patch.status
-				? { status: patch.status, ...(patch.status === "enabled" ? { consecutiveFailures: 0, disabledReason: null } : {}) }
+				? { status: patch.status, ...(patch.status === "enabled" ? { consecutiveFailures: 0, failingSince: null, disabledReason: null } : {}) }
 				: {}),
 			updatedAt: now,
 		})

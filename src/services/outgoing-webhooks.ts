@@ -24,8 +24,13 @@ export const TENANT_EVENT_TYPES = [
 ] as const;
 
 export const MAX_ATTEMPTS = 8;
-/** Consecutive failed attempts (across deliveries) after which an endpoint is disabled. */
+/**
+ * An endpoint is disabled once it has failed this many attempts in a row (across deliveries) and for
+ * DISABLE_AFTER_FAILING_MS: a receiver down for a minute while ten events went out is not disabled (its
+ * deliveries are retried for about three hours), one that has answered nothing but errors for a day is.
+ */
 export const DISABLE_AFTER_FAILURES = 10;
+export const DISABLE_AFTER_FAILING_MS = 24 * 3600_000;
 const TIMEOUT_MS = 10_000;
 
 /** Exponential backoff before attempt n+1 (n = attempts made): 5 s, 20 s, 80 s … capped at 1 h. */
@@ -167,7 +172,8 @@ interface AttemptResult {
  * One delivery attempt, signed per Standard Webhooks (webhook-id = the event id, webhook-timestamp,
  * webhook-signature = v1,<base64 HMAC-SHA256 of "id.timestamp.body">). 2xx succeeds and resets the
  * endpoint's failure count; anything else (3xx included: redirects are not followed) is retried with
- * backoff up to MAX_ATTEMPTS, and an endpoint failing DISABLE_AFTER_FAILURES times in a row is disabled.
+ * backoff up to MAX_ATTEMPTS, and an endpoint failing DISABLE_AFTER_FAILURES times in a row, for at least
+ * DISABLE_AFTER_FAILING_MS, is disabled.
  * Before sending, the destination is checked (refuseDestination): a refusal is recorded as the attempt's
  * lastError, counts as a failed attempt, and ends the delivery `failed` at once when it is final.
  */
@@ -228,20 +234,27 @@ export async function attemptDelivery(
 				.update(webhookDeliveries)
 				.set({ status: "succeeded", attempts, lastStatusCode: statusCode, lastError: null, nextAttemptAt: null, updatedAt: now })
 				.where(eq(webhookDeliveries.id, delivery.id)),
-			db.update(webhookEndpoints).set({ consecutiveFailures: 0 }).where(eq(webhookEndpoints.id, endpoint.id)),
+			db.update(webhookEndpoints).set({ consecutiveFailures: 0, failingSince: null }).where(eq(webhookEndpoints.id, endpoint.id)),
 		]);
 		return { status: "succeeded", publish: [] };
 	}
 
+	// A run of failures starts at the first one after a success (a count of 0: code before failing_since
+	// existed reset only the count, so a value found beside a 0 is stale).
 	const [updated] = await db
 		.update(webhookEndpoints)
-		.set({ consecutiveFailures: sql`${webhookEndpoints.consecutiveFailures} + 1` })
+		.set({
+			consecutiveFailures: sql`${webhookEndpoints.consecutiveFailures} + 1`,
+			failingSince: sql`CASE WHEN ${webhookEndpoints.consecutiveFailures} = 0 OR ${webhookEndpoints.failingSince} IS NULL THEN ${now} ELSE ${webhookEndpoints.failingSince} END`,
+		})
 		.where(eq(webhookEndpoints.id, endpoint.id))
-		.returning({ failures: webhookEndpoints.consecutiveFailures });
+		.returning({ failures: webhookEndpoints.consecutiveFailures, failingSince: webhookEndpoints.failingSince });
 	const publish: TenantEvent[] = [];
 	let disabled = false;
-	if ((updated?.failures ?? 0) >= DISABLE_AFTER_FAILURES) {
-		const reason = `disabled after ${updated?.failures} consecutive failed attempts (last: ${error})`;
+	const failures = updated?.failures ?? 0;
+	const failingMs = now - (updated?.failingSince ?? now);
+	if (failures >= DISABLE_AFTER_FAILURES && failingMs >= DISABLE_AFTER_FAILING_MS) {
+		const reason = `disabled after ${failures} consecutive failed attempts over ${Math.floor(failingMs / 3600_000)} hours (last: ${error})`;
 		const res = await db
 			.update(webhookEndpoints)
 			.set({ status: "disabled", disabledReason: reason, updatedAt: now, version: sql`${webhookEndpoints.version} + 1` })

@@ -27,6 +27,7 @@ export const endpointView = (e: typeof webhookEndpoints.$inferSelect) => ({
 	eventTypes: JSON.parse(e.eventTypes) as string[],
 	status: e.status,
 	consecutiveFailures: e.consecutiveFailures,
+	failingSince: e.failingSince,
 	disabledReason: e.disabledReason,
 	createdAt: e.createdAt,
 	updatedAt: e.updatedAt,
@@ -38,7 +39,7 @@ export const endpointView = (e: typeof webhookEndpoints.$inferSelect) => ({
  */
 export const endpointViewSql = (endpointId: string): SQL =>
 	sql`(SELECT json_object('id', id, 'url', url, 'eventTypes', json(event_types), 'status', status,
-		'consecutiveFailures', consecutive_failures, 'disabledReason', disabled_reason, 'createdAt', created_at,
+		'consecutiveFailures', consecutive_failures, 'failingSince', failing_since, 'disabledReason', disabled_reason, 'createdAt', created_at,
 		'updatedAt', updated_at) FROM webhook_endpoints WHERE id = ${endpointId})`;
 
 /** One delivery of an endpoint's log (GET …/webhooks/:endpointId/deliveries). */

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "svix";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { tenantEvent } from "../../src/services/events-bus";
-import { DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, refuseUrl } from "../../src/services/outgoing-webhooks";
+import { DISABLE_AFTER_FAILING_MS, DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, refuseUrl } from "../../src/services/outgoing-webhooks";
 import { uid } from "../helpers/factories";
 import { fakeDns, fakeReceiver, type Handler, stubNetwork } from "../helpers/network";
 import { type Body, call, type Problem } from "../helpers/request";
@@ -217,20 +217,29 @@ describe("delivery", () => {
 		expect(log).toMatchObject({ status: "failed", attempts: MAX_ATTEMPTS, lastStatusCode: 500, lastError: "HTTP 500" });
 	});
 
-	it("an endpoint that keeps failing is disabled automatically; manual replay after re-enabling succeeds", async () => {
+	it("an endpoint that keeps failing for a day is disabled automatically; manual replay after re-enabling succeeds", async () => {
 		const t = await proTenant();
 		const ep = await register(t, ["*"]);
 		receiver.state.status = 503;
 		const sent = captureTenantEvents(vi);
-		for (let i = 0; i < DISABLE_AFTER_FAILURES; i++) {
+		for (let i = 0; i < DISABLE_AFTER_FAILURES + 1; i++) {
 			await deliverTenant([tenantEvent(t.orgId, "plan.changed", { n: i })]);
 		}
 		const first = await sentDeliveries(t.orgId, sent);
-		expect(first).toHaveLength(DISABLE_AFTER_FAILURES);
-		for (const m of first) await deliverTenant([m]);
+		expect(first).toHaveLength(DISABLE_AFTER_FAILURES + 1);
+		const beganBefore = Date.now();
+		for (const m of first.slice(0, DISABLE_AFTER_FAILURES)) await deliverTenant([m]);
+		// Ten failures in a row within moments (a receiver down for a minute): still enabled, the run's start shown.
+		const failing = (await call<Endpoint>("GET", `${t.base}/${ep.id}`, { token: t.token })).json;
+		expect(failing).toMatchObject({ status: "enabled", consecutiveFailures: DISABLE_AFTER_FAILURES, disabledReason: null });
+		expect(failing.failingSince).toBeGreaterThanOrEqual(beganBefore);
+		expect(failing.failingSince).toBeLessThanOrEqual(Date.now());
+		// The run began a day ago (moved back in the store: no clock waits here): the next failure disables it.
+		await storeSql(t.orgId, "UPDATE webhook_endpoints SET failing_since = failing_since - ? WHERE id = ?", DISABLE_AFTER_FAILING_MS, ep.id);
+		await deliverTenant([first[DISABLE_AFTER_FAILURES]!]);
 		const state = (await call<Endpoint>("GET", `${t.base}/${ep.id}`, { token: t.token })).json;
-		expect(state).toMatchObject({ status: "disabled", consecutiveFailures: DISABLE_AFTER_FAILURES });
-		expect(state.disabledReason).toContain("consecutive failed attempts");
+		expect(state).toMatchObject({ status: "disabled", consecutiveFailures: DISABLE_AFTER_FAILURES + 1, failingSince: failing.failingSince! - DISABLE_AFTER_FAILING_MS });
+		expect(state.disabledReason).toMatch(/^disabled after 11 consecutive failed attempts over 24 hours \(last: HTTP 503\)$/);
 		// A pending retry that meets the disabled endpoint fails for good, with no next attempt announced.
 		await deliverTenant([first[0]!], { attempts: 2 });
 		const gaveUp = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=100`, { token: t.token })).json.data.find(
@@ -249,13 +258,14 @@ describe("delivery", () => {
 		sent.length = 0;
 		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { n: "late" })]);
 		expect(await sentDeliveries(t.orgId, sent)).toHaveLength(0);
-		expect(await deliveryRows(t.orgId)).toHaveLength(DISABLE_AFTER_FAILURES);
+		expect(await deliveryRows(t.orgId)).toHaveLength(DISABLE_AFTER_FAILURES + 1);
 
 		const log = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0]!;
 		expect((await call("POST", `${t.base}/${ep.id}/deliveries/${log.id}/replay`, { token: t.token })).status).toBe(409);
 		expect((await call("PATCH", `${t.base}/${ep.id}`, { token: t.token, body: { status: "enabled" } })).json).toMatchObject({
 			status: "enabled",
 			consecutiveFailures: 0,
+			failingSince: null,
 		});
 		receiver.state.status = 200;
 		const replay = await call<Body<"POST /api/orgs/:orgId/webhooks/:endpointId/deliveries/:deliveryId/replay">>("POST", `${t.base}/${ep.id}/deliveries/${log.id}/replay`, { token: t.token });
@@ -266,6 +276,35 @@ describe("delivery", () => {
 		const latest = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0];
 		expect(latest).toMatchObject({ id: replay.json.deliveryId, eventId: log.eventId, status: "succeeded" });
 		expect(receiver.state.received.at(-1)!.headers.get("webhook-id")).toBe(log.eventId);
+	});
+});
+
+describe("an endpoint's run of failures", () => {
+	it("starts at its first failure after a success, ends with a success, and a stale start left by older code is not used", async () => {
+		const t = await proTenant();
+		const ep = await register(t, ["*"]);
+		const sent = captureTenantEvents(vi);
+		for (let i = 0; i < 3; i++) await deliverTenant([tenantEvent(t.orgId, "plan.changed", { n: i })]);
+		const [a, b, c] = (await sentDeliveries(t.orgId, sent)) as [Events[number], Events[number], Events[number]];
+		const read = async () => (await call<Endpoint>("GET", `${t.base}/${ep.id}`, { token: t.token })).json;
+		receiver.state.status = 500;
+		const before = Date.now();
+		await deliverTenant([a]);
+		const started = (await read()).failingSince;
+		expect(started).toBeGreaterThanOrEqual(before);
+		await deliverTenant([b]);
+		expect(await read()).toMatchObject({ consecutiveFailures: 2, failingSince: started });
+		receiver.state.status = 200;
+		await deliverTenant([c]);
+		expect(await read()).toMatchObject({ status: "enabled", consecutiveFailures: 0, failingSince: null });
+		// Code before the column reset only the count: a start found beside a count of 0 is not this run's.
+		await storeSql(t.orgId, "UPDATE webhook_endpoints SET failing_since = ? WHERE id = ?", before - 7 * DISABLE_AFTER_FAILING_MS, ep.id);
+		receiver.state.status = 500;
+		const again = Date.now();
+		await deliverTenant([a], { attempts: 2 });
+		const after = await read();
+		expect(after).toMatchObject({ status: "enabled", consecutiveFailures: 1 });
+		expect(after.failingSince).toBeGreaterThanOrEqual(again);
 	});
 });
 

@@ -11,6 +11,7 @@ import { COUNTED_TABLES } from "../../src/tenant-store/migrations/v2";
 import { setStoreSchemaTarget, TenantStoreObject } from "../../src/tenant-store/object";
 import { wireRequest } from "../../src/tenant-store/wire";
 import { uid } from "../helpers/factories";
+import { eventually } from "../helpers/wait";
 import { signToken } from "../helpers/jwt";
 import { type Body, call, callWithEnv, type Problem } from "../helpers/request";
 import { inStore, storeOf, storeSql } from "../helpers/store";
@@ -69,11 +70,11 @@ const recorded = async (orgIds: string[]) =>
 		orgIds.map(async (id) => (await env.DB.prepare("SELECT store_schema_version AS v FROM organizations WHERE id = ?").bind(id).first<{ v: number | null }>())?.v),
 	);
 
-describe("schema rollout: v1 → v2 → v3 → v4 → v5 reaches every store while the previous version's code still reads", () => {
+describe("schema rollout: v1 → v2 → v3 → v4 → v5 → v6 reaches every store while the previous version's code still reads", () => {
 	afterEach(() => setStoreSchemaTarget(LATEST_TENANT_SCHEMA));
 
 	it("stores created and used at v1 migrate when the cron nudges them; the directory records each version; v1 reads work; counters are exact", async () => {
-		expect(LATEST_TENANT_SCHEMA).toBe(5);
+		expect(LATEST_TENANT_SCHEMA).toBe(6);
 		setStoreSchemaTarget(1);
 		const tenants = await Promise.all(Array.from({ length: 6 }, () => seedTenant()));
 		const ids = tenants.map((t) => t.orgId);
@@ -191,9 +192,19 @@ describe("schema rollout: v1 → v2 → v3 → v4 → v5 reaches every store whi
 		expect(await v3Search(t1, "jeeling")).toEqual([tea1, mug.id, pot.id]);
 		await storeSql(t1.orgId, "INSERT INTO products_search (products_search, rank) VALUES ('integrity-check', 1)");
 
+		// The deploy of v6 (an expansion: when an endpoint's run of failed deliveries began). A store at v5 has
+		// no such column; at v6 it has, and the columns v5 code reads are as they were.
+		const failingSince = (orgId: string) => storeSql(orgId, "SELECT failing_since FROM webhook_endpoints");
+		await expect(failingSince(t1.orgId)).rejects.toThrow(/failing_since/);
+		setStoreSchemaTarget(6);
+		await runScheduled(env, Date.now());
+		expect(await recorded(ids)).toEqual(ids.map(() => 6));
+		for (const id of ids) expect(await failingSince(id)).toEqual([]);
+		expect(await storeSql(t1.orgId, "SELECT id, status, consecutive_failures, disabled_reason FROM webhook_endpoints")).toEqual([]);
+
 		// Nothing left behind: another run nudges none of them.
 		await runScheduled(env, Date.now());
-		expect(await recorded(ids)).toEqual(ids.map(() => 5));
+		expect(await recorded(ids)).toEqual(ids.map(() => 6));
 	});
 });
 
@@ -453,6 +464,13 @@ describe("GET /api/admin/orgs/:orgId/export", () => {
 		const key = await ok<{ id: string; secret: string }>("POST", `${t.base}/api-keys`, t.admin.token, { name: "ci", permissions: ["org:products:read"] });
 		const revoked = await ok<{ id: string }>("POST", `${t.base}/api-keys`, t.admin.token, { name: "old", permissions: [] });
 		await ok("DELETE", `${t.base}/api-keys/${revoked.id}`, t.admin.token);
+		// The API keys' audit entries reach the store through the tenant-events queue (the directory's outbox):
+		// wait for the three, so the export and the audit log read afterwards hold the same entries.
+		const keyEntries = await eventually(
+			async () => (await call<{ data: Row[] }>("GET", `${t.base}/audit-logs?limit=100`, { token: t.admin.token })).json.data.filter((e) => String(e.action).startsWith("api_key.")),
+			(entries) => entries.length === 3,
+		);
+		expect(keyEntries).toHaveLength(3);
 		await ok("GET", `${t.base}/audit-logs/verify`, t.admin.token);
 		const seeded = await seedDirectoryRows(t.orgId, t.admin.id);
 

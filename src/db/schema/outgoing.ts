@@ -13,6 +13,8 @@ export const webhookEndpoints = sqliteTable(
 		secret: text("secret").notNull(),
 		status: text("status", { enum: ["enabled", "disabled"] }).notNull(),
 		consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+		/** When the current run of failed attempts began (ms); null while the last attempt succeeded. */
+		failingSince: integer("failing_since"),
 		disabledReason: text("disabled_reason"),
 		version: integer("version").notNull().default(1),
 		createdAt: integer("created_at").notNull(),

@@ -30,6 +30,11 @@ const EndpointSchema = z
 		eventTypes: z.array(z.string()),
 		status: z.enum(["enabled", "disabled"]),
 		consecutiveFailures: z.number().int(),
+		failingSince: z
+			.number()
+			.int()
+			.nullable()
+			.openapi({ description: OPENAPI_TEXT ? "When the current run of failed attempts began (ms); null after a success" : undefined }),
 		disabledReason: z.string().nullable(),
 		createdAt: z.number().int(),
 		updatedAt: z.number().int(),
