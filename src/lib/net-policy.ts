@@ -146,7 +146,7 @@ export const dohResolver =
  * as 127.0.0.1.nip.io or localtest.me points at loopback).
  */
 export async function refuseResolvedHost(host: string, resolve: Resolver): Promise<string | null> {
-	const bare = host.replace(/\.$/, "");
+	const bare = host.replace(/\.+$/, "");
 	if (parseIPv4(bare) !== null || bare.startsWith("[")) return refuseAddress(bare);
 	let addresses: string[];
 	try {

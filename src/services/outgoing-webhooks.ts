@@ -61,7 +61,8 @@ export function refuseUrl(raw: string): string | null {
 	if (url.username || url.password) return "credentials in the URL are not allowed";
 	// The URL parser has already normalized IP literals (0x7f.1, 2130706433 -> 127.0.0.1; [::127.0.0.1] -> [::7f00:1]).
 	const host = url.hostname.toLowerCase().replace(/\.$/, "");
-	if (!host.includes(".") && !host.includes(":")) return "the host must be a public domain name";
+	// An empty label ("localhost..", "127.0.0.1..": the parser keeps such a name as it is) names no public host.
+	if ((!host.includes(".") && !host.includes(":")) || /^\.|\.\.|\.$/.test(host)) return "the host must be a public domain name";
 	if (/(^|\.)(localhost|local|internal|intranet|lan|home|corp|localdomain|test|invalid|example)$/.test(host)) {
 		return "the host is not public";
 	}
@@ -188,8 +189,15 @@ export async function attemptDelivery(
 		.from(webhookDeliveries)
 		.innerJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookDeliveries.endpointId))
 		.where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.organizationId, organizationId)));
-	if (!row || row.delivery.status === "succeeded" || row.delivery.status === "failed")
-		return { status: row?.delivery.status === "succeeded" ? "succeeded" : "failed", publish: [] };
+	if (!row) {
+		// Its endpoint was deleted (with a retry or a first attempt still to come): the delivery ends here.
+		await db
+			.update(webhookDeliveries)
+			.set({ status: "failed", lastError: "endpoint deleted", nextAttemptAt: null, updatedAt: Date.now() })
+			.where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.organizationId, organizationId), inArray(webhookDeliveries.status, ["pending", "retrying"])));
+		return { status: "failed", publish: [] };
+	}
+	if (row.delivery.status === "succeeded" || row.delivery.status === "failed") return { status: row.delivery.status, publish: [] };
 	const { delivery, endpoint } = row;
 	const now = Date.now();
 	if (endpoint.status !== "enabled") {

@@ -281,6 +281,15 @@ describe("GET/PATCH /api/admin/orgs/:orgId", () => {
 		const usage = await call<Body<"GET /api/orgs/:orgId/usage">>("GET", `${t.base}/usage`, { token: t.admin.token });
 		expect(usage.text).toContain("777");
 
+		// A rate limit of 0 is refused (a bucket always lets one request a minute through: suspend to refuse all);
+		// a quota or seat limit of 0 is what it says.
+		for (const field of ["rateLimitPerMinute", "userRateLimitPerMinute"]) {
+			const zero = await call<Problem>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { [field]: 0 } });
+			expect(zero.status, zero.text).toBe(400);
+			expect(zero.json.errors?.[0]?.path).toBe(field);
+		}
+		expect((await call<Org>("GET", `/api/admin/orgs/${t.orgId}`, { token: operator })).json).toEqual(patch.json);
+
 		// null resets an override to the plan's value.
 		const reset = await call<Org>("PATCH", `/api/admin/orgs/${t.orgId}`, { token: operator, body: { rateLimitPerMinute: null }, settle: true });
 		expect(reset.json).toMatchObject({ overrides: { rateLimitPerMinute: null }, limits: { requestsPerMinute: 1_200 } });

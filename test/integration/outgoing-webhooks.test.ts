@@ -82,6 +82,12 @@ describe("endpoint registration", () => {
 		"http://[::ffff:a9fe:a9fe]/latest",
 		"http://[64:ff9b::a9fe:a9fe]/",
 		"http://[2001:db8::1]/",
+		// An empty label: the URL parser keeps such a name as written (not as an IP literal, not as localhost).
+		"http://localhost../x",
+		"https://svc.internal../x",
+		"http://127.0.0.1../x",
+		"http://169.254.169.254../latest",
+		"https://hooks..example.com/x",
 	])("refuses %s", async (url) => {
 		const t = await proTenant();
 		const res = await call<Problem>("POST", t.base, { token: t.token, body: { url, eventTypes: ["*"] } });
@@ -280,6 +286,24 @@ describe("delivery", () => {
 });
 
 describe("an endpoint's run of failures", () => {
+	it("a delivery whose endpoint was deleted before its retry ends failed, not retrying for good", async () => {
+		const t = await proTenant();
+		const ep = await register(t, ["*"]);
+		receiver.state.status = 500;
+		const sent = captureTenantEvents(vi);
+		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
+		const [msg] = await sentDeliveries(t.orgId, sent);
+		await deliverTenant([msg!]);
+		expect(await storeSql(t.orgId, "SELECT status FROM webhook_deliveries")).toEqual([{ status: "retrying" }]);
+		expect((await call("DELETE", `${t.base}/${ep.id}`, { token: t.token })).status).toBe(204);
+		const after = await deliverTenant([msg!], { attempts: 2 });
+		expect(after.explicitAcks).toHaveLength(1);
+		expect(await storeSql(t.orgId, "SELECT status, last_error AS lastError, next_attempt_at AS next FROM webhook_deliveries")).toEqual([
+			{ status: "failed", lastError: "endpoint deleted", next: null },
+		]);
+		expect(receiver.state.received).toHaveLength(1);
+	});
+
 	it("starts at its first failure after a success, ends with a success, and a stale start left by older code is not used", async () => {
 		const t = await proTenant();
 		const ep = await register(t, ["*"]);

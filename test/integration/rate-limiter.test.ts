@@ -194,6 +194,19 @@ describe("lease mode", () => {
 		expect(inBurst + after).toBeLessThanOrEqual(N + 2);
 	});
 
+	it("a refusal's Retry-After is the wait for one token, as in strict mode (not for a whole lease)", async () => {
+		const t = await seedTenant({ limits: { rateLimitPerMinute: 10_000, userRateLimitPerMinute: 60 }, members: ADMINS });
+		expect(leaseSize(60)).toBe(3);
+		let refused: Awaited<ReturnType<typeof callWithEnv>> | undefined;
+		for (let i = 0; i < 80 && !refused; i++) {
+			const res = await callWithEnv({ RATE_LIMIT_MODE: "lease" }, "GET", `/api/orgs/${t.orgId}`, { token: t.a.token });
+			if (res.status === 429) refused = res;
+		}
+		expect(refused?.status).toBe(429);
+		expect(refused?.headers.get("retry-after")).toBe("1");
+		expect(refused?.headers.get("ratelimit-limit")).toBe("60");
+	});
+
 	it("writes stay strict in lease mode", async () => {
 		// The replay route is a POST: each call is one atomic take in the operator's bucket.
 		const token = await signToken({ userId: TEST_OPERATOR });

@@ -112,6 +112,7 @@ export const listEvents = createRoute({
 });
 
 const limit = (description: string) => z.number().int().min(0).max(1_000_000_000).nullable().openapi({ description });
+const perMinute = (description: string) => z.number().int().min(1).max(1_000_000_000).nullable().optional().openapi({ description });
 const OverridesSchema = z.object({
 	rateLimitPerMinute: limit("Organization requests per minute; null: the plan's"),
 	userRateLimitPerMinute: limit("Requests per minute per user; null: the plan's"),
@@ -165,6 +166,12 @@ export const updateOrg = createRoute({
 			content: {
 				"application/json": {
 					schema: OverridesSchema.partial()
+						.extend({
+							// A rate limit of 0 would still let one request a minute through (a bucket holds at least one
+							// token): refused, as suspended: true is what refuses every request.
+							rateLimitPerMinute: perMinute("Organization requests per minute (at least 1); null: the plan's"),
+							userRateLimitPerMinute: perMinute("Requests per minute per user (at least 1); null: the plan's"),
+						})
 						.extend({ plan: z.enum(PLAN_IDS).optional(), suspended: z.boolean().optional(), dataRegion: z.enum(["default", "eu"]).optional() })
 						.strict()
 						.openapi("OperatorOrganizationPatch"),
