@@ -103,26 +103,76 @@ const DELETE_SENT = `DELETE FROM outbox WHERE status = 'pending' AND (id, attemp
 	(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))`;
 
 /**
+ * What one queue send may carry (Cloudflare Queues: 100 messages and 256 KB a batch, 128 KB a message,
+ * measured as JSON), with room left for each message's envelope.
+ */
+const QUEUE_BATCH_MESSAGES = 100;
+const QUEUE_BATCH_BYTES = 240_000;
+const QUEUE_MESSAGE_BYTES = 120_000;
+
+const utf8 = new TextEncoder();
+
+/**
+ * Queues with no such limits: a tenant store's own (tenant-store/object.ts), which applies what it is sent
+ * in the object itself.
+ */
+export const unlimitedQueues = new WeakSet<object>();
+
+/**
  * Hands outbox rows to the queue and deletes them once it accepted them. Each message carries its
- * relay number (`relays`) for the dead-letter consumer. A refused send leaves the rows pending (with
- * the error) for the cron; the rows' relay count is not spent by it. Returns how many were sent.
+ * relay number (`relays`) for the dead-letter consumer. Rows go in batches within the queue's limits,
+ * oldest first. A refused send leaves its rows and the rest pending (with the error) for the cron;
+ * the rows' relay count is not spent by it. A row too large for any queue message can never be sent:
+ * it is kept `failed` with the reason (operator health counts it), so it holds back none of the
+ * newer rows. Returns how many were sent.
  */
 export async function relayOutbox(env: Env, db: Database, rows: OutboxRow[], logger?: Logger): Promise<number> {
 	if (rows.length === 0) return 0;
-	try {
-		await env.TENANT_EVENTS.sendBatch(
-			rows.map((r) => ({ body: { ...(JSON.parse(r.body) as TenantEvent), relays: r.attempts + 1 }, contentType: "json" as const })),
-		);
-	} catch (err) {
-		logger?.warn("tenant-events queue unavailable, the outbox keeps the events", errorFields(err));
-		const message = (err instanceof Error ? err.message : String(err)).slice(0, 500);
-		await db.run(sql`UPDATE outbox SET last_error = ${message}, updated_at = ${Date.now()}
-			WHERE id IN (SELECT value FROM json_each(${JSON.stringify(rows.map((r) => r.id))})) AND status = 'pending'`);
-		return 0;
+	const limited = !unlimitedQueues.has(env.TENANT_EVENTS);
+	const batches: { row: OutboxRow; body: TenantEvent }[][] = [];
+	const tooLarge: { row: OutboxRow; bytes: number }[] = [];
+	let batch: { row: OutboxRow; body: TenantEvent }[] = [];
+	let batchBytes = 0;
+	for (const row of rows) {
+		const body = { ...(JSON.parse(row.body) as TenantEvent), relays: row.attempts + 1 };
+		const bytes = limited ? utf8.encode(JSON.stringify(body)).byteLength : 0;
+		if (bytes > QUEUE_MESSAGE_BYTES) {
+			tooLarge.push({ row, bytes });
+			continue;
+		}
+		if (limited && (batch.length === QUEUE_BATCH_MESSAGES || batchBytes + bytes > QUEUE_BATCH_BYTES)) {
+			batches.push(batch);
+			batch = [];
+			batchBytes = 0;
+		}
+		batch.push({ row, body });
+		batchBytes += bytes;
 	}
-	// Only the rows as they were sent: one the dead-letter consumer parked again meanwhile stays.
-	await db.$client.prepare(DELETE_SENT).bind(JSON.stringify(rows.map((r) => [r.id, r.attempts]))).run();
-	return rows.length;
+	if (batch.length > 0) batches.push(batch);
+	if (tooLarge.length > 0) {
+		logger?.error("tenant events too large for a queue message are kept failed in the outbox", { ids: tooLarge.map((t) => t.row.id) });
+		for (const { row, bytes } of tooLarge) {
+			await db.run(sql`UPDATE outbox SET status = 'failed', last_error = ${`too large for a queue message: ${bytes} bytes (at most ${QUEUE_MESSAGE_BYTES})`},
+				updated_at = ${Date.now()} WHERE id = ${row.id} AND status = 'pending'`);
+		}
+	}
+	let sent = 0;
+	for (const [i, b] of batches.entries()) {
+		try {
+			await env.TENANT_EVENTS.sendBatch(b.map(({ body }) => ({ body, contentType: "json" as const })));
+		} catch (err) {
+			logger?.warn("tenant-events queue unavailable, the outbox keeps the events", errorFields(err));
+			const message = (err instanceof Error ? err.message : String(err)).slice(0, 500);
+			const unsent = batches.slice(i).flat().map(({ row }) => row.id);
+			await db.run(sql`UPDATE outbox SET last_error = ${message}, updated_at = ${Date.now()}
+				WHERE id IN (SELECT value FROM json_each(${JSON.stringify(unsent)})) AND status = 'pending'`);
+			return sent;
+		}
+		// Only the rows as they were sent: one the dead-letter consumer parked again meanwhile stays.
+		await db.$client.prepare(DELETE_SENT).bind(JSON.stringify(b.map(({ row }) => [row.id, row.attempts]))).run();
+		sent += b.length;
+	}
+	return sent;
 }
 
 /** The oldest pending rows, oldest first. */

@@ -12,7 +12,7 @@ import { directoryLookup, type Lookup, type OrgAccess, resolveOrgAccess } from "
 import { appendAudit } from "../services/audit";
 import { seatStanding } from "../services/identity";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
-import { type OutboxRow, parkInOutbox, relayOutbox } from "../services/outbox";
+import { type OutboxRow, parkInOutbox, relayOutbox, unlimitedQueues } from "../services/outbox";
 import type { TakeRequest, TakeResult } from "../lib/token-bucket";
 import { LocalRateLimiter } from "../services/rate-limit";
 import { alertMessages, METER_RETRY_MS, monthOf, monthStart, UsageLedger, WRITE_BEHIND_MS } from "../services/usage-ledger";
@@ -167,6 +167,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 			send: async (body: TenantEvent) => this.apply([body]),
 			sendBatch: async (messages: Iterable<MessageSendRequest<TenantEvent>>) => this.apply([...messages].map((m) => m.body)),
 		} as unknown as Queue<TenantEvent>;
+		unlimitedQueues.add(local);
 		this.local = local;
 		this.ledger = new UsageLedger(ctx.storage.sql, "usage_");
 		ctx.blockConcurrencyWhile(async () => this.migrate());

@@ -5,7 +5,10 @@ import { createDb } from "../../src/db/client";
 import worker from "../../src/index";
 import type { WebhookMessage } from "../../src/queue/messages";
 import type { TenantEvent } from "../../src/queue/tenant-events";
+import { createLogger } from "../../src/lib/logger";
+import { drainOutbox } from "../../src/queue/tenant-consumer";
 import { createApiKey } from "../../src/services/api-keys";
+import { systemAudit } from "../../src/services/events-bus";
 import { changeLog, OUTBOX_MAX_RELAYS } from "../../src/services/outbox";
 import type { TenantStoreObject } from "../../src/tenant-store/object";
 import { envelope, membershipData } from "../helpers/clerk";
@@ -593,5 +596,36 @@ describe("transactional outbox: changes made in the directory (D1)", () => {
 			after: { razorpayOrderId, paymentId, amount: 5000, currency: "INR" },
 		});
 		expect(list.json.data.find((e) => e.action === "user.signed_in")).toMatchObject({ target: { type: "user", id: t.member.id } });
+	});
+});
+
+describe("D1 outbox drain within the queue's limits", () => {
+	it("a backlog over one queue batch (256 KB) drains in several sends; a row too large for any queue message is kept failed and holds back none of the rest", async () => {
+		const t = await seedTenant();
+		const db = createDb(env.DB);
+		const park = (id: string, at: number, bytes: number) =>
+			env.DB.prepare("INSERT INTO outbox (id, organization_id, body, created_at, attempts, status) VALUES (?, ?, ?, ?, 0, 'pending')")
+				.bind(id, t.orgId, JSON.stringify(systemAudit({ id, organizationId: t.orgId, action: "product.updated", after: { description: "x".repeat(bytes) } })), at)
+				.run();
+		// The oldest row is over the queue's 128 KB per message; forty rows of 10 KB behind it are 400 KB.
+		const huge = uid("aud");
+		await park(huge, 1, 130_000);
+		const ids = Array.from({ length: 40 }, () => uid("aud"));
+		for (const [i, id] of ids.entries()) await park(id, 2 + i, 10_000);
+		const logger = createLogger("silent");
+		// The real queue (its limits are Miniflare's): each cron run sends what fits, oldest first.
+		const ours = async () =>
+			(await env.DB.prepare("SELECT id, status, last_error AS lastError FROM outbox WHERE organization_id = ? ORDER BY created_at").bind(t.orgId).all<OutboxRow>())
+				.results;
+		for (let run = 0; run < 5 && (await ours()).some((r) => r.status === "pending"); run++) await drainOutbox(env, db, logger);
+		const left = await ours();
+		expect(left).toEqual([{ id: huge, status: "failed", lastError: expect.stringMatching(/^too large for a queue message: \d{6} bytes \(at most 120000\)$/) }]);
+		// Nothing else was lost: the consumer brings every sent entry into the tenant's chain.
+		const entries = await eventually(
+			async () => (await storeSql<{ id: string }>(t.orgId, "SELECT id FROM audit_logs WHERE action = 'product.updated'")).length,
+			(n) => n === ids.length,
+			15_000,
+		);
+		expect(entries).toBe(ids.length);
 	});
 });
