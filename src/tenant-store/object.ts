@@ -135,6 +135,11 @@ export class TenantStoreObject extends DurableObject<Env> {
 	private readonly serving = new Set<Promise<unknown>>();
 	/** mirror_access rows as read or written here (this object is their only writer): parsed once, not per request. */
 	private readonly mirrors = new Map<string, { entry: MirrorEntry; refreshedAt: number }>();
+	/**
+	 * Bumped by every directory change the store is told of (directoryChanged, a wipe, a retirement): a
+	 * mirror read from D1 before one is not kept, as the change may have landed after the read.
+	 */
+	private mirrorGeneration = 0;
 	private readonly limiter = new LocalRateLimiter();
 	/** The tenant's API-call counters (schema v4), written by this object alone. */
 	private ledger: UsageLedger;
@@ -314,11 +319,15 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const hit = this.mirrored(principal);
 		if (hit) return hit;
 		const directory = createDb(this.env.DB);
+		const generation = this.mirrorGeneration;
 		const entry: MirrorEntry = {
 			lookup: await directoryLookup(directory, orgId, principal),
 			seat: await seatStanding(directory, orgId, principal, false),
 		};
-		// Placeholder memberships (token claims before the webhook) are not mirrored: re-read until real.
+		// Placeholder memberships (token claims before the webhook) are not mirrored: re-read until real. Nor
+		// is an answer a directory change overtook while it was read (this request still uses it, as it would
+		// had it arrived a moment earlier; the next one reads the directory again).
+		if (generation !== this.mirrorGeneration) return entry;
 		if (entry.lookup.membership !== undefined || principal.startsWith("apikey:")) {
 			const refreshedAt = Date.now();
 			this.ctx.storage.sql.exec(
@@ -353,6 +362,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 */
 	async directoryChanged(principal?: string): Promise<void> {
 		this.live();
+		this.mirrorGeneration++;
 		if (principal) {
 			this.ctx.storage.sql.exec("DELETE FROM mirror_access WHERE principal = ?", principal);
 			this.mirrors.delete(principal);
@@ -473,6 +483,9 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 */
 	async apply(messages: TenantEvent[]): Promise<void> {
 		this.live();
+		// Events name their organization: a store that has only received events is bound by them (export,
+		// health and wipe read the binding), and another organization's events are refused.
+		for (const orgId of new Set(messages.map((m) => m.organizationId))) this.bind(orgId);
 		const run = this.applying.then(() => this.applyNow(messages));
 		this.applying = run.catch(() => undefined);
 		return run;
@@ -495,6 +508,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	/** One delivery attempt (the tenant-events consumer calls it for a webhook.deliver message). */
 	async deliver(deliveryId: string, orgId: string): Promise<{ retryInSeconds?: number }> {
 		this.live();
+		this.bind(orgId);
 		const result = await attemptDelivery(this.db, deliveryId, orgId);
 		if (result.publish.length > 0) await this.apply(result.publish);
 		await this.reportHealth(this.meta("organization_id"), createLogger("info", { store: orgId }));
@@ -802,6 +816,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		// A retired store is not told of directory changes: its mirror is dropped, a move back reads them again.
 		this.ctx.storage.sql.exec("DELETE FROM mirror_access");
 		this.mirrors.clear();
+		this.mirrorGeneration++;
 		return has;
 	}
 
@@ -836,6 +851,14 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 */
 	async wipe(retire = false): Promise<void> {
 		const orgId = this.meta("organization_id");
+		// Offboarding: refuse new calls first (live()), then let the requests and events under way finish, as
+		// retire() does: one still running would write the tenant's rows into the wiped store.
+		if (retire) {
+			this.migrate();
+			this.setState("retired");
+		}
+		await this.applying;
+		for (const run of this.serving) await run;
 		await this.ctx.storage.deleteAlarm();
 		this.alarmAt = null;
 		await this.ctx.storage.deleteAll();
@@ -844,6 +867,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.bound = undefined;
 		this.state = undefined;
 		this.mirrors.clear();
+		this.mirrorGeneration++;
 		this.ledger = new UsageLedger(this.ctx.storage.sql, "usage_");
 		this.usageSeeded = false;
 		this.usageDue = undefined;

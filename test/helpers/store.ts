@@ -57,3 +57,46 @@ export async function recordApplied(vi: typeof Vi, orgId: string): Promise<Tenan
 	});
 	return applied;
 }
+
+/**
+ * Holds the tenant store's next D1 statement whose SQL `matches` (a read of the directory) until `release()`;
+ * `reached` resolves once the store waits on it. For a change that lands while the store reads: D1 sits
+ * outside the object, so the hold is at the object's binding, as a slow network would be.
+ * @example const held = await holdStoreD1(t.orgId, (q) => q.includes("AS ahead"));
+ */
+export async function holdStoreD1(orgId: string, matches: (query: string) => boolean): Promise<{ reached: Promise<void>; release: () => void }> {
+	let release: () => void = () => {};
+	let reach: () => void = () => {};
+	const gate = new Promise<void>((r) => (release = r));
+	const reached = new Promise<void>((r) => (reach = r));
+	await runInDurableObject(storeOf(orgId), (instance) => {
+		const o = instance as unknown as { env: { DB: D1Database } };
+		let armed = true;
+		const held = (st: D1PreparedStatement): D1PreparedStatement =>
+			new Proxy(st, {
+				get(target, prop) {
+					if (prop === "bind") return (...values: unknown[]) => held(target.bind(...values));
+					const f = Reflect.get(target, prop) as unknown;
+					if (typeof f !== "function") return f;
+					return async (...args: unknown[]) => {
+						reach();
+						await gate;
+						return (f as (...a: unknown[]) => unknown).apply(target, args);
+					};
+				},
+			});
+		const DB = new Proxy(o.env.DB, {
+			get(target, prop) {
+				if (prop !== "prepare") return Reflect.get(target, prop);
+				return (query: string) => {
+					const statement = target.prepare(query);
+					if (!armed || !matches(query)) return statement;
+					armed = false;
+					return held(statement);
+				};
+			},
+		});
+		Object.defineProperty(o, "env", { value: { ...o.env, DB }, configurable: true });
+	});
+	return { reached, release };
+}

@@ -14,7 +14,7 @@ import { uid } from "../helpers/factories";
 import { eventually } from "../helpers/wait";
 import { signToken } from "../helpers/jwt";
 import { type Body, call, callWithEnv, type Problem } from "../helpers/request";
-import { inStore, storeOf, storeSql } from "../helpers/store";
+import { holdStoreD1, inStore, storeOf, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant, type Tenant } from "../helpers/tenant";
 import { TEST_OPERATOR } from "../helpers/vars";
@@ -547,6 +547,21 @@ describe("GET /api/admin/orgs/:orgId/export", () => {
 	});
 });
 
+describe("GET /api/admin/orgs/:orgId/export of a store that has only received events", () => {
+	it("holds what the events wrote: the events bind the store to their organization", async () => {
+		const t = await seedTenant();
+		await deliverTenant([systemAudit({ organizationId: t.orgId, action: "member.created", targetType: "membership", targetId: t.member.id })]);
+		expect((await storeOf(t.orgId).stats()).organizationId).toBe(t.orgId);
+		const res = await call("GET", `/api/admin/orgs/${t.orgId}/export`, { token: operator });
+		expect(res.status, res.text).toBe(200);
+		const entries = res.text.trim().split("\n").map((l) => JSON.parse(l) as { type: string; data: Row }).filter((l) => l.type === "audit_entry");
+		expect(entries).toEqual([expect.objectContaining({ data: expect.objectContaining({ action: "member.created", seq: 1 }) })]);
+		// Another organization's event is refused by a bound store.
+		const other = await seedTenant();
+		await expect(storeOf(t.orgId).apply([systemAudit({ organizationId: other.orgId, action: "member.created" })])).rejects.toThrow(/another organization/);
+	});
+});
+
 describe("DELETE /api/admin/orgs/:orgId", () => {
 	it("wipes the tenant's store and keeps its directory row as deleted; its routes then answer 404", async () => {
 		const t = await seedTenant({ plan: "pro" });
@@ -615,6 +630,34 @@ describe("DELETE /api/admin/orgs/:orgId", () => {
 		const again = await call<Body<"DELETE /api/admin/orgs/:orgId", 202>>("DELETE", `/api/admin/orgs/${t.orgId}`, { token: operator });
 		expect(again.json.deletedAt).toBe(res.json.deletedAt);
 		expect((await call("DELETE", "/api/admin/orgs/org_missing", { token: operator })).status).toBe(404);
+	});
+});
+
+describe("DELETE /api/admin/orgs/:orgId against work under way", () => {
+	it("a request still applying its events when the store is wiped finishes first: nothing of it is left in the wiped store", async () => {
+		const t = await seedTenant({ plan: "pro" });
+		const hook = await call<{ id: string }>("POST", `${t.base}/webhooks`, { token: t.admin.token, body: { url: "https://hooks.tenant.example.com/in", eventTypes: ["*"] } });
+		expect(hook.status, hook.text).toBe(201);
+		const { tea } = await useStore(t);
+		// The order's event fans out to the endpoint; the fan-out's read of the plan (in D1) is held.
+		const held = await holdStoreD1(t.orgId, (q) => q.startsWith("SELECT plan FROM organizations"));
+		const order = call("POST", `${t.base}/orders`, { token: t.admin.token, body: { items: [{ productId: tea.id, quantity: 1 }], customerEmail: "buyer@example.com" } });
+		await held.reached;
+		const deleted = call("DELETE", `/api/admin/orgs/${t.orgId}`, { token: operator });
+		// The wipe has begun (the store refuses new calls) and waits for the request; let the request go on.
+		const state = await eventually(async () => (await storeOf(t.orgId).stats()).state, (v) => v === "retired");
+		expect(state).toBe("retired");
+		held.release();
+		expect((await deleted).status).toBe(202);
+		expect((await order).status).toBe(201);
+		const left: Record<string, number> = {};
+		for (const table of TenantStoreObject.DATA_TABLES) {
+			const [r] = await storeSql<{ n: number }>(t.orgId, `SELECT count(*) AS n FROM ${table}`);
+			if (r && r.n > 0) left[table] = r.n;
+		}
+		expect(left).toEqual({});
+		expect(await runInDurableObject(storeOf(t.orgId), (_o, state) => state.storage.getAlarm())).toBeNull();
+		expect((await storeOf(t.orgId).stats()).state).toBe("retired");
 	});
 });
 

@@ -6,7 +6,7 @@ import { signToken } from "../helpers/jwt";
 import { deliver, messageFor } from "../helpers/queue";
 import { type Body, call } from "../helpers/request";
 import { storeCall } from "../../src/tenant-store/directory";
-import { inStore, storeSql } from "../helpers/store";
+import { holdStoreD1, inStore, storeSql } from "../helpers/store";
 import { TEST_AZP } from "../helpers/vars";
 import { seedTenant, type Tenant } from "../helpers/tenant";
 
@@ -176,6 +176,29 @@ describe("tenant stores: one SQLite Durable Object per tenant, D1 as the directo
 		expect(consumed.retryMessages).toHaveLength(0);
 		const denied = await call("GET", `${t.base}/products`, { token });
 		expect(denied.status, denied.text).toBe(403);
+	});
+
+	it("a membership deleted while the store reads the member from the directory: the next request is 403 (the read is not kept)", async () => {
+		const t = await seedTenant();
+		const memberId = uid("user");
+		const membershipId = uid("orgmem");
+		await deliver([messageFor(envelope("organizationMembership.created", membershipData(membershipId, t.orgId, memberId)))]);
+		const token = await signToken({ userId: memberId });
+		expect((await call("GET", `${t.base}/products`, { token: t.admin.token })).status).toBe(200);
+		// The member's first request: the store reads the membership, then the seat standing, held here.
+		const held = await holdStoreD1(t.orgId, (q) => q.includes("AS ahead"));
+		const first = call("GET", `${t.base}/products`, { token });
+		await held.reached;
+		// Meanwhile Clerk's membership.deleted is consumed: the directory changes, the store is told.
+		const consumed = await deliver([
+			messageFor(envelope("organizationMembership.deleted", membershipData(membershipId, t.orgId, memberId), Date.now())),
+		]);
+		expect(consumed.retryMessages).toHaveLength(0);
+		held.release();
+		// The request under way was admitted before the removal; the store did not keep that answer.
+		expect((await first).status).toBe(200);
+		const next = await call("GET", `${t.base}/products`, { token });
+		expect(next.status, next.text).toBe(403);
 	});
 
 	it("the store answers with the caller's organization only: a member of A is refused on B's store routes", async () => {
