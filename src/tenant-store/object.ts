@@ -5,12 +5,13 @@ import { createApp } from "../app";
 import type { AuthContext } from "../auth/claims";
 import { drizzle } from "drizzle-orm/d1";
 import { type Database, createDb } from "../db/client";
-import type { AppEnv, Env } from "../env";
+import { type AppEnv, configState, type Env } from "../env";
 import { createLogger, errorFields, type Logger } from "../lib/logger";
 import type { DeliverMessage, TenantEvent } from "../queue/tenant-events";
 import { directoryLookup, type Lookup, type OrgAccess, resolveOrgAccess } from "../services/access";
 import { appendAudit } from "../services/audit";
 import { seatStanding } from "../services/identity";
+import { EVENT_RETENTION_DAYS } from "../services/retention";
 import { attemptDelivery, fanOut } from "../services/outgoing-webhooks";
 import { type OutboxRow, parkInOutbox, relayOutbox, unlimitedQueues } from "../services/outbox";
 import type { TakeRequest, TakeResult } from "../lib/token-bucket";
@@ -30,6 +31,8 @@ import { requestFromWire, type WireRequest, type WireResponse, wireResponse } fr
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 /** A mirrored directory answer is re-read after this long even if nobody said it changed. */
 const MIRROR_TTL_MS = 300_000;
+/** Ended deliveries' logs the alarm deletes at once, at most (it comes back at once while more are due). */
+const DELIVERY_PRUNE_BATCH = 1_000;
 /** Outbox rows the alarm could not hand on are tried again after this long. */
 const OUTBOX_RETRY_MS = 5_000;
 /** A store-health report D1 refused is tried again this much later (by the alarm). */
@@ -511,13 +514,15 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.bind(orgId);
 		const result = await attemptDelivery(this.db, deliveryId, orgId);
 		if (result.publish.length > 0) await this.apply(result.publish);
+		// An ended delivery's log is pruned by the alarm once its retention is over.
+		if (result.retryInSeconds === undefined) await this.armAlarm();
 		await this.reportHealth(this.meta("organization_id"), createLogger("info", { store: orgId }));
 		return result.retryInSeconds === undefined ? {} : { retryInSeconds: result.retryInSeconds };
 	}
 
 	/**
 	 * Sets the alarm for what is due first: pending outbox rows (now), the oldest idempotency key's
-	 * expiry, counted calls still in memory, the usage write-behind. `changed`: whether tenant rows were
+	 * expiry, the oldest ended delivery's, counted calls still in memory, the usage write-behind. `changed`: whether tenant rows were
 	 * written since the alarm was last set (else the outbox and the keys are as they were).
 	 */
 	private async armAlarm(changed = true): Promise<void> {
@@ -526,6 +531,10 @@ export class TenantStoreObject extends DurableObject<Env> {
 			if (this.ctx.storage.sql.exec("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").toArray().length > 0) wants.push(Date.now());
 			const keys = this.ctx.storage.sql.exec<{ t: number | null }>("SELECT min(created_at) AS t FROM idempotency_keys").toArray()[0]?.t ?? null;
 			if (keys !== null) wants.push(keys + IDEMPOTENCY_TTL_MS);
+			const ended = this.ctx.storage.sql
+				.exec<{ t: number | null }>("SELECT min(updated_at) AS t FROM webhook_deliveries WHERE status IN ('succeeded', 'failed')")
+				.toArray()[0]?.t;
+			if (ended != null) wants.push(ended + this.deliveryRetentionMs());
 		}
 		if (this.ledger.hasPending()) wants.push(this.usagePersistAt);
 		if (this.usageDue !== undefined) wants.push(this.usageDue);
@@ -535,6 +544,11 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const current = await this.ctx.storage.getAlarm();
 		if (current === null || current > want) await this.setAlarm(want);
 		else this.alarmAt = current;
+	}
+
+	/** How long an ended delivery's log is kept: EVENT_RETENTION_DAYS, as the cron keeps the shared tables'. */
+	private deliveryRetentionMs(): number {
+		return (configState(this.env).config.EVENT_RETENTION_DAYS ?? EVENT_RETENTION_DAYS) * 86_400_000;
 	}
 
 	private async setAlarm(at: number): Promise<void> {
@@ -553,6 +567,13 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const logger = createLogger("info", { store: orgId ?? "unbound" });
 		this.migrate();
 		this.ctx.storage.sql.exec("DELETE FROM idempotency_keys WHERE created_at < ?", Date.now() - IDEMPOTENCY_TTL_MS);
+		// Delivery logs that ended are kept as long as on the shared tables (EVENT_RETENTION_DAYS), oldest first,
+		// a bounded number per alarm (the alarm comes back at once while more are due).
+		const pruned = this.ctx.storage.sql.exec(
+			`DELETE FROM webhook_deliveries WHERE rowid IN (SELECT rowid FROM webhook_deliveries
+				WHERE updated_at < ? AND status IN ('succeeded', 'failed') ORDER BY updated_at LIMIT ${DELIVERY_PRUNE_BATCH}) RETURNING 1`,
+			Date.now() - this.deliveryRetentionMs(),
+		).toArray().length;
 		if (this.version >= USAGE_LEDGER_SCHEMA) {
 			this.ledger.persist();
 			if (orgId !== null) await this.flushUsage(orgId, logger);
@@ -582,7 +603,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const sent = await relayOutbox(this.env, this.db, outgoing, logger);
 		if (sent < outgoing.length) retry = true;
 		await this.reportHealth(orgId, logger);
-		if (retry || rows.length === 100) {
+		if (retry || rows.length === 100 || pruned >= DELIVERY_PRUNE_BATCH) {
 			await this.setAlarm(Date.now() + (retry ? OUTBOX_RETRY_MS : 0));
 			return;
 		}

@@ -2,11 +2,12 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "svix";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { tenantEvent } from "../../src/services/events-bus";
+import { EVENT_RETENTION_DAYS } from "../../src/services/retention";
 import { DISABLE_AFTER_FAILING_MS, DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, refuseUrl } from "../../src/services/outgoing-webhooks";
 import { uid } from "../helpers/factories";
 import { fakeDns, fakeReceiver, type Handler, stubNetwork } from "../helpers/network";
 import { type Body, call, type Problem } from "../helpers/request";
-import { drainStore, recordApplied, storeSql } from "../helpers/store";
+import { drainStore, inStore, recordApplied, runStoreAlarm, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
 
@@ -282,6 +283,38 @@ describe("delivery", () => {
 		const latest = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0];
 		expect(latest).toMatchObject({ id: replay.json.deliveryId, eventId: log.eventId, status: "succeeded" });
 		expect(receiver.state.received.at(-1)!.headers.get("webhook-id")).toBe(log.eventId);
+	});
+});
+
+describe("delivery logs in the tenant's store", () => {
+	it("an ended delivery's log is kept EVENT_RETENTION_DAYS, then the store's alarm deletes it; pending and retrying ones stay", async () => {
+		const t = await proTenant();
+		await register(t, ["*"]);
+		const sent = captureTenantEvents(vi);
+		for (let i = 0; i < 3; i++) await deliverTenant([tenantEvent(t.orgId, "plan.changed", { n: i })]);
+		const [done, failing, waiting] = (await sentDeliveries(t.orgId, sent)) as [Events[number], Events[number], Events[number]];
+		await deliverTenant([done]);
+		receiver.state.status = 500;
+		await deliverTenant([failing]);
+		const id = (m: Events[number]) => (m as { deliveryId: string }).deliveryId;
+		expect(await storeSql(t.orgId, "SELECT id, status FROM webhook_deliveries ORDER BY id")).toEqual(
+			[
+				{ id: id(done), status: "succeeded" },
+				{ id: id(failing), status: "retrying" },
+				{ id: id(waiting), status: "pending" },
+			].sort((a, b) => (a.id < b.id ? -1 : 1)),
+		);
+		// The ended delivery set the alarm for when its log expires.
+		const [ended] = await storeSql<{ at: number }>(t.orgId, "SELECT updated_at AS at FROM webhook_deliveries WHERE id = ?", id(done));
+		const alarm = await inStore(t.orgId, (_s, state) => state.storage.getAlarm());
+		expect(alarm).not.toBeNull();
+		expect(alarm!).toBeLessThanOrEqual(ended!.at + EVENT_RETENTION_DAYS * 86_400_000);
+		// Its retention over (every row moved back: no clock waits here), the alarm deletes only what ended.
+		await storeSql(t.orgId, "UPDATE webhook_deliveries SET updated_at = updated_at - ?", (EVENT_RETENTION_DAYS + 1) * 86_400_000);
+		await runStoreAlarm(t.orgId);
+		expect((await storeSql<{ id: string }>(t.orgId, "SELECT id FROM webhook_deliveries ORDER BY id")).map((r) => r.id)).toEqual([id(failing), id(waiting)].sort());
+		const [counted] = await storeSql<{ value: number }>(t.orgId, "SELECT value FROM store_counters WHERE name = 'webhook_deliveries'");
+		expect(counted?.value).toBe(2);
 	});
 });
 
