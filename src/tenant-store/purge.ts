@@ -26,8 +26,13 @@ export const PURGE_QUERY_BUDGET = 100;
 /** Organizations a run looks at. */
 const PER_RUN = 10;
 
-/** Children first (there are no foreign keys between them; an interrupted purge leaves no orphan behind a parent). */
-const TABLES = UPGRADE_TABLES.map((t) => t.table).reverse();
+/**
+ * Children first (there are no foreign keys between them; an interrupted purge leaves no orphan behind a parent),
+ * then the tenant's rows left in D1's outbox (events never sent, or kept failed: audit bodies with addresses and
+ * user agents, which operator health would count as failed for good). Appended last: a purge under way keeps its
+ * place (next_table).
+ */
+const TABLES = [...UPGRADE_TABLES.map((t) => t.table).reverse(), "outbox"];
 
 /**
  * Queues the purge of an organization's shared rows, in the batch that marks it deleted (store_state

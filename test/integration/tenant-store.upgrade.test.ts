@@ -302,8 +302,15 @@ describe("upgrade job against an operator's deletion", () => {
 describe("an offboarded tenant's rows in the shared tables", () => {
 	const count = async (table: string, orgId: string) =>
 		((await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE organization_id = ?`).bind(orgId).first<{ n: number }>())?.n ?? 0);
+	// The tenant tables, and D1's outbox (an offboarded tenant's events never sent, or kept failed).
 	const counts = async (orgId: string) =>
-		Object.fromEntries(await Promise.all(UPGRADE_TABLES.map(async ({ table }) => [table, await count(table, orgId)] as const)));
+		Object.fromEntries(await Promise.all([...UPGRADE_TABLES.map((t) => t.table), "outbox"].map(async (table) => [table, await count(table, orgId)] as const)));
+	const parkFailed = (orgId: string, n: number) =>
+		env.DB.batch(
+			Array.from({ length: n }, () =>
+				env.DB.prepare("INSERT INTO outbox (id, organization_id, body, created_at, attempts, status, last_error) VALUES (?, ?, '{}', 1, 5, 'failed', 'x')").bind(uid("aud"), orgId),
+			),
+		);
 	const offboard = async (orgId: string) => {
 		const res = await call("DELETE", `/api/admin/orgs/${orgId}`, { token: await signToken({ userId: TEST_OPERATOR }) });
 		expect(res.status, res.text).toBe(202);
@@ -315,8 +322,10 @@ describe("an offboarded tenant's rows in the shared tables", () => {
 		const other = await legacyTenant();
 		const sent = captureTenantEvents(vi);
 		await write(other, sent, "POST", "/products", { name: "Kept", sku: uid("SKU"), priceMinor: 100, currency: "INR", status: "active", stock: 1 });
+		await parkFailed(t.orgId, 3);
+		await parkFailed(other.orgId, 1);
 		const before = await counts(t.orgId);
-		for (const table of ["products", "orders", "order_items", "audit_logs", "webhook_endpoints", "audit_checkpoints"]) expect(before[table], table).toBeGreaterThan(0);
+		for (const table of ["products", "orders", "order_items", "audit_logs", "webhook_endpoints", "audit_checkpoints", "outbox"]) expect(before[table], table).toBeGreaterThan(0);
 		const othersBefore = await counts(other.orgId);
 		expect(othersBefore.audit_logs).toBeGreaterThan(0);
 
