@@ -79,7 +79,7 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			if (failed.has(a.body.organizationId)) a.msg.retry({ delaySeconds: backoffSeconds(a.msg.attempts) });
 			else a.msg.ack();
 		}
-		if (failed.size > 0) logger.warn("audit append conflicted, retrying", { organizations: failed.size });
+		for (const [orgId, err] of failed) logger.warn("audit append failed (a concurrent writer, or the error given), retrying", { orgId, ...errorFields(err) });
 	}
 }
 

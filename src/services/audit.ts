@@ -50,12 +50,12 @@ const existingEventsSql = (n: number) =>
  * Appends audit messages to their organizations' hash chains. Per organization: drop ids already
  * written, read the chain head, link the new entries in occurrence order, insert them in one batch.
  * `(organization_id, seq)` is unique, so a concurrent writer makes the batch fail instead of forking
- * the chain; the caller retries those messages. Returns the organization ids that failed.
+ * the chain; the caller retries those messages. Returns the organizations that failed, each with its error.
  */
-export async function appendAudit(db: Database, messages: AuditMessage[]): Promise<Set<string>> {
+export async function appendAudit(db: Database, messages: AuditMessage[]): Promise<Map<string, unknown>> {
 	const byOrg = new Map<string, AuditMessage[]>();
 	for (const m of messages) byOrg.set(m.organizationId, [...(byOrg.get(m.organizationId) ?? []), m]);
-	const failed = new Set<string>();
+	const failed = new Map<string, unknown>();
 	for (const [orgId, list] of byOrg) {
 		try {
 			const unique = [...new Map(list.map((m) => [m.id, m])).values()];
@@ -105,8 +105,8 @@ export async function appendAudit(db: Database, messages: AuditMessage[]): Promi
 			const inserts = [];
 			for (let i = 0; i < rows.length; i += 5) inserts.push(insertRows(auditLogs, rows.slice(i, i + 5)));
 			await runBatch(db.$client, inserts);
-		} catch {
-			failed.add(orgId);
+		} catch (err) {
+			failed.set(orgId, err);
 		}
 	}
 	return failed;

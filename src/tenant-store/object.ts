@@ -498,7 +498,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const audits = messages.filter((m) => m.kind === "audit");
 		if (audits.length > 0) {
 			const failed = await appendAudit(this.db, audits);
-			if (failed.size > 0) throw new Error("audit append failed");
+			// The cause is named: the consumer and the alarm log it with the retry.
+			for (const err of failed.values()) throw new Error(`audit append failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 		}
 		const deliveries: DeliverMessage[] = messages.filter((m) => m.kind === "webhook.deliver");
 		for (const m of messages) if (m.kind === "webhook.event") deliveries.push(...(await fanOut(this.db, this.env.DB, m)));
@@ -578,12 +579,15 @@ export class TenantStoreObject extends DurableObject<Env> {
 			this.ledger.persist();
 			if (orgId !== null) await this.flushUsage(orgId, logger);
 		}
-		// Oldest first, rows that failed to apply behind the rest (attempts), so they never hold back newer ones.
+		// Picked oldest first, rows that failed to apply behind the rest (attempts), so they never hold back newer
+		// ones; applied in the order they were written (created_at), so the audit chain keeps the order of the
+		// changes, also when one of them failed to apply more often than a later one.
 		const rows = this.ctx.storage.sql
-			.exec<{ id: string; body: string; attempts: number }>(
-				"SELECT id, body, attempts FROM outbox WHERE status = 'pending' ORDER BY attempts, created_at, id LIMIT 100",
+			.exec<{ id: string; body: string; attempts: number; created_at: number }>(
+				"SELECT id, body, attempts, created_at FROM outbox WHERE status = 'pending' ORDER BY attempts, created_at, id LIMIT 100",
 			)
-			.toArray();
+			.toArray()
+			.sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 		// Each row's kind from its parsed body (not a text match, which a payload could contain). A body
 		// that is not JSON can never be applied or sent: it is kept as failed, which operator health counts.
 		const parsed: { row: OutboxRow; event: TenantEvent }[] = [];
