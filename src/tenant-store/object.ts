@@ -35,6 +35,8 @@ const MIRROR_TTL_MS = 300_000;
 const DELIVERY_PRUNE_BATCH = 1_000;
 /** Outbox rows the alarm could not hand on are tried again after this long. */
 const OUTBOX_RETRY_MS = 5_000;
+/** The longest wait before an event that keeps failing to apply is tried again (the wait doubles per attempt). */
+const OUTBOX_RETRY_MAX_MS = 3_600_000;
 /** A store-health report D1 refused is tried again this much later (by the alarm). */
 const HEALTH_RETRY_MS = 60_000;
 
@@ -602,13 +604,16 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const outgoing = parsed.filter((p) => p.event.kind === "webhook.deliver").map((p) => p.row);
 		// Rows left pending (events not applied, deliveries the queue refused) are tried again after
 		// OUTBOX_RETRY_MS, not at once: an alarm re-armed for now would run again and again.
-		let retry = false;
-		if (local.length > 0) retry = !(await this.applyPending(local, logger));
+		// An event that failed to apply n times waits OUTBOX_RETRY_MS · 2^(n-1), at most OUTBOX_RETRY_MAX_MS: one
+		// that can never apply costs an alarm an hour, not one every 5 s (each with its D1 reads), for good.
+		let retryMs: number | null = null;
+		const failing = local.length > 0 ? await this.applyPending(local, logger) : null;
+		if (failing !== null) retryMs = Math.min(OUTBOX_RETRY_MS * 2 ** Math.min(failing - 1, 20), OUTBOX_RETRY_MAX_MS);
 		const sent = await relayOutbox(this.env, this.db, outgoing, logger);
-		if (sent < outgoing.length) retry = true;
+		if (sent < outgoing.length) retryMs = OUTBOX_RETRY_MS;
 		await this.reportHealth(orgId, logger);
-		if (retry || rows.length === 100 || pruned >= DELIVERY_PRUNE_BATCH) {
-			await this.setAlarm(Date.now() + (retry ? OUTBOX_RETRY_MS : 0));
+		if (retryMs !== null || rows.length === 100 || pruned >= DELIVERY_PRUNE_BATCH) {
+			await this.setAlarm(Date.now() + (retryMs ?? 0));
 			return;
 		}
 		await this.armAlarm();
@@ -619,20 +624,22 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * together, their rows deleted once applied. If that fails, each is tried alone, so an event that keeps
 	 * failing holds back none of the others; those that fail stay pending with the error and one more
 	 * attempt (the alarm reads them after the rest), for the next alarm and operator health (degraded once
-	 * one is older than its threshold). Returns whether all were applied.
+	 * one is older than its threshold). Returns null when all were applied, else the fewest attempts any of
+	 * those left pending has now.
 	 */
-	private async applyPending(pending: { row: OutboxRow; event: TenantEvent }[], logger: Logger): Promise<boolean> {
+	private async applyPending(pending: { row: OutboxRow; event: TenantEvent }[], logger: Logger): Promise<number | null> {
 		const done = (p: { row: OutboxRow }) => this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", p.row.id);
 		if (pending.length > 1) {
 			try {
 				await this.apply(pending.map((p) => p.event));
 				for (const p of pending) done(p);
-				return true;
+				return null;
 			} catch {
 				// Each alone, below.
 			}
 		}
 		const failed: string[] = [];
+		let fewest: number | null = null;
 		let first: unknown;
 		for (const p of pending) {
 			try {
@@ -641,13 +648,14 @@ export class TenantStoreObject extends DurableObject<Env> {
 			} catch (err) {
 				this.outboxError(p.row.id, err);
 				failed.push(p.row.id);
+				fewest = Math.min(fewest ?? Number.POSITIVE_INFINITY, p.row.attempts + 1);
 				first ??= err;
 			}
 		}
 		if (failed.length > 0) {
 			logger.error(`${failed.length} of ${pending.length} store events could not be applied`, { ...errorFields(first), outboxIds: failed });
 		}
-		return failed.length === 0;
+		return fewest;
 	}
 
 	/** Notes why an outbox row was not handled, as one more attempt (`status`: kept pending for another try, or failed for good). */

@@ -260,6 +260,14 @@ describe("transactional outbox", () => {
 		const still = (await storeOutbox(t.orgId)).find((r) => r.id === poison.id);
 		expect(still?.status).toBe("pending");
 		expect(still?.attempts).toBeGreaterThanOrEqual(2);
+		// One that keeps failing is tried again later each time (5 s doubled per attempt), at most an hour later.
+		await storeSql(t.orgId, "UPDATE outbox SET attempts = 30 WHERE id = ?", poison.id);
+		await inStore(t.orgId, (_store, state) => state.storage.setAlarm(Date.now() + 3_600_000));
+		const ran = Date.now();
+		expect(await runStoreAlarm(t.orgId)).toBe(true);
+		const later = await inStore(t.orgId, (_store, state) => state.storage.getAlarm());
+		expect(later).toBeGreaterThanOrEqual(ran + 3_600_000);
+		expect(later).toBeLessThanOrEqual(Date.now() + 3_600_000);
 		// No alarm keeps firing for it in later tests.
 		await storeSql(t.orgId, "DELETE FROM outbox");
 		await inStore(t.orgId, (_store, state) => state.storage.deleteAlarm());
