@@ -14,6 +14,9 @@ export const TENANT_DLQ = "tenant-events-dlq";
 /** An event of a tenant being moved to its store is retried after this long. */
 const MIGRATING_RETRY_SECONDS = 120;
 
+/** Tenant stores a batch works with at once (Workers open at most 6 connections at a time per invocation). */
+const STORES_AT_ONCE = 6;
+
 /**
  * tenant-events consumer. Audit entries of one batch are chained per organization in one D1 batch
  * each; webhook events fan out into one delivery message per subscribed endpoint; deliveries are
@@ -69,7 +72,16 @@ export async function processTenantBatch(env: Env, db: Database, batch: MessageB
 			msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
 		}
 	}
-	for (const [orgId, { route, events }] of toStores) await applyInStore((call) => storeCall(env, orgId, route, call), orgId, events, logger);
+	// Tenants side by side (a few at a time): one tenant's slow endpoint (up to a 10 s timeout per attempt)
+	// holds back only its own deliveries, not every other tenant's in the batch.
+	const stores = [...toStores];
+	const worker = async () => {
+		for (let next = stores.shift(); next; next = stores.shift()) {
+			const [orgId, { route, events }] = next;
+			await applyInStore((call) => storeCall(env, orgId, route, call), orgId, events, logger);
+		}
+	};
+	await Promise.all(Array.from({ length: Math.min(STORES_AT_ONCE, stores.length) }, worker));
 	if (audits.length > 0) {
 		const failed = await appendAudit(
 			db,

@@ -10,6 +10,7 @@ import { type Body, call, type Problem } from "../helpers/request";
 import { drainStore, inStore, recordApplied, runStoreAlarm, storeSql } from "../helpers/store";
 import { captureTenantEvents, deliverTenant } from "../helpers/tenant-queue";
 import { seedTenant } from "../helpers/tenant";
+import { eventually } from "../helpers/wait";
 
 /** The tenant's receiving server is outside the Worker: stubbed at the network boundary. */
 let receiver: ReturnType<typeof fakeReceiver>;
@@ -283,6 +284,45 @@ describe("delivery", () => {
 		const latest = (await call<Deliveries>("GET", `${t.base}/${ep.id}/deliveries?limit=1`, { token: t.token })).json.data[0];
 		expect(latest).toMatchObject({ id: replay.json.deliveryId, eventId: log.eventId, status: "succeeded" });
 		expect(receiver.state.received.at(-1)!.headers.get("webhook-id")).toBe(log.eventId);
+	});
+});
+
+describe("one consumer batch, several tenants", () => {
+	it("a tenant's slow endpoint holds back only its own deliveries, not another tenant's in the same batch", async () => {
+		let release: () => void = () => {};
+		const gate = new Promise<void>((r) => (release = r));
+		const fast: string[] = [];
+		stubNetwork(vi, {
+			routes: {
+				"https://hooks.tenant.example.com/slow": async () => {
+					await gate;
+					return new Response("ok");
+				},
+				"https://hooks.tenant.example.com/fast": async (req) => {
+					fast.push(req.headers.get("webhook-id") ?? "");
+					return new Response("ok");
+				},
+			},
+		});
+		const [a, b] = [await proTenant(), await proTenant()];
+		for (const [t, path] of [
+			[a, "slow"],
+			[b, "fast"],
+		] as const) {
+			const res = await call("POST", t.base, { token: t.token, body: { url: `https://hooks.tenant.example.com/${path}`, eventTypes: ["*"] } });
+			expect(res.status, res.text).toBe(201);
+		}
+		const sent = captureTenantEvents(vi);
+		await deliverTenant([tenantEvent(a.orgId, "plan.changed", { plan: "pro" }), tenantEvent(b.orgId, "plan.changed", { plan: "pro" })]);
+		const [toA] = await sentDeliveries(a.orgId, sent);
+		const [toB] = await sentDeliveries(b.orgId, sent);
+		const batch = deliverTenant([toA!, toB!]);
+		try {
+			expect(await eventually(async () => fast.length, (n) => n === 1, 3_000)).toBe(1);
+		} finally {
+			release();
+		}
+		expect((await batch).explicitAcks).toHaveLength(2);
 	});
 });
 
