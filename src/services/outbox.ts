@@ -133,8 +133,15 @@ export async function relayOutbox(env: Env, db: Database, rows: OutboxRow[], log
 	const tooLarge: { row: OutboxRow; bytes: number }[] = [];
 	let batch: { row: OutboxRow; body: TenantEvent }[] = [];
 	let batchBytes = 0;
+	const unreadable: OutboxRow[] = [];
 	for (const row of rows) {
-		const body = { ...(JSON.parse(row.body) as TenantEvent), relays: row.attempts + 1 };
+		let body: TenantEvent;
+		try {
+			body = { ...(JSON.parse(row.body) as TenantEvent), relays: row.attempts + 1 };
+		} catch {
+			unreadable.push(row);
+			continue;
+		}
 		const bytes = limited ? utf8.encode(JSON.stringify(body)).byteLength : 0;
 		if (bytes > QUEUE_MESSAGE_BYTES) {
 			tooLarge.push({ row, bytes });
@@ -149,6 +156,10 @@ export async function relayOutbox(env: Env, db: Database, rows: OutboxRow[], log
 		batchBytes += bytes;
 	}
 	if (batch.length > 0) batches.push(batch);
+	// A body that is not JSON can never be sent: kept failed, as a store's alarm keeps such a row.
+	for (const row of unreadable) {
+		await db.run(sql`UPDATE outbox SET status = 'failed', last_error = 'the body is not JSON', updated_at = ${Date.now()} WHERE id = ${row.id} AND status = 'pending'`);
+	}
 	if (tooLarge.length > 0) {
 		logger?.error("tenant events too large for a queue message are kept failed in the outbox", { ids: tooLarge.map((t) => t.row.id) });
 		for (const { row, bytes } of tooLarge) {

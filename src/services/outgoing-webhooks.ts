@@ -248,7 +248,8 @@ export async function attemptDelivery(
 	}
 
 	// A run of failures starts at the first one after a success (a count of 0: code before failing_since
-	// existed reset only the count, so a value found beside a 0 is stale).
+	// existed reset only the count, so a value found beside a 0 is stale; one beside a count it then raised
+	// again is caught before disabling, below).
 	const [updated] = await db
 		.update(webhookEndpoints)
 		.set({
@@ -260,7 +261,28 @@ export async function attemptDelivery(
 	const publish: TenantEvent[] = [];
 	let disabled = false;
 	const failures = updated?.failures ?? 0;
-	const failingMs = now - (updated?.failingSince ?? now);
+	let failingMs = now - (updated?.failingSince ?? now);
+	// Before disabling: a success since the run's recorded start means that start is stale (code before
+	// failing_since reset only the count on a success, and may have failed again since: a rollback, a
+	// deploy's overlap). The run then starts now. Asked only at the threshold, once per run.
+	if (failures >= DISABLE_AFTER_FAILURES && failingMs >= DISABLE_AFTER_FAILING_MS && updated?.failingSince != null) {
+		const [succeeded] = await db
+			.select({ one: sql<number>`1` })
+			.from(webhookDeliveries)
+			.where(
+				and(
+					eq(webhookDeliveries.organizationId, organizationId),
+					eq(webhookDeliveries.endpointId, endpoint.id),
+					eq(webhookDeliveries.status, "succeeded"),
+					sql`${webhookDeliveries.updatedAt} > ${updated.failingSince}`,
+				),
+			)
+			.limit(1);
+		if (succeeded) {
+			await db.update(webhookEndpoints).set({ failingSince: now }).where(eq(webhookEndpoints.id, endpoint.id));
+			failingMs = 0;
+		}
+	}
 	if (failures >= DISABLE_AFTER_FAILURES && failingMs >= DISABLE_AFTER_FAILING_MS) {
 		const reason = `disabled after ${failures} consecutive failed attempts over ${Math.floor(failingMs / 3600_000)} hours (last: ${error})`;
 		const res = await db

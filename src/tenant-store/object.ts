@@ -33,6 +33,8 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 const MIRROR_TTL_MS = 300_000;
 /** Ended deliveries' logs the alarm deletes at once, at most (it comes back at once while more are due). */
 const DELIVERY_PRUNE_BATCH = 1_000;
+/** How late after the oldest ended delivery's expiry the alarm is set for it, so one run prunes a batch. */
+const DELIVERY_PRUNE_SLACK_MS = 3_600_000;
 /** Outbox rows the alarm could not hand on are tried again after this long. */
 const OUTBOX_RETRY_MS = 5_000;
 /** The longest wait before an event that keeps failing to apply is tried again (the wait doubles per attempt). */
@@ -145,6 +147,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * mirror read from D1 before one is not kept, as the change may have landed after the read.
 	 */
 	private mirrorGeneration = 0;
+	/** prunableAt(): undefined until read. */
+	private prunable: number | null | undefined;
 	private readonly limiter = new LocalRateLimiter();
 	/** The tenant's API-call counters (schema v4), written by this object alone. */
 	private ledger: UsageLedger;
@@ -518,7 +522,11 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const result = await attemptDelivery(this.db, deliveryId, orgId);
 		if (result.publish.length > 0) await this.apply(result.publish);
 		// An ended delivery's log is pruned by the alarm once its retention is over.
-		if (result.retryInSeconds === undefined) await this.armAlarm();
+		if (result.retryInSeconds === undefined) {
+			const due = Date.now() + this.deliveryRetentionMs() + DELIVERY_PRUNE_SLACK_MS;
+			if (this.prunable !== undefined) this.prunable = Math.min(this.prunable ?? due, due);
+			await this.armAlarm();
+		}
 		await this.reportHealth(this.meta("organization_id"), createLogger("info", { store: orgId }));
 		return result.retryInSeconds === undefined ? {} : { retryInSeconds: result.retryInSeconds };
 	}
@@ -534,10 +542,8 @@ export class TenantStoreObject extends DurableObject<Env> {
 			if (this.ctx.storage.sql.exec("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").toArray().length > 0) wants.push(Date.now());
 			const keys = this.ctx.storage.sql.exec<{ t: number | null }>("SELECT min(created_at) AS t FROM idempotency_keys").toArray()[0]?.t ?? null;
 			if (keys !== null) wants.push(keys + IDEMPOTENCY_TTL_MS);
-			const ended = this.ctx.storage.sql
-				.exec<{ t: number | null }>("SELECT min(updated_at) AS t FROM webhook_deliveries WHERE status IN ('succeeded', 'failed')")
-				.toArray()[0]?.t;
-			if (ended != null) wants.push(ended + this.deliveryRetentionMs());
+			const prunable = this.prunableAt();
+			if (prunable !== null) wants.push(prunable);
 		}
 		if (this.ledger.hasPending()) wants.push(this.usagePersistAt);
 		if (this.usageDue !== undefined) wants.push(this.usageDue);
@@ -547,6 +553,21 @@ export class TenantStoreObject extends DurableObject<Env> {
 		const current = await this.ctx.storage.getAlarm();
 		if (current === null || current > want) await this.setAlarm(want);
 		else this.alarmAt = current;
+	}
+
+	/**
+	 * When the oldest ended delivery's log is due for pruning, or null: read once, then kept in memory (a
+	 * write adds no query for it); deliver() moves it earlier, the alarm's pruning and a wipe forget it. An hour
+	 * late: each run then prunes what ended within that hour, not one delivery per alarm.
+	 */
+	private prunableAt(): number | null {
+		if (this.prunable === undefined) {
+			const ended = this.ctx.storage.sql
+				.exec<{ t: number | null }>("SELECT min(updated_at) AS t FROM webhook_deliveries WHERE status IN ('succeeded', 'failed')")
+				.toArray()[0]?.t;
+			this.prunable = ended == null ? null : ended + this.deliveryRetentionMs() + DELIVERY_PRUNE_SLACK_MS;
+		}
+		return this.prunable;
 	}
 
 	/** How long an ended delivery's log is kept: EVENT_RETENTION_DAYS, as the cron keeps the shared tables'. */
@@ -577,6 +598,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 				WHERE updated_at < ? AND status IN ('succeeded', 'failed') ORDER BY updated_at LIMIT ${DELIVERY_PRUNE_BATCH}) RETURNING 1`,
 			Date.now() - this.deliveryRetentionMs(),
 		).toArray().length;
+		this.prunable = undefined;
 		if (this.version >= USAGE_LEDGER_SCHEMA) {
 			this.ledger.persist();
 			if (orgId !== null) await this.flushUsage(orgId, logger);
@@ -807,10 +829,13 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.migrate();
 		TenantStoreObject.dataTable(table);
 		if (this.meta("state") !== "importing") throw new Error("this tenant store is not importing");
+		// Only the columns this store's table has: D1 may be a migration ahead of the store's schema (a column
+		// added to both, while this code's store version lacks it; a rollback), and the copy still goes on.
+		const known = new Set(this.ctx.storage.sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('${table}')`).toArray().map((c) => c.name));
 		let written = 0;
 		this.ctx.storage.transactionSync(() => {
 			for (const row of rows) {
-				const cols = Object.keys(row);
+				const cols = Object.keys(row).filter((c) => known.has(c));
 				const cursor = this.ctx.storage.sql.exec(
 					`INSERT OR IGNORE INTO ${table} (${cols.map((c) => `"${c.replaceAll('"', "")}"`).join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`,
 					...cols.map((c) => row[c] ?? null),
@@ -901,6 +926,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		this.state = undefined;
 		this.mirrors.clear();
 		this.mirrorGeneration++;
+		this.prunable = undefined;
 		this.ledger = new UsageLedger(this.ctx.storage.sql, "usage_");
 		this.usageSeeded = false;
 		this.usageDue = undefined;

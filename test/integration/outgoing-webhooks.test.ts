@@ -344,11 +344,12 @@ describe("delivery logs in the tenant's store", () => {
 				{ id: id(waiting), status: "pending" },
 			].sort((a, b) => (a.id < b.id ? -1 : 1)),
 		);
-		// The ended delivery set the alarm for when its log expires.
+		// The ended delivery set the alarm for when its log expires (an hour late, so one run prunes a batch), at
+		// the latest.
 		const [ended] = await storeSql<{ at: number }>(t.orgId, "SELECT updated_at AS at FROM webhook_deliveries WHERE id = ?", id(done));
 		const alarm = await inStore(t.orgId, (_s, state) => state.storage.getAlarm());
 		expect(alarm).not.toBeNull();
-		expect(alarm!).toBeLessThanOrEqual(ended!.at + EVENT_RETENTION_DAYS * 86_400_000);
+		expect(alarm!).toBeLessThanOrEqual(ended!.at + EVENT_RETENTION_DAYS * 86_400_000 + 3_600_000);
 		// Its retention over (every row moved back: no clock waits here), the alarm deletes only what ended.
 		await storeSql(t.orgId, "UPDATE webhook_deliveries SET updated_at = updated_at - ?", (EVENT_RETENTION_DAYS + 1) * 86_400_000);
 		await runStoreAlarm(t.orgId);
@@ -402,6 +403,22 @@ describe("an endpoint's run of failures", () => {
 		const after = await read();
 		expect(after).toMatchObject({ status: "enabled", consecutiveFailures: 1 });
 		expect(after.failingSince).toBeGreaterThanOrEqual(again);
+
+		// Older code that succeeded (resetting only the count) and then failed again: a count above 0 beside a
+		// start from before that success. At the threshold, the success is found: the run starts now, no disable.
+		await storeSql(
+			t.orgId,
+			"UPDATE webhook_endpoints SET consecutive_failures = ?, failing_since = ? WHERE id = ?",
+			DISABLE_AFTER_FAILURES - 1,
+			before - 3 * DISABLE_AFTER_FAILING_MS,
+			ep.id,
+		);
+		await storeSql(t.orgId, "UPDATE webhook_deliveries SET updated_at = ? WHERE id = ?", before - DISABLE_AFTER_FAILING_MS, (c as { deliveryId: string }).deliveryId);
+		const atThreshold = Date.now();
+		await deliverTenant([b], { attempts: 2 });
+		const kept = await read();
+		expect(kept).toMatchObject({ status: "enabled", consecutiveFailures: DISABLE_AFTER_FAILURES, disabledReason: null });
+		expect(kept.failingSince).toBeGreaterThanOrEqual(atThreshold);
 	});
 });
 

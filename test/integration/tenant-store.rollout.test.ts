@@ -196,11 +196,22 @@ describe("schema rollout: v1 → v2 → v3 → v4 → v5 → v6 reaches every st
 		// no such column; at v6 it has, and the columns v5 code reads are as they were.
 		const failingSince = (orgId: string) => storeSql(orgId, "SELECT failing_since FROM webhook_endpoints");
 		await expect(failingSince(t1.orgId)).rejects.toThrow(/failing_since/);
+		// An endpoint as v5 code writes it (its columns), failing: after v6 the same row reads the same.
+		const v5Columns = "id, organization_id, url, event_types, secret, status, consecutive_failures, disabled_reason, version, created_at, updated_at";
+		await storeSql(
+			t1.orgId,
+			`INSERT INTO webhook_endpoints (${v5Columns}) VALUES (?, ?, 'https://hooks.tenant.example.com/in', '["*"]', 'whsec_x', 'enabled', 3, NULL, 1, 1, 1)`,
+			"we_v5",
+			t1.orgId,
+		);
+		const asV5 = await storeSql(t1.orgId, `SELECT ${v5Columns} FROM webhook_endpoints`);
 		setStoreSchemaTarget(6);
 		await runScheduled(env, Date.now());
 		expect(await recorded(ids)).toEqual(ids.map(() => 6));
-		for (const id of ids) expect(await failingSince(id)).toEqual([]);
-		expect(await storeSql(t1.orgId, "SELECT id, status, consecutive_failures, disabled_reason FROM webhook_endpoints")).toEqual([]);
+		for (const id of ids) expect(await failingSince(id)).toEqual(id === t1.orgId ? [{ failing_since: null }] : []);
+		expect(await storeSql(t1.orgId, `SELECT ${v5Columns} FROM webhook_endpoints`)).toEqual(asV5);
+		expect(asV5).toEqual([expect.objectContaining({ id: "we_v5", consecutive_failures: 3 })]);
+		await storeSql(t1.orgId, "DELETE FROM webhook_endpoints");
 
 		// Nothing left behind: another run nudges none of them.
 		await runScheduled(env, Date.now());

@@ -66,7 +66,7 @@ export const outbox = sqliteTable(
 		lastError: text("last_error"),
 		updatedAt: integer("updated_at"),
 	},
-	(t) => [index("outbox_status_created_idx").on(t.status, t.createdAt)],
+	(t) => [index("outbox_status_created_idx").on(t.status, t.createdAt), index("outbox_org_idx").on(t.organizationId)],
 );
 
 /**
