@@ -76,7 +76,8 @@ export const createApiKey = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/api-keys",
 	summary: OPENAPI_TEXT ? "Create an API key (org:api_keys:manage); the secret is returned once" : undefined,
-	description: [
+	description: OPENAPI_TEXT
+		? [
 		"The secret (`key`) is `sk_live_` + base62 of 32 random bytes, 51 characters (secret scanners match " +
 			"`sk_live_[0-9A-Za-z]{43}`); it is in this answer only: the service stores its SHA-256 and shows `prefix` + `last4`.",
 		"A key calls this organization's /api/orgs/{orgId}/… routes (and GET /api/me) as principal `apikey:<id>` with exactly " +
@@ -84,7 +85,8 @@ export const createApiKey = createRoute({
 			"and held by the caller (403): a key that manages keys hands out at most its own.",
 		"Live keys (not revoked, not expired) per plan: free 2, pro 50, enterprise 1,000 (402 past it).",
 		published("api_key.created"),
-	].join("\n\n"),
+	].join("\n\n")
+		: undefined,
 	request: {
 		params: OrgParam,
 		body: json(
@@ -129,11 +131,13 @@ export const updateApiKey = createRoute({
 	method: "patch",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}",
 	summary: OPENAPI_TEXT ? "Change exactly the fields sent: name, permissions, rateLimitPerMinute (null: the plan's default)" : undefined,
-	description: [
+	description: OPENAPI_TEXT
+		? [
 		`Takes effect at once in the isolate that answers and within ${CACHE_S} s in every other (key rows are cached per isolate ` +
 			`for ${CACHE_S} s). New permissions must be known (400) and held by the caller (403).`,
 		published("api_key.updated"),
-	].join("\n\n"),
+	].join("\n\n")
+		: undefined,
 	request: {
 		params: KeyParams,
 		body: json(
@@ -149,12 +153,14 @@ export const revokeApiKey = createRoute({
 	method: "delete",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}",
 	summary: OPENAPI_TEXT ? `Revoke a key: refused everywhere within ${CACHE_S} s` : undefined,
-	description: [
+	description: OPENAPI_TEXT
+		? [
 		`Both its secrets (the current one, and one still in a rotation's grace period) are refused (401) at once by ` +
 			`the isolate that answers and within ${CACHE_S} s by every other. The key then answers 404, leaves the list and ` +
 			"no longer counts against the plan's number of keys.",
 		published("api_key.revoked"),
-	].join("\n\n"),
+	].join("\n\n")
+		: undefined,
 	request: { params: KeyParams },
 	responses: { 204: { description: OPENAPI_TEXT ? "Revoked" : undefined }, ...errors },
 });
@@ -163,13 +169,15 @@ export const rotateApiKey = createRoute({
 	method: "post",
 	path: "/api/orgs/{orgId}/api-keys/{keyId}/rotate",
 	summary: OPENAPI_TEXT ? `A new secret (returned once); the replaced one keeps working for ${GRACE_S} s` : undefined,
-	description: [
+	description: OPENAPI_TEXT
+		? [
 		`The new secret works at once. The replaced secret stays valid for a grace period of ${GRACE_S} s (previousKeyExpiresAt), ` +
 			`time to deploy the new one; rotating again ends an earlier grace period at once (in other isolates within ${CACHE_S} s).`,
 		"The caller must hold every permission the key has; a caller other than an admin rotates only itself (a key) and the keys " +
 			"it made (directly or through its keys); an expiring key only keys that expire no later than it does (403 otherwise).",
 		published("api_key.rotated"),
-	].join("\n\n"),
+	].join("\n\n")
+		: undefined,
 	request: { params: KeyParams },
 	responses: { 200: jsonContent(ApiKeyCreatedSchema, "Rotated; `key` is the new secret"), ...errors },
 });
