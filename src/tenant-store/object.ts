@@ -803,8 +803,10 @@ export class TenantStoreObject extends DurableObject<Env> {
 	 * `fresh`, what an earlier, abandoned attempt imported is deleted first (the shared tables may have
 	 * changed since, and INSERT OR IGNORE would keep the old rows); refused if the store serves data.
 	 */
-	async beginImport(orgId: string, fresh = false): Promise<void> {
+	async beginImport(orgId: string, fresh = false, attempt?: string): Promise<void> {
 		this.migrate();
+		// The same upgrade begun again (two cron runs overlapping on one upgrade row): what it imported stays.
+		if (attempt !== undefined && this.meta("state") === "importing" && this.meta("import_attempt") === attempt) return;
 		// Retired (the tenant deleted, or moved to another region) while the job was between its steps: an
 		// import would bring the tenant's rows back into a store nobody names.
 		const refuseRetired = () => {
@@ -818,6 +820,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 		refuseRetired();
 		this.bind(orgId);
 		this.setState("importing");
+		if (attempt !== undefined) this.setMeta("import_attempt", attempt);
 	}
 
 	/**
@@ -887,13 +890,15 @@ export class TenantStoreObject extends DurableObject<Env> {
 	}
 
 	/** Ends an import: the store serves requests again. */
-	async finishImport(): Promise<StoreStats> {
+	async finishImport(attempt?: string): Promise<StoreStats> {
 		this.migrate();
 		// An import under way ends; one already ended (the job's flip failed after it, and it runs again) is left
 		// as it is; a store wiped and retired meanwhile (the tenant deleted) stays retired.
 		const state = this.meta("state");
 		if (state === "active") return this.stats();
 		if (state !== "importing") throw new Error("this tenant store is not importing");
+		// A run of an earlier upgrade (its row abandoned and begun again meanwhile) does not end the new one's import.
+		if (attempt !== undefined && this.meta("import_attempt") !== attempt) throw new Error("this tenant store is importing for another upgrade attempt");
 		this.setState("active");
 		await this.armAlarm();
 		// Imported endpoints that were failing or disabled count at once (operator health).

@@ -249,6 +249,30 @@ async function advance(
 		return;
 	}
 	const stub = storeStub(env, orgId, org.region);
+	// This upgrade, as the store knows it (its row's start; the store is emptied once per upgrade, `begun`): a
+	// run that overlaps another on it does not wipe what that one imported, and a run of an upgrade abandoned
+	// and started again cannot end the newer one's import.
+	const upgrade = String(row.started_at);
+	// The store already serves (finishImport ran: verification had passed) while the organization is still
+	// 'migrating': the flip failed after it. Flipped now; giving up would send the tenant back to the shared
+	// tables beside an active store, and every later attempt would be refused ("already holds data"). The
+	// store's own figures stand for the verification (its alarm may have pruned expired idempotency keys).
+	const flipIfServed = async (): Promise<boolean> => {
+		const served = await stub.stats().catch(() => null);
+		if (served?.state !== "active" || served.organizationId !== orgId) return false;
+		const [flip] = await env.DB.batch([
+			env.DB.prepare("UPDATE organizations SET store_state = 'store', store_schema_version = ? WHERE id = ? AND store_state = 'migrating'").bind(
+				served.schemaVersion,
+				orgId,
+			),
+		]);
+		forgetStoreRoute(orgId);
+		if ((flip?.meta.changes ?? 0) === 0) return false;
+		await save(env, row, "done", { ...progress, error: undefined, counts: served.counts, auditHead: served.auditHead }, now);
+		report.flipped += 1;
+		logger.info("tenant moved to its store (its import had ended; the flip is done now)", { orgId, attempts: progress.attempts });
+		return true;
+	};
 	try {
 		if (row.phase === "waiting") {
 			if (!budget.take(1)) return;
@@ -257,7 +281,7 @@ async function advance(
 		}
 		if (!progress.begun) {
 			// Whatever an abandoned attempt left in the store goes; saved with the first chunk's progress.
-			await stub.beginImport(orgId, true);
+			await stub.beginImport(orgId, true, upgrade);
 			progress.begun = true;
 		}
 		while (progress.table < UPGRADE_TABLES.length) {
@@ -282,7 +306,7 @@ async function advance(
 		}
 		const difference = await verify(env, stub, orgId);
 		if (difference === null) {
-			const stats = await stub.finishImport();
+			const stats = await stub.finishImport(upgrade);
 			const [flip] = await env.DB.batch([
 				env.DB.prepare("UPDATE organizations SET store_state = 'store', store_schema_version = ? WHERE id = ? AND store_state = 'migrating'").bind(
 					stats.schemaVersion,
@@ -301,6 +325,7 @@ async function advance(
 			return;
 		}
 		progress.error = difference;
+		if (await flipIfServed()) return;
 		if (progress.attempts >= MAX_ATTEMPTS) {
 			await giveUp(env, row, progress, now, logger);
 			report.failed += 1;
@@ -310,6 +335,7 @@ async function advance(
 		logger.warn("tenant store upgrade did not verify; copying again", { orgId, difference });
 		await save(env, row, "copying", { ...emptyProgress(progress.attempts + 1), begun: true, errors: progress.errors, error: difference }, now);
 	} catch (err) {
+		if (await flipIfServed()) return;
 		progress.errors += 1;
 		progress.error = err instanceof Error ? err.message : String(err);
 		if (progress.errors >= MAX_ERRORS) {
