@@ -869,7 +869,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 	async retire(on: boolean): Promise<boolean> {
 		await this.applying;
 		// A Set's iterator also visits what is added meanwhile: done, none is under way.
-		for (const run of this.serving) await run;
+		for (const run of this.serving) await run.catch(() => undefined);
 		const has = await this.hasRecords();
 		if (on && has) return has;
 		// Off: "active" (a store the directory names is never importing: the upgrade job finishes first).
@@ -921,7 +921,7 @@ export class TenantStoreObject extends DurableObject<Env> {
 			this.setState("retired");
 		}
 		await this.applying;
-		for (const run of this.serving) await run;
+		for (const run of this.serving) await run.catch(() => undefined);
 		await this.ctx.storage.deleteAlarm();
 		this.alarmAt = null;
 		await this.ctx.storage.deleteAll();
