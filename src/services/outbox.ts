@@ -130,21 +130,21 @@ export async function relayOutbox(env: Env, db: Database, rows: OutboxRow[], log
 	if (rows.length === 0) return 0;
 	const limited = !unlimitedQueues.has(env.TENANT_EVENTS);
 	const batches: { row: OutboxRow; body: TenantEvent }[][] = [];
-	const tooLarge: { row: OutboxRow; bytes: number }[] = [];
+	// Rows that can never be sent, each with why: kept failed (operator health counts them).
+	const unsendable: { row: OutboxRow; reason: string }[] = [];
 	let batch: { row: OutboxRow; body: TenantEvent }[] = [];
 	let batchBytes = 0;
-	const unreadable: OutboxRow[] = [];
 	for (const row of rows) {
 		let body: TenantEvent;
 		try {
 			body = { ...(JSON.parse(row.body) as TenantEvent), relays: row.attempts + 1 };
 		} catch {
-			unreadable.push(row);
+			unsendable.push({ row, reason: "the body is not JSON" });
 			continue;
 		}
 		const bytes = limited ? utf8.encode(JSON.stringify(body)).byteLength : 0;
 		if (bytes > QUEUE_MESSAGE_BYTES) {
-			tooLarge.push({ row, bytes });
+			unsendable.push({ row, reason: `too large for a queue message: ${bytes} bytes (at most ${QUEUE_MESSAGE_BYTES})` });
 			continue;
 		}
 		if (limited && (batch.length === QUEUE_BATCH_MESSAGES || batchBytes + bytes > QUEUE_BATCH_BYTES)) {
@@ -156,15 +156,10 @@ export async function relayOutbox(env: Env, db: Database, rows: OutboxRow[], log
 		batchBytes += bytes;
 	}
 	if (batch.length > 0) batches.push(batch);
-	// A body that is not JSON can never be sent: kept failed, as a store's alarm keeps such a row.
-	for (const row of unreadable) {
-		await db.run(sql`UPDATE outbox SET status = 'failed', last_error = 'the body is not JSON', updated_at = ${Date.now()} WHERE id = ${row.id} AND status = 'pending'`);
-	}
-	if (tooLarge.length > 0) {
-		logger?.error("tenant events too large for a queue message are kept failed in the outbox", { ids: tooLarge.map((t) => t.row.id) });
-		for (const { row, bytes } of tooLarge) {
-			await db.run(sql`UPDATE outbox SET status = 'failed', last_error = ${`too large for a queue message: ${bytes} bytes (at most ${QUEUE_MESSAGE_BYTES})`},
-				updated_at = ${Date.now()} WHERE id = ${row.id} AND status = 'pending'`);
+	if (unsendable.length > 0) {
+		logger?.error("tenant events that can never be sent are kept failed in the outbox", { ids: unsendable.map((u) => u.row.id) });
+		for (const { row, reason } of unsendable) {
+			await db.run(sql`UPDATE outbox SET status = 'failed', last_error = ${reason}, updated_at = ${Date.now()} WHERE id = ${row.id} AND status = 'pending'`);
 		}
 	}
 	let sent = 0;

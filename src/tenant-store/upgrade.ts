@@ -253,25 +253,28 @@ async function advance(
 	// run that overlaps another on it does not wipe what that one imported, and a run of an upgrade abandoned
 	// and started again cannot end the newer one's import.
 	const upgrade = String(row.started_at);
+	// The flip: the organization is served by its store from now on, with the store's figures saved as verified.
+	const flip = async (stats: { schemaVersion: number; counts: Record<string, number>; auditHead: AuditHead | null }): Promise<boolean> => {
+		const [res] = await env.DB.batch([
+			env.DB.prepare("UPDATE organizations SET store_state = 'store', store_schema_version = ? WHERE id = ? AND store_state = 'migrating'").bind(
+				stats.schemaVersion,
+				orgId,
+			),
+		]);
+		forgetStoreRoute(orgId);
+		if ((res?.meta.changes ?? 0) === 0) return false;
+		await save(env, row, "done", { ...progress, error: undefined, counts: stats.counts, auditHead: stats.auditHead }, now);
+		report.flipped += 1;
+		logger.info("tenant moved to its store", { orgId, copied: row.copied, attempts: progress.attempts });
+		return true;
+	};
 	// The store already serves (finishImport ran: verification had passed) while the organization is still
 	// 'migrating': the flip failed after it. Flipped now; giving up would send the tenant back to the shared
 	// tables beside an active store, and every later attempt would be refused ("already holds data"). The
 	// store's own figures stand for the verification (its alarm may have pruned expired idempotency keys).
 	const flipIfServed = async (): Promise<boolean> => {
 		const served = await stub.stats().catch(() => null);
-		if (served?.state !== "active" || served.organizationId !== orgId) return false;
-		const [flip] = await env.DB.batch([
-			env.DB.prepare("UPDATE organizations SET store_state = 'store', store_schema_version = ? WHERE id = ? AND store_state = 'migrating'").bind(
-				served.schemaVersion,
-				orgId,
-			),
-		]);
-		forgetStoreRoute(orgId);
-		if ((flip?.meta.changes ?? 0) === 0) return false;
-		await save(env, row, "done", { ...progress, error: undefined, counts: served.counts, auditHead: served.auditHead }, now);
-		report.flipped += 1;
-		logger.info("tenant moved to its store (its import had ended; the flip is done now)", { orgId, attempts: progress.attempts });
-		return true;
+		return served?.state === "active" && served.organizationId === orgId && (await flip(served));
 	};
 	try {
 		if (row.phase === "waiting") {
@@ -307,21 +310,10 @@ async function advance(
 		const difference = await verify(env, stub, orgId);
 		if (difference === null) {
 			const stats = await stub.finishImport(upgrade);
-			const [flip] = await env.DB.batch([
-				env.DB.prepare("UPDATE organizations SET store_state = 'store', store_schema_version = ? WHERE id = ? AND store_state = 'migrating'").bind(
-					stats.schemaVersion,
-					orgId,
-				),
-			]);
-			forgetStoreRoute(orgId);
+			if (await flip(stats)) return;
 			// Not flipped: if an operator deleted the tenant meanwhile, what this import copied goes too.
-			if ((flip?.meta.changes ?? 0) === 0 && (await readPlacement(env.DB, orgId))?.state === "deleted") await stub.wipe(true);
-			const done: Progress = { ...progress, error: undefined, counts: stats.counts, auditHead: stats.auditHead };
-			await save(env, row, (flip?.meta.changes ?? 0) > 0 ? "done" : "abandoned", done, now);
-			if ((flip?.meta.changes ?? 0) > 0) {
-				report.flipped += 1;
-				logger.info("tenant moved to its store", { orgId, copied: row.copied, attempts: progress.attempts });
-			}
+			if ((await readPlacement(env.DB, orgId))?.state === "deleted") await stub.wipe(true);
+			await save(env, row, "abandoned", { ...progress, error: undefined, counts: stats.counts, auditHead: stats.auditHead }, now);
 			return;
 		}
 		progress.error = difference;
