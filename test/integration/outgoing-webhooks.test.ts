@@ -40,6 +40,18 @@ const proTenant = async () => {
 	return { ...t, token: t.admin.token, base: `${t.base}/webhooks` };
 };
 
+/** A pro tenant whose one endpoint (every event type) answers `status`, and the delivery of one event to it, not yet attempted. */
+async function oneDelivery(status: number) {
+	const t = await proTenant();
+	const ep = await register(t, ["*"]);
+	receiver.state.status = status;
+	const sent = captureTenantEvents(vi);
+	await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
+	const [msg] = await sentDeliveries(t.orgId, sent);
+	expect(msg).toBeDefined();
+	return { t, ep, msg: msg! };
+}
+
 async function register(t: Awaited<ReturnType<typeof proTenant>>, eventTypes = ["order.created"]) {
 	const res = await call<Body<"POST /api/orgs/:orgId/webhooks">>("POST", t.base, {
 		token: t.token,
@@ -207,13 +219,7 @@ describe("delivery", () => {
 	});
 
 	it("a failing endpoint is retried on an exponential schedule, every attempt logged, until it gives up", async () => {
-		const t = await proTenant();
-		const ep = await register(t, ["*"]);
-		receiver.state.status = 500;
-		const sent = captureTenantEvents(vi);
-		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
-		const [msg] = await sentDeliveries(t.orgId, sent);
-		expect(msg).toBeDefined();
+		const { t, ep, msg } = await oneDelivery(500);
 		const delays: (number | undefined)[] = [];
 		for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
 			const r = await deliverTenant([msg!], { attempts: attempt });
@@ -361,12 +367,7 @@ describe("delivery logs in the tenant's store", () => {
 
 describe("an endpoint's run of failures", () => {
 	it("a delivery whose endpoint was deleted before its retry ends failed, not retrying for good", async () => {
-		const t = await proTenant();
-		const ep = await register(t, ["*"]);
-		receiver.state.status = 500;
-		const sent = captureTenantEvents(vi);
-		await deliverTenant([tenantEvent(t.orgId, "plan.changed", { plan: "pro" })]);
-		const [msg] = await sentDeliveries(t.orgId, sent);
+		const { t, ep, msg } = await oneDelivery(500);
 		await deliverTenant([msg!]);
 		expect(await storeSql(t.orgId, "SELECT status FROM webhook_deliveries")).toEqual([{ status: "retrying" }]);
 		expect((await call("DELETE", `${t.base}/${ep.id}`, { token: t.token })).status).toBe(204);

@@ -96,6 +96,17 @@ async function inParallel<T, R>(items: T[], limit: number, work: (item: T) => Pr
 
 const TENANTS = 200;
 
+/** A member Clerk's organizationMembership.created made, with a session token; `remove` delivers its .deleted. */
+async function clerkMember(t: Tenant) {
+	const memberId = uid("user");
+	const membershipId = uid("orgmem");
+	await deliver([messageFor(envelope("organizationMembership.created", membershipData(membershipId, t.orgId, memberId)))]);
+	return {
+		token: await signToken({ userId: memberId }),
+		remove: () => deliver([messageFor(envelope("organizationMembership.deleted", membershipData(membershipId, t.orgId, memberId), Date.now()))]),
+	};
+}
+
 describe("tenant stores: one SQLite Durable Object per tenant, D1 as the directory", () => {
 	it("200 tenants used in parallel: each sees only its own data, every audit chain is intact, and D1 gets no tenant rows", async () => {
 		const before = await d1TenantRows();
@@ -162,16 +173,11 @@ describe("tenant stores: one SQLite Durable Object per tenant, D1 as the directo
 
 	it("a membership deleted in Clerk answers 403 on the tenant's next request once the event is consumed", async () => {
 		const t = await seedTenant();
-		const memberId = uid("user");
-		const membershipId = uid("orgmem");
-		await deliver([messageFor(envelope("organizationMembership.created", membershipData(membershipId, t.orgId, memberId)))]);
-		const token = await signToken({ userId: memberId });
+		const { token, remove } = await clerkMember(t);
 		// The store mirrors the member (first request), then serves from its mirror.
 		expect((await call("GET", `${t.base}/products`, { token })).status).toBe(200);
 		expect((await call("GET", `${t.base}/products`, { token })).status).toBe(200);
-		const consumed = await deliver([
-			messageFor(envelope("organizationMembership.deleted", membershipData(membershipId, t.orgId, memberId), Date.now())),
-		]);
+		const consumed = await remove();
 		expect(consumed.explicitAcks).toHaveLength(1);
 		expect(consumed.retryMessages).toHaveLength(0);
 		const denied = await call("GET", `${t.base}/products`, { token });
@@ -180,19 +186,14 @@ describe("tenant stores: one SQLite Durable Object per tenant, D1 as the directo
 
 	it("a membership deleted while the store reads the member from the directory: the next request is 403 (the read is not kept)", async () => {
 		const t = await seedTenant();
-		const memberId = uid("user");
-		const membershipId = uid("orgmem");
-		await deliver([messageFor(envelope("organizationMembership.created", membershipData(membershipId, t.orgId, memberId)))]);
-		const token = await signToken({ userId: memberId });
+		const { token, remove } = await clerkMember(t);
 		expect((await call("GET", `${t.base}/products`, { token: t.admin.token })).status).toBe(200);
 		// The member's first request: the store reads the membership, then the seat standing, held here.
 		const held = await holdStoreD1(t.orgId, (q) => q.includes("AS ahead"));
 		const first = call("GET", `${t.base}/products`, { token });
 		await held.reached;
 		// Meanwhile Clerk's membership.deleted is consumed: the directory changes, the store is told.
-		const consumed = await deliver([
-			messageFor(envelope("organizationMembership.deleted", membershipData(membershipId, t.orgId, memberId), Date.now())),
-		]);
+		const consumed = await remove();
 		expect(consumed.retryMessages).toHaveLength(0);
 		held.release();
 		// The request under way was admitted before the removal; the store did not keep that answer.
